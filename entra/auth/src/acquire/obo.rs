@@ -1,0 +1,56 @@
+//! On-Behalf-Of: a middle-tier API exchanges the user's token for a token to call the next
+//! API as that same user. Results are cached per user and scope until shortly before expiry.
+
+use std::time::Duration;
+
+use super::{AccessToken, AcquireError, ConfidentialClient, TokenCache};
+use crate::validate::Caller;
+
+/// Cache key: the user (tenant + object id) and the requested scope. Two users never share an
+/// entry; one user's calls share one exchange.
+type Key = (String, String, String);
+
+pub struct OnBehalfOf {
+    client: ConfidentialClient,
+    cache: TokenCache<Key>,
+}
+
+impl OnBehalfOf {
+    pub fn new(client: ConfidentialClient) -> Self {
+        OnBehalfOf {
+            client,
+            cache: TokenCache::new(Duration::from_secs(300)),
+        }
+    }
+
+    /// A token for `scope` (e.g. `api://orders-api-local/.default`) on behalf of `caller`,
+    /// whose validated access token is `user_token`.
+    pub async fn token(
+        &self,
+        caller: &Caller,
+        user_token: &str,
+        scope: &str,
+    ) -> Result<AccessToken, AcquireError> {
+        if !caller.is_user() {
+            return Err(AcquireError::NotConfigured(
+                "On-Behalf-Of needs a user token, not an app-only token".into(),
+            ));
+        }
+        let key = (caller.tid.clone(), caller.oid.clone(), scope.to_string());
+        self.cache
+            .get_or_fetch(key, || async {
+                Ok(self.client.on_behalf_of(user_token, scope).await?.access())
+            })
+            .await
+    }
+
+    /// Drops `caller`'s cached token for `scope`, e.g. after the downstream API refused it.
+    pub fn forget(&self, caller: &Caller, scope: &str) {
+        self.cache
+            .invalidate(&(caller.tid.clone(), caller.oid.clone(), scope.to_string()));
+    }
+
+    pub fn client(&self) -> &ConfidentialClient {
+        &self.client
+    }
+}

@@ -1,0 +1,89 @@
+//! The hop trace: what each service saw of the token it validated.
+//!
+//! Every hop (chat-app, orders-mcp, orders-api) reports one [`Hop`]. It is built from a
+//! validated [`Caller`](crate::Caller), so it can never contain the raw token: only the claims
+//! worth showing on stage and the last characters of the token's id.
+
+use serde::{Deserialize, Serialize};
+
+/// HTTP response header in which a service returns its own hop record, as base64url (no
+/// padding) of the JSON [`Hop`]. orders-api sets it on every authenticated response.
+pub const HOP_HEADER: &str = "x-hop-trace";
+
+/// One service's view of the identity it was called with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hop {
+    /// The service that validated the token, e.g. `orders-api`.
+    pub service: String,
+    /// What the token said, as validated by that service.
+    pub token: TokenSummary,
+    /// How the caller obtained the token this service received.
+    pub how: How,
+    pub decision: Decision,
+    /// Time this service spent on the request, in milliseconds.
+    pub elapsed_ms: f64,
+}
+
+/// The claims of a validated token that matter for identity propagation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSummary {
+    pub aud: String,
+    pub iss: String,
+    /// `"1.0"` or `"2.0"`.
+    pub ver: String,
+    /// Delegated scopes (`scp`); empty for app-only tokens.
+    pub scp: Vec<String>,
+    pub roles: Vec<String>,
+    /// The client the token was issued to (`azp` in v2, `appid` in v1).
+    pub client_id: String,
+    /// Object id of the user (or, for app-only tokens, of the service principal).
+    pub oid: String,
+    pub name: Option<String>,
+    pub tid: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+    /// The last characters of the token identifier (`uti`), enough to tell tokens apart.
+    pub token_id_suffix: String,
+}
+
+/// How the token arrived at a hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum How {
+    /// Issued to the user's client at sign-in (chat-app's own token for orders-mcp).
+    SignIn,
+    /// Forwarded unchanged from the previous hop.
+    Passthrough,
+    /// Exchanged by the previous hop through On-Behalf-Of.
+    Obo,
+}
+
+/// What the hop decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Decision {
+    Allowed,
+    Denied { reason: String },
+}
+
+#[cfg(feature = "server")]
+mod encoding {
+    use super::Hop;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    impl Hop {
+        /// The value for [`HOP_HEADER`](super::HOP_HEADER).
+        pub fn to_header_value(&self) -> String {
+            // Serializing plain strings and numbers cannot fail; an empty value is harmless.
+            let json = serde_json::to_vec(self).unwrap_or_default();
+            URL_SAFE_NO_PAD.encode(json)
+        }
+
+        /// Parses a [`HOP_HEADER`](super::HOP_HEADER) value; `None` if it is not a hop record.
+        pub fn from_header_value(value: &str) -> Option<Hop> {
+            let json = URL_SAFE_NO_PAD.decode(value.trim()).ok()?;
+            serde_json::from_slice(&json).ok()
+        }
+    }
+}

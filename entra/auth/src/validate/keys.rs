@@ -1,0 +1,209 @@
+//! OpenID metadata and the JWKS cache behind a [`TokenValidator`](super::TokenValidator).
+//!
+//! The loaded state is an immutable snapshot behind a short `RwLock`, so validating a token
+//! costs one read lock and a hash lookup. All fetching goes through one async mutex: concurrent
+//! misses wait for a single fetch, and a schedule rate-limits fetches triggered by unknown `kid`s.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::DecodingKey;
+use serde::Deserialize;
+use url::Url;
+
+use super::{Issuers, State, TokenVersion, ValidationError, ValidatorConfig, validation_for};
+
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct Loaded {
+    pub state: State,
+    keys: HashMap<String, Arc<DecodingKey>>,
+    loaded_at: Instant,
+}
+
+pub(crate) struct KeyStore {
+    http: reqwest::Client,
+    config: ValidatorConfig,
+    loaded: RwLock<Option<Arc<Loaded>>>,
+    /// When the next fetch may start; held across the fetch, so fetches never overlap.
+    schedule: tokio::sync::Mutex<Option<Instant>>,
+    fetches: AtomicU64,
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    jwks_uri: Url,
+}
+
+#[derive(Deserialize)]
+struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Deserialize)]
+struct Jwk {
+    kty: String,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    alg: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+impl KeyStore {
+    pub fn new(config: &ValidatorConfig, http: reqwest::Client) -> Self {
+        KeyStore {
+            http,
+            config: config.clone(),
+            loaded: RwLock::new(None),
+            schedule: tokio::sync::Mutex::new(None),
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    fn snapshot(&self) -> Option<Arc<Loaded>> {
+        // A poisoned lock only means another thread panicked mid-swap of an Arc: the value is intact.
+        self.loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn is_fresh(&self, loaded: &Loaded) -> bool {
+        loaded.loaded_at.elapsed() < self.config.metadata_max_age
+    }
+
+    /// The loaded metadata, fetching it first if there is none or it is too old.
+    pub async fn current(&self) -> Result<Arc<Loaded>, ValidationError> {
+        match self.snapshot() {
+            Some(loaded) if self.is_fresh(&loaded) => Ok(loaded),
+            _ => self.refresh(None).await,
+        }
+    }
+
+    /// The metadata and the key for `kid`, refetching (rate-limited) if `kid` is unknown.
+    pub async fn key(&self, kid: &str) -> Result<(Arc<Loaded>, Arc<DecodingKey>), ValidationError> {
+        let loaded = self.current().await?;
+        if let Some(key) = loaded.keys.get(kid) {
+            return Ok((loaded.clone(), key.clone()));
+        }
+        let loaded = self.refresh(Some(kid)).await?;
+        let key = loaded
+            .keys
+            .get(kid)
+            .cloned()
+            .ok_or(ValidationError::UnknownKey)?;
+        Ok((loaded, key))
+    }
+
+    async fn refresh(&self, wanted_kid: Option<&str>) -> Result<Arc<Loaded>, ValidationError> {
+        let mut next_allowed = self.schedule.lock().await;
+        // Whoever held the lock before us may already have fetched what we need.
+        let snapshot = self.snapshot();
+        if let Some(loaded) = &snapshot {
+            let has_kid = wanted_kid.is_none_or(|kid| loaded.keys.contains_key(kid));
+            if has_kid && self.is_fresh(loaded) {
+                return Ok(loaded.clone());
+            }
+        }
+        if next_allowed.is_some_and(|at| Instant::now() < at) {
+            return snapshot.ok_or(ValidationError::KeysUnavailable);
+        }
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        match self.fetch().await {
+            Ok(loaded) => {
+                *next_allowed = Some(Instant::now() + self.config.key_refetch_interval);
+                let loaded = Arc::new(loaded);
+                *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = Some(loaded.clone());
+                tracing::debug!(
+                    keys = loaded.keys.len(),
+                    "loaded identity provider metadata and signing keys"
+                );
+                Ok(loaded)
+            }
+            Err(reason) => {
+                *next_allowed = Some(Instant::now() + self.config.failure_backoff);
+                tracing::warn!(authority = %self.config.authority, %reason, "cannot load identity provider metadata");
+                // Keep trusting the keys we have: an IdP outage must not take the service down.
+                snapshot.ok_or(ValidationError::KeysUnavailable)
+            }
+        }
+    }
+
+    fn discovery_url(&self, version: TokenVersion) -> Result<Url, String> {
+        let path = match version {
+            TokenVersion::V1 => {
+                format!("{}/.well-known/openid-configuration", self.config.tenant_id)
+            }
+            TokenVersion::V2 => format!(
+                "{}/v2.0/.well-known/openid-configuration",
+                self.config.tenant_id
+            ),
+        };
+        let mut base = self.config.authority.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        base.join(&path)
+            .map_err(|e| format!("bad authority URL: {e}"))
+    }
+
+    async fn get_json<T: for<'de> Deserialize<'de>>(&self, url: Url) -> Result<T, String> {
+        let response = self
+            .http
+            .get(url.clone())
+            .timeout(FETCH_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("GET {url}: HTTP {}", response.status()));
+        }
+        response.json().await.map_err(|e| format!("GET {url}: {e}"))
+    }
+
+    async fn fetch(&self) -> Result<Loaded, String> {
+        // The v2 document always: it names the JWKS (shared by v1 and v2 tokens).
+        let v2: Discovery = self.get_json(self.discovery_url(TokenVersion::V2)?).await?;
+        let mut issuers = Issuers::default();
+        if self.config.versions.contains(&TokenVersion::V1) {
+            let v1: Discovery = self.get_json(self.discovery_url(TokenVersion::V1)?).await?;
+            issuers.v1 = Some(v1.issuer);
+        }
+        if self.config.versions.contains(&TokenVersion::V2) {
+            issuers.v2 = Some(v2.issuer);
+        }
+        let jwks: Jwks = self.get_json(v2.jwks_uri).await?;
+        let keys: HashMap<_, _> = jwks
+            .keys
+            .into_iter()
+            .filter(|k| k.kty == "RSA" && k.use_.as_deref().is_none_or(|u| u == "sig"))
+            .filter(|k| k.alg.as_deref().is_none_or(|a| a == "RS256"))
+            .filter_map(|k| {
+                let key =
+                    DecodingKey::from_rsa_components(k.n.as_deref()?, k.e.as_deref()?).ok()?;
+                Some((k.kid?, Arc::new(key)))
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err("the JWKS has no usable RS256 signing key".into());
+        }
+        let validation = validation_for(&self.config, &issuers.all());
+        Ok(Loaded {
+            state: State {
+                issuers,
+                validation,
+            },
+            keys,
+            loaded_at: Instant::now(),
+        })
+    }
+}

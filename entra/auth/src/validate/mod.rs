@@ -1,0 +1,234 @@
+//! Access-token validation, as a resource server must do it for Entra ID tokens.
+//!
+//! The order of checks is chosen so that cheap, attacker-controlled input is rejected before
+//! any key lookup or signature work: size and shape, then the header (`RS256` only, `kid`
+//! present, no `crit`), then the key (from the tenant's JWKS, never from `jku`/`x5u`/`jwk`
+//! headers), then the signature, then the claims (`iss`, `aud`, `exp`/`nbf`, `tid`, `ver`).
+
+mod caller;
+mod keys;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+use url::Url;
+
+use caller::Claims;
+pub use caller::{Caller, CallerKind, TokenVersion};
+use keys::KeyStore;
+
+/// Tokens longer than this are refused before any parsing. Entra access tokens are a few KB,
+/// even with many groups; 16 KiB leaves room and bounds the work an attacker can cause.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// What a [`TokenValidator`] accepts.
+#[derive(Debug, Clone)]
+pub struct ValidatorConfig {
+    /// Base URL the validator fetches OpenID metadata from: `https://login.microsoftonline.com`,
+    /// or the emulator (possibly on an internal address, while tokens name its public issuer).
+    pub authority: Url,
+    pub tenant_id: String,
+    /// Accepted `aud` values: typically the app's client id GUID and its `api://` URI.
+    pub audiences: Vec<String>,
+    /// Accepted token versions; each adds that version's issuer from the discovery documents.
+    pub versions: Vec<TokenVersion>,
+    /// Allowed clock skew for `exp` and `nbf`.
+    pub leeway: Duration,
+    /// At most one JWKS refetch for an unknown `kid` per this interval, so a flood of forged
+    /// `kid`s cannot make the service hammer the identity provider.
+    pub key_refetch_interval: Duration,
+    /// Metadata and keys are refreshed when older than this, so a key the IdP withdrew stops
+    /// being trusted.
+    pub metadata_max_age: Duration,
+    /// After a failed metadata fetch, wait this long before trying again.
+    pub failure_backoff: Duration,
+}
+
+impl ValidatorConfig {
+    /// Accepts both token versions for the given audiences, with the default intervals.
+    pub fn new(authority: Url, tenant_id: impl Into<String>, audiences: Vec<String>) -> Self {
+        ValidatorConfig {
+            authority,
+            tenant_id: tenant_id.into(),
+            audiences,
+            versions: vec![TokenVersion::V1, TokenVersion::V2],
+            leeway: Duration::from_secs(60),
+            key_refetch_interval: Duration::from_secs(30),
+            metadata_max_age: Duration::from_secs(24 * 60 * 60),
+            failure_backoff: Duration::from_secs(2),
+        }
+    }
+
+    pub fn versions(mut self, versions: &[TokenVersion]) -> Self {
+        self.versions = versions.to_vec();
+        self
+    }
+}
+
+/// Why a token was refused. The messages are fixed strings: nothing from the token (not even
+/// its `kid`) is echoed, so they are safe in a `WWW-Authenticate` header and in logs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token is too large")]
+    TooLarge,
+    #[error("only RS256-signed tokens are accepted")]
+    UnsupportedAlgorithm,
+    #[error("the token has no key id")]
+    MissingKeyId,
+    #[error("the token uses critical header extensions")]
+    CriticalHeader,
+    #[error("the token was signed with an unknown key")]
+    UnknownKey,
+    #[error("the token signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token is for another audience")]
+    WrongAudience,
+    #[error("the token was issued by an untrusted issuer")]
+    WrongIssuer,
+    #[error("the token was issued for another tenant")]
+    WrongTenant,
+    #[error("the token version does not match its issuer")]
+    VersionMismatch,
+    #[error("the token lacks a required claim")]
+    MissingClaim,
+    /// The identity provider's metadata or keys could not be loaded: nothing can be accepted.
+    #[error("the identity provider's signing keys are unavailable")]
+    KeysUnavailable,
+}
+
+/// The JOSE header fields this validator looks at; the rest are ignored.
+#[derive(Deserialize)]
+struct Header {
+    alg: Option<String>,
+    kid: Option<String>,
+    crit: Option<serde_json::Value>,
+}
+
+/// Validates Entra access tokens for one resource. Cheap to share: wrap it in an `Arc`.
+pub struct TokenValidator {
+    config: ValidatorConfig,
+    keys: KeyStore,
+}
+
+impl TokenValidator {
+    pub fn new(config: ValidatorConfig, http: reqwest::Client) -> Self {
+        let keys = KeyStore::new(&config, http);
+        TokenValidator { config, keys }
+    }
+
+    pub fn config(&self) -> &ValidatorConfig {
+        &self.config
+    }
+
+    /// Whether metadata and keys are loaded (loading them if needed): a readiness signal.
+    pub async fn ready(&self) -> bool {
+        self.keys.current().await.is_ok()
+    }
+
+    /// How many times metadata or keys were fetched: for tests and diagnostics.
+    pub fn fetch_count(&self) -> u64 {
+        self.keys.fetch_count()
+    }
+
+    /// Validates `token` and returns who is calling.
+    pub async fn validate(&self, token: &str) -> Result<Caller, ValidationError> {
+        let kid = check_shape(token)?;
+        let (loaded, key) = self.keys.key(&kid).await?;
+        let state = &loaded.state;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &state.validation)
+            .map_err(map_jwt_error)?;
+        Caller::from_claims(data.claims, &self.config.tenant_id, &state.issuers)
+    }
+}
+
+/// Checks size, segments and header without touching keys; returns the `kid`.
+fn check_shape(token: &str) -> Result<String, ValidationError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(ValidationError::TooLarge);
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ValidationError::Malformed);
+    };
+    if header.is_empty() || payload.is_empty() {
+        return Err(ValidationError::Malformed);
+    }
+    if signature.is_empty() {
+        // An unsigned token (`alg: none` style) never gets near a key.
+        return Err(ValidationError::UnsupportedAlgorithm);
+    }
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| ValidationError::Malformed)?;
+    let parsed: Header =
+        serde_json::from_slice(&header_json).map_err(|_| ValidationError::Malformed)?;
+    if parsed.alg.as_deref() != Some("RS256") {
+        return Err(ValidationError::UnsupportedAlgorithm);
+    }
+    // RFC 7515 §4.1.11: a recipient must reject extensions it does not understand.
+    if parsed.crit.is_some() {
+        return Err(ValidationError::CriticalHeader);
+    }
+    match parsed.kid {
+        Some(kid) if !kid.is_empty() && kid.len() <= 256 => Ok(kid),
+        _ => Err(ValidationError::MissingKeyId),
+    }
+}
+
+fn map_jwt_error(e: jsonwebtoken::errors::Error) -> ValidationError {
+    match e.kind() {
+        ErrorKind::InvalidSignature | ErrorKind::InvalidRsaKey(_) => ValidationError::BadSignature,
+        ErrorKind::ExpiredSignature => ValidationError::Expired,
+        ErrorKind::ImmatureSignature => ValidationError::NotYetValid,
+        ErrorKind::InvalidAudience => ValidationError::WrongAudience,
+        ErrorKind::InvalidIssuer => ValidationError::WrongIssuer,
+        ErrorKind::MissingRequiredClaim(_) => ValidationError::MissingClaim,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm => ValidationError::UnsupportedAlgorithm,
+        _ => ValidationError::Malformed,
+    }
+}
+
+/// The jsonwebtoken settings for one validator, once the issuers are known.
+fn validation_for(config: &ValidatorConfig, issuers: &[String]) -> Validation {
+    let mut v = Validation::new(Algorithm::RS256);
+    v.leeway = config.leeway.as_secs();
+    v.validate_exp = true;
+    v.validate_nbf = true;
+    v.set_audience(&config.audiences);
+    v.set_issuer(issuers);
+    v.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
+    v
+}
+
+/// The issuers a validator trusts, learned from the discovery documents.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Issuers {
+    pub v1: Option<String>,
+    pub v2: Option<String>,
+}
+
+impl Issuers {
+    fn all(&self) -> Vec<String> {
+        self.v1.iter().chain(self.v2.iter()).cloned().collect()
+    }
+}
+
+/// Loaded metadata, replaced as a whole on refresh.
+pub(crate) struct State {
+    pub issuers: Issuers,
+    pub validation: Validation,
+}

@@ -1,0 +1,203 @@
+//! Token contents in Entra's shapes: v1 and v2 access tokens (delegated and app-only) and v2
+//! ID tokens. Which shape a resource gets is its manifest `access_token_version`, as in Entra.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use entra_auth::manifest::{Tenant, User};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::directory::Resource;
+
+/// Issuer identifiers for the tenant, derived from the emulator's public URL.
+#[derive(Debug, Clone)]
+pub struct Issuers {
+    /// `{public}/{tid}/`: the emulator's counterpart of `https://sts.windows.net/{tid}/`.
+    pub v1: String,
+    /// `{public}/{tid}/v2.0`: the counterpart of `https://login.microsoftonline.com/{tid}/v2.0`.
+    pub v2: String,
+}
+
+impl Issuers {
+    pub fn new(public_url: &str, tenant_id: &str) -> Self {
+        let base = public_url.trim_end_matches('/');
+        Issuers {
+            v1: format!("{base}/{tenant_id}/"),
+            v2: format!("{base}/{tenant_id}/v2.0"),
+        }
+    }
+
+    pub fn for_version(&self, version: u8) -> &str {
+        if version == 1 { &self.v1 } else { &self.v2 }
+    }
+}
+
+/// How the client authenticated: Entra's `azpacr` / `appidacr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    Public,
+    Secret,
+    Assertion,
+}
+
+impl ClientAuth {
+    fn acr(self) -> &'static str {
+        match self {
+            ClientAuth::Public => "0",
+            ClientAuth::Secret => "1",
+            ClientAuth::Assertion => "2",
+        }
+    }
+}
+
+/// Who a token is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// A user, signed in through `client` (delegated token: `scp`).
+    User(&'a User),
+    /// An application acting as itself (app-only token: no `scp`, `idtyp: app`), by the object
+    /// id of its service principal (or of the managed identity).
+    App { object_id: &'a str },
+}
+
+/// An access token to mint.
+pub struct AccessClaims<'a> {
+    pub subject: Subject<'a>,
+    /// The client the token is issued to (`azp` / `appid`).
+    pub client_id: &'a str,
+    pub client_auth: ClientAuth,
+    pub resource: &'a Resource,
+    pub scopes: &'a [String],
+    pub roles: &'a [String],
+    /// Sign-in session id, when a browser session exists.
+    pub session_id: Option<&'a str>,
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// An opaque random string of `bytes` random bytes, base64url.
+pub fn random_id(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // aws-lc's RNG only fails if the OS has no entropy source; a zeroed id is then still unique
+    // enough for a local emulator, and nothing here is a secret that protects real data.
+    let _ = aws_lc_rs::rand::fill(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// Entra's `sub` is pairwise: the same user has a different `sub` for each app.
+fn pairwise_sub(oid: &str, app_id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(format!("{oid}:{app_id}")))[..43].to_string()
+}
+
+fn split_name(display: &str) -> (&str, &str) {
+    display.split_once(' ').unwrap_or((display, ""))
+}
+
+pub fn access_token(
+    issuers: &Issuers,
+    tenant: &Tenant,
+    lifetime_secs: i64,
+    c: &AccessClaims,
+) -> Value {
+    let iat = now();
+    let v1 = c.resource.version == 1;
+    let mut claims = Map::new();
+    let mut put = |k: &str, v: Value| {
+        claims.insert(k.to_string(), v);
+    };
+    put("aud", json!(c.resource.audience()));
+    put("iss", json!(issuers.for_version(c.resource.version)));
+    put("iat", json!(iat));
+    put("nbf", json!(iat));
+    put("exp", json!(iat + lifetime_secs));
+    put("aio", json!(random_id(40)));
+    put("rh", json!(format!("1.{}.", random_id(32))));
+    put("tid", json!(tenant.id));
+    put("uti", json!(random_id(16)));
+    put("ver", json!(if v1 { "1.0" } else { "2.0" }));
+    if v1 {
+        put("appid", json!(c.client_id));
+        put("appidacr", json!(c.client_auth.acr()));
+    } else {
+        put("azp", json!(c.client_id));
+        put("azpacr", json!(c.client_auth.acr()));
+    }
+    if !c.roles.is_empty() {
+        put("roles", json!(c.roles));
+    }
+    match c.subject {
+        Subject::User(user) => {
+            let upn = user.upn(tenant);
+            put("oid", json!(user.oid));
+            put("sub", json!(pairwise_sub(&user.oid, c.client_id)));
+            put("name", json!(user.display_name));
+            put("scp", json!(c.scopes.join(" ")));
+            if let Some(sid) = c.session_id {
+                put("sid", json!(sid));
+            }
+            if v1 {
+                let (given, family) = split_name(&user.display_name);
+                put("acr", json!("1"));
+                put("amr", json!(["pwd"]));
+                put("given_name", json!(given));
+                put("family_name", json!(family));
+                put("ipaddr", json!("127.0.0.1"));
+                put("upn", json!(upn));
+                put("unique_name", json!(upn));
+            } else {
+                put("preferred_username", json!(upn));
+            }
+        }
+        Subject::App { object_id } => {
+            put("oid", json!(object_id));
+            put("sub", json!(object_id));
+            put("idtyp", json!("app"));
+            if v1 {
+                put("idp", json!(issuers.v1));
+            }
+        }
+    }
+    Value::Object(claims)
+}
+
+/// A v2 ID token for `user`, for `client_id`.
+pub fn id_token(
+    issuers: &Issuers,
+    tenant: &Tenant,
+    lifetime_secs: i64,
+    user: &User,
+    client_id: &str,
+    nonce: Option<&str>,
+    session_id: &str,
+) -> Value {
+    let iat = now();
+    let mut claims = json!({
+        "aud": client_id,
+        "iss": issuers.v2,
+        "iat": iat,
+        "nbf": iat,
+        "exp": iat + lifetime_secs,
+        "name": user.display_name,
+        "oid": user.oid,
+        "preferred_username": user.upn(tenant),
+        "email": user.upn(tenant),
+        "rh": format!("1.{}.", random_id(32)),
+        "sid": session_id,
+        "sub": pairwise_sub(&user.oid, client_id),
+        "tid": tenant.id,
+        "uti": random_id(16),
+        "ver": "2.0",
+        "aio": random_id(40),
+    });
+    if let (Some(nonce), Some(map)) = (nonce, claims.as_object_mut()) {
+        map.insert("nonce".into(), json!(nonce));
+    }
+    claims
+}
+
+/// MSAL's `client_info`: base64url of `{"uid": oid, "utid": tid}`.
+pub fn client_info(user: &User, tenant: &Tenant) -> String {
+    URL_SAFE_NO_PAD.encode(json!({ "uid": user.oid, "utid": tenant.id }).to_string())
+}

@@ -1,0 +1,123 @@
+//! The managed-identity endpoint, shaped like App Service / Container Apps
+//! (`IDENTITY_ENDPOINT` + `X-IDENTITY-HEADER`, `api-version=2019-08-01`), so the services'
+//! managed-identity code, and Microsoft's `ManagedIdentityCredential`, work unchanged locally.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::Emulator;
+use crate::claims::{self, AccessClaims, ClientAuth, Subject};
+
+/// App Service's error shape for this endpoint.
+fn refuse(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "statusCode": status.as_u16(), "message": message })),
+    )
+        .into_response()
+}
+
+pub async fn token(
+    State(emulator): State<Emulator>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(expected) = emulator.0.config.identity_header.as_deref() else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "The managed identity endpoint is disabled: start the emulator with EMULATOR_IDENTITY_HEADER set.",
+        );
+    };
+    let given = headers
+        .get("x-identity-header")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if aws_lc_rs::constant_time::verify_slices_are_equal(given, expected.as_bytes()).is_err() {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "The X-IDENTITY-HEADER header is missing or wrong.",
+        );
+    }
+    if q.get("api-version").map(String::as_str) != Some("2019-08-01") {
+        return refuse(StatusCode::BAD_REQUEST, "api-version must be 2019-08-01.");
+    }
+    let Some(resource) = q.get("resource").filter(|r| !r.is_empty()) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "The resource parameter is required.",
+        );
+    };
+    let identities = &emulator.0.dir.manifest.managed_identities;
+    let wanted = |id: &str, principal: bool| {
+        identities.values().find(|mi| {
+            if principal {
+                mi.principal_id.eq_ignore_ascii_case(id)
+            } else {
+                mi.client_id.eq_ignore_ascii_case(id)
+            }
+        })
+    };
+    let identity = match (
+        q.get("client_id"),
+        q.get("principal_id").or_else(|| q.get("object_id")),
+    ) {
+        (Some(id), _) => wanted(id, false),
+        (None, Some(id)) => wanted(id, true),
+        (None, None) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "No system-assigned identity exists here: pass the client_id of a user-assigned identity.",
+            );
+        }
+    };
+    let Some(identity) = identity else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "No managed identity with that id is assigned to this resource.",
+        );
+    };
+    let inner = &emulator.0;
+    let target = inner.dir.resource_for_managed_identity(resource);
+    let lifetime = inner.config.token_lifetime.as_secs() as i64;
+    let access = claims::access_token(
+        &inner.issuers,
+        &inner.dir.manifest.tenant,
+        lifetime,
+        &AccessClaims {
+            subject: Subject::App {
+                object_id: &identity.principal_id,
+            },
+            client_id: &identity.client_id,
+            client_auth: ClientAuth::Assertion,
+            resource: &target,
+            scopes: &[],
+            roles: &[],
+            session_id: None,
+        },
+    );
+    match emulator.sign(&access) {
+        Ok(token) => {
+            emulator.count(|c| &c.managed_identity);
+            Json(json!({
+                "access_token": token,
+                "expires_on": (claims::now() + lifetime).to_string(),
+                "resource": resource,
+                "token_type": "Bearer",
+                "client_id": identity.client_id,
+            }))
+            .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot sign a managed identity token");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The token could not be issued.",
+            )
+        }
+    }
+}
