@@ -43,10 +43,7 @@ impl ResourceGuard {
     /// `resource_metadata_url` is where this resource serves its RFC 9728 document; every
     /// challenge points clients at it.
     pub fn new(validator: Arc<TokenValidator>, resource_metadata_url: impl Into<String>) -> Self {
-        ResourceGuard {
-            validator,
-            resource_metadata: Arc::from(resource_metadata_url.into()),
-        }
+        ResourceGuard { validator, resource_metadata: Arc::from(resource_metadata_url.into()) }
     }
 
     pub fn validator(&self) -> &Arc<TokenValidator> {
@@ -58,45 +55,29 @@ impl ResourceGuard {
     }
 
     fn reject(&self, reason: Reason) -> AuthError {
-        AuthError {
-            reason,
-            resource_metadata: self.resource_metadata.clone(),
-        }
+        AuthError { reason, resource_metadata: self.resource_metadata.clone() }
     }
 
     /// Validates the bearer token of a request.
     pub async fn authenticate(&self, parts: &Parts) -> Result<Caller, AuthError> {
         let token = bearer_token(&parts.headers, parts.uri.query()).map_err(|r| self.reject(r))?;
-        self.validator
-            .validate(token)
-            .await
-            .map_err(|e| self.reject(Reason::InvalidToken(e)))
+        self.validator.validate(token).await.map_err(|e| self.reject(Reason::InvalidToken(e)))
     }
 
     /// Checks a validated caller against a policy.
     pub fn check<P: Policy>(&self, caller: &Caller) -> Result<(), AuthError> {
-        let scope_ok = P::SCOPES.is_empty()
-            || (caller.is_user() && P::SCOPES.iter().any(|s| caller.has_scope(s)));
+        let scope_ok = P::SCOPES.is_empty() || (caller.is_user() && P::SCOPES.iter().any(|s| caller.has_scope(s)));
         if !scope_ok {
             let detail = if caller.is_user() {
                 format!("this operation needs the {} scope", P::SCOPES.join(" or "))
             } else {
                 "app-only tokens are not accepted: a signed-in user is required".to_string()
             };
-            return Err(self.reject(Reason::InsufficientScope {
-                scope: P::SCOPES.first().copied(),
-                detail,
-            }));
+            return Err(self.reject(Reason::InsufficientScope { scope: P::SCOPES.first().copied(), detail }));
         }
         if !P::ROLES.is_empty() && !P::ROLES.iter().any(|r| caller.has_role(r)) {
-            let detail = format!(
-                "this operation needs the {} app role",
-                P::ROLES.join(" or ")
-            );
-            return Err(self.reject(Reason::InsufficientScope {
-                scope: P::SCOPES.first().copied(),
-                detail,
-            }));
+            let detail = format!("this operation needs the {} app role", P::ROLES.join(" or "));
+            return Err(self.reject(Reason::InsufficientScope { scope: P::SCOPES.first().copied(), detail }));
         }
         Ok(())
     }
@@ -113,14 +94,9 @@ impl ResourceGuard {
 fn bearer_token<'h>(headers: &'h HeaderMap, query: Option<&str>) -> Result<&'h str, Reason> {
     // RFC 6750 §2.3 allows tokens in the query string; they end up in logs and history, so
     // this resource never accepts them, and says so rather than silently ignoring them.
-    let in_query = query.is_some_and(|q| {
-        q.split('&')
-            .any(|pair| pair.split('=').next() == Some("access_token"))
-    });
+    let in_query = query.is_some_and(|q| q.split('&').any(|pair| pair.split('=').next() == Some("access_token")));
     if in_query {
-        return Err(Reason::InvalidRequest(
-            "tokens are accepted only in the Authorization header",
-        ));
+        return Err(Reason::InvalidRequest("tokens are accepted only in the Authorization header"));
     }
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
@@ -132,12 +108,9 @@ fn bearer_token<'h>(headers: &'h HeaderMap, query: Option<&str>) -> Result<&'h s
     if value.len() > MAX_TOKEN_LEN + 16 {
         return Err(Reason::InvalidToken(ValidationError::TooLarge));
     }
-    let value = value
-        .to_str()
-        .map_err(|_| Reason::InvalidRequest("the Authorization header is not ASCII"))?;
-    let (scheme, token) = value.split_once(' ').ok_or(Reason::InvalidRequest(
-        "expected \"Authorization: Bearer <token>\"",
-    ))?;
+    let value = value.to_str().map_err(|_| Reason::InvalidRequest("the Authorization header is not ASCII"))?;
+    let (scheme, token) =
+        value.split_once(' ').ok_or(Reason::InvalidRequest("expected \"Authorization: Bearer <token>\""))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Reason::InvalidRequest("expected a Bearer token"));
     }
@@ -174,9 +147,7 @@ impl AuthError {
         match &self.reason {
             Reason::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             // Fail closed, but honestly: the token may be fine, the keys are what is missing.
-            Reason::InvalidToken(ValidationError::KeysUnavailable) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Reason::InvalidToken(ValidationError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -204,12 +175,8 @@ impl AuthError {
                 format!("Bearer error=\"invalid_token\", error_description=\"{e}\", {metadata}")
             }
             Reason::InsufficientScope { scope, detail } => {
-                let scope = scope
-                    .map(|s| format!("scope=\"{s}\", "))
-                    .unwrap_or_default();
-                format!(
-                    "Bearer error=\"insufficient_scope\", {scope}error_description=\"{detail}\", {metadata}"
-                )
+                let scope = scope.map(|s| format!("scope=\"{s}\", ")).unwrap_or_default();
+                format!("Bearer error=\"insufficient_scope\", {scope}error_description=\"{detail}\", {metadata}")
             }
         }
     }
@@ -218,9 +185,7 @@ impl AuthError {
         match &self.reason {
             Reason::MissingToken => "missing-token",
             Reason::InvalidRequest(_) => "invalid-request",
-            Reason::InvalidToken(ValidationError::KeysUnavailable) => {
-                "identity-provider-unavailable"
-            }
+            Reason::InvalidToken(ValidationError::KeysUnavailable) => "identity-provider-unavailable",
             Reason::InvalidToken(_) => "invalid-token",
             Reason::InsufficientScope { .. } => "insufficient-scope",
         }

@@ -49,10 +49,7 @@ pub struct Vars {
 impl Vars {
     /// The values for the offline stack on the default ports.
     pub fn local() -> Self {
-        Vars {
-            suffix: "local".into(),
-            chat_app_url: "http://localhost:3000".into(),
-        }
+        Vars { suffix: "local".into(), chat_app_url: "http://localhost:3000".into() }
     }
 }
 
@@ -64,9 +61,7 @@ pub struct Template(String);
 
 impl Template {
     pub fn render(&self, vars: &Vars) -> String {
-        self.0
-            .replace("{suffix}", &vars.suffix)
-            .replace("{chat_app_url}", vars.chat_app_url.trim_end_matches('/'))
+        self.0.replace("{suffix}", &vars.suffix).replace("{chat_app_url}", vars.chat_app_url.trim_end_matches('/'))
     }
 
     /// The text as written in the manifest.
@@ -238,11 +233,7 @@ impl Manifest {
 
     /// Finds the manifest from `start` or one of its ancestors: the workspace root holds it.
     pub fn locate(start: impl AsRef<Path>) -> Option<PathBuf> {
-        start
-            .as_ref()
-            .ancestors()
-            .map(|dir| dir.join(DEFAULT_PATH))
-            .find(|p| p.is_file())
+        start.as_ref().ancestors().map(|dir| dir.join(DEFAULT_PATH)).find(|p| p.is_file())
     }
 
     /// Parses and checks manifest text; `file` names it in error messages.
@@ -252,12 +243,7 @@ impl Manifest {
             line: e.span().map(|s| line_of(text, s.start)),
             message: e.message().to_string(),
         })?;
-        Checker {
-            text,
-            file,
-            errors: Vec::new(),
-        }
-        .check(raw)
+        Checker { text, file, errors: Vec::new() }.check(raw)
     }
 
     pub fn app(&self, name: &str) -> Option<&App> {
@@ -265,9 +251,7 @@ impl Manifest {
     }
 
     pub fn app_by_client_id(&self, client_id: &str) -> Option<&App> {
-        self.apps
-            .values()
-            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+        self.apps.values().find(|a| a.client_id.eq_ignore_ascii_case(client_id))
     }
 
     pub fn user(&self, name: &str) -> Option<&User> {
@@ -276,19 +260,14 @@ impl Manifest {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map_or(1, |before| before.matches('\n').count() + 1)
+    text.get(..offset).map_or(1, |before| before.matches('\n').count() + 1)
 }
 
 /// Entra object ids and app ids are GUIDs; anything else is a typo.
 fn is_guid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     let lens = [8, 4, 4, 4, 12];
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip(lens)
-            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+    groups.len() == 5 && groups.iter().zip(lens).all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 struct Checker<'a> {
@@ -308,10 +287,7 @@ impl Checker<'_> {
 
     fn guid(&mut self, value: &Spanned<String>, what: &str) -> String {
         if !is_guid(value.get_ref()) {
-            self.error(
-                value.span(),
-                format!("{what} {:?} is not a GUID", value.get_ref()),
-            );
+            self.error(value.span(), format!("{what} {:?} is not a GUID", value.get_ref()));
         }
         value.get_ref().to_ascii_lowercase()
     }
@@ -325,10 +301,7 @@ impl Checker<'_> {
             if !PLACEHOLDERS.contains(&placeholder) {
                 self.error(
                     value.span(),
-                    format!(
-                        "unknown placeholder {placeholder:?} (known: {})",
-                        PLACEHOLDERS.join(", ")
-                    ),
+                    format!("unknown placeholder {placeholder:?} (known: {})", PLACEHOLDERS.join(", ")),
                 );
             }
             rest = &tail[end..];
@@ -347,20 +320,13 @@ impl Checker<'_> {
         let mut unique_id = |checker: &mut Self, id: &Spanned<String>, owner: String| {
             let key = id.get_ref().to_ascii_lowercase();
             if let Some(first) = seen_ids.insert(key, owner.clone()) {
-                checker.error(
-                    id.span(),
-                    format!("{owner} reuses the id {:?} of {first}", id.get_ref()),
-                );
+                checker.error(id.span(), format!("{owner} reuses the id {:?} of {first}", id.get_ref()));
             }
         };
 
         let mut managed_identities = BTreeMap::new();
         for (name, mi) in &raw.managed_identity {
-            unique_id(
-                &mut self,
-                &mi.client_id,
-                format!("managed identity {name:?}"),
-            );
+            unique_id(&mut self, &mi.client_id, format!("managed identity {name:?}"));
             managed_identities.insert(
                 name.clone(),
                 ManagedIdentity {
@@ -389,10 +355,7 @@ impl Checker<'_> {
         let mut apps = BTreeMap::new();
         for (name, app) in &raw.app {
             if clients.contains_key(name) {
-                self.error(
-                    app.client_id.span(),
-                    format!("app {name:?} has the same name as a client"),
-                );
+                self.error(app.client_id.span(), format!("app {name:?} has the same name as a client"));
             }
             unique_id(&mut self, &app.client_id, format!("app {name:?}"));
             let version = *app.access_token_version.get_ref();
@@ -405,41 +368,23 @@ impl Checker<'_> {
             let mut scope_values = BTreeSet::new();
             for scope in &app.scope {
                 if !scope_values.insert(scope.get_ref().value.clone()) {
-                    self.error(
-                        scope.span(),
-                        format!(
-                            "app {name:?} defines scope {:?} twice",
-                            scope.get_ref().value
-                        ),
-                    );
+                    self.error(scope.span(), format!("app {name:?} defines scope {:?} twice", scope.get_ref().value));
                 }
                 if !is_guid(&scope.get_ref().id) {
-                    self.error(
-                        scope.span(),
-                        format!("scope {:?} id is not a GUID", scope.get_ref().value),
-                    );
+                    self.error(scope.span(), format!("scope {:?} id is not a GUID", scope.get_ref().value));
                 }
             }
             for role in &app.app_role {
                 if !is_guid(&role.get_ref().id) {
-                    self.error(
-                        role.span(),
-                        format!("app role {:?} id is not a GUID", role.get_ref().value),
-                    );
+                    self.error(role.span(), format!("app role {:?} id is not a GUID", role.get_ref().value));
                 }
             }
             let identifier_uri = app.identifier_uri.as_ref().map(|t| self.template(t));
             if identifier_uri.is_none() && !app.scope.is_empty() {
-                self.error(
-                    app.client_id.span(),
-                    format!("app {name:?} defines scopes but no identifier_uri"),
-                );
+                self.error(app.client_id.span(), format!("app {name:?} defines scopes but no identifier_uri"));
             }
             let redirect_uris = app.redirect_uris.iter().map(|t| self.template(t)).collect();
-            let front_channel_logout_url = app
-                .front_channel_logout_url
-                .as_ref()
-                .map(|t| self.template(t));
+            let front_channel_logout_url = app.front_channel_logout_url.as_ref().map(|t| self.template(t));
             apps.insert(
                 name.clone(),
                 App {
@@ -468,36 +413,33 @@ impl Checker<'_> {
             for pre in &app.pre_authorized {
                 let client = pre.client.get_ref();
                 if !apps.contains_key(client) && !clients.contains_key(client) {
-                    self.error(pre.client.span(), format!("pre-authorized client {client:?} is not an app or client defined in this manifest"));
+                    self.error(
+                        pre.client.span(),
+                        format!("pre-authorized client {client:?} is not an app or client defined in this manifest"),
+                    );
                 }
                 let scopes = self.scopes_of(&apps, name, &pre.scopes);
-                pre_authorized.push(PreAuthorized {
-                    client: client.clone(),
-                    scopes,
-                });
+                pre_authorized.push(PreAuthorized { client: client.clone(), scopes });
             }
             let mut required_access = Vec::new();
             for req in &app.required_access {
                 let resource = req.resource.get_ref();
                 if !apps.contains_key(resource) {
-                    self.error(req.resource.span(), format!("required_access names resource {resource:?}, which is not an app in this manifest"));
+                    self.error(
+                        req.resource.span(),
+                        format!("required_access names resource {resource:?}, which is not an app in this manifest"),
+                    );
                     continue;
                 }
                 let scopes = self.scopes_of(&apps, resource, &req.scopes);
-                required_access.push(RequiredAccess {
-                    resource: resource.clone(),
-                    scopes,
-                });
+                required_access.push(RequiredAccess { resource: resource.clone(), scopes });
             }
             let mut known = Vec::new();
             for known_client in &app.known_client_applications {
                 if !apps.contains_key(known_client.get_ref()) {
                     self.error(
                         known_client.span(),
-                        format!(
-                            "known client application {:?} is not an app in this manifest",
-                            known_client.get_ref()
-                        ),
+                        format!("known client application {:?} is not an app in this manifest", known_client.get_ref()),
                     );
                 }
                 known.push(known_client.get_ref().clone());
@@ -506,12 +448,14 @@ impl Checker<'_> {
             for fic in &app.federated_credential {
                 let mi = fic.managed_identity.get_ref();
                 if !managed_identities.contains_key(mi) {
-                    self.error(fic.managed_identity.span(), format!("federated credential trusts managed identity {mi:?}, which is not defined in this manifest"));
+                    self.error(
+                        fic.managed_identity.span(),
+                        format!(
+                            "federated credential trusts managed identity {mi:?}, which is not defined in this manifest"
+                        ),
+                    );
                 }
-                federated.push(FederatedCredential {
-                    name: fic.name.clone(),
-                    managed_identity: mi.clone(),
-                });
+                federated.push(FederatedCredential { name: fic.name.clone(), managed_identity: mi.clone() });
             }
             if let Some(entry) = apps.get_mut(name) {
                 entry.pre_authorized = pre_authorized;
@@ -525,16 +469,9 @@ impl Checker<'_> {
         let mut user_names = BTreeSet::new();
         for user in &raw.user {
             if !user_names.insert(user.name.get_ref().clone()) {
-                self.error(
-                    user.name.span(),
-                    format!("user {:?} is defined twice", user.name.get_ref()),
-                );
+                self.error(user.name.span(), format!("user {:?} is defined twice", user.name.get_ref()));
             }
-            unique_id(
-                &mut self,
-                &user.oid,
-                format!("user {:?}", user.name.get_ref()),
-            );
+            unique_id(&mut self, &user.oid, format!("user {:?}", user.name.get_ref()));
             let mut roles = Vec::new();
             for assignment in &user.app_roles {
                 match assignment.get_ref().split_once('/') {
@@ -548,23 +485,14 @@ impl Checker<'_> {
                             ),
                             None => self.error(
                                 assignment.span(),
-                                format!(
-                                    "app role {:?} is not defined in this manifest",
-                                    assignment.get_ref()
-                                ),
+                                format!("app role {:?} is not defined in this manifest", assignment.get_ref()),
                             ),
                         }
-                        roles.push(RoleAssignment {
-                            app: app.into(),
-                            role: role.into(),
-                        });
+                        roles.push(RoleAssignment { app: app.into(), role: role.into() });
                     }
                     None => self.error(
                         assignment.span(),
-                        format!(
-                            "app role {:?} must be written \"<app>/<role>\"",
-                            assignment.get_ref()
-                        ),
+                        format!("app role {:?} must be written \"<app>/<role>\"", assignment.get_ref()),
                     ),
                 }
             }
@@ -579,32 +507,18 @@ impl Checker<'_> {
 
         match self.errors.into_iter().min_by_key(|e| e.line) {
             Some(first) => Err(first),
-            None => Ok(Manifest {
-                tenant,
-                apps,
-                clients,
-                managed_identities,
-                users,
-            }),
+            None => Ok(Manifest { tenant, apps, clients, managed_identities, users }),
         }
     }
 
     /// Checks that every scope in `scopes` is defined by app `resource`.
-    fn scopes_of(
-        &mut self,
-        apps: &BTreeMap<String, App>,
-        resource: &str,
-        scopes: &[Spanned<String>],
-    ) -> Vec<String> {
+    fn scopes_of(&mut self, apps: &BTreeMap<String, App>, resource: &str, scopes: &[Spanned<String>]) -> Vec<String> {
         let defined = apps.get(resource);
         scopes
             .iter()
             .map(|s| {
                 if defined.is_some_and(|app| app.scope(s.get_ref()).is_none()) {
-                    self.error(
-                        s.span(),
-                        format!("scope {:?} is not defined by app {resource:?}", s.get_ref()),
-                    );
+                    self.error(s.span(), format!("scope {:?} is not defined by app {resource:?}", s.get_ref()));
                 }
                 s.get_ref().clone()
             })
@@ -729,11 +643,7 @@ mod tests {
     const FILE: &str = "app-registrations.toml";
 
     fn repo_manifest() -> String {
-        std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../infra/app-registrations.toml"
-        ))
-        .unwrap()
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/app-registrations.toml")).unwrap()
     }
 
     #[test]
@@ -746,36 +656,17 @@ mod tests {
         let mcp = m.app("orders-mcp").unwrap();
         assert_eq!(mcp.access_token_version, 2);
         assert!(mcp.scope("access_as_user").is_some());
-        let pre: Vec<_> = mcp
-            .pre_authorized
-            .iter()
-            .map(|p| p.client.as_str())
-            .collect();
+        let pre: Vec<_> = mcp.pre_authorized.iter().map(|p| p.client.as_str()).collect();
         assert_eq!(pre, ["chat-app", "azure-cli", "vscode"]);
-        assert_eq!(
-            m.clients["azure-cli"].client_id,
-            "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
-        );
-        assert_eq!(
-            m.clients["vscode"].client_id,
-            "aebc6443-996d-45c2-90f0-388ff96faa56"
-        );
+        assert_eq!(m.clients["azure-cli"].client_id, "04b07795-8ddb-461a-bbee-02f9e1bf7b46");
+        assert_eq!(m.clients["vscode"].client_id, "aebc6443-996d-45c2-90f0-388ff96faa56");
         assert_eq!(
             m.user("carol").unwrap().app_roles,
-            [RoleAssignment {
-                app: "orders-api".into(),
-                role: "Orders.Admin".into()
-            }]
+            [RoleAssignment { app: "orders-api".into(), role: "Orders.Admin".into() }]
         );
         let vars = Vars::local();
-        assert_eq!(
-            api.identifier_uri.as_ref().unwrap().render(&vars),
-            "api://orders-api-local"
-        );
-        assert_eq!(
-            m.app("chat-app").unwrap().redirect_uris[0].render(&vars),
-            "http://localhost:3000/auth/callback"
-        );
+        assert_eq!(api.identifier_uri.as_ref().unwrap().render(&vars), "api://orders-api-local");
+        assert_eq!(m.app("chat-app").unwrap().redirect_uris[0].render(&vars), "http://localhost:3000/auth/callback");
     }
 
     fn error_for(edit: impl Fn(String) -> String) -> ManifestError {
@@ -788,31 +679,19 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named_with_its_line() {
-        let text = repo_manifest().replace(
-            "display_name = \"Orders API\"",
-            "display_name = \"Orders API\"\ncolour = \"blue\"",
-        );
+        let text = repo_manifest()
+            .replace("display_name = \"Orders API\"", "display_name = \"Orders API\"\ncolour = \"blue\"");
         let err = Manifest::parse(&text, FILE).unwrap_err();
         assert_eq!(err.line, Some(line_containing(&text, "colour")));
         assert!(err.message.contains("colour"), "{err}");
-        assert!(
-            err.to_string()
-                .starts_with(&format!("{FILE}:{}:", err.line.unwrap()))
-        );
+        assert!(err.to_string().starts_with(&format!("{FILE}:{}:", err.line.unwrap())));
     }
 
     #[test]
     fn a_duplicate_app_is_refused_with_its_line() {
-        let text = format!(
-            "{}\n[app.orders-api]\ndisplay_name = \"again\"\n",
-            repo_manifest()
-        );
+        let text = format!("{}\n[app.orders-api]\ndisplay_name = \"again\"\n", repo_manifest());
         let err = Manifest::parse(&text, FILE).unwrap_err();
-        assert!(
-            err.line
-                .is_some_and(|l| l >= line_containing(&text, "display_name = \"again\"") - 1),
-            "{err}"
-        );
+        assert!(err.line.is_some_and(|l| l >= line_containing(&text, "display_name = \"again\"") - 1), "{err}");
     }
 
     #[test]
@@ -823,44 +702,19 @@ mod tests {
                 "scopes = [\"Orders.Read\", \"Orders.Write\"]",
             )
         });
-        assert!(
-            err.message.contains("\"Orders.Write\"") && err.message.contains("orders-api"),
-            "{err}"
-        );
+        assert!(err.message.contains("\"Orders.Write\"") && err.message.contains("orders-api"), "{err}");
         let text = repo_manifest();
-        assert_eq!(
-            err.line,
-            Some(line_containing(
-                &text,
-                "scopes = [\"Orders.Read\", \"Orders.ReadWrite\"]"
-            ))
-        );
+        assert_eq!(err.line, Some(line_containing(&text, "scopes = [\"Orders.Read\", \"Orders.ReadWrite\"]")));
     }
 
     #[test]
     fn broken_references_are_refused() {
         let cases: [(&str, &str, &str); 6] = [
             ("client = \"vscode\"", "client = \"vscodium\"", "vscodium"),
-            (
-                "resource = \"orders-api\"",
-                "resource = \"orders-apix\"",
-                "orders-apix",
-            ),
-            (
-                "managed_identity = \"chat-app\"",
-                "managed_identity = \"chatapp\"",
-                "chatapp",
-            ),
-            (
-                "app_roles = [\"orders-api/Orders.Admin\"]",
-                "app_roles = [\"orders-api/Orders.Boss\"]",
-                "Orders.Boss",
-            ),
-            (
-                "known_client_applications = [\"chat-app\"]",
-                "known_client_applications = [\"chat\"]",
-                "chat",
-            ),
+            ("resource = \"orders-api\"", "resource = \"orders-apix\"", "orders-apix"),
+            ("managed_identity = \"chat-app\"", "managed_identity = \"chatapp\"", "chatapp"),
+            ("app_roles = [\"orders-api/Orders.Admin\"]", "app_roles = [\"orders-api/Orders.Boss\"]", "Orders.Boss"),
+            ("known_client_applications = [\"chat-app\"]", "known_client_applications = [\"chat\"]", "chat"),
             ("access_token_version = 2", "access_token_version = 3", "3"),
         ];
         for (from, to, named) in cases {
@@ -874,12 +728,8 @@ mod tests {
     fn ids_must_be_guids_and_unique() {
         let err = error_for(|t| t.replace("90fbcf15-4b8f-4aed-86b8-b11996ed07e6", "not-a-guid"));
         assert!(err.message.contains("not a GUID"), "{err}");
-        let err = error_for(|t| {
-            t.replace(
-                "a58242b0-4441-4e9a-b6fa-2c3a3d94ebff",
-                "90fbcf15-4b8f-4aed-86b8-b11996ed07e6",
-            )
-        });
+        let err =
+            error_for(|t| t.replace("a58242b0-4441-4e9a-b6fa-2c3a3d94ebff", "90fbcf15-4b8f-4aed-86b8-b11996ed07e6"));
         assert!(err.message.contains("reuses the id"), "{err}");
     }
 
@@ -892,10 +742,6 @@ mod tests {
     #[test]
     fn a_missing_file_says_so() {
         let err = Manifest::load("/nonexistent/app-registrations.toml").unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("cannot read the identity manifest"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("cannot read the identity manifest"), "{err}");
     }
 }

@@ -56,18 +56,13 @@ impl ProtectedResourceMetadata {
     /// the bare well-known path too (clients that ignore the path suffix look there).
     pub fn router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         let resource = Url::parse(&self.resource).ok();
-        let path = resource.as_ref().map_or(WELL_KNOWN.to_string(), |r| {
-            Self::url_for(r).path().to_string()
-        });
+        let path = resource.as_ref().map_or(WELL_KNOWN.to_string(), |r| Self::url_for(r).path().to_string());
         let doc = Arc::new(self);
         let serve = move || {
             let doc = doc.clone();
             async move {
                 let mut response = Json(doc.as_ref().clone()).into_response();
-                response.headers_mut().insert(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=3600"),
-                );
+                response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
                 response
             }
         };

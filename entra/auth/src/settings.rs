@@ -38,24 +38,13 @@ impl Env {
         Env::from_map(std::env::vars())
     }
 
-    pub fn from_map<K: Into<String>, V: Into<String>>(
-        vars: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        Env {
-            vars: vars
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-            problems: Vec::new(),
-        }
+    pub fn from_map<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
+        Env { vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(), problems: Vec::new() }
     }
 
     /// The raw value; empty values count as unset.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.vars
-            .get(name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        self.vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     }
 
     pub fn string(&mut self, name: &str, default: &str) -> String {
@@ -70,8 +59,7 @@ impl Env {
         match raw.parse() {
             Ok(v) => Some(v),
             Err(e) => {
-                self.problems
-                    .push(format!("{name}={raw:?} is not {expected}: {e}"));
+                self.problems.push(format!("{name}={raw:?} is not {expected}: {e}"));
                 None
             }
         }
@@ -90,8 +78,7 @@ impl Env {
         T::Err: fmt::Display,
     {
         if self.get(name).is_none() {
-            self.problems
-                .push(format!("{name} is not set: expected {expected}"));
+            self.problems.push(format!("{name} is not set: expected {expected}"));
             return None;
         }
         self.optional(name, expected)
@@ -108,9 +95,7 @@ impl Env {
             Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => true,
             Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => false,
             Some(v) => {
-                self.problems.push(format!(
-                    "{name}={v:?} is not a boolean: expected true or false"
-                ));
+                self.problems.push(format!("{name}={v:?} is not a boolean: expected true or false"));
                 default
             }
         }
@@ -120,10 +105,7 @@ impl Env {
     pub fn choice(&mut self, name: &str, choices: &[&str], default: &str) -> String {
         let value = self.string(name, default).to_ascii_lowercase();
         if !choices.contains(&value.as_str()) {
-            self.problems.push(format!(
-                "{name}={value:?} is not one of: {}",
-                choices.join(", ")
-            ));
+            self.problems.push(format!("{name}={value:?} is not one of: {}", choices.join(", ")));
             return default.to_string();
         }
         value
@@ -136,13 +118,7 @@ impl Env {
 
     /// `Ok` if every value read was valid.
     pub fn finish(self) -> Result<(), SettingsError> {
-        if self.problems.is_empty() {
-            Ok(())
-        } else {
-            Err(SettingsError {
-                problems: self.problems,
-            })
-        }
+        if self.problems.is_empty() { Ok(()) } else { Err(SettingsError { problems: self.problems }) }
     }
 }
 

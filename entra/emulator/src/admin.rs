@@ -25,11 +25,7 @@ pub async fn rotate(State(emulator): State<Emulator>) -> Response {
         }
         Err(e) => {
             tracing::error!(error = %e, "key rotation failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({ "error": "key rotation failed" })),
-            )
-                .into_response()
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "key rotation failed" }))).into_response()
         }
     }
 }

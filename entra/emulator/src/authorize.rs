@@ -48,24 +48,14 @@ enum Failure {
     Redirect(Box<AuthorizeRequest>, EntraError),
 }
 
-fn parse(
-    emulator: &Emulator,
-    params: &HashMap<String, String>,
-) -> Result<AuthorizeRequest, Failure> {
+fn parse(emulator: &Emulator, params: &HashMap<String, String>) -> Result<AuthorizeRequest, Failure> {
     let dir = &emulator.0.dir;
-    let get = |k: &str| {
-        params
-            .get(k)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let client_id = get("client_id")
-        .ok_or_else(|| Failure::Page(EntraError::missing_parameter("client_id")))?;
+    let get = |k: &str| params.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let client_id = get("client_id").ok_or_else(|| Failure::Page(EntraError::missing_parameter("client_id")))?;
     let client = dir.client(&client_id).map_err(Failure::Page)?;
-    let redirect_uri = get("redirect_uri")
-        .ok_or_else(|| Failure::Page(EntraError::missing_parameter("redirect_uri")))?;
-    dir.check_redirect_uri(&client, &redirect_uri)
-        .map_err(Failure::Page)?;
+    let redirect_uri =
+        get("redirect_uri").ok_or_else(|| Failure::Page(EntraError::missing_parameter("redirect_uri")))?;
+    dir.check_redirect_uri(&client, &redirect_uri).map_err(Failure::Page)?;
     let mut fields: Vec<(String, String)> = params
         .iter()
         .filter(|(k, _)| !["login", "password"].contains(&k.as_str()))
@@ -103,19 +93,13 @@ fn parse(
     }
     let scopes = dir.parse_scopes(&request.scope).map_err(fail)?;
     dir.grant(&request.client, &scopes).map_err(fail)?;
-    match (
-        request.code_challenge.as_deref(),
-        get("code_challenge_method").as_deref(),
-    ) {
+    match (request.code_challenge.as_deref(), get("code_challenge_method").as_deref()) {
         (Some(_), Some("S256")) => {}
         (Some(_), method) => {
             return Err(fail(EntraError::new(
                 "invalid_request",
                 501491,
-                format!(
-                    "Invalid code_challenge_method '{}': only S256 is supported.",
-                    method.unwrap_or("plain")
-                ),
+                format!("Invalid code_challenge_method '{}': only S256 is supported.", method.unwrap_or("plain")),
             )));
         }
         (None, _) if request.client.is_public() => {
@@ -149,18 +133,9 @@ fn redirect_with(request: &AuthorizeRequest, mut params: Vec<(String, String)>) 
 fn error_redirect(request: &AuthorizeRequest, e: EntraError) -> Response {
     let (trace, correlation) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let mut params = vec![
-        (
-            "error".to_string(),
-            e.suberror.unwrap_or(e.error).to_string(),
-        ),
-        (
-            "error_description".to_string(),
-            e.description(&trace, &correlation, &crate::error::timestamp()),
-        ),
-        (
-            "error_uri".to_string(),
-            format!("https://login.microsoftonline.com/error?code={}", e.code),
-        ),
+        ("error".to_string(), e.suberror.unwrap_or(e.error).to_string()),
+        ("error_description".to_string(), e.description(&trace, &correlation, &crate::error::timestamp())),
+        ("error_uri".to_string(), format!("https://login.microsoftonline.com/error?code={}", e.code)),
     ];
     if e.suberror.is_some() {
         params.push(("error_subcode".into(), e.error.to_string()));
@@ -169,15 +144,9 @@ fn error_redirect(request: &AuthorizeRequest, e: EntraError) -> Response {
 }
 
 fn session_from(emulator: &Emulator, headers: &HeaderMap) -> Option<(String, Session)> {
-    let cookies = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'));
-    let id = cookies
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == SSO_COOKIE)
-        .map(|(_, v)| v.to_string())?;
+    let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';'));
+    let id =
+        cookies.filter_map(|c| c.trim().split_once('=')).find(|(k, _)| *k == SSO_COOKIE).map(|(_, v)| v.to_string())?;
     let session = emulator.0.store.sessions.get(&id)?;
     Some((id, session))
 }
@@ -195,12 +164,7 @@ fn demo_users(emulator: &Emulator) -> Vec<LoginUser> {
         .collect()
 }
 
-fn login_page(
-    emulator: &Emulator,
-    tenant: &str,
-    request: &AuthorizeRequest,
-    error: Option<&str>,
-) -> Response {
+fn login_page(emulator: &Emulator, tenant: &str, request: &AuthorizeRequest, error: Option<&str>) -> Response {
     let action = format!("{}/{tenant}/oauth2/v2.0/authorize", emulator.public_url());
     pages::login(
         &action,
@@ -213,12 +177,7 @@ fn login_page(
 }
 
 /// Issues a code for `user_oid` in session `session_id` and sends it to the client.
-fn issue_code(
-    emulator: &Emulator,
-    request: &AuthorizeRequest,
-    user_oid: &str,
-    session_id: &str,
-) -> Response {
+fn issue_code(emulator: &Emulator, request: &AuthorizeRequest, user_oid: &str, session_id: &str) -> Response {
     let inner = &emulator.0;
     let code = random_id(48);
     inner.store.codes.insert(
@@ -240,17 +199,11 @@ fn issue_code(
             s.clients.push(request.client.client_id.clone());
         }
     });
-    let mut params = vec![
-        ("code".to_string(), code),
-        ("session_state".to_string(), session_id.to_string()),
-    ];
+    let mut params = vec![("code".to_string(), code), ("session_state".to_string(), session_id.to_string())];
     if request.client_info
         && let Some(user) = inner.dir.user_by_oid(user_oid)
     {
-        params.push((
-            "client_info".into(),
-            client_info(user, &inner.dir.manifest.tenant),
-        ));
+        params.push(("client_info".into(), client_info(user, &inner.dir.manifest.tenant)));
     }
     redirect_with(request, params)
 }
@@ -271,13 +224,10 @@ pub async fn show(
     };
     let forced = matches!(request.prompt.as_deref(), Some("login" | "select_account"));
     if let Some((session_id, session)) = session_from(&emulator, &headers) {
-        let hint_matches = request.login_hint.as_deref().is_none_or(|hint| {
-            emulator
-                .0
-                .dir
-                .user_by_login(hint)
-                .is_some_and(|u| u.oid == session.user_oid)
-        });
+        let hint_matches = request
+            .login_hint
+            .as_deref()
+            .is_none_or(|hint| emulator.0.dir.user_by_login(hint).is_some_and(|u| u.oid == session.user_oid));
         if !forced && hint_matches {
             return issue_code(&emulator, &request, &session.user_oid, &session_id);
         }
@@ -285,11 +235,7 @@ pub async fn show(
     if request.prompt.as_deref() == Some("none") {
         return error_redirect(
             &request,
-            EntraError::new(
-                "login_required",
-                50058,
-                "A silent sign-in request was sent but no user is signed in.",
-            ),
+            EntraError::new("login_required", 50058, "A silent sign-in request was sent but no user is signed in."),
         );
     }
     login_page(&emulator, &tenant, &request, None)
@@ -309,15 +255,8 @@ pub async fn submit(
         Err(Failure::Redirect(request, e)) => return error_redirect(&request, e),
     };
     let login = params.get("login").map(|s| s.trim()).unwrap_or_default();
-    let password = params
-        .get("password")
-        .map(String::as_str)
-        .unwrap_or_default();
-    let user = emulator
-        .0
-        .dir
-        .user_by_login(login)
-        .filter(|u| u.password == password);
+    let password = params.get("password").map(String::as_str).unwrap_or_default();
+    let user = emulator.0.dir.user_by_login(login).filter(|u| u.password == password);
     let Some(user) = user else {
         return login_page(
             &emulator,
@@ -329,16 +268,10 @@ pub async fn submit(
     let session_id = uuid::Uuid::new_v4().to_string();
     emulator.0.store.sessions.insert(
         session_id.clone(),
-        Session {
-            user_oid: user.oid.clone(),
-            clients: Vec::new(),
-            expires_at: now() + SESSION_LIFETIME,
-        },
+        Session { user_oid: user.oid.clone(), clients: Vec::new(), expires_at: now() + SESSION_LIFETIME },
     );
     let mut response = issue_code(&emulator, &request, &user.oid, &session_id);
-    let cookie = format!(
-        "{SSO_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_LIFETIME}"
-    );
+    let cookie = format!("{SSO_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_LIFETIME}");
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -346,9 +279,6 @@ pub async fn submit(
 }
 
 /// The user signed in by the SSO cookie of a request, for logout.
-pub(crate) fn current_session(
-    emulator: &Emulator,
-    headers: &HeaderMap,
-) -> Option<(String, Session)> {
+pub(crate) fn current_session(emulator: &Emulator, headers: &HeaderMap) -> Option<(String, Session)> {
     session_from(emulator, headers)
 }

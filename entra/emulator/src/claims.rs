@@ -21,10 +21,7 @@ pub struct Issuers {
 impl Issuers {
     pub fn new(public_url: &str, tenant_id: &str) -> Self {
         let base = public_url.trim_end_matches('/');
-        Issuers {
-            v1: format!("{base}/{tenant_id}/"),
-            v2: format!("{base}/{tenant_id}/v2.0"),
-        }
+        Issuers { v1: format!("{base}/{tenant_id}/"), v2: format!("{base}/{tenant_id}/v2.0") }
     }
 
     pub fn for_version(&self, version: u8) -> &str {
@@ -95,12 +92,7 @@ fn split_name(display: &str) -> (&str, &str) {
     display.split_once(' ').unwrap_or((display, ""))
 }
 
-pub fn access_token(
-    issuers: &Issuers,
-    tenant: &Tenant,
-    lifetime_secs: i64,
-    c: &AccessClaims,
-) -> Value {
+pub fn access_token(issuers: &Issuers, tenant: &Tenant, lifetime_secs: i64, c: &AccessClaims) -> Value {
     let iat = now();
     let v1 = c.resource.version == 1;
     let mut claims = Map::new();

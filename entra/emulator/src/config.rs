@@ -46,10 +46,7 @@ impl EmulatorConfig {
     /// The repository's manifest with defaults; for tests.
     pub fn from_repository() -> anyhow::Result<Self> {
         let path = Manifest::locate(env!("CARGO_MANIFEST_DIR")).ok_or_else(|| {
-            anyhow::anyhow!(
-                "infra/app-registrations.toml not found above {}",
-                env!("CARGO_MANIFEST_DIR")
-            )
+            anyhow::anyhow!("infra/app-registrations.toml not found above {}", env!("CARGO_MANIFEST_DIR"))
         })?;
         Ok(EmulatorConfig::new(Manifest::load(path)?))
     }
@@ -63,13 +60,9 @@ impl EmulatorConfig {
                 .and_then(Manifest::locate)
                 .unwrap_or_else(|| PathBuf::from(entra_auth::manifest::DEFAULT_PATH)),
         };
-        let bind: SocketAddr = env.parse(
-            "EMULATOR_ADDR",
-            SocketAddr::from(([127, 0, 0, 1], 3003)),
-            "a socket address like 0.0.0.0:3003",
-        );
-        let public_url: Option<Url> =
-            env.optional("EMULATOR_PUBLIC_URL", "a URL like http://localhost:3003");
+        let bind: SocketAddr =
+            env.parse("EMULATOR_ADDR", SocketAddr::from(([127, 0, 0, 1], 3003)), "a socket address like 0.0.0.0:3003");
+        let public_url: Option<Url> = env.optional("EMULATOR_PUBLIC_URL", "a URL like http://localhost:3003");
         let vars = Vars {
             suffix: env.string("EMULATOR_SUFFIX", "local"),
             chat_app_url: env.string("EMULATOR_CHAT_APP_URL", "http://localhost:3000"),
@@ -90,8 +83,7 @@ impl EmulatorConfig {
         Ok(EmulatorConfig {
             vars,
             bind,
-            public_url: public_url
-                .or_else(|| Url::parse(&format!("http://localhost:{}", bind.port())).ok()),
+            public_url: public_url.or_else(|| Url::parse(&format!("http://localhost:{}", bind.port())).ok()),
             token_lifetime,
             refresh_token_lifetime,
             device_poll_interval,

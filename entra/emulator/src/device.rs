@@ -20,17 +20,11 @@ const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 fn user_code() -> String {
     let mut bytes = [0u8; 9];
     let _ = aws_lc_rs::rand::fill(&mut bytes);
-    bytes
-        .iter()
-        .map(|b| CODE_ALPHABET[*b as usize % CODE_ALPHABET.len()] as char)
-        .collect()
+    bytes.iter().map(|b| CODE_ALPHABET[*b as usize % CODE_ALPHABET.len()] as char).collect()
 }
 
 fn normalize(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
+    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
 }
 
 pub async fn start(
@@ -40,9 +34,7 @@ pub async fn start(
 ) -> Response {
     let result = (|| -> Result<serde_json::Value, EntraError> {
         emulator.tenant(&tenant)?;
-        let client_id = params
-            .get("client_id")
-            .ok_or_else(|| EntraError::missing_parameter("client_id"))?;
+        let client_id = params.get("client_id").ok_or_else(|| EntraError::missing_parameter("client_id"))?;
         let client = emulator.0.dir.client(client_id)?;
         let scope = params.get("scope").cloned().unwrap_or_default();
         if scope.trim().is_empty() {
@@ -96,70 +88,29 @@ fn action(emulator: &Emulator) -> String {
     format!("{}/devicelogin", emulator.public_url())
 }
 
-pub async fn page(
-    State(emulator): State<Emulator>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    pages::device(
-        &action(&emulator),
-        &users(&emulator),
-        q.get("otc").map(String::as_str),
-        None,
-    )
+pub async fn page(State(emulator): State<Emulator>, Query(q): Query<HashMap<String, String>>) -> Response {
+    pages::device(&action(&emulator), &users(&emulator), q.get("otc").map(String::as_str), None)
 }
 
-pub async fn approve(
-    State(emulator): State<Emulator>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let code = normalize(
-        form.get("user_code")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    );
+pub async fn approve(State(emulator): State<Emulator>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let code = normalize(form.get("user_code").map(String::as_str).unwrap_or_default());
     let store = &emulator.0.store;
-    let device_code = store.devices.find_key(|d| {
-        d.user_code == code && d.state == DeviceState::Pending && d.expires_at > now()
-    });
-    let retry = |error: &str| {
-        pages::device(
-            &action(&emulator),
-            &users(&emulator),
-            Some(&code),
-            Some(error),
-        )
-    };
+    let device_code =
+        store.devices.find_key(|d| d.user_code == code && d.state == DeviceState::Pending && d.expires_at > now());
+    let retry = |error: &str| pages::device(&action(&emulator), &users(&emulator), Some(&code), Some(error));
     let Some(device_code) = device_code else {
         return retry("That code didn't work. Check the code and try again.");
     };
     if form.get("decision").map(String::as_str) == Some("decline") {
-        store
-            .devices
-            .update(&device_code, |d| d.state = DeviceState::Declined);
-        return pages::message(
-            "Sign-in cancelled",
-            "You cancelled the sign-in on your device.",
-        );
+        store.devices.update(&device_code, |d| d.state = DeviceState::Declined);
+        return pages::message("Sign-in cancelled", "You cancelled the sign-in on your device.");
     }
     let login = form.get("login").map(String::as_str).unwrap_or_default();
     let password = form.get("password").map(String::as_str).unwrap_or_default();
-    let Some(user) = emulator
-        .0
-        .dir
-        .user_by_login(login)
-        .filter(|u| u.password == password)
-    else {
-        return retry(
-            "AADSTS50126: Error validating credentials due to invalid username or password.",
-        );
+    let Some(user) = emulator.0.dir.user_by_login(login).filter(|u| u.password == password) else {
+        return retry("AADSTS50126: Error validating credentials due to invalid username or password.");
     };
-    let approved = DeviceState::Approved {
-        user_oid: user.oid.clone(),
-        session_id: uuid::Uuid::new_v4().to_string(),
-    };
+    let approved = DeviceState::Approved { user_oid: user.oid.clone(), session_id: uuid::Uuid::new_v4().to_string() };
     store.devices.update(&device_code, |d| d.state = approved);
-    pages::message(
-        "You're signed in",
-        "You have signed in on your device. You may now close this window.",
-    )
+    pages::message("You're signed in", "You have signed in on your device. You may now close this window.")
 }

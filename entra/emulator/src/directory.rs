@@ -25,10 +25,7 @@ pub struct Directory {
 #[derive(Debug, Clone)]
 pub enum ClientKind {
     /// Holds a credential: a secret (local fallback) and/or managed identities it trusts.
-    Confidential {
-        secret: Option<String>,
-        federated_principals: Vec<String>,
-    },
+    Confidential { secret: Option<String>, federated_principals: Vec<String> },
     /// Cannot hold a secret (Azure CLI, VS Code): must not present one; PKCE is required.
     Public,
 }
@@ -73,9 +70,7 @@ impl Resource {
 
     /// The scope prefix in token responses (`api://orders-mcp-local/`).
     pub fn scope_prefix(&self) -> String {
-        self.identifier_uri
-            .clone()
-            .unwrap_or_else(|| self.client_id.clone())
+        self.identifier_uri.clone().unwrap_or_else(|| self.client_id.clone())
     }
 
     pub fn full_scopes(&self, values: &[String]) -> Vec<String> {
@@ -148,26 +143,12 @@ impl Directory {
                 client_id: app.client_id.clone(),
                 display_name: app.display_name.clone(),
                 object_id: app.object_id.clone(),
-                redirect_uris: app
-                    .redirect_uris
-                    .iter()
-                    .map(|t| t.render(&self.vars))
-                    .collect(),
-                front_channel_logout_url: app
-                    .front_channel_logout_url
-                    .as_ref()
-                    .map(|t| t.render(&self.vars)),
-                kind: ClientKind::Confidential {
-                    secret: app.emulator_client_secret.clone(),
-                    federated_principals,
-                },
+                redirect_uris: app.redirect_uris.iter().map(|t| t.render(&self.vars)).collect(),
+                front_channel_logout_url: app.front_channel_logout_url.as_ref().map(|t| t.render(&self.vars)),
+                kind: ClientKind::Confidential { secret: app.emulator_client_secret.clone(), federated_principals },
             });
         }
-        if let Some(client) = m
-            .clients
-            .values()
-            .find(|c| c.client_id.eq_ignore_ascii_case(client_id))
-        {
+        if let Some(client) = m.clients.values().find(|c| c.client_id.eq_ignore_ascii_case(client_id)) {
             return Ok(ClientApp {
                 client_id: client.client_id.clone(),
                 display_name: client.display_name.clone(),
@@ -181,11 +162,7 @@ impl Directory {
     }
 
     pub fn check_redirect_uri(&self, client: &ClientApp, uri: &str) -> Result<(), EntraError> {
-        if client
-            .redirect_uris
-            .iter()
-            .any(|r| redirect_matches(r, uri))
-        {
+        if client.redirect_uris.iter().any(|r| redirect_matches(r, uri)) {
             Ok(())
         } else {
             Err(EntraError::bad_redirect_uri(uri, &client.client_id))
@@ -221,10 +198,7 @@ impl Directory {
             .values()
             .find(|app| {
                 app.client_id.eq_ignore_ascii_case(bare)
-                    || app
-                        .identifier_uri
-                        .as_ref()
-                        .is_some_and(|t| t.render(&self.vars).eq_ignore_ascii_case(id))
+                    || app.identifier_uri.as_ref().is_some_and(|t| t.render(&self.vars).eq_ignore_ascii_case(id))
             })
             .map(|app| self.resource_of(app))
     }
@@ -237,11 +211,7 @@ impl Directory {
             name: resource.to_string(),
             client_id: resource.to_string(),
             identifier_uri: Some(resource.to_string()),
-            version: if resource == entra_auth::acquire::TOKEN_EXCHANGE_AUDIENCE {
-                2
-            } else {
-                1
-            },
+            version: if resource == entra_auth::acquire::TOKEN_EXCHANGE_AUDIENCE { 2 } else { 1 },
             scopes: Vec::new(),
         })
     }
@@ -282,9 +252,7 @@ impl Directory {
                 None => request.resource = Some(resource.clone()),
             }
             if value != ".default" && !resource.scopes.iter().any(|s| s == value) {
-                return Err(EntraError::invalid_scope(format!(
-                    "The scope '{item}' does not exist on the resource."
-                )));
+                return Err(EntraError::invalid_scope(format!("The scope '{item}' does not exist on the resource.")));
             }
             request.values.push(value.to_string());
         }
@@ -317,20 +285,12 @@ impl Directory {
         }
         let mut scopes: Vec<String> = Vec::new();
         if let Some(resource_app) = m.app(&resource.name) {
-            for pre in resource_app
-                .pre_authorized
-                .iter()
-                .filter(|p| p.client == client_name)
-            {
+            for pre in resource_app.pre_authorized.iter().filter(|p| p.client == client_name) {
                 scopes.extend(pre.scopes.iter().cloned());
             }
         }
         if let Some(client_app) = m.app(&client_name) {
-            for req in client_app
-                .required_access
-                .iter()
-                .filter(|r| r.resource == resource.name)
-            {
+            for req in client_app.required_access.iter().filter(|r| r.resource == resource.name) {
                 scopes.extend(req.scopes.iter().cloned());
             }
         }
@@ -340,11 +300,7 @@ impl Directory {
     }
 
     /// The delegated scopes granted for a request, or AADSTS65001 if any was never consented.
-    pub fn grant(
-        &self,
-        client: &ClientApp,
-        request: &ScopeRequest,
-    ) -> Result<Vec<String>, EntraError> {
+    pub fn grant(&self, client: &ClientApp, request: &ScopeRequest) -> Result<Vec<String>, EntraError> {
         let Some(resource) = &request.resource else {
             return Ok(Vec::new());
         };
@@ -354,44 +310,32 @@ impl Directory {
         } else {
             if let Some(missing) = request.values.iter().find(|v| !consented.contains(v)) {
                 tracing::debug!(scope = %missing, client = %client.client_id, "scope not consented");
-                return Err(EntraError::consent_required(
-                    &client.client_id,
-                    &client.display_name,
-                ));
+                return Err(EntraError::consent_required(&client.client_id, &client.display_name));
             }
             request.values.clone()
         };
         if granted.is_empty() {
-            return Err(EntraError::consent_required(
-                &client.client_id,
-                &client.display_name,
-            ));
+            return Err(EntraError::consent_required(&client.client_id, &client.display_name));
         }
         Ok(granted)
     }
 
     /// App roles `user` holds on `resource`.
     pub fn user_roles(&self, user: &User, resource: &Resource) -> Vec<String> {
-        user.app_roles
-            .iter()
-            .filter(|r| r.app == resource.name)
-            .map(|r| r.role.clone())
-            .collect()
+        user.app_roles.iter().filter(|r| r.app == resource.name).map(|r| r.role.clone()).collect()
     }
 
     /// A user by sign-in name or user principal name (case-insensitive, as Entra).
     pub fn user_by_login(&self, login: &str) -> Option<&User> {
         let tenant = &self.manifest.tenant;
-        self.manifest.users.iter().find(|u| {
-            u.name.eq_ignore_ascii_case(login) || u.upn(tenant).eq_ignore_ascii_case(login)
-        })
-    }
-
-    pub fn user_by_oid(&self, oid: &str) -> Option<&User> {
         self.manifest
             .users
             .iter()
-            .find(|u| u.oid.eq_ignore_ascii_case(oid))
+            .find(|u| u.name.eq_ignore_ascii_case(login) || u.upn(tenant).eq_ignore_ascii_case(login))
+    }
+
+    pub fn user_by_oid(&self, oid: &str) -> Option<&User> {
+        self.manifest.users.iter().find(|u| u.oid.eq_ignore_ascii_case(oid))
     }
 }
 
@@ -401,33 +345,12 @@ mod tests {
 
     #[test]
     fn loopback_redirects_ignore_the_port_and_nothing_else() {
-        assert!(redirect_matches(
-            "http://localhost:3000/auth/callback",
-            "http://localhost:3000/auth/callback"
-        ));
-        assert!(redirect_matches(
-            "http://localhost:3000/auth/callback",
-            "http://localhost:49152/auth/callback"
-        ));
-        assert!(redirect_matches(
-            "http://localhost",
-            "http://localhost:8400/"
-        ));
-        assert!(!redirect_matches(
-            "http://localhost:3000/auth/callback",
-            "http://localhost:3000/auth/other"
-        ));
-        assert!(!redirect_matches(
-            "http://localhost:3000/auth/callback",
-            "http://evil.example/auth/callback"
-        ));
-        assert!(!redirect_matches(
-            "http://localhost:3000/auth/callback",
-            "https://localhost:3000/auth/callback"
-        ));
-        assert!(!redirect_matches(
-            "https://app.example/cb",
-            "https://app.example:444/cb"
-        ));
+        assert!(redirect_matches("http://localhost:3000/auth/callback", "http://localhost:3000/auth/callback"));
+        assert!(redirect_matches("http://localhost:3000/auth/callback", "http://localhost:49152/auth/callback"));
+        assert!(redirect_matches("http://localhost", "http://localhost:8400/"));
+        assert!(!redirect_matches("http://localhost:3000/auth/callback", "http://localhost:3000/auth/other"));
+        assert!(!redirect_matches("http://localhost:3000/auth/callback", "http://evil.example/auth/callback"));
+        assert!(!redirect_matches("http://localhost:3000/auth/callback", "https://localhost:3000/auth/callback"));
+        assert!(!redirect_matches("https://app.example/cb", "https://app.example:444/cb"));
     }
 }

@@ -13,11 +13,7 @@ use crate::error::EntraError;
 impl Emulator {
     /// Checks the `{tenant}` path segment (the tenant id or its domain).
     pub(crate) fn tenant(&self, tenant: &str) -> Result<(), EntraError> {
-        if self.0.dir.is_tenant(tenant) {
-            Ok(())
-        } else {
-            Err(EntraError::tenant_not_found(tenant))
-        }
+        if self.0.dir.is_tenant(tenant) { Ok(()) } else { Err(EntraError::tenant_not_found(tenant)) }
     }
 
     /// Base URL for back-channel endpoints: the host this request reached us on (see the crate
@@ -28,11 +24,7 @@ impl Emulator {
         let host = headers
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-            });
+            .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)));
         match host {
             Some(host) => format!("{scheme}://{host}"),
             None => public.to_string(),
@@ -45,15 +37,9 @@ fn openid_document(emulator: &Emulator, headers: &HeaderMap, v2: bool) -> Value 
     let front = format!("{}/{tid}", emulator.public_url());
     let back = format!("{}/{tid}", emulator.backchannel_base(headers));
     let (issuer, jwks) = if v2 {
-        (
-            emulator.issuers().v2.clone(),
-            format!("{back}/discovery/v2.0/keys"),
-        )
+        (emulator.issuers().v2.clone(), format!("{back}/discovery/v2.0/keys"))
     } else {
-        (
-            emulator.issuers().v1.clone(),
-            format!("{back}/discovery/keys"),
-        )
+        (emulator.issuers().v1.clone(), format!("{back}/discovery/keys"))
     };
     json!({
         "issuer": issuer,
@@ -89,11 +75,7 @@ fn openid_document(emulator: &Emulator, headers: &HeaderMap, v2: bool) -> Value 
     })
 }
 
-pub async fn openid_v2(
-    State(emulator): State<Emulator>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn openid_v2(State(emulator): State<Emulator>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
     if let Err(e) = emulator.tenant(&tenant) {
         return e.into_response();
     }
@@ -101,11 +83,7 @@ pub async fn openid_v2(
     Json(openid_document(&emulator, &headers, true)).into_response()
 }
 
-pub async fn openid_v1(
-    State(emulator): State<Emulator>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn openid_v1(State(emulator): State<Emulator>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
     if let Err(e) = emulator.tenant(&tenant) {
         return e.into_response();
     }
@@ -127,26 +105,17 @@ pub struct InstanceQuery {
 }
 
 /// MSAL's instance discovery (`/common/discovery/instance`): this host is its own cloud.
-pub async fn instance(
-    State(emulator): State<Emulator>,
-    Query(q): Query<InstanceQuery>,
-) -> Json<Value> {
+pub async fn instance(State(emulator): State<Emulator>, Query(q): Query<InstanceQuery>) -> Json<Value> {
     let host = url::Url::parse(emulator.public_url())
         .ok()
-        .and_then(|u| {
-            u.host_str()
-                .map(|h| u.port().map_or(h.to_string(), |p| format!("{h}:{p}")))
-        })
+        .and_then(|u| u.host_str().map(|h| u.port().map_or(h.to_string(), |p| format!("{h}:{p}"))))
         .unwrap_or_default();
     let tid = emulator.tenant_id();
     let authority = q
         .authorization_endpoint
         .as_deref()
         .and_then(|e| e.split("/oauth2/").next())
-        .map_or_else(
-            || format!("{}/{tid}", emulator.public_url()),
-            str::to_string,
-        );
+        .map_or_else(|| format!("{}/{tid}", emulator.public_url()), str::to_string);
     Json(json!({
         "tenant_discovery_endpoint": format!("{authority}/v2.0/.well-known/openid-configuration"),
         "api-version": "1.1",

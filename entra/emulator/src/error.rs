@@ -26,18 +26,8 @@ pub struct EntraError {
 
 impl EntraError {
     pub fn new(error: &'static str, code: u32, message: impl Into<String>) -> Self {
-        let status = if error == "invalid_client" {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        EntraError {
-            status,
-            error,
-            code,
-            message: message.into(),
-            suberror: None,
-        }
+        let status = if error == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+        EntraError { status, error, code, message: message.into(), suberror: None }
     }
 
     pub fn with_suberror(mut self, suberror: &'static str) -> Self {
@@ -131,21 +121,13 @@ struct Body {
 
 pub fn timestamp() -> String {
     let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
-    OffsetDateTime::now_utc()
-        .format(&format)
-        .unwrap_or_default()
+    OffsetDateTime::now_utc().format(&format).unwrap_or_default()
 }
 
 impl IntoResponse for EntraError {
     fn into_response(self) -> Response {
         let (trace_id, correlation_id, timestamp) = (Uuid::new_v4(), Uuid::new_v4(), timestamp());
-        tracing::info!(
-            error = self.error,
-            code = self.code,
-            "refused: AADSTS{} {}",
-            self.code,
-            self.message
-        );
+        tracing::info!(error = self.error, code = self.code, "refused: AADSTS{} {}", self.code, self.message);
         let body = Body {
             error: self.error,
             error_description: self.description(&trace_id, &correlation_id, &timestamp),
@@ -157,9 +139,7 @@ impl IntoResponse for EntraError {
             suberror: self.suberror,
         };
         let mut response = (self.status, Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
 }

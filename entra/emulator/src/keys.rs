@@ -24,14 +24,10 @@ pub struct SigningKey {
 
 impl SigningKey {
     pub fn generate() -> anyhow::Result<Self> {
-        let pair = KeyPair::generate(KeySize::Rsa2048)
-            .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+        let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
         // A PKCS#8 round trip checks the key is usable before it signs anything.
-        let pkcs8 = pair
-            .as_der()
-            .map_err(|_| anyhow::anyhow!("cannot encode the RSA key"))?;
-        let pair = KeyPair::from_pkcs8(pkcs8.as_ref())
-            .map_err(|e| anyhow::anyhow!("RSA key rejected: {e}"))?;
+        let pkcs8 = pair.as_der().map_err(|_| anyhow::anyhow!("cannot encode the RSA key"))?;
+        let pair = KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| anyhow::anyhow!("RSA key rejected: {e}"))?;
         let public = pair.public_key();
         let n = public.modulus().big_endian_without_leading_zero().to_vec();
         let e = public.exponent().big_endian_without_leading_zero().to_vec();
@@ -40,13 +36,7 @@ impl SigningKey {
         let thumbprint = Sha256::digest(format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#));
         let kid = URL_SAFE_NO_PAD.encode(&thumbprint[..20]);
         let decoding = DecodingKey::from_rsa_components(&n, &e)?;
-        Ok(SigningKey {
-            pair,
-            kid,
-            n,
-            e,
-            decoding,
-        })
+        Ok(SigningKey { pair, kid, n, e, decoding })
     }
 
     fn jwk(&self, issuer: &str) -> Value {
@@ -55,18 +45,11 @@ impl SigningKey {
 
     /// Signs `header.payload` and returns the compact JWT.
     pub fn sign_parts(&self, header: &Value, claims: &Value) -> anyhow::Result<String> {
-        let encode = |v: &Value| -> anyhow::Result<String> {
-            Ok(URL_SAFE_NO_PAD.encode(serde_json::to_vec(v)?))
-        };
+        let encode = |v: &Value| -> anyhow::Result<String> { Ok(URL_SAFE_NO_PAD.encode(serde_json::to_vec(v)?)) };
         let message = format!("{}.{}", encode(header)?, encode(claims)?);
         let mut signature = vec![0; self.pair.public_modulus_len()];
         self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                message.as_bytes(),
-                &mut signature,
-            )
+            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message.as_bytes(), &mut signature)
             .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
         Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
@@ -94,10 +77,7 @@ pub struct Rotation {
 impl KeySet {
     pub fn generate() -> anyhow::Result<Self> {
         Ok(KeySet {
-            inner: RwLock::new(Keys {
-                current: std::sync::Arc::new(SigningKey::generate()?),
-                previous: None,
-            }),
+            inner: RwLock::new(Keys { current: std::sync::Arc::new(SigningKey::generate()?), previous: None }),
         })
     }
 
@@ -112,17 +92,11 @@ impl KeySet {
     /// The keys tokens may be verified with: the current one and the previous one.
     pub fn verification_keys(&self) -> Vec<std::sync::Arc<SigningKey>> {
         let keys = self.read();
-        std::iter::once(keys.current.clone())
-            .chain(keys.previous.clone())
-            .collect()
+        std::iter::once(keys.current.clone()).chain(keys.previous.clone()).collect()
     }
 
     pub fn jwks(&self, issuer: &str) -> Value {
-        let keys: Vec<Value> = self
-            .verification_keys()
-            .iter()
-            .map(|k| k.jwk(issuer))
-            .collect();
+        let keys: Vec<Value> = self.verification_keys().iter().map(|k| k.jwk(issuer)).collect();
         json!({ "keys": keys })
     }
 
@@ -132,10 +106,7 @@ impl KeySet {
         let mut keys = self.inner.write().unwrap_or_else(|p| p.into_inner());
         let old = std::mem::replace(&mut keys.current, fresh);
         keys.previous = Some(old.clone());
-        Ok(Rotation {
-            current_kid: keys.current.kid.clone(),
-            previous_kid: old.kid.clone(),
-        })
+        Ok(Rotation { current_kid: keys.current.kid.clone(), previous_kid: old.kid.clone() })
     }
 
     /// Signs claims with the current key, with Entra's header (`typ`, `alg`, `kid`, `x5t`).

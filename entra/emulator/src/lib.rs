@@ -118,26 +118,14 @@ impl Emulator {
             .route("/_emulator/stats", get(admin::stats))
             .route("/_emulator/rotate-keys", post(admin::rotate))
             .route("/common/discovery/instance", get(discovery::instance))
-            .route(
-                "/{tenant}/v2.0/.well-known/openid-configuration",
-                get(discovery::openid_v2),
-            )
-            .route(
-                "/{tenant}/.well-known/openid-configuration",
-                get(discovery::openid_v1),
-            )
+            .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery::openid_v2))
+            .route("/{tenant}/.well-known/openid-configuration", get(discovery::openid_v1))
             .route("/{tenant}/discovery/v2.0/keys", get(discovery::jwks))
             .route("/{tenant}/discovery/keys", get(discovery::jwks))
-            .route(
-                "/{tenant}/oauth2/v2.0/authorize",
-                get(authorize::show).post(authorize::submit),
-            )
+            .route("/{tenant}/oauth2/v2.0/authorize", get(authorize::show).post(authorize::submit))
             .route("/{tenant}/oauth2/v2.0/token", post(token::token))
             .route("/{tenant}/oauth2/v2.0/devicecode", post(device::start))
-            .route(
-                "/{tenant}/oauth2/v2.0/logout",
-                get(logout::logout).post(logout::logout),
-            )
+            .route("/{tenant}/oauth2/v2.0/logout", get(logout::logout).post(logout::logout))
             .route("/devicelogin", get(device::page).post(device::approve))
             .route("/msi/token", get(managed_identity::token))
             .layer(TraceLayer::new_for_http())
@@ -200,19 +188,9 @@ impl Emulator {
     /// Issues a delegated access token as the token endpoint would after `user` signed in to
     /// `client` (manifest names) and asked for `scopes` on `resource` (manifest app name);
     /// consent is not checked. Tests use it to get real tokens without a browser.
-    pub fn user_token(
-        &self,
-        user: &str,
-        client: &str,
-        resource: &str,
-        scopes: &[&str],
-    ) -> anyhow::Result<String> {
+    pub fn user_token(&self, user: &str, client: &str, resource: &str, scopes: &[&str]) -> anyhow::Result<String> {
         let inner = &self.0;
-        let user = inner
-            .dir
-            .manifest
-            .user(user)
-            .ok_or_else(|| anyhow::anyhow!("no user {user:?} in the manifest"))?;
+        let user = inner.dir.manifest.user(user).ok_or_else(|| anyhow::anyhow!("no user {user:?} in the manifest"))?;
         let client_id = self.client_id(client)?;
         let resource = self.resource(resource)?;
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
@@ -238,20 +216,14 @@ impl Emulator {
     /// credentials would.
     pub fn app_token(&self, client: &str, resource: &str) -> anyhow::Result<String> {
         let inner = &self.0;
-        let app = inner
-            .dir
-            .manifest
-            .app(client)
-            .ok_or_else(|| anyhow::anyhow!("no app {client:?} in the manifest"))?;
+        let app = inner.dir.manifest.app(client).ok_or_else(|| anyhow::anyhow!("no app {client:?} in the manifest"))?;
         let resource = self.resource(resource)?;
         let claims = claims::access_token(
             &inner.issuers,
             &inner.dir.manifest.tenant,
             inner.config.token_lifetime.as_secs() as i64,
             &claims::AccessClaims {
-                subject: claims::Subject::App {
-                    object_id: &app.object_id,
-                },
+                subject: claims::Subject::App { object_id: &app.object_id },
                 client_id: &app.client_id,
                 client_auth: claims::ClientAuth::Assertion,
                 resource: &resource,
@@ -273,13 +245,8 @@ impl Emulator {
 
     fn resource(&self, name: &str) -> anyhow::Result<directory::Resource> {
         let m = &self.0.dir.manifest;
-        let app = m
-            .app(name)
-            .ok_or_else(|| anyhow::anyhow!("no app {name:?} in the manifest"))?;
-        self.0
-            .dir
-            .resource(&app.client_id)
-            .ok_or_else(|| anyhow::anyhow!("{name:?} is not a resource"))
+        let app = m.app(name).ok_or_else(|| anyhow::anyhow!("no app {name:?} in the manifest"))?;
+        self.0.dir.resource(&app.client_id).ok_or_else(|| anyhow::anyhow!("{name:?} is not a resource"))
     }
 
     fn count(&self, counter: impl Fn(&Counters) -> &AtomicU64) {
@@ -330,12 +297,7 @@ pub fn serve(emulator: Emulator, listener: TcpListener) -> anyhow::Result<Runnin
             tracing::error!(error = %e, "emulator server failed");
         }
     });
-    Ok(Running {
-        emulator,
-        addr,
-        shutdown: Some(tx),
-        task,
-    })
+    Ok(Running { emulator, addr, shutdown: Some(tx), task })
 }
 
 /// Binds `config.bind` (port 0 picks a free port), sets the public URL from it unless

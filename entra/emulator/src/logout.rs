@@ -25,11 +25,7 @@ pub async fn logout(
     if let Some((id, session)) = current_session(&emulator, &headers) {
         emulator.0.store.sessions.remove(&id);
         for client_id in &session.clients {
-            if let Some(url) = dir
-                .client(client_id)
-                .ok()
-                .and_then(|c| c.front_channel_logout_url)
-            {
+            if let Some(url) = dir.client(client_id).ok().and_then(|c| c.front_channel_logout_url) {
                 let issuer = emulator.issuers().v2.clone();
                 let query = url::form_urlencoded::Serializer::new(String::new())
                     .append_pair("iss", &issuer)
@@ -42,16 +38,11 @@ pub async fn logout(
     // Only a URI registered for the app is followed: otherwise logout is an open redirect.
     let client_id = q.get("client_id").cloned().or_else(|| {
         let hint = q.get("id_token_hint")?;
-        let claims = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(hint)
-            .ok()?
-            .claims;
+        let claims = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(hint).ok()?.claims;
         claims["aud"].as_str().map(str::to_string)
     });
     let next = q.get("post_logout_redirect_uri").filter(|uri| {
-        client_id
-            .as_deref()
-            .and_then(|id| dir.client(id).ok())
-            .is_some_and(|c| dir.check_redirect_uri(&c, uri).is_ok())
+        client_id.as_deref().and_then(|id| dir.client(id).ok()).is_some_and(|c| dir.check_redirect_uri(&c, uri).is_ok())
     });
     let mut response = pages::signed_out(&frontchannel, next.map(String::as_str));
     let expired = format!("{SSO_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");

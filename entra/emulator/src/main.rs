@@ -14,12 +14,7 @@ usage: entra-emulator [serve]                  run the emulator (settings: EMULA
 async fn main() -> ExitCode {
     entra_auth::telemetry::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] | ["serve"] => run().await,
         ["rotate-keys"] => rotate("http://localhost:3003").await,
         ["rotate-keys", "--url", url] => rotate(url).await,

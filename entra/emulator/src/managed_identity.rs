@@ -15,11 +15,7 @@ use crate::claims::{self, AccessClaims, ClientAuth, Subject};
 
 /// App Service's error shape for this endpoint.
 fn refuse(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        Json(json!({ "statusCode": status.as_u16(), "message": message })),
-    )
-        .into_response()
+    (status, Json(json!({ "statusCode": status.as_u16(), "message": message }))).into_response()
 }
 
 pub async fn token(
@@ -33,39 +29,23 @@ pub async fn token(
             "The managed identity endpoint is disabled: start the emulator with EMULATOR_IDENTITY_HEADER set.",
         );
     };
-    let given = headers
-        .get("x-identity-header")
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
+    let given = headers.get("x-identity-header").map(|v| v.as_bytes()).unwrap_or_default();
     if aws_lc_rs::constant_time::verify_slices_are_equal(given, expected.as_bytes()).is_err() {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "The X-IDENTITY-HEADER header is missing or wrong.",
-        );
+        return refuse(StatusCode::UNAUTHORIZED, "The X-IDENTITY-HEADER header is missing or wrong.");
     }
     if q.get("api-version").map(String::as_str) != Some("2019-08-01") {
         return refuse(StatusCode::BAD_REQUEST, "api-version must be 2019-08-01.");
     }
     let Some(resource) = q.get("resource").filter(|r| !r.is_empty()) else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "The resource parameter is required.",
-        );
+        return refuse(StatusCode::BAD_REQUEST, "The resource parameter is required.");
     };
     let identities = &emulator.0.dir.manifest.managed_identities;
     let wanted = |id: &str, principal: bool| {
         identities.values().find(|mi| {
-            if principal {
-                mi.principal_id.eq_ignore_ascii_case(id)
-            } else {
-                mi.client_id.eq_ignore_ascii_case(id)
-            }
+            if principal { mi.principal_id.eq_ignore_ascii_case(id) } else { mi.client_id.eq_ignore_ascii_case(id) }
         })
     };
-    let identity = match (
-        q.get("client_id"),
-        q.get("principal_id").or_else(|| q.get("object_id")),
-    ) {
+    let identity = match (q.get("client_id"), q.get("principal_id").or_else(|| q.get("object_id"))) {
         (Some(id), _) => wanted(id, false),
         (None, Some(id)) => wanted(id, true),
         (None, None) => {
@@ -76,10 +56,7 @@ pub async fn token(
         }
     };
     let Some(identity) = identity else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "No managed identity with that id is assigned to this resource.",
-        );
+        return refuse(StatusCode::BAD_REQUEST, "No managed identity with that id is assigned to this resource.");
     };
     let inner = &emulator.0;
     let target = inner.dir.resource_for_managed_identity(resource);
@@ -89,9 +66,7 @@ pub async fn token(
         &inner.dir.manifest.tenant,
         lifetime,
         &AccessClaims {
-            subject: Subject::App {
-                object_id: &identity.principal_id,
-            },
+            subject: Subject::App { object_id: &identity.principal_id },
             client_id: &identity.client_id,
             client_auth: ClientAuth::Assertion,
             resource: &target,
@@ -114,10 +89,7 @@ pub async fn token(
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot sign a managed identity token");
-            refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The token could not be issued.",
-            )
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, "The token could not be issued.")
         }
     }
 }

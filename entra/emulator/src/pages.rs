@@ -52,16 +52,7 @@ fn page(title: &str, body: &str) -> Response {
 }
 
 fn hidden(fields: &[(String, String)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                esc(k),
-                esc(v)
-            )
-        })
-        .collect()
+    fields.iter().map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v))).collect()
 }
 
 /// A demo user offered on the login page.
@@ -100,9 +91,7 @@ pub fn login(
             )
         })
         .collect();
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
-        .unwrap_or_default();
+    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
     let body = format!(
         "<h1>Sign in</h1><p class=\"muted\">to continue to <strong>{client}</strong></p>{error}\
          <div class=\"users\" aria-label=\"Demo users\">{buttons}</div>\
@@ -113,37 +102,19 @@ pub fn login(
          <button class=\"primary\" type=\"submit\">Sign in</button></form></details>",
         client = esc(client_name),
         action = esc(action),
-        open = if error.is_empty() && hint.is_none() {
-            ""
-        } else {
-            " open"
-        },
+        open = if error.is_empty() && hint.is_none() { "" } else { " open" },
         hint = esc(hint.unwrap_or_default()),
     );
     page("Sign in to your account", &body)
 }
 
 /// Device-code entry: the user types the code shown on the device, then signs in.
-pub fn device(
-    action: &str,
-    users: &[LoginUser],
-    user_code: Option<&str>,
-    error: Option<&str>,
-) -> Response {
+pub fn device(action: &str, users: &[LoginUser], user_code: Option<&str>, error: Option<&str>) -> Response {
     let options: String = users
         .iter()
-        .map(|u| {
-            format!(
-                "<option value=\"{}\">{} ({})</option>",
-                esc(&u.login),
-                esc(&u.display_name),
-                esc(&u.upn)
-            )
-        })
+        .map(|u| format!("<option value=\"{}\">{} ({})</option>", esc(&u.login), esc(&u.display_name), esc(&u.upn)))
         .collect();
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
-        .unwrap_or_default();
+    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
     let body = format!(
         "<h1>Enter code</h1><p class=\"muted\">Enter the code displayed on your app or device.</p>{error}\
          <form method=\"post\" action=\"{action}\">\
@@ -159,10 +130,7 @@ pub fn device(
 }
 
 pub fn message(title: &str, text: &str) -> Response {
-    page(
-        title,
-        &format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text)),
-    )
+    page(title, &format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text)))
 }
 
 /// An error the user sees instead of a redirect (Entra does this when the redirect URI or
@@ -194,12 +162,7 @@ pub fn form_post(redirect_uri: &str, fields: &[(String, String)]) -> Response {
 pub fn signed_out(frontchannel: &[String], next: Option<&str>) -> Response {
     let frames: String = frontchannel
         .iter()
-        .map(|u| {
-            format!(
-                "<iframe src=\"{}\" style=\"display:none\" title=\"sign-out\"></iframe>",
-                esc(u)
-            )
-        })
+        .map(|u| format!("<iframe src=\"{}\" style=\"display:none\" title=\"sign-out\"></iframe>", esc(u)))
         .collect();
     let onward = next
         .map(|n| {

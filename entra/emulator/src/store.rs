@@ -20,9 +20,7 @@ pub struct Table<T> {
 
 impl<T: Expiring + Clone> Table<T> {
     pub fn new() -> Self {
-        Table {
-            entries: Mutex::new(HashMap::new()),
-        }
+        Table { entries: Mutex::new(HashMap::new()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, T>> {
@@ -40,17 +38,12 @@ impl<T: Expiring + Clone> Table<T> {
 
     /// The live entry for `key`, if any.
     pub fn get(&self, key: &str) -> Option<T> {
-        self.lock()
-            .get(key)
-            .filter(|e| e.expires_at() > now())
-            .cloned()
+        self.lock().get(key).filter(|e| e.expires_at() > now()).cloned()
     }
 
     /// The entry for `key` even if it expired, and whether it did: to tell "expired" from "unknown".
     pub fn lookup(&self, key: &str) -> Option<(T, bool)> {
-        self.lock()
-            .get(key)
-            .map(|e| (e.clone(), e.expires_at() <= now()))
+        self.lock().get(key).map(|e| (e.clone(), e.expires_at() <= now()))
     }
 
     pub fn remove(&self, key: &str) -> Option<T> {
@@ -64,10 +57,7 @@ impl<T: Expiring + Clone> Table<T> {
 
     /// Finds the key of the first entry matching `pred`.
     pub fn find_key(&self, pred: impl Fn(&T) -> bool) -> Option<String> {
-        self.lock()
-            .iter()
-            .find(|(_, v)| pred(v))
-            .map(|(k, _)| k.clone())
+        self.lock().iter().find(|(_, v)| pred(v)).map(|(k, _)| k.clone())
     }
 }
 
@@ -117,10 +107,7 @@ impl Expiring for RefreshGrant {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeviceState {
     Pending,
-    Approved {
-        user_oid: String,
-        session_id: String,
-    },
+    Approved { user_oid: String, session_id: String },
     Declined,
 }
 

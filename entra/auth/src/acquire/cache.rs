@@ -33,10 +33,7 @@ impl<K: Eq + Hash + Clone> TokenCache<K> {
     /// Tokens are refreshed `refresh_margin` before they expire (or halfway through their
     /// lifetime, if that is sooner, so short-lived tokens are not refetched on every call).
     pub fn new(refresh_margin: Duration) -> Self {
-        TokenCache {
-            slots: Mutex::new(HashMap::new()),
-            refresh_margin,
-        }
+        TokenCache { slots: Mutex::new(HashMap::new()), refresh_margin }
     }
 
     fn slot(&self, key: K) -> Slot {
@@ -45,9 +42,7 @@ impl<K: Eq + Hash + Clone> TokenCache<K> {
             let now = now_secs();
             // A slot being filled right now is locked: keep it.
             slots.retain(|_, slot| {
-                slot.try_lock().map_or(true, |c| {
-                    c.as_ref().is_some_and(|c| c.token.expires_on > now)
-                })
+                slot.try_lock().map_or(true, |c| c.as_ref().is_some_and(|c| c.token.expires_on > now))
             });
         }
         slots.entry(key).or_default().clone()
@@ -68,19 +63,13 @@ impl<K: Eq + Hash + Clone> TokenCache<K> {
         let token = fetch().await?;
         let lifetime = token.expires_on.saturating_sub(now);
         let margin = self.refresh_margin.as_secs().min(lifetime / 2);
-        *cached = Some(Cached {
-            token: token.clone(),
-            refresh_at: token.expires_on.saturating_sub(margin),
-        });
+        *cached = Some(Cached { token: token.clone(), refresh_at: token.expires_on.saturating_sub(margin) });
         Ok(token)
     }
 
     /// Forgets `key`'s token (for example after the resource refused it).
     pub fn invalidate(&self, key: &K) {
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 
     /// How many keys are cached.
@@ -127,32 +116,17 @@ mod tests {
     #[tokio::test]
     async fn tokens_near_expiry_are_refetched_and_failures_are_not_cached() {
         let cache = TokenCache::new(Duration::from_secs(300));
-        let t = cache
-            .get_or_fetch("k", || async { Ok(AccessToken::expiring_in("short", 1)) })
-            .await
-            .unwrap();
+        let t = cache.get_or_fetch("k", || async { Ok(AccessToken::expiring_in("short", 1)) }).await.unwrap();
         assert_eq!(t.secret(), "short");
         // Lifetime 1 s: margin is half of it, so the token is stale at once on second boundaries;
         // an error from the next fetch reaches the caller and leaves nothing cached.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let err = cache
-            .get_or_fetch("k", || async {
-                Err(AcquireError::NotConfigured("down".into()))
-            })
-            .await
-            .unwrap_err();
+        let err =
+            cache.get_or_fetch("k", || async { Err(AcquireError::NotConfigured("down".into())) }).await.unwrap_err();
         assert!(err.to_string().contains("down"));
-        let t = cache
-            .get_or_fetch("k", || async { Ok(AccessToken::expiring_in("new", 3600)) })
-            .await
-            .unwrap();
+        let t = cache.get_or_fetch("k", || async { Ok(AccessToken::expiring_in("new", 3600)) }).await.unwrap();
         assert_eq!(t.secret(), "new");
-        let t = cache
-            .get_or_fetch("k", || async {
-                Ok(AccessToken::expiring_in("unused", 3600))
-            })
-            .await
-            .unwrap();
+        let t = cache.get_or_fetch("k", || async { Ok(AccessToken::expiring_in("unused", 3600)) }).await.unwrap();
         assert_eq!(t.secret(), "new");
     }
 

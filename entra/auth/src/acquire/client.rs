@@ -11,8 +11,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{
-    AccessToken, AcquireError, ManagedIdentityCredential, REQUEST_TIMEOUT, TOKEN_EXCHANGE_AUDIENCE,
-    read_response,
+    AccessToken, AcquireError, ManagedIdentityCredential, REQUEST_TIMEOUT, TOKEN_EXCHANGE_AUDIENCE, read_response,
 };
 
 const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -30,9 +29,7 @@ pub enum ClientCredential {
 impl fmt::Debug for ClientCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientCredential::ManagedIdentity(mi) => {
-                f.debug_tuple("ManagedIdentity").field(mi).finish()
-            }
+            ClientCredential::ManagedIdentity(mi) => f.debug_tuple("ManagedIdentity").field(mi).finish(),
             ClientCredential::Secret(_) => f.write_str("Secret(<redacted>)"),
         }
     }
@@ -66,10 +63,7 @@ impl fmt::Debug for TokenResponse {
         f.debug_struct("TokenResponse")
             .field("expires_in", &self.expires_in)
             .field("scope", &self.scope)
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }
@@ -104,12 +98,7 @@ impl ConfidentialClient {
         client_id: impl Into<String>,
         credential: ClientCredential,
     ) -> Self {
-        ConfidentialClient {
-            http,
-            token_endpoint,
-            client_id: client_id.into(),
-            credential,
-        }
+        ConfidentialClient { http, token_endpoint, client_id: client_id.into(), credential }
     }
 
     /// The v2 token endpoint of `tenant` under `authority`.
@@ -124,8 +113,7 @@ impl ConfidentialClient {
 
     /// Posts a token request with this client's authentication added.
     pub async fn request(&self, params: &[(&str, &str)]) -> Result<TokenResponse, AcquireError> {
-        let mut form: Vec<(&str, String)> =
-            params.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let mut form: Vec<(&str, String)> = params.iter().map(|(k, v)| (*k, v.to_string())).collect();
         form.push(("client_id", self.client_id.clone()));
         match &self.credential {
             ClientCredential::ManagedIdentity(mi) => {
@@ -136,22 +124,12 @@ impl ConfidentialClient {
             ClientCredential::Secret(secret) => form.push(("client_secret", secret.clone())),
         }
         let endpoint = self.token_endpoint.as_str();
-        let result = self
-            .http
-            .post(self.token_endpoint.clone())
-            .timeout(REQUEST_TIMEOUT)
-            .form(&form)
-            .send()
-            .await;
+        let result = self.http.post(self.token_endpoint.clone()).timeout(REQUEST_TIMEOUT).form(&form).send().await;
         read_response(endpoint, result).await
     }
 
     /// On-Behalf-Of: exchanges the user's token (`assertion`) for one for `scope`.
-    pub async fn on_behalf_of(
-        &self,
-        assertion: &str,
-        scope: &str,
-    ) -> Result<TokenResponse, AcquireError> {
+    pub async fn on_behalf_of(&self, assertion: &str, scope: &str) -> Result<TokenResponse, AcquireError> {
         self.request(&[
             ("grant_type", JWT_BEARER_GRANT),
             ("requested_token_use", "on_behalf_of"),
@@ -163,8 +141,7 @@ impl ConfidentialClient {
 
     /// Client credentials: a token for this app itself (no user), e.g. `api://x/.default`.
     pub async fn client_credentials(&self, scope: &str) -> Result<TokenResponse, AcquireError> {
-        self.request(&[("grant_type", "client_credentials"), ("scope", scope)])
-            .await
+        self.request(&[("grant_type", "client_credentials"), ("scope", scope)]).await
     }
 
     /// Redeems an authorization code (with its PKCE verifier).
@@ -186,16 +163,7 @@ impl ConfidentialClient {
     }
 
     /// Redeems a refresh token; Entra rotates it, so keep the one in the answer.
-    pub async fn refresh(
-        &self,
-        refresh_token: &str,
-        scope: &str,
-    ) -> Result<TokenResponse, AcquireError> {
-        self.request(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("scope", scope),
-        ])
-        .await
+    pub async fn refresh(&self, refresh_token: &str, scope: &str) -> Result<TokenResponse, AcquireError> {
+        self.request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("scope", scope)]).await
     }
 }

@@ -49,22 +49,17 @@ impl ManagedIdentitySource {
     /// The source the platform advertises: `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` when set
     /// (App Service, Container Apps, the emulator), IMDS otherwise.
     pub fn from_env() -> Result<Self, AcquireError> {
-        match (
-            std::env::var("IDENTITY_ENDPOINT"),
-            std::env::var("IDENTITY_HEADER"),
-        ) {
+        match (std::env::var("IDENTITY_ENDPOINT"), std::env::var("IDENTITY_HEADER")) {
             (Ok(endpoint), Ok(header)) => {
-                let endpoint = Url::parse(&endpoint).map_err(|e| {
-                    AcquireError::NotConfigured(format!("IDENTITY_ENDPOINT is not a URL: {e}"))
-                })?;
+                let endpoint = Url::parse(&endpoint)
+                    .map_err(|e| AcquireError::NotConfigured(format!("IDENTITY_ENDPOINT is not a URL: {e}")))?;
                 Ok(ManagedIdentitySource::AppService { endpoint, header })
             }
-            (Ok(_), Err(_)) => Err(AcquireError::NotConfigured(
-                "IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not".into(),
-            )),
+            (Ok(_), Err(_)) => {
+                Err(AcquireError::NotConfigured("IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not".into()))
+            }
             _ => {
-                let endpoint = Url::parse(IMDS_ENDPOINT)
-                    .map_err(|e| AcquireError::NotConfigured(e.to_string()))?;
+                let endpoint = Url::parse(IMDS_ENDPOINT).map_err(|e| AcquireError::NotConfigured(e.to_string()))?;
                 Ok(ManagedIdentitySource::Imds { endpoint })
             }
         }
@@ -103,29 +98,15 @@ impl fmt::Debug for ManagedIdentityCredential {
 }
 
 impl ManagedIdentityCredential {
-    pub fn new(
-        http: reqwest::Client,
-        source: ManagedIdentitySource,
-        client_id: Option<String>,
-    ) -> Self {
-        ManagedIdentityCredential {
-            http,
-            source,
-            client_id,
-            cache: TokenCache::new(Duration::from_secs(300)),
-        }
+    pub fn new(http: reqwest::Client, source: ManagedIdentitySource, client_id: Option<String>) -> Self {
+        ManagedIdentityCredential { http, source, client_id, cache: TokenCache::new(Duration::from_secs(300)) }
     }
 
     /// A token for `resource` (an app id URI or `api://AzureADTokenExchange`; a trailing
     /// `/.default` is accepted and removed, as the v1-style endpoint expects a resource).
     pub async fn token(&self, resource: &str) -> Result<AccessToken, AcquireError> {
-        let resource = resource
-            .strip_suffix("/.default")
-            .unwrap_or(resource)
-            .to_string();
-        self.cache
-            .get_or_fetch(resource.clone(), || self.fetch(resource))
-            .await
+        let resource = resource.strip_suffix("/.default").unwrap_or(resource).to_string();
+        self.cache.get_or_fetch(resource.clone(), || self.fetch(resource)).await
     }
 
     async fn fetch(&self, resource: String) -> Result<AccessToken, AcquireError> {
@@ -133,26 +114,16 @@ impl ManagedIdentityCredential {
             ManagedIdentitySource::AppService { endpoint, .. } => (endpoint, "2019-08-01"),
             ManagedIdentitySource::Imds { endpoint } => (endpoint, "2018-02-01"),
         };
-        let mut query = vec![
-            ("api-version", api_version),
-            ("resource", resource.as_str()),
-        ];
+        let mut query = vec![("api-version", api_version), ("resource", resource.as_str())];
         if let Some(id) = &self.client_id {
             query.push(("client_id", id));
         }
-        let request = self
-            .http
-            .get(endpoint.clone())
-            .query(&query)
-            .timeout(REQUEST_TIMEOUT);
+        let request = self.http.get(endpoint.clone()).query(&query).timeout(REQUEST_TIMEOUT);
         let request = match &self.source {
-            ManagedIdentitySource::AppService { header, .. } => {
-                request.header("X-IDENTITY-HEADER", header)
-            }
+            ManagedIdentitySource::AppService { header, .. } => request.header("X-IDENTITY-HEADER", header),
             ManagedIdentitySource::Imds { .. } => request.header("Metadata", "true"),
         };
-        let response: MiTokenResponse =
-            read_response(endpoint.as_str(), request.send().await).await?;
+        let response: MiTokenResponse = read_response(endpoint.as_str(), request.send().await).await?;
         match (response.expires_on, response.expires_in) {
             (Some(on), _) => Ok(AccessToken::new(response.access_token, on)),
             (None, Some(seconds)) => Ok(AccessToken::expiring_in(response.access_token, seconds)),

@@ -37,10 +37,7 @@ pub struct AccessToken {
 
 impl AccessToken {
     pub fn new(secret: impl Into<Arc<str>>, expires_on: u64) -> Self {
-        AccessToken {
-            secret: secret.into(),
-            expires_on,
-        }
+        AccessToken { secret: secret.into(), expires_on }
     }
 
     /// A token that expires `expires_in` seconds from now.
@@ -61,17 +58,12 @@ impl AccessToken {
 
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("secret", &"<redacted>")
-            .field("expires_on", &self.expires_on)
-            .finish()
+        f.debug_struct("AccessToken").field("secret", &"<redacted>").field("expires_on", &self.expires_on).finish()
     }
 }
 
 pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Why a token could not be obtained. Messages name the endpoint and Entra's own error, never
@@ -82,12 +74,7 @@ pub enum AcquireError {
     Unreachable { endpoint: String, reason: String },
     /// The identity provider answered with an OAuth error (`AADSTS...` codes for Entra).
     #[error("the identity provider refused the request ({error}): {description}")]
-    Rejected {
-        status: u16,
-        error: String,
-        description: String,
-        codes: Vec<u32>,
-    },
+    Rejected { status: u16, error: String, description: String, codes: Vec<u32> },
     #[error("unexpected answer from {endpoint}: {reason}")]
     BadResponse { endpoint: String, reason: String },
     #[error("{0}")]
@@ -128,23 +115,16 @@ pub(crate) async fn read_response<T: for<'de> Deserialize<'de>>(
     endpoint: &str,
     result: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<T, AcquireError> {
-    let response = result.map_err(|e| AcquireError::Unreachable {
-        endpoint: endpoint.to_string(),
-        reason: describe(e),
-    })?;
+    let response =
+        result.map_err(|e| AcquireError::Unreachable { endpoint: endpoint.to_string(), reason: describe(e) })?;
     let status = response.status();
     let body = response
         .bytes()
         .await
-        .map_err(|e| AcquireError::Unreachable {
-            endpoint: endpoint.to_string(),
-            reason: describe(e),
-        })?;
+        .map_err(|e| AcquireError::Unreachable { endpoint: endpoint.to_string(), reason: describe(e) })?;
     if status.is_success() {
-        return serde_json::from_slice(&body).map_err(|e| AcquireError::BadResponse {
-            endpoint: endpoint.to_string(),
-            reason: e.to_string(),
-        });
+        return serde_json::from_slice(&body)
+            .map_err(|e| AcquireError::BadResponse { endpoint: endpoint.to_string(), reason: e.to_string() });
     }
     match serde_json::from_slice::<OAuthErrorBody>(&body) {
         Ok(e) => Err(AcquireError::Rejected {

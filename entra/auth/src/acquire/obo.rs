@@ -17,37 +17,22 @@ pub struct OnBehalfOf {
 
 impl OnBehalfOf {
     pub fn new(client: ConfidentialClient) -> Self {
-        OnBehalfOf {
-            client,
-            cache: TokenCache::new(Duration::from_secs(300)),
-        }
+        OnBehalfOf { client, cache: TokenCache::new(Duration::from_secs(300)) }
     }
 
     /// A token for `scope` (e.g. `api://orders-api-local/.default`) on behalf of `caller`,
     /// whose validated access token is `user_token`.
-    pub async fn token(
-        &self,
-        caller: &Caller,
-        user_token: &str,
-        scope: &str,
-    ) -> Result<AccessToken, AcquireError> {
+    pub async fn token(&self, caller: &Caller, user_token: &str, scope: &str) -> Result<AccessToken, AcquireError> {
         if !caller.is_user() {
-            return Err(AcquireError::NotConfigured(
-                "On-Behalf-Of needs a user token, not an app-only token".into(),
-            ));
+            return Err(AcquireError::NotConfigured("On-Behalf-Of needs a user token, not an app-only token".into()));
         }
         let key = (caller.tid.clone(), caller.oid.clone(), scope.to_string());
-        self.cache
-            .get_or_fetch(key, || async {
-                Ok(self.client.on_behalf_of(user_token, scope).await?.access())
-            })
-            .await
+        self.cache.get_or_fetch(key, || async { Ok(self.client.on_behalf_of(user_token, scope).await?.access()) }).await
     }
 
     /// Drops `caller`'s cached token for `scope`, e.g. after the downstream API refused it.
     pub fn forget(&self, caller: &Caller, scope: &str) {
-        self.cache
-            .invalidate(&(caller.tid.clone(), caller.oid.clone(), scope.to_string()));
+        self.cache.invalidate(&(caller.tid.clone(), caller.oid.clone(), scope.to_string()));
     }
 
     pub fn client(&self) -> &ConfidentialClient {

@@ -87,22 +87,12 @@ impl Caller {
             name: self.name.clone(),
             tid: self.tid.clone(),
             exp: self.expires_at,
-            token_id_suffix: self
-                .token_id
-                .get(suffix_start..)
-                .unwrap_or_default()
-                .to_string(),
+            token_id_suffix: self.token_id.get(suffix_start..).unwrap_or_default().to_string(),
         }
     }
 
     /// This hop's trace record.
-    pub fn hop(
-        &self,
-        service: &str,
-        how: How,
-        decision: Decision,
-        elapsed: std::time::Duration,
-    ) -> Hop {
+    pub fn hop(&self, service: &str, how: How, decision: Decision, elapsed: std::time::Duration) -> Hop {
         Hop {
             service: service.to_string(),
             token: self.summary(),
@@ -112,11 +102,7 @@ impl Caller {
         }
     }
 
-    pub(super) fn from_claims(
-        c: Claims,
-        tenant_id: &str,
-        issuers: &Issuers,
-    ) -> Result<Caller, ValidationError> {
+    pub(super) fn from_claims(c: Claims, tenant_id: &str, issuers: &Issuers) -> Result<Caller, ValidationError> {
         if !c.tid.eq_ignore_ascii_case(tenant_id) {
             return Err(ValidationError::WrongTenant);
         }
@@ -136,19 +122,11 @@ impl Caller {
         let scopes: Vec<String> = c
             .scp
             .as_deref()
-            .map(|s| {
-                s.split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|s| s.split(' ').filter(|s| !s.is_empty()).map(String::from).collect())
             .unwrap_or_default();
         // `idtyp: app` is Entra's explicit marker; the absence of `scp` is the rule it documents.
-        let kind = if scopes.is_empty() || c.idtyp.as_deref() == Some("app") {
-            CallerKind::App
-        } else {
-            CallerKind::User
-        };
+        let kind =
+            if scopes.is_empty() || c.idtyp.as_deref() == Some("app") { CallerKind::App } else { CallerKind::User };
         Ok(Caller {
             kind,
             oid,

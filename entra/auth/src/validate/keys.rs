@@ -71,10 +71,7 @@ impl KeyStore {
 
     fn snapshot(&self) -> Option<Arc<Loaded>> {
         // A poisoned lock only means another thread panicked mid-swap of an Arc: the value is intact.
-        self.loaded
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.loaded.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn is_fresh(&self, loaded: &Loaded) -> bool {
@@ -96,11 +93,7 @@ impl KeyStore {
             return Ok((loaded.clone(), key.clone()));
         }
         let loaded = self.refresh(Some(kid)).await?;
-        let key = loaded
-            .keys
-            .get(kid)
-            .cloned()
-            .ok_or(ValidationError::UnknownKey)?;
+        let key = loaded.keys.get(kid).cloned().ok_or(ValidationError::UnknownKey)?;
         Ok((loaded, key))
     }
 
@@ -123,10 +116,7 @@ impl KeyStore {
                 *next_allowed = Some(Instant::now() + self.config.key_refetch_interval);
                 let loaded = Arc::new(loaded);
                 *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = Some(loaded.clone());
-                tracing::debug!(
-                    keys = loaded.keys.len(),
-                    "loaded identity provider metadata and signing keys"
-                );
+                tracing::debug!(keys = loaded.keys.len(), "loaded identity provider metadata and signing keys");
                 Ok(loaded)
             }
             Err(reason) => {
@@ -143,27 +133,18 @@ impl KeyStore {
             TokenVersion::V1 => {
                 format!("{}/.well-known/openid-configuration", self.config.tenant_id)
             }
-            TokenVersion::V2 => format!(
-                "{}/v2.0/.well-known/openid-configuration",
-                self.config.tenant_id
-            ),
+            TokenVersion::V2 => format!("{}/v2.0/.well-known/openid-configuration", self.config.tenant_id),
         };
         let mut base = self.config.authority.clone();
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        base.join(&path)
-            .map_err(|e| format!("bad authority URL: {e}"))
+        base.join(&path).map_err(|e| format!("bad authority URL: {e}"))
     }
 
     async fn get_json<T: for<'de> Deserialize<'de>>(&self, url: Url) -> Result<T, String> {
-        let response = self
-            .http
-            .get(url.clone())
-            .timeout(FETCH_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+        let response =
+            self.http.get(url.clone()).timeout(FETCH_TIMEOUT).send().await.map_err(|e| format!("GET {url}: {e}"))?;
         if !response.status().is_success() {
             return Err(format!("GET {url}: HTTP {}", response.status()));
         }
@@ -188,8 +169,7 @@ impl KeyStore {
             .filter(|k| k.kty == "RSA" && k.use_.as_deref().is_none_or(|u| u == "sig"))
             .filter(|k| k.alg.as_deref().is_none_or(|a| a == "RS256"))
             .filter_map(|k| {
-                let key =
-                    DecodingKey::from_rsa_components(k.n.as_deref()?, k.e.as_deref()?).ok()?;
+                let key = DecodingKey::from_rsa_components(k.n.as_deref()?, k.e.as_deref()?).ok()?;
                 Some((k.kid?, Arc::new(key)))
             })
             .collect();
@@ -197,13 +177,6 @@ impl KeyStore {
             return Err("the JWKS has no usable RS256 signing key".into());
         }
         let validation = validation_for(&self.config, &issuers.all());
-        Ok(Loaded {
-            state: State {
-                issuers,
-                validation,
-            },
-            keys,
-            loaded_at: Instant::now(),
-        })
+        Ok(Loaded { state: State { issuers, validation }, keys, loaded_at: Instant::now() })
     }
 }

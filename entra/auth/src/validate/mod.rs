@@ -145,8 +145,7 @@ impl TokenValidator {
         let kid = check_shape(token)?;
         let (loaded, key) = self.keys.key(&kid).await?;
         let state = &loaded.state;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &state.validation)
-            .map_err(map_jwt_error)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &state.validation).map_err(map_jwt_error)?;
         Caller::from_claims(data.claims, &self.config.tenant_id, &state.issuers)
     }
 }
@@ -157,8 +156,7 @@ fn check_shape(token: &str) -> Result<String, ValidationError> {
         return Err(ValidationError::TooLarge);
     }
     let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(ValidationError::Malformed);
     };
@@ -169,11 +167,8 @@ fn check_shape(token: &str) -> Result<String, ValidationError> {
         // An unsigned token (`alg: none` style) never gets near a key.
         return Err(ValidationError::UnsupportedAlgorithm);
     }
-    let header_json = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|_| ValidationError::Malformed)?;
-    let parsed: Header =
-        serde_json::from_slice(&header_json).map_err(|_| ValidationError::Malformed)?;
+    let header_json = URL_SAFE_NO_PAD.decode(header).map_err(|_| ValidationError::Malformed)?;
+    let parsed: Header = serde_json::from_slice(&header_json).map_err(|_| ValidationError::Malformed)?;
     if parsed.alg.as_deref() != Some("RS256") {
         return Err(ValidationError::UnsupportedAlgorithm);
     }
@@ -195,9 +190,9 @@ fn map_jwt_error(e: jsonwebtoken::errors::Error) -> ValidationError {
         ErrorKind::InvalidAudience => ValidationError::WrongAudience,
         ErrorKind::InvalidIssuer => ValidationError::WrongIssuer,
         ErrorKind::MissingRequiredClaim(_) => ValidationError::MissingClaim,
-        ErrorKind::InvalidAlgorithm
-        | ErrorKind::InvalidAlgorithmName
-        | ErrorKind::UnsupportedAlgorithm => ValidationError::UnsupportedAlgorithm,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+            ValidationError::UnsupportedAlgorithm
+        }
         _ => ValidationError::Malformed,
     }
 }

@@ -15,10 +15,8 @@ use crate::directory::{ClientApp, ClientKind};
 use crate::error::EntraError;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-const TOKEN_EXCHANGE_AUDIENCES: [&str; 2] = [
-    entra_auth::acquire::TOKEN_EXCHANGE_AUDIENCE,
-    "fb60f99c-7a34-4190-8149-302f77469936",
-];
+const TOKEN_EXCHANGE_AUDIENCES: [&str; 2] =
+    [entra_auth::acquire::TOKEN_EXCHANGE_AUDIENCE, "fb60f99c-7a34-4190-8149-302f77469936"];
 
 /// Why one of our own tokens did not verify.
 pub enum AssertionProblem {
@@ -36,10 +34,8 @@ impl Emulator {
             return Err(AssertionProblem::Signature);
         }
         let keys = self.0.keys.verification_keys();
-        let key = keys
-            .iter()
-            .find(|k| header.kid.as_deref() == Some(k.kid.as_str()))
-            .ok_or(AssertionProblem::Signature)?;
+        let key =
+            keys.iter().find(|k| header.kid.as_deref() == Some(k.kid.as_str())).ok_or(AssertionProblem::Signature)?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.validate_aud = false;
         validation.validate_nbf = true;
@@ -48,12 +44,8 @@ impl Emulator {
             Ok(data) => Ok(data.claims),
             Err(e) => match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature
-                | jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
-                    Err(AssertionProblem::Expired)
-                }
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                    Err(AssertionProblem::Signature)
-                }
+                | jsonwebtoken::errors::ErrorKind::ImmatureSignature => Err(AssertionProblem::Expired),
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => Err(AssertionProblem::Signature),
                 _ => Err(AssertionProblem::Malformed),
             },
         }
@@ -87,10 +79,7 @@ impl Emulator {
             ));
         }
         let client = self.0.dir.client(&client_id)?;
-        let secret = params
-            .get("client_secret")
-            .cloned()
-            .or_else(|| basic.map(|(_, s)| s));
+        let secret = params.get("client_secret").cloned().or_else(|| basic.map(|(_, s)| s));
         let assertion = params.get("client_assertion");
         match &client.kind {
             ClientKind::Public => {
@@ -103,14 +92,9 @@ impl Emulator {
                 }
                 Ok((client, ClientAuth::Public))
             }
-            ClientKind::Confidential {
-                secret: expected,
-                federated_principals,
-            } => {
+            ClientKind::Confidential { secret: expected, federated_principals } => {
                 if let Some(assertion) = assertion {
-                    if params.get("client_assertion_type").map(String::as_str)
-                        != Some(ASSERTION_TYPE)
-                    {
+                    if params.get("client_assertion_type").map(String::as_str) != Some(ASSERTION_TYPE) {
                         return Err(EntraError::new(
                             "invalid_request",
                             50027,
@@ -122,11 +106,8 @@ impl Emulator {
                 }
                 match (secret, expected) {
                     (Some(given), Some(expected))
-                        if aws_lc_rs::constant_time::verify_slices_are_equal(
-                            given.as_bytes(),
-                            expected.as_bytes(),
-                        )
-                        .is_ok() =>
+                        if aws_lc_rs::constant_time::verify_slices_are_equal(given.as_bytes(), expected.as_bytes())
+                            .is_ok() =>
                     {
                         Ok((client, ClientAuth::Secret))
                     }
@@ -150,22 +131,12 @@ impl Emulator {
 
     /// A client assertion must be a managed identity's token for the token-exchange audience,
     /// from a managed identity the app's federated credentials trust.
-    fn check_client_assertion(
-        &self,
-        assertion: &str,
-        federated_principals: &[String],
-    ) -> Result<(), EntraError> {
+    fn check_client_assertion(&self, assertion: &str, federated_principals: &[String]) -> Result<(), EntraError> {
         let claims = self.verify_own(assertion).map_err(|p| match p {
-            AssertionProblem::Expired => EntraError::new(
-                "invalid_client",
-                700024,
-                "Client assertion is not within its valid time range.",
-            ),
-            _ => EntraError::new(
-                "invalid_client",
-                700027,
-                "Client assertion failed signature validation.",
-            ),
+            AssertionProblem::Expired => {
+                EntraError::new("invalid_client", 700024, "Client assertion is not within its valid time range.")
+            }
+            _ => EntraError::new("invalid_client", 700027, "Client assertion failed signature validation."),
         })?;
         if !self.is_own_issuer(&claims) {
             return Err(EntraError::new(
@@ -175,16 +146,11 @@ impl Emulator {
             ));
         }
         let sub = claims["sub"].as_str().unwrap_or_default();
-        if !federated_principals
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(sub))
-        {
+        if !federated_principals.iter().any(|p| p.eq_ignore_ascii_case(sub)) {
             return Err(EntraError::new(
                 "invalid_client",
                 700213,
-                format!(
-                    "No matching federated identity record found for presented assertion subject '{sub}'."
-                ),
+                format!("No matching federated identity record found for presented assertion subject '{sub}'."),
             ));
         }
         let aud = claims["aud"].as_str().unwrap_or_default();
@@ -199,27 +165,17 @@ impl Emulator {
     }
 
     /// Verifies an On-Behalf-Of user assertion: our token, for this client, with a user in it.
-    pub(crate) fn check_user_assertion(
-        &self,
-        assertion: &str,
-        client: &ClientApp,
-    ) -> Result<Value, EntraError> {
+    pub(crate) fn check_user_assertion(&self, assertion: &str, client: &ClientApp) -> Result<Value, EntraError> {
         let claims = self.verify_own(assertion).map_err(|p| match p {
-            AssertionProblem::Expired => EntraError::new(
-                "invalid_grant",
-                500133,
-                "Assertion is not within its valid time range.",
-            ),
-            AssertionProblem::Signature => EntraError::new(
-                "invalid_grant",
-                50013,
-                "Assertion failed signature validation.",
-            ),
-            AssertionProblem::Malformed => EntraError::new(
-                "invalid_request",
-                50027,
-                "JWT token is invalid or malformed.",
-            ),
+            AssertionProblem::Expired => {
+                EntraError::new("invalid_grant", 500133, "Assertion is not within its valid time range.")
+            }
+            AssertionProblem::Signature => {
+                EntraError::new("invalid_grant", 50013, "Assertion failed signature validation.")
+            }
+            AssertionProblem::Malformed => {
+                EntraError::new("invalid_request", 50027, "JWT token is invalid or malformed.")
+            }
         })?;
         if !self.is_own_issuer(&claims) {
             return Err(EntraError::new(
@@ -229,11 +185,8 @@ impl Emulator {
             ));
         }
         let aud = claims["aud"].as_str().unwrap_or_default();
-        let for_this_client = self
-            .0
-            .dir
-            .resource(aud)
-            .is_some_and(|r| r.client_id.eq_ignore_ascii_case(&client.client_id));
+        let for_this_client =
+            self.0.dir.resource(aud).is_some_and(|r| r.client_id.eq_ignore_ascii_case(&client.client_id));
         if !for_this_client {
             return Err(EntraError::new(
                 "invalid_grant",
@@ -261,10 +214,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     }
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    let unescape = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-    };
+    let unescape =
+        |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
     Some((unescape(id)?, unescape(secret)?))
 }

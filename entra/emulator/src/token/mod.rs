@@ -40,9 +40,7 @@ pub async fn token(
     match result {
         Ok(body) => {
             let mut response = Json(body).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(e) => {
@@ -54,11 +52,7 @@ pub async fn token(
 
 fn parse_form(body: &[u8]) -> Result<Params, EntraError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
-        EntraError::new(
-            "invalid_request",
-            9002313,
-            "Invalid request. Request is malformed or invalid.",
-        )
+        EntraError::new("invalid_request", 9002313, "Invalid request. Request is malformed or invalid.")
     })?;
     let mut params = Params::new();
     for (k, v) in pairs {
@@ -74,11 +68,7 @@ fn parse_form(body: &[u8]) -> Result<Params, EntraError> {
 }
 
 fn required<'p>(params: &'p Params, name: &str) -> Result<&'p str, EntraError> {
-    params
-        .get(name)
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| EntraError::missing_parameter(name))
+    params.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| EntraError::missing_parameter(name))
 }
 
 fn handle(emulator: &Emulator, headers: &HeaderMap, body: &[u8]) -> Result<Value, EntraError> {
@@ -118,20 +108,10 @@ fn user_response(emulator: &Emulator, issue: Issue) -> Result<Value, EntraError>
     let mut body = Map::new();
     let resource = issue.scopes.resource.clone();
     // Only OpenID scopes: Entra issues a token for Microsoft Graph; so does the emulator.
-    let resource = resource.or_else(|| {
-        inner
-            .dir
-            .parse_scopes("https://graph.microsoft.com/User.Read")
-            .ok()?
-            .resource
-    });
+    let resource = resource.or_else(|| inner.dir.parse_scopes("https://graph.microsoft.com/User.Read").ok()?.resource);
     let mut scope_list: Vec<String> = Vec::new();
     if let Some(resource) = &resource {
-        let granted = if granted.is_empty() {
-            resource.scopes.clone()
-        } else {
-            granted
-        };
+        let granted = if granted.is_empty() { resource.scopes.clone() } else { granted };
         let roles = inner.dir.user_roles(issue.user, resource);
         let access = claims::access_token(
             &inner.issuers,
@@ -147,10 +127,7 @@ fn user_response(emulator: &Emulator, issue: Issue) -> Result<Value, EntraError>
                 session_id: Some(&issue.session_id),
             },
         );
-        body.insert(
-            "access_token".into(),
-            json!(emulator.sign(&access).map_err(internal)?),
-        );
+        body.insert("access_token".into(), json!(emulator.sign(&access).map_err(internal)?));
         scope_list = resource.full_scopes(&granted);
     }
     scope_list.extend(issue.scopes.oidc.iter().cloned());
@@ -168,10 +145,7 @@ fn user_response(emulator: &Emulator, issue: Issue) -> Result<Value, EntraError>
             issue.nonce.as_deref(),
             &issue.session_id,
         );
-        body.insert(
-            "id_token".into(),
-            json!(emulator.sign(&id).map_err(internal)?),
-        );
+        body.insert("id_token".into(), json!(emulator.sign(&id).map_err(internal)?));
     }
     if issue.scopes.has("offline_access") {
         let refresh = random_id(64);
@@ -195,22 +169,14 @@ fn user_response(emulator: &Emulator, issue: Issue) -> Result<Value, EntraError>
 
 fn internal(e: anyhow::Error) -> EntraError {
     tracing::error!(error = %e, "cannot sign a token");
-    EntraError::new(
-        "temporarily_unavailable",
-        50000,
-        "There was an error issuing a token.",
-    )
+    EntraError::new("temporarily_unavailable", 50000, "There was an error issuing a token.")
 }
 
 fn wants_client_info(params: &Params) -> bool {
     params.get("client_info").is_some_and(|v| v == "1")
 }
 
-fn authorization_code(
-    emulator: &Emulator,
-    params: &Params,
-    headers: &HeaderMap,
-) -> Result<Value, EntraError> {
+fn authorization_code(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Result<Value, EntraError> {
     let (client, auth) = emulator.authenticate_client(params, headers)?;
     let code = required(params, "code")?;
     let store = &emulator.0.store;
@@ -227,10 +193,7 @@ fn authorization_code(
         ));
     }
     // Mark redeemed first, atomically: two concurrent redemptions cannot both succeed.
-    let first_use = store
-        .codes
-        .update(code, |c| !std::mem::replace(&mut c.redeemed, true))
-        .unwrap_or(false);
+    let first_use = store.codes.update(code, |c| !std::mem::replace(&mut c.redeemed, true)).unwrap_or(false);
     if !first_use {
         return Err(EntraError::new(
             "invalid_grant",
@@ -239,9 +202,7 @@ fn authorization_code(
         ));
     }
     if !grant.client_id.eq_ignore_ascii_case(&client.client_id) {
-        return Err(EntraError::invalid_grant(
-            "The authorization code was issued to a different client.",
-        ));
+        return Err(EntraError::invalid_grant("The authorization code was issued to a different client."));
     }
     if params.get("redirect_uri").map(String::as_str) != Some(grant.redirect_uri.as_str()) {
         return Err(EntraError::new(
@@ -251,9 +212,7 @@ fn authorization_code(
         ));
     }
     if let Some(challenge) = &grant.code_challenge {
-        let verifier = params
-            .get("code_verifier")
-            .ok_or_else(|| EntraError::missing_parameter("code_verifier"))?;
+        let verifier = params.get("code_verifier").ok_or_else(|| EntraError::missing_parameter("code_verifier"))?;
         if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != *challenge {
             return Err(EntraError::new(
                 "invalid_grant",
@@ -268,11 +227,7 @@ fn authorization_code(
         .user_by_oid(&grant.user_oid)
         .ok_or_else(|| EntraError::invalid_grant("The user no longer exists."))?;
     // The token request may narrow the scope; it is the authorization request's otherwise.
-    let scope_text = params
-        .get("scope")
-        .cloned()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| grant.scope.clone());
+    let scope_text = params.get("scope").cloned().filter(|s| !s.is_empty()).unwrap_or_else(|| grant.scope.clone());
     let mut scopes = emulator.0.dir.parse_scopes(&scope_text)?;
     // OpenID scopes consented at authorize stay in effect (Entra returns the ID token anyway).
     for oidc in emulator.0.dir.parse_scopes(&grant.scope)?.oidc {
@@ -297,11 +252,7 @@ fn authorization_code(
     Ok(response)
 }
 
-fn refresh_token(
-    emulator: &Emulator,
-    params: &Params,
-    headers: &HeaderMap,
-) -> Result<Value, EntraError> {
+fn refresh_token(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Result<Value, EntraError> {
     let (client, auth) = emulator.authenticate_client(params, headers)?;
     let token = required(params, "refresh_token")?;
     let store = &emulator.0.store;
@@ -319,26 +270,18 @@ fn refresh_token(
         ));
     }
     if !grant.client_id.eq_ignore_ascii_case(&client.client_id) {
-        return Err(EntraError::invalid_grant(
-            "The refresh token was issued to a different client.",
-        ));
+        return Err(EntraError::invalid_grant("The refresh token was issued to a different client."));
     }
     // Rotation: this token is spent whatever happens next.
     if store.refresh_tokens.remove(token).is_none() {
-        return Err(EntraError::invalid_grant(
-            "The refresh token was already used.",
-        ));
+        return Err(EntraError::invalid_grant("The refresh token was already used."));
     }
     let user = emulator
         .0
         .dir
         .user_by_oid(&grant.user_oid)
         .ok_or_else(|| EntraError::invalid_grant("The user no longer exists."))?;
-    let scope_text = params
-        .get("scope")
-        .cloned()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| grant.scope.clone());
+    let scope_text = params.get("scope").cloned().filter(|s| !s.is_empty()).unwrap_or_else(|| grant.scope.clone());
     let mut scopes = emulator.0.dir.parse_scopes(&scope_text)?;
     if !scopes.has("offline_access") {
         // A refresh token keeps its offline access: the response carries the next one.
@@ -361,11 +304,7 @@ fn refresh_token(
     Ok(response)
 }
 
-fn on_behalf_of(
-    emulator: &Emulator,
-    params: &Params,
-    headers: &HeaderMap,
-) -> Result<Value, EntraError> {
+fn on_behalf_of(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Result<Value, EntraError> {
     let (client, auth) = emulator.authenticate_client(params, headers)?;
     if auth == ClientAuth::Public {
         return Err(EntraError::new(
@@ -384,18 +323,13 @@ fn on_behalf_of(
     let assertion = required(params, "assertion")?;
     let claims = emulator.check_user_assertion(assertion, &client)?;
     let oid = claims["oid"].as_str().unwrap_or_default();
-    let user = emulator.0.dir.user_by_oid(oid).ok_or_else(|| {
-        EntraError::new(
-            "invalid_grant",
-            50034,
-            "The user account does not exist in the directory.",
-        )
-    })?;
+    let user =
+        emulator.0.dir.user_by_oid(oid).ok_or_else(|| {
+            EntraError::new("invalid_grant", 50034, "The user account does not exist in the directory.")
+        })?;
     let scopes = emulator.0.dir.parse_scopes(required(params, "scope")?)?;
-    let resource = scopes
-        .resource
-        .clone()
-        .ok_or_else(|| EntraError::invalid_scope("On-Behalf-Of needs a resource scope."))?;
+    let resource =
+        scopes.resource.clone().ok_or_else(|| EntraError::invalid_scope("On-Behalf-Of needs a resource scope."))?;
     let granted = emulator.0.dir.grant(&client, &scopes)?;
     let inner = &emulator.0;
     let lifetime = inner.config.token_lifetime.as_secs() as i64;
@@ -425,11 +359,7 @@ fn on_behalf_of(
     Ok(body)
 }
 
-fn client_credentials(
-    emulator: &Emulator,
-    params: &Params,
-    headers: &HeaderMap,
-) -> Result<Value, EntraError> {
+fn client_credentials(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Result<Value, EntraError> {
     let (client, auth) = emulator.authenticate_client(params, headers)?;
     if auth == ClientAuth::Public {
         return Err(EntraError::new(
@@ -440,10 +370,7 @@ fn client_credentials(
     }
     let scope = required(params, "scope")?;
     let scopes = emulator.0.dir.parse_scopes(scope)?;
-    let resource = match (
-        &scopes.resource,
-        scopes.is_default() && scopes.oidc.is_empty(),
-    ) {
+    let resource = match (&scopes.resource, scopes.is_default() && scopes.oidc.is_empty()) {
         (Some(resource), true) => resource.clone(),
         _ => {
             return Err(EntraError::new(
@@ -464,9 +391,7 @@ fn client_credentials(
         &inner.dir.manifest.tenant,
         lifetime,
         &AccessClaims {
-            subject: Subject::App {
-                object_id: &client.object_id,
-            },
+            subject: Subject::App { object_id: &client.object_id },
             client_id: &client.client_id,
             client_auth: auth,
             resource: &resource,
@@ -485,31 +410,19 @@ fn client_credentials(
     Ok(body)
 }
 
-fn device_code(
-    emulator: &Emulator,
-    params: &Params,
-    headers: &HeaderMap,
-) -> Result<Value, EntraError> {
+fn device_code(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Result<Value, EntraError> {
     let (client, auth) = emulator.authenticate_client(params, headers)?;
     let code = required(params, "device_code")?;
     let store = &emulator.0.store;
     let Some((grant, expired)) = store.devices.lookup(code) else {
-        return Err(EntraError::invalid_grant(
-            "The provided device code is invalid.",
-        ));
+        return Err(EntraError::invalid_grant("The provided device code is invalid."));
     };
     if expired {
         store.devices.remove(code);
-        return Err(EntraError::new(
-            "expired_token",
-            70019,
-            "Verification code expired.",
-        ));
+        return Err(EntraError::new("expired_token", 70019, "Verification code expired."));
     }
     if !grant.client_id.eq_ignore_ascii_case(&client.client_id) {
-        return Err(EntraError::invalid_grant(
-            "The device code was issued to a different client.",
-        ));
+        return Err(EntraError::invalid_grant("The device code was issued to a different client."));
     }
     match grant.state {
         DeviceState::Pending => Err(EntraError::new(
@@ -519,20 +432,11 @@ fn device_code(
         )),
         DeviceState::Declined => {
             store.devices.remove(code);
-            Err(EntraError::new(
-                "authorization_declined",
-                70000,
-                "The end user denied the authorization request.",
-            ))
+            Err(EntraError::new("authorization_declined", 70000, "The end user denied the authorization request."))
         }
-        DeviceState::Approved {
-            user_oid,
-            session_id,
-        } => {
+        DeviceState::Approved { user_oid, session_id } => {
             if store.devices.remove(code).is_none() {
-                return Err(EntraError::invalid_grant(
-                    "The device code was already redeemed.",
-                ));
+                return Err(EntraError::invalid_grant("The device code was already redeemed."));
             }
             let user = emulator
                 .0
