@@ -150,3 +150,131 @@ mod tests {
         env.finish().unwrap();
     }
 }
+
+/// The Entra settings every service shares, with the identity manifest as the source of
+/// defaults: an explicit variable wins (Azure sets them from postprovision's output), else
+/// the manifest (`IDENTITY_MANIFEST`, or `infra/app-registrations.toml` found from the working
+/// directory) rendered for `IDENTITY_SUFFIX` (default `local`). So no service hard-codes an id.
+pub struct Identity {
+    /// Where OpenID metadata and tokens are fetched (`ENTRA_AUTHORITY`, default the local
+    /// emulator `http://localhost:3003`; `https://login.microsoftonline.com` in Azure).
+    pub authority: url::Url,
+    pub tenant_id: String,
+    pub manifest: Option<crate::manifest::Manifest>,
+    pub vars: crate::manifest::Vars,
+}
+
+/// One app registration's identifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRegistration {
+    pub client_id: String,
+    /// The identifier URI (`api://...`), for resources.
+    pub app_id_uri: Option<String>,
+}
+
+impl Env {
+    /// Reads `ENTRA_AUTHORITY`, `ENTRA_TENANT_ID`, `IDENTITY_MANIFEST`, `IDENTITY_SUFFIX`, `CHAT_APP_URL`.
+    pub fn identity(&mut self) -> Identity {
+        let authority = self
+            .optional::<url::Url>("ENTRA_AUTHORITY", "a URL like https://login.microsoftonline.com")
+            .unwrap_or_else(local_emulator);
+        let vars = crate::manifest::Vars {
+            suffix: self.string("IDENTITY_SUFFIX", "local"),
+            chat_app_url: self.string("CHAT_APP_URL", "http://localhost:3000"),
+        };
+        let path = match self.get("IDENTITY_MANIFEST") {
+            Some(p) => Some(std::path::PathBuf::from(p)),
+            None => std::env::current_dir().ok().and_then(crate::manifest::Manifest::locate),
+        };
+        let manifest = match path.map(crate::manifest::Manifest::load) {
+            Some(Ok(m)) => Some(m),
+            Some(Err(e)) => {
+                self.problem(format!("IDENTITY_MANIFEST: {e}"));
+                None
+            }
+            None => None,
+        };
+        let tenant_id = match (self.get("ENTRA_TENANT_ID"), &manifest) {
+            (Some(t), _) => t,
+            (None, Some(m)) => m.tenant.id.clone(),
+            (None, None) => {
+                self.problem("ENTRA_TENANT_ID is not set and no identity manifest was found (set IDENTITY_MANIFEST)");
+                String::new()
+            }
+        };
+        Identity { authority, tenant_id, manifest, vars }
+    }
+}
+
+/// The emulator on its default port.
+fn local_emulator() -> url::Url {
+    #[allow(clippy::expect_used)] // a constant that parses; the settings tests exercise it
+    url::Url::parse("http://localhost:3003").expect("constant URL")
+}
+
+impl Identity {
+    /// `{PREFIX}_CLIENT_ID` and `{PREFIX}_APP_ID_URI`, else the manifest's app `name`.
+    pub fn app(&self, env: &mut Env, prefix: &str, name: &str) -> AppRegistration {
+        let app = self.manifest.as_ref().and_then(|m| m.app(name));
+        let client_id = env.get(&format!("{prefix}_CLIENT_ID")).or_else(|| app.map(|a| a.client_id.clone()));
+        let app_id_uri = env
+            .get(&format!("{prefix}_APP_ID_URI"))
+            .or_else(|| app.and_then(|a| a.identifier_uri.as_ref()).map(|t| t.render(&self.vars)));
+        let client_id = client_id.unwrap_or_else(|| {
+            env.problem(format!("{prefix}_CLIENT_ID is not set and the identity manifest has no app {name:?}"));
+            String::new()
+        });
+        AppRegistration { client_id, app_id_uri }
+    }
+
+    /// `{PREFIX}_MANAGED_IDENTITY_CLIENT_ID`, else the manifest's managed identity `name`.
+    pub fn managed_identity_client_id(&self, env: &mut Env, prefix: &str, name: &str) -> Option<String> {
+        env.get(&format!("{prefix}_MANAGED_IDENTITY_CLIENT_ID"))
+            .or_else(|| self.manifest.as_ref()?.managed_identities.get(name).map(|mi| mi.client_id.clone()))
+    }
+
+    /// The v2 issuer clients are told to use (RFC 9728 `authorization_servers`), under
+    /// `public_authority` (the browser-facing authority when it differs from `authority`).
+    pub fn issuer_v2(&self, public_authority: &url::Url) -> String {
+        format!("{}/{}/v2.0", public_authority.as_str().trim_end_matches('/'), self.tenant_id)
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    fn manifest_path() -> String {
+        format!("{}/../../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn identity_comes_from_the_manifest_unless_overridden() {
+        let mut env = Env::from_map([
+            ("IDENTITY_MANIFEST", manifest_path()),
+            ("ORDERS_API_CLIENT_ID", "11111111-1111-1111-1111-111111111111".into()),
+        ]);
+        let identity = env.identity();
+        let api = identity.app(&mut env, "ORDERS_API", "orders-api");
+        let mcp = identity.app(&mut env, "ORDERS_MCP", "orders-mcp");
+        let mi = identity.managed_identity_client_id(&mut env, "ORDERS_MCP", "orders-mcp");
+        env.finish().unwrap();
+        let m = identity.manifest.as_ref().unwrap();
+        assert_eq!(identity.authority.as_str(), "http://localhost:3003/");
+        assert_eq!(identity.tenant_id, m.tenant.id);
+        assert_eq!(api.client_id, "11111111-1111-1111-1111-111111111111");
+        assert_eq!(api.app_id_uri.as_deref(), Some("api://orders-api-local"));
+        assert_eq!(mcp.client_id, m.apps["orders-mcp"].client_id);
+        assert_eq!(mi, Some(m.managed_identities["orders-mcp"].client_id.clone()));
+    }
+
+    #[test]
+    fn without_a_manifest_the_ids_are_required() {
+        let mut env = Env::from_map([("IDENTITY_MANIFEST", "/nonexistent.toml")]);
+        let identity = env.identity();
+        let _ = identity.app(&mut env, "ORDERS_API", "orders-api");
+        let err = env.finish().unwrap_err();
+        assert!(err.to_string().contains("IDENTITY_MANIFEST"), "{err}");
+        assert!(err.to_string().contains("ORDERS_API_CLIENT_ID"), "{err}");
+    }
+}
