@@ -39,6 +39,11 @@ impl SigningKey {
         Ok(SigningKey { pair, kid, n, e, decoding })
     }
 
+    /// The public key as a JWK, without emulator-specific members.
+    pub fn public_jwk(&self) -> Value {
+        json!({ "kty": "RSA", "kid": self.kid, "n": self.n, "e": self.e })
+    }
+
     fn jwk(&self, issuer: &str) -> Value {
         json!({ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid, "n": self.n, "e": self.e, "issuer": issuer })
     }

@@ -12,6 +12,7 @@
 //! from, so a container that reaches the emulator as `http://emulator:3003` talks to it there
 //! while validating the same `http://localhost:3003/...` issuer the browser saw.
 
+pub mod battery;
 pub mod config;
 
 mod admin;
@@ -185,17 +186,17 @@ impl Emulator {
         self.0.keys.current().sign_parts(header, claims)
     }
 
-    /// Issues a delegated access token as the token endpoint would after `user` signed in to
-    /// `client` (manifest names) and asked for `scopes` on `resource` (manifest app name);
-    /// consent is not checked. Tests use it to get real tokens without a browser.
-    pub fn user_token(&self, user: &str, client: &str, resource: &str, scopes: &[&str]) -> anyhow::Result<String> {
+    /// The claims of a delegated access token, as the token endpoint would issue them after
+    /// `user` signed in to `client` (manifest names) and asked for `scopes` on `resource` (a
+    /// manifest app name). Consent is not checked. Tests mutate these to build bad tokens.
+    pub fn user_claims(&self, user: &str, client: &str, resource: &str, scopes: &[&str]) -> anyhow::Result<Value> {
         let inner = &self.0;
         let user = inner.dir.manifest.user(user).ok_or_else(|| anyhow::anyhow!("no user {user:?} in the manifest"))?;
         let client_id = self.client_id(client)?;
         let resource = self.resource(resource)?;
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         let roles = inner.dir.user_roles(user, &resource);
-        let claims = claims::access_token(
+        Ok(claims::access_token(
             &inner.issuers,
             &inner.dir.manifest.tenant,
             inner.config.token_lifetime.as_secs() as i64,
@@ -208,17 +209,21 @@ impl Emulator {
                 roles: &roles,
                 session_id: None,
             },
-        );
-        self.sign(&claims)
+        ))
     }
 
-    /// Issues an app-only token for `client` (a manifest app name) to `resource`, as client
-    /// credentials would.
-    pub fn app_token(&self, client: &str, resource: &str) -> anyhow::Result<String> {
+    /// A signed delegated access token (see [`Emulator::user_claims`]): real tokens without a browser.
+    pub fn user_token(&self, user: &str, client: &str, resource: &str, scopes: &[&str]) -> anyhow::Result<String> {
+        self.sign(&self.user_claims(user, client, resource, scopes)?)
+    }
+
+    /// The claims of an app-only token for `client` (a manifest app name) to `resource`, as
+    /// client credentials would issue them.
+    pub fn app_claims(&self, client: &str, resource: &str) -> anyhow::Result<Value> {
         let inner = &self.0;
         let app = inner.dir.manifest.app(client).ok_or_else(|| anyhow::anyhow!("no app {client:?} in the manifest"))?;
         let resource = self.resource(resource)?;
-        let claims = claims::access_token(
+        Ok(claims::access_token(
             &inner.issuers,
             &inner.dir.manifest.tenant,
             inner.config.token_lifetime.as_secs() as i64,
@@ -231,8 +236,12 @@ impl Emulator {
                 roles: &[],
                 session_id: None,
             },
-        );
-        self.sign(&claims)
+        ))
+    }
+
+    /// A signed app-only token (see [`Emulator::app_claims`]).
+    pub fn app_token(&self, client: &str, resource: &str) -> anyhow::Result<String> {
+        self.sign(&self.app_claims(client, resource)?)
     }
 
     fn client_id(&self, name: &str) -> anyhow::Result<String> {
