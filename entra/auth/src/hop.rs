@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 /// padding) of the JSON [`Hop`]. orders-api sets it on every authenticated response.
 pub const HOP_HEADER: &str = "x-hop-trace";
 
+/// The key under which orders-mcp puts the hops (a JSON array of [`Hop`]) in a tool result's
+/// `_meta`, first its own, then orders-api's.
+pub const MCP_META_KEY: &str = "dev.orders-copilot/hops";
+
 /// One service's view of the identity it was called with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hop {

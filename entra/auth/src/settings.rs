@@ -159,6 +159,9 @@ pub struct Identity {
     /// Where OpenID metadata and tokens are fetched (`ENTRA_AUTHORITY`, default the local
     /// emulator `http://localhost:3003`; `https://login.microsoftonline.com` in Azure).
     pub authority: url::Url,
+    /// The authority browsers and MCP clients use (`ENTRA_PUBLIC_AUTHORITY`, default
+    /// `authority`): differs only when services reach the IdP on an internal address (compose).
+    pub public_authority: url::Url,
     pub tenant_id: String,
     pub manifest: Option<crate::manifest::Manifest>,
     pub vars: crate::manifest::Vars,
@@ -173,7 +176,7 @@ pub struct AppRegistration {
 }
 
 impl Env {
-    /// Reads `ENTRA_AUTHORITY`, `ENTRA_TENANT_ID`, `IDENTITY_MANIFEST`, `IDENTITY_SUFFIX`, `CHAT_APP_URL`.
+    /// Reads `ENTRA_AUTHORITY`, `ENTRA_PUBLIC_AUTHORITY`, `ENTRA_TENANT_ID`, `IDENTITY_MANIFEST`, `IDENTITY_SUFFIX`, `CHAT_APP_URL`.
     pub fn identity(&mut self) -> Identity {
         let authority = self
             .optional::<url::Url>("ENTRA_AUTHORITY", "a URL like https://login.microsoftonline.com")
@@ -202,7 +205,10 @@ impl Env {
                 String::new()
             }
         };
-        Identity { authority, tenant_id, manifest, vars }
+        let public_authority = self
+            .optional::<url::Url>("ENTRA_PUBLIC_AUTHORITY", "a URL like http://localhost:3003")
+            .unwrap_or_else(|| authority.clone());
+        Identity { authority, public_authority, tenant_id, manifest, vars }
     }
 }
 
@@ -233,10 +239,10 @@ impl Identity {
             .or_else(|| self.manifest.as_ref()?.managed_identities.get(name).map(|mi| mi.client_id.clone()))
     }
 
-    /// The v2 issuer clients are told to use (RFC 9728 `authorization_servers`), under
-    /// `public_authority` (the browser-facing authority when it differs from `authority`).
-    pub fn issuer_v2(&self, public_authority: &url::Url) -> String {
-        format!("{}/{}/v2.0", public_authority.as_str().trim_end_matches('/'), self.tenant_id)
+    /// The v2 issuer clients are told to use (RFC 9728 `authorization_servers`): under the
+    /// public authority, as tokens name it.
+    pub fn issuer_v2(&self) -> String {
+        format!("{}/{}/v2.0", self.public_authority.as_str().trim_end_matches('/'), self.tenant_id)
     }
 }
 
