@@ -71,6 +71,59 @@ pub enum Decision {
 }
 
 #[cfg(feature = "server")]
+impl TokenSummary {
+    /// Summarises a token *without validating it*: for a client showing the token it is about
+    /// to send (it is not the audience, so it cannot and need not validate it). Never use this
+    /// to make an access decision. `None` if the token is not a readable JWT.
+    pub fn from_unverified(token: &str) -> Option<TokenSummary> {
+        #[derive(Deserialize)]
+        struct Claims {
+            #[serde(default)]
+            aud: String,
+            #[serde(default)]
+            iss: String,
+            #[serde(default)]
+            ver: String,
+            scp: Option<String>,
+            #[serde(default)]
+            roles: Vec<String>,
+            azp: Option<String>,
+            appid: Option<String>,
+            #[serde(default)]
+            oid: String,
+            name: Option<String>,
+            #[serde(default)]
+            tid: String,
+            #[serde(default)]
+            exp: i64,
+            #[serde(default)]
+            uti: String,
+        }
+        let c = jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(token).ok()?;
+        Some(TokenSummary {
+            aud: c.aud,
+            iss: c.iss,
+            ver: c.ver,
+            scp: c.scp.map(|s| s.split(' ').filter(|s| !s.is_empty()).map(String::from).collect()).unwrap_or_default(),
+            roles: c.roles,
+            client_id: c.azp.or(c.appid).unwrap_or_default(),
+            oid: c.oid,
+            name: c.name,
+            tid: c.tid,
+            exp: c.exp,
+            token_id_suffix: id_suffix(&c.uti),
+        })
+    }
+}
+
+/// The last characters of a token id: enough to tell tokens apart on screen, useless to replay.
+#[cfg(feature = "server")]
+pub(crate) fn id_suffix(token_id: &str) -> String {
+    let start = token_id.char_indices().rev().nth(5).map_or(0, |(i, _)| i);
+    token_id[start..].to_string()
+}
+
+#[cfg(feature = "server")]
 mod encoding {
     use super::Hop;
     use base64::Engine;

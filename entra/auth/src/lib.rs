@@ -33,4 +33,4 @@ pub mod telemetry;
 pub mod validate;
 
 #[cfg(feature = "server")]
-pub use validate::{Caller, CallerKind, TokenValidator, TokenVersion, ValidationError, ValidatorConfig};
+pub use validate::{Caller, CallerKind, IdToken, TokenValidator, TokenVersion, ValidationError, ValidatorConfig};

@@ -75,7 +75,6 @@ impl Caller {
 
     /// What this hop saw, for the hop trace.
     pub fn summary(&self) -> TokenSummary {
-        let suffix_start = self.token_id.len().saturating_sub(6);
         TokenSummary {
             aud: self.audience.clone(),
             iss: self.issuer.clone(),
@@ -87,7 +86,7 @@ impl Caller {
             name: self.name.clone(),
             tid: self.tid.clone(),
             exp: self.expires_at,
-            token_id_suffix: self.token_id.get(suffix_start..).unwrap_or_default().to_string(),
+            token_id_suffix: crate::hop::id_suffix(&self.token_id),
         }
     }
 

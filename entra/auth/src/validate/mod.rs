@@ -6,6 +6,7 @@
 //! headers), then the signature, then the claims (`iss`, `aud`, `exp`/`nbf`, `tid`, `ver`).
 
 mod caller;
+mod id_token;
 mod keys;
 
 use std::time::Duration;
@@ -19,6 +20,7 @@ use url::Url;
 
 use caller::Claims;
 pub use caller::{Caller, CallerKind, TokenVersion};
+pub use id_token::IdToken;
 use keys::KeyStore;
 
 /// Tokens longer than this are refused before any parsing. Entra access tokens are a few KB,
@@ -101,6 +103,8 @@ pub enum ValidationError {
     VersionMismatch,
     #[error("the token lacks a required claim")]
     MissingClaim,
+    #[error("the ID token does not answer this sign-in (nonce mismatch)")]
+    NonceMismatch,
     /// The identity provider's metadata or keys could not be loaded: nothing can be accepted.
     #[error("the identity provider's signing keys are unavailable")]
     KeysUnavailable,
@@ -147,6 +151,18 @@ impl TokenValidator {
         let state = &loaded.state;
         let data = jsonwebtoken::decode::<Claims>(token, &key, &state.validation).map_err(map_jwt_error)?;
         Caller::from_claims(data.claims, &self.config.tenant_id, &state.issuers)
+    }
+}
+
+impl TokenValidator {
+    /// Validates an OpenID Connect ID token issued to this app (the configured audiences name
+    /// its client id) for the sign-in that sent `nonce`.
+    pub async fn validate_id_token(&self, token: &str, nonce: &str) -> Result<IdToken, ValidationError> {
+        let kid = check_shape(token)?;
+        let (loaded, key) = self.keys.key(&kid).await?;
+        let state = &loaded.state;
+        let data = jsonwebtoken::decode::<id_token::IdClaims>(token, &key, &state.validation).map_err(map_jwt_error)?;
+        IdToken::from_claims(data.claims, &self.config.tenant_id, &state.issuers, nonce)
     }
 }
 
