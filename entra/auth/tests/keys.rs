@@ -1,0 +1,90 @@
+//! Acceptance 2: key rotation without restart, and unknown-`kid` floods rate-limited.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use entra_auth::{TokenValidator, ValidationError};
+use serde_json::json;
+
+fn alice(idp: &entra_emulator::Running) -> String {
+    idp.emulator.user_token("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap()
+}
+
+#[tokio::test]
+async fn after_rotation_new_and_old_key_tokens_are_both_accepted_without_restart() {
+    let idp = support::emulator().await;
+    let config = support::validator_config(&idp, "orders-api");
+    let window = config.key_refetch_interval;
+    let validator = TokenValidator::new(config, reqwest::Client::new());
+
+    let old_token = alice(&idp);
+    validator.validate(&old_token).await.unwrap();
+    let old_kid = idp.emulator.current_kid();
+
+    let new_kid = idp.emulator.rotate_keys().unwrap();
+    assert_ne!(old_kid, new_kid);
+    let new_token = alice(&idp);
+
+    // The new kid is unknown to the running validator; once the rate-limit window allows a
+    // refetch, it picks the key up by itself.
+    tokio::time::sleep(window).await;
+    let caller = validator.validate(&new_token).await.unwrap();
+    assert_eq!(caller.oid, idp.emulator.manifest().user("alice").unwrap().oid);
+    // The previous key is still published, so tokens signed with it keep working until they expire.
+    validator.validate(&old_token).await.unwrap();
+
+    // An expired token is refused as expired (the lifetime check follows the signature check).
+    let mut expired = idp.emulator.user_claims("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    expired["exp"] = json!(1);
+    expired["nbf"] = json!(0);
+    let expired = idp.emulator.sign(&expired).unwrap();
+    assert_eq!(validator.validate(&expired).await.unwrap_err(), ValidationError::Expired);
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_causes_at_most_one_jwks_fetch_per_window() {
+    let idp = support::emulator().await;
+    let mut config = support::validator_config(&idp, "orders-api");
+    config.key_refetch_interval = Duration::from_millis(1500);
+    let window = config.key_refetch_interval;
+    let validator = Arc::new(TokenValidator::new(config, reqwest::Client::new()));
+    let valid = alice(&idp);
+    validator.validate(&valid).await.unwrap();
+    let baseline = idp.emulator.stats().jwks;
+    assert_eq!(baseline, 1, "one JWKS fetch to load the keys");
+
+    let claims = idp.emulator.user_claims("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    let forged = |i: usize| {
+        idp.emulator.sign_with_header(&json!({ "alg": "RS256", "typ": "JWT", "kid": format!("forged-{i}") }), &claims).unwrap()
+    };
+
+    for round in 1..=3u64 {
+        let tokens: Vec<String> = (0..300).map(|i| forged(i + 1000 * round as usize)).collect();
+        let mut tasks = Vec::new();
+        for token in tokens {
+            let validator = validator.clone();
+            tasks.push(tokio::spawn(async move { validator.validate(&token).await }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap_err(), ValidationError::UnknownKey);
+        }
+        // Genuine tokens keep working during the flood.
+        validator.validate(&valid).await.unwrap();
+        let fetched = idp.emulator.stats().jwks - baseline;
+        assert!(fetched <= round - 1, "round {round}: {fetched} JWKS fetches for {round} windows");
+        tokio::time::sleep(window).await;
+    }
+}
+
+#[tokio::test]
+async fn metadata_loads_lazily_and_an_unreachable_idp_fails_closed() {
+    let idp = support::emulator().await;
+    let mut config = support::validator_config(&idp, "orders-api");
+    config.authority = url::Url::parse("http://127.0.0.1:9").unwrap();
+    config.failure_backoff = Duration::from_millis(50);
+    let validator = TokenValidator::new(config, reqwest::Client::new());
+    assert!(!validator.ready().await);
+    assert_eq!(validator.validate(&alice(&idp)).await.unwrap_err(), ValidationError::KeysUnavailable);
+}
