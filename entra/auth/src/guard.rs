@@ -1,6 +1,6 @@
 //! Protecting axum routes: extract a validated [`Caller`], or answer with an RFC 6750 challenge.
 //!
-//! ```ignore
+//! ```text
 //! struct ReadOrders;
 //! impl Policy for ReadOrders { const SCOPES: &'static [&'static str] = &["Orders.Read", "Orders.ReadWrite"]; }
 //!

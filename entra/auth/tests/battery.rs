@@ -1,6 +1,8 @@
 //! Acceptance 1: the bad-token battery against axum routes protected by entra-auth, for a v1
 //! resource (orders-api's shape) and a v2 resource (orders-mcp's shape).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
+
 mod support;
 
 use entra_emulator::battery::{self, Expect, Target};
@@ -72,8 +74,15 @@ async fn valid_tokens_from_the_emulator_token_endpoint_are_accepted_with_their_c
     let idp = support::emulator().await;
     let api = support::resource::<ReadOrders>(support::validator_config(&idp, "orders-api")).await;
     let token = idp.emulator.user_token("carol", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
-    let caller: entra_auth::Caller =
-        reqwest::Client::new().get(format!("{}/protected", api.url)).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    let caller: entra_auth::Caller = reqwest::Client::new()
+        .get(format!("{}/protected", api.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let m = idp.emulator.manifest();
     assert_eq!(caller.oid, m.user("carol").unwrap().oid);
     assert_eq!(caller.version, entra_auth::TokenVersion::V1);

@@ -1,5 +1,7 @@
 //! Acceptance 2: key rotation without restart, and unknown-`kid` floods rate-limited.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
+
 mod support;
 
 use std::sync::Arc;
@@ -57,7 +59,9 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_jwks_fetch_per_window() {
 
     let claims = idp.emulator.user_claims("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
     let forged = |i: usize| {
-        idp.emulator.sign_with_header(&json!({ "alg": "RS256", "typ": "JWT", "kid": format!("forged-{i}") }), &claims).unwrap()
+        idp.emulator
+            .sign_with_header(&json!({ "alg": "RS256", "typ": "JWT", "kid": format!("forged-{i}") }), &claims)
+            .unwrap()
     };
 
     for round in 1..=3u64 {
@@ -73,7 +77,7 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_jwks_fetch_per_window() {
         // Genuine tokens keep working during the flood.
         validator.validate(&valid).await.unwrap();
         let fetched = idp.emulator.stats().jwks - baseline;
-        assert!(fetched <= round - 1, "round {round}: {fetched} JWKS fetches for {round} windows");
+        assert!(fetched < round, "round {round}: {fetched} JWKS fetches for {round} windows");
         tokio::time::sleep(window).await;
     }
 }

@@ -55,9 +55,12 @@ pub fn validator_config(idp: &Running, app: &str) -> ValidatorConfig {
     let app = m.app(app).unwrap();
     let uri = app.identifier_uri.as_ref().unwrap().render(&entra_auth::manifest::Vars::local());
     let version = if app.access_token_version == 1 { TokenVersion::V1 } else { TokenVersion::V2 };
-    let mut config =
-        ValidatorConfig::new(Url::parse(&idp.url()).unwrap(), idp.emulator.tenant_id(), vec![app.client_id.clone(), uri])
-            .versions(&[version]);
+    let mut config = ValidatorConfig::new(
+        Url::parse(&idp.url()).unwrap(),
+        idp.emulator.tenant_id(),
+        vec![app.client_id.clone(), uri],
+    )
+    .versions(&[version]);
     config.key_refetch_interval = Duration::from_millis(300);
     config
 }

@@ -1,0 +1,572 @@
+//! Acceptance 3: clients that are not the emulator's own code complete every flow against it.
+//!
+//! The `openidconnect` crate (a generic OIDC/OAuth client) drives authorization code + PKCE
+//! through the HTML login form, refresh, client credentials and device code. On-Behalf-Of and
+//! managed identity have no generic-crate support, so entra-auth's client side (a separate crate
+//! with its own wire code) drives those. Every refusal is checked for Entra's error shape.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use entra_auth::acquire::{ClientCredential, ConfidentialClient, ManagedIdentityCredential, ManagedIdentitySource};
+use entra_auth::manifest::Vars;
+use entra_auth::{TokenValidator, TokenVersion, ValidatorConfig};
+use entra_emulator::{EmulatorConfig, Running};
+use openidconnect::core::{CoreClient, CoreDeviceAuthorizationResponse, CoreProviderMetadata, CoreResponseType};
+use openidconnect::{
+    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, DeviceAuthorizationUrl, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    TokenResponse,
+};
+use serde_json::Value;
+use url::Url;
+
+const IDENTITY_HEADER: &str = "test-identity-header";
+
+async fn start(configure: impl FnOnce(&mut EmulatorConfig)) -> Running {
+    let mut config = EmulatorConfig::from_repository().unwrap();
+    config.identity_header = Some(IDENTITY_HEADER.into());
+    config.device_poll_interval = Duration::from_secs(1);
+    configure(&mut config);
+    entra_emulator::spawn(config).await.unwrap()
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// openidconnect's HTTP client, over reqwest.
+fn http_client() -> impl Fn(
+    openidconnect::HttpRequest,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<openidconnect::HttpResponse, reqwest::Error>>>> {
+    let client = browser();
+    move |request: openidconnect::HttpRequest| {
+        let client = client.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let response =
+                client.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await?;
+            let mut builder = http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            Ok(builder.body(response.bytes().await?.to_vec()).unwrap())
+        })
+    }
+}
+
+struct Oidc {
+    client: openidconnect::core::CoreClient<
+        openidconnect::EndpointSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointMaybeSet,
+        openidconnect::EndpointMaybeSet,
+    >,
+    metadata: CoreProviderMetadata,
+}
+
+async fn discover(idp: &Running, client: &str, secret: Option<&str>, redirect: &str) -> Oidc {
+    let issuer = IssuerUrl::new(idp.emulator.issuers().v2.clone()).unwrap();
+    let metadata = CoreProviderMetadata::discover_async(issuer, &http_client()).await.unwrap();
+    let m = idp.emulator.manifest();
+    let client_id = m.app(client).map(|a| a.client_id.clone()).unwrap_or_else(|| m.clients[client].client_id.clone());
+    let client = CoreClient::from_provider_metadata(
+        metadata.clone(),
+        ClientId::new(client_id),
+        secret.map(|s| ClientSecret::new(s.into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(redirect.into()).unwrap());
+    Oidc { client, metadata }
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/// Submits the login page's form for `user`, as a browser would on a click.
+async fn sign_in_through_form(page_url: &Url, user: &str) -> reqwest::Response {
+    let http = browser();
+    let page = http.get(page_url.clone()).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let button = html.find(&format!("data-user=\"{user}\"")).expect("a button for the user");
+    let form_start = html[..button].rfind("<form").unwrap();
+    let form = &html[form_start..button];
+    let action = unescape(form.split("action=\"").nth(1).unwrap().split('"').next().unwrap());
+    let fields: Vec<(String, String)> = form
+        .split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|input| {
+            let attr =
+                |name: &str| unescape(input.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap());
+            (attr("name"), attr("value"))
+        })
+        .collect();
+    http.post(action).form(&fields).send().await.unwrap()
+}
+
+fn redirect_params(response: &reqwest::Response) -> std::collections::HashMap<String, String> {
+    assert_eq!(response.status(), 303, "expected a redirect back to the client");
+    let location = Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    location.query_pairs().into_owned().collect()
+}
+
+/// Entra's error body: `error`, `error_description` starting with the AADSTS code, `error_codes`,
+/// `timestamp`, `trace_id`, `correlation_id`.
+fn assert_entra_error(body: &Value, error: &str, code: u32) {
+    assert_eq!(body["error"], error, "{body}");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.starts_with(&format!("AADSTS{code}: ")), "{description}");
+    assert!(description.contains("Trace ID: ") && description.contains("Correlation ID: "), "{description}");
+    assert_eq!(body["error_codes"], serde_json::json!([code]), "{body}");
+    for field in ["timestamp", "trace_id", "correlation_id"] {
+        assert!(body[field].as_str().is_some_and(|v| !v.is_empty()), "missing {field}: {body}");
+    }
+}
+
+async fn token_request(idp: &Running, form: &[(&str, &str)]) -> (u16, Value) {
+    let url = format!("{}/{}/oauth2/v2.0/token", idp.url(), idp.emulator.tenant_id());
+    let response = reqwest::Client::new().post(url).form(form).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn validator(idp: &Running, app: &str) -> TokenValidator {
+    let m = idp.emulator.manifest();
+    let app = m.app(app).unwrap();
+    let uri = app.identifier_uri.as_ref().unwrap().render(&Vars::local());
+    let version = if app.access_token_version == 1 { TokenVersion::V1 } else { TokenVersion::V2 };
+    let config = ValidatorConfig::new(
+        Url::parse(&idp.url()).unwrap(),
+        idp.emulator.tenant_id(),
+        vec![app.client_id.clone(), uri],
+    );
+    TokenValidator::new(config.versions(&[version]), reqwest::Client::new())
+}
+
+const CHAT_SECRET: &str = "chat-app-local-secret";
+const MCP_SCOPE: &str = "api://orders-mcp-local/access_as_user";
+
+/// Authorization code + PKCE through the login form; returns (access, refresh) tokens.
+async fn sign_in(idp: &Running, user: &str) -> (String, String) {
+    let oidc = discover(idp, "chat-app", Some(CHAT_SECRET), "http://localhost:3000/auth/callback").await;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = oidc
+        .client
+        .authorize_url(
+            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new(MCP_SCOPE.into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let params = redirect_params(&sign_in_through_form(&url, user).await);
+    assert_eq!(params["state"], *state.secret(), "state must round-trip");
+    let tokens = oidc
+        .client
+        .exchange_code(AuthorizationCode::new(params["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http_client())
+        .await
+        .unwrap();
+    // openidconnect verifies the ID token: signature against the JWKS, issuer, audience, nonce.
+    let id_token = tokens.id_token().expect("an ID token for the openid scope");
+    let claims = id_token.claims(&oidc.client.id_token_verifier(), &nonce).unwrap();
+    assert_eq!(claims.preferred_username().unwrap().as_str(), format!("{user}@contoso.example"));
+    assert!(!oidc.metadata.jwks().keys().is_empty());
+    (tokens.access_token().secret().clone(), tokens.refresh_token().unwrap().secret().clone())
+}
+
+#[tokio::test]
+async fn authorization_code_with_pkce_through_the_login_form_then_refresh() {
+    let idp = start(|_| {}).await;
+    let (access, refresh) = sign_in(&idp, "alice").await;
+    let mcp = validator(&idp, "orders-mcp");
+    let caller = mcp.validate(&access).await.unwrap();
+    assert_eq!(caller.scopes, ["access_as_user"]);
+    assert_eq!(caller.version, TokenVersion::V2);
+    assert_eq!(caller.client_id, idp.emulator.manifest().app("chat-app").unwrap().client_id);
+
+    // Refresh rotates: the new refresh token works, the spent one is refused with Entra's shape.
+    let oidc = discover(&idp, "chat-app", Some(CHAT_SECRET), "http://localhost:3000/auth/callback").await;
+    let renewed = oidc
+        .client
+        .exchange_refresh_token(&RefreshToken::new(refresh.clone()))
+        .unwrap()
+        .request_async(&http_client())
+        .await
+        .unwrap();
+    let next_refresh = renewed.refresh_token().unwrap().secret().clone();
+    assert_ne!(next_refresh, refresh);
+    assert_eq!(mcp.validate(renewed.access_token().secret()).await.unwrap().oid, caller.oid);
+    let client_id = idp.emulator.manifest().app("chat-app").unwrap().client_id.clone();
+    let (status, body) = token_request(
+        &idp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("client_secret", CHAT_SECRET),
+            ("refresh_token", &refresh),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_entra_error(&body, "invalid_grant", 70000);
+    assert_eq!(idp.emulator.stats().authorization_code, 1);
+    assert_eq!(idp.emulator.stats().refresh_token, 1);
+}
+
+#[tokio::test]
+async fn single_sign_on_session_and_prompt_login() {
+    let idp = start(|_| {}).await;
+    let oidc = discover(&idp, "chat-app", Some(CHAT_SECRET), "http://localhost:3000/auth/callback").await;
+    let url = |prompt: Option<&str>| {
+        let mut request = oidc
+            .client
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new(MCP_SCOPE.into()));
+        if let Some(p) = prompt {
+            request = request.add_extra_param("prompt", p);
+        }
+        request.url().0
+    };
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap();
+    let silent = http.get(url(Some("none"))).send().await.unwrap();
+    assert_eq!(redirect_params(&silent)["error"], "login_required");
+
+    // Sign in once through the form, keeping the emulator's session cookie.
+    let html = http.get(url(None)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("data-user=\"bob\""));
+    let page_form_fields: Vec<(String, String)> = url(None)
+        .query_pairs()
+        .into_owned()
+        .chain([("login".into(), "bob".into()), ("password".into(), "wrong".into())])
+        .collect();
+    let action = format!("{}/{}/oauth2/v2.0/authorize", idp.url(), idp.emulator.tenant_id());
+    let refused = http.post(&action).form(&page_form_fields).send().await.unwrap();
+    assert_eq!(refused.status(), 200);
+    assert!(refused.text().await.unwrap().contains("AADSTS50126"));
+    let mut fields = page_form_fields.clone();
+    fields.last_mut().unwrap().1 = "bob".into();
+    let signed_in = http.post(&action).form(&fields).send().await.unwrap();
+    assert!(redirect_params(&signed_in).contains_key("code"));
+
+    // The session signs the user in silently next time; prompt=login asks again.
+    let sso = http.get(url(Some("none"))).send().await.unwrap();
+    assert!(redirect_params(&sso).contains_key("code"));
+    let forced = http.get(url(Some("login"))).send().await.unwrap();
+    assert_eq!(forced.status(), 200, "prompt=login shows the login page");
+
+    // Logout ends the session: silent sign-in fails again.
+    let logout = format!("{}/{}/oauth2/v2.0/logout", idp.url(), idp.emulator.tenant_id());
+    assert_eq!(http.get(logout).send().await.unwrap().status(), 200);
+    let after = http.get(url(Some("none"))).send().await.unwrap();
+    assert_eq!(redirect_params(&after)["error"], "login_required");
+}
+
+#[tokio::test]
+async fn client_credentials_gives_an_app_only_token() {
+    let idp = start(|_| {}).await;
+    let oidc = discover(&idp, "orders-mcp", Some("orders-mcp-local-secret"), "http://localhost/unused").await;
+    let token = oidc
+        .client
+        .exchange_client_credentials()
+        .unwrap()
+        .add_scope(Scope::new("api://orders-api-local/.default".into()))
+        .request_async(&http_client())
+        .await
+        .unwrap();
+    let caller = validator(&idp, "orders-api").validate(token.access_token().secret()).await.unwrap();
+    assert_eq!(caller.kind, entra_auth::CallerKind::App);
+    assert!(caller.scopes.is_empty() && caller.roles.is_empty());
+    assert_eq!(caller.oid, idp.emulator.manifest().app("orders-mcp").unwrap().object_id);
+
+    // Without /.default Entra refuses client credentials.
+    let client_id = idp.emulator.manifest().app("orders-mcp").unwrap().client_id.clone();
+    let (status, body) = token_request(
+        &idp,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("client_secret", "orders-mcp-local-secret"),
+            ("scope", "api://orders-api-local/Orders.Read"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_entra_error(&body, "invalid_scope", 1002012);
+}
+
+#[tokio::test]
+async fn device_code_for_the_azure_cli() {
+    let idp = start(|_| {}).await;
+    let oidc = discover(&idp, "azure-cli", None, "http://localhost").await;
+    let client = oidc.client.set_device_authorization_url(
+        DeviceAuthorizationUrl::new(format!("{}/{}/oauth2/v2.0/devicecode", idp.url(), idp.emulator.tenant_id()))
+            .unwrap(),
+    );
+    let details: CoreDeviceAuthorizationResponse = client
+        .exchange_device_code()
+        .add_scope(Scope::new(MCP_SCOPE.into()))
+        .add_scope(Scope::new("openid".into()))
+        .request_async(&http_client())
+        .await
+        .unwrap();
+    let user_code = details.user_code().secret().clone();
+    let verification = details.verification_uri().to_string();
+    // The user enters the code at the verification page and signs in, while the device polls.
+    let approve = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let page = reqwest::get(&verification).await.unwrap().text().await.unwrap();
+        assert!(page.contains("Enter code"));
+        let form =
+            [("user_code", user_code.as_str()), ("login", "carol"), ("password", "carol"), ("decision", "approve")];
+        let done = reqwest::Client::new().post(&verification).form(&form).send().await.unwrap().text().await.unwrap();
+        assert!(done.contains("signed in"), "{done}");
+    });
+    let token = client
+        .exchange_device_access_token(&details)
+        .unwrap()
+        .request_async(&http_client(), tokio::time::sleep, Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    approve.await.unwrap();
+    let caller = validator(&idp, "orders-mcp").validate(token.access_token().secret()).await.unwrap();
+    assert_eq!(caller.oid, idp.emulator.manifest().user("carol").unwrap().oid);
+    assert_eq!(caller.client_id, "04b07795-8ddb-461a-bbee-02f9e1bf7b46");
+    assert_eq!(idp.emulator.stats().device_code, 1);
+}
+
+#[tokio::test]
+async fn on_behalf_of_with_a_managed_identity_assertion_and_with_a_secret() {
+    let idp = start(|_| {}).await;
+    let (user_token, _) = sign_in(&idp, "carol").await;
+    let m = idp.emulator.manifest().clone();
+    let mcp = m.app("orders-mcp").unwrap();
+    let http = reqwest::Client::new();
+    let token_endpoint =
+        ConfidentialClient::token_endpoint(&Url::parse(&idp.url()).unwrap(), idp.emulator.tenant_id()).unwrap();
+    let mi = ManagedIdentityCredential::new(
+        http.clone(),
+        ManagedIdentitySource::AppService {
+            endpoint: Url::parse(&format!("{}/msi/token", idp.url())).unwrap(),
+            header: IDENTITY_HEADER.into(),
+        },
+        Some(m.managed_identities["orders-mcp"].client_id.clone()),
+    );
+    let api = validator(&idp, "orders-api");
+    for credential in
+        [ClientCredential::ManagedIdentity(Arc::new(mi)), ClientCredential::Secret("orders-mcp-local-secret".into())]
+    {
+        let client = ConfidentialClient::new(http.clone(), token_endpoint.clone(), &mcp.client_id, credential);
+        let obo = client.on_behalf_of(&user_token, "api://orders-api-local/.default").await.unwrap();
+        let caller = api.validate(&obo.access_token).await.unwrap();
+        assert_eq!(caller.version, TokenVersion::V1, "orders-api gets v1 tokens");
+        assert_eq!(caller.audience, "api://orders-api-local");
+        assert_eq!(caller.client_id, mcp.client_id, "appid is the middle tier");
+        assert_eq!(caller.oid, m.user("carol").unwrap().oid, "the user is unchanged");
+        assert_eq!(caller.scopes, ["Orders.Read", "Orders.ReadWrite"]);
+        assert_eq!(caller.roles, ["Orders.Admin"]);
+    }
+    assert_eq!(idp.emulator.stats().on_behalf_of, 2);
+    assert_eq!(idp.emulator.stats().managed_identity, 1);
+}
+
+#[tokio::test]
+async fn the_managed_identity_endpoint_checks_its_secret_header() {
+    let idp = start(|_| {}).await;
+    let m = idp.emulator.manifest().clone();
+    let url = format!("{}/msi/token", idp.url());
+    let query = [
+        ("api-version", "2019-08-01"),
+        ("resource", "https://cognitiveservices.azure.com"),
+        ("client_id", m.managed_identities["chat-app"].client_id.as_str()),
+    ];
+    let http = reqwest::Client::new();
+    for header in [None, Some("wrong")] {
+        let mut request = http.get(&url).query(&query);
+        if let Some(h) = header {
+            request = request.header("X-IDENTITY-HEADER", h);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 401);
+    }
+    let ok: Value = http
+        .get(&url)
+        .query(&query)
+        .header("X-IDENTITY-HEADER", IDENTITY_HEADER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = entra_auth::hop::TokenSummary::from_unverified(ok["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(token.aud, "https://cognitiveservices.azure.com");
+    assert_eq!(token.oid, m.managed_identities["chat-app"].principal_id);
+    assert!(ok["expires_on"].as_str().unwrap().parse::<u64>().is_ok(), "App Service sends expires_on as a string");
+}
+
+#[tokio::test]
+async fn common_failures_answer_in_entra_shape() {
+    let idp = start(|c| c.refresh_token_lifetime = Duration::from_secs(1)).await;
+    let m = idp.emulator.manifest().clone();
+    let chat = m.app("chat-app").unwrap().client_id.clone();
+    let mcp = m.app("orders-mcp").unwrap().client_id.clone();
+
+    // Unknown client.
+    let (status, body) = token_request(
+        &idp,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "11111111-2222-3333-4444-555555555555"),
+            ("client_secret", "x"),
+            ("scope", "api://orders-api-local/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_entra_error(&body, "unauthorized_client", 700016);
+
+    // Bad PKCE verifier, then the same code reused.
+    let oidc = discover(&idp, "chat-app", Some(CHAT_SECRET), "http://localhost:3000/auth/callback").await;
+    let (challenge, _verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, _) = oidc
+        .client
+        .authorize_url(
+            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new(MCP_SCOPE.into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let code = redirect_params(&sign_in_through_form(&url, "alice").await)["code"].clone();
+    let wrong = PkceCodeVerifier::new("x".repeat(64));
+    match oidc
+        .client
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .unwrap()
+        .set_pkce_verifier(wrong)
+        .request_async(&http_client())
+        .await
+    {
+        Err(RequestTokenError::ServerResponse(e)) => {
+            assert!(e.error_description().unwrap().starts_with("AADSTS50148"), "{e:?}");
+        }
+        other => panic!("expected a PKCE refusal, got {other:?}"),
+    }
+    let (status, body) = token_request(
+        &idp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &chat),
+            ("client_secret", CHAT_SECRET),
+            ("code", &code),
+            ("redirect_uri", "http://localhost:3000/auth/callback"),
+            ("code_verifier", "whatever"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_entra_error(&body, "invalid_grant", 54005);
+
+    // Bad redirect URI: shown on a page (never redirected to), with the AADSTS code.
+    let bad = oidc.client.set_redirect_uri(RedirectUrl::new("https://evil.example/callback".into()).unwrap());
+    let (url, _, _) = bad
+        .authorize_url(
+            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .url();
+    let page = browser().get(url).send().await.unwrap();
+    assert_eq!(page.status(), 400);
+    assert!(page.text().await.unwrap().contains("AADSTS50011"));
+
+    // Consent missing: the Azure CLI is not pre-authorized for orders-api.
+    let form = [("client_id", "04b07795-8ddb-461a-bbee-02f9e1bf7b46"), ("scope", "api://orders-api-local/Orders.Read")];
+    let url = format!("{}/{}/oauth2/v2.0/devicecode", idp.url(), idp.emulator.tenant_id());
+    let response = reqwest::Client::new().post(url).form(&form).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_entra_error(&response.json().await.unwrap(), "invalid_grant", 65001);
+
+    // Invalid client assertion.
+    let (status, body) = token_request(
+        &idp,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &mcp),
+            ("scope", "api://orders-api-local/.default"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_entra_error(&body, "invalid_client", 700027);
+
+    // An OBO assertion for another audience.
+    let wrong_audience = idp.emulator.user_token("alice", "chat-app", "orders-api", &["Orders.Read"]).unwrap();
+    let (status, body) = token_request(
+        &idp,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("client_id", &mcp),
+            ("client_secret", "orders-mcp-local-secret"),
+            ("assertion", &wrong_audience),
+            ("scope", "api://orders-api-local/.default"),
+            ("requested_token_use", "on_behalf_of"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_entra_error(&body, "invalid_grant", 50013);
+
+    // Expired refresh token.
+    let (_, refresh) = sign_in(&idp, "bob").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body) = token_request(
+        &idp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &chat),
+            ("client_secret", CHAT_SECRET),
+            ("refresh_token", &refresh),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_entra_error(&body, "invalid_grant", 700082);
+
+    // Wrong secret, unsupported grant, missing parameter.
+    let (status, body) = token_request(
+        &idp,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &mcp),
+            ("client_secret", "nope"),
+            ("scope", "api://orders-api-local/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_entra_error(&body, "invalid_client", 7000215);
+    let (_, body) = token_request(&idp, &[("grant_type", "password"), ("client_id", &chat)]).await;
+    assert_entra_error(&body, "unsupported_grant_type", 70003);
+    let (_, body) = token_request(&idp, &[("client_id", &chat)]).await;
+    assert_entra_error(&body, "invalid_request", 900144);
+    assert!(idp.emulator.stats().refused >= 8);
+}
