@@ -1,0 +1,340 @@
+//! What the hook knows about the deployment: the azd environment's values (azd's own, plus
+//! the Bicep outputs), parsed into typed settings with every problem reported at once.
+
+use std::collections::BTreeMap;
+
+use entra_auth::manifest::{Manifest, Vars};
+use entra_auth::settings::{Env, SettingsError};
+
+/// azd's own variables, present in every azd environment.
+pub const AZD_ENV_NAME: &str = "AZURE_ENV_NAME";
+pub const AZD_SUBSCRIPTION_ID: &str = "AZURE_SUBSCRIPTION_ID";
+
+/// Bicep outputs (infra/main.bicep) this hook reads; the per-app names below complete the list.
+pub const TENANT_ID: &str = "AZURE_TENANT_ID";
+pub const RESOURCE_GROUP: &str = "AZURE_RESOURCE_GROUP";
+pub const CHAT_APP_URL: &str = "CHAT_APP_URL";
+
+/// App roles to give the signed-in user, e.g. `orders-api/Orders.Admin` (comma-separated).
+pub const ASSIGN_ROLES: &str = "ORDERS_COPILOT_ASSIGN_ROLES";
+
+/// `orders-mcp` -> `ORDERS_MCP`: how a manifest name appears in variable names.
+pub fn env_prefix(name: &str) -> String {
+    name.to_ascii_uppercase().replace('-', "_")
+}
+
+/// Bicep output: the principal (object) id of a managed identity named in the manifest.
+pub fn principal_id_key(identity: &str) -> String {
+    format!("{}_MANAGED_IDENTITY_PRINCIPAL_ID", env_prefix(identity))
+}
+
+/// Bicep output: the name of the container app hosting a manifest app.
+pub fn container_app_key(app: &str) -> String {
+    format!("{}_CONTAINER_APP_NAME", env_prefix(app))
+}
+
+/// Written by the hook: an app registration's application (client) id.
+pub fn client_id_key(app: &str) -> String {
+    format!("{}_CLIENT_ID", env_prefix(app))
+}
+
+/// Written by the hook: an app registration's application id URI.
+pub fn app_id_uri_key(app: &str) -> String {
+    format!("{}_APP_ID_URI", env_prefix(app))
+}
+
+/// Every Bicep output the hook reads for `manifest`: infra/main.bicep must declare them all.
+pub fn required_outputs(manifest: &Manifest) -> Vec<String> {
+    let mut keys = vec![TENANT_ID.to_string(), RESOURCE_GROUP.to_string(), CHAT_APP_URL.to_string()];
+    keys.extend(federated_identities(manifest).into_iter().map(|mi| principal_id_key(&mi)));
+    keys.extend(manifest.apps.keys().map(|app| container_app_key(app)));
+    keys
+}
+
+/// The variables the hook writes (and applies to the container apps that declare them).
+pub fn written_keys(manifest: &Manifest) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (name, app) in &manifest.apps {
+        keys.push(client_id_key(name));
+        if app.identifier_uri.is_some() {
+            keys.push(app_id_uri_key(name));
+        }
+    }
+    keys
+}
+
+/// Managed identities that some app's federated credential trusts.
+fn federated_identities(manifest: &Manifest) -> Vec<String> {
+    let mut names: Vec<String> = manifest
+        .apps
+        .values()
+        .flat_map(|app| app.federated_credentials.iter().map(|f| f.managed_identity.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Where the container apps are, when the environment has them (it does after `azd provision`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerApps {
+    pub subscription_id: String,
+    pub resource_group: String,
+    /// Manifest app name -> container app name.
+    pub apps: BTreeMap<String, String>,
+}
+
+/// An app role for a user, as `<app>/<role>` in the manifest's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRequest {
+    pub app: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The azd environment name: `{suffix}` in the manifest's templates.
+    pub env_name: String,
+    pub tenant_id: String,
+    pub chat_app_url: String,
+    /// Managed identity name -> principal (object) id.
+    pub principal_ids: BTreeMap<String, String>,
+    pub container_apps: Option<ContainerApps>,
+    pub assign_roles: Vec<RoleRequest>,
+    /// Every value the environment holds, to tell which outputs actually change.
+    pub values: BTreeMap<String, String>,
+}
+
+impl Deployment {
+    /// Reads the deployment from azd environment `values`, checked against `manifest`.
+    /// `extra_roles` come from the command line and add to [`ASSIGN_ROLES`].
+    pub fn from_values(
+        values: BTreeMap<String, String>,
+        manifest: &Manifest,
+        extra_roles: &[String],
+    ) -> Result<Deployment, SettingsError> {
+        let mut env = Env::from_map(values.clone());
+        let env_name: Option<String> = env.required(AZD_ENV_NAME, "the azd environment name");
+        if let Some(name) = &env_name
+            && !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            env.problem(format!("{AZD_ENV_NAME}={name:?} may hold only letters, digits, '-' and '_'"));
+        }
+        let tenant_id = guid(&mut env, TENANT_ID, "the tenant id (a Bicep output)");
+        let chat_app_url: Option<String> = env.required(CHAT_APP_URL, "chat-app's https origin (a Bicep output)");
+        if let Some(url) = &chat_app_url {
+            check_origin(&mut env, url);
+        }
+        let mut principal_ids = BTreeMap::new();
+        for mi in federated_identities(manifest) {
+            let key = principal_id_key(&mi);
+            if let Some(id) = guid(&mut env, &key, "a managed identity's principal id (a Bicep output)") {
+                principal_ids.insert(mi, id);
+            }
+        }
+        let container_apps = container_apps(&mut env, manifest);
+        let mut requested: Vec<String> = env
+            .get(ASSIGN_ROLES)
+            .map(|v| v.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect())
+            .unwrap_or_default();
+        requested.extend(extra_roles.iter().cloned());
+        let mut assign_roles = Vec::new();
+        for text in requested {
+            match role_request(&text, manifest) {
+                Ok(role) if !assign_roles.contains(&role) => assign_roles.push(role),
+                Ok(_) => {}
+                Err(problem) => env.problem(problem),
+            }
+        }
+        env.finish()?;
+        match (env_name, tenant_id, chat_app_url) {
+            (Some(env_name), Some(tenant_id), Some(chat_app_url)) => Ok(Deployment {
+                env_name,
+                tenant_id,
+                chat_app_url: chat_app_url.trim_end_matches('/').to_string(),
+                principal_ids,
+                container_apps,
+                assign_roles,
+                values,
+            }),
+            // `finish` has already reported whichever is missing.
+            _ => Err(SettingsError { problems: vec!["incomplete deployment settings".into()] }),
+        }
+    }
+
+    /// The values the manifest's templates are rendered with.
+    pub fn vars(&self) -> Vars {
+        Vars { suffix: self.env_name.clone(), chat_app_url: self.chat_app_url.clone() }
+    }
+}
+
+fn guid(env: &mut Env, key: &str, what: &str) -> Option<String> {
+    let value: String = env.required(key, what)?;
+    if is_guid(&value) {
+        Some(value.to_ascii_lowercase())
+    } else {
+        env.problem(format!("{key}={value:?} is not a GUID: expected {what}"));
+        None
+    }
+}
+
+pub fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn check_origin(env: &mut Env, value: &str) {
+    match url::Url::parse(value) {
+        Ok(url) if url.scheme() == "https" || url.host_str() == Some("localhost") => {
+            if url.path() != "/" || url.query().is_some() {
+                env.problem(format!("{CHAT_APP_URL}={value:?} must be an origin (scheme and host), without a path"));
+            }
+        }
+        Ok(_) => env.problem(format!(
+            "{CHAT_APP_URL}={value:?} must use https: Entra accepts http redirect URIs only for localhost"
+        )),
+        Err(e) => env.problem(format!("{CHAT_APP_URL}={value:?} is not a URL: {e}")),
+    }
+}
+
+fn container_apps(env: &mut Env, manifest: &Manifest) -> Option<ContainerApps> {
+    let apps: BTreeMap<String, String> = manifest
+        .apps
+        .keys()
+        .filter_map(|app| env.get(&container_app_key(app)).map(|name| (app.clone(), name)))
+        .collect();
+    if apps.is_empty() {
+        return None;
+    }
+    let subscription_id: Option<String> = env.required(AZD_SUBSCRIPTION_ID, "the subscription the apps are in");
+    let resource_group: Option<String> = env.required(RESOURCE_GROUP, "the resource group the apps are in");
+    Some(ContainerApps { subscription_id: subscription_id?, resource_group: resource_group?, apps })
+}
+
+fn role_request(text: &str, manifest: &Manifest) -> Result<RoleRequest, String> {
+    let Some((app, role)) = text.split_once('/') else {
+        return Err(format!("app role {text:?} must be written <app>/<role>, e.g. orders-api/Orders.Admin"));
+    };
+    let defined = manifest.app(app).and_then(|a| a.app_role(role));
+    match defined {
+        Some(r) if r.allowed_member_types.contains(&entra_auth::manifest::MemberType::User) => {
+            Ok(RoleRequest { app: app.to_string(), role: role.to_string() })
+        }
+        Some(_) => Err(format!("app role {text:?} cannot be assigned to users")),
+        None => Err(format!("app role {text:?} is not defined in the identity manifest")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/app-registrations.toml")).unwrap()
+    }
+
+    fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const MCP_MI: &str = "11111111-1111-1111-1111-111111111111";
+    const CHAT_MI: &str = "22222222-2222-2222-2222-222222222222";
+
+    fn complete() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("AZURE_ENV_NAME", "dev"),
+            ("AZURE_TENANT_ID", "AFB67780-0DEC-4124-A11C-B6E461EB7AAD"),
+            ("CHAT_APP_URL", "https://chat.example.io/"),
+            ("ORDERS_MCP_MANAGED_IDENTITY_PRINCIPAL_ID", MCP_MI),
+            ("CHAT_APP_MANAGED_IDENTITY_PRINCIPAL_ID", CHAT_MI),
+        ]
+    }
+
+    #[test]
+    fn a_complete_environment_parses() {
+        let d = Deployment::from_values(values(&complete()), &manifest(), &[]).unwrap();
+        assert_eq!(d.env_name, "dev");
+        assert_eq!(d.tenant_id, "afb67780-0dec-4124-a11c-b6e461eb7aad");
+        assert_eq!(d.chat_app_url, "https://chat.example.io");
+        assert_eq!(d.principal_ids["orders-mcp"], MCP_MI);
+        assert_eq!(d.principal_ids["chat-app"], CHAT_MI);
+        assert!(d.container_apps.is_none());
+        assert!(d.assign_roles.is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = Deployment::from_values(
+            values(&[
+                ("AZURE_TENANT_ID", "not-a-guid"),
+                ("CHAT_APP_URL", "http://chat.example.io"),
+                ("ORDERS_COPILOT_ASSIGN_ROLES", "orders-api/Orders.Boss"),
+                ("CHAT_APP_CONTAINER_APP_NAME", "chat-app-x"),
+            ]),
+            &manifest(),
+            &["nonsense".to_string()],
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "AZURE_ENV_NAME is not set",
+            "AZURE_TENANT_ID=\"not-a-guid\" is not a GUID",
+            "must use https",
+            "ORDERS_MCP_MANAGED_IDENTITY_PRINCIPAL_ID is not set",
+            "CHAT_APP_MANAGED_IDENTITY_PRINCIPAL_ID is not set",
+            "AZURE_SUBSCRIPTION_ID is not set",
+            "AZURE_RESOURCE_GROUP is not set",
+            "\"orders-api/Orders.Boss\" is not defined",
+            "\"nonsense\" must be written <app>/<role>",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+        }
+    }
+
+    #[test]
+    fn container_apps_and_roles_are_read() {
+        let mut pairs = complete();
+        pairs.extend([
+            ("AZURE_SUBSCRIPTION_ID", "33333333-3333-3333-3333-333333333333"),
+            ("AZURE_RESOURCE_GROUP", "rg-dev"),
+            ("ORDERS_API_CONTAINER_APP_NAME", "orders-api-abc"),
+            ("CHAT_APP_CONTAINER_APP_NAME", "chat-app-abc"),
+            ("ORDERS_COPILOT_ASSIGN_ROLES", "orders-api/Orders.Admin"),
+        ]);
+        let d = Deployment::from_values(values(&pairs), &manifest(), &["orders-api/Orders.Admin".into()]).unwrap();
+        let apps = d.container_apps.unwrap();
+        assert_eq!(apps.resource_group, "rg-dev");
+        assert_eq!(apps.apps.len(), 2);
+        assert_eq!(apps.apps["orders-api"], "orders-api-abc");
+        assert_eq!(d.assign_roles, [RoleRequest { app: "orders-api".into(), role: "Orders.Admin".into() }]);
+    }
+
+    #[test]
+    fn names_derive_from_the_manifest() {
+        let m = manifest();
+        assert_eq!(
+            required_outputs(&m),
+            [
+                "AZURE_TENANT_ID",
+                "AZURE_RESOURCE_GROUP",
+                "CHAT_APP_URL",
+                "CHAT_APP_MANAGED_IDENTITY_PRINCIPAL_ID",
+                "ORDERS_MCP_MANAGED_IDENTITY_PRINCIPAL_ID",
+                "CHAT_APP_CONTAINER_APP_NAME",
+                "ORDERS_API_CONTAINER_APP_NAME",
+                "ORDERS_MCP_CONTAINER_APP_NAME",
+            ]
+        );
+        assert_eq!(
+            written_keys(&m),
+            [
+                "CHAT_APP_CLIENT_ID",
+                "ORDERS_API_CLIENT_ID",
+                "ORDERS_API_APP_ID_URI",
+                "ORDERS_MCP_CLIENT_ID",
+                "ORDERS_MCP_APP_ID_URI"
+            ]
+        );
+    }
+}

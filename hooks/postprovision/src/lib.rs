@@ -1,0 +1,24 @@
+//! `postprovision`: the azd hook that applies the identity manifest
+//! (`infra/app-registrations.toml`) to a real Entra tenant through Microsoft Graph.
+//!
+//! - [`deployment`]: the azd environment's values (Bicep outputs), typed.
+//! - [`desired`]: the Graph objects the manifest asks for; [`diff`]: the patches that get there.
+//! - [`reconcile`]: read the tenant, write only differences (`apply`), or remove (`cleanup`).
+//! - [`rest`]: Graph / ARM requests with retries (throttling, replication delay).
+//! - [`credential`]: tokens from the developer's azd / Azure CLI sign-in.
+//! - [`azd`], [`container_apps`]: where the resulting ids go.
+//! - [`cli`]: the command line.
+
+pub mod azd;
+pub mod cli;
+pub mod container_apps;
+pub mod credential;
+pub mod deployment;
+pub mod desired;
+pub mod diff;
+pub mod dotenv;
+pub mod model;
+pub mod plan;
+pub mod reconcile;
+pub mod rest;
+pub mod retry;

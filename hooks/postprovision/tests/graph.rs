@@ -1,0 +1,626 @@
+//! The hook against a fake Microsoft Graph and Azure Resource Manager (tests/support/fake_cloud.rs):
+//! what a first run creates, that a second run writes nothing, that a manifest edit changes only
+//! the difference, that throttling and replication delay are retried, that a killed or failed
+//! run is finished by the next one, `--dry-run`, cleanup, and the refusals.
+
+// Test code, helpers included: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use entra_auth::manifest::Manifest;
+use serde_json::{Value, json};
+use support::fake_cloud::{Config, Fault};
+use support::{CHAT_APP_URL, CHAT_MI, Deployment, MCP_MI, TENANT};
+
+fn app<'a>(d: &Deployment, name: &str, apps: &'a [Value]) -> &'a Value {
+    let tag = format!("orders-copilot:{}:{name}", d.env_name);
+    apps.iter().find(|a| a["tags"].as_array().unwrap().iter().any(|t| t == &tag)).unwrap()
+}
+
+fn ids(values: &Value) -> Vec<String> {
+    let mut list: Vec<String> = values.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    list.sort();
+    list
+}
+
+#[tokio::test]
+async fn the_first_run_creates_exactly_what_the_manifest_says() {
+    let d = Deployment::new().await;
+    let (out, result) = d.run(&["apply"]).await;
+    let summary = result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    let manifest = Manifest::load(&d.manifest).unwrap();
+
+    let apps: Vec<Value> = d.cloud.dir(|dir| dir.applications.values().cloned().collect());
+    assert_eq!(apps.len(), 3);
+    let api = app(&d, "orders-api", &apps);
+    let mcp = app(&d, "orders-mcp", &apps);
+    let chat = app(&d, "chat-app", &apps);
+    let app_id = |a: &Value| a["appId"].as_str().unwrap().to_string();
+
+    // orders-api: v1 tokens, its two scopes with the manifest's ids, the admin role.
+    assert_eq!(api["displayName"], "Orders API (dev)");
+    assert_eq!(api["signInAudience"], "AzureADMyOrg");
+    assert_eq!(api["identifierUris"], json!(["api://orders-api-dev"]));
+    assert_eq!(api["api"]["requestedAccessTokenVersion"], 1);
+    let m_api = manifest.app("orders-api").unwrap();
+    let scopes = api["api"]["oauth2PermissionScopes"].as_array().unwrap();
+    assert_eq!(scopes.len(), 2);
+    for scope in &m_api.scopes {
+        let s = scopes.iter().find(|s| s["id"] == scope.id.as_str()).unwrap();
+        assert_eq!(s["value"], scope.value.as_str());
+        assert_eq!(s["isEnabled"], true);
+        assert_eq!(s["type"], "User");
+        assert_eq!(s["adminConsentDisplayName"], scope.admin_consent_display_name.as_str());
+        assert_eq!(s["userConsentDescription"], scope.user_consent_description.as_str());
+    }
+    let role = &api["appRoles"][0];
+    assert_eq!(role["id"], m_api.app_role("Orders.Admin").unwrap().id.as_str());
+    assert_eq!(role["value"], "Orders.Admin");
+    assert_eq!(role["allowedMemberTypes"], json!(["User"]));
+    assert_eq!(api["web"]["redirectUris"], json!([]));
+
+    // orders-mcp: v2 tokens, pre-authorized chat-app (real app id), Azure CLI, VS Code; knows chat-app;
+    // requires orders-api's scopes (for On-Behalf-Of).
+    let m_mcp = manifest.app("orders-mcp").unwrap();
+    assert_eq!(mcp["identifierUris"], json!(["api://orders-mcp-dev"]));
+    assert_eq!(mcp["api"]["requestedAccessTokenVersion"], 2);
+    let access_as_user = m_mcp.scope("access_as_user").unwrap().id.clone();
+    let pre: BTreeMap<String, Value> = mcp["api"]["preAuthorizedApplications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["appId"].as_str().unwrap().to_string(), p["delegatedPermissionIds"].clone()))
+        .collect();
+    let expected_clients =
+        [app_id(chat), manifest.clients["azure-cli"].client_id.clone(), manifest.clients["vscode"].client_id.clone()];
+    assert_eq!(pre.len(), 3);
+    for client in expected_clients {
+        assert_eq!(pre[&client], json!([access_as_user]), "{client}");
+    }
+    assert_eq!(mcp["api"]["knownClientApplications"], json!([app_id(chat)]));
+    let required = &mcp["requiredResourceAccess"][0];
+    assert_eq!(required["resourceAppId"], app_id(api));
+    let required_ids =
+        ids(&json!(required["resourceAccess"].as_array().unwrap().iter().map(|r| r["id"].clone()).collect::<Vec<_>>()));
+    let mut expected_ids: Vec<String> = m_api.scopes.iter().map(|s| s.id.clone()).collect();
+    expected_ids.sort();
+    assert_eq!(required_ids, expected_ids);
+    assert!(required["resourceAccess"].as_array().unwrap().iter().all(|r| r["type"] == "Scope"));
+
+    // chat-app: redirect and logout URLs from the deployed origin; requires orders-mcp's scope.
+    assert_eq!(chat["identifierUris"], json!([]));
+    assert_eq!(
+        chat["web"]["redirectUris"],
+        json!([format!("{CHAT_APP_URL}/auth/callback"), format!("{CHAT_APP_URL}/auth/signed-out")])
+    );
+    assert_eq!(chat["web"]["logoutUrl"], format!("{CHAT_APP_URL}/auth/front-channel-logout"));
+    assert_eq!(chat["requiredResourceAccess"][0]["resourceAppId"], app_id(mcp));
+    assert_eq!(chat["requiredResourceAccess"][0]["resourceAccess"], json!([{"id": access_as_user, "type": "Scope"}]));
+
+    // No secret anywhere: no password or key credential on any app.
+    for a in &apps {
+        assert_eq!(a["passwordCredentials"], json!([]));
+        assert_eq!(a["keyCredentials"], json!([]));
+    }
+
+    // One service principal per app; federated credentials trusting each managed identity.
+    let (sps, federated, grants) =
+        d.cloud.dir(|dir| (dir.service_principals.clone(), dir.federated.clone(), dir.grants.clone()));
+    let mut sp_apps: Vec<String> = sps.values().map(|sp| sp["appId"].as_str().unwrap().to_string()).collect();
+    sp_apps.sort();
+    let mut all_apps: Vec<String> = apps.iter().map(app_id).collect();
+    all_apps.sort();
+    assert_eq!(sp_apps, all_apps);
+    let sp_of =
+        |a: &Value| sps.values().find(|sp| sp["appId"] == a["appId"]).unwrap()["id"].as_str().unwrap().to_string();
+    let issuer = format!("https://login.microsoftonline.com/{TENANT}/v2.0");
+    for (a, subject, name) in
+        [(mcp, MCP_MI, "orders-mcp-managed-identity"), (chat, CHAT_MI, "chat-app-managed-identity")]
+    {
+        let list = &federated[a["id"].as_str().unwrap()];
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0]["name"], name);
+        assert_eq!(list[0]["issuer"], issuer.as_str());
+        assert_eq!(list[0]["subject"], subject);
+        assert_eq!(list[0]["audiences"], json!(["api://AzureADTokenExchange"]));
+    }
+    assert!(federated.get(api["id"].as_str().unwrap()).is_none_or(Vec::is_empty));
+
+    // Admin consent: orders-mcp -> orders-api, chat-app -> orders-mcp, for all users.
+    let mut consents: Vec<(String, String, String, String)> = grants
+        .values()
+        .map(|g| {
+            (
+                g["clientId"].as_str().unwrap().to_string(),
+                g["resourceId"].as_str().unwrap().to_string(),
+                g["scope"].as_str().unwrap().to_string(),
+                g["consentType"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    consents.sort();
+    let mut expected = vec![
+        (sp_of(mcp), sp_of(api), "Orders.Read Orders.ReadWrite".to_string(), "AllPrincipals".to_string()),
+        (sp_of(chat), sp_of(mcp), "access_as_user".to_string(), "AllPrincipals".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(consents, expected);
+
+    // The ids went to the azd environment and to the container apps that declare them.
+    let env = d.env_values();
+    assert_eq!(env["ORDERS_API_CLIENT_ID"], app_id(api));
+    assert_eq!(env["ORDERS_MCP_CLIENT_ID"], app_id(mcp));
+    assert_eq!(env["CHAT_APP_CLIENT_ID"], app_id(chat));
+    assert_eq!(env["ORDERS_API_APP_ID_URI"], "api://orders-api-dev");
+    assert_eq!(env["ORDERS_MCP_APP_ID_URI"], "api://orders-mcp-dev");
+    assert_eq!(env["AZURE_TENANT_ID"], TENANT, "the values azd wrote are kept");
+    for (_, container_app, vars) in support::CONTAINER_APPS {
+        let actual = d.cloud.container_env(container_app);
+        for var in vars {
+            assert_eq!(actual[*var], env[*var], "{container_app} {var}");
+        }
+        assert_eq!(actual["LOG_FORMAT"], "json", "other variables are untouched");
+    }
+    assert!(!d.cloud.container_env("orders-api-abc123").contains_key("CHAT_APP_CLIENT_ID"));
+
+    // Exactly these writes, each reported once.
+    let writes = d.cloud.writes();
+    let count = |prefix: &str| writes.iter().filter(|w| w.starts_with(prefix)).count();
+    assert_eq!(count("POST /v1.0/applications"), 3 + 2, "3 apps + 2 federated credentials: {writes:#?}");
+    assert_eq!(count("PATCH /v1.0/applications/"), 3);
+    assert_eq!(count("POST /v1.0/servicePrincipals"), 3);
+    assert_eq!(count("POST /v1.0/oauth2PermissionGrants"), 2);
+    assert_eq!(count("PATCH /subscriptions/"), 3);
+    assert_eq!(writes.len(), 16, "{writes:#?}");
+    assert_eq!(summary.changes.len(), 16 + 5, "16 cloud writes + 5 azd env values");
+    assert!(out.contains("Done: 21 change(s) made."), "{out}");
+}
+
+#[tokio::test]
+async fn a_second_run_makes_zero_writes_and_says_so() {
+    let d = Deployment::new().await;
+    d.run(&["apply"]).await.1.unwrap();
+    let before = (d.cloud.snapshot(), std::fs::read_to_string(d.env_file()).unwrap());
+    let writes = d.cloud.writes().len();
+
+    let (out, result) = d.run(&[]).await;
+    let summary = result.unwrap();
+    assert_eq!(d.cloud.writes().len(), writes, "{:#?}", &d.cloud.writes()[writes..]);
+    assert!(summary.changes.is_empty());
+    assert!(out.contains("Nothing to change"), "{out}");
+    assert_eq!((d.cloud.snapshot(), std::fs::read_to_string(d.env_file()).unwrap()), before);
+}
+
+#[tokio::test]
+async fn a_manifest_edit_changes_only_the_difference() {
+    let d = Deployment::new().await;
+    d.run(&["apply"]).await.1.unwrap();
+    let (api_id, chat_id) = d.cloud.dir(|dir| {
+        let find = |tag: &str| {
+            dir.applications.values().find(|a| a["tags"].as_array().unwrap().iter().any(|t| t == tag)).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        (find("orders-copilot:dev:orders-api"), find("orders-copilot:dev:chat-app"))
+    });
+
+    // A new scope on orders-api and a new display name for chat-app: one patch each.
+    d.edit_manifest(|t| {
+        t.replace("display_name = \"Orders Copilot\"", "display_name = \"Orders Copilot Demo\"").replacen(
+            "[[app.orders-api.app_role]]",
+            "[[app.orders-api.scope]]\nvalue = \"Orders.Export\"\nid = \"3c5b1f0e-8f9a-4f6e-b5d2-6a7c8e9f0a1b\"\n\
+admin_consent_display_name = \"Export orders\"\nadmin_consent_description = \"Export.\"\n\
+user_consent_display_name = \"Export your orders\"\nuser_consent_description = \"Export.\"\n\n[[app.orders-api.app_role]]",
+            1,
+        )
+    });
+    let before = d.cloud.writes().len();
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    let writes = d.cloud.writes()[before..].to_vec();
+    let mut expected =
+        vec![format!("PATCH /v1.0/applications/{api_id}"), format!("PATCH /v1.0/applications/{chat_id}")];
+    expected.sort();
+    let mut sorted = writes.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected);
+    let (api, chat) = d.cloud.dir(|dir| (dir.applications[&api_id].clone(), dir.applications[&chat_id].clone()));
+    assert!(api["api"]["oauth2PermissionScopes"].as_array().unwrap().iter().any(|s| s["value"] == "Orders.Export"));
+    assert_eq!(chat["displayName"], "Orders Copilot Demo (dev)");
+    assert!(out.contains("add scope Orders.Export"), "{out}");
+
+    // Removing a scope that is in use: disabled first, then removed, and every reference
+    // (orders-mcp's required access, its admin consent) follows.
+    d.edit_manifest(|t| {
+        let start = t.find("[[app.orders-api.scope]]\nvalue = \"Orders.ReadWrite\"").unwrap();
+        let end = start + t[start..].find("\n\n").unwrap();
+        let mut t = format!("{}{}", &t[..start], &t[end + 2..]);
+        t = t.replace("scopes = [\"Orders.Read\", \"Orders.ReadWrite\"]", "scopes = [\"Orders.Read\"]");
+        t
+    });
+    let before = d.cloud.writes().len();
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    let writes = d.cloud.writes()[before..].to_vec();
+    assert_eq!(writes.iter().filter(|w| **w == format!("PATCH /v1.0/applications/{api_id}")).count(), 2, "{writes:#?}");
+    assert_eq!(
+        writes.iter().filter(|w| w.starts_with("PATCH /v1.0/oauth2PermissionGrants/")).count(),
+        1,
+        "{writes:#?}"
+    );
+    assert_eq!(writes.len(), 4, "orders-api twice, orders-mcp's required access, the consent: {writes:#?}");
+    let (api, grants) = d.cloud.dir(|dir| (dir.applications[&api_id].clone(), dir.grants.clone()));
+    assert!(!api["api"]["oauth2PermissionScopes"].as_array().unwrap().iter().any(|s| s["value"] == "Orders.ReadWrite"));
+    assert!(grants.values().any(|g| g["scope"] == "Orders.Read"));
+    assert!(out.contains("disable scope Orders.ReadWrite before removing it"), "{out}");
+
+    let (_, result) = d.run(&["apply"]).await;
+    assert!(result.unwrap().changes.is_empty());
+}
+
+async fn clean_run_snapshot() -> (Value, BTreeMap<String, String>, usize) {
+    let d = Deployment::new().await;
+    d.run(&["apply"]).await.1.unwrap();
+    let mut env = d.env_values();
+    normalize_env(&mut env);
+    (d.cloud.snapshot(), env, d.cloud.writes().len())
+}
+
+/// App ids differ from run to run: compare the environment's shape, not the GUIDs.
+fn normalize_env(env: &mut BTreeMap<String, String>) {
+    for (key, value) in env.iter_mut() {
+        if key.ends_with("_CLIENT_ID") && postprovision::deployment::is_guid(value) {
+            *value = "<guid>".into();
+        }
+    }
+}
+
+fn same_result(d: &Deployment, reference: &(Value, BTreeMap<String, String>, usize)) {
+    let mut env = d.env_values();
+    normalize_env(&mut env);
+    assert_eq!(d.cloud.snapshot(), reference.0);
+    assert_eq!(env, reference.1);
+}
+
+#[tokio::test]
+async fn throttling_and_replication_delay_are_retried() {
+    let reference = clean_run_snapshot().await;
+    let mut config = Config::new(TENANT);
+    config.throttle_every = Some(4);
+    config.lag = 2;
+    let d = Deployment::with(config, "dev").await;
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    let (throttled, lagged) = d.cloud.dir(|dir| (dir.throttled, dir.lag_answers));
+    assert!(throttled >= 10, "{throttled} requests throttled");
+    assert!(lagged >= 10, "{lagged} requests answered as not yet replicated");
+    same_result(&d, &reference);
+    assert_eq!(d.cloud.writes().len(), reference.2, "no write was made twice");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let mut config = Config::new(TENANT);
+    config.throttle_every = Some(1_000_000);
+    let d = Deployment::with(config, "dev").await;
+    // Throttle the very next request, for one second.
+    d.cloud.config(|c| {
+        c.throttle_every = Some(1);
+        c.retry_after_secs = 1;
+    });
+    let cloud = d.cloud.shared.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if cloud.dir.lock().unwrap().throttled > 0 {
+                cloud.config.lock().unwrap().throttle_every = None;
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert!(d.cloud.dir(|dir| dir.throttled) >= 1);
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_run_killed_at_any_write_is_finished_by_the_next_run() {
+    let reference = clean_run_snapshot().await;
+    let total = reference.2;
+    // Killed before the server acted on the write, or after it acted but before the answer.
+    for (fault, made) in [(Fault::Hang, 0), (Fault::HangAfterWrite, 1)] {
+        for killed_after in 0..total {
+            let mut config = Config::new(TENANT);
+            config.fail_after_writes = Some((killed_after, fault));
+            let d = Deployment::with(config, "dev").await;
+            let shared = d.cloud.shared.clone();
+            tokio::select! {
+                _ = d.run(&["apply"]) => panic!("the run should have hung after {killed_after} writes"),
+                () = shared.hung.notified() => {}
+            }
+            assert_eq!(d.cloud.writes().len(), killed_after + made);
+            d.cloud.config(|c| c.fail_after_writes = None);
+            let (out, result) = d.run(&["apply"]).await;
+            result.unwrap_or_else(|e| panic!("{fault:?} after {killed_after}: {out}\n{e}"));
+            same_result(&d, &reference);
+            assert_eq!(d.cloud.writes().len(), total, "{fault:?} after {killed_after}: nothing done twice or left out");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_write_stops_with_what_to_do_and_the_next_run_finishes() {
+    let reference = clean_run_snapshot().await;
+    let mut config = Config::new(TENANT);
+    config.fail_after_writes = Some((5, Fault::Refuse));
+    let d = Deployment::with(config, "dev").await;
+    let (out, result) = d.run(&["apply"]).await;
+    let message = result.unwrap_err();
+    assert!(message.starts_with("stopped after 5 change(s): Microsoft Graph refused"), "{message}");
+    assert!(message.contains("Injected fault"), "{message}");
+    assert!(message.contains("running it again continues from here"), "{message}");
+    assert!(message.contains("azd hooks run postprovision"), "{message}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("  ")).count(), 5, "each change made is reported:\n{out}");
+
+    d.cloud.config(|c| c.fail_after_writes = None);
+    d.run(&["apply"]).await.1.unwrap();
+    same_result(&d, &reference);
+}
+
+#[tokio::test]
+async fn dry_run_prints_the_plan_and_writes_nothing() {
+    let d = Deployment::new().await;
+    let env_before = std::fs::read_to_string(d.env_file()).unwrap();
+    let (out, result) = d.run(&["--dry-run"]).await;
+    let summary = result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    println!("{out}");
+    assert!(d.cloud.writes().is_empty(), "{:#?}", d.cloud.writes());
+    assert_eq!(std::fs::read_to_string(d.env_file()).unwrap(), env_before);
+    assert!(d.cloud.container_env("chat-app-abc123")["CHAT_APP_CLIENT_ID"].is_empty());
+    let header = out.lines().find(|l| l.starts_with("ACTION")).unwrap();
+    assert!(header.contains("OBJECT") && header.contains("NAME") && header.contains("DETAIL"), "{out}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("ACTION"))
+        .skip(2)
+        .take_while(|l| !l.starts_with("Dry run"))
+        .map(|l| l.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect())
+        .collect();
+    assert_eq!(rows.len(), summary.changes.len());
+    for app in ["orders-api", "orders-mcp", "chat-app"] {
+        for object in ["application", "service principal"] {
+            assert!(
+                rows.iter().any(|r| r[0] == "create" && r[1] == object && r[2] == app),
+                "create {object} {app}:\n{out}"
+            );
+        }
+    }
+    assert!(rows.iter().any(|r| r[0] == "set" && r[2] == "ORDERS_API_APP_ID_URI" && r[3] == "api://orders-api-dev"));
+    assert!(rows.iter().any(|r| r[0] == "update" && r[1] == "container app" && r[2] == "chat-app-abc123"));
+    assert!(out.contains(&format!("Dry run: {} change(s) planned, nothing written.", summary.changes.len())));
+    // The plan is what an apply then does (ids only Graph assigns are placeholders in the plan).
+    let (_, applied) = d.run(&[]).await;
+    let triples = |changes: &[postprovision::plan::Change]| {
+        changes.iter().map(|c| (c.action, c.object, c.name.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(triples(&applied.unwrap().changes), triples(&summary.changes));
+
+    // Against a configured tenant the plan is empty; after an edit it is exactly the edit.
+    let (out, result) = d.run(&["--dry-run"]).await;
+    assert!(result.unwrap().changes.is_empty());
+    assert!(out.contains("Nothing to change"), "{out}");
+    d.edit_manifest(|t| t.replace("display_name = \"Orders MCP server\"", "display_name = \"Orders tools\""));
+    let writes = d.cloud.writes().len();
+    let (out, result) = d.run(&["--dry-run"]).await;
+    let changes = result.unwrap().changes;
+    assert_eq!(changes.len(), 1, "{out}");
+    assert_eq!((changes[0].object, changes[0].name.as_str()), ("application", "orders-mcp"));
+    assert!(changes[0].detail.contains("Orders tools (dev)"), "{out}");
+    assert_eq!(d.cloud.writes().len(), writes);
+}
+
+#[tokio::test]
+async fn cleanup_removes_what_this_environment_created_and_only_that() {
+    let d = Deployment::new().await;
+    d.run(&["apply"]).await.1.unwrap();
+    // A second environment in the same tenant.
+    let test_env = d.dir.path().join("test.env");
+    std::fs::write(
+        &test_env,
+        std::fs::read_to_string(d.env_file()).unwrap().replace("AZURE_ENV_NAME=\"dev\"", "AZURE_ENV_NAME=\"test\""),
+    )
+    .unwrap();
+    let run_test = |args: &[&str]| {
+        let mut argv: Vec<String> = ["postprovision", "--manifest"].iter().map(|s| s.to_string()).collect();
+        argv.extend([d.manifest.display().to_string(), "--env-file".into(), test_env.display().to_string()]);
+        argv.extend(["--graph-url".into(), d.cloud.graph_url(), "--skip-container-apps".into()]);
+        argv.extend(args.iter().map(|s| s.to_string()));
+        support::run_cli(argv, BTreeMap::new())
+    };
+    run_test(&["apply"]).await.1.unwrap();
+    assert_eq!(d.cloud.dir(|dir| dir.applications.len()), 6);
+
+    let (out, result) = d.run(&["cleanup", "--dry-run"]).await;
+    assert_eq!(result.unwrap().changes.len(), 9, "{out}");
+    assert_eq!(d.cloud.dir(|dir| dir.applications.len()), 6, "a dry run deletes nothing");
+
+    let (out, result) = d.run(&["cleanup"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    let (apps, sps, grants, deleted) = d
+        .cloud
+        .dir(|dir| (dir.applications.clone(), dir.service_principals.len(), dir.grants.len(), dir.deleted.len()));
+    assert_eq!(apps.len(), 3);
+    assert!(apps.values().all(|a| a["tags"].as_array().unwrap().iter().any(|t| t == "orders-copilot:test")));
+    assert_eq!((sps, grants, deleted), (3, 2, 0), "the test environment keeps its own; dev's are gone for good");
+
+    let (out, result) = d.run(&["cleanup"]).await;
+    assert!(result.unwrap().changes.is_empty());
+    assert!(out.contains("Nothing to change: no app registrations are tagged orders-copilot:dev"), "{out}");
+
+    // The identifier URIs are free again: the environment can be brought up anew.
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert_eq!(d.cloud.dir(|dir| dir.applications.len()), 6);
+}
+
+#[tokio::test]
+async fn a_soft_deleted_app_keeps_its_identifier_uri_which_is_why_cleanup_purges() {
+    let d = Deployment::new().await;
+    d.run(&["apply"]).await.1.unwrap();
+    // Delete the apps the way the portal does (soft delete), not the hook's way.
+    d.cloud.dir(|dir| {
+        let ids: Vec<String> = dir.applications.keys().cloned().collect();
+        for id in ids {
+            let app = dir.applications.remove(&id).unwrap();
+            dir.deleted.insert(id, app);
+        }
+    });
+    let (_, result) = d.run(&["apply"]).await;
+    let message = result.unwrap_err();
+    assert!(message.contains("identifierUris already exists"), "{message}");
+}
+
+#[tokio::test]
+async fn a_token_for_another_tenant_is_refused_before_any_write() {
+    let d = Deployment::with(Config::new("0e8f1c2d-0000-4000-8000-000000000000"), "dev").await;
+    let (_, result) = d.run(&["apply"]).await;
+    let message = result.unwrap_err();
+    assert!(message.contains("the developer sign-in is for tenant 0e8f1c2d-0000-4000-8000-000000000000"), "{message}");
+    assert!(message.contains(&format!("azd auth login --tenant-id {TENANT}")), "{message}");
+    assert!(d.cloud.writes().is_empty());
+}
+
+#[tokio::test]
+async fn without_admin_rights_consent_is_left_to_an_administrator() {
+    let mut config = Config::new(TENANT);
+    config.admin = false;
+    let d = Deployment::with(config, "dev").await;
+    let (out, result) = d.run(&["apply", "--assign-role", "orders-api/Orders.Admin"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert_eq!(d.cloud.dir(|dir| (dir.grants.len(), dir.assignments.len())), (0, 0));
+    assert_eq!(d.cloud.dir(|dir| dir.applications.len()), 3, "everything else is done");
+    let chat_app_id = d.env_values()["CHAT_APP_CLIENT_ID"].clone();
+    assert!(
+        out.contains(&format!("https://login.microsoftonline.com/{TENANT}/adminconsent?client_id={chat_app_id}")),
+        "{out}"
+    );
+    assert!(out.contains("note: assigning orders-api/Orders.Admin needs an administrator"), "{out}");
+}
+
+#[tokio::test]
+async fn the_signed_in_user_can_be_made_orders_admin_once() {
+    let d = Deployment::new().await;
+    let (out, result) = d.run(&["--assign-role", "orders-api/Orders.Admin"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    let manifest = Manifest::load(&d.manifest).unwrap();
+    let role_id = manifest.app("orders-api").unwrap().app_role("Orders.Admin").unwrap().id.clone();
+    let assignments = d.cloud.dir(|dir| dir.assignments.clone());
+    let me = d.cloud.shared.config.lock().unwrap().me.clone();
+    assert_eq!(assignments.len(), 1);
+    let assignment = assignments.values().next().unwrap();
+    assert_eq!(assignment["principalId"], me.as_str());
+    assert_eq!(assignment["appRoleId"], role_id.as_str());
+
+    // The same request through the azd environment: nothing new.
+    let mut env = d.env_values();
+    env.insert("ORDERS_COPILOT_ASSIGN_ROLES".into(), "orders-api/Orders.Admin".into());
+    std::fs::write(d.env_file(), postprovision::dotenv::render(&env)).unwrap();
+    let writes = d.cloud.writes().len();
+    let (_, result) = d.run(&[]).await;
+    assert!(result.unwrap().changes.is_empty());
+    assert_eq!(d.cloud.writes().len(), writes);
+}
+
+#[tokio::test]
+async fn two_apps_with_one_tag_are_refused_with_their_ids() {
+    let d = Deployment::new().await;
+    d.run(&["apply"]).await.1.unwrap();
+    let copy = d.cloud.dir(|dir| {
+        let original = dir.applications.values().find(|a| a["displayName"] == "Orders API (dev)").cloned().unwrap();
+        let mut copy = original;
+        copy["id"] = json!("11111111-2222-3333-4444-555555555555");
+        copy["appId"] = json!("66666666-7777-8888-9999-000000000000");
+        copy["identifierUris"] = json!([]);
+        dir.applications.insert("11111111-2222-3333-4444-555555555555".into(), copy.clone());
+        copy
+    });
+    let (_, result) = d.run(&[]).await;
+    let message = result.unwrap_err();
+    assert!(message.contains("2 app registrations carry the tag \"orders-copilot:dev:orders-api\""), "{message}");
+    assert!(message.contains(copy["id"].as_str().unwrap()), "{message}");
+}
+
+#[tokio::test]
+async fn missing_deployment_values_are_all_named() {
+    let d = Deployment::new().await;
+    std::fs::write(d.env_file(), "AZURE_ENV_NAME=\"dev\"\nCHAT_APP_URL=\"http://chat.example\"\n").unwrap();
+    let (_, result) = d.run(&[]).await;
+    let message = result.unwrap_err();
+    for expected in
+        ["AZURE_TENANT_ID is not set", "must use https", "ORDERS_MCP_MANAGED_IDENTITY_PRINCIPAL_ID", "azd provision"]
+    {
+        assert!(message.contains(expected), "{expected:?} missing from:\n{message}");
+    }
+    assert!(d.cloud.dir(|dir| dir.requests) == 0, "nothing was sent");
+}
+
+/// As an azd hook: values from the process environment, results through `azd env set`.
+#[cfg(unix)]
+#[tokio::test]
+async fn as_an_azd_hook_it_reads_the_process_environment_and_calls_azd_env_set() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let d = Deployment::new().await;
+    let log = d.dir.path().join("azd.log");
+    let azd = d.dir.path().join("azd");
+    std::fs::write(&azd, format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display())).unwrap();
+    std::fs::set_permissions(&azd, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let process_env = d.env_values();
+    let argv: Vec<String> = [
+        "postprovision",
+        "apply",
+        "--manifest",
+        &d.manifest.display().to_string(),
+        "--graph-url",
+        &d.cloud.graph_url(),
+        "--arm-url",
+        &d.cloud.url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cli = <postprovision::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+    let mut out = Vec::new();
+    let io = postprovision::cli::Io {
+        process_env,
+        tokens: Box::new(|_| {
+            Ok(std::sync::Arc::new(postprovision::credential::StaticToken(
+                entra_auth::acquire::AccessToken::expiring_in(support::fake_cloud::TOKEN, 3600),
+            )) as std::sync::Arc<dyn postprovision::credential::TokenSource>)
+        }),
+        azd: azd.clone().into_os_string(),
+        retry: support::fast_retries(),
+        out: &mut out,
+    };
+    postprovision::cli::run(cli, io).await.unwrap();
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let api_id = d.cloud.dir(|dir| {
+        dir.applications.values().find(|a| a["displayName"] == "Orders API (dev)").unwrap()["appId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    });
+    assert!(calls.lines().any(|l| l == format!("env set ORDERS_API_CLIENT_ID {api_id} --environment dev")), "{calls}");
+    assert!(
+        calls.lines().any(|l| l == "env set ORDERS_MCP_APP_ID_URI api://orders-mcp-dev --environment dev"),
+        "{calls}"
+    );
+    assert_eq!(calls.lines().count(), 5, "{calls}");
+}

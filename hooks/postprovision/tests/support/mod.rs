@@ -1,0 +1,145 @@
+//! Test helpers: a deployment (azd environment file + fake cloud) and a way to run the hook
+//! against it in-process, exactly as `main` does but with a fixed token.
+
+#![allow(dead_code)]
+
+pub mod fake_cloud;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use entra_auth::acquire::AccessToken;
+use postprovision::cli::{self, Cli, Io};
+use postprovision::credential::{StaticToken, TokenSource};
+use postprovision::reconcile::Summary;
+use postprovision::retry::RetryPolicy;
+
+use fake_cloud::{Config, FakeCloud, TOKEN};
+
+pub const TENANT: &str = "5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a";
+pub const SUBSCRIPTION: &str = "0d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6";
+pub const GROUP: &str = "rg-dev";
+pub const CHAT_APP_URL: &str = "https://chat-app-abc123.happyfield-1234.swedencentral.azurecontainerapps.io";
+pub const CHAT_MI: &str = "6f1c2a9e-1111-4c1e-9f6a-000000000001";
+pub const MCP_MI: &str = "6f1c2a9e-2222-4c1e-9f6a-000000000002";
+
+/// The environment variables infra/main.bicep gives each container app that the hook updates,
+/// as they are after the first `azd provision` (ids not known yet).
+pub const CONTAINER_APPS: [(&str, &str, &[&str]); 3] = [
+    ("orders-api", "orders-api-abc123", &["ORDERS_API_CLIENT_ID", "ORDERS_API_APP_ID_URI"]),
+    (
+        "orders-mcp",
+        "orders-mcp-abc123",
+        &["ORDERS_MCP_CLIENT_ID", "ORDERS_MCP_APP_ID_URI", "ORDERS_API_CLIENT_ID", "ORDERS_API_APP_ID_URI"],
+    ),
+    ("chat-app", "chat-app-abc123", &["CHAT_APP_CLIENT_ID", "ORDERS_MCP_CLIENT_ID", "ORDERS_MCP_APP_ID_URI"]),
+];
+
+pub fn repository_manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/app-registrations.toml")
+}
+
+pub struct Deployment {
+    pub cloud: FakeCloud,
+    pub dir: tempfile::TempDir,
+    pub env_name: String,
+    pub manifest: PathBuf,
+}
+
+impl Deployment {
+    pub async fn new() -> Deployment {
+        Deployment::with(Config::new(TENANT), "dev").await
+    }
+
+    pub async fn with(config: Config, env_name: &str) -> Deployment {
+        let cloud = FakeCloud::start(config).await;
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("app-registrations.toml");
+        std::fs::copy(repository_manifest(), &manifest).unwrap();
+        let deployment = Deployment { cloud, dir, env_name: env_name.to_string(), manifest };
+        deployment.write_env_file(env_name);
+        for (_, name, vars) in CONTAINER_APPS {
+            let mut env: Vec<(&str, &str)> =
+                vec![("ENTRA_AUTHORITY", "https://login.microsoftonline.com"), ("LOG_FORMAT", "json")];
+            env.extend(vars.iter().map(|v| (*v, "")));
+            deployment.cloud.add_container_app(SUBSCRIPTION, GROUP, name, &env);
+        }
+        deployment
+    }
+
+    /// The azd environment as `azd provision` leaves it: azd's values and the Bicep outputs.
+    pub fn write_env_file(&self, env_name: &str) {
+        let mut values = BTreeMap::new();
+        for (k, v) in [
+            ("AZURE_ENV_NAME", env_name),
+            ("AZURE_LOCATION", "swedencentral"),
+            ("AZURE_SUBSCRIPTION_ID", SUBSCRIPTION),
+            ("AZURE_TENANT_ID", TENANT),
+            ("AZURE_RESOURCE_GROUP", GROUP),
+            ("CHAT_APP_URL", CHAT_APP_URL),
+            ("CHAT_APP_MANAGED_IDENTITY_PRINCIPAL_ID", CHAT_MI),
+            ("ORDERS_MCP_MANAGED_IDENTITY_PRINCIPAL_ID", MCP_MI),
+        ] {
+            values.insert(k.to_string(), v.to_string());
+        }
+        for (app, name, _) in CONTAINER_APPS {
+            values.insert(format!("{}_CONTAINER_APP_NAME", app.to_uppercase().replace('-', "_")), name.to_string());
+        }
+        std::fs::write(self.env_file(), postprovision::dotenv::render(&values)).unwrap();
+    }
+
+    pub fn env_file(&self) -> PathBuf {
+        self.dir.path().join(format!("{}.env", self.env_name))
+    }
+
+    pub fn env_values(&self) -> BTreeMap<String, String> {
+        postprovision::dotenv::parse(&std::fs::read_to_string(self.env_file()).unwrap()).unwrap()
+    }
+
+    pub fn edit_manifest(&self, edit: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(&self.manifest).unwrap();
+        let edited = edit(text.clone());
+        assert_ne!(text, edited, "the edit changed nothing");
+        std::fs::write(&self.manifest, edited).unwrap();
+    }
+
+    /// Runs `postprovision <args>` against the fake cloud; the output and the result.
+    pub async fn run(&self, args: &[&str]) -> (String, Result<Summary, String>) {
+        let mut argv = vec![
+            "postprovision".to_string(),
+            "--manifest".into(),
+            self.manifest.display().to_string(),
+            "--env-file".into(),
+            self.env_file().display().to_string(),
+            "--graph-url".into(),
+            self.cloud.graph_url(),
+            "--arm-url".into(),
+            self.cloud.url.clone(),
+        ];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        run_cli(argv, BTreeMap::new()).await
+    }
+}
+
+pub fn fast_retries() -> RetryPolicy {
+    RetryPolicy { attempts: 8, base_delay: Duration::from_millis(5), max_delay: Duration::from_secs(2) }
+}
+
+pub async fn run_cli(argv: Vec<String>, process_env: BTreeMap<String, String>) -> (String, Result<Summary, String>) {
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let mut out = Vec::new();
+    let io = Io {
+        process_env,
+        tokens: Box::new(|_tenant| {
+            Ok(Arc::new(StaticToken(AccessToken::expiring_in(TOKEN, 3600))) as Arc<dyn TokenSource>)
+        }),
+        azd: "azd-is-not-used-with-env-file".into(),
+        retry: fast_retries(),
+        out: &mut out,
+    };
+    let result = cli::run(cli, io).await;
+    (String::from_utf8(out).unwrap(), result)
+}
