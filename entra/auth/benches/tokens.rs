@@ -1,0 +1,56 @@
+//! Validation cost per token (JWKS cached) and OBO-cache hit cost. Target: ≤ 30 µs per validation.
+//! Run: `cargo xtask bench` (or `cargo bench -p entra-auth --bench tokens`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that cannot set up should stop
+
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use entra_auth::acquire::{ClientCredential, ConfidentialClient, OnBehalfOf};
+use entra_auth::{TokenValidator, TokenVersion, ValidatorConfig};
+use entra_emulator::EmulatorConfig;
+use url::Url;
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let idp = rt.block_on(entra_emulator::spawn(EmulatorConfig::from_repository().unwrap())).unwrap();
+    let m = idp.emulator.manifest().clone();
+    let authority = Url::parse(&idp.url()).unwrap();
+    let api = m.app("orders-api").unwrap();
+    let config = ValidatorConfig::new(
+        authority.clone(),
+        idp.emulator.tenant_id(),
+        vec!["api://orders-api-local".into(), api.client_id.clone()],
+    )
+    .versions(&[TokenVersion::V1]);
+    let validator = TokenValidator::new(config, reqwest::Client::new());
+    let token =
+        idp.emulator.user_token("alice", "orders-mcp", "orders-api", &["Orders.Read", "Orders.ReadWrite"]).unwrap();
+    rt.block_on(validator.validate(&token)).unwrap();
+
+    let mut group = c.benchmark_group("entra-auth");
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("validate_cached_jwks", |b| b.to_async(&rt).iter(|| validator.validate(&token)));
+
+    let mcp = m.app("orders-mcp").unwrap();
+    let endpoint = ConfidentialClient::token_endpoint(&authority, idp.emulator.tenant_id()).unwrap();
+    let client = ConfidentialClient::new(
+        reqwest::Client::new(),
+        endpoint,
+        &mcp.client_id,
+        ClientCredential::Secret(mcp.emulator_client_secret.clone().unwrap()),
+    );
+    let obo = OnBehalfOf::new(client);
+    let user_token = idp.emulator.user_token("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
+    let mcp_config = ValidatorConfig::new(authority, idp.emulator.tenant_id(), vec![mcp.client_id.clone()])
+        .versions(&[TokenVersion::V2]);
+    let caller = rt.block_on(TokenValidator::new(mcp_config, reqwest::Client::new()).validate(&user_token)).unwrap();
+    let scope = "api://orders-api-local/.default";
+    rt.block_on(obo.token(&caller, &user_token, scope)).unwrap();
+    group.bench_function("obo_cache_hit", |b| b.to_async(&rt).iter(|| obo.token(&caller, &user_token, scope)));
+    group.finish();
+    assert_eq!(idp.emulator.stats().on_behalf_of, 1, "every OBO call after the first was a cache hit");
+}
+
+criterion_group!(tokens, benches);
+criterion_main!(tokens);
