@@ -31,6 +31,9 @@ impl std::error::Error for SettingsError {}
 pub struct Env {
     vars: HashMap<String, String>,
     problems: Vec<String>,
+    /// Every variable name looked up, so a test can prove a deployment file sets only names
+    /// the service actually reads (a renamed setting then breaks the test, not the demo).
+    read: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl Env {
@@ -39,11 +42,21 @@ impl Env {
     }
 
     pub fn from_map<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
-        Env { vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(), problems: Vec::new() }
+        Env {
+            vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            problems: Vec::new(),
+            read: Default::default(),
+        }
+    }
+
+    /// The names looked up so far.
+    pub fn names_read(&self) -> std::collections::BTreeSet<String> {
+        self.read.borrow().clone()
     }
 
     /// The raw value; empty values count as unset.
     pub fn get(&self, name: &str) -> Option<String> {
+        self.read.borrow_mut().insert(name.to_string());
         self.vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     }
 
@@ -147,6 +160,7 @@ mod tests {
         assert_eq!(env.parse::<u16>("PORT", 1, "a port"), 3002);
         assert_eq!(env.string("EMPTY", "default"), "default");
         assert_eq!(env.seconds("MISSING", 7), Duration::from_secs(7));
+        assert!(env.names_read().contains("MISSING") && env.names_read().contains("PORT"));
         env.finish().unwrap();
     }
 }
