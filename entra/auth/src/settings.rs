@@ -33,7 +33,18 @@ pub struct Env {
     problems: Vec<String>,
     /// Every variable name looked up, so a test can prove a deployment file sets only names
     /// the service actually reads (a renamed setting then breaks the test, not the demo).
-    read: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    read: NamesRead,
+}
+
+/// The variable names an [`Env`] was asked for; outlives the `Env` (which settings constructors
+/// consume), so a test can inspect it afterwards.
+#[derive(Clone, Default)]
+pub struct NamesRead(std::rc::Rc<std::cell::RefCell<std::collections::BTreeSet<String>>>);
+
+impl NamesRead {
+    pub fn names(&self) -> std::collections::BTreeSet<String> {
+        self.0.borrow().clone()
+    }
 }
 
 impl Env {
@@ -49,14 +60,14 @@ impl Env {
         }
     }
 
-    /// The names looked up so far.
-    pub fn names_read(&self) -> std::collections::BTreeSet<String> {
-        self.read.borrow().clone()
+    /// A handle on the names looked up, now and later.
+    pub fn names_read(&self) -> NamesRead {
+        self.read.clone()
     }
 
     /// The raw value; empty values count as unset.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.read.borrow_mut().insert(name.to_string());
+        self.read.0.borrow_mut().insert(name.to_string());
         self.vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     }
 
@@ -160,8 +171,9 @@ mod tests {
         assert_eq!(env.parse::<u16>("PORT", 1, "a port"), 3002);
         assert_eq!(env.string("EMPTY", "default"), "default");
         assert_eq!(env.seconds("MISSING", 7), Duration::from_secs(7));
-        assert!(env.names_read().contains("MISSING") && env.names_read().contains("PORT"));
+        let read = env.names_read();
         env.finish().unwrap();
+        assert!(read.names().contains("MISSING") && read.names().contains("PORT"));
     }
 }
 
