@@ -7,6 +7,7 @@
 //! - [`acquire`]: obtain tokens: managed identity, On-Behalf-Of, cached per user and scope.
 //! - [`manifest`]: the typed identity manifest (`infra/app-registrations.toml`).
 //! - [`settings`]: typed settings from environment variables, all problems reported at once.
+//! - [`probe`]: a dependency-free HTTP health probe (`<service> healthcheck` in containers).
 //! - [`problem`]: RFC 9457 problem details, the error body of every service.
 //! - [`hop`]: the hop-trace record each service reports (built from a [`Caller`], never a token).
 //!
@@ -23,6 +24,8 @@ pub mod guard;
 pub mod manifest;
 #[cfg(feature = "server")]
 pub mod metadata;
+#[cfg(feature = "server")]
+pub mod probe;
 #[cfg(feature = "server")]
 pub mod problem;
 #[cfg(feature = "server")]

@@ -8,7 +8,8 @@ use entra_emulator::{Emulator, EmulatorConfig, serve};
 const USAGE: &str = "\
 usage: entra-emulator [serve]                  run the emulator (settings: EMULATOR_* variables)
        entra-emulator rotate-keys [--url URL]  make a running emulator sign with a new key
-                                               (default URL: http://localhost:3003)";
+                                               (default URL: http://localhost:3003)
+       entra-emulator healthcheck              exit 0 if the local emulator answers /healthz";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,6 +19,7 @@ async fn main() -> ExitCode {
         [] | ["serve"] => run().await,
         ["rotate-keys"] => rotate("http://localhost:3003").await,
         ["rotate-keys", "--url", url] => rotate(url).await,
+        ["healthcheck"] => return entra_auth::probe::healthcheck("EMULATOR_ADDR", 3003),
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             Ok(())
