@@ -144,7 +144,7 @@ pub(crate) async fn read_response<T: for<'de> Deserialize<'de>>(
 
 /// reqwest errors include the URL, which may carry query parameters: keep the failure's
 /// description and its causes, without the URL.
-pub(crate) fn describe(e: reqwest::Error) -> String {
+pub fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
