@@ -1,0 +1,144 @@
+//! Who may do what. Scope and role names are the manifest's (a test checks they exist there);
+//! each route names a [`Policy`], and [`Permitted`] turns a request into the [`User`] it acts
+//! for, or refuses it.
+//!
+//! | operation | needs |
+//! |---|---|
+//! | read (list, get) | scope `Orders.Read` or `Orders.ReadWrite` |
+//! | create, cancel | scope `Orders.ReadWrite` |
+//! | delete | scope `Orders.ReadWrite` and app role `Orders.Admin` |
+//!
+//! A user sees and changes only their own orders (`owner_oid` = token `oid`); `Orders.Admin`
+//! sees and changes all. App-only tokens carry no scope, so every policy refuses them.
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use entra_auth::Caller;
+use entra_auth::guard::{AuthError, Policy};
+use entra_auth::hop::How;
+
+use crate::hop_trace::{DenyReason, HopSlot};
+use crate::startup::AppState;
+
+pub const READ: &str = "Orders.Read";
+pub const READ_WRITE: &str = "Orders.ReadWrite";
+pub const ADMIN: &str = "Orders.Admin";
+/// The delegated scopes orders-api defines.
+pub const SCOPES: [&str; 2] = [READ, READ_WRITE];
+
+pub struct ReadOrders;
+impl Policy for ReadOrders {
+    const SCOPES: &'static [&'static str] = &[READ, READ_WRITE];
+}
+
+pub struct WriteOrders;
+impl Policy for WriteOrders {
+    const SCOPES: &'static [&'static str] = &[READ_WRITE];
+}
+
+pub struct DeleteOrders;
+impl Policy for DeleteOrders {
+    const SCOPES: &'static [&'static str] = &[READ_WRITE];
+    const ROLES: &'static [&'static str] = &[ADMIN];
+}
+
+/// The signed-in user a request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub oid: String,
+    /// The `name` claim (else the username, else the oid): recorded on orders they place.
+    pub name: String,
+    pub admin: bool,
+}
+
+/// Which orders a user may see and change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility<'a> {
+    Owner(&'a str),
+    All,
+}
+
+impl User {
+    fn from_caller(caller: &Caller) -> User {
+        let name =
+            caller.name.clone().or_else(|| caller.preferred_username.clone()).unwrap_or_else(|| caller.oid.clone());
+        User { oid: caller.oid.clone(), name, admin: caller.has_role(ADMIN) }
+    }
+
+    pub fn visibility(&self) -> Visibility<'_> {
+        if self.admin { Visibility::All } else { Visibility::Owner(&self.oid) }
+    }
+}
+
+/// A user that passed policy `P`. As a handler argument it must come first, so that an
+/// unauthenticated request is refused before anything about it is parsed.
+pub struct Permitted<P: Policy>(pub User, pub PhantomData<P>);
+
+impl<P: Policy> FromRequestParts<AppState> for Permitted<P> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = state.guard.authenticate(parts).await.map_err(IntoResponse::into_response)?;
+        let how = how_it_arrived(&caller, state.passthrough_audience.as_deref());
+        let effective = match how {
+            How::Passthrough => passthrough_grant(&caller),
+            _ => caller.clone(),
+        };
+        if let Some(slot) = parts.extensions.get::<HopSlot>() {
+            slot.record(caller, how);
+        }
+        state.guard.check::<P>(&effective).map_err(denied)?;
+        Ok(Permitted(User::from_caller(&effective), PhantomData))
+    }
+}
+
+/// orders-api is only ever called by orders-mcp, which exchanges the user's token through
+/// On-Behalf-Of; the one exception is a token for orders-mcp itself, forwarded unchanged, and
+/// only accepted at all when that audience was explicitly allowed.
+fn how_it_arrived(caller: &Caller, passthrough_audience: Option<&str>) -> How {
+    if passthrough_audience == Some(caller.audience.as_str()) { How::Passthrough } else { How::Obo }
+}
+
+/// What a forwarded orders-mcp token may do here when passthrough is allowed: everything a
+/// user may do with their own orders, whatever its scopes say. That blanket trust is the
+/// confused-deputy problem the passthrough demonstration exists to show. Roles are dropped:
+/// orders-mcp's roles mean nothing here, so passthrough never grants `Orders.Admin`.
+fn passthrough_grant(caller: &Caller) -> Caller {
+    let mut granted = caller.clone();
+    if granted.is_user() {
+        granted.scopes = SCOPES.iter().map(|s| s.to_string()).collect();
+    }
+    granted.roles.clear();
+    granted
+}
+
+fn denied(error: AuthError) -> Response {
+    let reason = error.detail();
+    let mut response = error.into_response();
+    response.extensions_mut().insert(DenyReason(reason));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_and_role_names_exist_in_the_manifest() {
+        let path = format!("{}/../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"));
+        let manifest = entra_auth::manifest::Manifest::load(path).unwrap();
+        let api = manifest.app("orders-api").unwrap();
+        for scope in SCOPES {
+            assert!(api.scope(scope).is_some(), "scope {scope} is not defined for orders-api");
+        }
+        assert!(api.app_role(ADMIN).is_some(), "role {ADMIN} is not defined for orders-api");
+        let policies: [&[&str]; 4] =
+            [ReadOrders::SCOPES, WriteOrders::SCOPES, DeleteOrders::SCOPES, DeleteOrders::ROLES];
+        for name in policies.into_iter().flatten() {
+            assert!(api.scope(name).is_some() || api.app_role(name).is_some(), "{name} is not in the manifest");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Typed settings from environment variables, checked at start with every problem reported at once.
+//!
+//! Entra identifiers default from the identity manifest (`infra/app-registrations.toml`), so
+//! nothing here hard-codes an id; Azure sets them explicitly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use entra_auth::settings::{Env, SettingsError};
+use url::Url;
+
+/// The manifest users who own the demo orders.
+pub const SEED_USERS: [&str; 2] = ["alice", "bob"];
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `ORDERS_API_ADDR`: where to listen.
+    pub addr: SocketAddr,
+    /// `ORDERS_API_DATABASE`: the SQLite file; its directory is created if missing.
+    pub database: PathBuf,
+    /// `ORDERS_API_PUBLIC_URL`: the URL clients call; the RFC 9728 `resource`.
+    pub public_url: Url,
+    /// `ENTRA_AUTHORITY`: where OpenID metadata and keys are fetched.
+    pub authority: Url,
+    pub tenant_id: String,
+    /// The issuer named in the RFC 9728 metadata (under `ENTRA_PUBLIC_AUTHORITY`).
+    pub issuer_v2: String,
+    /// `ORDERS_API_CLIENT_ID`.
+    pub client_id: String,
+    /// `ORDERS_API_APP_ID_URI` (`api://orders-api-<suffix>`): the `aud` of v1 tokens.
+    pub app_id_uri: Option<String>,
+    /// `ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE`: an extra accepted audience (orders-mcp's), for
+    /// the passthrough demonstration only.
+    pub passthrough_audience: Option<String>,
+    /// Owners of the demo orders, from the manifest; empty when there is none.
+    pub seed_users: Vec<SeedUser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedUser {
+    /// The manifest name (`alice`).
+    pub name: String,
+    pub oid: String,
+    pub display_name: String,
+}
+
+impl Settings {
+    pub fn from_env(mut env: Env) -> Result<Settings, SettingsError> {
+        let addr = env.parse("ORDERS_API_ADDR", SocketAddr::from(([127, 0, 0, 1], 3002)), "a socket address");
+        let database = PathBuf::from(env.string("ORDERS_API_DATABASE", "./data/orders.db"));
+        let public_url = env
+            .optional::<Url>("ORDERS_API_PUBLIC_URL", "a URL like http://localhost:3002")
+            .unwrap_or_else(default_public_url);
+        if !matches!(public_url.scheme(), "http" | "https") || public_url.query().is_some() {
+            env.problem(format!("ORDERS_API_PUBLIC_URL={public_url} must be an http(s) URL without a query"));
+        }
+        let passthrough_audience = env.get("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE");
+        let identity = env.identity();
+        let app = identity.app(&mut env, "ORDERS_API", "orders-api");
+        let seed_users = identity.manifest.as_ref().map_or_else(Vec::new, |m| {
+            SEED_USERS
+                .iter()
+                .filter_map(|name| m.user(name))
+                .map(|u| SeedUser { name: u.name.clone(), oid: u.oid.clone(), display_name: u.display_name.clone() })
+                .collect()
+        });
+        env.finish()?;
+        Ok(Settings {
+            addr,
+            database,
+            public_url,
+            issuer_v2: identity.issuer_v2(),
+            authority: identity.authority,
+            tenant_id: identity.tenant_id,
+            client_id: app.client_id,
+            app_id_uri: app.app_id_uri,
+            passthrough_audience,
+            seed_users,
+        })
+    }
+
+    /// The `aud` values orders-api accepts: its `api://` URI and client id, plus the
+    /// passthrough audience when explicitly allowed.
+    pub fn audiences(&self) -> Vec<String> {
+        self.app_id_uri
+            .iter()
+            .chain(std::iter::once(&self.client_id))
+            .chain(self.passthrough_audience.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// The scopes clients request for this API, as Entra spells them (`api://.../Orders.Read`).
+    pub fn scopes_supported(&self) -> Vec<String> {
+        let resource = self.app_id_uri.as_deref().unwrap_or(&self.client_id);
+        crate::authorization::SCOPES.iter().map(|s| format!("{resource}/{s}")).collect()
+    }
+}
+
+fn default_public_url() -> Url {
+    #[allow(clippy::expect_used)] // a constant that parses; the tests below exercise it
+    Url::parse("http://localhost:3002").expect("constant URL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest_path() -> String {
+        format!("{}/../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn defaults_come_from_the_manifest() {
+        let settings = Settings::from_env(Env::from_map([("IDENTITY_MANIFEST", manifest_path())])).unwrap();
+        let manifest = entra_auth::manifest::Manifest::load(manifest_path()).unwrap();
+        let api = manifest.app("orders-api").unwrap();
+        assert_eq!(settings.addr.to_string(), "127.0.0.1:3002");
+        assert_eq!(settings.database, PathBuf::from("./data/orders.db"));
+        assert_eq!(settings.public_url.as_str(), "http://localhost:3002/");
+        assert_eq!(settings.tenant_id, manifest.tenant.id);
+        assert_eq!(settings.client_id, api.client_id);
+        assert_eq!(settings.audiences(), ["api://orders-api-local".to_string(), api.client_id.clone()]);
+        assert_eq!(settings.passthrough_audience, None);
+        assert_eq!(settings.issuer_v2, format!("http://localhost:3003/{}/v2.0", manifest.tenant.id));
+        let names: Vec<_> = settings.seed_users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, SEED_USERS);
+        assert_eq!(settings.seed_users[0].oid, manifest.user("alice").unwrap().oid);
+        assert_eq!(
+            settings.scopes_supported(),
+            ["api://orders-api-local/Orders.Read", "api://orders-api-local/Orders.ReadWrite"]
+        );
+    }
+
+    #[test]
+    fn variables_override_defaults() {
+        let settings = Settings::from_env(Env::from_map([
+            ("IDENTITY_MANIFEST", manifest_path()),
+            ("ORDERS_API_ADDR", "0.0.0.0:8080".into()),
+            ("ORDERS_API_DATABASE", "/var/lib/orders/orders.db".into()),
+            ("ORDERS_API_PUBLIC_URL", "https://orders.internal.example".into()),
+            ("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE", "a58242b0-4441-4e9a-b6fa-2c3a3d94ebff".into()),
+            ("ENTRA_AUTHORITY", "https://login.microsoftonline.com".into()),
+            ("ORDERS_API_CLIENT_ID", "11111111-2222-3333-4444-555555555555".into()),
+            ("ORDERS_API_APP_ID_URI", "api://orders-api-prod".into()),
+        ]))
+        .unwrap();
+        assert_eq!(settings.addr.port(), 8080);
+        assert_eq!(settings.database, PathBuf::from("/var/lib/orders/orders.db"));
+        assert_eq!(settings.public_url.as_str(), "https://orders.internal.example/");
+        assert_eq!(settings.authority.as_str(), "https://login.microsoftonline.com/");
+        assert_eq!(
+            settings.audiences(),
+            ["api://orders-api-prod", "11111111-2222-3333-4444-555555555555", "a58242b0-4441-4e9a-b6fa-2c3a3d94ebff"]
+        );
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_by_name() {
+        let err = Settings::from_env(Env::from_map([
+            ("IDENTITY_MANIFEST", "/nonexistent/app-registrations.toml"),
+            ("ORDERS_API_ADDR", "localhost"),
+            ("ORDERS_API_PUBLIC_URL", "ftp://orders"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        for name in ["ORDERS_API_ADDR", "ORDERS_API_PUBLIC_URL", "IDENTITY_MANIFEST", "ORDERS_API_CLIENT_ID"] {
+            assert!(text.contains(name), "{name} missing from: {text}");
+        }
+    }
+
+    #[test]
+    fn the_readme_lists_exactly_the_variables_read() {
+        let env = Env::from_map([("IDENTITY_MANIFEST", manifest_path())]);
+        let read = env.names_read();
+        Settings::from_env(env).unwrap();
+        let mut names = read.names();
+        // Read by entra_auth::telemetry::init, before the settings.
+        names.extend(["LOG_FORMAT", "RUST_LOG"].map(String::from));
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let section = readme.split("## Configuration").nth(1).unwrap().split("\n## ").next().unwrap();
+        let documented: std::collections::BTreeSet<String> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .map(String::from)
+            .collect();
+        assert_eq!(documented, names);
+    }
+}

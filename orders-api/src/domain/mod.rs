@@ -1,0 +1,17 @@
+//! The API's domain types. Each parses its raw input once, at the edge, so the rest of the
+//! service only ever handles values that are already valid.
+
+mod idempotency_key;
+mod new_order;
+mod order;
+mod order_id;
+mod order_status;
+mod page;
+
+pub use idempotency_key::IdempotencyKey;
+pub use new_order::{NewOrder, PRODUCT_MAX_CHARS, Product, QUANTITY_MAX, QUANTITY_MIN, Quantity};
+pub(crate) use order::timestamp;
+pub use order::{Order, OrderPage, timestamp_now};
+pub use order_id::OrderId;
+pub use order_status::OrderStatus;
+pub use page::{Cursor, PageLimit};

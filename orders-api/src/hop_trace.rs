@@ -1,0 +1,55 @@
+//! This hop's record in the hop trace: every response to a validated token carries the
+//! `x-hop-trace` header (a base64url JSON [`Hop`](entra_auth::hop::Hop)), so orders-mcp can
+//! chain it after its own.
+//!
+//! The middleware times the request and hands the handlers a [`HopSlot`]; the authorization
+//! extractor fills it once the token is valid. Refusals after that point (403, 404, 409, ...)
+//! put their reason in a [`DenyReason`] response extension, which becomes the hop's decision.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use entra_auth::Caller;
+use entra_auth::hop::{Decision, HOP_HEADER, How};
+
+pub const SERVICE: &str = "orders-api";
+
+/// Where the authorization extractor leaves the validated caller for the middleware.
+#[derive(Clone, Default)]
+pub struct HopSlot(Arc<OnceLock<(Caller, How)>>);
+
+impl HopSlot {
+    pub fn record(&self, caller: Caller, how: How) {
+        // A request is authorized once; a second record would be a bug, and the first is the truth.
+        let _ = self.0.set((caller, how));
+    }
+}
+
+/// Why a request with a valid token was refused; the detail of the problem returned.
+#[derive(Clone)]
+pub struct DenyReason(pub String);
+
+pub async fn record_hop(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let slot = HopSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let mut response = next.run(request).await;
+    if let Some((caller, how)) = slot.0.get() {
+        let decision = if response.status().is_success() {
+            Decision::Allowed
+        } else {
+            let reason = response.extensions().get::<DenyReason>().map(|r| r.0.clone());
+            let fallback = || response.status().canonical_reason().unwrap_or("refused").to_string();
+            Decision::Denied { reason: reason.unwrap_or_else(fallback) }
+        };
+        let hop = caller.hop(SERVICE, *how, decision, started.elapsed());
+        if let Ok(value) = HeaderValue::from_str(&hop.to_header_value()) {
+            response.headers_mut().insert(HOP_HEADER, value);
+        }
+    }
+    response
+}

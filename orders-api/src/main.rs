@@ -1,0 +1,97 @@
+//! The orders-api binary: settings from the environment, then serve (or `--reset`).
+
+use std::process::ExitCode;
+
+use entra_auth::settings::Env;
+use orders_api::configuration::Settings;
+use orders_api::database::Database;
+use orders_api::seed;
+use orders_api::startup::Application;
+
+const USAGE: &str = "\
+orders-api: the Orders Copilot orders REST API (axum + SQLite)
+
+USAGE:
+    orders-api            serve (ORDERS_API_ADDR, default 127.0.0.1:3002)
+    orders-api --reset    delete every order in ORDERS_API_DATABASE, seed the demo orders again, and exit
+    orders-api --help     print this help
+
+Settings come from environment variables; see orders-api/README.md. The main ones:
+    ORDERS_API_ADDR, ORDERS_API_DATABASE, ORDERS_API_PUBLIC_URL,
+    ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE, ENTRA_AUTHORITY, IDENTITY_MANIFEST, LOG_FORMAT, RUST_LOG
+";
+
+enum Command {
+    Serve,
+    Reset,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] => Command::Serve,
+        ["--reset"] => Command::Reset,
+        ["--help" | "-h"] => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprint!("orders-api: unexpected arguments {args:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    entra_auth::telemetry::init();
+    let settings = match Settings::from_env(Env::from_process()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("orders-api: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match command {
+        Command::Serve => serve(settings).await,
+        Command::Reset => reset(settings).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("orders-api: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let app = Application::build(settings).await.map_err(|e| e.to_string())?;
+    app.run_until(shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
+}
+
+async fn reset(settings: Settings) -> Result<(), String> {
+    let db = Database::open(&settings.database).await.map_err(|e| e.to_string())?;
+    let outcome = seed::reset(&db, &settings.seed_users).await;
+    db.close().await;
+    let seeded = outcome.map_err(|e| format!("cannot reset {}: {e}", settings.database.display()))?;
+    println!("orders-api: reset {}: {seeded}", settings.database.display());
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from a container runtime.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,194 @@
+//! Order queries. Every one is scoped by [`Visibility`]: a user's query cannot reach another
+//! user's rows, because the owner is part of the `WHERE` clause, not a check afterwards.
+
+use sqlx::{FromRow, QueryBuilder, Sqlite};
+
+use crate::authorization::{User, Visibility};
+use crate::database::Database;
+use crate::domain::{
+    Cursor, IdempotencyKey, NewOrder, Order, OrderId, OrderPage, OrderStatus, PageLimit, timestamp_now,
+};
+
+const COLUMNS: &str = "seq, owner_oid, customer_name, product, quantity, status, created_at, updated_at";
+
+#[derive(Clone)]
+pub struct OrderStore {
+    db: Database,
+}
+
+/// What a create did.
+#[derive(Debug)]
+pub enum Created {
+    New(Order),
+    /// A retry with the same `Idempotency-Key` and request: the first response, again.
+    Replayed(Order),
+    /// The key was used before for a different request.
+    KeyReused,
+}
+
+#[derive(Debug)]
+pub enum Cancelled {
+    Done(Order),
+    NotFound,
+    NotCancellable(OrderStatus),
+}
+
+#[derive(FromRow)]
+struct OrderRow {
+    seq: i64,
+    owner_oid: String,
+    customer_name: String,
+    product: String,
+    quantity: i64,
+    status: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl TryFrom<OrderRow> for Order {
+    type Error = sqlx::Error;
+
+    fn try_from(row: OrderRow) -> Result<Self, Self::Error> {
+        Ok(Order {
+            id: OrderId::from_seq(row.seq),
+            owner_oid: row.owner_oid,
+            customer_name: row.customer_name,
+            product: row.product,
+            quantity: row.quantity,
+            status: row.status.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// `AND owner_oid = ?` for a user, nothing for an admin.
+fn push_visibility(query: &mut QueryBuilder<'_, Sqlite>, visibility: Visibility<'_>) {
+    if let Visibility::Owner(oid) = visibility {
+        query.push(" AND owner_oid = ").push_bind(oid.to_string());
+    }
+}
+
+impl OrderStore {
+    pub fn new(db: Database) -> Self {
+        OrderStore { db }
+    }
+
+    pub async fn list(
+        &self,
+        visibility: Visibility<'_>,
+        status: Option<OrderStatus>,
+        limit: PageLimit,
+        cursor: Option<Cursor>,
+    ) -> Result<OrderPage, sqlx::Error> {
+        let after = cursor.map_or(0, |c| c.last_seen().seq());
+        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM orders WHERE seq > "));
+        query.push_bind(after);
+        push_visibility(&mut query, visibility);
+        if let Some(status) = status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        // One extra row tells whether another page follows.
+        query.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit.get()) + 1);
+        let rows: Vec<OrderRow> = query.build_query_as().fetch_all(self.db.reader()).await?;
+        let more = rows.len() > limit.get() as usize;
+        let orders = rows.into_iter().take(limit.get() as usize).map(Order::try_from).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if more { orders.last().map(|o| Cursor::after(o.id).encode()) } else { None };
+        Ok(OrderPage { orders, next_cursor })
+    }
+
+    pub async fn get(&self, id: OrderId, visibility: Visibility<'_>) -> Result<Option<Order>, sqlx::Error> {
+        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM orders WHERE seq = "));
+        query.push_bind(id.seq());
+        push_visibility(&mut query, visibility);
+        let row: Option<OrderRow> = query.build_query_as().fetch_optional(self.db.reader()).await?;
+        row.map(Order::try_from).transpose()
+    }
+
+    /// Creates an order for `user`. With a key, the check for an earlier use and the insert
+    /// happen in one write transaction, so concurrent retries create exactly one order.
+    pub async fn create(
+        &self,
+        user: &User,
+        order: &NewOrder,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Created, sqlx::Error> {
+        let fingerprint = order.fingerprint();
+        // IMMEDIATE takes the write lock up front: no read-then-upgrade race with another process.
+        let mut tx = self.db.writer().begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(key) = key {
+            let earlier: Option<(String, String)> =
+                sqlx::query_as("SELECT fingerprint, response FROM idempotency_keys WHERE owner_oid = ?1 AND key = ?2")
+                    .bind(&user.oid)
+                    .bind(key.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some((earlier_fingerprint, response)) = earlier {
+                if earlier_fingerprint != fingerprint {
+                    return Ok(Created::KeyReused);
+                }
+                let first: Order = serde_json::from_str(&response).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                return Ok(Created::Replayed(first));
+            }
+        }
+        let now = timestamp_now();
+        let row: OrderRow = sqlx::query_as(&format!(
+            "INSERT INTO orders (owner_oid, customer_name, product, quantity, status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5) RETURNING {COLUMNS}"
+        ))
+        .bind(&user.oid)
+        .bind(&user.name)
+        .bind(order.product.as_str())
+        .bind(order.quantity.get())
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let created = Order::try_from(row)?;
+        if let Some(key) = key {
+            let response = serde_json::to_string(&created).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            sqlx::query(
+                "INSERT INTO idempotency_keys (owner_oid, key, fingerprint, response, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .bind(&user.oid)
+            .bind(key.as_str())
+            .bind(&fingerprint)
+            .bind(response)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Created::New(created))
+    }
+
+    pub async fn cancel(&self, id: OrderId, visibility: Visibility<'_>) -> Result<Cancelled, sqlx::Error> {
+        let mut tx = self.db.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let mut query = QueryBuilder::new("SELECT status FROM orders WHERE seq = ");
+        query.push_bind(id.seq());
+        push_visibility(&mut query, visibility);
+        let status: Option<(String,)> = query.build_query_as().fetch_optional(&mut *tx).await?;
+        let Some((status,)) = status else {
+            return Ok(Cancelled::NotFound);
+        };
+        let status: OrderStatus = status.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        if !status.is_cancellable() {
+            return Ok(Cancelled::NotCancellable(status));
+        }
+        let row: OrderRow = sqlx::query_as(&format!(
+            "UPDATE orders SET status = 'cancelled', updated_at = ?1 WHERE seq = ?2 RETURNING {COLUMNS}"
+        ))
+        .bind(timestamp_now())
+        .bind(id.seq())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Cancelled::Done(Order::try_from(row)?))
+    }
+
+    /// Deletes any user's order (callers are admins); `false` if there was none.
+    pub async fn delete(&self, id: OrderId) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query("DELETE FROM orders WHERE seq = ?1").bind(id.seq()).execute(self.db.writer()).await?;
+        Ok(result.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,215 @@
+//! The `orders-api` binary itself: usage, configuration errors, `--reset`, start-up failures
+//! on a corrupt or read-only database, readiness when the file turns read-only, and the
+//! warning logged when passthrough tokens are allowed.
+//!
+//! Read-only files need a process that cannot write them; root can write anything, so when
+//! the tests run as root the binary is started as `nobody` (uid 65534) on files it owns.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{ALL_SCOPES, manifest_path, spawn_app, spawn_idp};
+
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+fn orders_api(authority: &str, database: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orders-api"));
+    command
+        .env_clear()
+        .env("IDENTITY_MANIFEST", manifest_path())
+        .env("ENTRA_AUTHORITY", authority)
+        .env("ORDERS_API_DATABASE", database)
+        .env("ORDERS_API_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs the command as a user that cannot write root's files, when we are root.
+fn unprivileged(command: &mut Command, dir: &Path) {
+    if is_root() {
+        std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            std::os::unix::fs::chown(entry.unwrap().path(), Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        command.uid(NOBODY).gid(NOBODY);
+    }
+}
+
+struct Running {
+    child: Child,
+    address: String,
+    log: Vec<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary and waits for its "ready" log line, which names the bound address.
+fn serve(mut command: Command) -> Running {
+    // Owned by `Running` from the start, so the child is killed and reaped whatever happens.
+    let mut running = Running { child: command.spawn().unwrap(), address: String::new(), log: Vec::new() };
+    let stderr = running.child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line =
+            rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no ready line: {:#?}", running.log));
+        let entry: Value = serde_json::from_str(&line).unwrap_or(json!({}));
+        running.log.push(line);
+        if entry["message"] == "orders-api ready" {
+            running.address = format!("http://{}", entry["addr"].as_str().unwrap());
+            return running;
+        }
+    }
+}
+
+#[test]
+fn help_prints_usage_and_bad_arguments_are_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_orders-api")).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let usage = String::from_utf8(output.stdout).unwrap();
+    assert!(usage.contains("--reset") && usage.contains("ORDERS_API_DATABASE"), "{usage}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_orders-api")).arg("--frobnicate").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("unexpected arguments"));
+}
+
+#[test]
+fn invalid_settings_are_all_reported_and_the_process_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = orders_api("http://127.0.0.1:9", &dir.path().join("orders.db"))
+        .env("ORDERS_API_ADDR", "everywhere")
+        .env("ORDERS_API_PUBLIC_URL", "not a url")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("ORDERS_API_ADDR") && stderr.contains("ORDERS_API_PUBLIC_URL"), "{stderr}");
+    assert!(!dir.path().join("orders.db").exists(), "nothing is created with bad settings");
+}
+
+#[tokio::test]
+async fn reset_drops_every_order_and_seeds_again() {
+    let app = spawn_app().await;
+    let alice = app.token("alice", ALL_SCOPES);
+    let carol = app.token("carol", ALL_SCOPES);
+    for _ in 0..3 {
+        assert_eq!(app.create(&alice, &json!({ "product": "Extra", "quantity": 1 })).await.status(), 201);
+    }
+    assert_eq!(app.delete("ORD-001", &carol).await.status(), 204);
+    let authority = app.idp.url();
+    let (idp, dir, settings) = app.stop().await;
+
+    let output = orders_api(&authority, &settings.database).arg("--reset").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8(output.stdout).unwrap().contains("8 demo orders seeded"));
+
+    let app = crate::helpers::start(idp, dir, settings).await;
+    let carol = app.token("carol", ALL_SCOPES);
+    let orders = app.list_all(&carol, "").await;
+    let ids: Vec<_> = orders.iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["ORD-001", "ORD-002", "ORD-003", "ORD-004", "ORD-005", "ORD-006", "ORD-007", "ORD-008"]);
+    // The idempotency keys went too: a key used before the reset creates a fresh order.
+    let response = app
+        .request(reqwest::Method::POST, "/api/orders", &app.token("alice", ALL_SCOPES))
+        .header("idempotency-key", "after-reset")
+        .json(&json!({ "product": "New", "quantity": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["id"], "ORD-009");
+}
+
+#[test]
+fn a_corrupt_database_stops_the_binary_with_a_message_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.db");
+    std::fs::write(&path, vec![0xa5u8; 16 * 1024]).unwrap();
+    let output = orders_api("http://127.0.0.1:9", &path).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let expected = format!("the order database {} is corrupt or not a SQLite database", path.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_read_only_database_stops_the_binary_and_turns_readyz_not_ready_while_running() {
+    let idp = spawn_idp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.db");
+
+    // First run creates the database, then serves; the file then becomes read-only under it.
+    let mut command = orders_api(&idp.url(), &path);
+    unprivileged(&mut command, dir.path());
+    let running = serve(command);
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("{}/readyz", running.address)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let response = client.get(format!("{}/readyz", running.address)).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:orders-copilot:problem:not-ready");
+    assert!(problem["detail"].as_str().unwrap().contains("not writable"), "{problem}");
+    drop(running);
+
+    // A start on the read-only file fails, naming it.
+    let mut command = orders_api(&idp.url(), &path);
+    unprivileged(&mut command, dir.path());
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let expected = format!("the order database {} is read-only", path.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
+#[tokio::test]
+async fn allowing_the_passthrough_audience_logs_a_warning_at_start() {
+    let idp = spawn_idp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mcp = idp.emulator.manifest().app("orders-mcp").unwrap().client_id.clone();
+    let mut command = orders_api(&idp.url(), &dir.path().join("orders.db"));
+    command.env("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE", &mcp);
+    let running = serve(command);
+    let warning = running
+        .log
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|entry| entry["level"] == "WARN")
+        .unwrap_or_else(|| panic!("no warning in {:#?}", running.log));
+    assert!(warning["message"].as_str().unwrap().contains("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE"), "{warning}");
+    assert_eq!(warning["audience"], mcp);
+
+    // Without the setting: no warning.
+    let dir = tempfile::tempdir().unwrap();
+    let running = serve(orders_api(&idp.url(), &dir.path().join("orders.db")));
+    assert!(running.log.iter().all(|line| !line.contains("\"WARN\"")), "{:#?}", running.log);
+}
