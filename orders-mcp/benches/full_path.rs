@@ -1,0 +1,240 @@
+//! The full path, measured: `tools/call get_order` through orders-mcp (token validation, cached
+//! On-Behalf-Of token) to orders-api (token validation, SQLite) and back.
+//!
+//! orders-mcp and orders-api run as the real release binaries in child processes, so their
+//! memory can be read from `/proc/<pid>/status`; the Entra emulator runs in this process (it is
+//! only asked for keys and one exchange, during warm-up). Each concurrency level sends requests
+//! back to back from that many tasks for `BENCH_SECONDS` (default 5) and prints throughput and
+//! latency percentiles.
+//!
+//! Run: `cargo bench -p orders-mcp --bench full_path` (it has cargo build the orders-api release
+//! binary into the same target directory first).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use entra_emulator::EmulatorConfig;
+
+const IDENTITY_HEADER: &str = "bench-header";
+const LEVELS: [usize; 3] = [1, 16, 64];
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; nothing else is expected.
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run())
+}
+
+/// A child process killed when dropped.
+struct Service {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    /// `VmRSS` and `VmHWM` (peak) in MiB.
+    fn memory(&self) -> anyhow::Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .context("reading /proc/<pid>/status (Linux only)")?;
+        let field = |name: &str| -> anyhow::Result<f64> {
+            let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name}"))?;
+            let kib: f64 = line.split_whitespace().nth(1).context("no value")?.parse()?;
+            Ok(kib / 1024.0)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest = root.join("infra/app-registrations.toml");
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let orders_api_bin = orders_api_binary()?;
+    let orders_mcp_bin = PathBuf::from(env!("CARGO_BIN_EXE_orders-mcp"));
+
+    let idp = entra_emulator::spawn(EmulatorConfig {
+        identity_header: Some(IDENTITY_HEADER.into()),
+        ..EmulatorConfig::from_repository()?
+    })
+    .await?;
+    let data = tempfile::tempdir()?;
+    let (api_addr, mcp_addr) = (free_port()?, free_port()?);
+
+    let api = Service {
+        name: "orders-api",
+        child: Command::new(&orders_api_bin)
+            .env("IDENTITY_MANIFEST", &manifest)
+            .env("ENTRA_AUTHORITY", idp.url())
+            .env("ORDERS_API_ADDR", api_addr.to_string())
+            .env("ORDERS_API_DATABASE", data.path().join("orders.db"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", orders_api_bin.display()))?,
+    };
+    let mcp = Service {
+        name: "orders-mcp",
+        child: Command::new(&orders_mcp_bin)
+            .env("IDENTITY_MANIFEST", &manifest)
+            .env("ENTRA_AUTHORITY", idp.url())
+            .env("ORDERS_MCP_ADDR", mcp_addr.to_string())
+            .env("ORDERS_MCP_PUBLIC_URL", format!("http://{mcp_addr}"))
+            .env("ORDERS_API_URL", format!("http://{api_addr}"))
+            .env("IDENTITY_ENDPOINT", format!("{}/msi/token", idp.url()))
+            .env("IDENTITY_HEADER", IDENTITY_HEADER)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", orders_mcp_bin.display()))?,
+    };
+    let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
+    wait_ready(&http, &format!("http://{api_addr}/readyz")).await?;
+    wait_ready(&http, &format!("http://{mcp_addr}/readyz")).await?;
+    let idle = [(api.name, api.memory()?), (mcp.name, mcp.memory()?)];
+
+    let token = Arc::new(idp.emulator.user_token("alice", "chat-app", "orders-mcp", &["access_as_user"])?);
+    let url = Arc::new(format!("http://{mcp_addr}/mcp"));
+    // Warm-up: keys fetched by both services, alice's On-Behalf-Of token cached.
+    let warm = load(&http, &url, &token, 16, Duration::from_secs(1)).await?;
+    let exchanges = idp.emulator.stats().on_behalf_of;
+
+    println!("\nfull path: tools/call get_order -> orders-mcp -> orders-api -> SQLite (warm OBO cache)");
+    println!("{} s per level; warm-up {} requests\n", seconds, warm.latencies.len());
+    println!(
+        "{:>11} {:>10} {:>12} {:>9} {:>9} {:>9} {:>7}",
+        "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+    );
+    for concurrency in LEVELS {
+        let mut run = load(&http, &url, &token, concurrency, Duration::from_secs(seconds)).await?;
+        run.latencies.sort();
+        let p =
+            |q: f64| run.latencies[((run.latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
+        println!(
+            "{:>11} {:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+            concurrency,
+            run.latencies.len(),
+            run.latencies.len() as f64 / run.elapsed.as_secs_f64(),
+            p(0.50),
+            p(0.99),
+            p(1.0),
+            run.errors
+        );
+    }
+    let exchanges_during_runs = idp.emulator.stats().on_behalf_of - exchanges;
+    println!("\nOn-Behalf-Of exchanges: {exchanges} during warm-up, {exchanges_during_runs} during the measured runs");
+    println!("\n{:>11} {:>14} {:>16} {:>14}", "service", "idle RSS MiB", "after-load RSS", "peak RSS MiB");
+    for ((name, (idle_rss, _)), service) in idle.iter().zip([&api, &mcp]) {
+        let (rss, peak) = service.memory()?;
+        println!("{name:>11} {idle_rss:>14.1} {rss:>16.1} {peak:>14.1}");
+    }
+    Ok(())
+}
+
+struct Run {
+    latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+/// `concurrency` tasks sending `tools/call get_order` back to back for `duration`.
+async fn load(
+    http: &reqwest::Client,
+    url: &Arc<String>,
+    token: &Arc<String>,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Run> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let (http, url, token) = (http.clone(), url.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                let mut n: u64 = 0;
+                while Instant::now() < deadline {
+                    n += 1;
+                    let body = format!(
+                        r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"get_order","arguments":{{"id":"ORD-00{}"}}}}}}"#,
+                        [1, 2, 4, 7][(task + n as usize) % 4]
+                    );
+                    let sent = Instant::now();
+                    let response = http
+                        .post(url.as_str())
+                        .bearer_auth(token.as_str())
+                        .header("accept", "application/json, text/event-stream")
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    let ok = match response {
+                        Ok(r) if r.status().is_success() => {
+                            r.text().await.is_ok_and(|t| t.contains("\"isError\":false"))
+                        }
+                        _ => false,
+                    };
+                    latencies.push(sent.elapsed());
+                    errors += usize::from(!ok);
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut run = Run { latencies: Vec::new(), errors: 0, elapsed: Duration::ZERO };
+    for task in tasks {
+        let (latencies, errors) = task.await?;
+        run.latencies.extend(latencies);
+        run.errors += errors;
+    }
+    run.elapsed = started.elapsed();
+    if run.latencies.is_empty() {
+        bail!("no request completed");
+    }
+    Ok(run)
+}
+
+async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{url} did not become ready within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// orders-api's release binary in this bench's target directory, built (or found up to date)
+/// by cargo first.
+fn orders_api_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/full_path-<hash> -> target/<profile>/orders-api
+    let dir = exe.parent().and_then(Path::parent).context("unexpected bench location")?;
+    let bin = dir.join("orders-api");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status =
+        Command::new(cargo).args(["build", "--release", "-p", "orders-api", "--bin", "orders-api"]).status()?;
+    if !status.success() || !bin.exists() {
+        bail!("cannot build {}: run `cargo build --release -p orders-api` first", bin.display());
+    }
+    Ok(bin)
+}

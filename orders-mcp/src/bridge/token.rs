@@ -1,0 +1,202 @@
+//! Bearer tokens for the bridge: from the Azure CLI, the Azure Developer CLI, or an environment
+//! variable, cached and fetched again a margin before they expire.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use entra_auth::acquire::{AccessToken, AcquireError, TokenCache};
+use entra_auth::hop::TokenSummary;
+use serde::Deserialize;
+use tokio::process::Command;
+
+/// Where the bridge gets its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TokenSourceKind {
+    /// `az account get-access-token --resource <app id uri>`.
+    Az,
+    /// `azd auth token --scope <scope>`.
+    Azd,
+    /// The value of an environment variable (`--token-env`).
+    Static,
+}
+
+/// A CLI gets this long to print a token (a first `az` call can be slow).
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+enum Source {
+    Az { resource: String, tenant: Option<String> },
+    Azd { scope: String, tenant: Option<String> },
+    Static { var: String },
+}
+
+/// Fetches and caches the bridge's token.
+pub struct TokenProvider {
+    source: Source,
+    cache: TokenCache<()>,
+}
+
+impl TokenProvider {
+    /// `resource` is an app id URI (`api://orders-mcp-x`) or a scope under it
+    /// (`api://orders-mcp-x/access_as_user`, `.../.default`): `az` is given the resource,
+    /// `azd` a scope.
+    pub fn new(
+        kind: TokenSourceKind,
+        resource: &str,
+        tenant: Option<String>,
+        token_env: &str,
+        refresh_margin: Duration,
+    ) -> TokenProvider {
+        let source = match kind {
+            TokenSourceKind::Az => Source::Az { resource: resource_of(resource), tenant },
+            TokenSourceKind::Azd => Source::Azd { scope: scope_of(resource), tenant },
+            TokenSourceKind::Static => Source::Static { var: token_env.to_string() },
+        };
+        TokenProvider { source, cache: TokenCache::new(refresh_margin) }
+    }
+
+    /// The current token, fetched if there is none or it is within the margin of expiry.
+    pub async fn token(&self) -> Result<AccessToken, AcquireError> {
+        self.cache.get_or_fetch((), || self.fetch()).await
+    }
+
+    /// A fresh token, after the server refused `rejected`; the same one if another request
+    /// already refreshed it, or if the source has nothing newer (a static token).
+    pub async fn refresh(&self, rejected: &AccessToken) -> Result<AccessToken, AcquireError> {
+        let current = self.token().await?;
+        if current.secret() != rejected.secret() {
+            return Ok(current);
+        }
+        self.cache.invalidate(&());
+        self.token().await
+    }
+
+    /// A short description for logs: which source, never the token.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Source::Az { resource, .. } => format!("the Azure CLI (resource {resource})"),
+            Source::Azd { scope, .. } => format!("the Azure Developer CLI (scope {scope})"),
+            Source::Static { var } => format!("the environment variable {var}"),
+        }
+    }
+
+    async fn fetch(&self) -> Result<AccessToken, AcquireError> {
+        let token = match &self.source {
+            Source::Static { var } => {
+                let token = std::env::var(var).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+                let token = token.ok_or_else(|| {
+                    AcquireError::NotConfigured(format!(
+                        "--token-source static: the environment variable {var} is not set"
+                    ))
+                })?;
+                // A static token's lifetime is what it says; without one, trust it until refused.
+                let expires_on = jwt_expiry(&token).unwrap_or(u64::MAX);
+                AccessToken::new(token, expires_on)
+            }
+            Source::Az { resource, tenant } => {
+                let mut args = vec!["account", "get-access-token", "--resource", resource.as_str(), "--output", "json"];
+                if let Some(tenant) = tenant {
+                    args.extend(["--tenant", tenant.as_str()]);
+                }
+                run_cli(if cfg!(windows) { "az.cmd" } else { "az" }, &args).await?
+            }
+            Source::Azd { scope, tenant } => {
+                let mut args = vec!["auth", "token", "--scope", scope.as_str(), "--output", "json"];
+                if let Some(tenant) = tenant {
+                    args.extend(["--tenant-id", tenant.as_str()]);
+                }
+                run_cli("azd", &args).await?
+            }
+        };
+        tracing::info!(source = %self.describe(), expires_in_secs = token.remaining(), "obtained a token");
+        Ok(token)
+    }
+}
+
+/// What `az account get-access-token` and `azd auth token` print (`--output json`).
+#[derive(Deserialize)]
+struct CliToken {
+    #[serde(alias = "accessToken")]
+    token: String,
+    /// Seconds since the epoch: recent `az` versions; `azd` sends only `expiresOn` (RFC 3339) and
+    /// old `az` a local time without zone, so otherwise the token's own `exp` is used.
+    #[serde(default)]
+    expires_on: Option<serde_json::Value>,
+}
+
+async fn run_cli(program: &str, args: &[&str]) -> Result<AccessToken, AcquireError> {
+    let fail = |reason: String| AcquireError::NotConfigured(format!("`{program} {}` failed: {reason}", args.join(" ")));
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let output = match tokio::time::timeout(CLI_TIMEOUT, output).await {
+        Err(_) => return Err(fail(format!("no answer within {} s", CLI_TIMEOUT.as_secs()))),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(fail(format!("{program} is not installed or not on PATH")));
+        }
+        Ok(Err(e)) => return Err(fail(e.to_string())),
+        Ok(Ok(output)) => output,
+    };
+    if !output.status.success() {
+        // stderr explains (not signed in, no consent, ...); stdout is never shown: it may hold a token.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr: String = stderr.trim().chars().take(600).collect();
+        return Err(fail(format!("{} ({stderr})", output.status)));
+    }
+    let parsed: CliToken = serde_json::from_slice(&output.stdout)
+        .map_err(|_| fail("it did not print a JSON token (expected accessToken or token)".into()))?;
+    let expires_on = parsed
+        .expires_on
+        .as_ref()
+        .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())))
+        .or_else(|| jwt_expiry(&parsed.token))
+        .ok_or_else(|| fail("cannot tell when the token expires (no expires_on, and it is not a JWT)".into()))?;
+    Ok(AccessToken::new(parsed.token, expires_on))
+}
+
+/// The `exp` claim of a JWT, read without validation (the bridge is the token's client, not its
+/// audience: this only schedules the refresh).
+fn jwt_expiry(token: &str) -> Option<u64> {
+    TokenSummary::from_unverified(token).and_then(|s| u64::try_from(s.exp).ok()).filter(|exp| *exp > 0)
+}
+
+/// The app id URI in `value`: a trailing scope (`/access_as_user`, `/.default`) is removed from
+/// `api://` URIs, whose path is always a scope.
+fn resource_of(value: &str) -> String {
+    let value = value.trim().trim_end_matches('/');
+    let value = value.strip_suffix("/.default").unwrap_or(value);
+    match value.strip_prefix("api://") {
+        Some(rest) => match rest.split_once('/') {
+            Some((app, _scope)) => format!("api://{app}"),
+            None => value.to_string(),
+        },
+        None => value.to_string(),
+    }
+}
+
+/// A scope for `value`: itself if it names one, else the resource's `/.default`.
+fn scope_of(value: &str) -> String {
+    let value = value.trim().trim_end_matches('/');
+    let names_scope = value.strip_prefix("api://").is_some_and(|rest| rest.contains('/'));
+    if names_scope { value.to_string() } else { format!("{value}/.default") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_and_scopes_are_derived_from_either_form() {
+        assert_eq!(resource_of("api://orders-mcp-local"), "api://orders-mcp-local");
+        assert_eq!(resource_of("api://orders-mcp-local/access_as_user"), "api://orders-mcp-local");
+        assert_eq!(resource_of("api://orders-mcp-local/.default"), "api://orders-mcp-local");
+        assert_eq!(resource_of("https://contoso.example/orders"), "https://contoso.example/orders");
+        assert_eq!(scope_of("api://orders-mcp-local"), "api://orders-mcp-local/.default");
+        assert_eq!(scope_of("api://orders-mcp-local/access_as_user"), "api://orders-mcp-local/access_as_user");
+        assert_eq!(scope_of("https://contoso.example/orders"), "https://contoso.example/orders/.default");
+    }
+}

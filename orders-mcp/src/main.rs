@@ -1,0 +1,78 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use entra_auth::settings::Env;
+use orders_mcp::bridge::{self, BridgeArgs};
+use orders_mcp::configuration::Settings;
+use orders_mcp::startup::Application;
+
+/// The orders MCP server, and a stdio bridge to Entra-protected MCP servers.
+#[derive(Parser)]
+#[command(name = "orders-mcp", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP over Streamable HTTP at /mcp (the default; configured by environment variables).
+    Serve,
+    /// Serve MCP over stdio, forwarding to a remote Entra-protected MCP server with a bearer token.
+    Bridge(Box<BridgeArgs>),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr: in bridge mode stdout carries the MCP stream only.
+    entra_auth::telemetry::init();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve().await,
+        Command::Bridge(args) => bridge::run(*args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("orders-mcp: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let settings = Settings::from_env(Env::from_process())?;
+    let app = Application::build(settings.clone()).await?;
+    tracing::info!(
+        addr = %app.local_addr()?,
+        resource = %settings.mcp_url(),
+        downstream = %settings.downstream,
+        orders_api = %settings.orders_api_url,
+        "orders-mcp listening"
+    );
+    app.run_until_stopped(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what container runtimes send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,276 @@
+//! The client for orders-api, calling it as the user whose request is being served.
+//!
+//! In `obo` mode the user's token is exchanged On-Behalf-Of for one for orders-api (cached per
+//! user until near expiry; if orders-api refuses a cached token it is forgotten and the call is
+//! retried once with a fresh exchange). In `passthrough` mode the user's token is forwarded as
+//! is. Every call reports, success or not, which token was sent and the hop orders-api returned.
+
+use std::time::Duration;
+
+use entra_auth::acquire::{AccessToken, AcquireError, OnBehalfOf, describe};
+use entra_auth::hop::{HOP_HEADER, Hop, How, TokenSummary};
+use entra_auth::problem::Problem;
+use reqwest::{Method, StatusCode, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::auth::Authenticated;
+use crate::order::{NewOrder, Order, OrderId, OrderPage, OrderStatus};
+
+/// How the token for orders-api is obtained.
+pub enum TokenSource {
+    /// On-Behalf-Of exchange for `scope` (`{orders-api app id uri}/.default`).
+    Obo { obo: Box<OnBehalfOf>, scope: String },
+    /// The incoming token, unchanged.
+    Passthrough,
+}
+
+pub struct OrdersApi {
+    http: reqwest::Client,
+    base: Url,
+    timeout: Duration,
+    tokens: TokenSource,
+}
+
+/// The token orders-mcp sent to orders-api, as shown in the hop trace (never the token itself).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SentToken {
+    pub how: How,
+    pub token: TokenSummary,
+}
+
+/// The outcome of one call, with what was seen along the way whether it succeeded or not.
+#[derive(Debug)]
+pub struct Traced<T> {
+    pub result: Result<T, CallError>,
+    /// The token orders-mcp sent (absent if none could be obtained).
+    pub sent: Option<SentToken>,
+    /// orders-api's own hop record, from its `x-hop-trace` header.
+    pub api_hop: Option<Hop>,
+}
+
+/// Why a call failed, in words the user (and the model) can act on. Never contains a token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("could not obtain a token for orders-api on your behalf (On-Behalf-Of exchange failed): {0}")]
+    Exchange(AcquireError),
+    #[error("orders-api is unreachable at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("orders-api refused the token: {reason}{hint}")]
+    TokenRefused { reason: String, hint: &'static str },
+    /// Any other error status, with orders-api's problem detail.
+    #[error("orders-api answered {status}: {detail}")]
+    Status { status: StatusCode, detail: String },
+    #[error("orders-api sent an unexpected answer: {0}")]
+    BadResponse(String),
+}
+
+const PASSTHROUGH_HINT: &str = " (passthrough mode: orders-mcp forwarded the token it received, which was issued for \
+     orders-mcp, not for orders-api; orders-api accepts it only if started with ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE. \
+     ORDERS_MCP_DOWNSTREAM=obo exchanges it for a token for orders-api instead)";
+
+/// A request to orders-api, relative to its base URL.
+struct Call<'a> {
+    method: Method,
+    path: &'a [&'a str],
+    query: Vec<(&'static str, String)>,
+    body: Option<serde_json::Value>,
+    idempotency_key: Option<String>,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: Method, path: &'a [&'a str]) -> Self {
+        Call { method, path, query: Vec::new(), body: None, idempotency_key: None }
+    }
+}
+
+impl OrdersApi {
+    pub fn new(base: Url, timeout: Duration, tokens: TokenSource) -> Result<OrdersApi, reqwest::Error> {
+        // No redirects: a bearer token must never follow one to another place.
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        Ok(OrdersApi { http, base, timeout, tokens })
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    pub async fn list_orders(
+        &self,
+        who: &Authenticated,
+        status: Option<OrderStatus>,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> Traced<OrderPage> {
+        let mut call = Call::new(Method::GET, &["api", "orders"]);
+        call.query.extend(status.map(|s| ("status", s.as_str().to_string())));
+        call.query.extend(limit.map(|l| ("limit", l.to_string())));
+        call.query.extend(cursor.map(|c| ("cursor", c)));
+        self.send(who, call).await
+    }
+
+    pub async fn get_order(&self, who: &Authenticated, id: &OrderId) -> Traced<Order> {
+        self.send(who, Call::new(Method::GET, &["api", "orders", id.as_str()])).await
+    }
+
+    /// `idempotency_key` makes a retried request (ours, after a refused token) create one order.
+    pub async fn create_order(&self, who: &Authenticated, order: &NewOrder, idempotency_key: String) -> Traced<Order> {
+        let mut call = Call::new(Method::POST, &["api", "orders"]);
+        call.body = serde_json::to_value(order).ok();
+        call.idempotency_key = Some(idempotency_key);
+        self.send(who, call).await
+    }
+
+    pub async fn cancel_order(&self, who: &Authenticated, id: &OrderId) -> Traced<Order> {
+        self.send(who, Call::new(Method::POST, &["api", "orders", id.as_str(), "cancel"])).await
+    }
+
+    /// orders-api's readiness (`GET /readyz` answers 2xx); `Err` says why not.
+    pub async fn ready(&self) -> Result<(), String> {
+        let url = self.url(&["readyz"]);
+        match self.http.get(url.clone()).timeout(Duration::from_secs(2)).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("{url} answered {}", r.status())),
+            Err(e) => Err(format!("{url} is unreachable: {}", describe(e))),
+        }
+    }
+
+    fn url(&self, path: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        // Segments are percent-encoded, so an id can never add a path segment or a query.
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(path);
+        }
+        url
+    }
+
+    async fn token(&self, who: &Authenticated) -> Result<(AccessToken, SentToken), CallError> {
+        match &self.tokens {
+            TokenSource::Passthrough => {
+                Ok((who.token.clone(), SentToken { how: How::Passthrough, token: who.caller.summary() }))
+            }
+            TokenSource::Obo { obo, scope } => {
+                let token = obo.token(&who.caller, who.token.secret(), scope).await.map_err(CallError::Exchange)?;
+                // orders-mcp is the client of this token, not its audience: it shows the claims
+                // it is about to send, without validating them (orders-api does that).
+                let summary = TokenSummary::from_unverified(token.secret()).ok_or_else(|| {
+                    CallError::Exchange(AcquireError::BadResponse {
+                        endpoint: "token endpoint".into(),
+                        reason: "the On-Behalf-Of token is not a JWT".into(),
+                    })
+                })?;
+                Ok((token, SentToken { how: How::Obo, token: summary }))
+            }
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, who: &Authenticated, call: Call<'_>) -> Traced<T> {
+        let mut traced = Traced { result: Ok(()), sent: None, api_hop: None };
+        let result = self.attempt(who, &call, &mut traced).await;
+        Traced { result, sent: traced.sent, api_hop: traced.api_hop }
+    }
+
+    /// Sends `call`, recording in `seen` the token sent and orders-api's hop.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        who: &Authenticated,
+        call: &Call<'_>,
+        seen: &mut Traced<()>,
+    ) -> Result<T, CallError> {
+        let url = self.url(call.path);
+        let mut retried = false;
+        loop {
+            let (token, sent) = self.token(who).await?;
+            seen.sent = Some(sent);
+            let mut request = self
+                .http
+                .request(call.method.clone(), url.clone())
+                .query(&call.query)
+                .bearer_auth(token.secret())
+                .header(header::ACCEPT, "application/json")
+                .timeout(self.timeout);
+            if let Some(body) = &call.body {
+                request = request.json(body);
+            }
+            if let Some(key) = &call.idempotency_key {
+                request = request.header("idempotency-key", key);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| CallError::Unreachable { url: self.base.to_string(), reason: describe(e) })?;
+            seen.api_hop =
+                response.headers().get(HOP_HEADER).and_then(|v| v.to_str().ok()).and_then(Hop::from_header_value);
+            if response.status() == StatusCode::UNAUTHORIZED
+                && !retried
+                && let TokenSource::Obo { obo, scope } = &self.tokens
+            {
+                // A cached token orders-api no longer accepts (keys rolled over, token revoked,
+                // its configuration changed): exchange again, once.
+                tracing::info!(oid = %who.caller.oid, "orders-api refused the cached On-Behalf-Of token; exchanging again");
+                obo.forget(&who.caller, scope);
+                retried = true;
+                continue;
+            }
+            return self.read(response).await;
+        }
+    }
+
+    async fn read<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, CallError> {
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(error_description)
+            .map(String::from);
+        let body = response.bytes().await.map_err(|e| CallError::BadResponse(describe(e)))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| CallError::BadResponse(e.to_string()));
+        }
+        let detail = serde_json::from_slice::<Problem>(&body)
+            .map(|p| p.detail)
+            .unwrap_or_else(|_| status.canonical_reason().unwrap_or("error").to_string());
+        if status == StatusCode::UNAUTHORIZED {
+            let hint = match self.tokens {
+                TokenSource::Passthrough => PASSTHROUGH_HINT,
+                TokenSource::Obo { .. } => "",
+            };
+            return Err(CallError::TokenRefused { reason: challenge.unwrap_or(detail), hint });
+        }
+        Err(CallError::Status { status, detail })
+    }
+}
+
+/// The `error_description` of an RFC 6750 challenge.
+fn error_description(challenge: &str) -> Option<&str> {
+    let start = challenge.find("error_description=\"")? + "error_description=\"".len();
+    let rest = &challenge[start..];
+    rest.find('"').map(|end| &rest[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_descriptions_are_extracted() {
+        let c = r#"Bearer error="invalid_token", error_description="the token is for another audience", resource_metadata="http://x""#;
+        assert_eq!(error_description(c), Some("the token is for another audience"));
+        assert_eq!(error_description("Bearer resource_metadata=\"http://x\""), None);
+    }
+
+    #[test]
+    fn ids_are_encoded_into_one_path_segment() {
+        let api = OrdersApi::new(
+            Url::parse("http://api:3002/base/").unwrap(),
+            Duration::from_secs(1),
+            TokenSource::Passthrough,
+        )
+        .unwrap();
+        assert_eq!(api.url(&["api", "orders", "ORD-1"]).as_str(), "http://api:3002/base/api/orders/ORD-1");
+        assert_eq!(api.url(&["api", "orders", "a/../b?c"]).as_str(), "http://api:3002/base/api/orders/a%2F..%2Fb%3Fc");
+        assert_eq!(api.url(&["readyz"]).as_str(), "http://api:3002/base/readyz");
+    }
+}

@@ -1,0 +1,174 @@
+//! Builds the application from its settings: the router, and the server that runs it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{FromRef, Request};
+use axum::middleware;
+use axum::routing::get;
+use entra_auth::acquire::{
+    ClientCredential, ConfidentialClient, ManagedIdentityCredential, ManagedIdentitySource, OnBehalfOf,
+};
+use entra_auth::guard::ResourceGuard;
+use entra_auth::metadata::ProtectedResourceMetadata;
+use entra_auth::{TokenValidator, TokenVersion, ValidatorConfig};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+use crate::auth;
+use crate::configuration::{AllowedHosts, Credential, Downstream, Settings};
+use crate::health;
+use crate::orders_api::{OrdersApi, TokenSource};
+use crate::tools::OrdersTools;
+
+/// MCP requests are small JSON-RPC messages; anything larger is refused before parsing.
+const MAX_REQUEST_BODY: usize = 256 * 1024;
+
+/// What the plain HTTP handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub guard: ResourceGuard,
+    pub api: Arc<OrdersApi>,
+}
+
+impl FromRef<AppState> for ResourceGuard {
+    fn from_ref(state: &AppState) -> Self {
+        state.guard.clone()
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    /// Ends the MCP transport's open streams on shutdown.
+    mcp_shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Binds `settings.addr` and builds the app.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener =
+            TcpListener::bind(settings.addr).await.with_context(|| format!("cannot listen on {}", settings.addr))?;
+        Application::with_listener(settings, listener)
+    }
+
+    /// Builds the app on an already bound listener (tests bind port 0 first, to know the
+    /// public URL).
+    pub fn with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
+        let mcp_shutdown = CancellationToken::new();
+        let router = app(&settings, mcp_shutdown.clone())?;
+        Ok(Application { listener, router, mcp_shutdown })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let mcp_shutdown = self.mcp_shutdown;
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                mcp_shutdown.cancel();
+            })
+            .await
+    }
+}
+
+/// The whole HTTP surface: `/mcp` (authenticated), the RFC 9728 metadata, health and readiness.
+pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Result<Router> {
+    let http = reqwest::Client::builder().build().context("cannot build the HTTP client")?;
+    let validator = TokenValidator::new(
+        ValidatorConfig::new(settings.authority.clone(), settings.tenant_id.clone(), settings.audiences())
+            .versions(&[TokenVersion::V2]),
+        http.clone(),
+    );
+    let resource = settings.mcp_url();
+    let guard = ResourceGuard::new(Arc::new(validator), ProtectedResourceMetadata::url_for(&resource).to_string());
+    let api = Arc::new(
+        OrdersApi::new(settings.orders_api_url.clone(), settings.downstream_timeout, token_source(settings, &http)?)
+            .context("cannot build the orders-api client")?,
+    );
+
+    let mut metadata = ProtectedResourceMetadata::new(&resource, &settings.issuer_v2, vec![settings.access_scope()]);
+    metadata.resource_name = Some("Orders MCP server".to_string());
+
+    let state = AppState { guard: guard.clone(), api: api.clone() };
+    let tools = OrdersTools::new(api, settings.downstream);
+    let mcp = StreamableHttpService::new(
+        move || Ok(tools.clone()),
+        Arc::new(NeverSessionManager::default()),
+        mcp_config(&settings.allowed_hosts, mcp_shutdown),
+    );
+    let mcp =
+        Router::new().route_service("/mcp", mcp).route_layer(middleware::from_fn_with_state(guard, auth::require_user));
+
+    Ok(Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state)
+        .merge(mcp)
+        .merge(metadata.router())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            // The path only: a query string could carry a token a client should not have sent.
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+        })))
+}
+
+/// Stateless Streamable HTTP with JSON answers: every request stands alone with its own token
+/// (no session to hijack or to pin to one replica), and these tools send no notifications.
+fn mcp_config(allowed_hosts: &AllowedHosts, shutdown: CancellationToken) -> StreamableHttpServerConfig {
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_max_request_body_bytes(MAX_REQUEST_BODY)
+        .with_cancellation_token(shutdown);
+    match allowed_hosts {
+        AllowedHosts::Only(hosts) => config.with_allowed_hosts(hosts.clone()),
+        AllowedHosts::Any => {
+            tracing::warn!(
+                "ORDERS_MCP_ALLOWED_HOSTS=*: the Host header is not checked (only behind an ingress that does)"
+            );
+            config.disable_allowed_hosts()
+        }
+    }
+}
+
+fn token_source(settings: &Settings, http: &reqwest::Client) -> anyhow::Result<TokenSource> {
+    if settings.downstream == Downstream::Passthrough {
+        tracing::warn!(
+            "ORDERS_MCP_DOWNSTREAM=passthrough: the user's token for orders-mcp is forwarded to orders-api unchanged; \
+             this is the confused-deputy pattern the MCP specification forbids, kept only to demonstrate it"
+        );
+        return Ok(TokenSource::Passthrough);
+    }
+    let credential = match &settings.credential {
+        Some(Credential::ManagedIdentity { endpoint, header, client_id }) => {
+            ClientCredential::ManagedIdentity(Arc::new(ManagedIdentityCredential::new(
+                http.clone(),
+                ManagedIdentitySource::AppService { endpoint: endpoint.clone(), header: header.clone() },
+                client_id.clone(),
+            )))
+        }
+        Some(Credential::Secret(secret)) => {
+            tracing::warn!(
+                "On-Behalf-Of uses ORDERS_MCP_CLIENT_SECRET: a local fallback only; deployed, use the managed identity"
+            );
+            ClientCredential::Secret(secret.clone())
+        }
+        None => anyhow::bail!("ORDERS_MCP_DOWNSTREAM=obo needs a client credential (see the configuration table)"),
+    };
+    let endpoint = ConfidentialClient::token_endpoint(&settings.authority, &settings.tenant_id)
+        .context("ENTRA_AUTHORITY and ENTRA_TENANT_ID do not make a token endpoint URL")?;
+    let client = ConfidentialClient::new(http.clone(), endpoint, settings.mcp_app.client_id.clone(), credential);
+    Ok(TokenSource::Obo { obo: Box::new(OnBehalfOf::new(client)), scope: settings.obo_scope() })
+}

@@ -1,0 +1,316 @@
+//! The MCP tools: the signed-in user's orders, through orders-api, as that user.
+//!
+//! Each result carries typed `structuredContent` (with an `outputSchema` in `tools/list`), a
+//! short text for clients that ignore structured output, and the hop trace in `_meta`. What the
+//! model should see and react to (no such order, cannot cancel, orders-api down, token refused)
+//! is a result with `isError`, never a protocol error.
+
+use std::sync::Arc;
+
+use entra_auth::hop::{Decision, Hop, How, MCP_META_KEY};
+use http::request::Parts;
+use rmcp::handler::server::tool::{Extension, ToolRouter, schema_for_output};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, MetaObject, ServerCapabilities, ServerConfig};
+use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::Authenticated;
+use crate::configuration::Downstream;
+use crate::order::{NewOrder, Order, OrderId, OrderPage, OrderStatus};
+use crate::orders_api::{CallError, OrdersApi, SentToken, Traced};
+
+/// `_meta` key of the token orders-mcp sent to orders-api (`{ "how", "token" }`): in `obo`
+/// mode the exchanged token's claims, in `passthrough` mode the incoming token's.
+pub const SENT_TOKEN_META_KEY: &str = "dev.orders-copilot/downstream-token";
+
+/// The name this service reports in hop records.
+pub const SERVICE: &str = "orders-mcp";
+
+#[derive(Clone)]
+pub struct OrdersTools {
+    api: Arc<OrdersApi>,
+    downstream: Downstream,
+    /// Built once: the transport makes a handler per request, and each clones this.
+    tool_router: Arc<ToolRouter<OrdersTools>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListOrdersArgs {
+    /// Only orders in this status; omit for every status.
+    pub status: Option<OrderStatus>,
+    /// The most orders to return, 1 to 100 (20 when omitted).
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<u32>,
+    /// `next_cursor` from a previous `list_orders` result, to get the page after it.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct OrderIdArgs {
+    /// The order id, like `ORD-001`.
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CreateOrderArgs {
+    /// What to order, e.g. `Keyboard`.
+    pub product: String,
+    /// How many, 1 to 1000.
+    #[schemars(range(min = 1, max = 1000))]
+    pub quantity: i64,
+}
+
+/// The caller, as orders-mcp validated their token.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WhoAmI {
+    /// The user's object id: orders-api shows them the orders with this `owner_oid`.
+    pub oid: String,
+    pub name: Option<String>,
+    pub preferred_username: Option<String>,
+    pub tenant_id: String,
+    /// Delegated scopes in the token (`scp`).
+    pub scopes: Vec<String>,
+    /// App roles in the token (`roles`).
+    pub roles: Vec<String>,
+    /// The app the user signed in to (`azp`).
+    pub client_id: String,
+    /// `2.0` for orders-mcp's tokens.
+    pub token_version: String,
+    pub audience: String,
+    pub issuer: String,
+    /// Token expiry, seconds since the Unix epoch.
+    pub expires_at: i64,
+    /// How orders-mcp calls orders-api for this user: `obo` or `passthrough`.
+    pub downstream: String,
+}
+
+#[tool_router]
+impl OrdersTools {
+    pub fn new(api: Arc<OrdersApi>, downstream: Downstream) -> Self {
+        OrdersTools { api, downstream, tool_router: Arc::new(Self::tool_router()) }
+    }
+
+    /// Who the signed-in user is, as this server sees them from their token.
+    #[tool(
+        description = "Show who the signed-in user is, as the orders server sees them: name, user id, tenant, the \
+                       scopes and roles in their token, and how the server calls the orders API for them.",
+        annotations(title = "Who am I", read_only_hint = true, open_world_hint = false),
+        output_schema = schema_for_output::<WhoAmI>()
+    )]
+    async fn whoami(&self, Extension(parts): Extension<Parts>) -> Result<CallToolResult, ErrorData> {
+        let who = authenticated(&parts)?;
+        let c = &who.caller;
+        let me = WhoAmI {
+            oid: c.oid.clone(),
+            name: c.name.clone(),
+            preferred_username: c.preferred_username.clone(),
+            tenant_id: c.tid.clone(),
+            scopes: c.scopes.clone(),
+            roles: c.roles.clone(),
+            client_id: c.client_id.clone(),
+            token_version: c.version.as_str().to_string(),
+            audience: c.audience.clone(),
+            issuer: c.issuer.clone(),
+            expires_at: c.expires_at,
+            downstream: self.downstream.to_string(),
+        };
+        let text = format!(
+            "You are {} ({}), user id {}, with scopes [{}] and roles [{}].",
+            me.name.as_deref().unwrap_or("an unnamed user"),
+            me.preferred_username.as_deref().unwrap_or("no username"),
+            me.oid,
+            me.scopes.join(", "),
+            me.roles.join(", ")
+        );
+        Ok(success(&me, text, meta(who, None, None)))
+    }
+
+    #[tool(
+        description = "List the signed-in user's orders, newest first (administrators see every customer's orders). \
+                       Optionally only orders in one status; page with `cursor` when `next_cursor` is not null.",
+        annotations(title = "List orders", read_only_hint = true, open_world_hint = false),
+        output_schema = schema_for_output::<OrderPage>()
+    )]
+    async fn list_orders(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<ListOrdersArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let who = authenticated(&parts)?;
+        let traced = self.api.list_orders(who, args.status, args.limit, args.cursor).await;
+        Ok(respond(who, traced, |page| {
+            if page.orders.is_empty() {
+                return "No orders found.".to_string();
+            }
+            let mut text = format!("{} order(s):", page.orders.len());
+            for order in &page.orders {
+                text.push_str(&format!("\n- {order}"));
+            }
+            if page.next_cursor.is_some() {
+                text.push_str("\nMore orders follow: call list_orders again with cursor = next_cursor.");
+            }
+            text
+        }))
+    }
+
+    #[tool(
+        description = "Get one of the signed-in user's orders by id (like ORD-001): product, quantity, status, dates.",
+        annotations(title = "Get an order", read_only_hint = true, open_world_hint = false),
+        output_schema = schema_for_output::<Order>()
+    )]
+    async fn get_order(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<OrderIdArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let who = authenticated(&parts)?;
+        let id = match OrderId::parse(&args.id) {
+            Ok(id) => id,
+            Err(why) => return Ok(failure(&why, meta(who, None, None))),
+        };
+        let traced = self.api.get_order(who, &id).await;
+        Ok(respond_about(who, &id, traced, |order| format!("Order {order}")))
+    }
+
+    #[tool(
+        description = "Place a new order for the signed-in user: a product and a quantity. Returns the created order \
+                       (status pending). Each call places a new order.",
+        annotations(
+            title = "Create an order",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<Order>()
+    )]
+    async fn create_order(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<CreateOrderArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let who = authenticated(&parts)?;
+        let order = NewOrder { product: args.product, quantity: args.quantity };
+        // One key per tool call: orders-mcp's own retry (after a refused cached token) cannot
+        // place the order twice.
+        let traced = self.api.create_order(who, &order, uuid::Uuid::new_v4().to_string()).await;
+        Ok(respond(who, traced, |order| format!("Created order {order}")))
+    }
+
+    #[tool(
+        description = "Cancel one of the signed-in user's orders by id (like ORD-001). Only pending or processing \
+                       orders can be cancelled; for any other order (including one already cancelled) nothing \
+                       changes and the result says why.",
+        annotations(
+            title = "Cancel an order",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<Order>()
+    )]
+    async fn cancel_order(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<OrderIdArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let who = authenticated(&parts)?;
+        let id = match OrderId::parse(&args.id) {
+            Ok(id) => id,
+            Err(why) => return Ok(failure(&why, meta(who, None, None))),
+        };
+        let traced = self.api.cancel_order(who, &id).await;
+        Ok(respond_about(who, &id, traced, |order| format!("Cancelled order {order}")))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for OrdersTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new(SERVICE, env!("CARGO_PKG_VERSION")).with_title("Orders (Contoso Orders Copilot)"),
+            )
+            .with_instructions(
+                "Tools for the signed-in user's orders. Every call runs as that user: they see and change only their \
+                 own orders (administrators see all). Use list_orders to find order ids, get_order for details, \
+                 create_order to place an order and cancel_order to cancel one.",
+            )
+    }
+}
+
+/// The caller the auth middleware put on the request. Without it the request never passed
+/// the middleware: refuse (this is a server fault, not the model's).
+fn authenticated(parts: &Parts) -> Result<&Authenticated, ErrorData> {
+    parts
+        .extensions
+        .get::<Authenticated>()
+        .ok_or_else(|| ErrorData::internal_error("the request was not authenticated", None))
+}
+
+/// The hop trace: orders-mcp's own hop, then orders-api's when it sent one; and the token
+/// orders-mcp sent downstream.
+fn meta(who: &Authenticated, sent: Option<SentToken>, api_hop: Option<Hop>) -> MetaObject {
+    let own = who.caller.hop(SERVICE, How::Passthrough, Decision::Allowed, who.received.elapsed());
+    let hops: Vec<Hop> = std::iter::once(own).chain(api_hop).collect();
+    let mut meta = MetaObject::new();
+    meta.insert(MCP_META_KEY.to_string(), serde_json::to_value(hops).unwrap_or(Value::Null));
+    if let Some(sent) = sent {
+        meta.insert(SENT_TOKEN_META_KEY.to_string(), serde_json::to_value(sent).unwrap_or(Value::Null));
+    }
+    meta
+}
+
+fn success<T: Serialize>(value: &T, text: String, meta: MetaObject) -> CallToolResult {
+    let structured = serde_json::to_value(value).unwrap_or(Value::Null);
+    let mut result = CallToolResult::structured(structured.clone());
+    // A short summary first, then the JSON, for clients that read only text content.
+    result.content = vec![ContentBlock::text(text), ContentBlock::text(structured.to_string())];
+    result.meta = Some(meta);
+    result
+}
+
+fn failure(message: &str, meta: MetaObject) -> CallToolResult {
+    let mut result = CallToolResult::error(vec![ContentBlock::text(message.to_string())]);
+    result.meta = Some(meta);
+    result
+}
+
+fn respond<T: Serialize>(who: &Authenticated, traced: Traced<T>, text: impl FnOnce(&T) -> String) -> CallToolResult {
+    let Traced { result, sent, api_hop } = traced;
+    let meta = meta(who, sent, api_hop);
+    match result {
+        Ok(value) => success(&value, text(&value), meta),
+        Err(e) => {
+            tracing::warn!(oid = %who.caller.oid, error = %e, "tool call failed");
+            failure(&e.to_string(), meta)
+        }
+    }
+}
+
+/// [`respond`], with the wording for a call about one order.
+fn respond_about(
+    who: &Authenticated,
+    id: &OrderId,
+    traced: Traced<Order>,
+    text: impl FnOnce(&Order) -> String,
+) -> CallToolResult {
+    let traced = Traced {
+        result: traced.result.map_err(|e| match e {
+            CallError::Status { status, detail } if status == http::StatusCode::NOT_FOUND => CallError::Status {
+                status,
+                detail: format!("no order {id} was found among the orders you can see ({detail})"),
+            },
+            CallError::Status { status, detail } if status == http::StatusCode::CONFLICT => {
+                CallError::Status { status, detail: format!("order {id} cannot be cancelled: {detail}") }
+            }
+            other => other,
+        }),
+        ..traced
+    };
+    respond(who, traced, text)
+}
