@@ -57,6 +57,19 @@ struct Running {
     child: Child,
     address: String,
     log: Vec<String>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Stops the process and returns its whole log.
+    fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The reader thread ends at end of file, which closes the channel.
+        let mut log = std::mem::take(&mut self.log);
+        log.extend(self.lines.iter());
+        log
+    }
 }
 
 impl Drop for Running {
@@ -69,17 +82,19 @@ impl Drop for Running {
 /// Starts the binary and waits for its "ready" log line, which names the bound address.
 fn serve(mut command: Command) -> Running {
     // Owned by `Running` from the start, so the child is killed and reaped whatever happens.
-    let mut running = Running { child: command.spawn().unwrap(), address: String::new(), log: Vec::new() };
+    let (tx, lines) = mpsc::channel();
+    let mut running = Running { child: command.spawn().unwrap(), address: String::new(), log: Vec::new(), lines };
     let stderr = running.child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
     loop {
-        let line =
-            rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no ready line: {:#?}", running.log));
+        let line = running
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no ready line: {:#?}", running.log));
         let entry: Value = serde_json::from_str(&line).unwrap_or(json!({}));
         running.log.push(line);
         if entry["message"] == "orders-api ready" {
@@ -212,4 +227,38 @@ async fn allowing_the_passthrough_audience_logs_a_warning_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let running = serve(orders_api(&idp.url(), &dir.path().join("orders.db")));
     assert!(running.log.iter().all(|line| !line.contains("\"WARN\"")), "{:#?}", running.log);
+}
+
+#[tokio::test]
+async fn no_token_reaches_the_log_even_at_trace_level() {
+    let idp = spawn_idp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = orders_api(&idp.url(), &dir.path().join("orders.db"));
+    command.env("RUST_LOG", "trace");
+    let running = serve(command);
+    let valid = idp.emulator.user_token("alice", "orders-mcp", "orders-api", ALL_SCOPES).unwrap();
+    let wrong_audience = idp.emulator.user_token("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", running.address);
+    let requests = [
+        client.get(url("/api/orders/ORD-001")).bearer_auth(&valid),
+        client.get(url("/api/orders/ORD-006")).bearer_auth(&valid),
+        client.post(url("/api/orders")).bearer_auth(&valid).json(&json!({ "product": "", "quantity": 0 })),
+        client.get(url("/api/orders")).bearer_auth(&wrong_audience),
+        client.get(url(&format!("/api/orders?access_token={valid}"))),
+        client.get(url(&format!("/api/orders?cursor={valid}"))).bearer_auth(&valid),
+        client.delete(url("/api/orders/ORD-001")).bearer_auth(&valid),
+    ];
+    for request in requests {
+        let status = request.send().await.unwrap().status();
+        assert!(status.as_u16() < 500, "{status}");
+    }
+    let log = running.stop().join("\n");
+    assert!(log.contains("request"), "the trace log is not empty: {log}");
+    for token in [&valid, &wrong_audience] {
+        // Not the token, nor its signature, nor its payload.
+        for secret in std::iter::once(token.as_str()).chain(token.split('.').skip(1)) {
+            assert!(!log.contains(secret), "a token (or part of one) is in the log");
+        }
+    }
 }
