@@ -52,7 +52,7 @@ pub struct CreateOrder {
     security(("entra" = ["Orders.Read", "Orders.ReadWrite"])),
     responses(
         (status = 200, description = "One page of orders.", body = OrderPage,
-            headers(("x-hop-trace" = String, description = "This hop's record; see the `x-hop-trace` header of any response."))),
+            headers(("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -78,7 +78,7 @@ pub async fn list_orders(
     security(("entra" = ["Orders.Read", "Orders.ReadWrite"])),
     responses(
         (status = 200, description = "The order.", body = Order,
-            headers(("x-hop-trace" = String, description = "This hop's record; see the `x-hop-trace` header of any response."))),
+            headers(("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -111,7 +111,7 @@ pub async fn get_order(
             headers(
                 ("Location" = String, description = "The order's URL."),
                 ("idempotent-replayed" = String, description = "`true` when this is a replayed response."),
-                ("x-hop-trace" = String, description = "This hop's record; see the `x-hop-trace` header of any response.")
+                ("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token.")
             )),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
@@ -154,7 +154,7 @@ pub async fn create_order(
     security(("entra" = ["Orders.ReadWrite"])),
     responses(
         (status = 200, description = "The cancelled order.", body = Order,
-            headers(("x-hop-trace" = String, description = "This hop's record; see the `x-hop-trace` header of any response."))),
+            headers(("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -184,7 +184,7 @@ pub async fn cancel_order(
     security(("entra" = ["Orders.ReadWrite"])),
     responses(
         (status = 204, description = "Deleted.",
-            headers(("x-hop-trace" = String, description = "This hop's record; see the `x-hop-trace` header of any response."))),
+            headers(("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token."))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
