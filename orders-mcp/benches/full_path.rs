@@ -5,7 +5,9 @@
 //! memory can be read from `/proc/<pid>/status`; the Entra emulator runs in this process (it is
 //! only asked for keys and one exchange, during warm-up). Each concurrency level sends requests
 //! back to back from that many tasks for `BENCH_SECONDS` (default 5) and prints throughput and
-//! latency percentiles.
+//! latency percentiles, and the CPU time each process spent per request (orders-api,
+//! orders-mcp, and this process: the load generator and the emulator), since they share the
+//! machine's cores.
 //!
 //! Run: `cargo bench -p orders-mcp --bench full_path` (it has cargo build the orders-api release
 //! binary into the same target directory first).
@@ -41,7 +43,22 @@ impl Drop for Service {
     }
 }
 
+/// CPU time (user + system) used so far by process `pid`, from `/proc/<pid>/stat`.
+fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/<pid>/stat (Linux only)")?;
+    // The fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').context("malformed stat")?.1.split_whitespace().collect();
+    let ticks =
+        fields.get(11).context("no utime")?.parse::<u64>()? + fields.get(12).context("no stime")?.parse::<u64>()?;
+    // USER_HZ is 100 on Linux.
+    Ok(Duration::from_millis(ticks * 10))
+}
+
 impl Service {
+    fn cpu(&self) -> anyhow::Result<Duration> {
+        cpu_time(&self.child.id().to_string())
+    }
+
     /// `VmRSS` and `VmHWM` (peak) in MiB.
     fn memory(&self) -> anyhow::Result<(f64, f64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -111,23 +128,30 @@ async fn run() -> anyhow::Result<()> {
     println!("\nfull path: tools/call get_order -> orders-mcp -> orders-api -> SQLite (warm OBO cache)");
     println!("{} s per level; warm-up {} requests\n", seconds, warm.latencies.len());
     println!(
-        "{:>11} {:>10} {:>12} {:>9} {:>9} {:>9} {:>7}",
+        "{:>11} {:>9} {:>8} {:>7} {:>7} {:>7} {:>6}   CPU µs per request: orders-api orders-mcp load+IdP",
         "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
     );
     for concurrency in LEVELS {
+        let before = (api.cpu()?, mcp.cpu()?, cpu_time("self")?);
         let mut run = load(&http, &url, &token, concurrency, Duration::from_secs(seconds)).await?;
+        let after = (api.cpu()?, mcp.cpu()?, cpu_time("self")?);
         run.latencies.sort();
+        let count = run.latencies.len() as f64;
+        let per_request = |a: Duration, b: Duration| (b - a).as_micros() as f64 / count;
         let p =
             |q: f64| run.latencies[((run.latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
         println!(
-            "{:>11} {:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+            "{:>11} {:>9} {:>8.0} {:>7.2} {:>7.2} {:>7.2} {:>6}   {:>29.0} {:>10.0} {:>8.0}",
             concurrency,
             run.latencies.len(),
             run.latencies.len() as f64 / run.elapsed.as_secs_f64(),
             p(0.50),
             p(0.99),
             p(1.0),
-            run.errors
+            run.errors,
+            per_request(before.0, after.0),
+            per_request(before.1, after.1),
+            per_request(before.2, after.2),
         );
     }
     let exchanges_during_runs = idp.emulator.stats().on_behalf_of - exchanges;

@@ -2,9 +2,10 @@
 //!
 //! The middleware validates the bearer token (a v2 token for orders-mcp with `access_as_user`)
 //! and answers `401`/`403` with an RFC 6750 challenge pointing at the RFC 9728 metadata when it
-//! is not acceptable. An accepted request carries an [`Authenticated`] extension: rmcp passes
+//! is not acceptable. An accepted request carries an `Arc<`[`Authenticated`]`>` extension: rmcp passes
 //! the HTTP request's `Parts` to the tools, which read the caller and the token from it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -56,6 +57,7 @@ pub async fn require_user(State(guard): State<ResourceGuard>, request: Request, 
         return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the bearer token could not be read")
             .into_response();
     };
-    parts.extensions.insert(Authenticated { caller, token, received });
+    // In an `Arc`: rmcp clones the request's parts for each tool call.
+    parts.extensions.insert(Arc::new(Authenticated { caller, token, received }));
     next.run(Request::from_parts(parts, body)).await
 }

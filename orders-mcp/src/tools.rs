@@ -248,7 +248,8 @@ impl ServerHandler for OrdersTools {
 fn authenticated(parts: &Parts) -> Result<&Authenticated, ErrorData> {
     parts
         .extensions
-        .get::<Authenticated>()
+        .get::<Arc<Authenticated>>()
+        .map(Arc::as_ref)
         .ok_or_else(|| ErrorData::internal_error("the request was not authenticated", None))
 }
 
