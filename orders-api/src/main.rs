@@ -14,6 +14,7 @@ orders-api: the Orders Copilot orders REST API (axum + SQLite)
 USAGE:
     orders-api            serve (ORDERS_API_ADDR, default 127.0.0.1:3002)
     orders-api --reset    delete every order in ORDERS_API_DATABASE, seed the demo orders again, and exit
+    orders-api healthcheck  exit 0 if the local service answers /healthz (container health checks)
     orders-api --help     print this help
 
 Settings come from environment variables; see orders-api/README.md. The main ones:
@@ -32,6 +33,7 @@ async fn main() -> ExitCode {
     let command = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] => Command::Serve,
         ["--reset"] => Command::Reset,
+        ["healthcheck"] => return entra_auth::probe::healthcheck("ORDERS_API_ADDR", 3002),
         ["--help" | "-h"] => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -262,3 +262,32 @@ async fn no_token_reaches_the_log_even_at_trace_level() {
         }
     }
 }
+
+#[tokio::test]
+async fn healthcheck_exits_zero_only_when_the_service_answers() {
+    let app = spawn_app().await;
+    let addr = app.address.trim_start_matches("http://").to_string();
+    let probe = |addr: String| {
+        Command::new(env!("CARGO_BIN_EXE_orders-api"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("ORDERS_API_ADDR", addr)
+            .output()
+            .unwrap()
+    };
+    let healthy = tokio::task::spawn_blocking(move || probe(addr)).await.unwrap();
+    assert!(healthy.status.success(), "{}", String::from_utf8_lossy(&healthy.stderr));
+    // Nothing listens on port 9 (discard) here: the probe fails, naming why.
+    let down = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_orders-api"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("ORDERS_API_ADDR", "127.0.0.1:9")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).contains("unhealthy"));
+}
