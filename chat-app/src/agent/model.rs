@@ -1,0 +1,68 @@
+//! What the agent loop needs from a model: given the conversation and the tools, either text or
+//! tool calls. The OpenAI-compatible providers and the offline planner implement it.
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use crate::api::ModelLabel;
+
+/// A message of the conversation the model sees. Never a token: tool results carry what the
+/// tool returned for the model, not the identity trace.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    System(String),
+    User(String),
+    Assistant { text: String, tool_calls: Vec<ToolCall> },
+    Tool { call_id: String, content: String },
+}
+
+/// A tool call as the model asked for it (`arguments` is JSON text, as models produce it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A tool the model may call, from the MCP server's `tools/list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub parameters: Value,
+}
+
+/// One model answer: text (already streamed through `on_text`) and the tools to call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ModelError {
+    #[error("the model is unreachable: {0}")]
+    Unreachable(String),
+    #[error("the model refused the request: {0}")]
+    Rejected(String),
+    #[error("the model's answer could not be read: {0}")]
+    BadResponse(String),
+    #[error("no credential for the model: {0}")]
+    Credential(String),
+}
+
+/// Called with each piece of text as the model writes it.
+pub type OnText<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+pub trait ChatModel: Send + Sync {
+    /// How the UI names this model.
+    fn label(&self) -> ModelLabel;
+
+    fn complete<'a>(
+        &'a self,
+        messages: &'a [Message],
+        tools: &'a [ToolSpec],
+        on_text: OnText<'a>,
+    ) -> BoxFuture<'a, Result<Completion, ModelError>>;
+}

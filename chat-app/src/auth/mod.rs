@@ -1,0 +1,142 @@
+//! Sign-in as a backend-for-frontend: the browser holds only a session cookie; the user's
+//! tokens stay in the server-side session (tower-sessions, SQLite).
+
+pub mod oidc;
+pub mod origin;
+pub mod pkce;
+pub mod refresh;
+pub mod routes;
+
+use entra_auth::acquire::AccessToken;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::api::{SIGN_IN_REQUIRED, UserView};
+use crate::state::AppState;
+use refresh::{RefreshError, Tokens, now};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "chat_session";
+
+/// Session keys.
+pub(crate) mod keys {
+    /// [`super::UserSession`]
+    pub const USER: &str = "auth.user";
+    /// [`super::routes::PendingSignIn`]
+    pub const PENDING: &str = "auth.pending";
+    /// The conversation id: survives re-sign-in (the id is cycled, the data kept).
+    pub const CONVERSATION: &str = "chat.conversation";
+    /// A message that could not be sent because the sign-in had expired.
+    pub const DRAFT: &str = "chat.draft";
+}
+
+/// Who is signed in, and their tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserSession {
+    pub oid: String,
+    pub tid: String,
+    pub name: Option<String>,
+    pub username: Option<String>,
+    /// The identity provider's session id, for front-channel logout.
+    pub sid: Option<String>,
+    /// The absolute end of this sign-in (seconds since the epoch), however active.
+    pub ends_at: u64,
+    /// When the session was last saved for activity (see [`touch`]).
+    pub touched_at: u64,
+    pub tokens: Tokens,
+}
+
+impl UserSession {
+    pub fn view(&self) -> UserView {
+        UserView {
+            name: self.name.clone().or_else(|| self.username.clone()).unwrap_or_else(|| "Signed-in user".into()),
+            username: self.username.clone(),
+            oid: self.oid.clone(),
+        }
+    }
+}
+
+/// Why a request has no usable sign-in.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{}", SIGN_IN_REQUIRED)]
+    SignInRequired,
+    #[error("the identity provider is unreachable, so your sign-in cannot be renewed; try again in a moment")]
+    IdpUnavailable,
+    #[error("the session store failed: {0}")]
+    Store(String),
+}
+
+impl AuthError {
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            AuthError::SignInRequired => StatusCode::UNAUTHORIZED,
+            AuthError::IdpUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The signed-in user, unless the session has none or its sign-in has reached its absolute end.
+pub async fn current_user(session: &Session) -> Option<UserSession> {
+    let user: UserSession = session.get(keys::USER).await.ok().flatten()?;
+    if now() >= user.ends_at {
+        // This sign-in is over: its tokens go; the conversation stays for the next sign-in.
+        let _ = session.remove_value(keys::USER).await;
+        return None;
+    }
+    Some(user)
+}
+
+/// Keeps an active session from idling out: saving it renews its expiry (and the cookie's).
+/// At most once a minute, so ordinary requests do not write.
+pub async fn touch(session: &Session, mut user: UserSession) {
+    let now = now();
+    if now.saturating_sub(user.touched_at) >= 60 {
+        user.touched_at = now;
+        let _ = session.insert(keys::USER, &user).await;
+    }
+}
+
+/// The user and a fresh access token for orders-mcp, renewed from the refresh token when it is
+/// about to expire. When renewal is refused the user must sign in again: the tokens are
+/// dropped, the conversation is kept.
+pub async fn access_token(state: &AppState, session: &Session) -> Result<(UserSession, AccessToken), AuthError> {
+    let mut user = current_user(session).await.ok_or(AuthError::SignInRequired)?;
+    if !user.tokens.needs_refresh(now()) {
+        let token = user.tokens.access();
+        return Ok((user, token));
+    }
+    match state.refresher.fresh(user.tokens.clone()).await {
+        Ok(tokens) => {
+            user.tokens = tokens;
+            session.insert(keys::USER, &user).await.map_err(|e| AuthError::Store(e.to_string()))?;
+            let token = user.tokens.access();
+            Ok((user, token))
+        }
+        // Still valid for a little while: use it, and renew on a later request.
+        Err(RefreshError::Unavailable(_)) if !user.tokens.is_expired(now()) => {
+            let token = user.tokens.access();
+            Ok((user, token))
+        }
+        Err(RefreshError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "cannot renew a sign-in: identity provider unreachable");
+            Err(AuthError::IdpUnavailable)
+        }
+        Err(RefreshError::SignInRequired(e)) => {
+            tracing::info!(reason = %e, "sign-in renewal refused; the user must sign in again");
+            let _ = session.remove_value(keys::USER).await;
+            Err(AuthError::SignInRequired)
+        }
+    }
+}
+
+/// The app state and session of the request a server function runs for.
+pub async fn request_context() -> Result<(AppState, Session), ServerFnError> {
+    let state = use_context::<AppState>().ok_or_else(|| ServerFnError::new("chat-app state is unavailable"))?;
+    let session =
+        leptos_axum::extract::<Session>().await.map_err(|_| ServerFnError::new("the session is unavailable"))?;
+    Ok((state, session))
+}

@@ -1,0 +1,220 @@
+//! The chat, server side: loading the conversation, starting a turn (the agent runs in the
+//! background and persists what it did), and streaming the turn's events as Server-Sent Events.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::stream;
+use tokio::sync::mpsc;
+use tower_sessions::Session;
+
+use crate::agent::model::Message;
+use crate::api::ChatView;
+use crate::auth::{self, AuthError, UserSession, keys};
+use crate::state::AppState;
+use crate::transcript::{Entry, Transcript, TurnEvent};
+
+/// The longest message accepted.
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// Earlier messages the model sees.
+const HISTORY_MESSAGES: usize = 20;
+/// A turn whose events nobody came for within this time is dropped (the turn still completes
+/// and is saved).
+const UNCLAIMED: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("Please type a message of at most {MAX_MESSAGE_CHARS} characters.")]
+    BadMessage,
+    #[error("A reply is still being written; please wait for it to finish.")]
+    Busy,
+    #[error("chat-app could not read or save the conversation.")]
+    Store(String),
+}
+
+impl ChatError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ChatError::Auth(e) => e.status(),
+            ChatError::BadMessage => StatusCode::BAD_REQUEST,
+            ChatError::Busy => StatusCode::CONFLICT,
+            ChatError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+fn store_error(e: impl std::fmt::Display) -> ChatError {
+    tracing::error!(error = %e, "conversation store failure");
+    ChatError::Store(e.to_string())
+}
+
+/// Turns started and not yet streamed, and conversations with a turn in progress.
+#[derive(Default)]
+pub struct Turns {
+    pending: Mutex<HashMap<String, Pending>>,
+    running: Mutex<HashSet<String>>,
+}
+
+struct Pending {
+    conversation: String,
+    events: mpsc::UnboundedReceiver<TurnEvent>,
+    created: Instant,
+}
+
+impl Turns {
+    fn begin(&self, conversation: &str) -> bool {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(conversation.to_string())
+    }
+
+    fn end(&self, conversation: &str) {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(conversation);
+    }
+
+    fn register(&self, turn: String, pending: Pending) {
+        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, p| p.created.elapsed() < UNCLAIMED);
+        map.insert(turn, pending);
+    }
+
+    /// The events of `turn`, if it belongs to `conversation` and nobody took them yet.
+    fn take(&self, turn: &str, conversation: &str) -> Option<mpsc::UnboundedReceiver<TurnEvent>> {
+        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(turn).is_some_and(|p| p.conversation == conversation) {
+            return map.remove(turn).map(|p| p.events);
+        }
+        None
+    }
+}
+
+/// Ends the "turn in progress" mark however the turn task ends.
+struct RunningGuard {
+    turns: Arc<Turns>,
+    conversation: String,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.turns.end(&self.conversation);
+    }
+}
+
+/// The session's conversation, created if it has none (or one of another user).
+async fn conversation(state: &AppState, session: &Session, user: &UserSession) -> Result<String, ChatError> {
+    let existing: Option<String> = session.get(keys::CONVERSATION).await.map_err(store_error)?;
+    if let Some(id) = existing
+        && state.store.owner(&id).await.map_err(store_error)?.as_deref() == Some(user.oid.as_str())
+    {
+        return Ok(id);
+    }
+    let id = state.store.create_conversation(&user.oid).await.map_err(store_error)?;
+    session.insert(keys::CONVERSATION, &id).await.map_err(store_error)?;
+    Ok(id)
+}
+
+pub async fn load(state: &AppState, session: &Session) -> Result<ChatView, ChatError> {
+    let user = auth::current_user(session).await.ok_or(AuthError::SignInRequired)?;
+    let conversation = conversation(state, session, &user).await?;
+    let transcript = state.store.transcript(&conversation).await.map_err(store_error)?;
+    let draft: Option<String> = session.remove(keys::DRAFT).await.map_err(store_error)?;
+    Ok(ChatView {
+        user: user.view(),
+        model: state.agent.model().label(),
+        transcript,
+        draft,
+        names: state.settings.names.clone(),
+    })
+}
+
+/// Starts a turn for `text`; its events stream from [`events`].
+pub async fn start(state: &AppState, session: &Session, text: String) -> Result<String, ChatError> {
+    let text = text.trim().to_string();
+    if text.is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(ChatError::BadMessage);
+    }
+    let (user, token) = match auth::access_token(state, session).await {
+        Ok(found) => found,
+        Err(AuthError::SignInRequired) => {
+            // Offered again in the composer after signing in.
+            let _ = session.insert(keys::DRAFT, &text).await;
+            return Err(AuthError::SignInRequired.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let conversation = conversation(state, session, &user).await?;
+    auth::touch(session, user).await;
+    if !state.turns.begin(&conversation) {
+        return Err(ChatError::Busy);
+    }
+    let guard = RunningGuard { turns: state.turns.clone(), conversation: conversation.clone() };
+    let previous = state.store.transcript(&conversation).await.map_err(store_error)?;
+    state.store.append(&conversation, &[Entry::User { text: text.clone() }]).await.map_err(store_error)?;
+
+    let turn = uuid::Uuid::new_v4().to_string();
+    let (tx, rx) = mpsc::unbounded_channel();
+    state
+        .turns
+        .register(turn.clone(), Pending { conversation: conversation.clone(), events: rx, created: Instant::now() });
+    let (agent, store, turn_id) = (state.agent.clone(), state.store.clone(), turn.clone());
+    tokio::spawn(async move {
+        let _guard = guard;
+        let done = Mutex::new(Transcript::default());
+        let emit = |event: TurnEvent| {
+            done.lock().unwrap_or_else(|p| p.into_inner()).apply(&event);
+            // The browser may have gone: the turn still completes and is saved.
+            let _ = tx.send(event);
+        };
+        agent.run(&turn_id, history(&previous), text, &token, &emit).await;
+        let entries = done.into_inner().unwrap_or_else(|p| p.into_inner()).entries;
+        if let Err(e) = store.append(&conversation, &entries).await {
+            tracing::error!(error = %e, "cannot save a turn");
+        }
+        let _ = tx.send(TurnEvent::Done);
+    });
+    Ok(turn)
+}
+
+/// The earlier user and assistant messages, most recent last.
+fn history(t: &Transcript) -> Vec<Message> {
+    let messages: Vec<Message> = t
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::User { text } => Some(Message::User(text.clone())),
+            Entry::Assistant { text } => Some(Message::Assistant { text: text.clone(), tool_calls: Vec::new() }),
+            Entry::Tool(_) | Entry::Error { .. } => None,
+        })
+        .collect();
+    let skip = messages.len().saturating_sub(HISTORY_MESSAGES);
+    messages.into_iter().skip(skip).collect()
+}
+
+/// `GET /api/chat/turns/{turn}/events`: the turn's events, as Server-Sent Events named by
+/// [`TurnEvent::name`], ending after `done`.
+pub async fn events(State(state): State<AppState>, session: Session, Path(turn): Path<String>) -> Response {
+    let Some(user) = auth::current_user(&session).await else {
+        return (StatusCode::UNAUTHORIZED, crate::api::SIGN_IN_REQUIRED).into_response();
+    };
+    let Ok(Some(conversation)) = session.get::<String>(keys::CONVERSATION).await else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if state.store.owner(&conversation).await.ok().flatten().as_deref() != Some(user.oid.as_str()) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Some(rx) = state.turns.take(&turn, &conversation) else {
+        return (StatusCode::NOT_FOUND, "no such turn, or its events were already streamed").into_response();
+    };
+    let events = stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        let sse = Event::default().event(event.name()).json_data(&event).unwrap_or_else(|_| Event::default());
+        Some((Ok::<_, Infallible>(sse), rx))
+    });
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+}

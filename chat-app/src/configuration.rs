@@ -1,0 +1,390 @@
+//! chat-app's settings, from environment variables (see the README's table), or built in code
+//! by tests. Every problem is reported at once by [`Settings::from_env`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use entra_auth::settings::Env;
+use url::Url;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `CHAT_APP_ADDR`: where to listen.
+    pub addr: SocketAddr,
+    /// `CHAT_APP_URL`: the origin browsers use. Redirect URIs, the `Origin` check and the
+    /// cookie's `Secure` flag derive from it.
+    pub public_url: Url,
+    /// `CHAT_APP_SESSION_DB`: the SQLite file for sessions and conversations.
+    pub session_db: PathBuf,
+    /// `ORDERS_MCP_URL`: the MCP endpoint.
+    pub orders_mcp_url: Url,
+    pub identity: IdentitySettings,
+    pub session: SessionSettings,
+    pub model: ModelSettings,
+    pub agent: AgentSettings,
+    pub site: SiteSettings,
+    /// Friendly names for ids in tokens (from the identity manifest), for the trace panel.
+    pub names: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    /// Back channel to the identity provider (discovery, keys, token endpoint).
+    pub authority: Url,
+    pub tenant_id: String,
+    /// chat-app's client id.
+    pub client_id: String,
+    pub credential: ClientAuth,
+    /// The scopes asked for at sign-in: OpenID ones and orders-mcp's `access_as_user`.
+    pub scope: String,
+}
+
+/// How chat-app authenticates to the token endpoint.
+#[derive(Clone)]
+pub enum ClientAuth {
+    /// A managed identity's token as client assertion (federated credential): no secret.
+    ManagedIdentity { endpoint: Url, header: String, client_id: Option<String> },
+    /// A client secret: the local fallback.
+    Secret(String),
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientAuth::ManagedIdentity { endpoint, client_id, .. } => {
+                write!(f, "ManagedIdentity({endpoint}, {client_id:?})")
+            }
+            ClientAuth::Secret(_) => f.write_str("Secret(<redacted>)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// `CHAT_APP_SESSION_IDLE_SECS`: a session unused this long ends.
+    pub idle: Duration,
+    /// `CHAT_APP_SESSION_MAX_SECS`: a sign-in lasts at most this long, however active.
+    pub absolute: Duration,
+}
+
+#[derive(Clone)]
+pub enum ModelSettings {
+    /// The deterministic planner: no model.
+    Offline,
+    /// Any OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, ...).
+    OpenAi { base_url: Url, api_key: Option<String>, model: String, stream: bool },
+    /// Azure OpenAI's v1 endpoint, with a key or an Entra token.
+    Azure { endpoint: Url, deployment: String, auth: AzureAuth, stream: bool },
+}
+
+#[derive(Clone)]
+pub enum AzureAuth {
+    ApiKey(String),
+    /// chat-app's managed identity (the same one it signs users in with).
+    ManagedIdentity,
+    /// The developer's Azure CLI / azd sign-in.
+    DeveloperTools,
+}
+
+impl std::fmt::Debug for ModelSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSettings::Offline => f.write_str("Offline"),
+            ModelSettings::OpenAi { base_url, model, stream, .. } => {
+                write!(f, "OpenAi({base_url}, {model}, stream: {stream})")
+            }
+            ModelSettings::Azure { endpoint, deployment, auth, stream } => {
+                let auth = match auth {
+                    AzureAuth::ApiKey(_) => "api-key",
+                    AzureAuth::ManagedIdentity => "managed-identity",
+                    AzureAuth::DeveloperTools => "developer-tools",
+                };
+                write!(f, "Azure({endpoint}, {deployment}, {auth}, stream: {stream})")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// `AGENT_MAX_ITERATIONS`: model calls per turn.
+    pub max_iterations: usize,
+    /// `AGENT_TIMEOUT_SECS`: the whole turn.
+    pub timeout: Duration,
+}
+
+/// Where the browser bundle is (`cargo xtask` builds it; see `scripts/src/frontend.rs`).
+#[derive(Debug, Clone)]
+pub struct SiteSettings {
+    /// `LEPTOS_SITE_ROOT`
+    pub root: PathBuf,
+    /// `LEPTOS_SITE_PKG_DIR`: under `root`, served at `/<pkg_dir>`.
+    pub pkg_dir: String,
+    /// `LEPTOS_OUTPUT_NAME`: `<name>.js` and `<name>_bg.wasm`.
+    pub output_name: String,
+}
+
+impl SiteSettings {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        SiteSettings { root: root.into(), pkg_dir: "pkg".into(), output_name: "chat_app".into() }
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, entra_auth::settings::SettingsError> {
+        Settings::from(Env::from_process())
+    }
+
+    pub fn from(mut env: Env) -> Result<Settings, entra_auth::settings::SettingsError> {
+        let addr = env.parse("CHAT_APP_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)), "a socket address");
+        let public_url = env
+            .optional::<Url>("CHAT_APP_URL", "a URL like http://localhost:3000")
+            .unwrap_or_else(|| local("http://localhost:3000"));
+        let session_db = PathBuf::from(env.string("CHAT_APP_SESSION_DB", "./data/chat-app.db"));
+        let orders_mcp_url = env
+            .optional::<Url>("ORDERS_MCP_URL", "a URL like http://localhost:3001/mcp")
+            .unwrap_or_else(|| local("http://localhost:3001/mcp"));
+
+        let identity = env.identity();
+        let chat_app = identity.app(&mut env, "CHAT_APP", "chat-app");
+        let orders_mcp = identity.app(&mut env, "ORDERS_MCP", "orders-mcp");
+        let mi_client_id = identity.managed_identity_client_id(&mut env, "CHAT_APP", "chat-app");
+        // After a problem is recorded the value is a placeholder: `finish()` fails anyway.
+        let credential = match (env.get("IDENTITY_ENDPOINT"), env.get("IDENTITY_HEADER")) {
+            (Some(endpoint), Some(header)) => match Url::parse(&endpoint) {
+                Ok(endpoint) => ClientAuth::ManagedIdentity { endpoint, header, client_id: mi_client_id },
+                Err(e) => {
+                    env.problem(format!("IDENTITY_ENDPOINT={endpoint:?} is not a URL: {e}"));
+                    ClientAuth::Secret(String::new())
+                }
+            },
+            _ => match env.get("CHAT_APP_CLIENT_SECRET") {
+                Some(secret) => ClientAuth::Secret(secret),
+                None => {
+                    env.problem(
+                        "chat-app has no client credential: set IDENTITY_ENDPOINT and IDENTITY_HEADER (managed \
+                         identity), or CHAT_APP_CLIENT_SECRET (local runs only)",
+                    );
+                    ClientAuth::Secret(String::new())
+                }
+            },
+        };
+        let scope = match &orders_mcp.app_id_uri {
+            Some(uri) => sign_in_scope(uri),
+            None => {
+                env.problem(
+                    "ORDERS_MCP_APP_ID_URI is not set and the identity manifest has no orders-mcp identifier URI",
+                );
+                String::new()
+            }
+        };
+
+        let session = SessionSettings {
+            idle: env.seconds("CHAT_APP_SESSION_IDLE_SECS", 30 * 60),
+            absolute: env.seconds("CHAT_APP_SESSION_MAX_SECS", 8 * 3600),
+        };
+        let model = model_settings(&mut env);
+        let agent = AgentSettings {
+            max_iterations: env.parse("AGENT_MAX_ITERATIONS", 6, "a whole number"),
+            timeout: env.seconds("AGENT_TIMEOUT_SECS", 60),
+        };
+        if agent.max_iterations == 0 {
+            env.problem("AGENT_MAX_ITERATIONS must be at least 1");
+        }
+        let site = SiteSettings {
+            root: PathBuf::from(env.string("LEPTOS_SITE_ROOT", "target/site")),
+            pkg_dir: env.string("LEPTOS_SITE_PKG_DIR", "pkg"),
+            output_name: env.string("LEPTOS_OUTPUT_NAME", "chat_app"),
+        };
+        let names = identity.manifest.as_ref().map(|m| names_from(m, &identity.vars)).unwrap_or_default();
+        env.finish()?;
+        Ok(Settings {
+            addr,
+            public_url,
+            session_db,
+            orders_mcp_url,
+            identity: IdentitySettings {
+                authority: identity.authority,
+                tenant_id: identity.tenant_id,
+                client_id: chat_app.client_id,
+                credential,
+                scope,
+            },
+            session,
+            model,
+            agent,
+            site,
+            names,
+        })
+    }
+
+    /// The origin (`scheme://host[:port]`) browsers send in `Origin`.
+    pub fn origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+
+    /// The redirect URI registered for sign-in.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/auth/callback", self.public_url.as_str().trim_end_matches('/'))
+    }
+
+    /// Where the identity provider returns after sign-out (registered in the manifest).
+    pub fn post_logout_uri(&self) -> String {
+        format!("{}/auth/signed-out", self.public_url.as_str().trim_end_matches('/'))
+    }
+
+    /// Cookies are `Secure` except on plain-http localhost, where browsers would drop them.
+    pub fn secure_cookies(&self) -> bool {
+        let loopback = matches!(self.public_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        !(self.public_url.scheme() == "http" && loopback)
+    }
+}
+
+/// What chat-app asks for at sign-in: an ID token, a refresh token, and a token for orders-mcp.
+pub fn sign_in_scope(orders_mcp_app_id_uri: &str) -> String {
+    format!("openid profile offline_access {}/access_as_user", orders_mcp_app_id_uri.trim_end_matches('/'))
+}
+
+fn model_settings(env: &mut Env) -> ModelSettings {
+    // Offline unless a model is configured; naming a provider makes its settings required.
+    let inferred = if env.get("AZURE_OPENAI_ENDPOINT").is_some() {
+        "azure"
+    } else if env.get("OPENAI_BASE_URL").is_some() || env.get("OPENAI_API_KEY").is_some() {
+        "openai"
+    } else {
+        "offline"
+    };
+    let stream = env.flag("MODEL_STREAM", true);
+    match env.choice("MODEL_PROVIDER", &["offline", "openai", "azure"], inferred).as_str() {
+        "openai" => {
+            let base_url = env
+                .optional::<Url>("OPENAI_BASE_URL", "a URL like https://api.openai.com/v1")
+                .unwrap_or_else(|| local("https://api.openai.com/v1"));
+            ModelSettings::OpenAi {
+                base_url,
+                api_key: env.get("OPENAI_API_KEY"),
+                model: env.string("OPENAI_MODEL", "gpt-4o-mini"),
+                stream,
+            }
+        }
+        "azure" => {
+            let endpoint: Option<Url> =
+                env.required("AZURE_OPENAI_ENDPOINT", "a URL like https://<resource>.openai.azure.com");
+            let deployment: Option<String> = env.required("AZURE_OPENAI_DEPLOYMENT", "the model deployment's name");
+            let auth = match env.get("AZURE_OPENAI_API_KEY") {
+                Some(key) => AzureAuth::ApiKey(key),
+                None => {
+                    // In Azure the platform provides a managed identity endpoint; on a laptop, the
+                    // developer's own sign-in.
+                    let default =
+                        if env.get("IDENTITY_ENDPOINT").is_some() { "managed-identity" } else { "developer-tools" };
+                    match env
+                        .choice("AZURE_OPENAI_CREDENTIAL", &["managed-identity", "developer-tools"], default)
+                        .as_str()
+                    {
+                        "managed-identity" => AzureAuth::ManagedIdentity,
+                        _ => AzureAuth::DeveloperTools,
+                    }
+                }
+            };
+            match (endpoint, deployment) {
+                (Some(endpoint), Some(deployment)) => ModelSettings::Azure { endpoint, deployment, auth, stream },
+                _ => ModelSettings::Offline,
+            }
+        }
+        _ => ModelSettings::Offline,
+    }
+}
+
+/// Client ids and audiences of the manifest's apps and clients, with their names.
+fn names_from(m: &entra_auth::manifest::Manifest, vars: &entra_auth::manifest::Vars) -> Vec<(String, String)> {
+    let mut names = Vec::new();
+    for (name, app) in &m.apps {
+        names.push((app.client_id.clone(), name.clone()));
+        if let Some(uri) = &app.identifier_uri {
+            names.push((uri.render(vars), name.clone()));
+        }
+    }
+    for (name, client) in &m.clients {
+        names.push((client.client_id.clone(), name.clone()));
+    }
+    names
+}
+
+fn local(url: &str) -> Url {
+    #[allow(clippy::expect_used)] // constants that parse; the configuration tests use them
+    Url::parse(url).expect("constant URL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> String {
+        format!("{}/../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn defaults_come_from_the_manifest_and_the_offline_planner() {
+        let env = Env::from_map([("IDENTITY_MANIFEST", manifest()), ("CHAT_APP_CLIENT_SECRET", "s".into())]);
+        let s = Settings::from(env).unwrap();
+        assert_eq!(s.addr.port(), 3000);
+        assert_eq!(s.identity.scope, "openid profile offline_access api://orders-mcp-local/access_as_user");
+        assert_eq!(s.identity.client_id, "8c2dce4e-b22a-4731-86d9-4f40acf63eed");
+        assert!(matches!(s.identity.credential, ClientAuth::Secret(_)));
+        assert!(matches!(s.model, ModelSettings::Offline));
+        assert!(!s.secure_cookies(), "plain-http localhost cannot keep Secure cookies");
+        assert_eq!(s.origin(), "http://localhost:3000");
+        assert_eq!(s.redirect_uri(), "http://localhost:3000/auth/callback");
+        assert!(s.names.iter().any(|(id, n)| id == "api://orders-api-local" && n == "orders-api"));
+        assert_eq!(s.agent.max_iterations, 6);
+        assert_eq!(s.site.output_name, "chat_app");
+    }
+
+    #[test]
+    fn every_problem_is_reported_and_secrets_never_printed() {
+        let env = Env::from_map([
+            ("IDENTITY_MANIFEST", manifest()),
+            ("CHAT_APP_ADDR", "nowhere".into()),
+            ("MODEL_PROVIDER", "azure".into()),
+            ("AGENT_MAX_ITERATIONS", "0".into()),
+        ]);
+        let err = Settings::from(env).unwrap_err().to_string();
+        for name in [
+            "CHAT_APP_ADDR",
+            "client credential",
+            "AZURE_OPENAI_ENDPOINT",
+            "AZURE_OPENAI_DEPLOYMENT",
+            "AGENT_MAX_ITERATIONS",
+        ] {
+            assert!(err.contains(name), "{name} missing from: {err}");
+        }
+        let env = Env::from_map([
+            ("IDENTITY_MANIFEST", manifest()),
+            ("CHAT_APP_URL", "https://chat.example.com".into()),
+            ("CHAT_APP_CLIENT_SECRET", "top-secret".into()),
+            ("OPENAI_API_KEY", "sk-secret".into()),
+        ]);
+        let s = Settings::from(env).unwrap();
+        assert!(s.secure_cookies());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("top-secret") && !shown.contains("sk-secret"), "{shown}");
+        assert!(matches!(s.model, ModelSettings::OpenAi { .. }), "a key alone selects the openai provider");
+    }
+
+    #[test]
+    fn managed_identity_wins_over_a_secret() {
+        let env = Env::from_map([
+            ("IDENTITY_MANIFEST", manifest()),
+            ("IDENTITY_ENDPOINT", "http://localhost:3003/msi/token".into()),
+            ("IDENTITY_HEADER", "h".into()),
+            ("CHAT_APP_CLIENT_SECRET", "s".into()),
+            ("AZURE_OPENAI_ENDPOINT", "https://x.openai.azure.com".into()),
+            ("AZURE_OPENAI_DEPLOYMENT", "gpt".into()),
+        ]);
+        let s = Settings::from(env).unwrap();
+        assert!(matches!(s.identity.credential, ClientAuth::ManagedIdentity { client_id: Some(_), .. }));
+        assert!(matches!(s.model, ModelSettings::Azure { auth: AzureAuth::ManagedIdentity, .. }));
+    }
+}

@@ -1,0 +1,45 @@
+//! chat-app: Orders Copilot's web app. A Leptos app rendered on the server and hydrated in the
+//! browser; on the server, sign-in as a backend-for-frontend, the agent loop, and the MCP client.
+//!
+//! Built twice: the server (`ssr`, the default) and the browser bundle
+//! (`--no-default-features --features hydrate`, to wasm32).
+
+pub mod api;
+pub mod transcript;
+pub mod ui;
+
+#[cfg(feature = "hydrate")]
+mod live;
+
+#[cfg(feature = "ssr")]
+pub mod agent;
+#[cfg(feature = "ssr")]
+pub mod auth;
+#[cfg(feature = "ssr")]
+pub mod chat;
+#[cfg(feature = "ssr")]
+pub mod configuration;
+#[cfg(feature = "ssr")]
+mod error_page;
+#[cfg(feature = "ssr")]
+pub mod mcp;
+#[cfg(feature = "ssr")]
+pub mod orders;
+#[cfg(feature = "ssr")]
+pub mod startup;
+#[cfg(feature = "ssr")]
+pub mod state;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+/// The browser bundle's entry point: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(ui::App);
+    // A marker for tests (and curious people): the page is interactive from here on.
+    if let Some(body) = leptos::prelude::document().body() {
+        let _ = body.set_attribute("data-hydrated", "");
+    }
+}

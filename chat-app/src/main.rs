@@ -1,0 +1,55 @@
+//! The chat-app server. Configuration: environment variables (see the README).
+
+use std::process::ExitCode;
+
+use chat_app::configuration::Settings;
+use chat_app::startup::Application;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    entra_auth::telemetry::init();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("chat-app: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let public_url = settings.public_url.to_string();
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("chat-app: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(listen = app.url(), url = %public_url, "chat-app ready");
+    if let Err(e) = app.run(shutdown()).await {
+        eprintln!("chat-app: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Ctrl-C, or SIGTERM (containers).
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,197 @@
+//! The MCP client: a Streamable HTTP session with orders-mcp, authenticated with the signed-in
+//! user's own access token (audience orders-mcp, scope `access_as_user`), passed through
+//! unchanged. It lists the tools (the model's tool definitions come from here, never from a
+//! hand-written copy) and calls them, collecting the identity trace of each call.
+
+use std::time::{Duration, Instant};
+
+use entra_auth::acquire::AccessToken;
+use entra_auth::hop::{Decision, Hop, How, MCP_META_KEY, TokenSummary};
+use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, JsonObject};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ServiceError, ServiceExt};
+use serde_json::Value;
+use url::Url;
+
+use crate::agent::model::ToolSpec;
+
+/// The service name of chat-app's own hop in the trace.
+pub const SERVICE: &str = "chat-app";
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum McpError {
+    #[error("orders-mcp is unavailable right now ({0}). Please try again in a moment.")]
+    Unreachable(String),
+    /// The server refused the token: signing in again gets a new one.
+    #[error("orders-mcp refused your sign-in token. Please sign in again.")]
+    Refused(String),
+    #[error("orders-mcp answered unexpectedly: {0}")]
+    Protocol(String),
+}
+
+#[derive(Clone)]
+pub struct McpConnector {
+    url: Url,
+    http: reqwest::Client,
+}
+
+/// What came back from one tool call.
+#[derive(Debug, Clone)]
+pub struct ToolOutcome {
+    /// One line for people.
+    pub summary: String,
+    /// What the model reads: the structured result as JSON when there is one, else the text.
+    pub for_model: String,
+    pub is_error: bool,
+    pub structured: Option<Value>,
+    /// chat-app's hop, then those orders-mcp reported (its own, then orders-api's).
+    pub hops: Vec<Hop>,
+}
+
+/// An initialized MCP session for one user's token.
+pub struct McpSession {
+    service: RunningService<RoleClient, ClientConfig>,
+    /// What chat-app sends, summarised without validation (it is not the token's audience).
+    sent: Option<TokenSummary>,
+}
+
+impl McpConnector {
+    pub fn new(url: Url, http: reqwest::Client) -> Self {
+        McpConnector { url, http }
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    pub async fn connect(&self, token: &AccessToken) -> Result<McpSession, McpError> {
+        let config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str()).auth_header(token.secret());
+        let transport = StreamableHttpClientTransport::with_client(self.http.clone(), config);
+        let info = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("chat-app", env!("CARGO_PKG_VERSION")),
+        );
+        let service = info.serve(transport).await.map_err(|e| {
+            if e.is_authorization_required() {
+                McpError::Refused(e.to_string())
+            } else {
+                tracing::warn!(error = %e, url = %self.url, "cannot connect to orders-mcp");
+                McpError::Unreachable(self.url.to_string())
+            }
+        })?;
+        Ok(McpSession { service, sent: TokenSummary::from_unverified(token.secret()) })
+    }
+}
+
+fn service_error(e: ServiceError) -> McpError {
+    if e.is_authorization_required() { McpError::Refused(e.to_string()) } else { McpError::Protocol(e.to_string()) }
+}
+
+impl McpSession {
+    /// The server's tools, as the model sees them.
+    pub async fn tools(&self) -> Result<Vec<ToolSpec>, McpError> {
+        let tools = self.service.list_all_tools().await.map_err(service_error)?;
+        Ok(tools
+            .into_iter()
+            .map(|t| ToolSpec {
+                name: t.name.to_string(),
+                description: t.description.map(|d| d.to_string()).unwrap_or_default(),
+                parameters: Value::Object((*t.input_schema).clone()),
+            })
+            .collect())
+    }
+
+    /// Calls a tool. Failures (the tool's own, or reaching it) are outcomes with `is_error`.
+    pub async fn call(&self, name: &str, arguments: JsonObject) -> ToolOutcome {
+        let started = Instant::now();
+        let result =
+            self.service.call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(arguments)).await;
+        let elapsed = started.elapsed();
+        match result {
+            Ok(result) => {
+                let text: Vec<&str> =
+                    result.content.iter().filter_map(|c| c.as_text()).map(|t| t.text.as_str()).collect();
+                let text = text.join("\n");
+                let reported: Vec<Hop> = result
+                    .meta
+                    .as_ref()
+                    .and_then(|m| m.get(MCP_META_KEY))
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or_default();
+                let is_error = result.is_error.unwrap_or(false);
+                let structured = result.structured_content.filter(|v| !v.is_null());
+                let for_model = match (&structured, is_error) {
+                    (Some(v), false) => v.to_string(),
+                    _ => text.clone(),
+                };
+                let mut hops = self.own_hop(elapsed, Decision::Allowed);
+                hops.extend(reported);
+                ToolOutcome { summary: summarise(&text, name), for_model, is_error, structured, hops }
+            }
+            Err(e) => {
+                let refused = e.is_authorization_required();
+                tracing::warn!(error = %e, tool = name, "tool call failed");
+                let message = if refused {
+                    "orders-mcp refused the token".to_string()
+                } else {
+                    format!("orders-mcp could not run {name}: {}", service_error(e))
+                };
+                let decision = if refused { Decision::Denied { reason: message.clone() } } else { Decision::Allowed };
+                ToolOutcome {
+                    summary: message.clone(),
+                    for_model: message,
+                    is_error: true,
+                    structured: None,
+                    hops: self.own_hop(elapsed, decision),
+                }
+            }
+        }
+    }
+
+    fn own_hop(&self, elapsed: Duration, decision: Decision) -> Vec<Hop> {
+        self.sent
+            .clone()
+            .map(|token| Hop {
+                service: SERVICE.to_string(),
+                token,
+                how: How::SignIn,
+                decision,
+                elapsed_ms: elapsed.as_secs_f64() * 1000.0,
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// Ends the MCP session (the server drops its state for it).
+    pub async fn close(self) {
+        let _ = self.service.cancel().await;
+    }
+}
+
+/// The first line of the text, shortened: what the chat shows under a tool call.
+fn summarise(text: &str, tool: &str) -> String {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+    if line.is_empty() {
+        return format!("{tool} answered");
+    }
+    if line.chars().count() > 240 {
+        let cut: String = line.chars().take(239).collect();
+        format!("{cut}…")
+    } else {
+        line.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_are_one_short_line() {
+        assert_eq!(summarise("\n  3 orders\nORD-001 ...", "list_orders"), "3 orders");
+        assert_eq!(summarise("", "whoami"), "whoami answered");
+        assert_eq!(summarise(&"x".repeat(500), "t").chars().count(), 240);
+    }
+}

@@ -1,0 +1,237 @@
+//! Builds the application from [`Settings`]: state, routes, layers; and serves it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use entra_auth::acquire::{ClientCredential, ManagedIdentityCredential, ManagedIdentitySource};
+use leptos::prelude::LeptosOptions;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+use crate::agent::Agent;
+use crate::agent::endpoint::{Auth, Endpoint, EntraCredential};
+use crate::agent::model::ChatModel;
+use crate::agent::openai::OpenAiModel;
+use crate::agent::planner::Planner;
+use crate::auth::oidc::Oidc;
+use crate::auth::refresh::Refresher;
+use crate::auth::{self, SESSION_COOKIE, origin, routes};
+use crate::configuration::{AzureAuth, ClientAuth, ModelSettings, Settings};
+use crate::mcp::McpConnector;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::{chat, ui};
+
+/// Pages that need a signed-in user; others redirect to sign-in.
+const PROTECTED_PAGES: [&str; 2] = ["/chat", "/orders"];
+
+const STYLESHEET: &str = include_str!("../style/main.css");
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    sessions: SqliteStore,
+    url: String,
+}
+
+impl Application {
+    /// Binds `settings.addr` and builds the app.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(settings.addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;
+        Application::with_listener(settings, listener).await
+    }
+
+    /// Builds the app on an already bound listener (tests bind port 0 first, to know the URL).
+    pub async fn with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
+        let state = build_state(settings).await?;
+        let sessions = state.sessions.clone();
+        let addr = listener.local_addr()?;
+        Ok(Application { listener, router: router(state), sessions, url: format!("http://{addr}") })
+    }
+
+    /// The address it listens on, as a URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Serves until `shutdown` completes, then lets open requests finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let cleanup = tokio::spawn(self.sessions.continuously_delete_expired(Duration::from_secs(300)));
+        let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        cleanup.abort();
+        result
+    }
+}
+
+pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        // Tokens ride on these requests: never follow a redirect elsewhere with them.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let (credential, managed_identity) = match &settings.identity.credential {
+        ClientAuth::ManagedIdentity { endpoint, header, client_id } => {
+            let mi = Arc::new(ManagedIdentityCredential::new(
+                http.clone(),
+                ManagedIdentitySource::AppService { endpoint: endpoint.clone(), header: header.clone() },
+                client_id.clone(),
+            ));
+            (ClientCredential::ManagedIdentity(mi.clone()), Some(mi))
+        }
+        ClientAuth::Secret(secret) => {
+            tracing::warn!(
+                "chat-app authenticates with CHAT_APP_CLIENT_SECRET: a local fallback; use a managed identity in Azure"
+            );
+            (ClientCredential::Secret(secret.clone()), None)
+        }
+    };
+    let oidc = Arc::new(Oidc::new(&settings, http.clone(), credential)?);
+    let store = Store::open(&settings.session_db).await?;
+    let sessions = SqliteStore::new(store.pool().clone());
+    sessions.migrate().await.map_err(|e| anyhow::anyhow!("cannot migrate the session table: {e}"))?;
+    let model = model(&settings.model, &http, managed_identity.as_ref())?;
+    let agent =
+        Agent::new(model, McpConnector::new(settings.orders_mcp_url.clone(), http.clone()), settings.agent.clone());
+    let leptos = LeptosOptions::builder()
+        .output_name(settings.site.output_name.as_str())
+        .site_root(settings.site.root.to_string_lossy().as_ref())
+        .site_pkg_dir(settings.site.pkg_dir.as_str())
+        .site_addr(settings.addr)
+        .build();
+    if !settings.site.root.join(&settings.site.pkg_dir).is_dir() {
+        tracing::warn!(
+            site = %settings.site.root.display(),
+            "no browser bundle found: pages render but are not interactive (build it with `cargo xtask up`)"
+        );
+    }
+    Ok(AppState {
+        leptos,
+        origin: settings.origin().into(),
+        refresher: Arc::new(Refresher::new(oidc.clone())),
+        oidc,
+        store,
+        sessions,
+        agent: Arc::new(agent),
+        turns: Arc::default(),
+        settings: Arc::new(settings),
+    })
+}
+
+/// The configured model: a provider, or the offline planner.
+fn model(
+    settings: &ModelSettings,
+    http: &reqwest::Client,
+    managed_identity: Option<&Arc<ManagedIdentityCredential>>,
+) -> anyhow::Result<Arc<dyn ChatModel>> {
+    Ok(match settings {
+        ModelSettings::Offline => Arc::new(Planner),
+        ModelSettings::OpenAi { base_url, api_key, model, stream } => {
+            let auth = api_key.as_ref().map_or(Auth::None, |k| Auth::Bearer(k.as_str().into()));
+            let host = base_url.host_str().unwrap_or("model server");
+            let label = format!("{model} · {host}");
+            Arc::new(OpenAiModel::new(
+                http.clone(),
+                Endpoint::new(base_url.as_str(), auth),
+                model.clone(),
+                *stream,
+                label,
+            ))
+        }
+        ModelSettings::Azure { endpoint, deployment, auth, stream } => {
+            let auth = match auth {
+                AzureAuth::ApiKey(key) => Auth::ApiKey(key.as_str().into()),
+                AzureAuth::ManagedIdentity => {
+                    let mi = managed_identity.cloned().ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "AZURE_OPENAI_CREDENTIAL=managed-identity needs IDENTITY_ENDPOINT and IDENTITY_HEADER"
+                        )
+                    })?;
+                    Auth::Entra(EntraCredential::ManagedIdentity(mi))
+                }
+                AzureAuth::DeveloperTools => {
+                    let credential = azure_identity::DeveloperToolsCredential::new(None)
+                        .map_err(|e| anyhow::anyhow!("cannot use the Azure CLI / azd sign-in: {e}"))?;
+                    Auth::Entra(EntraCredential::Azure(credential))
+                }
+            };
+            let base = Endpoint::azure_v1_base(endpoint.as_str());
+            let label = format!("{deployment} · Azure OpenAI");
+            Arc::new(OpenAiModel::new(http.clone(), Endpoint::new(&base, auth), deployment.clone(), *stream, label))
+        }
+    })
+}
+
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    let leptos = state.leptos.clone();
+    let sessions = SessionManagerLayer::new(state.sessions.clone())
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(settings.secure_cookies())
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+            i64::try_from(settings.session.idle.as_secs()).unwrap_or(i64::MAX),
+        )));
+    let routes = generate_route_list(ui::App);
+    Router::new()
+        .route("/auth/sign-in", get(routes::sign_in))
+        .route("/auth/callback", get(routes::callback))
+        .route("/auth/sign-out", post(routes::sign_out))
+        .route("/auth/front-channel-logout", get(routes::front_channel_logout))
+        .route("/api/chat/turns/{turn}/events", get(chat::events))
+        .route(ui::STYLESHEET, get(stylesheet))
+        .route("/healthz", get(|| async { "ok" }))
+        .leptos_routes(&state, routes, move || ui::shell(leptos.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(ui::shell))
+        .layer(middleware::from_fn(pages_need_sign_in))
+        .layer(middleware::from_fn_with_state(state.clone(), origin::require_same_origin))
+        .layer(sessions)
+        .layer(middleware::from_fn(security_headers))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], STYLESHEET)
+        .into_response()
+}
+
+/// Signed-out visitors of protected pages go to sign-in; signed-in ones keep their session alive.
+async fn pages_need_sign_in(session: Session, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if request.method() == Method::GET && PROTECTED_PAGES.contains(&path) {
+        match auth::current_user(&session).await {
+            Some(user) => auth::touch(&session, user).await,
+            None => return Redirect::to(&crate::api::sign_in_url(path)).into_response(),
+        }
+    }
+    next.run(request).await
+}
+
+/// Headers every response gets. The front-channel logout URL must stay frameable: the identity
+/// provider loads it in an iframe.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let frameable = request.uri().path() == "/auth/front-channel-logout";
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if !frameable {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    response
+}

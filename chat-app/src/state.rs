@@ -1,0 +1,34 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+use tower_sessions_sqlx_store::SqliteStore;
+
+use crate::agent::Agent;
+use crate::auth::oidc::Oidc;
+use crate::auth::refresh::Refresher;
+use crate::chat::Turns;
+use crate::configuration::Settings;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos: LeptosOptions,
+    pub settings: Arc<Settings>,
+    /// chat-app's origin, as `Origin` headers name it.
+    pub origin: Arc<str>,
+    pub oidc: Arc<Oidc>,
+    pub refresher: Arc<Refresher>,
+    pub store: Store,
+    pub sessions: SqliteStore,
+    pub agent: Arc<Agent>,
+    pub turns: Arc<Turns>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}

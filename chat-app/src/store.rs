@@ -1,0 +1,125 @@
+//! chat-app's SQLite database: conversations and their entries, and the map from identity
+//! provider sessions to local ones. (tower-sessions keeps its own table in the same file.)
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::auth::refresh::now;
+use crate::transcript::{Entry, Transcript};
+
+/// The most entries a page shows (and the model sees, at most).
+const MAX_ENTRIES: i64 = 400;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and runs the migrations.
+    pub async fn open(path: &Path) -> anyhow::Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create the directory of {}: {e}", path.display()))?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the session database {}: {e}", path.display()))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot migrate the session database {}: {e}", path.display()))?;
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn create_conversation(&self, owner_oid: &str) -> sqlx::Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query("INSERT INTO conversations (id, owner_oid, created_at) VALUES (?, ?, ?)")
+            .bind(&id)
+            .bind(owner_oid)
+            .bind(now() as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// The user a conversation belongs to, if it exists.
+    pub async fn owner(&self, conversation: &str) -> sqlx::Result<Option<String>> {
+        sqlx::query_scalar("SELECT owner_oid FROM conversations WHERE id = ?")
+            .bind(conversation)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn delete_conversation(&self, conversation: &str) -> sqlx::Result<()> {
+        sqlx::query("DELETE FROM conversations WHERE id = ?").bind(conversation).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Appends entries after the existing ones, atomically.
+    pub async fn append(&self, conversation: &str, entries: &[Entry]) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let last: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM conversation_entries WHERE conversation_id = ?")
+                .bind(conversation)
+                .fetch_one(&mut *tx)
+                .await?;
+        for (i, entry) in entries.iter().enumerate() {
+            sqlx::query("INSERT INTO conversation_entries (conversation_id, seq, entry) VALUES (?, ?, ?)")
+                .bind(conversation)
+                .bind(last + 1 + i as i64)
+                .bind(serde_json::to_string(entry)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The latest entries of a conversation, oldest first.
+    pub async fn transcript(&self, conversation: &str) -> anyhow::Result<Transcript> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT entry FROM (SELECT seq, entry FROM conversation_entries WHERE conversation_id = ? \
+             ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+        )
+        .bind(conversation)
+        .bind(MAX_ENTRIES)
+        .fetch_all(&self.pool)
+        .await?;
+        let entries = rows.iter().filter_map(|json| serde_json::from_str(json).ok()).collect();
+        Ok(Transcript { entries })
+    }
+
+    pub async fn remember_idp_session(&self, sid: &str, session_id: &str) -> sqlx::Result<()> {
+        sqlx::query("INSERT OR IGNORE INTO idp_sessions (sid, session_id, created_at) VALUES (?, ?, ?)")
+            .bind(sid)
+            .bind(session_id)
+            .bind(now() as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The local session ids started from `sid`, forgotten as they are returned.
+    pub async fn take_idp_sessions(&self, sid: &str) -> sqlx::Result<Vec<String>> {
+        sqlx::query_scalar("DELETE FROM idp_sessions WHERE sid = ? RETURNING session_id")
+            .bind(sid)
+            .fetch_all(&self.pool)
+            .await
+    }
+}

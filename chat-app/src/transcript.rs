@@ -1,0 +1,169 @@
+//! A conversation as both halves see it: the events of a turn as they stream to the browser,
+//! and the entries they fold into. The server folds the same events to persist a turn, so a
+//! reload shows exactly what was streamed.
+
+use entra_auth::hop::Hop;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One event of a chat turn, sent as a Server-Sent Event named [`TurnEvent::name`] whose data
+/// is this value as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TurnEvent {
+    /// More of the assistant's reply.
+    Text { delta: String },
+    /// The agent is calling a tool.
+    ToolCall { id: String, name: String, arguments: Value },
+    /// The tool answered (or failed); `hops` is the identity trace of that call.
+    ToolResult { id: String, summary: String, is_error: bool, hops: Vec<Hop> },
+    /// The turn failed; `sign_in` asks the browser to sign in again (the chat is kept).
+    Error {
+        message: String,
+        #[serde(default)]
+        sign_in: bool,
+    },
+    /// The turn is over; nothing follows.
+    Done,
+}
+
+impl TurnEvent {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TurnEvent::Text { .. } => "text",
+            TurnEvent::ToolCall { .. } => "tool_call",
+            TurnEvent::ToolResult { .. } => "tool_result",
+            TurnEvent::Error { .. } => "error",
+            TurnEvent::Done => "done",
+        }
+    }
+
+    /// Every event name, for a client subscribing to each.
+    pub const NAMES: [&'static str; 5] = ["text", "tool_call", "tool_result", "error", "done"];
+}
+
+/// One item of a conversation, as shown and as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    User { text: String },
+    Assistant { text: String },
+    Tool(ToolCall),
+    Error { message: String },
+}
+
+/// A tool call and, once it answered, its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: Value,
+    pub outcome: Option<ToolOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolOutcome {
+    pub summary: String,
+    pub is_error: bool,
+    /// chat-app's hop first, then orders-mcp's, then orders-api's.
+    pub hops: Vec<Hop>,
+}
+
+/// The entries of a conversation (or of one turn), built by applying events in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Transcript {
+    pub entries: Vec<Entry>,
+}
+
+impl Transcript {
+    pub fn apply(&mut self, event: &TurnEvent) {
+        match event {
+            TurnEvent::Text { delta } => match self.entries.last_mut() {
+                Some(Entry::Assistant { text }) => text.push_str(delta),
+                _ => self.entries.push(Entry::Assistant { text: delta.clone() }),
+            },
+            TurnEvent::ToolCall { id, name, arguments } => self.entries.push(Entry::Tool(ToolCall {
+                id: id.clone(),
+                name: name.clone(),
+                arguments: arguments.clone(),
+                outcome: None,
+            })),
+            TurnEvent::ToolResult { id, summary, is_error, hops } => {
+                let outcome = ToolOutcome { summary: summary.clone(), is_error: *is_error, hops: hops.clone() };
+                let call = self.entries.iter_mut().rev().find_map(|e| match e {
+                    Entry::Tool(call) if call.id == *id => Some(call),
+                    _ => None,
+                });
+                match call {
+                    Some(call) => call.outcome = Some(outcome),
+                    // A result without its call cannot happen from our server; keep it visible anyway.
+                    None => self.entries.push(Entry::Tool(ToolCall {
+                        id: id.clone(),
+                        name: String::new(),
+                        arguments: Value::Null,
+                        outcome: Some(outcome),
+                    })),
+                }
+            }
+            TurnEvent::Error { message, .. } => self.entries.push(Entry::Error { message: message.clone() }),
+            TurnEvent::Done => {}
+        }
+    }
+
+    /// The most recent tool call that has hops to show.
+    pub fn latest_traced_call(&self) -> Option<&ToolCall> {
+        self.entries.iter().rev().find_map(|e| match e {
+            Entry::Tool(call) if call.outcome.as_ref().is_some_and(|o| !o.hops.is_empty()) => Some(call),
+            _ => None,
+        })
+    }
+
+    pub fn find_call(&self, id: &str) -> Option<&ToolCall> {
+        self.entries.iter().find_map(|e| match e {
+            Entry::Tool(call) if call.id == id => Some(call),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_fold_into_entries() {
+        let mut t = Transcript::default();
+        t.entries.push(Entry::User { text: "show my orders".into() });
+        let events = [
+            TurnEvent::ToolCall { id: "c1".into(), name: "list_orders".into(), arguments: json!({}) },
+            TurnEvent::ToolResult { id: "c1".into(), summary: "3 orders".into(), is_error: false, hops: vec![] },
+            TurnEvent::Text { delta: "You have ".into() },
+            TurnEvent::Text { delta: "3 orders.".into() },
+            TurnEvent::Done,
+        ];
+        for e in &events {
+            t.apply(e);
+        }
+        assert_eq!(t.entries.len(), 3);
+        assert_eq!(t.entries[2], Entry::Assistant { text: "You have 3 orders.".into() });
+        let Entry::Tool(call) = &t.entries[1] else { panic!("{:?}", t.entries[1]) };
+        assert_eq!(call.outcome.as_ref().map(|o| o.summary.as_str()), Some("3 orders"));
+    }
+
+    #[test]
+    fn wire_format_is_tagged_json() {
+        let e = TurnEvent::Error { message: "down".into(), sign_in: false };
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json, json!({"type": "error", "message": "down", "sign_in": false}));
+        let back: TurnEvent = serde_json::from_value(json!({"type": "error", "message": "x"})).unwrap();
+        assert_eq!(back, TurnEvent::Error { message: "x".into(), sign_in: false });
+        for name in TurnEvent::NAMES {
+            assert!(!name.is_empty());
+        }
+        let entry = Entry::Tool(ToolCall { id: "a".into(), name: "n".into(), arguments: json!({}), outcome: None });
+        let back: Entry = serde_json::from_str(&serde_json::to_string(&entry).unwrap()).unwrap();
+        assert_eq!(back, entry);
+    }
+}

@@ -1,0 +1,397 @@
+//! Chat turns end to end: chat-app → orders-mcp → orders-api, with the offline planner and with
+//! a provider against the fake OpenAI server; the identity trace; persistence; error states;
+//! token refresh.
+
+use std::time::Duration;
+
+use entra_auth::hop::How;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::fake_openai::{Expect, FakeOpenAi, Reply};
+use crate::helpers::{Browser, Options, TestApp, TurnEvent, assert_no_jwt, captured_logs, emulator_config, spawn_with};
+use chat_app::transcript::{Entry, Transcript};
+
+async fn with_stack(env: Vec<(&'static str, String)>) -> TestApp {
+    spawn_with(Options { orders_stack: true, env, ..Options::default() }).await
+}
+
+/// The ids of the orders `user` owns, straight from orders-api.
+async fn order_ids_of(app: &TestApp, user: &str) -> Vec<String> {
+    let token = app.idp.emulator.user_token(user, "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    let api = &app.stack.as_ref().unwrap().api_url;
+    let page: Value = reqwest::Client::new()
+        .get(format!("{api}/api/orders?limit=100"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["orders"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
+}
+
+fn text_of(events: &[TurnEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TurnEvent::Text { delta } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tool_calls(events: &[TurnEvent]) -> Vec<(String, Value)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TurnEvent::ToolCall { name, arguments, .. } => Some((name.clone(), arguments.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn results(events: &[TurnEvent]) -> Vec<&TurnEvent> {
+    events.iter().filter(|e| matches!(e, TurnEvent::ToolResult { .. })).collect()
+}
+
+async fn load(browser: &Browser, app: &TestApp) -> Value {
+    let page = browser.post_form(&format!("{}/api/chat/load", app.url), &[], Some(&app.origin)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    serde_json::from_str(&page.body).unwrap()
+}
+
+#[tokio::test]
+async fn alice_sees_only_her_orders_and_the_trace_shows_three_hops() {
+    let app = with_stack(vec![]).await;
+    let alice = app.idp.emulator.manifest().user("alice").unwrap().oid.clone();
+    let (hers, bobs) = (order_ids_of(&app, "alice").await, order_ids_of(&app, "bob").await);
+    assert!(!hers.is_empty() && !bobs.is_empty(), "the demo data has orders for both");
+
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+    let events = browser.chat(&app, "show my orders").await;
+    assert_eq!(events.last(), Some(&TurnEvent::Done), "{events:?}");
+    assert_eq!(tool_calls(&events), vec![("list_orders".to_string(), json!({}))]);
+    let text = text_of(&events);
+    for id in &hers {
+        assert!(text.contains(id.as_str()), "{id} missing from: {text}");
+    }
+    for id in &bobs {
+        assert!(!text.contains(id.as_str()), "bob's {id} shown to alice: {text}");
+    }
+
+    let [TurnEvent::ToolResult { is_error: false, hops, .. }] = results(&events)[..] else { panic!("{events:?}") };
+    let services: Vec<&str> = hops.iter().map(|h| h.service.as_str()).collect();
+    assert_eq!(services, ["chat-app", "orders-mcp", "orders-api"]);
+    assert_eq!(hops.iter().map(|h| h.how).collect::<Vec<_>>(), [How::SignIn, How::Passthrough, How::Obo]);
+    // The user is the same at every hop...
+    for hop in hops {
+        assert_eq!(hop.token.oid, alice, "{}", hop.service);
+        assert_eq!(hop.token.name.as_deref(), Some("Alice Johnson"));
+    }
+    // ...chat-app sent exactly the token orders-mcp validated...
+    assert_eq!(hops[0].token, hops[1].token);
+    let manifest = app.idp.emulator.manifest();
+    assert_eq!(hops[1].token.aud, manifest.apps["orders-mcp"].client_id);
+    assert_eq!(hops[1].token.ver, "2.0");
+    assert_eq!(hops[1].token.client_id, manifest.apps["chat-app"].client_id);
+    assert_eq!(hops[1].token.scp, ["access_as_user"]);
+    // ...and On-Behalf-Of changed the audience, issuer version, client and scopes.
+    assert_eq!(hops[2].token.aud, "api://orders-api-local");
+    assert_eq!(hops[2].token.ver, "1.0");
+    assert_eq!(hops[2].token.client_id, manifest.apps["orders-mcp"].client_id);
+    assert!(hops[2].token.scp.contains(&"Orders.Read".to_string()), "{:?}", hops[2].token.scp);
+    assert_ne!(hops[1].token.token_id_suffix, hops[2].token.token_id_suffix);
+
+    // A reload shows the conversation, trace included.
+    let view = load(&browser, &app).await;
+    let transcript: Transcript = serde_json::from_value(view["transcript"].clone()).unwrap();
+    assert!(matches!(&transcript.entries[0], Entry::User { text } if text == "show my orders"));
+    assert!(matches!(&transcript.entries[1], Entry::Tool(c) if c.outcome.as_ref().is_some_and(|o| o.hops.len() == 3)));
+    assert!(matches!(&transcript.entries[2], Entry::Assistant { text: t } if *t == text));
+    assert_eq!(view["model"]["name"], "offline planner (no model)");
+    assert_eq!(view["model"]["offline"], true);
+
+    // The chat page renders it on the server too.
+    let page = browser.get(&format!("{}/chat", app.url)).await;
+    assert!(page.body.contains("Identity trace") && page.body.contains(&hers[0]), "SSR shows the chat");
+    assert_no_jwt("what the browser received (pages, SSE events)", &browser.everything_seen());
+    assert_no_jwt("the log", &captured_logs());
+}
+
+#[tokio::test]
+async fn carol_the_administrator_sees_everyones_orders() {
+    let app = with_stack(vec![]).await;
+    let all: Vec<String> = [order_ids_of(&app, "alice").await, order_ids_of(&app, "bob").await].concat();
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "carol").await;
+    let events = browser.chat(&app, "show my orders").await;
+    let text = text_of(&events);
+    for id in &all {
+        assert!(text.contains(id.as_str()), "{id} missing from carol's view: {text}");
+    }
+    let [TurnEvent::ToolResult { hops, .. }] = results(&events)[..] else { panic!("{events:?}") };
+    assert!(hops[2].token.roles.contains(&"Orders.Admin".to_string()), "the role reaches orders-api");
+
+    // "My orders" shows the same, through the same tool.
+    let page = browser.post_form(&format!("{}/api/orders", app.url), &[], Some(&app.origin)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let view: Value = serde_json::from_str(&page.body).unwrap();
+    let ids: Vec<&str> = view["orders"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    for id in &all {
+        assert!(ids.contains(&id.as_str()), "{id} missing from the orders page");
+    }
+    assert_eq!(view["hops"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_offline_planner_handles_the_demo_requests() {
+    let app = with_stack(vec![]).await;
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+
+    let events = browser.chat(&app, "Order 2 keyboards").await;
+    assert_eq!(tool_calls(&events), vec![("create_order".into(), json!({"product": "Keyboard", "quantity": 2}))]);
+    let created = text_of(&events);
+    assert!(created.starts_with("Done: I placed ORD-") && created.contains("2 × Keyboard"), "{created}");
+    let id = created.split_whitespace().find(|w| w.starts_with("ORD-")).unwrap().to_string();
+
+    let events = browser.chat(&app, &format!("show {id}")).await;
+    assert_eq!(tool_calls(&events), vec![("get_order".into(), json!({"id": id}))]);
+    assert!(text_of(&events).contains("pending"), "{}", text_of(&events));
+
+    let events = browser.chat(&app, &format!("cancel {id}")).await;
+    assert_eq!(tool_calls(&events), vec![("cancel_order".into(), json!({"id": id}))]);
+    assert!(text_of(&events).contains("cancelled"), "{}", text_of(&events));
+
+    let events = browser.chat(&app, "show cancelled orders").await;
+    assert_eq!(tool_calls(&events), vec![("list_orders".into(), json!({"status": "cancelled"}))]);
+    assert!(text_of(&events).contains(&id));
+
+    // A tool error (cannot cancel twice) is a result the planner explains, not a failed turn.
+    let events = browser.chat(&app, &format!("cancel {id}")).await;
+    let [TurnEvent::ToolResult { is_error: true, .. }] = results(&events)[..] else { panic!("{events:?}") };
+    assert!(text_of(&events).starts_with("I couldn't do that"), "{}", text_of(&events));
+
+    let events = browser.chat(&app, "who am I?").await;
+    assert!(text_of(&events).contains("Alice Johnson"), "{}", text_of(&events));
+
+    let events = browser.chat(&app, "what's the weather like?").await;
+    assert!(tool_calls(&events).is_empty());
+    assert!(text_of(&events).contains("show my orders"), "help lists what works");
+}
+
+#[tokio::test]
+async fn a_model_provider_gets_the_mcp_tools_and_the_results_but_never_a_token() {
+    let fake = FakeOpenAi::spawn(Expect::Bearer("sk-test".into())).await;
+    fake.script([
+        Reply::ToolCall { name: "list_orders".into(), arguments: r#"{"status":"pending"}"#.into() },
+        Reply::Text("You have some pending orders.".into()),
+    ]);
+    let app = with_stack(vec![
+        ("MODEL_PROVIDER", "openai".into()),
+        ("OPENAI_BASE_URL", format!("{}/v1", fake.url)),
+        ("OPENAI_API_KEY", "sk-test".into()),
+        ("OPENAI_MODEL", "gpt-test".into()),
+    ])
+    .await;
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+    let events = browser.chat(&app, "anything pending?").await;
+    assert_eq!(tool_calls(&events), vec![("list_orders".into(), json!({"status": "pending"}))]);
+    assert_eq!(text_of(&events), "You have some pending orders.");
+    let [TurnEvent::ToolResult { is_error: false, hops, .. }] = results(&events)[..] else { panic!("{events:?}") };
+    assert_eq!(hops.len(), 3);
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2);
+    // Tool definitions come from orders-mcp's tools/list.
+    let names: Vec<&str> =
+        requests[0].body["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    for tool in ["whoami", "list_orders", "get_order", "create_order", "cancel_order"] {
+        assert!(names.contains(&tool), "{tool} not offered: {names:?}");
+    }
+    // The result went back to the model as a tool message answering its call.
+    let messages = requests[1].body["messages"].as_array().unwrap();
+    let tool_message = messages.iter().find(|m| m["role"] == "tool").unwrap();
+    assert_eq!(tool_message["tool_call_id"], "call_fake_1");
+    assert!(tool_message["content"].as_str().unwrap().contains("\"orders\""), "{tool_message}");
+    for r in &requests {
+        assert_no_jwt("a model request", &r.body.to_string());
+        assert!(!r.body.to_string().contains("dev.orders-copilot/hops"), "the trace is for people, not the model");
+    }
+    let view = load(&browser, &app).await;
+    assert_eq!(view["model"]["name"], "gpt-test · 127.0.0.1");
+    assert_eq!(view["model"]["offline"], false);
+}
+
+#[tokio::test]
+async fn tool_errors_go_back_to_the_model_and_iterations_are_bounded() {
+    let fake = FakeOpenAi::spawn(Expect::Nothing).await;
+    let app = with_stack(vec![
+        ("MODEL_PROVIDER", "openai".into()),
+        ("OPENAI_BASE_URL", format!("{}/v1", fake.url)),
+        ("AGENT_MAX_ITERATIONS", "2".into()),
+        ("MODEL_STREAM", "false".into()),
+    ])
+    .await;
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+
+    fake.script([
+        Reply::ToolCall { name: "get_order".into(), arguments: r#"{"id":"ORD-999"}"#.into() },
+        Reply::Text("That order does not exist.".into()),
+    ]);
+    let events = browser.chat(&app, "show ORD-999").await;
+    let [TurnEvent::ToolResult { is_error: true, .. }] = results(&events)[..] else { panic!("{events:?}") };
+    assert_eq!(text_of(&events), "That order does not exist.");
+    let second = &fake.requests()[1].body;
+    let tool = second["messages"].as_array().unwrap().iter().find(|m| m["role"] == "tool").unwrap();
+    assert!(tool["content"].as_str().unwrap().starts_with("ERROR: "), "{tool}");
+
+    // Malformed arguments are a tool error too, without calling the tool.
+    fake.script([
+        Reply::ToolCall { name: "get_order".into(), arguments: "{not json".into() },
+        Reply::ToolCall { name: "list_orders".into(), arguments: "{}".into() },
+        Reply::Text("never asked".into()),
+    ]);
+    let events = browser.chat(&app, "loop please").await;
+    assert_eq!(results(&events).len(), 2, "two iterations, then stop: {events:?}");
+    assert!(
+        matches!(results(&events)[0], TurnEvent::ToolResult { is_error: true, summary, .. } if summary.contains("not valid JSON"))
+    );
+    assert!(text_of(&events).contains("stopped after 2 steps"), "{}", text_of(&events));
+    assert_eq!(fake.requests().len(), 4);
+    assert_eq!(events.last(), Some(&TurnEvent::Done));
+}
+
+#[tokio::test]
+async fn a_model_that_is_down_or_slow_is_an_error_event() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let app = with_stack(vec![("MODEL_PROVIDER", "openai".into()), ("OPENAI_BASE_URL", down)]).await;
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+    let events = browser.chat(&app, "show my orders").await;
+    assert!(
+        matches!(&events[..], [TurnEvent::Error { message, sign_in: false }, TurnEvent::Done] if message.contains("model is unreachable")),
+        "{events:?}"
+    );
+    let view = load(&browser, &app).await;
+    let transcript: Transcript = serde_json::from_value(view["transcript"].clone()).unwrap();
+    assert!(matches!(transcript.entries.last(), Some(Entry::Error { .. })), "the error is kept in the chat");
+
+    let fake = FakeOpenAi::spawn(Expect::Nothing).await;
+    fake.script([Reply::Hang]);
+    let app = with_stack(vec![
+        ("MODEL_PROVIDER", "openai".into()),
+        ("OPENAI_BASE_URL", format!("{}/v1", fake.url)),
+        ("AGENT_TIMEOUT_SECS", "1".into()),
+    ])
+    .await;
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+    let events = browser.chat(&app, "show my orders").await;
+    assert!(
+        matches!(&events[..], [TurnEvent::Error { message, .. }, TurnEvent::Done] if message.contains("longer than 1 s")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn orders_mcp_down_is_an_error_event() {
+    // No orders stack: ORDERS_MCP_URL points at a closed port.
+    let app = spawn_with(Options::default()).await;
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+    let events = browser.chat(&app, "show my orders").await;
+    assert!(
+        matches!(&events[..], [TurnEvent::Error { message, sign_in: false }, TurnEvent::Done] if message.contains("orders-mcp is unavailable")),
+        "{events:?}"
+    );
+    let page = browser.post_form(&format!("{}/api/orders", app.url), &[], Some(&app.origin)).await;
+    assert!(page.body.contains("orders-mcp is unavailable"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn turn_events_are_for_their_own_session_once() {
+    let app = with_stack(vec![]).await;
+    let alice = Browser::new(&app.origin);
+    alice.sign_in(&app, "alice").await;
+    let bob = Browser::new(&app.origin);
+    bob.sign_in(&app, "bob").await;
+    let page = alice.send_message(&app, "show my orders").await;
+    let turn: String = serde_json::from_str(&page.body).unwrap();
+    let stolen = bob.get(&format!("{}/api/chat/turns/{turn}/events", app.url)).await;
+    assert_eq!(stolen.status, StatusCode::NOT_FOUND);
+    assert_eq!(alice.events(&app, &turn).await.last(), Some(&TurnEvent::Done));
+    let again = alice.get(&format!("{}/api/chat/turns/{turn}/events", app.url)).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+
+    let empty = alice.send_message(&app, "   ").await;
+    assert!(empty.body.contains("Please type a message"), "{}", empty.body);
+    let long = alice.send_message(&app, &"x".repeat(2001)).await;
+    assert!(long.body.contains("Please type a message"), "{}", long.body);
+}
+
+#[tokio::test]
+async fn the_access_token_is_renewed_from_the_refresh_token_before_it_expires() {
+    let mut emulator = emulator_config();
+    emulator.token_lifetime = Duration::from_secs(4);
+    let app = spawn_with(Options { emulator, orders_stack: true, ..Options::default() }).await;
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+    let first = browser.chat(&app, "show my orders").await;
+    let [TurnEvent::ToolResult { hops: first_hops, .. }] = results(&first)[..] else { panic!("{first:?}") };
+    assert_eq!(app.idp.emulator.stats().refresh_token, 0);
+    // Renewal starts a quarter of the lifetime before expiry.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let second = browser.chat(&app, "show my orders").await;
+    let [TurnEvent::ToolResult { is_error: false, hops, .. }] = results(&second)[..] else { panic!("{second:?}") };
+    assert_eq!(app.idp.emulator.stats().refresh_token, 1);
+    assert_ne!(hops[0].token.token_id_suffix, first_hops[0].token.token_id_suffix, "a new token was sent");
+    assert_eq!(hops[0].token.oid, first_hops[0].token.oid);
+    // The renewed tokens were saved: the next turn needs no refresh.
+    browser.chat(&app, "show my orders").await;
+    assert_eq!(app.idp.emulator.stats().refresh_token, 1);
+}
+
+#[tokio::test]
+async fn when_renewal_fails_the_user_signs_in_again_and_keeps_the_chat() {
+    let mut emulator = emulator_config();
+    emulator.token_lifetime = Duration::from_secs(4);
+    emulator.refresh_token_lifetime = Duration::from_secs(1);
+    let app = spawn_with(Options { emulator, orders_stack: true, ..Options::default() }).await;
+    let (first, second) = (Browser::new(&app.origin), Browser::new(&app.origin));
+    for browser in [&first, &second] {
+        browser.sign_in(&app, "alice").await;
+        browser.chat(&app, "show my orders").await;
+    }
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    for browser in [&first, &second] {
+        let page = browser.send_message(&app, "order 3 monitors").await;
+        assert!(page.body.contains("sign-in required"), "{}", page.body);
+        let chat = browser.get(&format!("{}/chat", app.url)).await;
+        assert_eq!(chat.status, StatusCode::SEE_OTHER);
+        assert_eq!(chat.location().as_deref(), Some("/auth/sign-in?return_to=/chat"));
+    }
+    assert!(app.idp.emulator.stats().refused >= 2, "the refresh tokens were refused");
+
+    // The same user signs in again: the conversation and the unsent message are still there.
+    let (page, _) = first.sign_in(&app, "alice").await;
+    assert_eq!(page.location().as_deref(), Some("/chat"));
+    let view = load(&first, &app).await;
+    let transcript: Transcript = serde_json::from_value(view["transcript"].clone()).unwrap();
+    assert!(matches!(&transcript.entries[0], Entry::User { text } if text == "show my orders"), "{transcript:?}");
+    assert!(transcript.entries.len() >= 3);
+    assert_eq!(view["draft"], "order 3 monitors");
+
+    // Another user signing in on a browser left like that gets neither.
+    second.sign_in(&app, "bob").await;
+    let view = load(&second, &app).await;
+    assert_eq!(view["transcript"]["entries"], json!([]));
+    assert_eq!(view["draft"], Value::Null);
+}

@@ -1,0 +1,11 @@
+//! chat-app's HTTP-level tests: the real app in-process on port 0, the emulator, and (for chat
+//! turns) the real orders-mcp and orders-api.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
+
+mod chat;
+mod fake_openai;
+mod helpers;
+mod providers;
+mod sign_in;
+mod stack;

@@ -1,0 +1,49 @@
+//! The real downstream services, in-process on port 0: orders-api (fresh SQLite file, seeded
+//! from the manifest's users) and orders-mcp (On-Behalf-Of through the emulator's managed
+//! identity endpoint).
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use entra_auth::settings::Env;
+use entra_emulator::Running;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+
+use crate::helpers::manifest_path;
+
+pub struct OrdersStack {
+    pub mcp_url: String,
+    pub api_url: String,
+    _dir: TempDir,
+}
+
+impl OrdersStack {
+    pub async fn spawn(idp: &Running) -> OrdersStack {
+        let dir = tempfile::tempdir().unwrap();
+        let api = orders_api::configuration::Settings::from_env(Env::from_map([
+            ("ORDERS_API_ADDR", "127.0.0.1:0".to_string()),
+            ("ORDERS_API_DATABASE", dir.path().join("orders.db").display().to_string()),
+            ("IDENTITY_MANIFEST", manifest_path()),
+            ("ENTRA_AUTHORITY", idp.url()),
+        ]))
+        .unwrap();
+        let api = orders_api::startup::Application::build(api).await.unwrap();
+        let api_url = format!("http://127.0.0.1:{}", api.port());
+        tokio::spawn(api.run_until(std::future::pending()));
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mcp_base = format!("http://{}", listener.local_addr().unwrap());
+        let mcp = orders_mcp::configuration::Settings::from_env(Env::from_map([
+            ("ORDERS_MCP_PUBLIC_URL", mcp_base.clone()),
+            ("ORDERS_API_URL", api_url.clone()),
+            ("IDENTITY_MANIFEST", manifest_path()),
+            ("ENTRA_AUTHORITY", idp.url()),
+            ("IDENTITY_ENDPOINT", format!("{}/msi/token", idp.url())),
+            ("IDENTITY_HEADER", "test-identity-header".to_string()),
+        ]))
+        .unwrap();
+        let mcp = orders_mcp::startup::Application::with_listener(mcp, listener).unwrap();
+        tokio::spawn(mcp.run_until_stopped(std::future::pending()));
+        OrdersStack { mcp_url: format!("{mcp_base}/mcp"), api_url, _dir: dir }
+    }
+}
