@@ -1,0 +1,121 @@
+//! `cargo xtask bench`: runs every benchmark, then prints one table of all results against
+//! their targets, so speed and memory are compared side by side in one run.
+//!
+//! Criterion benchmarks are read from `target/criterion/<group>/<id>/new/estimates.json`. Other
+//! benchmarks (latency percentiles, throughput, memory) write their results to
+//! `target/bench-results/<name>.json` as `[{"metric", "value", "unit", "target", "lower_is_better"}]`.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::run_cmd;
+
+/// A benchmark target: `cargo bench -p <package> --bench <bench>`.
+struct Bench {
+    package: &'static str,
+    bench: &'static str,
+    features: &'static str,
+}
+
+const BENCHES: &[Bench] = &[
+    Bench { package: "entra-auth", bench: "tokens", features: "" },
+    Bench { package: "orders-api", bench: "get_order", features: "" },
+];
+
+/// Criterion results shown in the table, with their targets (microseconds).
+const CRITERION: &[(&str, &str, Option<f64>)] = &[
+    ("entra-auth/validate_cached_jwks", "token validation (cached JWKS)", Some(30.0)),
+    ("entra-auth/obo_cache_hit", "OBO cache hit", None),
+];
+
+#[derive(Deserialize)]
+struct Estimates {
+    median: Estimate,
+}
+
+#[derive(Deserialize)]
+struct Estimate {
+    point_estimate: f64,
+}
+
+/// One row of `target/bench-results/*.json`.
+#[derive(Deserialize)]
+struct Row {
+    metric: String,
+    value: f64,
+    unit: String,
+    target: Option<f64>,
+    #[serde(default = "yes")]
+    lower_is_better: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(unknown) = args.first() {
+        anyhow::bail!("`cargo xtask bench` takes no arguments (got {unknown:?})");
+    }
+    let root = crate::root();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), std::path::PathBuf::from);
+    let results = target.join("bench-results");
+    let _ = std::fs::remove_dir_all(&results);
+    std::fs::create_dir_all(&results)?;
+    for b in BENCHES {
+        let mut args = vec!["bench", "-p", b.package, "--bench", b.bench];
+        if !b.features.is_empty() {
+            args.extend(["--features", b.features]);
+        }
+        run_cmd("cargo", &args, &[("BENCH_RESULTS_DIR", results.display().to_string())])?;
+    }
+    let rows = collect(&target, &results)?;
+    print_table(&rows);
+    Ok(())
+}
+
+fn collect(target: &Path, results: &Path) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (id, label, goal) in CRITERION {
+        let path = target.join("criterion").join(id).join("new/estimates.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            eprintln!("no criterion result at {}", path.display());
+            continue;
+        };
+        let estimates: Estimates = serde_json::from_str(&text)?;
+        rows.push(Row {
+            metric: label.to_string(),
+            value: estimates.median.point_estimate / 1000.0,
+            unit: "µs".into(),
+            target: *goal,
+            lower_is_better: true,
+        });
+    }
+    let mut files: Vec<_> = std::fs::read_dir(results)?.filter_map(Result::ok).map(|e| e.path()).collect();
+    files.sort();
+    for file in files.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+        let text = std::fs::read_to_string(file)?;
+        let mut more: Vec<Row> =
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a results file: {e}", file.display()))?;
+        rows.append(&mut more);
+    }
+    Ok(rows)
+}
+
+fn print_table(rows: &[Row]) {
+    println!("\n{:<58} {:>12} {:>12}  verdict", "metric", "result", "target");
+    println!("{}", "-".repeat(94));
+    for row in rows {
+        let value = format!("{:.2} {}", row.value, row.unit);
+        let (target, verdict) = match row.target {
+            Some(t) => {
+                let met = if row.lower_is_better { row.value <= t } else { row.value >= t };
+                let bound = if row.lower_is_better { "≤" } else { "≥" };
+                (format!("{bound} {t} {}", row.unit), if met { "met" } else { "MISSED" })
+            }
+            None => (String::from("—"), ""),
+        };
+        println!("{:<58} {:>12} {:>12}  {verdict}", row.metric, value, target);
+    }
+}

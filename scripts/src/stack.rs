@@ -1,0 +1,233 @@
+//! The local stack as processes: the four services, their environment, readiness, and a clean
+//! stop. `xtask up` runs it for people; tests run it to check the whole system.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One service to start.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: &'static str,
+    /// The binary's name under `target/<profile>/`.
+    pub bin: &'static str,
+    /// Cargo package that builds it, and the features it needs.
+    pub package: &'static str,
+    pub features: &'static str,
+    pub port: u16,
+    pub env: Vec<(String, String)>,
+}
+
+impl Service {
+    pub fn health_url(&self) -> String {
+        format!("http://127.0.0.1:{}/healthz", self.port)
+    }
+}
+
+/// The offline stack on the standard ports: the emulator is the identity provider, its
+/// managed-identity endpoint stands in for Azure's, and every id comes from the manifest
+/// (the services read it themselves). Browser-facing URLs use `localhost`; service-to-service
+/// calls use `127.0.0.1`, which also exercises the emulator's public/back-channel split.
+pub fn local(data_dir: &Path, site_env: &[(&'static str, String)]) -> Vec<Service> {
+    let identity_header = random_hex(16);
+    let data = |file: &str| data_dir.join(file).display().to_string();
+    let common = |extra: &[(&str, String)]| -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = vec![
+            ("ENTRA_AUTHORITY".into(), "http://127.0.0.1:3003".into()),
+            ("ENTRA_PUBLIC_AUTHORITY".into(), "http://localhost:3003".into()),
+            ("IDENTITY_MANIFEST".into(), crate::root().join("infra/app-registrations.toml").display().to_string()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        env
+    };
+    let managed_identity = [
+        ("IDENTITY_ENDPOINT", "http://127.0.0.1:3003/msi/token".to_string()),
+        ("IDENTITY_HEADER", identity_header.clone()),
+    ];
+    let mut chat_env = vec![
+        ("CHAT_APP_ADDR", "127.0.0.1:3000".to_string()),
+        ("CHAT_APP_URL", "http://localhost:3000".into()),
+        ("CHAT_APP_SESSION_DB", data("chat-app.db")),
+        ("ORDERS_MCP_URL", "http://127.0.0.1:3001/mcp".into()),
+    ];
+    chat_env.extend(managed_identity.iter().cloned());
+    chat_env.extend(site_env.iter().cloned());
+    let mut mcp_env = vec![
+        ("ORDERS_MCP_ADDR", "127.0.0.1:3001".to_string()),
+        ("ORDERS_MCP_PUBLIC_URL", "http://localhost:3001".into()),
+        ("ORDERS_API_URL", "http://127.0.0.1:3002".into()),
+    ];
+    mcp_env.extend(managed_identity.iter().cloned());
+    vec![
+        Service {
+            name: "entra-emulator",
+            bin: "entra-emulator",
+            package: "entra-emulator",
+            features: "",
+            port: 3003,
+            env: common(&[
+                ("EMULATOR_ADDR", "127.0.0.1:3003".into()),
+                ("EMULATOR_PUBLIC_URL", "http://localhost:3003".into()),
+                ("EMULATOR_CHAT_APP_URL", "http://localhost:3000".into()),
+                ("EMULATOR_IDENTITY_HEADER", identity_header.clone()),
+                ("EMULATOR_MANIFEST", crate::root().join("infra/app-registrations.toml").display().to_string()),
+            ]),
+        },
+        Service {
+            name: "orders-api",
+            bin: "orders-api",
+            package: "orders-api",
+            features: "",
+            port: 3002,
+            env: common(&[
+                ("ORDERS_API_ADDR", "127.0.0.1:3002".into()),
+                ("ORDERS_API_PUBLIC_URL", "http://localhost:3002".into()),
+                ("ORDERS_API_DATABASE", data("orders.db")),
+            ]),
+        },
+        Service {
+            name: "orders-mcp",
+            bin: "orders-mcp",
+            package: "orders-mcp",
+            features: "",
+            port: 3001,
+            env: common(&mcp_env),
+        },
+        Service {
+            name: "chat-app",
+            bin: "chat-app",
+            package: "chat-app",
+            features: "ssr",
+            port: 3000,
+            env: common(&chat_env),
+        },
+    ]
+}
+
+/// Random hex from the OS (the managed-identity header secret of one local run).
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).is_ok();
+    if !filled {
+        // No /dev/urandom (Windows): the time is unpredictable enough for a loopback-only secret.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        buf = nanos.to_le_bytes().iter().cycle().take(bytes).copied().collect();
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `cargo build` for the services' binaries, in one invocation.
+pub fn build(services: &[Service], release: bool) -> anyhow::Result<PathBuf> {
+    let mut args: Vec<String> = vec!["build".into()];
+    if release {
+        args.push("--release".into());
+    }
+    for s in services {
+        args.extend(["-p".into(), s.package.into(), "--bin".into(), s.bin.into()]);
+        if !s.features.is_empty() {
+            args.extend(["--features".into(), format!("{}/{}", s.package, s.features)]);
+        }
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    crate::run_cmd("cargo", &refs, &[])?;
+    Ok(crate::root().join("target").join(if release { "release" } else { "debug" }))
+}
+
+/// Running services; stopped (interrupted, then killed if need be) on drop.
+pub struct Stack {
+    children: Vec<(&'static str, Child)>,
+}
+
+/// Fails early, with the culprit named, if a port is taken.
+pub fn check_ports_free(services: &[Service]) -> anyhow::Result<()> {
+    for s in services {
+        if TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], s.port))).is_err() {
+            anyhow::bail!("port {} ({}) is already in use: is another stack running? Stop it first.", s.port, s.name);
+        }
+    }
+    Ok(())
+}
+
+impl Stack {
+    /// Starts every service from `bin_dir`, prefixing each output line with the service name.
+    pub fn start(services: &[Service], bin_dir: &Path) -> anyhow::Result<Stack> {
+        let mut stack = Stack { children: Vec::new() };
+        for s in services {
+            let path = bin_dir.join(s.bin);
+            let mut child = Command::new(&path)
+                .envs(s.env.iter().map(|(k, v)| (k, v)))
+                .current_dir(crate::root())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", path.display()))?;
+            for pipe in [
+                child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+                child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let name = s.name;
+                std::thread::spawn(move || {
+                    for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                        println!("[{name:>14}] {line}");
+                    }
+                });
+            }
+            stack.children.push((s.name, child));
+        }
+        Ok(stack)
+    }
+
+    /// Waits until every service answers its health check, or one exits.
+    pub fn wait_ready(&mut self, services: &[Service], timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        for s in services {
+            loop {
+                if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| *n == s.name)
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    anyhow::bail!("{} exited during start-up ({status}); its output is above", s.name);
+                }
+                if entra_auth::probe::status(&s.health_url()).is_ok_and(|code| code == 200) {
+                    println!("  ✓ {} ready on port {}", s.name, s.port);
+                    break;
+                }
+                if Instant::now() > deadline {
+                    anyhow::bail!("{} did not become healthy within {timeout:?}", s.name);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks each service to stop (SIGINT, as Ctrl-C would), then kills what is left.
+    pub fn stop(&mut self) {
+        for (_, child) in self.children.iter_mut() {
+            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (name, child) in self.children.iter_mut() {
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                eprintln!("{name} did not stop in time: killing it");
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

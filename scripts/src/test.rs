@@ -1,0 +1,17 @@
+//! `cargo xtask test`: what CI runs, and what a contributor runs before pushing.
+
+use crate::{frontend, run_cmd};
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(unknown) = args.first() {
+        anyhow::bail!("`cargo xtask test` takes no arguments (got {unknown:?})");
+    }
+    run_cmd("cargo", &["fmt", "--all", "--", "--check"], &[])?;
+    run_cmd("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    // The browser test needs the hydrate bundle; build it the same way `xtask up` does.
+    println!("\n== building the chat-app client (wasm)");
+    let site = frontend::build(false)?;
+    run_cmd("cargo", &["test", "--workspace", "--no-fail-fast"], &site.env())?;
+    println!("\nall checks passed");
+    Ok(())
+}
