@@ -10,7 +10,8 @@
 //! machine's cores.
 //!
 //! Run: `cargo bench -p orders-mcp --bench full_path` (it has cargo build the orders-api release
-//! binary into the same target directory first).
+//! binary into the same target directory first). With `BENCH_RESULTS_DIR` set (as `cargo xtask
+//! bench` does) the results are also written to `<dir>/orders-mcp-full-path.json`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,14 +60,14 @@ impl Service {
         cpu_time(&self.child.id().to_string())
     }
 
-    /// `VmRSS` and `VmHWM` (peak) in MiB.
+    /// `VmRSS` and `VmHWM` (peak) in MB (10^6 bytes, the unit of the 30 MB target).
     fn memory(&self) -> anyhow::Result<(f64, f64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .context("reading /proc/<pid>/status (Linux only)")?;
         let field = |name: &str| -> anyhow::Result<f64> {
             let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name}"))?;
             let kib: f64 = line.split_whitespace().nth(1).context("no value")?.parse()?;
-            Ok(kib / 1024.0)
+            Ok(kib * 1024.0 / 1e6)
         };
         Ok((field("VmRSS:")?, field("VmHWM:")?))
     }
@@ -131,6 +132,8 @@ async fn run() -> anyhow::Result<()> {
         "{:>11} {:>9} {:>8} {:>7} {:>7} {:>7} {:>6}   CPU µs per request: orders-api orders-mcp load+IdP",
         "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
     );
+    let mut results = Vec::new();
+    let mut p99_at_16 = f64::NAN;
     for concurrency in LEVELS {
         let before = (api.cpu()?, mcp.cpu()?, cpu_time("self")?);
         let mut run = load(&http, &url, &token, concurrency, Duration::from_secs(seconds)).await?;
@@ -153,15 +156,55 @@ async fn run() -> anyhow::Result<()> {
             per_request(before.1, after.1),
             per_request(before.2, after.2),
         );
+        let at = format!("full path tools/call get_order, concurrency {concurrency}");
+        let throughput = count / run.elapsed.as_secs_f64();
+        if concurrency == 16 {
+            p99_at_16 = p(0.99);
+        }
+        results.push(row(format!("{at}: throughput"), throughput, "req/s", None, false));
+        results.push(row(format!("{at}: p50"), p(0.50), "ms", None, true));
+        results.push(row(format!("{at}: p99"), p(0.99), "ms", (concurrency == 16).then_some(P99_TARGET_MS), true));
+        results.push(row(
+            format!("{at}: orders-mcp CPU per request"),
+            per_request(before.1, after.1),
+            "µs",
+            None,
+            true,
+        ));
     }
     let exchanges_during_runs = idp.emulator.stats().on_behalf_of - exchanges;
     println!("\nOn-Behalf-Of exchanges: {exchanges} during warm-up, {exchanges_during_runs} during the measured runs");
-    println!("\n{:>11} {:>14} {:>16} {:>14}", "service", "idle RSS MiB", "after-load RSS", "peak RSS MiB");
+    println!("\n{:>11} {:>13} {:>17} {:>13}", "service", "idle RSS MB", "after-load RSS MB", "peak RSS MB");
+    let mut verdicts = vec![verdict("p99 at concurrency 16", p99_at_16, P99_TARGET_MS, "ms")];
     for ((name, (idle_rss, _)), service) in idle.iter().zip([&api, &mcp]) {
         let (rss, peak) = service.memory()?;
-        println!("{name:>11} {idle_rss:>14.1} {rss:>16.1} {peak:>14.1}");
+        println!("{name:>11} {idle_rss:>13.1} {rss:>17.1} {peak:>13.1}");
+        verdicts.push(verdict(&format!("{name} idle RSS"), *idle_rss, RSS_TARGET_MB, "MB"));
+        results.push(row(format!("{name} RSS idle (full-path bench)"), *idle_rss, "MB", Some(RSS_TARGET_MB), true));
+        results.push(row(format!("{name} RSS under full-path load (peak)"), peak, "MB", None, true));
+    }
+    println!("\ntargets: {}", verdicts.join("; "));
+
+    // For `cargo xtask bench`, which gathers every benchmark's results into one table.
+    if let Ok(dir) = std::env::var("BENCH_RESULTS_DIR") {
+        let path = Path::new(&dir).join("orders-mcp-full-path.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+        println!("results written to {}", path.display());
     }
     Ok(())
+}
+
+const P99_TARGET_MS: f64 = 5.0;
+const RSS_TARGET_MB: f64 = 30.0;
+
+/// A row of `cargo xtask bench`'s results table.
+fn row(metric: String, value: f64, unit: &str, target: Option<f64>, lower_is_better: bool) -> serde_json::Value {
+    serde_json::json!({ "metric": metric, "value": value, "unit": unit, "target": target, "lower_is_better": lower_is_better })
+}
+
+fn verdict(what: &str, value: f64, target: f64, unit: &str) -> String {
+    let met = if value <= target { "met" } else { "MISSED" };
+    format!("{what} <= {target} {unit}: {met} ({value:.2} {unit})")
 }
 
 struct Run {

@@ -145,22 +145,13 @@ impl OrdersApi {
         url
     }
 
-    async fn token(&self, who: &Authenticated) -> Result<(AccessToken, SentToken), CallError> {
+    /// The token to send to orders-api for `who`, and how it was obtained.
+    async fn token(&self, who: &Authenticated) -> Result<(AccessToken, How), CallError> {
         match &self.tokens {
-            TokenSource::Passthrough => {
-                Ok((who.token.clone(), SentToken { how: How::Passthrough, token: who.caller.summary() }))
-            }
+            TokenSource::Passthrough => Ok((who.token.clone(), How::Passthrough)),
             TokenSource::Obo { obo, scope } => {
                 let token = obo.token(&who.caller, who.token.secret(), scope).await.map_err(CallError::Exchange)?;
-                // orders-mcp is the client of this token, not its audience: it shows the claims
-                // it is about to send, without validating them (orders-api does that).
-                let summary = TokenSummary::from_unverified(token.secret()).ok_or_else(|| {
-                    CallError::Exchange(AcquireError::BadResponse {
-                        endpoint: "token endpoint".into(),
-                        reason: "the On-Behalf-Of token is not a JWT".into(),
-                    })
-                })?;
-                Ok((token, SentToken { how: How::Obo, token: summary }))
+                Ok((token, How::Obo))
             }
         }
     }
@@ -181,8 +172,7 @@ impl OrdersApi {
         let url = self.url(call.path);
         let mut retried = false;
         loop {
-            let (token, sent) = self.token(who).await?;
-            seen.sent = Some(sent);
+            let (token, how) = self.token(who).await?;
             let mut request = self
                 .http
                 .request(call.method.clone(), url.clone())
@@ -196,12 +186,16 @@ impl OrdersApi {
             if let Some(key) = &call.idempotency_key {
                 request = request.header("idempotency-key", key);
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| CallError::Unreachable { url: self.base.to_string(), reason: describe(e) })?;
-            seen.api_hop =
-                response.headers().get(HOP_HEADER).and_then(|v| v.to_str().ok()).and_then(Hop::from_header_value);
+            let response = request.send().await;
+            seen.api_hop = response
+                .as_ref()
+                .ok()
+                .and_then(|r| r.headers().get(HOP_HEADER))
+                .and_then(|v| v.to_str().ok())
+                .and_then(Hop::from_header_value);
+            seen.sent = sent_token(who, &token, how, seen.api_hop.as_ref());
+            let response =
+                response.map_err(|e| CallError::Unreachable { url: self.base.to_string(), reason: describe(e) })?;
             if response.status() == StatusCode::UNAUTHORIZED
                 && !retried
                 && let TokenSource::Obo { obo, scope } = &self.tokens
@@ -241,6 +235,19 @@ impl OrdersApi {
         }
         Err(CallError::Status { status, detail })
     }
+}
+
+/// What to show of the token sent to orders-api.
+fn sent_token(who: &Authenticated, token: &AccessToken, how: How, api_hop: Option<&Hop>) -> Option<SentToken> {
+    let summary = match (how, api_hop) {
+        // The token orders-mcp itself validated.
+        (How::Passthrough, _) => who.caller.summary(),
+        // orders-api validated the token and reported what it saw: the same token, checked.
+        (_, Some(hop)) => hop.token.clone(),
+        // orders-mcp is this token's client, not its audience: the claims it sent, unverified.
+        (_, None) => TokenSummary::from_unverified(token.secret())?,
+    };
+    Some(SentToken { how, token: summary })
 }
 
 /// The `error_description` of an RFC 6750 challenge.

@@ -86,6 +86,8 @@ async fn orders_api_down_gives_a_clear_error_and_readyz_says_not_ready() {
     let readyz = format!("http://{}/readyz", stack.mcp_addr);
     assert_eq!(stack.http.get(&readyz).send().await.unwrap().status(), StatusCode::OK);
     let alice = stack.client("alice").await;
+    let before = call(&alice, "get_order", json!({"id": "ORD-001"})).await;
+    let validated = serde_json::to_value(&hops(&before)[1].token).unwrap();
 
     stack.api.stop().await;
     let result = call(&alice, "get_order", json!({"id": "ORD-001"})).await;
@@ -93,7 +95,11 @@ async fn orders_api_down_gives_a_clear_error_and_readyz_says_not_ready() {
     let message = text(&result);
     assert!(message.contains(&format!("orders-api is unreachable at http://{}", stack.api.addr)), "{message}");
     assert_eq!(hops(&result).len(), 1);
-    assert_eq!(sent_token(&result).unwrap()["how"], "obo", "the exchange happened; the call did not");
+    // The token was obtained, the call was not made: what orders-mcp read from the token it
+    // tried to send is what orders-api had validated of the same (cached) token before.
+    let sent = sent_token(&result).unwrap();
+    assert_eq!(sent["how"], "obo");
+    assert_eq!(sent["token"], validated);
 
     let response = stack.http.get(&readyz).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
