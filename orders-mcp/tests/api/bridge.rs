@@ -1,5 +1,5 @@
 //! Acceptance 5: the stdio bridge, spawned as a child process (the built binary), in front of the
-//! real orders-mcp and orders-api, with a static token and with a fake `az` on PATH.
+//! real orders-mcp and orders-api, with a static token and with fake `az` and `azd` on PATH.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -15,33 +15,47 @@ use crate::helpers::{TestStack, call, is_error, structured, text};
 
 const RESOURCE: &str = "api://orders-mcp-local";
 
-/// A stand-in for the Azure CLI: records each call's arguments in `calls`, and prints the token
-/// in `token-<n>` for the n-th call (else `token`) with `expires_on` `FAKE_AZ_LIFETIME` seconds ahead.
-const FAKE_AZ: &str = r#"#!/bin/sh
+/// A stand-in for the Azure CLI (or the Azure Developer CLI): records each call's arguments in
+/// `calls`, fails with the text of `fail` if that file exists, else prints the token in
+/// `token-<n>` for the n-th call (else `token`) the way the real CLI does.
+const FAKE_CLI: &str = r#"#!/bin/sh
 echo "$*" >> "$FAKE_AZ_DIR/calls"
 n=$(wc -l < "$FAKE_AZ_DIR/calls" | tr -d ' ')
 if [ -f "$FAKE_AZ_DIR/fail" ]; then cat "$FAKE_AZ_DIR/fail" >&2; exit 1; fi
 if [ -f "$FAKE_AZ_DIR/token-$n" ]; then token=$(cat "$FAKE_AZ_DIR/token-$n"); else token=$(cat "$FAKE_AZ_DIR/token"); fi
 now=$(date +%s)
-printf '{"accessToken": "%s", "expiresOn": "2030-01-01 00:00:00.000000", "expires_on": %d, "tokenType": "Bearer"}\n' "$token" $((now + FAKE_AZ_LIFETIME))
 "#;
 
-struct FakeAz {
+/// `az account get-access-token --output json`: `expires_on` is `FAKE_AZ_LIFETIME` seconds ahead.
+const AZ_OUTPUT: &str = r#"printf '{"accessToken": "%s", "expiresOn": "2030-01-01 00:00:00.000000", "expires_on": %d, "tokenType": "Bearer"}\n' "$token" $((now + FAKE_AZ_LIFETIME))"#;
+
+/// `azd auth token --output json`: only an RFC 3339 `expiresOn`, so the token's own `exp` counts.
+const AZD_OUTPUT: &str = r#"printf '{"token": "%s", "expiresOn": "2030-01-01T00:00:00Z"}\n' "$token""#;
+
+struct FakeCli {
     dir: TempDir,
 }
 
-impl FakeAz {
-    fn new(token: &str) -> FakeAz {
+impl FakeCli {
+    fn new(token: &str) -> FakeCli {
+        FakeCli::cli("az", AZ_OUTPUT, token)
+    }
+
+    fn azd(token: &str) -> FakeCli {
+        FakeCli::cli("azd", AZD_OUTPUT, token)
+    }
+
+    fn cli(name: &str, output: &str, token: &str) -> FakeCli {
         let dir = tempfile::tempdir().unwrap();
-        let script = dir.path().join("az");
-        std::fs::write(&script, FAKE_AZ).unwrap();
+        let script = dir.path().join(name);
+        std::fs::write(&script, format!("{FAKE_CLI}{output}\n")).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         std::fs::write(dir.path().join("token"), token).unwrap();
-        FakeAz { dir }
+        FakeCli { dir }
     }
 
     fn path(&self) -> &Path {
@@ -110,7 +124,7 @@ async fn with_a_static_token_the_bridge_lists_and_calls_tools() {
 #[tokio::test]
 async fn with_az_the_token_is_fetched_again_before_it_expires() {
     let stack = TestStack::spawn().await;
-    let az = FakeAz::new(&cli_token(&stack, "alice"));
+    let az = FakeCli::new(&cli_token(&stack, "alice"));
     // az says each token lives 4 s; the bridge refreshes 2 s before expiry.
     let command = bridge(&stack, &["--refresh-margin", "2"]).configure(|cmd| az.configure(cmd, 4));
     let client = connect(command).await;
@@ -127,9 +141,26 @@ async fn with_az_the_token_is_fetched_again_before_it_expires() {
 }
 
 #[tokio::test]
+async fn with_azd_the_bridge_asks_for_a_scope_and_reads_the_expiry_from_the_token() {
+    let stack = TestStack::spawn().await;
+    let azd = FakeCli::azd(&cli_token(&stack, "carol"));
+    let command = bridge(&stack, &["--token-source", "azd", "--tenant", "contoso.example"])
+        .configure(|cmd| azd.configure(cmd, 0));
+    let client = connect(command).await;
+    let page = structured(&call(&client, "list_orders", json!({"limit": 100})).await);
+    assert!(page["orders"].as_array().unwrap().len() >= 8, "carol is an admin: {page}");
+    assert_eq!(
+        azd.calls(),
+        [format!("auth token --scope {RESOURCE}/.default --output json --tenant-id contoso.example")],
+        "one token: it is valid for an hour"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_token_the_server_refuses_is_replaced_once() {
     let stack = TestStack::spawn().await;
-    let az = FakeAz::new(&cli_token(&stack, "bob"));
+    let az = FakeCli::new(&cli_token(&stack, "bob"));
     // The first token az hands out is for another resource (what a mistyped --resource gives).
     let wrong = stack.emulator.user_token("bob", "azure-cli", "orders-api", &["Orders.Read"]).unwrap();
     std::fs::write(az.path().join("token-1"), wrong).unwrap();
@@ -144,7 +175,7 @@ async fn a_token_the_server_refuses_is_replaced_once() {
 #[tokio::test]
 async fn without_a_token_the_bridge_says_why_on_stderr_and_exits() {
     let stack = TestStack::spawn().await;
-    let az = FakeAz::new("unused");
+    let az = FakeCli::new("unused");
     std::fs::write(az.path().join("fail"), "ERROR: Please run 'az login' to setup account.").unwrap();
     let output =
         bridge(&stack, &[]).configure(|cmd| az.configure(cmd, 3600)).stdin(Stdio::null()).output().await.unwrap();
