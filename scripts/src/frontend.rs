@@ -261,7 +261,8 @@ fn install_from_source(root: &Path, version: &str, tools: &Path) -> anyhow::Resu
         .map(|index| index.path().join(&name))
         .find(|p| p.join("Cargo.toml").is_file())
         .with_context(|| format!("{name} was not downloaded into cargo's registry"))?;
-    let work = root.join("target/tools/src").join(&name);
+    // Per process: two builds at once (say `xtask up` and `xtask test`) must not share it.
+    let work = root.join("target/tools/src").join(format!("{name}-{}", std::process::id()));
     if work.exists() {
         std::fs::remove_dir_all(&work).with_context(|| format!("cannot clean {}", work.display()))?;
     }
@@ -281,7 +282,9 @@ fn install_from_source(root: &Path, version: &str, tools: &Path) -> anyhow::Resu
         .args(["install", "--path", ".", "--locked", "--root"])
         .arg(tools)
         .env_remove("CARGO_TARGET_DIR");
-    run(&mut install, "cargo install --path wasm-bindgen-cli")
+    run(&mut install, "cargo install --path wasm-bindgen-cli")?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
 }
 
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {

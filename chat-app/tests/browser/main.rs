@@ -1,0 +1,242 @@
+//! The real-browser end-to-end test: headless Chromium (through chromedriver) against the
+//! emulator, orders-api, orders-mcp and chat-app, all in-process. Alice signs in on the
+//! emulator's login page, asks for her orders, sees only hers, and the trace panel shows three
+//! hops with the same user and the audience changing at On-Behalf-Of; a screenshot is saved;
+//! sign-out ends the session (the old cookie is dead); carol sees every order.
+//!
+//! It needs the hydrated bundle: `cargo xtask test` builds it and sets `CHAT_APP_SITE_ROOT`.
+//! Without it the test fails (never skips), saying so.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
+
+#[path = "../api/helpers.rs"]
+mod helpers;
+#[path = "../api/stack.rs"]
+mod stack;
+
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use helpers::{Browser, COOKIE, Options, TestApp, assert_no_jwt, captured_logs, site_root, spawn_with};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// chromedriver, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    async fn start() -> (Driver, Client) {
+        let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER} (apt-get install chromium-driver): {e}"));
+        let profile = tempfile::tempdir().unwrap();
+        let driver = Driver { child, url: format!("http://127.0.0.1:{port}"), _profile: profile };
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http.get(format!("{}/status", driver.url)).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            // The viewport is the window less its (invisible) frame: about 1600 × 1000.
+            "--window-size=1600,1143",
+            &format!("--user-data-dir={}", driver._profile.path().display()),
+        ];
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+        });
+        let Value::Object(caps) = caps else { unreachable!() };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("cannot start a Chromium session");
+        (driver, client)
+    }
+}
+
+async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
+}
+
+/// Waits until `check` holds for the page's source.
+async fn wait_until(client: &Client, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let source = client.source().await.unwrap();
+        if check(&source) {
+            return source;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}; page:\n{source}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn sign_in(client: &Client, app: &TestApp, user: &str) {
+    client.goto(&app.url).await.unwrap();
+    wait_for(client, "#sign-in").await.click().await.unwrap();
+    // The emulator's login page: one button per demo user.
+    wait_for(client, &format!("button[data-user='{user}']")).await.click().await.unwrap();
+    wait_for(client, "body[data-hydrated] #message").await;
+    assert!(client.current_url().await.unwrap().path().ends_with("/chat"));
+}
+
+async fn ask(client: &Client, text: &str) -> String {
+    let input = wait_for(client, "#message").await;
+    input.send_keys(text).await.unwrap();
+    client.find(Locator::Css("#send")).await.unwrap().click().await.unwrap();
+    // Done when the tool answered, the reply is written and the composer is free again.
+    wait_until(client, "the reply", |s| {
+        s.contains("class=\"tool done") && s.contains("msg assistant") && !s.contains("Working on it")
+    })
+    .await;
+    client.find(Locator::Css(".log")).await.unwrap().text().await.unwrap()
+}
+
+async fn order_ids_of(app: &TestApp, user: &str) -> Vec<String> {
+    let token = app.idp.emulator.user_token(user, "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    let api = &app.stack.as_ref().unwrap().api_url;
+    let page: Value = reqwest::Client::new()
+        .get(format!("{api}/api/orders?limit=100"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["orders"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
+}
+
+/// `target/screenshots/chat-trace.png` in the workspace.
+fn screenshot_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots/chat-trace.png")
+}
+
+#[tokio::test]
+async fn alice_and_carol_in_a_real_browser() {
+    let Some(site) = site_root() else {
+        panic!(
+            "CHAT_APP_SITE_ROOT is not set (or not a directory): this test needs the browser bundle. \
+             Run it with `cargo xtask test`, which builds the bundle and sets the variable."
+        );
+    };
+    assert!(site.join("pkg/chat_app_bg.wasm").is_file(), "no bundle in {}: run `cargo xtask test`", site.display());
+    let app = spawn_with(Options { orders_stack: true, ..Options::default() }).await;
+    let (hers, bobs) = (order_ids_of(&app, "alice").await, order_ids_of(&app, "bob").await);
+    let (_driver, client) = Driver::start().await;
+
+    // Alice signs in through the emulator's login page and asks for her orders.
+    sign_in(&client, &app, "alice").await;
+    let log = ask(&client, "show my orders").await;
+    for id in &hers {
+        assert!(log.contains(id.as_str()), "{id} missing: {log}");
+    }
+    for id in &bobs {
+        assert!(!log.contains(id.as_str()), "bob's {id} shown to alice: {log}");
+    }
+
+    // The trace panel: three hops, same user, audience changed at On-Behalf-Of.
+    let hops = client.find_all(Locator::Css("#trace .hop")).await.unwrap();
+    let mut services = Vec::new();
+    for hop in &hops {
+        services.push(hop.attr("data-service").await.unwrap().unwrap_or_default());
+    }
+    assert_eq!(services, ["chat-app", "orders-mcp", "orders-api"]);
+    for (i, hop) in hops.iter().enumerate() {
+        let user = hop.find(Locator::Css("[data-field='user']")).await.unwrap();
+        assert!(user.text().await.unwrap().contains("Alice Johnson"));
+        let class = user.attr("class").await.unwrap().unwrap_or_default();
+        if i > 0 {
+            assert!(class.contains("same") && !class.contains("changed"), "hop {i} user: {class}");
+        }
+    }
+    let audience = |i: usize| {
+        let hop = &hops[i];
+        async move { hop.find(Locator::Css("[data-field='audience']")).await.unwrap().attr("class").await.unwrap().unwrap() }
+    };
+    assert!(audience(1).await.contains("same"), "passthrough keeps the audience");
+    assert!(audience(2).await.contains("changed"), "OBO changes the audience");
+    assert!(hops[2].text().await.unwrap().contains("api://orders-api-local"));
+    assert!(hops[2].find(Locator::Css(".how.obo")).await.is_ok());
+
+    let png = client.screenshot().await.unwrap();
+    let path = screenshot_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &png).unwrap();
+    assert!(png.len() > 10_000 && png.starts_with(b"\x89PNG"), "a real screenshot");
+    eprintln!("screenshot: {}", path.display());
+
+    // A reload shows the same conversation and trace (persisted, server-rendered).
+    client.refresh().await.unwrap();
+    wait_until(&client, "the conversation after reload", |s| s.contains(&hers[0]) && s.contains("orders-api")).await;
+
+    // Sign-out ends the session: the old cookie no longer works.
+    let cookie = client.get_named_cookie(COOKIE).await.unwrap().value().to_string();
+    assert!(client.get_named_cookie(COOKIE).await.unwrap().http_only().unwrap_or(false));
+    client.find(Locator::Css("#sign-out")).await.unwrap().click().await.unwrap();
+    wait_until(&client, "chat-app's signed-out page", |s| s.contains("at the identity provider has ended")).await;
+    let old = Browser::new(&app.origin);
+    old.set_cookie(&app.url, COOKIE, &cookie);
+    let page = old.get(&format!("{}/chat", app.url)).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "the old session cookie still works");
+
+    // Carol (Orders.Admin) sees every order, in the chat and on "My orders".
+    sign_in(&client, &app, "carol").await;
+    let log = ask(&client, "show my orders").await;
+    for id in hers.iter().chain(&bobs) {
+        assert!(log.contains(id.as_str()), "{id} missing from carol's view: {log}");
+    }
+    client.find(Locator::Css("nav a[href='/orders']")).await.unwrap().click().await.unwrap();
+    wait_until(&client, "the orders table", |s| s.contains("<table") && s.contains(&bobs[0])).await;
+    let rows = client.find_all(Locator::Css("tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), hers.len() + bobs.len());
+
+    // Nothing the browser got holds a token.
+    assert_no_jwt("the page", &client.source().await.unwrap());
+    let script = client.execute("return document.cookie + ' ' + JSON.stringify(localStorage)", vec![]).await.unwrap();
+    assert_no_jwt("script-visible storage", &script.to_string());
+    assert!(!script.to_string().contains(COOKIE), "the session cookie is HttpOnly");
+    client.close().await.unwrap();
+    assert_no_jwt("the log", &captured_logs());
+}
