@@ -70,6 +70,13 @@ const PASSTHROUGH_HINT: &str = " (passthrough mode: orders-mcp forwarded the tok
      orders-mcp, not for orders-api; orders-api accepts it only if started with ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE. \
      ORDERS_MCP_DOWNSTREAM=obo exchanges it for a token for orders-api instead)";
 
+/// What a call saw on its way, whatever its outcome.
+#[derive(Default)]
+struct Seen {
+    sent: Option<SentToken>,
+    api_hop: Option<Hop>,
+}
+
 /// A request to orders-api, relative to its base URL.
 struct Call<'a> {
     method: Method,
@@ -157,9 +164,9 @@ impl OrdersApi {
     }
 
     async fn send<T: DeserializeOwned>(&self, who: &Authenticated, call: Call<'_>) -> Traced<T> {
-        let mut traced = Traced { result: Ok(()), sent: None, api_hop: None };
-        let result = self.attempt(who, &call, &mut traced).await;
-        Traced { result, sent: traced.sent, api_hop: traced.api_hop }
+        let mut seen = Seen::default();
+        let result = self.attempt(who, &call, &mut seen).await;
+        Traced { result, sent: seen.sent, api_hop: seen.api_hop }
     }
 
     /// Sends `call`, recording in `seen` the token sent and orders-api's hop.
@@ -167,7 +174,7 @@ impl OrdersApi {
         &self,
         who: &Authenticated,
         call: &Call<'_>,
-        seen: &mut Traced<()>,
+        seen: &mut Seen,
     ) -> Result<T, CallError> {
         let url = self.url(call.path);
         let mut retried = false;
