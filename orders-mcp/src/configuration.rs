@@ -301,4 +301,23 @@ mod tests {
         ]);
         assert_eq!(Settings::from_env(any).unwrap().allowed_hosts, AllowedHosts::Any);
     }
+
+    #[test]
+    fn the_readme_lists_exactly_the_variables_read() {
+        let env = Env::from_map([manifest(), ("ORDERS_MCP_CLIENT_SECRET".into(), "x".into())]);
+        let read = env.names_read();
+        Settings::from_env(env).unwrap();
+        let mut names = read.names();
+        // Read by entra_auth::telemetry::init, before the settings.
+        names.extend(["LOG_FORMAT", "RUST_LOG"].map(String::from));
+        let readme = include_str!("../README.md");
+        let section = readme.split("## Configuration").nth(1).unwrap().split("\n## ").next().unwrap();
+        let documented: std::collections::BTreeSet<String> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .map(String::from)
+            .collect();
+        assert_eq!(documented, names);
+    }
 }
