@@ -1,4 +1,4 @@
-//! Obtaining tokens: from a managed identity, as a confidential client (authorization code,
+//! Obtaining tokens: from a managed identity, from the developer's own CLI sign-in, as a confidential client (authorization code,
 //! refresh, client credentials), and On-Behalf-Of a user, with a cache that refreshes before
 //! expiry and collapses concurrent misses into one request.
 //!
@@ -6,6 +6,7 @@
 
 mod cache;
 mod client;
+pub mod developer;
 mod managed_identity;
 mod obo;
 
