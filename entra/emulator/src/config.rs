@@ -53,7 +53,9 @@ impl EmulatorConfig {
 
     /// Settings from `EMULATOR_*` variables (see the README's configuration table).
     pub fn from_env(mut env: Env) -> anyhow::Result<Self> {
-        let manifest_path: PathBuf = match env.get("EMULATOR_MANIFEST") {
+        // The same manifest as the services (IDENTITY_MANIFEST, set once in the images), unless
+        // the emulator is pointed at another one.
+        let manifest_path: PathBuf = match env.get("EMULATOR_MANIFEST").or_else(|| env.get("IDENTITY_MANIFEST")) {
             Some(p) => PathBuf::from(p),
             None => std::env::current_dir()
                 .ok()

@@ -13,6 +13,7 @@
 //! while validating the same `http://localhost:3003/...` issuer the browser saw.
 
 pub mod battery;
+pub mod broker;
 pub mod config;
 
 mod admin;

@@ -1,14 +1,19 @@
-//! `entra-emulator`: run the offline identity provider, or ask a running one to rotate keys.
+//! `entra-emulator`: run the offline identity provider, ask a running one to rotate keys, or run
+//! the managed-identity broker (real tokens from the developer's sign-in, for containers).
 
 use std::process::ExitCode;
 
+use entra_auth::acquire::developer::DeveloperSignIn;
 use entra_auth::settings::Env;
+use entra_emulator::broker::{self, BrokerConfig};
 use entra_emulator::{Emulator, EmulatorConfig, serve};
 
 const USAGE: &str = "\
 usage: entra-emulator [serve]                  run the emulator (settings: EMULATOR_* variables)
        entra-emulator rotate-keys [--url URL]  make a running emulator sign with a new key
                                                (default URL: http://localhost:3003)
+       entra-emulator --broker                 serve the managed-identity endpoint from your
+                                               azd / Azure CLI sign-in (settings: BROKER_*)
        entra-emulator healthcheck              exit 0 if the local emulator answers /healthz";
 
 #[tokio::main]
@@ -17,6 +22,7 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] | ["serve"] => run().await,
+        ["--broker"] | ["broker"] => broker().await,
         ["rotate-keys"] => rotate("http://localhost:3003").await,
         ["rotate-keys", "--url", url] => rotate(url).await,
         ["healthcheck"] => return entra_auth::probe::healthcheck("EMULATOR_ADDR", 3003),
@@ -51,6 +57,25 @@ async fn run() -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     tracing::info!("shutting down");
     running.stop().await;
+    Ok(())
+}
+
+async fn broker() -> anyhow::Result<()> {
+    let config = BrokerConfig::from_env(Env::from_process())?;
+    let sign_in = DeveloperSignIn::new(config.tenant_id.as_deref(), None)?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+    tracing::info!(
+        endpoint = %format!("http://{}/msi/token", config.bind),
+        tenant = config.tenant_id.as_deref().unwrap_or("the CLI's default"),
+        "managed-identity broker ready: tokens come from your azd / Azure CLI sign-in"
+    );
+    axum::serve(listener, broker::router(sign_in, &config.identity_header))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }
 

@@ -14,8 +14,28 @@ use crate::Emulator;
 use crate::claims::{self, AccessClaims, ClientAuth, Subject};
 
 /// App Service's error shape for this endpoint.
-fn refuse(status: StatusCode, message: &str) -> Response {
+pub(crate) fn refuse(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "statusCode": status.as_u16(), "message": message }))).into_response()
+}
+
+/// The `resource` of a well-formed request carrying the right `X-IDENTITY-HEADER` (compared in
+/// constant time), or the status and message of the refusal App Service would send.
+pub(crate) fn requested_resource<'q>(
+    headers: &HeaderMap,
+    q: &'q HashMap<String, String>,
+    expected: &str,
+) -> Result<&'q str, (StatusCode, &'static str)> {
+    let given = headers.get("x-identity-header").map(|v| v.as_bytes()).unwrap_or_default();
+    if aws_lc_rs::constant_time::verify_slices_are_equal(given, expected.as_bytes()).is_err() {
+        return Err((StatusCode::UNAUTHORIZED, "The X-IDENTITY-HEADER header is missing or wrong."));
+    }
+    if q.get("api-version").map(String::as_str) != Some("2019-08-01") {
+        return Err((StatusCode::BAD_REQUEST, "api-version must be 2019-08-01."));
+    }
+    match q.get("resource").filter(|r| !r.is_empty()) {
+        Some(resource) => Ok(resource),
+        None => Err((StatusCode::BAD_REQUEST, "The resource parameter is required.")),
+    }
 }
 
 pub async fn token(
@@ -29,15 +49,9 @@ pub async fn token(
             "The managed identity endpoint is disabled: start the emulator with EMULATOR_IDENTITY_HEADER set.",
         );
     };
-    let given = headers.get("x-identity-header").map(|v| v.as_bytes()).unwrap_or_default();
-    if aws_lc_rs::constant_time::verify_slices_are_equal(given, expected.as_bytes()).is_err() {
-        return refuse(StatusCode::UNAUTHORIZED, "The X-IDENTITY-HEADER header is missing or wrong.");
-    }
-    if q.get("api-version").map(String::as_str) != Some("2019-08-01") {
-        return refuse(StatusCode::BAD_REQUEST, "api-version must be 2019-08-01.");
-    }
-    let Some(resource) = q.get("resource").filter(|r| !r.is_empty()) else {
-        return refuse(StatusCode::BAD_REQUEST, "The resource parameter is required.");
+    let resource = match requested_resource(&headers, &q, expected) {
+        Ok(resource) => resource,
+        Err((status, message)) => return refuse(status, message),
     };
     let identities = &emulator.0.dir.manifest.managed_identities;
     let wanted = |id: &str, principal: bool| {

@@ -1,0 +1,127 @@
+//! The managed-identity broker: the App Service-style managed-identity endpoint, served on the
+//! developer's machine from the developer's own sign-in (azd, then the Azure CLI).
+//!
+//! Containers run unchanged code (`ManagedIdentityCredential` with `IDENTITY_ENDPOINT` pointing
+//! at `host.docker.internal`) and get real Entra tokens, for example for Azure OpenAI, with no
+//! secret in any container. The `X-IDENTITY-HEADER` secret keeps other local processes out.
+//!
+//! Tokens are the developer's, not a managed identity's: `client_id` is accepted (containers
+//! send their user-assigned identity's) and ignored. They cannot serve as client assertions for
+//! app registrations whose federated credentials trust the deployed identities.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use entra_auth::acquire::developer::DeveloperSignIn;
+use entra_auth::settings::Env;
+use serde_json::json;
+
+use crate::managed_identity::{refuse, requested_resource};
+
+pub const DEFAULT_PORT: u16 = 3009;
+
+/// The broker's settings (`BROKER_*` variables).
+#[derive(Clone)]
+pub struct BrokerConfig {
+    pub bind: SocketAddr,
+    /// The `X-IDENTITY-HEADER` secret callers must send.
+    pub identity_header: String,
+    /// Ask the CLIs for tokens of this tenant (`None`: their default).
+    pub tenant_id: Option<String>,
+}
+
+impl std::fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConfig").field("bind", &self.bind).field("tenant_id", &self.tenant_id).finish()
+    }
+}
+
+impl BrokerConfig {
+    pub fn from_env(mut env: Env) -> anyhow::Result<Self> {
+        let bind = env.parse(
+            "BROKER_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            "a socket address like 127.0.0.1:3009",
+        );
+        let identity_header = env.get("BROKER_IDENTITY_HEADER").unwrap_or_default();
+        if identity_header.len() < 16 {
+            env.problem(
+                "BROKER_IDENTITY_HEADER must be set to a secret of at least 16 characters \
+                 (the same value goes into the containers' IDENTITY_HEADER), e.g. `openssl rand -hex 16`",
+            );
+        }
+        let tenant_id = env.get("BROKER_TENANT_ID").or_else(|| env.get("AZURE_TENANT_ID"));
+        env.finish()?;
+        Ok(BrokerConfig { bind, identity_header, tenant_id })
+    }
+}
+
+#[derive(Clone)]
+struct Broker {
+    sign_in: Arc<DeveloperSignIn>,
+    identity_header: Arc<str>,
+}
+
+/// The broker's routes: `/msi/token` (App Service shape, `api-version=2019-08-01`) and `/healthz`.
+pub fn router(sign_in: DeveloperSignIn, identity_header: &str) -> Router {
+    let broker = Broker { sign_in: Arc::new(sign_in), identity_header: identity_header.into() };
+    Router::new().route("/healthz", get(|| async { "ok" })).route("/msi/token", get(token)).with_state(broker)
+}
+
+async fn token(State(broker): State<Broker>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    let resource = match requested_resource(&headers, &q, &broker.identity_header) {
+        Ok(resource) => resource,
+        Err((status, message)) => return refuse(status, message),
+    };
+    match broker.sign_in.token(&scope_for(resource)).await {
+        Ok(token) => Json(json!({
+            "access_token": token.secret(),
+            "expires_on": token.expires_on.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(resource, error = %e, "no token from the developer sign-in");
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+        }
+    }
+}
+
+/// Managed-identity requests name a resource (`https://cognitiveservices.azure.com`); the CLIs
+/// take a scope: the resource's `/.default`.
+fn scope_for(resource: &str) -> String {
+    if resource.ends_with("/.default") {
+        return resource.to_string();
+    }
+    format!("{}/.default", resource.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_become_default_scopes() {
+        assert_eq!(scope_for("https://cognitiveservices.azure.com"), "https://cognitiveservices.azure.com/.default");
+        assert_eq!(scope_for("https://cognitiveservices.azure.com/"), "https://cognitiveservices.azure.com/.default");
+        assert_eq!(scope_for("api://orders-api-dev/.default"), "api://orders-api-dev/.default");
+    }
+
+    #[test]
+    fn the_header_secret_is_required_and_never_printed() {
+        let short = BrokerConfig::from_env(Env::from_map([("BROKER_IDENTITY_HEADER", "short")]));
+        assert!(short.is_err_and(|e| e.to_string().contains("BROKER_IDENTITY_HEADER")));
+        let config =
+            BrokerConfig::from_env(Env::from_map([("BROKER_IDENTITY_HEADER", "0123456789abcdef-secret")])).unwrap();
+        assert_eq!(config.bind.port(), DEFAULT_PORT);
+        assert!(config.bind.ip().is_loopback(), "loopback unless told otherwise");
+        assert!(!format!("{config:?}").contains("secret"));
+    }
+}
