@@ -32,6 +32,8 @@ pub struct Settings {
 pub struct IdentitySettings {
     /// Back channel to the identity provider (discovery, keys, token endpoint).
     pub authority: Url,
+    /// The identity provider as browsers reach it (sign-in and sign-out pages).
+    pub public_authority: Url,
     pub tenant_id: String,
     /// chat-app's client id.
     pub client_id: String,
@@ -150,26 +152,28 @@ impl Settings {
         let chat_app = identity.app(&mut env, "CHAT_APP", "chat-app");
         let orders_mcp = identity.app(&mut env, "ORDERS_MCP", "orders-mcp");
         let mi_client_id = identity.managed_identity_client_id(&mut env, "CHAT_APP", "chat-app");
+        // An explicitly configured secret wins: the platform never sets one, and on a laptop the
+        // managed-identity endpoint may be the broker (the developer's token, which Entra does not
+        // accept as chat-app's client assertion) while it still serves Azure OpenAI.
         // After a problem is recorded the value is a placeholder: `finish()` fails anyway.
-        let credential = match (env.get("IDENTITY_ENDPOINT"), env.get("IDENTITY_HEADER")) {
-            (Some(endpoint), Some(header)) => match Url::parse(&endpoint) {
-                Ok(endpoint) => ClientAuth::ManagedIdentity { endpoint, header, client_id: mi_client_id },
-                Err(e) => {
-                    env.problem(format!("IDENTITY_ENDPOINT={endpoint:?} is not a URL: {e}"));
-                    ClientAuth::Secret(String::new())
-                }
-            },
-            _ => match env.get("CHAT_APP_CLIENT_SECRET") {
-                Some(secret) => ClientAuth::Secret(secret),
-                None => {
+        let credential =
+            match (env.get("CHAT_APP_CLIENT_SECRET"), env.get("IDENTITY_ENDPOINT"), env.get("IDENTITY_HEADER")) {
+                (Some(secret), _, _) => ClientAuth::Secret(secret),
+                (None, Some(endpoint), Some(header)) => match Url::parse(&endpoint) {
+                    Ok(endpoint) => ClientAuth::ManagedIdentity { endpoint, header, client_id: mi_client_id },
+                    Err(e) => {
+                        env.problem(format!("IDENTITY_ENDPOINT={endpoint:?} is not a URL: {e}"));
+                        ClientAuth::Secret(String::new())
+                    }
+                },
+                (None, _, _) => {
                     env.problem(
                         "chat-app has no client credential: set IDENTITY_ENDPOINT and IDENTITY_HEADER (managed \
-                         identity), or CHAT_APP_CLIENT_SECRET (local runs only)",
+                     identity), or CHAT_APP_CLIENT_SECRET (local runs only)",
                     );
                     ClientAuth::Secret(String::new())
                 }
-            },
-        };
+            };
         let scope = match &orders_mcp.app_id_uri {
             Some(uri) => sign_in_scope(uri),
             None => {
@@ -206,6 +210,7 @@ impl Settings {
             orders_mcp_url,
             identity: IdentitySettings {
                 authority: identity.authority,
+                public_authority: identity.public_authority,
                 tenant_id: identity.tenant_id,
                 client_id: chat_app.client_id,
                 credential,
@@ -374,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn managed_identity_wins_over_a_secret() {
+    fn an_explicit_secret_wins_over_the_managed_identity_endpoint() {
         let env = Env::from_map([
             ("IDENTITY_MANIFEST", manifest()),
             ("IDENTITY_ENDPOINT", "http://localhost:3003/msi/token".into()),
@@ -384,7 +389,19 @@ mod tests {
             ("AZURE_OPENAI_DEPLOYMENT", "gpt".into()),
         ]);
         let s = Settings::from(env).unwrap();
-        assert!(matches!(s.identity.credential, ClientAuth::ManagedIdentity { client_id: Some(_), .. }));
+        assert!(matches!(&s.identity.credential, ClientAuth::Secret(secret) if secret == "s"));
+        // The endpoint still serves Azure OpenAI (the broker, on a laptop).
         assert!(matches!(s.model, ModelSettings::Azure { auth: AzureAuth::ManagedIdentity, .. }));
+    }
+
+    #[test]
+    fn the_managed_identity_is_used_when_no_secret_is_set() {
+        let env = Env::from_map([
+            ("IDENTITY_MANIFEST", manifest()),
+            ("IDENTITY_ENDPOINT", "http://localhost:3003/msi/token".into()),
+            ("IDENTITY_HEADER", "h".into()),
+        ]);
+        let s = Settings::from(env).unwrap();
+        assert!(matches!(s.identity.credential, ClientAuth::ManagedIdentity { client_id: Some(_), .. }));
     }
 }

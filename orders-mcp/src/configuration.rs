@@ -199,9 +199,6 @@ fn credential(env: &mut Env, mi_client_id: Option<String>) -> Option<Credential>
     let header = env.get("IDENTITY_HEADER");
     let secret = env.get("ORDERS_MCP_CLIENT_SECRET");
     match (endpoint, header) {
-        (Some(endpoint), Some(header)) => {
-            Some(Credential::ManagedIdentity { endpoint, header, client_id: mi_client_id })
-        }
         (Some(_), None) => {
             env.problem("IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not: set both, or neither");
             None
@@ -210,7 +207,14 @@ fn credential(env: &mut Env, mi_client_id: Option<String>) -> Option<Credential>
             env.problem("IDENTITY_HEADER is set but IDENTITY_ENDPOINT is not: set both, or neither");
             None
         }
-        _ => secret.map(Credential::Secret),
+        // An explicitly configured secret wins: the platform never sets one, and on a laptop the
+        // managed-identity endpoint may be the broker, whose developer token Entra does not accept
+        // as orders-mcp's client assertion.
+        _ if secret.is_some() => secret.map(Credential::Secret),
+        (Some(endpoint), Some(header)) => {
+            Some(Credential::ManagedIdentity { endpoint, header, client_id: mi_client_id })
+        }
+        _ => None,
     }
 }
 
@@ -244,6 +248,18 @@ mod tests {
             }
             other => panic!("expected a managed identity, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_explicit_secret_wins_over_the_managed_identity_endpoint() {
+        let env = Env::from_map([
+            manifest(),
+            ("IDENTITY_ENDPOINT".into(), "http://host.docker.internal:3009/msi/token".into()),
+            ("IDENTITY_HEADER".into(), "h".into()),
+            ("ORDERS_MCP_CLIENT_SECRET".into(), "from-the-developer".into()),
+        ]);
+        let s = Settings::from_env(env).unwrap();
+        assert!(matches!(s.credential, Some(Credential::Secret(_))), "{:?}", s.credential);
     }
 
     #[test]
