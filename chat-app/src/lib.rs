@@ -22,6 +22,10 @@ pub mod configuration;
 #[cfg(feature = "ssr")]
 mod error_page;
 #[cfg(feature = "ssr")]
+mod headers;
+#[cfg(feature = "ssr")]
+mod health;
+#[cfg(feature = "ssr")]
 pub mod mcp;
 #[cfg(feature = "ssr")]
 pub mod orders;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -32,7 +32,7 @@ use crate::configuration::{AzureAuth, ClientAuth, ModelSettings, Settings};
 use crate::mcp::McpConnector;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::{chat, ui};
+use crate::{chat, headers, health, ui};
 
 /// Pages that need a signed-in user; others redirect to sign-in.
 const PROTECTED_PAGES: [&str; 2] = ["/chat", "/orders"];
@@ -194,13 +194,14 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/front-channel-logout", get(routes::front_channel_logout))
         .route("/api/chat/turns/{turn}/events", get(chat::events))
         .route(ui::STYLESHEET, get(stylesheet))
-        .route("/healthz", get(|| async { "ok" }))
-        .leptos_routes(&state, routes, move || ui::shell(leptos.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(ui::shell))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .leptos_routes_with_context(&state, routes, headers::provide_nonce, move || ui::shell(leptos.clone()))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(headers::provide_nonce, ui::shell))
         .layer(middleware::from_fn(pages_need_sign_in))
         .layer(middleware::from_fn_with_state(state.clone(), origin::require_same_origin))
         .layer(sessions)
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), headers::security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -220,20 +221,4 @@ async fn pages_need_sign_in(session: Session, request: Request, next: Next) -> R
         }
     }
     next.run(request).await
-}
-
-/// Headers every response gets. The front-channel logout URL must stay frameable: the identity
-/// provider loads it in an iframe.
-async fn security_headers(request: Request, next: Next) -> Response {
-    let frameable = request.uri().path() == "/auth/front-channel-logout";
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    // Not `no-referrer`: browsers then send `Origin: null` on same-site form posts, which the
-    // cross-site check must refuse. `same-origin` still keeps URLs from other sites.
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    if !frameable {
-        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    }
-    response
 }

@@ -158,6 +158,11 @@ impl Oidc {
         Some(url)
     }
 
+    /// Whether sign-in can start: the discovery document is loaded (fetched if need be).
+    pub async fn ready(&self) -> Result<(), OidcError> {
+        self.discovery().await.map(drop)
+    }
+
     /// The issuer front-channel logout requests name (`iss`), if known.
     pub async fn issuer(&self) -> Option<String> {
         self.discovery().await.ok().map(|d| d.issuer.clone())

@@ -234,6 +234,8 @@ async fn front_channel_logout_ends_the_sessions_of_that_idp_session() {
         Browser::new(&app.origin).get(&format!("{}/auth/front-channel-logout?sid={sid}&iss={iss}", app.url)).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.headers.get("x-frame-options").is_none(), "the IdP loads this URL in an iframe");
+    let csp = page.headers.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(csp.ends_with(&format!("frame-ancestors {}", app.idp.url())), "only the IdP may frame it: {csp}");
     assert_eq!(browser.get(&format!("{}/chat", app.url)).await.status, StatusCode::SEE_OTHER);
     assert_eq!(bystander.get(&format!("{}/chat", app.url)).await.status, StatusCode::OK, "other users stay signed in");
 }
@@ -301,4 +303,46 @@ async fn the_leak_check_finds_a_real_token() {
     assert!(crate::helpers::find_jwt(&format!("<p data-x=\"{token}\">")).is_some());
     assert!(crate::helpers::find_jwt(&format!("Location: /cb?t={}", &token[..token.len() / 2])).is_some());
     assert!(crate::helpers::find_jwt("eyJ alone, eyJhbGciOiJSUzI1NiJ9 without a payload").is_none());
+}
+
+#[tokio::test]
+async fn pages_carry_a_content_security_policy_whose_nonce_only_their_own_scripts_have() {
+    let app = spawn_app().await;
+    let browser = Browser::new(&app.origin);
+    let nonce_of = |page: &crate::helpers::Page| {
+        let csp = page.headers.get("content-security-policy").unwrap().to_str().unwrap().to_string();
+        for directive in ["object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'", "'wasm-unsafe-eval'"] {
+            assert!(csp.contains(directive), "{directive} in {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert!(csp.contains(&format!("form-action 'self' {}", app.idp.url())), "sign-out redirects to the IdP: {csp}");
+        let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap().to_string();
+        assert!(nonce.len() >= 22, "a 128-bit nonce: {nonce}");
+        nonce
+    };
+    let landing = browser.get(&format!("{}/", app.url)).await;
+    let nonce = nonce_of(&landing);
+    let scripts = landing.body.matches("<script").count();
+    assert!(scripts > 0, "the hydration script is inline");
+    assert_eq!(landing.body.matches(&format!("nonce=\"{nonce}\"")).count(), scripts, "{}", landing.body);
+    assert_ne!(nonce_of(&browser.get(&format!("{}/", app.url)).await), nonce, "fresh per response");
+
+    browser.sign_in(&app, "alice").await;
+    let chat = browser.get(&format!("{}/chat", app.url)).await;
+    let nonce = nonce_of(&chat);
+    assert_eq!(chat.body.matches(&format!("nonce=\"{nonce}\"")).count(), chat.body.matches("<script").count());
+}
+
+#[tokio::test]
+async fn readiness_needs_the_identity_provider() {
+    let app = spawn_app().await;
+    let browser = Browser::new(&app.origin);
+    assert_eq!(browser.get(&format!("{}/readyz", app.url)).await.status, StatusCode::OK);
+
+    let down =
+        spawn_with(Options { env: vec![("ENTRA_AUTHORITY", "http://127.0.0.1:9".into())], ..Options::default() }).await;
+    let page = Browser::new(&down.origin).get(&format!("{}/readyz", down.url)).await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.body.contains("identity provider"), "{}", page.body);
+    assert_eq!(Browser::new(&down.origin).get(&format!("{}/healthz", down.url)).await.status, StatusCode::OK);
 }
