@@ -1,4 +1,6 @@
 //! The chat-app server. Configuration: environment variables (see the README).
+//! `chat-app healthcheck` exits 0 if the local server answers `/healthz` (container health
+//! checks in images without a shell).
 
 use std::process::ExitCode;
 
@@ -7,6 +9,16 @@ use chat_app::startup::Application;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("healthcheck") => return entra_auth::probe::healthcheck("CHAT_APP_ADDR", 3000),
+        Some(other) => {
+            eprintln!(
+                "chat-app: unknown argument {other:?} (usage: chat-app [healthcheck]; settings come from the environment)"
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     entra_auth::telemetry::init();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,

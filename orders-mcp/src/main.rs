@@ -20,16 +20,22 @@ enum Command {
     Serve,
     /// Serve MCP over stdio, forwarding to a remote Entra-protected MCP server with a bearer token.
     Bridge(Box<BridgeArgs>),
+    /// Exit 0 if the local server answers /healthz (container health checks; no shell needed).
+    Healthcheck,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Healthcheck) = cli.command {
+        return entra_auth::probe::healthcheck("ORDERS_MCP_ADDR", 3001);
+    }
     // Logs go to stderr: in bridge mode stdout carries the MCP stream only.
     entra_auth::telemetry::init();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Bridge(args) => bridge::run(*args).await,
+        Command::Healthcheck => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
