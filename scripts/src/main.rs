@@ -1,19 +1,8 @@
-//! `cargo xtask`: the developer and operator entry points.
-//!
-//! - `cargo xtask up`     build everything and run the whole stack locally (offline)
-//! - `cargo xtask test`   formatting, lints, and every test (what CI runs)
-//! - `cargo xtask bench`  every benchmark, then one table of results against their targets
-//! - `cargo xtask verify` check a running deployment end to end
+//! The `cargo xtask` command line (see the library for what each command does).
 
-mod bench;
-mod frontend;
-mod stack;
-mod test;
-mod up;
-mod verify;
-
-use std::path::PathBuf;
 use std::process::ExitCode;
+
+use xtask::{bench, frontend, test, up, verify};
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -24,6 +13,7 @@ usage: cargo xtask <command>
   bench    run every benchmark and print the results against their targets
   verify   check a running deployment end to end:
              --local (default)      the stack of `xtask up` or docker compose
+                                    [--url U --mcp-url U --api-url U --authority U: other ports]
              --azd | --env-file F   the deployment of the current azd environment
              --url URL [--mcp-url URL]";
 
@@ -58,26 +48,5 @@ fn client(args: &[String]) -> anyhow::Result<()> {
     };
     let site = frontend::build(release)?;
     println!("browser bundle: {}", site.root.display());
-    Ok(())
-}
-
-/// The workspace root (xtask lives in `scripts/`).
-pub fn root() -> PathBuf {
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir)
-}
-
-/// Runs a command from the workspace root, echoing it, and fails if it fails.
-pub fn run_cmd(program: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<()> {
-    println!("\n$ {program} {}", args.join(" "));
-    let status = std::process::Command::new(program)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.to_string(), v.clone())))
-        .current_dir(root())
-        .status()
-        .map_err(|e| anyhow::anyhow!("cannot run {program}: {e}"))?;
-    if !status.success() {
-        anyhow::bail!("`{program} {}` failed ({status})", args.join(" "));
-    }
     Ok(())
 }

@@ -72,7 +72,6 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)]) -> Vec<Servic
                 ("EMULATOR_PUBLIC_URL", "http://localhost:3003".into()),
                 ("EMULATOR_CHAT_APP_URL", "http://localhost:3000".into()),
                 ("EMULATOR_IDENTITY_HEADER", identity_header.clone()),
-                ("EMULATOR_MANIFEST", crate::root().join("infra/app-registrations.toml").display().to_string()),
             ]),
         },
         Service {

@@ -1,7 +1,7 @@
 //! `cargo xtask verify`: checks a running deployment end to end and prints a pass/fail table.
 //!
 //! - `--local` (default): the stack of `cargo xtask up` (or docker compose) on the standard
-//!   ports. Here verify can also get tokens, as any client could: it signs alice in through the
+//!   ports (or the ones given with `--url`, `--mcp-url`, `--api-url`, `--authority`). Here verify can also get tokens, as any client could: it signs alice in through the
 //!   emulator's login form with the Azure CLI's (public, pre-authorized) client id, and asks for
 //!   app-only tokens with the emulator-only client secrets of the manifest.
 //! - `--azd` / `--env-file FILE`: a deployment described by the azd environment (`azd env
@@ -81,7 +81,8 @@ fn parse_args(args: &[String]) -> anyhow::Result<Target> {
         };
         return azd_target(&parse_env_values(&values));
     }
-    if let Some(url) = flag("--url") {
+    let local = args.iter().any(|a| a == "--local");
+    if let Some(url) = flag("--url").filter(|_| !local) {
         return Ok(Target {
             chat_app: Url::parse(&url)?,
             orders_mcp: flag("--mcp-url").map(|u| Url::parse(&u)).transpose()?,
@@ -91,15 +92,18 @@ fn parse_args(args: &[String]) -> anyhow::Result<Target> {
             local: None,
         });
     }
-    if let Some(unknown) = args.iter().find(|a| a.starts_with("--") && *a != "--local") {
+    const LOCAL_OPTIONS: [&str; 5] = ["--local", "--url", "--mcp-url", "--api-url", "--authority"];
+    if let Some(unknown) = args.iter().find(|a| a.starts_with("--") && !LOCAL_OPTIONS.contains(&a.as_str())) {
         anyhow::bail!("unknown option {unknown:?}: use --local, --azd, --env-file FILE or --url URL [--mcp-url URL]");
     }
+    // Locally, the standard ports unless told otherwise (a stack started on other ports).
+    let url = |name: &str, default: &str| Url::parse(&flag(name).unwrap_or_else(|| default.to_string()));
     let manifest = Manifest::load(crate::root().join(entra_auth::manifest::DEFAULT_PATH))?;
     Ok(Target {
-        chat_app: Url::parse("http://localhost:3000")?,
-        orders_mcp: Some(Url::parse("http://localhost:3001/mcp")?),
-        orders_api: Some(Url::parse("http://localhost:3002")?),
-        authority: Url::parse("http://localhost:3003")?,
+        chat_app: url("--url", "http://localhost:3000")?,
+        orders_mcp: Some(url("--mcp-url", "http://localhost:3001/mcp")?),
+        orders_api: Some(url("--api-url", "http://localhost:3002")?),
+        authority: url("--authority", "http://localhost:3003")?,
         tenant: manifest.tenant.id.clone(),
         local: Some(Local { manifest, vars: Vars::local() }),
     })
