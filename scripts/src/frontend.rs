@@ -23,7 +23,7 @@ use anyhow::{Context, bail};
 /// The crate whose `hydrate` feature is the browser bundle.
 const CRATE: &str = "chat-app";
 /// The bundle's file name stem (the crate's library name).
-const OUTPUT_NAME: &str = "chat_app";
+pub const OUTPUT_NAME: &str = "chat_app";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// Debian packages of the fallback toolchain (and the browser the tests drive).
 pub const DEBIAN_PACKAGES: &str = "rustc-web cargo-web rust-web-src lld-16";
@@ -41,13 +41,14 @@ pub struct Site {
 
 impl Site {
     /// The environment chat-app needs to serve this site (also `CHAT_APP_SITE_ROOT`, which the
-    /// browser test reads).
+    /// browser test reads). Not `LEPTOS_OUTPUT_NAME`: chat-app's default is already
+    /// [`OUTPUT_NAME`], and Leptos reads that variable at *compile* time too, so setting it for a
+    /// `cargo` command would rebuild Leptos whenever it changes.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let root = self.root.display().to_string();
         vec![
             ("LEPTOS_SITE_ROOT", root.clone()),
             ("LEPTOS_SITE_PKG_DIR", self.pkg_dir.clone()),
-            ("LEPTOS_OUTPUT_NAME", self.output_name.clone()),
             ("CHAT_APP_SITE_ROOT", root),
         ]
     }
@@ -203,7 +204,14 @@ fn compile(root: &Path, release: bool) -> anyhow::Result<PathBuf> {
         .env_remove("LEPTOS_OUTPUT_NAME")
         .env_remove("CARGO_TARGET_DIR");
     if release {
-        command.arg("--release");
+        // Size over speed for what every visitor downloads. Only this build (its own target
+        // directory) sees these; the workspace's release profile stays as it is.
+        command
+            .arg("--release")
+            .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z")
+            .env("CARGO_PROFILE_RELEASE_LTO", "true")
+            .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+            .env("CARGO_PROFILE_RELEASE_PANIC", "abort");
     }
     run(&mut command, "the wasm32 build")?;
     let profile = if release { "release" } else { "debug" };
