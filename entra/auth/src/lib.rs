@@ -29,6 +29,8 @@ pub mod probe;
 #[cfg(feature = "server")]
 pub mod problem;
 #[cfg(feature = "server")]
+pub mod serve;
+#[cfg(feature = "server")]
 pub mod settings;
 #[cfg(feature = "server")]
 pub mod telemetry;

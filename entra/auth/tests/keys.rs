@@ -92,3 +92,35 @@ async fn metadata_loads_lazily_and_an_unreachable_idp_fails_closed() {
     assert!(!validator.ready().await);
     assert_eq!(validator.validate(&alice(&idp)).await.unwrap_err(), ValidationError::KeysUnavailable);
 }
+
+#[tokio::test]
+async fn a_token_accepted_before_is_recognised_only_until_it_expires() {
+    let idp = entra_emulator::spawn(entra_emulator::EmulatorConfig::from_repository().unwrap()).await.unwrap();
+    let api = idp.emulator.manifest().app("orders-api").unwrap().clone();
+    let mut config = entra_auth::ValidatorConfig::new(
+        url::Url::parse(&idp.url()).unwrap(),
+        idp.emulator.tenant_id(),
+        vec!["api://orders-api-local".into(), api.client_id.clone()],
+    )
+    .versions(&[entra_auth::TokenVersion::V1]);
+    config.leeway = Duration::ZERO;
+    let validator = TokenValidator::new(config, reqwest::Client::new());
+    let mut claims = idp.emulator.user_claims("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    claims["exp"] = serde_json::json!(now + 2);
+    let token = idp.emulator.sign(&claims).unwrap();
+
+    let first = validator.validate(&token).await.unwrap();
+    assert_eq!(validator.validate(&token).await.unwrap(), first, "the same caller, from the accepted tokens");
+    // One character more or less is another token: checked in full, and refused.
+    let (head, signature) = token.rsplit_once('.').unwrap();
+    let mut signature = signature.to_string().into_bytes();
+    let middle = signature.len() / 2;
+    signature[middle] = if signature[middle] == b'A' { b'B' } else { b'A' };
+    let tampered = format!("{head}.{}", String::from_utf8(signature).unwrap());
+    assert_eq!(validator.validate(&tampered).await, Err(ValidationError::BadSignature));
+    assert!(validator.validate(&token[..token.len() - 1]).await.is_err());
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(validator.validate(&token).await, Err(ValidationError::Expired), "expiry still applies");
+}

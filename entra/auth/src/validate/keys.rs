@@ -13,12 +13,15 @@ use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use url::Url;
 
+use super::accepted::Accepted;
 use super::{Issuers, State, TokenVersion, ValidationError, ValidatorConfig, validation_for};
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct Loaded {
     pub state: State,
+    /// Tokens accepted with exactly these keys.
+    pub accepted: Accepted,
     keys: HashMap<String, Arc<DecodingKey>>,
     loaded_at: Instant,
 }
@@ -177,6 +180,11 @@ impl KeyStore {
             return Err("the JWKS has no usable RS256 signing key".into());
         }
         let validation = validation_for(&self.config, &issuers.all());
-        Ok(Loaded { state: State { issuers, validation }, keys, loaded_at: Instant::now() })
+        Ok(Loaded {
+            state: State { issuers, validation },
+            accepted: Accepted::new(self.config.accepted_tokens),
+            keys,
+            loaded_at: Instant::now(),
+        })
     }
 }

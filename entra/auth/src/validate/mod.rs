@@ -4,7 +4,10 @@
 //! any key lookup or signature work: size and shape, then the header (`RS256` only, `kid`
 //! present, no `crit`), then the key (from the tenant's JWKS, never from `jku`/`x5u`/`jwk`
 //! headers), then the signature, then the claims (`iss`, `aud`, `exp`/`nbf`, `tid`, `ver`).
+//! A token that passed all of that before is recognised by its text until it expires
+//! (see `accepted`), so repeated requests with the same token skip the RSA work.
 
+mod accepted;
 mod caller;
 mod id_token;
 mod keys;
@@ -48,6 +51,9 @@ pub struct ValidatorConfig {
     pub metadata_max_age: Duration,
     /// After a failed metadata fetch, wait this long before trying again.
     pub failure_backoff: Duration,
+    /// How many accepted tokens to recognise without a new signature check (until each
+    /// expires; cleared whenever the keys are refetched). 0 checks every token in full.
+    pub accepted_tokens: usize,
 }
 
 impl ValidatorConfig {
@@ -62,6 +68,7 @@ impl ValidatorConfig {
             key_refetch_interval: Duration::from_secs(30),
             metadata_max_age: Duration::from_secs(24 * 60 * 60),
             failure_backoff: Duration::from_secs(2),
+            accepted_tokens: 1024,
         }
     }
 
@@ -146,11 +153,21 @@ impl TokenValidator {
 
     /// Validates `token` and returns who is calling.
     pub async fn validate(&self, token: &str) -> Result<Caller, ValidationError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(ValidationError::TooLarge);
+        }
+        let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(i64::MAX);
+        let now = now_secs();
+        if let Some(caller) = self.keys.current().await?.accepted.get(token, now, leeway) {
+            return Ok(caller);
+        }
         let kid = check_shape(token)?;
         let (loaded, key) = self.keys.key(&kid).await?;
         let state = &loaded.state;
         let data = jsonwebtoken::decode::<Claims>(token, &key, &state.validation).map_err(map_jwt_error)?;
-        Caller::from_claims(data.claims, &self.config.tenant_id, &state.issuers)
+        let caller = Caller::from_claims(data.claims, &self.config.tenant_id, &state.issuers)?;
+        loaded.accepted.insert(token, &caller, now, leeway);
+        Ok(caller)
     }
 }
 
@@ -164,6 +181,11 @@ impl TokenValidator {
         let data = jsonwebtoken::decode::<id_token::IdClaims>(token, &key, &state.validation).map_err(map_jwt_error)?;
         IdToken::from_claims(data.claims, &self.config.tenant_id, &state.issuers, nonce)
     }
+}
+
+/// Seconds since the Unix epoch (the unit of `exp`).
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Checks size, segments and header without touching keys; returns the `kid`.
