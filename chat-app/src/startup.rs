@@ -71,7 +71,9 @@ impl Application {
     /// Serves until `shutdown` completes, then lets open requests finish.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let cleanup = tokio::spawn(self.sessions.continuously_delete_expired(Duration::from_secs(300)));
-        let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        let result = axum::serve(entra_auth::serve::without_delay(self.listener), self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
         cleanup.abort();
         result
     }

@@ -96,7 +96,9 @@ impl Application {
 
     /// Serves until `shutdown` completes, then closes the database (checkpointing the WAL).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(entra_auth::serve::without_delay(self.listener), self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
         self.database.close().await;
         served
     }

@@ -74,7 +74,7 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes the requests in flight.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let mcp_shutdown = self.mcp_shutdown;
-        axum::serve(self.listener, self.router)
+        axum::serve(entra_auth::serve::without_delay(self.listener), self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 mcp_shutdown.cancel();

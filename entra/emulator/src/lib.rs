@@ -300,7 +300,7 @@ pub fn serve(emulator: Emulator, listener: TcpListener) -> anyhow::Result<Runnin
     let (tx, rx) = oneshot::channel::<()>();
     let app = emulator.router();
     let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async {
+        let server = axum::serve(entra_auth::serve::without_delay(listener), app).with_graceful_shutdown(async {
             let _ = rx.await;
         });
         if let Err(e) = server.await {

@@ -71,7 +71,7 @@ async fn broker() -> anyhow::Result<()> {
         tenant = config.tenant_id.as_deref().unwrap_or("the CLI's default"),
         "managed-identity broker ready: tokens come from your azd / Azure CLI sign-in"
     );
-    axum::serve(listener, broker::router(sign_in, &config.identity_header))
+    axum::serve(entra_auth::serve::without_delay(listener), broker::router(sign_in, &config.identity_header))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
