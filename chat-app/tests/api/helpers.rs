@@ -196,7 +196,12 @@ fn host_of(url: &str) -> String {
 impl Browser {
     pub fn new(origin: &str) -> Browser {
         Browser {
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            // A request that never completes must fail the test (naming the URL), not stall the run.
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .unwrap(),
             cookies: Mutex::new(BTreeMap::new()),
             seen: Mutex::new(Vec::new()),
             origin: origin.to_string(),
@@ -222,7 +227,7 @@ impl Browser {
             Some(c) => request.header("cookie", c),
             None => request,
         };
-        let response = request.send().await.unwrap();
+        let response = request.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
         let status = response.status();
         let headers = response.headers().clone();
         for set in headers.get_all(SET_COOKIE) {
@@ -237,7 +242,7 @@ impl Browser {
                 cookies.insert(name.trim().to_string(), value.trim().to_string());
             }
         }
-        let body = response.text().await.unwrap();
+        let body = response.text().await.unwrap_or_else(|e| panic!("{url}: reading the body: {e}"));
         let mut seen = self.seen.lock().unwrap();
         seen.push(format!("{url} -> {status}"));
         seen.extend(headers.get_all(LOCATION).iter().map(|v| format!("Location: {}", v.to_str().unwrap())));
