@@ -20,9 +20,9 @@ pub async fn security_headers(State(state): State<AppState>, mut request: Reques
     let nonce = Nonce::new();
     request.extensions_mut().insert(nonce.clone());
     let mut response = next.run(request).await;
-    let idp = state.settings.identity.public_authority.origin().ascii_serialization();
+    let idp = &state.idp_origin;
     // Sign-out is a form post that redirects to the IdP: `form-action` must allow that hop.
-    let framing = if frameable { idp.clone() } else { "'none'".to_string() };
+    let framing = if frameable { idp } else { "'none'" };
     let csp = format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
          img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \

@@ -123,6 +123,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     Ok(AppState {
         leptos,
         origin: settings.origin().into(),
+        idp_origin: settings.identity.public_authority.origin().ascii_serialization().into(),
         refresher: Arc::new(Refresher::new(oidc.clone())),
         oidc,
         store,

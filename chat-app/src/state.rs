@@ -19,6 +19,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// chat-app's origin, as `Origin` headers name it.
     pub origin: Arc<str>,
+    /// The identity provider's origin as browsers reach it (for the Content-Security-Policy).
+    pub idp_origin: Arc<str>,
     pub oidc: Arc<Oidc>,
     pub refresher: Arc<Refresher>,
     pub store: Store,

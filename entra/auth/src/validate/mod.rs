@@ -153,6 +153,7 @@ impl TokenValidator {
 
     /// Validates `token` and returns who is calling.
     pub async fn validate(&self, token: &str) -> Result<Caller, ValidationError> {
+        // Bounded before it is hashed for the lookup below.
         if token.len() > MAX_TOKEN_LEN {
             return Err(ValidationError::TooLarge);
         }
