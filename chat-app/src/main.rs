@@ -36,32 +36,9 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(listen = app.url(), url = %public_url, "chat-app ready");
-    if let Err(e) = app.run(shutdown()).await {
+    if let Err(e) = app.run(entra_auth::serve::shutdown_signal()).await {
         eprintln!("chat-app: {e}");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
-}
-
-/// Ctrl-C, or SIGTERM (containers).
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }

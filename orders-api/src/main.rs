@@ -67,7 +67,7 @@ async fn main() -> ExitCode {
 
 async fn serve(settings: Settings) -> Result<(), String> {
     let app = Application::build(settings).await.map_err(|e| e.to_string())?;
-    app.run_until(shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
+    app.run_until(entra_auth::serve::shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
 }
 
 async fn reset(settings: Settings) -> Result<(), String> {
@@ -77,23 +77,4 @@ async fn reset(settings: Settings) -> Result<(), String> {
     let seeded = outcome.map_err(|e| format!("cannot reset {}: {e}", settings.database.display()))?;
     println!("orders-api: reset {}: {seeded}", settings.database.display());
     Ok(())
-}
-
-/// Ctrl-C, or SIGTERM from a container runtime.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

@@ -56,29 +56,6 @@ async fn serve() -> anyhow::Result<()> {
         orders_api = %settings.orders_api_url,
         "orders-mcp listening"
     );
-    app.run_until_stopped(shutdown_signal()).await?;
+    app.run_until_stopped(entra_auth::serve::shutdown_signal()).await?;
     Ok(())
-}
-
-/// Ctrl-C, or SIGTERM (what container runtimes send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -54,8 +54,7 @@ async fn run() -> anyhow::Result<()> {
         "Entra emulator ready"
     );
     let running = serve(emulator, listener)?;
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down");
+    entra_auth::serve::shutdown_signal().await;
     running.stop().await;
     Ok(())
 }
@@ -72,9 +71,7 @@ async fn broker() -> anyhow::Result<()> {
         "managed-identity broker ready: tokens come from your azd / Azure CLI sign-in"
     );
     axum::serve(entra_auth::serve::without_delay(listener), broker::router(sign_in, &config.identity_header))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(entra_auth::serve::shutdown_signal())
         .await?;
     Ok(())
 }
