@@ -16,22 +16,6 @@ async fn with_stack(env: Vec<(&'static str, String)>) -> TestApp {
     spawn_with(Options { orders_stack: true, env, ..Options::default() }).await
 }
 
-/// The ids of the orders `user` owns, straight from orders-api.
-async fn order_ids_of(app: &TestApp, user: &str) -> Vec<String> {
-    let token = app.idp.emulator.user_token(user, "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
-    let api = &app.stack.as_ref().unwrap().api_url;
-    let page: Value = reqwest::Client::new()
-        .get(format!("{api}/api/orders?limit=100"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    page["orders"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
-}
-
 fn text_of(events: &[TurnEvent]) -> String {
     events
         .iter()
@@ -66,7 +50,10 @@ async fn load(browser: &Browser, app: &TestApp) -> Value {
 async fn alice_sees_only_her_orders_and_the_trace_shows_three_hops() {
     let app = with_stack(vec![]).await;
     let alice = app.idp.emulator.manifest().user("alice").unwrap().oid.clone();
-    let (hers, bobs) = (order_ids_of(&app, "alice").await, order_ids_of(&app, "bob").await);
+    let (hers, bobs) = (
+        app.stack.as_ref().unwrap().order_ids_of(&app.idp, "alice").await,
+        app.stack.as_ref().unwrap().order_ids_of(&app.idp, "bob").await,
+    );
     assert!(!hers.is_empty() && !bobs.is_empty(), "the demo data has orders for both");
 
     let browser = Browser::new(&app.origin);
@@ -124,7 +111,11 @@ async fn alice_sees_only_her_orders_and_the_trace_shows_three_hops() {
 #[tokio::test]
 async fn carol_the_administrator_sees_everyones_orders() {
     let app = with_stack(vec![]).await;
-    let all: Vec<String> = [order_ids_of(&app, "alice").await, order_ids_of(&app, "bob").await].concat();
+    let all: Vec<String> = [
+        app.stack.as_ref().unwrap().order_ids_of(&app.idp, "alice").await,
+        app.stack.as_ref().unwrap().order_ids_of(&app.idp, "bob").await,
+    ]
+    .concat();
     let browser = Browser::new(&app.origin);
     browser.sign_in(&app, "carol").await;
     let events = browser.chat(&app, "show my orders").await;

@@ -46,4 +46,19 @@ impl OrdersStack {
         tokio::spawn(mcp.run_until_stopped(std::future::pending()));
         OrdersStack { mcp_url: format!("{mcp_base}/mcp"), api_url, _dir: dir }
     }
+
+    /// The ids of the orders `user` owns, straight from orders-api.
+    pub async fn order_ids_of(&self, idp: &Running, user: &str) -> Vec<String> {
+        let token = idp.emulator.user_token(user, "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+        let page: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/api/orders?limit=100", self.api_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["orders"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
+    }
 }

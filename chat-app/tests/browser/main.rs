@@ -133,21 +133,6 @@ async fn ask(client: &Client, text: &str) -> String {
     client.find(Locator::Css(".log")).await.unwrap().text().await.unwrap()
 }
 
-async fn order_ids_of(app: &TestApp, user: &str) -> Vec<String> {
-    let token = app.idp.emulator.user_token(user, "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
-    let api = &app.stack.as_ref().unwrap().api_url;
-    let page: Value = reqwest::Client::new()
-        .get(format!("{api}/api/orders?limit=100"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    page["orders"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
-}
-
 /// `target/screenshots/chat-trace.png` in the workspace.
 fn screenshot_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots/chat-trace.png")
@@ -163,7 +148,10 @@ async fn alice_and_carol_in_a_real_browser() {
     };
     assert!(site.join("pkg/chat_app_bg.wasm").is_file(), "no bundle in {}: run `cargo xtask test`", site.display());
     let app = spawn_with(Options { orders_stack: true, ..Options::default() }).await;
-    let (hers, bobs) = (order_ids_of(&app, "alice").await, order_ids_of(&app, "bob").await);
+    let (hers, bobs) = (
+        app.stack.as_ref().unwrap().order_ids_of(&app.idp, "alice").await,
+        app.stack.as_ref().unwrap().order_ids_of(&app.idp, "bob").await,
+    );
     let (_driver, client) = Driver::start().await;
 
     // Alice signs in through the emulator's login page and asks for her orders.
