@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::jws::Registered;
 use super::{Issuers, ValidationError};
 use crate::hop::{Decision, Hop, How, TokenSummary};
 
@@ -60,6 +61,12 @@ pub struct Caller {
     pub expires_at: i64,
 }
 
+impl Claims {
+    pub(super) fn registered(&self) -> Registered<'_> {
+        Registered { exp: self.exp, nbf: self.nbf, iss: self.iss.as_deref(), aud: self.aud.as_deref() }
+    }
+}
+
 impl Caller {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
@@ -101,15 +108,19 @@ impl Caller {
         }
     }
 
+    /// From claims whose signature and registered claims were checked.
     pub(super) fn from_claims(c: Claims, tenant_id: &str, issuers: &Issuers) -> Result<Caller, ValidationError> {
+        let (Some(iss), Some(aud), Some(exp)) = (c.iss, c.aud, c.exp) else {
+            return Err(ValidationError::MissingClaim);
+        };
         if !c.tid.eq_ignore_ascii_case(tenant_id) {
             return Err(ValidationError::WrongTenant);
         }
         // The issuer was already checked against the trusted set; it must also match the
         // version the token claims, or a v1 token could pass where only v2 is configured.
         let version = match c.ver.as_deref() {
-            Some("1.0") if issuers.v1.as_deref() == Some(c.iss.as_str()) => TokenVersion::V1,
-            Some("2.0") if issuers.v2.as_deref() == Some(c.iss.as_str()) => TokenVersion::V2,
+            Some("1.0") if issuers.v1.as_deref() == Some(iss.as_str()) => TokenVersion::V1,
+            Some("2.0") if issuers.v2.as_deref() == Some(iss.as_str()) => TokenVersion::V2,
             _ => return Err(ValidationError::VersionMismatch),
         };
         let client_id = match version {
@@ -137,9 +148,9 @@ impl Caller {
             client_id,
             version,
             token_id: c.uti.unwrap_or_default(),
-            audience: c.aud,
-            issuer: c.iss,
-            expires_at: c.exp,
+            audience: aud,
+            issuer: iss,
+            expires_at: exp,
         })
     }
 }
@@ -147,10 +158,11 @@ impl Caller {
 /// The Entra access-token claims this crate reads (v1 and v2 shapes).
 #[derive(Deserialize)]
 pub(super) struct Claims {
-    aud: String,
-    iss: String,
+    aud: Option<String>,
+    iss: Option<String>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
     tid: String,
-    exp: i64,
     ver: Option<String>,
     oid: Option<String>,
     scp: Option<String>,

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::jws::Registered;
 use super::{Issuers, ValidationError};
 
 /// Who signed in, from a validated ID token.
@@ -22,9 +23,11 @@ pub struct IdToken {
 
 #[derive(Deserialize)]
 pub(super) struct IdClaims {
-    iss: String,
+    iss: Option<String>,
+    aud: Option<String>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
     tid: String,
-    exp: i64,
     sub: String,
     oid: Option<String>,
     nonce: Option<String>,
@@ -33,18 +36,28 @@ pub(super) struct IdClaims {
     sid: Option<String>,
 }
 
+impl IdClaims {
+    pub(super) fn registered(&self) -> Registered<'_> {
+        Registered { exp: self.exp, nbf: self.nbf, iss: self.iss.as_deref(), aud: self.aud.as_deref() }
+    }
+}
+
 impl IdToken {
+    /// From claims whose signature and registered claims were checked.
     pub(super) fn from_claims(
         c: IdClaims,
         tenant_id: &str,
         issuers: &Issuers,
         nonce: &str,
     ) -> Result<IdToken, ValidationError> {
+        let Some(expires_at) = c.exp else {
+            return Err(ValidationError::MissingClaim);
+        };
         if !c.tid.eq_ignore_ascii_case(tenant_id) {
             return Err(ValidationError::WrongTenant);
         }
         // ID tokens from the v2 endpoint always carry the v2 issuer.
-        if issuers.v2.as_deref() != Some(c.iss.as_str()) {
+        if c.iss.is_none() || issuers.v2 != c.iss {
             return Err(ValidationError::WrongIssuer);
         }
         if c.nonce.as_deref() != Some(nonce) {
@@ -57,7 +70,7 @@ impl IdToken {
             name: c.name,
             preferred_username: c.preferred_username,
             sid: c.sid,
-            expires_at: c.exp,
+            expires_at,
         })
     }
 }

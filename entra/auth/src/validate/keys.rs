@@ -9,20 +9,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use url::Url;
 
 use super::accepted::Accepted;
-use super::{Issuers, State, TokenVersion, ValidationError, ValidatorConfig, validation_for};
+use super::jws::{VerifyingKey, verifying_key};
+use super::{Issuers, TokenVersion, ValidationError, ValidatorConfig};
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct Loaded {
-    pub state: State,
+    pub issuers: Issuers,
     /// Tokens accepted with exactly these keys.
     pub accepted: Accepted,
-    keys: HashMap<String, Arc<DecodingKey>>,
+    keys: HashMap<String, Arc<VerifyingKey>>,
     loaded_at: Instant,
 }
 
@@ -90,7 +90,7 @@ impl KeyStore {
     }
 
     /// The metadata and the key for `kid`, refetching (rate-limited) if `kid` is unknown.
-    pub async fn key(&self, kid: &str) -> Result<(Arc<Loaded>, Arc<DecodingKey>), ValidationError> {
+    pub async fn key(&self, kid: &str) -> Result<(Arc<Loaded>, Arc<VerifyingKey>), ValidationError> {
         let loaded = self.current().await?;
         if let Some(key) = loaded.keys.get(kid) {
             return Ok((loaded.clone(), key.clone()));
@@ -172,19 +172,13 @@ impl KeyStore {
             .filter(|k| k.kty == "RSA" && k.use_.as_deref().is_none_or(|u| u == "sig"))
             .filter(|k| k.alg.as_deref().is_none_or(|a| a == "RS256"))
             .filter_map(|k| {
-                let key = DecodingKey::from_rsa_components(k.n.as_deref()?, k.e.as_deref()?).ok()?;
+                let key = verifying_key(k.n.as_deref()?, k.e.as_deref()?)?;
                 Some((k.kid?, Arc::new(key)))
             })
             .collect();
         if keys.is_empty() {
             return Err("the JWKS has no usable RS256 signing key".into());
         }
-        let validation = validation_for(&self.config, &issuers.all());
-        Ok(Loaded {
-            state: State { issuers, validation },
-            accepted: Accepted::new(self.config.accepted_tokens),
-            keys,
-            loaded_at: Instant::now(),
-        })
+        Ok(Loaded { issuers, accepted: Accepted::new(self.config.accepted_tokens), keys, loaded_at: Instant::now() })
     }
 }

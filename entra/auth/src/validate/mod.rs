@@ -10,20 +10,18 @@
 mod accepted;
 mod caller;
 mod id_token;
+mod jws;
 mod keys;
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
-use serde::Deserialize;
 use url::Url;
 
 use caller::Claims;
 pub use caller::{Caller, CallerKind, TokenVersion};
 pub use id_token::IdToken;
+use jws::Jws;
+pub(crate) use jws::decode_payload;
 use keys::KeyStore;
 
 /// Tokens longer than this are refused before any parsing. Entra access tokens are a few KB,
@@ -117,14 +115,6 @@ pub enum ValidationError {
     KeysUnavailable,
 }
 
-/// The JOSE header fields this validator looks at; the rest are ignored.
-#[derive(Deserialize)]
-struct Header {
-    alg: Option<String>,
-    kid: Option<String>,
-    crit: Option<serde_json::Value>,
-}
-
 /// Validates Entra access tokens for one resource. Cheap to share: wrap it in an `Arc`.
 pub struct TokenValidator {
     config: ValidatorConfig,
@@ -157,95 +147,38 @@ impl TokenValidator {
         if token.len() > MAX_TOKEN_LEN {
             return Err(ValidationError::TooLarge);
         }
-        let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(i64::MAX);
+        let leeway = self.leeway();
         let now = now_secs();
         if let Some(caller) = self.keys.current().await?.accepted.get(token, now, leeway) {
             return Ok(caller);
         }
-        let kid = check_shape(token)?;
-        let (loaded, key) = self.keys.key(&kid).await?;
-        let state = &loaded.state;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &state.validation).map_err(map_jwt_error)?;
-        let caller = Caller::from_claims(data.claims, &self.config.tenant_id, &state.issuers)?;
+        let jws = Jws::parse(token)?;
+        let (loaded, key) = self.keys.key(&jws.kid).await?;
+        let claims: Claims = jws.verify(&key)?;
+        claims.registered().check(now, leeway, &loaded.issuers, &self.config.audiences)?;
+        let caller = Caller::from_claims(claims, &self.config.tenant_id, &loaded.issuers)?;
         loaded.accepted.insert(token, &caller, now, leeway);
         Ok(caller)
     }
-}
 
-impl TokenValidator {
     /// Validates an OpenID Connect ID token issued to this app (the configured audiences name
     /// its client id) for the sign-in that sent `nonce`.
     pub async fn validate_id_token(&self, token: &str, nonce: &str) -> Result<IdToken, ValidationError> {
-        let kid = check_shape(token)?;
-        let (loaded, key) = self.keys.key(&kid).await?;
-        let state = &loaded.state;
-        let data = jsonwebtoken::decode::<id_token::IdClaims>(token, &key, &state.validation).map_err(map_jwt_error)?;
-        IdToken::from_claims(data.claims, &self.config.tenant_id, &state.issuers, nonce)
+        let jws = Jws::parse(token)?;
+        let (loaded, key) = self.keys.key(&jws.kid).await?;
+        let claims: id_token::IdClaims = jws.verify(&key)?;
+        claims.registered().check(now_secs(), self.leeway(), &loaded.issuers, &self.config.audiences)?;
+        IdToken::from_claims(claims, &self.config.tenant_id, &loaded.issuers, nonce)
+    }
+
+    fn leeway(&self) -> i64 {
+        i64::try_from(self.config.leeway.as_secs()).unwrap_or(i64::MAX)
     }
 }
 
 /// Seconds since the Unix epoch (the unit of `exp`).
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Checks size, segments and header without touching keys; returns the `kid`.
-fn check_shape(token: &str) -> Result<String, ValidationError> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(ValidationError::TooLarge);
-    }
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ValidationError::Malformed);
-    };
-    if header.is_empty() || payload.is_empty() {
-        return Err(ValidationError::Malformed);
-    }
-    if signature.is_empty() {
-        // An unsigned token (`alg: none` style) never gets near a key.
-        return Err(ValidationError::UnsupportedAlgorithm);
-    }
-    let header_json = URL_SAFE_NO_PAD.decode(header).map_err(|_| ValidationError::Malformed)?;
-    let parsed: Header = serde_json::from_slice(&header_json).map_err(|_| ValidationError::Malformed)?;
-    if parsed.alg.as_deref() != Some("RS256") {
-        return Err(ValidationError::UnsupportedAlgorithm);
-    }
-    // RFC 7515 §4.1.11: a recipient must reject extensions it does not understand.
-    if parsed.crit.is_some() {
-        return Err(ValidationError::CriticalHeader);
-    }
-    match parsed.kid {
-        Some(kid) if !kid.is_empty() && kid.len() <= 256 => Ok(kid),
-        _ => Err(ValidationError::MissingKeyId),
-    }
-}
-
-fn map_jwt_error(e: jsonwebtoken::errors::Error) -> ValidationError {
-    match e.kind() {
-        ErrorKind::InvalidSignature | ErrorKind::InvalidRsaKey(_) => ValidationError::BadSignature,
-        ErrorKind::ExpiredSignature => ValidationError::Expired,
-        ErrorKind::ImmatureSignature => ValidationError::NotYetValid,
-        ErrorKind::InvalidAudience => ValidationError::WrongAudience,
-        ErrorKind::InvalidIssuer => ValidationError::WrongIssuer,
-        ErrorKind::MissingRequiredClaim(_) => ValidationError::MissingClaim,
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
-            ValidationError::UnsupportedAlgorithm
-        }
-        _ => ValidationError::Malformed,
-    }
-}
-
-/// The jsonwebtoken settings for one validator, once the issuers are known.
-fn validation_for(config: &ValidatorConfig, issuers: &[String]) -> Validation {
-    let mut v = Validation::new(Algorithm::RS256);
-    v.leeway = config.leeway.as_secs();
-    v.validate_exp = true;
-    v.validate_nbf = true;
-    v.set_audience(&config.audiences);
-    v.set_issuer(issuers);
-    v.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
-    v
 }
 
 /// The issuers a validator trusts, learned from the discovery documents.
@@ -256,13 +189,7 @@ pub(crate) struct Issuers {
 }
 
 impl Issuers {
-    fn all(&self) -> Vec<String> {
-        self.v1.iter().chain(self.v2.iter()).cloned().collect()
+    fn trusts(&self, iss: &str) -> bool {
+        self.v1.as_deref() == Some(iss) || self.v2.as_deref() == Some(iss)
     }
-}
-
-/// Loaded metadata, replaced as a whole on refresh.
-pub(crate) struct State {
-    pub issuers: Issuers,
-    pub validation: Validation,
 }
