@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use chat_app::configuration::Settings;
 use chat_app::startup::Application;
 
+// Requests allocate many small, short-lived buffers (JSON, HTML, headers, futures): mimalloc
+// serves them at a fraction of glibc malloc's cost.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {

@@ -17,6 +17,11 @@ use std::time::{Duration, Instant};
 use entra_auth::hop::{HOP_HEADER, Hop};
 use entra_emulator::EmulatorConfig;
 
+// The load generator shares the two cores with the services: the services' allocator keeps its
+// share of the CPU small.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PATH: &str = "/api/orders/ORD-001";
 
 struct Server {

@@ -22,6 +22,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use entra_emulator::EmulatorConfig;
 
+// The load generator shares the two cores with the services: the services' allocator keeps its
+// share of the CPU small.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const IDENTITY_HEADER: &str = "bench-header";
 const LEVELS: [usize; 3] = [1, 16, 64];
 
