@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use entra_emulator::EmulatorConfig;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 
 // The load generator shares the two cores with the services: the services' allocator keeps its
 // share of the CPU small.
@@ -120,7 +124,7 @@ async fn run() -> anyhow::Result<()> {
             .spawn()
             .with_context(|| format!("starting {}", orders_mcp_bin.display()))?,
     };
-    let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
+    let http = reqwest::Client::new();
     wait_ready(&http, &format!("http://{api_addr}/readyz")).await?;
     wait_ready(&http, &format!("http://{mcp_addr}/readyz")).await?;
     let idle = [(api.name, api.memory()?), (mcp.name, mcp.memory()?)];
@@ -128,7 +132,8 @@ async fn run() -> anyhow::Result<()> {
     let token = Arc::new(idp.emulator.user_token("alice", "chat-app", "orders-mcp", &["access_as_user"])?);
     let url = Arc::new(format!("http://{mcp_addr}/mcp"));
     // Warm-up: keys fetched by both services, alice's On-Behalf-Of token cached.
-    let warm = load(&http, &url, &token, 16, Duration::from_secs(1)).await?;
+    let client = LoadClient::new();
+    let warm = load(&client, &url, &token, 16, Duration::from_secs(1)).await?;
     let exchanges = idp.emulator.stats().on_behalf_of;
 
     println!("\nfull path: tools/call get_order -> orders-mcp -> orders-api -> SQLite (warm OBO cache)");
@@ -141,7 +146,7 @@ async fn run() -> anyhow::Result<()> {
     let mut p99_at_16 = f64::NAN;
     for concurrency in LEVELS {
         let before = (api.cpu()?, mcp.cpu()?, cpu_time("self")?);
-        let mut run = load(&http, &url, &token, concurrency, Duration::from_secs(seconds)).await?;
+        let mut run = load(&client, &url, &token, concurrency, Duration::from_secs(seconds)).await?;
         let after = (api.cpu()?, mcp.cpu()?, cpu_time("self")?);
         run.latencies.sort();
         let count = run.latencies.len() as f64;
@@ -218,9 +223,38 @@ struct Run {
     elapsed: Duration,
 }
 
+/// The load generator's HTTP client: hyper's pooled HTTP/1 client without reqwest's conveniences
+/// (redirects, URL parsing, per-request timeouts), since every microsecond it spends is taken
+/// from the services it measures.
+#[derive(Clone)]
+struct LoadClient(Client<HttpConnector, String>);
+
+impl LoadClient {
+    fn new() -> LoadClient {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        LoadClient(Client::builder(TokioExecutor::new()).pool_max_idle_per_host(128).build(connector))
+    }
+
+    /// POSTs one JSON-RPC message; whether the answer is a successful tool result.
+    async fn call(&self, url: &str, token: &str, body: String) -> anyhow::Result<bool> {
+        let request = http::Request::post(url)
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::ACCEPT, "application/json, text/event-stream")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)?;
+        let response = self.0.request(request).await?;
+        if !response.status().is_success() {
+            return Ok(false);
+        }
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(std::str::from_utf8(&body).is_ok_and(|t| t.contains("\"isError\":false")))
+    }
+}
+
 /// `concurrency` tasks sending `tools/call get_order` back to back for `duration`.
 async fn load(
-    http: &reqwest::Client,
+    http: &LoadClient,
     url: &Arc<String>,
     token: &Arc<String>,
     concurrency: usize,
@@ -242,20 +276,7 @@ async fn load(
                         [1, 2, 4, 7][(task + n as usize) % 4]
                     );
                     let sent = Instant::now();
-                    let response = http
-                        .post(url.as_str())
-                        .bearer_auth(token.as_str())
-                        .header("accept", "application/json, text/event-stream")
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await;
-                    let ok = match response {
-                        Ok(r) if r.status().is_success() => {
-                            r.text().await.is_ok_and(|t| t.contains("\"isError\":false"))
-                        }
-                        _ => false,
-                    };
+                    let ok = http.call(&url, &token, body).await.unwrap_or(false);
                     latencies.push(sent.elapsed());
                     errors += usize::from(!ok);
                 }

@@ -1,16 +1,25 @@
 //! Validation cost per token (JWKS cached): in full (RS256 signature and claims), and for a token
 //! the validator accepted before; and OBO-cache hit cost. Target: ≤ 30 µs per full validation.
+//! The RSA signature check alone is measured beside them: it is the floor of a full validation,
+//! and it shows how fast this machine is during the run (shared cloud cores vary).
 //! Run: `cargo xtask bench` (or `cargo bench -p entra-auth --bench tokens`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that cannot set up should stop
 
 use std::time::Duration;
 
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 use entra_auth::acquire::{ClientCredential, ConfidentialClient, OnBehalfOf};
 use entra_auth::{TokenValidator, TokenVersion, ValidatorConfig};
 use entra_emulator::EmulatorConfig;
 use url::Url;
+
+// Measured with the allocator of the services that validate tokens.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -35,6 +44,8 @@ fn benches(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("validate_cached_jwks", |b| b.to_async(&rt).iter(|| full.validate(&token)));
     group.bench_function("validate_repeat_token", |b| b.to_async(&rt).iter(|| repeat.validate(&token)));
+    let (key, signed, signature) = rt.block_on(signature_parts(&idp, &token));
+    group.bench_function("rsa_verify_only", |b| b.iter(|| key.verify_sig(signed.as_bytes(), &signature).unwrap()));
 
     let mcp = m.app("orders-mcp").unwrap();
     let endpoint = ConfidentialClient::token_endpoint(&authority, idp.emulator.tenant_id()).unwrap();
@@ -54,6 +65,20 @@ fn benches(c: &mut Criterion) {
     group.bench_function("obo_cache_hit", |b| b.to_async(&rt).iter(|| obo.token(&caller, &user_token, scope)));
     group.finish();
     assert_eq!(idp.emulator.stats().on_behalf_of, 1, "every OBO call after the first was a cache hit");
+}
+
+/// The emulator's published signing key, and the token's signed part and signature.
+async fn signature_parts(idp: &entra_emulator::Running, token: &str) -> (ParsedPublicKey, String, Vec<u8>) {
+    let url = format!("{}/{}/discovery/v2.0/keys", idp.url(), idp.emulator.tenant_id());
+    let jwks: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let jwk = &jwks["keys"][0];
+    let decode = |field: &str| URL_SAFE_NO_PAD.decode(jwk[field].as_str().unwrap()).unwrap();
+    let (n, e) = (decode("n"), decode("e"));
+    let key = RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
+        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+        .unwrap();
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    (key, signed.to_string(), URL_SAFE_NO_PAD.decode(signature).unwrap())
 }
 
 criterion_group!(tokens, benches);
