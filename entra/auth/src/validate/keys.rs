@@ -89,11 +89,15 @@ impl KeyStore {
         }
     }
 
-    /// The metadata and the key for `kid`, refetching (rate-limited) if `kid` is unknown.
-    pub async fn key(&self, kid: &str) -> Result<(Arc<Loaded>, Arc<VerifyingKey>), ValidationError> {
-        let loaded = self.current().await?;
-        if let Some(key) = loaded.keys.get(kid) {
-            return Ok((loaded.clone(), key.clone()));
+    /// The key for `kid` in `loaded` (from [`current`](Self::current)), or after a refetch
+    /// (rate-limited) if `kid` is unknown there; with the metadata it came from.
+    pub async fn key(
+        &self,
+        loaded: Arc<Loaded>,
+        kid: &str,
+    ) -> Result<(Arc<Loaded>, Arc<VerifyingKey>), ValidationError> {
+        if let Some(key) = loaded.keys.get(kid).cloned() {
+            return Ok((loaded, key));
         }
         let loaded = self.refresh(Some(kid)).await?;
         let key = loaded.keys.get(kid).cloned().ok_or(ValidationError::UnknownKey)?;

@@ -149,11 +149,12 @@ impl TokenValidator {
         }
         let leeway = self.leeway();
         let now = now_secs();
-        if let Some(caller) = self.keys.current().await?.accepted.get(token, now, leeway) {
+        let current = self.keys.current().await?;
+        if let Some(caller) = current.accepted.get(token, now, leeway) {
             return Ok(caller);
         }
         let jws = Jws::parse(token)?;
-        let (loaded, key) = self.keys.key(&jws.kid).await?;
+        let (loaded, key) = self.keys.key(current, &jws.kid).await?;
         let claims: Claims = jws.verify(&key)?;
         claims.registered().check(now, leeway, &loaded.issuers, &self.config.audiences)?;
         let caller = Caller::from_claims(claims, &self.config.tenant_id, &loaded.issuers)?;
@@ -165,7 +166,7 @@ impl TokenValidator {
     /// its client id) for the sign-in that sent `nonce`.
     pub async fn validate_id_token(&self, token: &str, nonce: &str) -> Result<IdToken, ValidationError> {
         let jws = Jws::parse(token)?;
-        let (loaded, key) = self.keys.key(&jws.kid).await?;
+        let (loaded, key) = self.keys.key(self.keys.current().await?, &jws.kid).await?;
         let claims: id_token::IdClaims = jws.verify(&key)?;
         claims.registered().check(now_secs(), self.leeway(), &loaded.issuers, &self.config.audiences)?;
         IdToken::from_claims(claims, &self.config.tenant_id, &loaded.issuers, nonce)
