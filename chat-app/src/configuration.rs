@@ -5,8 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use entra_auth::settings::Env;
+use entra_auth::acquire::Credential;
+use entra_auth::settings::Identity;
+use secrecy::SecretString;
+use service_kit::settings::Env;
 use url::Url;
+
+use crate::agent::endpoint::ModelAuth;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -37,29 +42,10 @@ pub struct IdentitySettings {
     pub tenant_id: String,
     /// chat-app's client id.
     pub client_id: String,
-    pub credential: ClientAuth,
+    /// How chat-app authenticates to the token endpoint (required).
+    pub credential: Credential,
     /// The scopes asked for at sign-in: OpenID ones and orders-mcp's `access_as_user`.
     pub scope: String,
-}
-
-/// How chat-app authenticates to the token endpoint.
-#[derive(Clone)]
-pub enum ClientAuth {
-    /// A managed identity's token as client assertion (federated credential): no secret.
-    ManagedIdentity { endpoint: Url, header: String, client_id: Option<String> },
-    /// A client secret: the local fallback.
-    Secret(String),
-}
-
-impl std::fmt::Debug for ClientAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClientAuth::ManagedIdentity { endpoint, client_id, .. } => {
-                write!(f, "ManagedIdentity({endpoint}, {client_id:?})")
-            }
-            ClientAuth::Secret(_) => f.write_str("Secret(<redacted>)"),
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -70,42 +56,15 @@ pub struct SessionSettings {
     pub absolute: Duration,
 }
 
-#[derive(Clone)]
+/// Which model answers. `Debug` shows no key.
+#[derive(Clone, Debug)]
 pub enum ModelSettings {
     /// The deterministic planner: no model.
     Offline,
-    /// Any OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, ...).
-    OpenAi { base_url: Url, api_key: Option<String>, model: String, stream: bool },
+    /// Any OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, ...); the key, if any, as a bearer.
+    OpenAi { base_url: Url, api_key: Option<SecretString>, model: String, stream: bool },
     /// Azure OpenAI's v1 endpoint, with a key or an Entra token.
-    Azure { endpoint: Url, deployment: String, auth: AzureAuth, stream: bool },
-}
-
-#[derive(Clone)]
-pub enum AzureAuth {
-    ApiKey(String),
-    /// chat-app's managed identity (the same one it signs users in with).
-    ManagedIdentity,
-    /// The developer's Azure CLI / azd sign-in.
-    DeveloperTools,
-}
-
-impl std::fmt::Debug for ModelSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ModelSettings::Offline => f.write_str("Offline"),
-            ModelSettings::OpenAi { base_url, model, stream, .. } => {
-                write!(f, "OpenAi({base_url}, {model}, stream: {stream})")
-            }
-            ModelSettings::Azure { endpoint, deployment, auth, stream } => {
-                let auth = match auth {
-                    AzureAuth::ApiKey(_) => "api-key",
-                    AzureAuth::ManagedIdentity => "managed-identity",
-                    AzureAuth::DeveloperTools => "developer-tools",
-                };
-                write!(f, "Azure({endpoint}, {deployment}, {auth}, stream: {stream})")
-            }
-        }
-    }
+    Azure { endpoint: Url, deployment: String, auth: ModelAuth, stream: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -134,11 +93,11 @@ impl SiteSettings {
 }
 
 impl Settings {
-    pub fn from_env() -> Result<Settings, entra_auth::settings::SettingsError> {
+    pub fn from_env() -> Result<Settings, service_kit::settings::SettingsError> {
         Settings::from(Env::from_process())
     }
 
-    pub fn from(mut env: Env) -> Result<Settings, entra_auth::settings::SettingsError> {
+    pub fn from(mut env: Env) -> Result<Settings, service_kit::settings::SettingsError> {
         let addr = env.parse("CHAT_APP_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)), "a socket address");
         let public_url = env
             .optional::<Url>("CHAT_APP_URL", "a URL like http://localhost:3000")
@@ -148,32 +107,17 @@ impl Settings {
             .optional::<Url>("ORDERS_MCP_URL", "a URL like http://localhost:3001/mcp")
             .unwrap_or_else(|| local("http://localhost:3001/mcp"));
 
-        let identity = env.identity();
+        let identity = Identity::from_env(&mut env);
         let chat_app = identity.app(&mut env, "CHAT_APP", "chat-app");
         let orders_mcp = identity.app(&mut env, "ORDERS_MCP", "orders-mcp");
-        let mi_client_id = identity.managed_identity_client_id(&mut env, "CHAT_APP", "chat-app");
-        // An explicitly configured secret wins: the platform never sets one, and on a laptop the
-        // managed-identity endpoint may be the broker (the developer's token, which Entra does not
-        // accept as chat-app's client assertion) while it still serves Azure OpenAI.
         // After a problem is recorded the value is a placeholder: `finish()` fails anyway.
-        let credential =
-            match (env.get("CHAT_APP_CLIENT_SECRET"), env.get("IDENTITY_ENDPOINT"), env.get("IDENTITY_HEADER")) {
-                (Some(secret), _, _) => ClientAuth::Secret(secret),
-                (None, Some(endpoint), Some(header)) => match Url::parse(&endpoint) {
-                    Ok(endpoint) => ClientAuth::ManagedIdentity { endpoint, header, client_id: mi_client_id },
-                    Err(e) => {
-                        env.problem(format!("IDENTITY_ENDPOINT={endpoint:?} is not a URL: {e}"));
-                        ClientAuth::Secret(String::new())
-                    }
-                },
-                (None, _, _) => {
-                    env.problem(
-                        "chat-app has no client credential: set IDENTITY_ENDPOINT and IDENTITY_HEADER (managed \
-                     identity), or CHAT_APP_CLIENT_SECRET (local runs only)",
-                    );
-                    ClientAuth::Secret(String::new())
-                }
-            };
+        let credential = identity.credential(&mut env, "CHAT_APP", "chat-app").unwrap_or_else(|| {
+            env.problem(
+                "chat-app has no client credential: set IDENTITY_ENDPOINT and IDENTITY_HEADER (managed identity), or \
+                 CHAT_APP_CLIENT_SECRET (local runs only)",
+            );
+            Credential::Secret(SecretString::from(""))
+        });
         let scope = match &orders_mcp.app_id_uri {
             Some(uri) => sign_in_scope(uri),
             None => {
@@ -188,7 +132,7 @@ impl Settings {
             idle: env.seconds("CHAT_APP_SESSION_IDLE_SECS", 30 * 60),
             absolute: env.seconds("CHAT_APP_SESSION_MAX_SECS", 8 * 3600),
         };
-        let model = model_settings(&mut env);
+        let model = model_settings(&mut env, &credential);
         let agent = AgentSettings {
             max_iterations: env.parse("AGENT_MAX_ITERATIONS", 6, "a whole number"),
             timeout: env.seconds("AGENT_TIMEOUT_SECS", 60),
@@ -251,7 +195,7 @@ pub fn sign_in_scope(orders_mcp_app_id_uri: &str) -> String {
     format!("openid profile offline_access {}/access_as_user", orders_mcp_app_id_uri.trim_end_matches('/'))
 }
 
-fn model_settings(env: &mut Env) -> ModelSettings {
+fn model_settings(env: &mut Env, app_credential: &Credential) -> ModelSettings {
     // Offline unless a model is configured; naming a provider makes its settings required.
     let inferred = if env.get("AZURE_OPENAI_ENDPOINT").is_some() {
         "azure"
@@ -268,7 +212,7 @@ fn model_settings(env: &mut Env) -> ModelSettings {
                 .unwrap_or_else(|| local("https://api.openai.com/v1"));
             ModelSettings::OpenAi {
                 base_url,
-                api_key: env.get("OPENAI_API_KEY"),
+                api_key: env.get("OPENAI_API_KEY").map(SecretString::from),
                 model: env.string("OPENAI_MODEL", "gpt-4o-mini"),
                 stream,
             }
@@ -278,20 +222,8 @@ fn model_settings(env: &mut Env) -> ModelSettings {
                 env.required("AZURE_OPENAI_ENDPOINT", "a URL like https://<resource>.openai.azure.com");
             let deployment: Option<String> = env.required("AZURE_OPENAI_DEPLOYMENT", "the model deployment's name");
             let auth = match env.get("AZURE_OPENAI_API_KEY") {
-                Some(key) => AzureAuth::ApiKey(key),
-                None => {
-                    // In Azure the platform provides a managed identity endpoint; on a laptop, the
-                    // developer's own sign-in.
-                    let default =
-                        if env.get("IDENTITY_ENDPOINT").is_some() { "managed-identity" } else { "developer-tools" };
-                    match env
-                        .choice("AZURE_OPENAI_CREDENTIAL", &["managed-identity", "developer-tools"], default)
-                        .as_str()
-                    {
-                        "managed-identity" => AzureAuth::ManagedIdentity,
-                        _ => AzureAuth::DeveloperTools,
-                    }
-                }
+                Some(key) => ModelAuth::ApiKey(key.into()),
+                None => ModelAuth::Entra(azure_openai_credential(env, app_credential)),
             };
             match (endpoint, deployment) {
                 (Some(endpoint), Some(deployment)) => ModelSettings::Azure { endpoint, deployment, auth, stream },
@@ -302,8 +234,39 @@ fn model_settings(env: &mut Env) -> ModelSettings {
     }
 }
 
+/// Azure OpenAI without a key: chat-app's own managed identity (the one it signs users in with;
+/// in Azure the platform's, on a laptop the broker's), else the developer's own sign-in.
+fn azure_openai_credential(env: &mut Env, app_credential: &Credential) -> Credential {
+    let default = if env.get("IDENTITY_ENDPOINT").is_some() { "managed-identity" } else { "developer-tools" };
+    let choice = env.choice("AZURE_OPENAI_CREDENTIAL", &["managed-identity", "developer-tools"], default);
+    if choice == "developer-tools" {
+        return Credential::developer().unwrap_or_else(|e| {
+            env.problem(format!("AZURE_OPENAI_CREDENTIAL=developer-tools: {e}"));
+            app_credential.clone()
+        });
+    }
+    if let Credential::ManagedIdentity(_) = app_credential {
+        return app_credential.clone();
+    }
+    // An explicit client secret won for the app registration; the managed-identity endpoint
+    // (the broker, on a laptop) still serves Azure OpenAI.
+    let mut without_secret = Env::from_map(
+        ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "CHAT_APP_MANAGED_IDENTITY_CLIENT_ID"]
+            .into_iter()
+            .filter_map(|name| env.get(name).map(|value| (name, value))),
+    );
+    let identity = Identity::from_env(&mut without_secret);
+    match identity.credential(&mut without_secret, "CHAT_APP", "chat-app") {
+        Some(credential) => credential,
+        None => {
+            env.problem("AZURE_OPENAI_CREDENTIAL=managed-identity needs IDENTITY_ENDPOINT and IDENTITY_HEADER");
+            app_credential.clone()
+        }
+    }
+}
+
 /// Client ids and audiences of the manifest's apps and clients, with their names.
-fn names_from(m: &entra_auth::manifest::Manifest, vars: &entra_auth::manifest::Vars) -> Vec<(String, String)> {
+fn names_from(m: &entra_manifest::Manifest, vars: &entra_manifest::Vars) -> Vec<(String, String)> {
     let mut names = Vec::new();
     for (name, app) in &m.apps {
         names.push((app.client_id.clone(), name.clone()));
@@ -327,7 +290,7 @@ mod tests {
     use super::*;
 
     fn manifest() -> String {
-        format!("{}/../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"))
+        entra_manifest::REPOSITORY_MANIFEST.to_string()
     }
 
     #[test]
@@ -337,7 +300,7 @@ mod tests {
         assert_eq!(s.addr.port(), 3000);
         assert_eq!(s.identity.scope, "openid profile offline_access api://orders-mcp-local/access_as_user");
         assert_eq!(s.identity.client_id, "8c2dce4e-b22a-4731-86d9-4f40acf63eed");
-        assert!(matches!(s.identity.credential, ClientAuth::Secret(_)));
+        assert!(matches!(s.identity.credential, Credential::Secret(_)));
         assert!(matches!(s.model, ModelSettings::Offline));
         assert!(!s.secure_cookies(), "plain-http localhost cannot keep Secure cookies");
         assert_eq!(s.origin(), "http://localhost:3000");
@@ -389,9 +352,13 @@ mod tests {
             ("AZURE_OPENAI_DEPLOYMENT", "gpt".into()),
         ]);
         let s = Settings::from(env).unwrap();
-        assert!(matches!(&s.identity.credential, ClientAuth::Secret(secret) if secret == "s"));
+        assert!(matches!(&s.identity.credential, Credential::Secret(_)));
         // The endpoint still serves Azure OpenAI (the broker, on a laptop).
-        assert!(matches!(s.model, ModelSettings::Azure { auth: AzureAuth::ManagedIdentity, .. }));
+        assert!(
+            matches!(&s.model, ModelSettings::Azure { auth: ModelAuth::Entra(Credential::ManagedIdentity(_)), .. }),
+            "{:?}",
+            s.model
+        );
     }
 
     #[test]
@@ -402,6 +369,7 @@ mod tests {
             ("IDENTITY_HEADER", "h".into()),
         ]);
         let s = Settings::from(env).unwrap();
-        assert!(matches!(s.identity.credential, ClientAuth::ManagedIdentity { client_id: Some(_), .. }));
+        assert!(matches!(s.identity.credential, Credential::ManagedIdentity(_)));
+        assert!(format!("{:?}", s.identity.credential).contains("client_id: Some("));
     }
 }

@@ -16,7 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None => {}
-        Some("healthcheck") => return entra_auth::probe::healthcheck("CHAT_APP_ADDR", 3000),
+        Some("healthcheck") => return service_kit::probe::healthcheck("CHAT_APP_ADDR", 3000),
         Some(other) => {
             eprintln!(
                 "chat-app: unknown argument {other:?} (usage: chat-app [healthcheck]; settings come from the environment)"
@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    entra_auth::telemetry::init();
+    service_kit::telemetry::init();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(e) => {
@@ -32,7 +32,6 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let public_url = settings.public_url.to_string();
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {
@@ -40,8 +39,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(listen = app.url(), url = %public_url, "chat-app ready");
-    if let Err(e) = app.run(entra_auth::serve::shutdown_signal()).await {
+    if let Err(e) = app.run_until_stopped(service_kit::serve::shutdown_signal()).await {
         eprintln!("chat-app: {e}");
         return ExitCode::FAILURE;
     }

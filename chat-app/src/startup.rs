@@ -1,6 +1,6 @@
 //! Builds the application from [`Settings`]: state, routes, layers; and serves it.
 
-use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +10,11 @@ use axum::http::{Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use entra_auth::acquire::{ClientCredential, ManagedIdentityCredential, ManagedIdentitySource};
+use entra_auth::acquire::Credential;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use tokio::net::TcpListener;
+use service_kit::serve::{Built, Service};
+use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
@@ -21,14 +22,14 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::agent::Agent;
-use crate::agent::endpoint::{Auth, Endpoint, EntraCredential};
+use crate::agent::endpoint::{Endpoint, ModelAuth};
 use crate::agent::model::ChatModel;
 use crate::agent::openai::OpenAiModel;
 use crate::agent::planner::Planner;
 use crate::auth::oidc::Oidc;
 use crate::auth::refresh::Refresher;
 use crate::auth::{self, SESSION_COOKIE, origin, routes};
-use crate::configuration::{AzureAuth, ClientAuth, ModelSettings, Settings};
+use crate::configuration::{ModelSettings, Settings};
 use crate::mcp::McpConnector;
 use crate::state::AppState;
 use crate::store::Store;
@@ -39,43 +40,32 @@ const PROTECTED_PAGES: [&str; 2] = ["/chat", "/orders"];
 
 const STYLESHEET: &str = include_str!("../style/main.css");
 
-pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    sessions: SqliteStore,
-    url: String,
-}
+/// chat-app as a [`Service`]: `Application::build(settings)`; while it serves, expired
+/// sessions are deleted every five minutes.
+pub struct ChatApp;
 
-impl Application {
-    /// Binds `settings.addr` and builds the app.
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let listener = TcpListener::bind(settings.addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;
-        Application::with_listener(settings, listener).await
+pub type Application = service_kit::serve::Application<ChatApp>;
+
+impl Service for ChatApp {
+    type Settings = Settings;
+    type Handle = ();
+
+    fn address(settings: &Settings) -> SocketAddr {
+        settings.addr
     }
 
-    /// Builds the app on an already bound listener (tests bind port 0 first, to know the URL).
-    pub async fn with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
+    async fn build(settings: Settings, local: SocketAddr, stopping: CancellationToken) -> anyhow::Result<Built<()>> {
+        let public_url = settings.public_url.to_string();
         let state = build_state(settings).await?;
-        let sessions = state.sessions.clone();
-        let addr = listener.local_addr()?;
-        Ok(Application { listener, router: router(state), sessions, url: format!("http://{addr}") })
-    }
-
-    /// The address it listens on, as a URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Serves until `shutdown` completes, then lets open requests finish.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let cleanup = tokio::spawn(self.sessions.continuously_delete_expired(Duration::from_secs(300)));
-        let result = axum::serve(entra_auth::serve::without_delay(self.listener), self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        cleanup.abort();
-        result
+        let cleanup = state.sessions.clone().continuously_delete_expired(Duration::from_secs(300));
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cleanup => {}
+                () = stopping.cancelled() => {}
+            }
+        });
+        tracing::info!(listen = %local, url = %public_url, "chat-app ready");
+        Ok(Built::router(router(state)))
     }
 }
 
@@ -85,27 +75,16 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         // Tokens ride on these requests: never follow a redirect elsewhere with them.
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let (credential, managed_identity) = match &settings.identity.credential {
-        ClientAuth::ManagedIdentity { endpoint, header, client_id } => {
-            let mi = Arc::new(ManagedIdentityCredential::new(
-                http.clone(),
-                ManagedIdentitySource::AppService { endpoint: endpoint.clone(), header: header.clone() },
-                client_id.clone(),
-            ));
-            (ClientCredential::ManagedIdentity(mi.clone()), Some(mi))
-        }
-        ClientAuth::Secret(secret) => {
-            tracing::warn!(
-                "chat-app authenticates with CHAT_APP_CLIENT_SECRET: a local fallback; use a managed identity in Azure"
-            );
-            (ClientCredential::Secret(secret.clone()), None)
-        }
-    };
-    let oidc = Arc::new(Oidc::new(&settings, http.clone(), credential)?);
+    if let Credential::Secret(_) = &settings.identity.credential {
+        tracing::warn!(
+            "chat-app authenticates with CHAT_APP_CLIENT_SECRET: a local fallback; use a managed identity in Azure"
+        );
+    }
+    let oidc = Arc::new(Oidc::new(&settings, http.clone(), settings.identity.credential.clone())?);
     let store = Store::open(&settings.session_db).await?;
     let sessions = SqliteStore::new(store.pool().clone());
     sessions.migrate().await.map_err(|e| anyhow::anyhow!("cannot migrate the session table: {e}"))?;
-    let model = model(&settings.model, &http, managed_identity.as_ref())?;
+    let model = model(&settings.model, &http);
     let agent =
         Agent::new(model, McpConnector::new(settings.orders_mcp_url.clone(), http.clone()), settings.agent.clone());
     let leptos = LeptosOptions::builder()
@@ -135,15 +114,11 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
 }
 
 /// The configured model: a provider, or the offline planner.
-fn model(
-    settings: &ModelSettings,
-    http: &reqwest::Client,
-    managed_identity: Option<&Arc<ManagedIdentityCredential>>,
-) -> anyhow::Result<Arc<dyn ChatModel>> {
-    Ok(match settings {
+fn model(settings: &ModelSettings, http: &reqwest::Client) -> Arc<dyn ChatModel> {
+    match settings {
         ModelSettings::Offline => Arc::new(Planner),
         ModelSettings::OpenAi { base_url, api_key, model, stream } => {
-            let auth = api_key.as_ref().map_or(Auth::None, |k| Auth::Bearer(k.as_str().into()));
+            let auth = api_key.clone().map_or(ModelAuth::None, ModelAuth::Bearer);
             let host = base_url.host_str().unwrap_or("model server");
             let label = format!("{model} · {host}");
             Arc::new(OpenAiModel::new(
@@ -155,27 +130,17 @@ fn model(
             ))
         }
         ModelSettings::Azure { endpoint, deployment, auth, stream } => {
-            let auth = match auth {
-                AzureAuth::ApiKey(key) => Auth::ApiKey(key.as_str().into()),
-                AzureAuth::ManagedIdentity => {
-                    let mi = managed_identity.cloned().ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "AZURE_OPENAI_CREDENTIAL=managed-identity needs IDENTITY_ENDPOINT and IDENTITY_HEADER"
-                        )
-                    })?;
-                    Auth::Entra(EntraCredential::ManagedIdentity(mi))
-                }
-                AzureAuth::DeveloperTools => {
-                    let credential = azure_identity::DeveloperToolsCredential::new(None)
-                        .map_err(|e| anyhow::anyhow!("cannot use the Azure CLI / azd sign-in: {e}"))?;
-                    Auth::Entra(EntraCredential::Azure(credential))
-                }
-            };
             let base = Endpoint::azure_v1_base(endpoint.as_str());
             let label = format!("{deployment} · Azure OpenAI");
-            Arc::new(OpenAiModel::new(http.clone(), Endpoint::new(&base, auth), deployment.clone(), *stream, label))
+            Arc::new(OpenAiModel::new(
+                http.clone(),
+                Endpoint::new(&base, auth.clone()),
+                deployment.clone(),
+                *stream,
+                label,
+            ))
         }
-    })
+    }
 }
 
 pub fn router(state: AppState) -> Router {

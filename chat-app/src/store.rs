@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::auth::refresh::now;
 use crate::transcript::{Entry, Transcript};
+use service_kit::clock::unix_now;
 
 /// The most entries a page shows (and the model sees, at most).
 const MAX_ENTRIES: i64 = 400;
@@ -52,7 +52,7 @@ impl Store {
         sqlx::query("INSERT INTO conversations (id, owner_oid, created_at) VALUES (?, ?, ?)")
             .bind(&id)
             .bind(owner_oid)
-            .bind(now() as i64)
+            .bind(unix_now() as i64)
             .execute(&self.pool)
             .await?;
         Ok(id)
@@ -109,7 +109,7 @@ impl Store {
         sqlx::query("INSERT OR IGNORE INTO idp_sessions (sid, session_id, created_at) VALUES (?, ?, ?)")
             .bind(sid)
             .bind(session_id)
-            .bind(now() as i64)
+            .bind(unix_now() as i64)
             .execute(&self.pool)
             .await?;
         Ok(())

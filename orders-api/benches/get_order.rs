@@ -152,7 +152,7 @@ async fn run(client: &reqwest::Client, url: &str, token: &str, concurrency: usiz
 async fn main() {
     // `cargo bench` passes harness flags such as `--bench`; there is nothing to filter here.
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let idp = entra_emulator::spawn(EmulatorConfig::from_repository().unwrap()).await.unwrap();
+    let idp = entra_emulator::Application::build(EmulatorConfig::from_repository().unwrap()).await.unwrap().spawn();
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(&idp.url(), &dir.path().join("orders.db"));
     let pid = server.child.id();
@@ -160,7 +160,7 @@ async fn main() {
     let (idle_rss, _) = memory(pid);
 
     let token =
-        idp.emulator.user_token("alice", "orders-mcp", "orders-api", &["Orders.Read", "Orders.ReadWrite"]).unwrap();
+        idp.handle().user_token("alice", "orders-mcp", "orders-api", &["Orders.Read", "Orders.ReadWrite"]).unwrap();
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
     let url = format!("{}{PATH}", server.address);
     // Warm-up: the first request fetches the signing keys; then connections and caches settle.

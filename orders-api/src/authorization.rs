@@ -16,9 +16,9 @@ use std::marker::PhantomData;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use entra_auth::Caller;
 use entra_auth::guard::{AuthError, Policy};
 use entra_auth::hop::How;
+use entra_auth::validate::Caller;
 
 use crate::hop_trace::{DenyReason, HopSlot};
 use crate::startup::AppState;
@@ -84,7 +84,7 @@ impl<P: Policy> FromRequestParts<AppState> for Permitted<P> {
         let caller = state.guard.authenticate(parts).await.map_err(IntoResponse::into_response)?;
         let how = how_it_arrived(&caller, state.passthrough_audience.as_deref());
         let effective = match how {
-            How::Passthrough => passthrough_grant(&caller),
+            How::Forwarded => passthrough_grant(&caller),
             _ => caller.clone(),
         };
         if let Some(slot) = parts.extensions.get::<HopSlot>() {
@@ -99,7 +99,7 @@ impl<P: Policy> FromRequestParts<AppState> for Permitted<P> {
 /// On-Behalf-Of; the one exception is a token for orders-mcp itself, forwarded unchanged, and
 /// only accepted at all when that audience was explicitly allowed.
 fn how_it_arrived(caller: &Caller, passthrough_audience: Option<&str>) -> How {
-    if passthrough_audience == Some(caller.audience.as_str()) { How::Passthrough } else { How::Obo }
+    if passthrough_audience == Some(caller.audience.as_str()) { How::Forwarded } else { How::Obo }
 }
 
 /// What a forwarded orders-mcp token may do here when passthrough is allowed: everything a
@@ -129,7 +129,7 @@ mod tests {
     #[test]
     fn scope_and_role_names_exist_in_the_manifest() {
         let path = format!("{}/../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"));
-        let manifest = entra_auth::manifest::Manifest::load(path).unwrap();
+        let manifest = entra_manifest::Manifest::load(path).unwrap();
         let api = manifest.app("orders-api").unwrap();
         for scope in SCOPES {
             assert!(api.scope(scope).is_some(), "scope {scope} is not defined for orders-api");

@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use entra_auth::settings::{Env, SettingsError};
+use entra_auth::settings::Identity;
+use service_kit::settings::{Env, SettingsError};
 use url::Url;
 
 /// The manifest users who own the demo orders.
@@ -55,7 +56,7 @@ impl Settings {
             env.problem(format!("ORDERS_API_PUBLIC_URL={public_url} must be an http(s) URL without a query"));
         }
         let passthrough_audience = env.get("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE");
-        let identity = env.identity();
+        let identity = Identity::from_env(&mut env);
         let app = identity.app(&mut env, "ORDERS_API", "orders-api");
         let seed_users = identity.manifest.as_ref().map_or_else(Vec::new, |m| {
             SEED_USERS
@@ -113,7 +114,7 @@ mod tests {
     #[test]
     fn defaults_come_from_the_manifest() {
         let settings = Settings::from_env(Env::from_map([("IDENTITY_MANIFEST", manifest_path())])).unwrap();
-        let manifest = entra_auth::manifest::Manifest::load(manifest_path()).unwrap();
+        let manifest = entra_manifest::Manifest::load(manifest_path()).unwrap();
         let api = manifest.app("orders-api").unwrap();
         assert_eq!(settings.addr.to_string(), "127.0.0.1:3002");
         assert_eq!(settings.database, PathBuf::from("./data/orders.db"));
@@ -175,7 +176,7 @@ mod tests {
         let read = env.names_read();
         Settings::from_env(env).unwrap();
         let mut names = read.names();
-        // Read by entra_auth::telemetry::init, before the settings.
+        // Read by service_kit::telemetry::init, before the settings.
         names.extend(["LOG_FORMAT", "RUST_LOG"].map(String::from));
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
         let section = readme.split("## Configuration").nth(1).unwrap().split("\n## ").next().unwrap();

@@ -7,7 +7,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use entra_auth::problem::Problem;
+use service_kit::problem::Problem;
 
 use crate::domain::{OrderId, OrderStatus};
 use crate::hop_trace::DenyReason;

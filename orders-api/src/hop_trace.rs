@@ -4,17 +4,19 @@
 //!
 //! The middleware times the request and hands the handlers a [`HopSlot`]; the authorization
 //! extractor fills it once the token is valid. Refusals after that point (403, 404, 409, ...)
-//! put their reason in a [`DenyReason`] response extension, which becomes the hop's decision.
+//! put their reason in a [`DenyReason`] response extension, which becomes the hop's decision:
+//! `denied` for 403 (the identity lacks a scope or role), `refused` otherwise (the token was
+//! accepted and the request failed on its merits: not found, conflict, invalid input).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use entra_auth::Caller;
 use entra_auth::hop::{Decision, HOP_HEADER, How};
+use entra_auth::validate::Caller;
 
 pub const SERVICE: &str = "orders-api";
 
@@ -39,12 +41,19 @@ pub async fn record_hop(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(slot.clone());
     let mut response = next.run(request).await;
     if let Some((caller, how)) = slot.0.get() {
-        let decision = if response.status().is_success() {
+        let status = response.status();
+        let reason = || {
+            let given = response.extensions().get::<DenyReason>().map(|r| r.0.clone());
+            given.unwrap_or_else(|| status.canonical_reason().unwrap_or("refused").to_string())
+        };
+        let decision = if status.is_success() {
             Decision::Allowed
+        } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            // The identity itself fell short: a scope or role is missing.
+            Decision::Denied { reason: reason() }
         } else {
-            let reason = response.extensions().get::<DenyReason>().map(|r| r.0.clone());
-            let fallback = || response.status().canonical_reason().unwrap_or("refused").to_string();
-            Decision::Denied { reason: reason.unwrap_or_else(fallback) }
+            // The token was fine; the request was not (not found, conflict, invalid input).
+            Decision::Refused { reason: reason() }
         };
         let hop = caller.hop(SERVICE, *how, decision, started.elapsed());
         if let Ok(value) = HeaderValue::from_str(&hop.to_header_value()) {

@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use entra_auth::settings::Env;
 use orders_api::configuration::Settings;
 use orders_api::database::Database;
 use orders_api::seed;
 use orders_api::startup::Application;
+use service_kit::settings::Env;
 
 // Requests allocate many small, short-lived buffers (JSON, headers, futures): mimalloc
 // serves them at a fraction of glibc malloc's cost.
@@ -38,7 +38,7 @@ async fn main() -> ExitCode {
     let command = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] => Command::Serve,
         ["--reset"] => Command::Reset,
-        ["healthcheck"] => return entra_auth::probe::healthcheck("ORDERS_API_ADDR", 3002),
+        ["healthcheck"] => return service_kit::probe::healthcheck("ORDERS_API_ADDR", 3002),
         ["--help" | "-h"] => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -48,7 +48,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    entra_auth::telemetry::init();
+    service_kit::telemetry::init();
     let settings = match Settings::from_env(Env::from_process()) {
         Ok(settings) => settings,
         Err(e) => {
@@ -71,8 +71,8 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
-    let app = Application::build(settings).await.map_err(|e| e.to_string())?;
-    app.run_until(entra_auth::serve::shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
+    let app = Application::build(settings).await.map_err(|e| format!("{e:#}"))?;
+    app.run_until_stopped(service_kit::serve::shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
 }
 
 async fn reset(settings: Settings) -> Result<(), String> {

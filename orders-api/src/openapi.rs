@@ -117,7 +117,7 @@ fn metadata_schema() -> Schema {
         .into()
 }
 
-/// The `Problem` schema: [`entra_auth::problem::Problem`] as JSON.
+/// The `Problem` schema: [`service_kit::problem::Problem`] as JSON.
 pub struct ProblemSchema;
 
 impl PartialSchema for ProblemSchema {
@@ -166,7 +166,7 @@ fn challenge_header() -> Header {
 fn problem(description: &str, challenge: bool, hop: bool) -> Response {
     let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(ProblemSchema::name()))).build();
     let mut response =
-        ResponseBuilder::new().description(description).content(entra_auth::problem::CONTENT_TYPE, content);
+        ResponseBuilder::new().description(description).content(service_kit::problem::CONTENT_TYPE, content);
     if challenge {
         response = response.header("WWW-Authenticate", challenge_header());
     }

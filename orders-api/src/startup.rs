@@ -1,6 +1,6 @@
 //! Building the application: database, token validator, router; then serving it.
 
-use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +9,9 @@ use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{HeaderValue, Request, header};
 use entra_auth::guard::ResourceGuard;
 use entra_auth::metadata::ProtectedResourceMetadata;
-use entra_auth::{TokenValidator, TokenVersion, ValidatorConfig};
-use tokio::net::TcpListener;
+use entra_auth::validate::{TokenValidator, TokenVersion, ValidatorConfig};
+use service_kit::serve::{Built, Service};
+use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -47,23 +48,27 @@ pub enum StartError {
     Database(#[from] DatabaseError),
     #[error("cannot seed the demo orders into {path}: {source}")]
     Seed { path: String, source: sqlx::Error },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("cannot build the HTTP client for the identity provider: {0}")]
     Http(#[from] reqwest::Error),
 }
 
-pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    database: Database,
-}
+/// orders-api as a [`Service`]: `Application::build(settings)` opens and migrates the database,
+/// seeds it once and binds the listener (every way start-up can fail happens there, before
+/// anything is served); stopping closes the database, checkpointing the WAL.
+pub struct OrdersApi;
 
-impl Application {
-    /// Opens and migrates the database, seeds it once, and binds the listener: every way
-    /// start-up can fail happens here, before anything is served.
-    pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let database = Database::open(&settings.database).await?;
+pub type Application = service_kit::serve::Application<OrdersApi>;
+
+impl Service for OrdersApi {
+    type Settings = Settings;
+    type Handle = ();
+
+    fn address(settings: &Settings) -> SocketAddr {
+        settings.addr
+    }
+
+    async fn build(settings: Settings, local: SocketAddr, _: CancellationToken) -> anyhow::Result<Built<()>> {
+        let database = Database::open(&settings.database).await.map_err(StartError::Database)?;
         let seeded = seed::seed(&database, &settings.seed_users)
             .await
             .map_err(|source| StartError::Seed { path: settings.database.display().to_string(), source })?;
@@ -78,29 +83,9 @@ impl Application {
                  is the confused-deputy pattern, enabled only to demonstrate it; never set it in production"
             );
         }
-        let listener = TcpListener::bind(settings.addr)
-            .await
-            .map_err(|source| StartError::Bind { addr: settings.addr, source })?;
         let router = router(&settings, database.clone())?;
-        tracing::info!(
-            addr = %listener.local_addr().map_or_else(|_| settings.addr.to_string(), |a| a.to_string()),
-            database = %settings.database.display(),
-            "orders-api ready"
-        );
-        Ok(Application { listener, router, database })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.listener.local_addr().map_or(0, |a| a.port())
-    }
-
-    /// Serves until `shutdown` completes, then closes the database (checkpointing the WAL).
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let served = axum::serve(entra_auth::serve::without_delay(self.listener), self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        self.database.close().await;
-        served
+        tracing::info!(addr = %local, database = %settings.database.display(), "orders-api ready");
+        Ok(Built { router, handle: (), on_stopped: Some(Box::pin(async move { database.close().await })) })
     }
 }
 

@@ -89,11 +89,12 @@ async fn run() -> anyhow::Result<()> {
     let orders_api_bin = orders_api_binary()?;
     let orders_mcp_bin = PathBuf::from(env!("CARGO_BIN_EXE_orders-mcp"));
 
-    let idp = entra_emulator::spawn(EmulatorConfig {
+    let idp = entra_emulator::Application::build(EmulatorConfig {
         identity_header: Some(IDENTITY_HEADER.into()),
         ..EmulatorConfig::from_repository()?
     })
-    .await?;
+    .await?
+    .spawn();
     let data = tempfile::tempdir()?;
     let (api_addr, mcp_addr) = (free_port()?, free_port()?);
 
@@ -129,12 +130,12 @@ async fn run() -> anyhow::Result<()> {
     wait_ready(&http, &format!("http://{mcp_addr}/readyz")).await?;
     let idle = [(api.name, api.memory()?), (mcp.name, mcp.memory()?)];
 
-    let token = Arc::new(idp.emulator.user_token("alice", "chat-app", "orders-mcp", &["access_as_user"])?);
+    let token = Arc::new(idp.handle().user_token("alice", "chat-app", "orders-mcp", &["access_as_user"])?);
     let url = Arc::new(format!("http://{mcp_addr}/mcp"));
     // Warm-up: keys fetched by both services, alice's On-Behalf-Of token cached.
     let client = LoadClient::new();
     let warm = load(&client, &url, &token, 16, Duration::from_secs(1)).await?;
-    let exchanges = idp.emulator.stats().on_behalf_of;
+    let exchanges = idp.handle().stats().on_behalf_of;
 
     println!("\nfull path: tools/call get_order -> orders-mcp -> orders-api -> SQLite (warm OBO cache)");
     println!("{} s per level; warm-up {} requests\n", seconds, warm.latencies.len());
@@ -182,7 +183,7 @@ async fn run() -> anyhow::Result<()> {
             true,
         ));
     }
-    let exchanges_during_runs = idp.emulator.stats().on_behalf_of - exchanges;
+    let exchanges_during_runs = idp.handle().stats().on_behalf_of - exchanges;
     println!("\nOn-Behalf-Of exchanges: {exchanges} during warm-up, {exchanges_during_runs} during the measured runs");
     println!("\n{:>11} {:>13} {:>17} {:>13}", "service", "idle RSS MB", "after-load RSS MB", "peak RSS MB");
     let mut verdicts = vec![verdict("p99 at concurrency 16", p99_at_16, P99_TARGET_MS, "ms")];

@@ -12,10 +12,10 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use entra_auth::Caller;
 use entra_auth::acquire::AccessToken;
 use entra_auth::guard::{Policy, ResourceGuard};
-use entra_auth::problem::Problem;
+use entra_auth::validate::Caller;
+use service_kit::problem::Problem;
 
 use crate::configuration::ACCESS_SCOPE;
 

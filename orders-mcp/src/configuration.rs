@@ -7,7 +7,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use entra_auth::settings::{AppRegistration, Env, SettingsError};
+use entra_auth::acquire::Credential;
+use entra_auth::settings::{AppRegistration, Identity};
+use service_kit::settings::{Env, SettingsError};
 use url::Url;
 
 /// How orders-mcp authenticates to orders-api.
@@ -26,29 +28,6 @@ impl fmt::Display for Downstream {
             Downstream::Obo => "obo",
             Downstream::Passthrough => "passthrough",
         })
-    }
-}
-
-/// How orders-mcp proves its own identity in the On-Behalf-Of exchange.
-#[derive(Clone)]
-pub enum Credential {
-    /// A managed identity's token as client assertion (federated identity credential): no
-    /// secret anywhere. The App Service / Container Apps endpoint, or the emulator's locally.
-    ManagedIdentity { endpoint: Url, header: String, client_id: Option<String> },
-    /// A client secret: the local fallback only.
-    Secret(String),
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Credential::ManagedIdentity { endpoint, client_id, .. } => f
-                .debug_struct("ManagedIdentity")
-                .field("endpoint", &endpoint.as_str())
-                .field("client_id", client_id)
-                .finish_non_exhaustive(),
-            Credential::Secret(_) => f.write_str("Secret(<redacted>)"),
-        }
     }
 }
 
@@ -100,7 +79,7 @@ impl Settings {
         let downstream_timeout = env.seconds("ORDERS_MCP_DOWNSTREAM_TIMEOUT_SECS", 10);
         let allowed_hosts = allowed_hosts(&env.string("ORDERS_MCP_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS), &public_url);
 
-        let identity = env.identity();
+        let identity = Identity::from_env(&mut env);
         let mcp_app = identity.app(&mut env, "ORDERS_MCP", "orders-mcp");
         let orders_api_app = identity.app(&mut env, "ORDERS_API", "orders-api");
         for (app, var) in [(&mcp_app, "ORDERS_MCP_APP_ID_URI"), (&orders_api_app, "ORDERS_API_APP_ID_URI")] {
@@ -108,8 +87,7 @@ impl Settings {
                 env.problem(format!("{var} is not set and the identity manifest does not name it"));
             }
         }
-        let mi_client_id = identity.managed_identity_client_id(&mut env, "ORDERS_MCP", "orders-mcp");
-        let credential = credential(&mut env, mi_client_id);
+        let credential = identity.credential(&mut env, "ORDERS_MCP", "orders-mcp");
         if downstream == Downstream::Obo && credential.is_none() {
             env.problem(
                 "ORDERS_MCP_DOWNSTREAM=obo needs a client credential for the On-Behalf-Of exchange: set \
@@ -194,30 +172,6 @@ fn allowed_hosts(raw: &str, public_url: &Url) -> AllowedHosts {
     AllowedHosts::Only(hosts)
 }
 
-fn credential(env: &mut Env, mi_client_id: Option<String>) -> Option<Credential> {
-    let endpoint = env.optional::<Url>("IDENTITY_ENDPOINT", "a URL");
-    let header = env.get("IDENTITY_HEADER");
-    let secret = env.get("ORDERS_MCP_CLIENT_SECRET");
-    match (endpoint, header) {
-        (Some(_), None) => {
-            env.problem("IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not: set both, or neither");
-            None
-        }
-        (None, Some(_)) if env.get("IDENTITY_ENDPOINT").is_none() => {
-            env.problem("IDENTITY_HEADER is set but IDENTITY_ENDPOINT is not: set both, or neither");
-            None
-        }
-        // An explicitly configured secret wins: the platform never sets one, and on a laptop the
-        // managed-identity endpoint may be the broker, whose developer token Entra does not accept
-        // as orders-mcp's client assertion.
-        _ if secret.is_some() => secret.map(Credential::Secret),
-        (Some(endpoint), Some(header)) => {
-            Some(Credential::ManagedIdentity { endpoint, header, client_id: mi_client_id })
-        }
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,12 +196,7 @@ mod tests {
         assert_eq!(s.audiences(), ["a58242b0-4441-4e9a-b6fa-2c3a3d94ebff", "api://orders-mcp-local"]);
         assert_eq!(s.issuer_v2, "http://localhost:3003/afb67780-0dec-4124-a11c-b6e461eb7aad/v2.0");
         assert_eq!(s.allowed_hosts, AllowedHosts::Only(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]));
-        match s.credential {
-            Some(Credential::ManagedIdentity { client_id, .. }) => {
-                assert_eq!(client_id.as_deref(), Some("ec45dfb3-39aa-4a39-a22a-a18cec4241cc"))
-            }
-            other => panic!("expected a managed identity, got {other:?}"),
-        }
+        assert!(matches!(s.credential, Some(Credential::ManagedIdentity(_))), "{:?}", s.credential);
     }
 
     #[test]
@@ -324,7 +273,7 @@ mod tests {
         let read = env.names_read();
         Settings::from_env(env).unwrap();
         let mut names = read.names();
-        // Read by entra_auth::telemetry::init, before the settings.
+        // Read by service_kit::telemetry::init, before the settings.
         names.extend(["LOG_FORMAT", "RUST_LOG"].map(String::from));
         let readme = include_str!("../README.md");
         let section = readme.split("## Configuration").nth(1).unwrap().split("\n## ").next().unwrap();

@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use entra_auth::problem::Problem;
 use serde_json::json;
+use service_kit::problem::Problem;
 
 use crate::startup::AppState;
 

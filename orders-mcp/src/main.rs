@@ -1,10 +1,10 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use entra_auth::settings::Env;
 use orders_mcp::bridge::{self, BridgeArgs};
 use orders_mcp::configuration::Settings;
 use orders_mcp::startup::Application;
+use service_kit::settings::Env;
 
 // Requests allocate many small, short-lived buffers (JSON, headers, futures): mimalloc
 // serves them at a fraction of glibc malloc's cost.
@@ -33,10 +33,10 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Healthcheck) = cli.command {
-        return entra_auth::probe::healthcheck("ORDERS_MCP_ADDR", 3001);
+        return service_kit::probe::healthcheck("ORDERS_MCP_ADDR", 3001);
     }
     // Logs go to stderr: in bridge mode stdout carries the MCP stream only.
-    entra_auth::telemetry::init();
+    service_kit::telemetry::init();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Bridge(args) => bridge::run(*args).await,
@@ -52,15 +52,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve() -> anyhow::Result<()> {
-    let settings = Settings::from_env(Env::from_process())?;
-    let app = Application::build(settings.clone()).await?;
-    tracing::info!(
-        addr = %app.local_addr()?,
-        resource = %settings.mcp_url(),
-        downstream = %settings.downstream,
-        orders_api = %settings.orders_api_url,
-        "orders-mcp listening"
-    );
-    app.run_until_stopped(entra_auth::serve::shutdown_signal()).await?;
+    let app = Application::build(Settings::from_env(Env::from_process())?).await?;
+    app.run_until_stopped(service_kit::serve::shutdown_signal()).await?;
     Ok(())
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use entra_auth::acquire::{AccessToken, AcquireError, OnBehalfOf, describe};
 use entra_auth::hop::{HOP_HEADER, Hop, How, TokenSummary};
-use entra_auth::problem::Problem;
 use reqwest::{Method, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use service_kit::problem::Problem;
 use url::Url;
 
 use crate::auth::Authenticated;
@@ -155,7 +155,7 @@ impl OrdersApi {
     /// The token to send to orders-api for `who`, and how it was obtained.
     async fn token(&self, who: &Authenticated) -> Result<(AccessToken, How), CallError> {
         match &self.tokens {
-            TokenSource::Passthrough => Ok((who.token.clone(), How::Passthrough)),
+            TokenSource::Passthrough => Ok((who.token.clone(), How::Forwarded)),
             TokenSource::Obo { obo, scope } => {
                 let token = obo.token(&who.caller, who.token.secret(), scope).await.map_err(CallError::Exchange)?;
                 Ok((token, How::Obo))
@@ -248,7 +248,7 @@ impl OrdersApi {
 fn sent_token(who: &Authenticated, token: &AccessToken, how: How, api_hop: Option<&Hop>) -> Option<SentToken> {
     let summary = match (how, api_hop) {
         // The token orders-mcp itself validated.
-        (How::Passthrough, _) => who.caller.summary(),
+        (How::Forwarded, _) => who.caller.summary(),
         // orders-api validated the token and reported what it saw: the same token, checked.
         (_, Some(hop)) => hop.token.clone(),
         // orders-mcp is this token's client, not its audience: the claims it sent, unverified.

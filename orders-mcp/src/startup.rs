@@ -1,6 +1,5 @@
 //! Builds the application from its settings: the router, and the server that runs it.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -9,20 +8,18 @@ use axum::Router;
 use axum::extract::{FromRef, Request};
 use axum::middleware;
 use axum::routing::get;
-use entra_auth::acquire::{
-    ClientCredential, ConfidentialClient, ManagedIdentityCredential, ManagedIdentitySource, OnBehalfOf,
-};
+use entra_auth::acquire::{ConfidentialClient, Credential, OnBehalfOf};
 use entra_auth::guard::ResourceGuard;
 use entra_auth::metadata::ProtectedResourceMetadata;
-use entra_auth::{TokenValidator, TokenVersion, ValidatorConfig};
+use entra_auth::validate::{TokenValidator, TokenVersion, ValidatorConfig};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use tokio::net::TcpListener;
+use service_kit::serve::{Built, Service};
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 use crate::auth;
-use crate::configuration::{AllowedHosts, Credential, Downstream, Settings};
+use crate::configuration::{AllowedHosts, Downstream, Settings};
 use crate::health;
 use crate::orders_api::{OrdersApi, TokenSource};
 use crate::tools::OrdersTools;
@@ -43,43 +40,30 @@ impl FromRef<AppState> for ResourceGuard {
     }
 }
 
-/// A bound, ready-to-run server.
-pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    /// Ends the MCP transport's open streams on shutdown.
-    mcp_shutdown: CancellationToken,
-}
+/// orders-mcp as a [`Service`]: `Application::build(settings)`; stopping ends the MCP
+/// transport's open streams.
+pub struct OrdersMcp;
 
-impl Application {
-    /// Binds `settings.addr` and builds the app.
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let listener =
-            TcpListener::bind(settings.addr).await.with_context(|| format!("cannot listen on {}", settings.addr))?;
-        Application::with_listener(settings, listener)
+pub type Application = service_kit::serve::Application<OrdersMcp>;
+
+impl Service for OrdersMcp {
+    type Settings = Settings;
+    type Handle = ();
+
+    fn address(settings: &Settings) -> SocketAddr {
+        settings.addr
     }
 
-    /// Builds the app on an already bound listener (tests bind port 0 first, to know the
-    /// public URL).
-    pub fn with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
-        let mcp_shutdown = CancellationToken::new();
-        let router = app(&settings, mcp_shutdown.clone())?;
-        Ok(Application { listener, router, mcp_shutdown })
-    }
-
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let mcp_shutdown = self.mcp_shutdown;
-        axum::serve(entra_auth::serve::without_delay(self.listener), self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                mcp_shutdown.cancel();
-            })
-            .await
+    async fn build(settings: Settings, local: SocketAddr, stopping: CancellationToken) -> anyhow::Result<Built<()>> {
+        let router = app(&settings, stopping)?;
+        tracing::info!(
+            addr = %local,
+            resource = %settings.mcp_url(),
+            downstream = %settings.downstream,
+            orders_api = %settings.orders_api_url,
+            "orders-mcp listening"
+        );
+        Ok(Built::router(router))
     }
 }
 
@@ -152,19 +136,13 @@ fn token_source(settings: &Settings, http: &reqwest::Client) -> anyhow::Result<T
         return Ok(TokenSource::Passthrough);
     }
     let credential = match &settings.credential {
-        Some(Credential::ManagedIdentity { endpoint, header, client_id }) => {
-            ClientCredential::ManagedIdentity(Arc::new(ManagedIdentityCredential::new(
-                http.clone(),
-                ManagedIdentitySource::AppService { endpoint: endpoint.clone(), header: header.clone() },
-                client_id.clone(),
-            )))
-        }
-        Some(Credential::Secret(secret)) => {
+        Some(credential @ Credential::Secret(_)) => {
             tracing::warn!(
                 "On-Behalf-Of uses ORDERS_MCP_CLIENT_SECRET: a local fallback only; deployed, use the managed identity"
             );
-            ClientCredential::Secret(secret.clone())
+            credential.clone()
         }
+        Some(credential) => credential.clone(),
         None => anyhow::bail!("ORDERS_MCP_DOWNSTREAM=obo needs a client credential (see the configuration table)"),
     };
     let endpoint = ConfidentialClient::token_endpoint(&settings.authority, &settings.tenant_id)

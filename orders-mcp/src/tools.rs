@@ -256,7 +256,7 @@ fn authenticated(parts: &Parts) -> Result<&Authenticated, ErrorData> {
 /// The hop trace: orders-mcp's own hop, then orders-api's when it sent one; and the token
 /// orders-mcp sent downstream.
 fn meta(who: &Authenticated, sent: Option<SentToken>, api_hop: Option<Hop>) -> MetaObject {
-    let own = who.caller.hop(SERVICE, How::Passthrough, Decision::Allowed, who.received.elapsed());
+    let own = who.caller.hop(SERVICE, How::Direct, Decision::Allowed, who.received.elapsed());
     let hops: Vec<Hop> = std::iter::once(own).chain(api_hop).collect();
     let mut meta = MetaObject::new();
     meta.insert(MCP_META_KEY.to_string(), serde_json::to_value(hops).unwrap_or(Value::Null));

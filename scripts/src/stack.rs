@@ -192,7 +192,7 @@ impl Stack {
                 {
                     anyhow::bail!("{} exited during start-up ({status}); its output is above", s.name);
                 }
-                if entra_auth::probe::status(&s.health_url()).is_ok_and(|code| code == 200) {
+                if service_kit::probe::status(&s.health_url()).is_ok_and(|code| code == 200) {
                     println!("  ✓ {} ready on port {}", s.name, s.port);
                     break;
                 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use entra_auth::manifest::Manifest;
+use entra_manifest::Manifest;
 
 use crate::{frontend, stack};
 
@@ -13,7 +13,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Some(other) => anyhow::bail!("unknown option {other:?} (only --release)"),
     };
     let root = crate::root();
-    let manifest = Manifest::load(root.join(entra_auth::manifest::DEFAULT_PATH))?;
+    let manifest = Manifest::load(root.join(entra_manifest::DEFAULT_PATH))?;
 
     println!("== 1/4 building the chat-app client (wasm)");
     let site = frontend::build(release)?;

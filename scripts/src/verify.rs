@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use entra_auth::acquire::describe;
 use entra_auth::hop::{Hop, MCP_META_KEY};
-use entra_auth::manifest::{Manifest, Vars};
+use entra_manifest::{Manifest, Vars};
 use serde_json::{Value, json};
 use url::Url;
 
@@ -98,7 +98,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Target> {
     }
     // Locally, the standard ports unless told otherwise (a stack started on other ports).
     let url = |name: &str, default: &str| Url::parse(&flag(name).unwrap_or_else(|| default.to_string()));
-    let manifest = Manifest::load(crate::root().join(entra_auth::manifest::DEFAULT_PATH))?;
+    let manifest = Manifest::load(crate::root().join(entra_manifest::DEFAULT_PATH))?;
     Ok(Target {
         chat_app: url("--url", "http://localhost:3000")?,
         orders_mcp: Some(url("--mcp-url", "http://localhost:3001/mcp")?),

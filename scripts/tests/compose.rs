@@ -15,13 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use entra_auth::settings::Env;
 use serde_yaml::Value;
+use service_kit::settings::Env;
 
 const OFFLINE: &str = "docker-compose.yml";
 const AZURE: &str = "docker-compose.azure.yml";
 const SERVICES: [&str; 4] = ["emulator", "orders-api", "orders-mcp", "chat-app"];
-/// Read by `entra_auth::telemetry::init` before any settings.
+/// Read by `service_kit::telemetry::init` before any settings.
 const PLATFORM_VARS: [&str; 2] = ["LOG_FORMAT", "RUST_LOG"];
 
 /// What `azd env get-values > .env.azure` and the README's steps give the Azure file.

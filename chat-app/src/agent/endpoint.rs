@@ -6,10 +6,10 @@
 //! [`Endpoint::prepare`] before each request: it gets a fresh token (credentials cache and renew
 //! them) that `headers` then sends.
 
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use async_openai::config::Config;
-use azure_core::credentials::TokenCredential;
+use entra_auth::acquire::Credential;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -18,56 +18,31 @@ use super::model::ModelError;
 /// The scope of Azure OpenAI (Cognitive Services) tokens.
 pub const COGNITIVE_SERVICES_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
 
-/// Where Entra tokens for the model come from.
-#[derive(Clone)]
-pub enum EntraCredential {
-    /// chat-app's managed identity (App Service / Container Apps endpoint, or the emulator's).
-    ManagedIdentity(Arc<entra_auth::acquire::ManagedIdentityCredential>),
-    /// Any azure_identity credential; in practice `DeveloperToolsCredential` (Azure CLI / azd).
-    Azure(Arc<dyn TokenCredential>),
-}
-
-impl EntraCredential {
-    async fn token(&self) -> Result<SecretString, ModelError> {
-        match self {
-            EntraCredential::ManagedIdentity(mi) => mi
-                .token(COGNITIVE_SERVICES_SCOPE)
-                .await
-                .map(|t| SecretString::from(t.secret()))
-                .map_err(|e| ModelError::Credential(e.to_string())),
-            EntraCredential::Azure(credential) => credential
-                .get_token(&[COGNITIVE_SERVICES_SCOPE], None)
-                .await
-                .map(|t| SecretString::from(t.token.secret()))
-                .map_err(|e| ModelError::Credential(e.to_string())),
-        }
-    }
-}
-
-/// How requests authenticate.
-#[derive(Clone)]
-pub enum Auth {
+/// How model requests authenticate. `Debug` shows no key.
+#[derive(Clone, Debug)]
+pub enum ModelAuth {
     /// No credential (a local Ollama or vLLM).
     None,
     /// `Authorization: Bearer <key>` (OpenAI and compatible servers).
     Bearer(SecretString),
     /// `api-key: <key>` (Azure OpenAI with a key).
     ApiKey(SecretString),
-    /// `Authorization: Bearer <Entra token>` (Azure OpenAI, secretless).
-    Entra(EntraCredential),
+    /// `Authorization: Bearer <Entra token>` (Azure OpenAI, secretless): chat-app's managed
+    /// identity, or the developer's sign-in.
+    Entra(Credential),
 }
 
 pub struct Endpoint {
     /// Base URL without a trailing slash, e.g. `https://x.openai.azure.com/openai/v1`.
     base: String,
-    auth: Auth,
+    auth: ModelAuth,
     /// The Entra token the next request sends.
     entra_token: RwLock<Option<SecretString>>,
     no_key: SecretString,
 }
 
 impl Endpoint {
-    pub fn new(base: &str, auth: Auth) -> Self {
+    pub fn new(base: &str, auth: ModelAuth) -> Self {
         Endpoint {
             base: base.trim_end_matches('/').to_string(),
             auth,
@@ -83,8 +58,12 @@ impl Endpoint {
 
     /// Gets the token the next request needs (Entra only; keys need nothing).
     pub async fn prepare(&self) -> Result<(), ModelError> {
-        if let Auth::Entra(credential) = &self.auth {
-            let token = credential.token().await?;
+        if let ModelAuth::Entra(credential) = &self.auth {
+            let token = credential
+                .token(COGNITIVE_SERVICES_SCOPE)
+                .await
+                .map(|t| SecretString::from(t.secret()))
+                .map_err(|e| ModelError::Credential(e.to_string()))?;
             *self.entra_token.write().unwrap_or_else(|p| p.into_inner()) = Some(token);
         }
         Ok(())
@@ -101,19 +80,19 @@ impl Config for Endpoint {
     fn headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
         match &self.auth {
-            Auth::None => {}
-            Auth::Bearer(key) => {
+            ModelAuth::None => {}
+            ModelAuth::Bearer(key) => {
                 if let Some(v) = bearer(key) {
                     headers.insert(AUTHORIZATION, v);
                 }
             }
-            Auth::ApiKey(key) => {
+            ModelAuth::ApiKey(key) => {
                 if let Ok(mut v) = HeaderValue::from_str(key.expose_secret()) {
                     v.set_sensitive(true);
                     headers.insert(HeaderName::from_static("api-key"), v);
                 }
             }
-            Auth::Entra(_) => {
+            ModelAuth::Entra(_) => {
                 let token = self.entra_token.read().unwrap_or_else(|p| p.into_inner());
                 if let Some(v) = token.as_ref().and_then(bearer) {
                     headers.insert(AUTHORIZATION, v);
@@ -137,8 +116,8 @@ impl Config for Endpoint {
 
     fn api_key(&self) -> &SecretString {
         match &self.auth {
-            Auth::Bearer(key) | Auth::ApiKey(key) => key,
-            Auth::None | Auth::Entra(_) => &self.no_key,
+            ModelAuth::Bearer(key) | ModelAuth::ApiKey(key) => key,
+            ModelAuth::None | ModelAuth::Entra(_) => &self.no_key,
         }
     }
 }
@@ -149,14 +128,14 @@ mod tests {
 
     #[test]
     fn headers_per_auth_kind() {
-        let e = Endpoint::new("https://api.example.com/v1/", Auth::Bearer("sk-1".into()));
+        let e = Endpoint::new("https://api.example.com/v1/", ModelAuth::Bearer("sk-1".into()));
         assert_eq!(e.url("/chat/completions"), "https://api.example.com/v1/chat/completions");
         assert_eq!(e.headers()[AUTHORIZATION], "Bearer sk-1");
-        let e = Endpoint::new(&Endpoint::azure_v1_base("https://x.openai.azure.com/"), Auth::ApiKey("k".into()));
+        let e = Endpoint::new(&Endpoint::azure_v1_base("https://x.openai.azure.com/"), ModelAuth::ApiKey("k".into()));
         assert_eq!(e.url("/chat/completions"), "https://x.openai.azure.com/openai/v1/chat/completions");
         let h = e.headers();
         assert_eq!(h["api-key"], "k");
         assert!(!h.contains_key(AUTHORIZATION));
-        assert!(Endpoint::new("http://localhost:11434/v1", Auth::None).headers().is_empty());
+        assert!(Endpoint::new("http://localhost:11434/v1", ModelAuth::None).headers().is_empty());
     }
 }

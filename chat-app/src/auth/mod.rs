@@ -10,11 +10,12 @@ pub mod routes;
 use entra_auth::acquire::AccessToken;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+use service_kit::clock::unix_now;
 use tower_sessions::Session;
 
 use crate::api::{SIGN_IN_REQUIRED, UserView};
 use crate::state::AppState;
-use refresh::{RefreshError, Tokens, now};
+use refresh::{RefreshError, Tokens};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "chat_session";
@@ -82,7 +83,7 @@ impl AuthError {
 /// The signed-in user, unless the session has none or its sign-in has reached its absolute end.
 pub async fn current_user(session: &Session) -> Option<UserSession> {
     let user: UserSession = session.get(keys::USER).await.ok().flatten()?;
-    if now() >= user.ends_at {
+    if unix_now() >= user.ends_at {
         // This sign-in is over: its tokens go; the conversation stays for the next sign-in.
         let _ = session.remove_value(keys::USER).await;
         return None;
@@ -93,7 +94,7 @@ pub async fn current_user(session: &Session) -> Option<UserSession> {
 /// Keeps an active session from idling out: saving it renews its expiry (and the cookie's).
 /// At most once a minute, so ordinary requests do not write.
 pub async fn touch(session: &Session, mut user: UserSession) {
-    let now = now();
+    let now = unix_now();
     if now.saturating_sub(user.touched_at) >= 60 {
         user.touched_at = now;
         let _ = session.insert(keys::USER, &user).await;
@@ -105,7 +106,7 @@ pub async fn touch(session: &Session, mut user: UserSession) {
 /// dropped, the conversation is kept.
 pub async fn access_token(state: &AppState, session: &Session) -> Result<(UserSession, AccessToken), AuthError> {
     let mut user = current_user(session).await.ok_or(AuthError::SignInRequired)?;
-    if !user.tokens.needs_refresh(now()) {
+    if !user.tokens.needs_refresh(unix_now()) {
         let token = user.tokens.access();
         return Ok((user, token));
     }
@@ -117,7 +118,7 @@ pub async fn access_token(state: &AppState, session: &Session) -> Result<(UserSe
             Ok((user, token))
         }
         // Still valid for a little while: use it, and renew on a later request.
-        Err(RefreshError::Unavailable(_)) if !user.tokens.is_expired(now()) => {
+        Err(RefreshError::Unavailable(_)) if !user.tokens.is_expired(unix_now()) => {
             let token = user.tokens.access();
             Ok((user, token))
         }

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use entra_auth::acquire::{AcquireError, ClientCredential, ConfidentialClient, TokenResponse};
-use entra_auth::{IdToken, TokenValidator, TokenVersion, ValidationError, ValidatorConfig};
+use entra_auth::acquire::{AcquireError, ConfidentialClient, Credential, TokenResponse};
+use entra_auth::validate::{IdToken, TokenValidator, TokenVersion, ValidationError, ValidatorConfig};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokio::sync::RwLock;
 use url::Url;
@@ -55,7 +56,7 @@ pub struct Oidc {
 }
 
 impl Oidc {
-    pub fn new(settings: &Settings, http: reqwest::Client, credential: ClientCredential) -> anyhow::Result<Oidc> {
+    pub fn new(settings: &Settings, http: reqwest::Client, credential: Credential) -> anyhow::Result<Oidc> {
         let identity = &settings.identity;
         let base = identity.authority.as_str().trim_end_matches('/');
         let discovery_url =
@@ -135,8 +136,8 @@ impl Oidc {
     /// Redeems the authorization code and validates the ID token against `nonce`.
     pub async fn redeem(&self, code: &str, code_verifier: &str, nonce: &str) -> Result<SignedIn, OidcError> {
         let tokens = self.client.authorization_code(code, &self.redirect_uri, code_verifier, &self.scope).await?;
-        let id_token = tokens.id_token.as_deref().ok_or(OidcError::Missing("ID token"))?;
-        let id = self.id_tokens.validate_id_token(id_token, nonce).await?;
+        let id_token = tokens.id_token.as_ref().ok_or(OidcError::Missing("ID token"))?;
+        let id = self.id_tokens.validate_id_token(id_token.expose_secret(), nonce).await?;
         if tokens.refresh_token.is_none() {
             return Err(OidcError::Missing("refresh token"));
         }

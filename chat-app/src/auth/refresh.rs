@@ -6,12 +6,13 @@
 //! a request that read the session before another saved the renewed tokens still gets them.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use entra_auth::acquire::{AccessToken, TokenResponse};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use service_kit::clock::unix_now;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
@@ -20,32 +21,33 @@ use super::oidc::Oidc;
 /// How long a renewal's result is remembered for late readers of the old refresh token.
 const RETAIN: Duration = Duration::from_secs(600);
 
-/// What the session keeps for calling orders-mcp. Only ever on the server.
-#[derive(Clone, Serialize, Deserialize)]
+/// What the session keeps for calling orders-mcp. Only ever on the server (the session store);
+/// `Debug` shows no token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Tokens {
     /// For orders-mcp (`access_as_user`).
-    pub access_token: String,
+    #[serde(serialize_with = "expose")]
+    pub access_token: SecretString,
     /// Seconds since the Unix epoch.
     pub issued_at: u64,
     pub expires_at: u64,
-    pub refresh_token: String,
+    #[serde(serialize_with = "expose")]
+    pub refresh_token: SecretString,
 }
 
-impl fmt::Debug for Tokens {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tokens").field("expires_at", &self.expires_at).finish_non_exhaustive()
-    }
-}
-
-pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+/// Tokens are written to the server-side session store, and only there.
+fn expose<S: serde::Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose_secret())
 }
 
 impl Tokens {
     /// From a token response; a response without a new refresh token keeps `previous`'s.
     pub fn from_response(response: &TokenResponse, previous_refresh: Option<&str>) -> Option<Tokens> {
-        let refresh_token = response.refresh_token.as_deref().or(previous_refresh)?.to_string();
-        let issued_at = now();
+        let refresh_token = match &response.refresh_token {
+            Some(rotated) => rotated.clone(),
+            None => SecretString::from(previous_refresh?),
+        };
+        let issued_at = unix_now();
         Some(Tokens {
             access_token: response.access_token.clone(),
             issued_at,
@@ -65,7 +67,7 @@ impl Tokens {
     }
 
     pub fn access(&self) -> AccessToken {
-        AccessToken::new(self.access_token.as_str(), self.expires_at)
+        AccessToken::new(self.access_token.expose_secret(), self.expires_at)
     }
 }
 
@@ -98,7 +100,7 @@ impl Refresher {
     pub async fn fresh(&self, mut tokens: Tokens) -> Result<Tokens, RefreshError> {
         // A remembered renewal may itself be stale by now: follow the chain a few steps.
         for _ in 0..4 {
-            if !tokens.needs_refresh(now()) {
+            if !tokens.needs_refresh(unix_now()) {
                 return Ok(tokens);
             }
             tokens = self.renew(&tokens).await?;
@@ -107,7 +109,7 @@ impl Refresher {
     }
 
     async fn renew(&self, tokens: &Tokens) -> Result<Tokens, RefreshError> {
-        let key: [u8; 32] = Sha256::digest(tokens.refresh_token.as_bytes()).into();
+        let key: [u8; 32] = Sha256::digest(tokens.refresh_token.expose_secret().as_bytes()).into();
         let cell = {
             let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
             flights.retain(|_, f| f.started.elapsed() < RETAIN);
@@ -119,8 +121,8 @@ impl Refresher {
         };
         let result = cell
             .get_or_init(|| async {
-                match self.oidc.refresh(&tokens.refresh_token).await {
-                    Ok(response) => Tokens::from_response(&response, Some(&tokens.refresh_token))
+                match self.oidc.refresh(tokens.refresh_token.expose_secret()).await {
+                    Ok(response) => Tokens::from_response(&response, Some(tokens.refresh_token.expose_secret()))
                         .ok_or_else(|| RefreshError::SignInRequired("no refresh token".into())),
                     Err(e) if e.is_transient() => Err(RefreshError::Unavailable(e.to_string())),
                     Err(e) => Err(RefreshError::SignInRequired(e.to_string())),

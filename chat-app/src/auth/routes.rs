@@ -5,11 +5,12 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
+use service_kit::clock::unix_now;
 use tower_sessions::{Session, SessionStore};
 
 use super::oidc::OidcError;
 use super::pkce::{challenge, random_value, same};
-use super::refresh::{Tokens, now};
+use super::refresh::Tokens;
 use super::{UserSession, keys};
 use crate::error_page::{error_page, page};
 use crate::state::AppState;
@@ -73,7 +74,7 @@ pub async fn sign_in(State(state): State<AppState>, session: Session, Query(q): 
         nonce: random_value(),
         verifier: random_value(),
         return_to: safe_return_to(q.return_to.as_deref()),
-        started_at: now(),
+        started_at: unix_now(),
     };
     let login_hint = q.login_hint.filter(|h| !h.is_empty() && h.len() <= 256);
     let url = match state
@@ -105,7 +106,7 @@ pub async fn callback(State(state): State<AppState>, session: Session, Query(q):
         Ok(p) => p,
         Err(e) => return session_failed(e),
     };
-    let Some(pending) = pending.filter(|p| now().saturating_sub(p.started_at) < PENDING_LIFETIME) else {
+    let Some(pending) = pending.filter(|p| unix_now().saturating_sub(p.started_at) < PENDING_LIFETIME) else {
         return refused(
             "This sign-in response does not belong to a sign-in started in this browser, or it took too long. Please sign in again.",
         );
@@ -163,8 +164,8 @@ pub async fn callback(State(state): State<AppState>, session: Session, Query(q):
         name: id.name,
         username: id.preferred_username,
         sid: id.sid,
-        ends_at: now().saturating_add(state.settings.session.absolute.as_secs()),
-        touched_at: now(),
+        ends_at: unix_now().saturating_add(state.settings.session.absolute.as_secs()),
+        touched_at: unix_now(),
         tokens,
     };
     match start_session(&state, &session, &user).await {

@@ -74,7 +74,8 @@ fn is_guid(s: &str) -> bool {
 fn how_label(how: How) -> &'static str {
     match how {
         How::SignIn => "from sign-in",
-        How::Passthrough => "passed through",
+        How::Direct => "sent by the client",
+        How::Forwarded => "forwarded: confused deputy",
         How::Obo => "On-Behalf-Of",
     }
 }
@@ -82,7 +83,8 @@ fn how_label(how: How) -> &'static str {
 fn how_class(how: How) -> &'static str {
     match how {
         How::SignIn => "how sign-in",
-        How::Passthrough => "how passthrough",
+        How::Direct => "how direct",
+        How::Forwarded => "how forwarded",
         How::Obo => "how obo",
     }
 }
@@ -91,8 +93,8 @@ fn how_class(how: How) -> &'static str {
 fn link_text(from: &Hop, to: &Hop) -> String {
     match to.how {
         How::Obo => format!("{} exchanged the token On-Behalf-Of the user", from.service),
-        How::Passthrough => format!("{} forwarded the same token", from.service),
-        How::SignIn => format!("{} sent the user's token", from.service),
+        How::Forwarded => format!("{} forwarded the same token (meant for itself)", from.service),
+        How::Direct | How::SignIn => format!("{} sent the user's token", from.service),
     }
 }
 
@@ -144,6 +146,8 @@ fn HopCard(step: usize, hop: Hop, previous: Option<TokenSummary>, names: Names) 
     let (decision_class, decision) = match &hop.decision {
         Decision::Allowed => ("decision allowed", "allowed".to_string()),
         Decision::Denied { reason } => ("decision denied", format!("denied: {reason}")),
+        // The token was accepted: the request failed on its merits, not the identity.
+        Decision::Refused { reason } => ("decision refused", format!("token accepted · refused: {reason}")),
     };
     let fields = [
         ("Audience", named(&t.aud), Change::of(p, |p| p.aud != t.aud)),

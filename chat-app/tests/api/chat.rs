@@ -49,7 +49,7 @@ async fn load(browser: &Browser, app: &TestApp) -> Value {
 #[tokio::test]
 async fn alice_sees_only_her_orders_and_the_trace_shows_three_hops() {
     let app = with_stack(vec![]).await;
-    let alice = app.idp.emulator.manifest().user("alice").unwrap().oid.clone();
+    let alice = app.idp.handle().manifest().user("alice").unwrap().oid.clone();
     let (hers, bobs) = (
         app.stack.as_ref().unwrap().order_ids_of(&app.idp, "alice").await,
         app.stack.as_ref().unwrap().order_ids_of(&app.idp, "bob").await,
@@ -72,7 +72,7 @@ async fn alice_sees_only_her_orders_and_the_trace_shows_three_hops() {
     let [TurnEvent::ToolResult { is_error: false, hops, .. }] = results(&events)[..] else { panic!("{events:?}") };
     let services: Vec<&str> = hops.iter().map(|h| h.service.as_str()).collect();
     assert_eq!(services, ["chat-app", "orders-mcp", "orders-api"]);
-    assert_eq!(hops.iter().map(|h| h.how).collect::<Vec<_>>(), [How::SignIn, How::Passthrough, How::Obo]);
+    assert_eq!(hops.iter().map(|h| h.how).collect::<Vec<_>>(), [How::SignIn, How::Direct, How::Obo]);
     // The user is the same at every hop...
     for hop in hops {
         assert_eq!(hop.token.oid, alice, "{}", hop.service);
@@ -80,7 +80,7 @@ async fn alice_sees_only_her_orders_and_the_trace_shows_three_hops() {
     }
     // ...chat-app sent exactly the token orders-mcp validated...
     assert_eq!(hops[0].token, hops[1].token);
-    let manifest = app.idp.emulator.manifest();
+    let manifest = app.idp.handle().manifest();
     assert_eq!(hops[1].token.aud, manifest.apps["orders-mcp"].client_id);
     assert_eq!(hops[1].token.ver, "2.0");
     assert_eq!(hops[1].token.client_id, manifest.apps["chat-app"].client_id);
@@ -336,17 +336,17 @@ async fn the_access_token_is_renewed_from_the_refresh_token_before_it_expires() 
     browser.sign_in(&app, "alice").await;
     let first = browser.chat(&app, "show my orders").await;
     let [TurnEvent::ToolResult { hops: first_hops, .. }] = results(&first)[..] else { panic!("{first:?}") };
-    assert_eq!(app.idp.emulator.stats().refresh_token, 0);
+    assert_eq!(app.idp.handle().stats().refresh_token, 0);
     // Renewal starts a quarter of the lifetime before expiry.
     tokio::time::sleep(Duration::from_millis(3200)).await;
     let second = browser.chat(&app, "show my orders").await;
     let [TurnEvent::ToolResult { is_error: false, hops, .. }] = results(&second)[..] else { panic!("{second:?}") };
-    assert_eq!(app.idp.emulator.stats().refresh_token, 1);
+    assert_eq!(app.idp.handle().stats().refresh_token, 1);
     assert_ne!(hops[0].token.token_id_suffix, first_hops[0].token.token_id_suffix, "a new token was sent");
     assert_eq!(hops[0].token.oid, first_hops[0].token.oid);
     // The renewed tokens were saved: the next turn needs no refresh.
     browser.chat(&app, "show my orders").await;
-    assert_eq!(app.idp.emulator.stats().refresh_token, 1);
+    assert_eq!(app.idp.handle().stats().refresh_token, 1);
 }
 
 #[tokio::test]
@@ -368,7 +368,7 @@ async fn when_renewal_fails_the_user_signs_in_again_and_keeps_the_chat() {
         assert_eq!(chat.status, StatusCode::SEE_OTHER);
         assert_eq!(chat.location().as_deref(), Some("/auth/sign-in?return_to=/chat"));
     }
-    assert!(app.idp.emulator.stats().refused >= 2, "the refresh tokens were refused");
+    assert!(app.idp.handle().stats().refused >= 2, "the refresh tokens were refused");
 
     // The same user signs in again: the conversation and the unsent message are still there.
     let (page, _) = first.sign_in(&app, "alice").await;

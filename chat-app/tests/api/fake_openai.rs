@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use entra_auth::TokenValidator;
+use entra_auth::validate::TokenValidator;
 use serde_json::{Value, json};
 
 /// One scripted answer.

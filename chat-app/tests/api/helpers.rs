@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use chat_app::configuration::Settings;
 use chat_app::startup::Application;
-use entra_auth::settings::Env;
 use entra_emulator::{EmulatorConfig, Running};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use service_kit::settings::Env;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use url::Url;
@@ -116,6 +116,7 @@ pub struct TestApp {
     pub idp: Running,
     pub settings: Settings,
     pub stack: Option<crate::stack::OrdersStack>,
+    _app: service_kit::serve::Running<()>,
     _dir: TempDir,
 }
 
@@ -131,7 +132,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let public_url = if options.https_public_url { url.replace("http://", "https://") } else { url.clone() };
     let mut emulator = options.emulator;
     emulator.vars.chat_app_url = public_url.clone();
-    let idp = entra_emulator::spawn(emulator).await.unwrap();
+    let idp = entra_emulator::Application::build(emulator).await.unwrap().spawn();
     let stack = if options.orders_stack { Some(crate::stack::OrdersStack::spawn(&idp).await) } else { None };
     let mcp_url = stack.as_ref().map_or_else(|| "http://127.0.0.1:9/mcp".to_string(), |s| s.mcp_url.clone());
     let mut vars: BTreeMap<&'static str, String> = BTreeMap::from([
@@ -151,9 +152,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
     }
     let settings = Settings::from(Env::from_map(vars)).unwrap();
     let origin = settings.origin();
-    let app = Application::with_listener(settings.clone(), listener).await.unwrap();
-    tokio::spawn(app.run(std::future::pending()));
-    TestApp { url, origin, idp, settings, stack, _dir: dir }
+    let app = Application::build_on(listener, settings.clone()).await.unwrap().spawn();
+    TestApp { url, origin, idp, settings, stack, _app: app, _dir: dir }
 }
 
 /// The built browser bundle, if `cargo xtask test` built one (`CHAT_APP_SITE_ROOT`).

@@ -3,11 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use chat_app::agent::endpoint::{Auth, COGNITIVE_SERVICES_SCOPE, Endpoint, EntraCredential};
+use chat_app::agent::endpoint::{COGNITIVE_SERVICES_SCOPE, Endpoint, ModelAuth};
 use chat_app::agent::model::{ChatModel, Message, ModelError, ToolCall, ToolSpec};
 use chat_app::agent::openai::OpenAiModel;
-use entra_auth::acquire::{ManagedIdentityCredential, ManagedIdentitySource};
-use entra_auth::{TokenValidator, TokenVersion, ValidatorConfig};
+use entra_auth::acquire::{Credential, ManagedIdentityCredential, ManagedIdentitySource};
+use entra_auth::validate::{TokenValidator, TokenVersion, ValidatorConfig};
 use serde_json::json;
 
 use crate::fake_openai::{Expect, FakeOpenAi, Reply};
@@ -25,7 +25,7 @@ fn conversation() -> Vec<Message> {
     vec![Message::System("You are a test.".into()), Message::User("show pending orders".into())]
 }
 
-fn model(base: &str, auth: Auth, stream: bool) -> OpenAiModel {
+fn model(base: &str, auth: ModelAuth, stream: bool) -> OpenAiModel {
     OpenAiModel::new(reqwest::Client::new(), Endpoint::new(base, auth), "gpt-test".into(), stream, "gpt-test".into())
 }
 
@@ -44,7 +44,7 @@ async fn complete(
 async fn openai_streamed_tool_call_is_assembled_from_fragments() {
     let fake = FakeOpenAi::spawn(Expect::Bearer("sk-test".into())).await;
     fake.script([Reply::ToolCall { name: "list_orders".into(), arguments: r#"{"status":"pending"}"#.into() }]);
-    let m = model(&format!("{}/v1", fake.url), Auth::Bearer("sk-test".into()), true);
+    let m = model(&format!("{}/v1", fake.url), ModelAuth::Bearer("sk-test".into()), true);
     let (result, pieces) = complete(&m, &conversation()).await;
     let completion = result.unwrap();
     assert_eq!(
@@ -70,7 +70,7 @@ async fn openai_streamed_tool_call_is_assembled_from_fragments() {
 async fn openai_streamed_text_arrives_in_pieces() {
     let fake = FakeOpenAi::spawn(Expect::Bearer("sk-test".into())).await;
     fake.script([Reply::Text("You have two pending orders right now.".into())]);
-    let m = model(&format!("{}/v1", fake.url), Auth::Bearer("sk-test".into()), true);
+    let m = model(&format!("{}/v1", fake.url), ModelAuth::Bearer("sk-test".into()), true);
     let (result, pieces) = complete(&m, &conversation()).await;
     let completion = result.unwrap();
     assert_eq!(completion.text, "You have two pending orders right now.");
@@ -83,7 +83,7 @@ async fn openai_streamed_text_arrives_in_pieces() {
 async fn non_streamed_answers_and_the_tool_round_trip_shape() {
     let fake = FakeOpenAi::spawn(Expect::Bearer("sk-test".into())).await;
     fake.script([Reply::ToolCall { name: "list_orders".into(), arguments: "{}".into() }, Reply::Text("Done.".into())]);
-    let m = model(&format!("{}/v1", fake.url), Auth::Bearer("sk-test".into()), false);
+    let m = model(&format!("{}/v1", fake.url), ModelAuth::Bearer("sk-test".into()), false);
     let (first, _) = complete(&m, &conversation()).await;
     let mut first = first.unwrap();
     let call = first.tool_calls.remove(0);
@@ -108,13 +108,13 @@ async fn non_streamed_answers_and_the_tool_round_trip_shape() {
 #[tokio::test]
 async fn a_wrong_key_and_a_server_error_are_model_errors() {
     let fake = FakeOpenAi::spawn(Expect::Bearer("sk-right".into())).await;
-    let m = model(&format!("{}/v1", fake.url), Auth::Bearer("sk-wrong".into()), true);
+    let m = model(&format!("{}/v1", fake.url), ModelAuth::Bearer("sk-wrong".into()), true);
     let (result, _) = complete(&m, &conversation()).await;
     let e = result.unwrap_err();
     assert!(e.to_string().contains("Incorrect API key"), "{e}");
 
     fake.script([Reply::Status(500)]);
-    let m = model(&format!("{}/v1", fake.url), Auth::Bearer("sk-right".into()), false);
+    let m = model(&format!("{}/v1", fake.url), ModelAuth::Bearer("sk-right".into()), false);
     let (result, _) = complete(&m, &conversation()).await;
     assert!(matches!(result, Err(ModelError::Rejected(_))), "{result:?}");
 }
@@ -125,7 +125,7 @@ async fn an_unreachable_model_says_so() {
     let url = format!("http://{}/v1", closed.local_addr().unwrap());
     drop(closed);
     for stream in [true, false] {
-        let m = model(&url, Auth::None, stream);
+        let m = model(&url, ModelAuth::None, stream);
         let (result, _) = complete(&m, &conversation()).await;
         let e = result.unwrap_err();
         assert!(matches!(e, ModelError::Unreachable(_)), "stream={stream}: {e:?}");
@@ -137,7 +137,7 @@ async fn an_unreachable_model_says_so() {
 async fn azure_with_a_key_sends_api_key_to_the_v1_endpoint() {
     let fake = FakeOpenAi::spawn(Expect::ApiKey("azure-key".into())).await;
     fake.script([Reply::Text("hello".into())]);
-    let m = model(&Endpoint::azure_v1_base(&fake.url), Auth::ApiKey("azure-key".into()), true);
+    let m = model(&Endpoint::azure_v1_base(&fake.url), ModelAuth::ApiKey("azure-key".into()), true);
     let (result, _) = complete(&m, &conversation()).await;
     assert_eq!(result.unwrap().text, "hello");
     let request = &fake.requests()[0];
@@ -150,8 +150,8 @@ async fn azure_with_a_key_sends_api_key_to_the_v1_endpoint() {
 async fn azure_with_entra_sends_a_fresh_managed_identity_token() {
     let mut config = emulator_config();
     config.token_lifetime = std::time::Duration::from_secs(3600);
-    let idp = entra_emulator::spawn(config).await.unwrap();
-    let tenant = idp.emulator.tenant_id().to_string();
+    let idp = entra_emulator::Application::build(config).await.unwrap().spawn();
+    let tenant = idp.handle().tenant_id().to_string();
     // The fake validates the bearer token as Azure OpenAI does: signature, issuer, audience.
     let audience = COGNITIVE_SERVICES_SCOPE.trim_end_matches("/.default").to_string();
     let validator = TokenValidator::new(
@@ -161,7 +161,7 @@ async fn azure_with_entra_sends_a_fresh_managed_identity_token() {
     );
     let fake = FakeOpenAi::spawn(Expect::Entra(Arc::new(validator))).await;
     fake.script([Reply::Text("hello".into()), Reply::Text("again".into())]);
-    let mi_client_id = idp.emulator.manifest().managed_identities["chat-app"].client_id.clone();
+    let mi_client_id = idp.handle().manifest().managed_identities["chat-app"].client_id.clone();
     let mi = ManagedIdentityCredential::new(
         reqwest::Client::new(),
         ManagedIdentitySource::AppService {
@@ -171,7 +171,7 @@ async fn azure_with_entra_sends_a_fresh_managed_identity_token() {
         Some(mi_client_id.clone()),
     );
     let m =
-        model(&Endpoint::azure_v1_base(&fake.url), Auth::Entra(EntraCredential::ManagedIdentity(Arc::new(mi))), true);
+        model(&Endpoint::azure_v1_base(&fake.url), ModelAuth::Entra(Credential::ManagedIdentity(Arc::new(mi))), true);
     for expected in ["hello", "again"] {
         let (result, _) = complete(&m, &conversation()).await;
         assert_eq!(result.unwrap().text, expected);
@@ -185,7 +185,7 @@ async fn azure_with_entra_sends_a_fresh_managed_identity_token() {
         assert_no_jwt("the model request body", &r.body.to_string());
     }
     // Tokens are cached by the credential: one managed identity request for both calls.
-    assert_eq!(idp.emulator.stats().managed_identity, 1);
+    assert_eq!(idp.handle().stats().managed_identity, 1);
 }
 
 #[tokio::test]
@@ -200,7 +200,7 @@ async fn azure_with_entra_and_no_identity_endpoint_is_a_credential_error() {
         None,
     );
     let m =
-        model(&Endpoint::azure_v1_base(&fake.url), Auth::Entra(EntraCredential::ManagedIdentity(Arc::new(mi))), true);
+        model(&Endpoint::azure_v1_base(&fake.url), ModelAuth::Entra(Credential::ManagedIdentity(Arc::new(mi))), true);
     let (result, _) = complete(&m, &conversation()).await;
     assert!(matches!(result, Err(ModelError::Credential(_))), "{result:?}");
     assert!(fake.requests().is_empty(), "no request without a token");

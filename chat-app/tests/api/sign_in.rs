@@ -191,7 +191,7 @@ async fn sign_out_ends_the_session_here_and_at_the_idp() {
     let page = browser.post_form(&format!("{}/auth/sign-out", app.url), &[], Some(&app.origin)).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     let logout = url::Url::parse(&page.location().unwrap()).unwrap();
-    assert_eq!(logout.path(), format!("/{}/oauth2/v2.0/logout", app.idp.emulator.tenant_id()));
+    assert_eq!(logout.path(), format!("/{}/oauth2/v2.0/logout", app.idp.handle().tenant_id()));
     let q: std::collections::HashMap<_, _> = logout.query_pairs().into_owned().collect();
     assert_eq!(q["post_logout_redirect_uri"], format!("{}/auth/signed-out", app.url));
     assert_eq!(q["client_id"], app.settings.identity.client_id);
@@ -221,7 +221,7 @@ async fn front_channel_logout_ends_the_sessions_of_that_idp_session() {
     assert!(!sid.is_empty());
     let bystander = Browser::new(&app.origin);
     bystander.sign_in(&app, "bob").await;
-    let issuer = app.idp.emulator.issuers().v2.clone();
+    let issuer = app.idp.handle().issuers().v2.clone();
 
     let wrong_issuer = browser
         .get(&format!("{}/auth/front-channel-logout?sid={sid}&iss=https%3A%2F%2Fevil.example%2F", app.url))
@@ -303,7 +303,7 @@ async fn pages_and_logs_never_carry_a_token() {
 #[tokio::test]
 async fn the_leak_check_finds_a_real_token() {
     let app = spawn_app().await;
-    let token = app.idp.emulator.user_token("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
+    let token = app.idp.handle().user_token("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
     assert!(crate::helpers::find_jwt(&format!("<p data-x=\"{token}\">")).is_some());
     assert!(crate::helpers::find_jwt(&format!("Location: /cb?t={}", &token[..token.len() / 2])).is_some());
     assert!(crate::helpers::find_jwt("eyJ alone, eyJhbGciOiJSUzI1NiJ9 without a payload").is_none());

@@ -4,8 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use entra_auth::settings::Env;
-use entra_emulator::Running;
+use service_kit::serve::Running;
+use service_kit::settings::Env;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 
@@ -14,11 +14,13 @@ use crate::helpers::manifest_path;
 pub struct OrdersStack {
     pub mcp_url: String,
     pub api_url: String,
+    _api: Running<()>,
+    _mcp: Running<()>,
     _dir: TempDir,
 }
 
 impl OrdersStack {
-    pub async fn spawn(idp: &Running) -> OrdersStack {
+    pub async fn spawn(idp: &entra_emulator::Running) -> OrdersStack {
         let dir = tempfile::tempdir().unwrap();
         let api = orders_api::configuration::Settings::from_env(Env::from_map([
             ("ORDERS_API_ADDR", "127.0.0.1:0".to_string()),
@@ -27,9 +29,8 @@ impl OrdersStack {
             ("ENTRA_AUTHORITY", idp.url()),
         ]))
         .unwrap();
-        let api = orders_api::startup::Application::build(api).await.unwrap();
-        let api_url = format!("http://127.0.0.1:{}", api.port());
-        tokio::spawn(api.run_until(std::future::pending()));
+        let api = orders_api::startup::Application::build(api).await.unwrap().spawn();
+        let api_url = api.url();
 
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mcp_base = format!("http://{}", listener.local_addr().unwrap());
@@ -42,14 +43,13 @@ impl OrdersStack {
             ("IDENTITY_HEADER", "test-identity-header".to_string()),
         ]))
         .unwrap();
-        let mcp = orders_mcp::startup::Application::with_listener(mcp, listener).unwrap();
-        tokio::spawn(mcp.run_until_stopped(std::future::pending()));
-        OrdersStack { mcp_url: format!("{mcp_base}/mcp"), api_url, _dir: dir }
+        let mcp = orders_mcp::startup::Application::build_on(listener, mcp).await.unwrap().spawn();
+        OrdersStack { mcp_url: format!("{mcp_base}/mcp"), api_url, _api: api, _mcp: mcp, _dir: dir }
     }
 
     /// The ids of the orders `user` owns, straight from orders-api.
-    pub async fn order_ids_of(&self, idp: &Running, user: &str) -> Vec<String> {
-        let token = idp.emulator.user_token(user, "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    pub async fn order_ids_of(&self, idp: &entra_emulator::Running, user: &str) -> Vec<String> {
+        let token = idp.handle().user_token(user, "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
         let page: serde_json::Value = reqwest::Client::new()
             .get(format!("{}/api/orders?limit=100", self.api_url))
             .bearer_auth(token)

@@ -12,8 +12,8 @@ use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPubli
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
-use entra_auth::acquire::{ClientCredential, ConfidentialClient, OnBehalfOf};
-use entra_auth::{TokenValidator, TokenVersion, ValidatorConfig};
+use entra_auth::acquire::{ConfidentialClient, Credential, OnBehalfOf};
+use entra_auth::validate::{TokenValidator, TokenVersion, ValidatorConfig};
 use entra_emulator::EmulatorConfig;
 use url::Url;
 
@@ -23,20 +23,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let idp = rt.block_on(entra_emulator::spawn(EmulatorConfig::from_repository().unwrap())).unwrap();
-    let m = idp.emulator.manifest().clone();
+    let idp = rt.block_on(async {
+        entra_emulator::Application::build(EmulatorConfig::from_repository().unwrap()).await.unwrap().spawn()
+    });
+    let m = idp.handle().manifest().clone();
     let authority = Url::parse(&idp.url()).unwrap();
     let api = m.app("orders-api").unwrap();
     let config = ValidatorConfig::new(
         authority.clone(),
-        idp.emulator.tenant_id(),
+        idp.handle().tenant_id(),
         vec!["api://orders-api-local".into(), api.client_id.clone()],
     )
     .versions(&[TokenVersion::V1]);
     let full = TokenValidator::new(ValidatorConfig { accepted_tokens: 0, ..config.clone() }, reqwest::Client::new());
     let repeat = TokenValidator::new(config, reqwest::Client::new());
     let token =
-        idp.emulator.user_token("alice", "orders-mcp", "orders-api", &["Orders.Read", "Orders.ReadWrite"]).unwrap();
+        idp.handle().user_token("alice", "orders-mcp", "orders-api", &["Orders.Read", "Orders.ReadWrite"]).unwrap();
     rt.block_on(full.validate(&token)).unwrap();
     rt.block_on(repeat.validate(&token)).unwrap();
 
@@ -48,28 +50,28 @@ fn benches(c: &mut Criterion) {
     group.bench_function("rsa_verify_only", |b| b.iter(|| key.verify_sig(signed.as_bytes(), &signature).unwrap()));
 
     let mcp = m.app("orders-mcp").unwrap();
-    let endpoint = ConfidentialClient::token_endpoint(&authority, idp.emulator.tenant_id()).unwrap();
+    let endpoint = ConfidentialClient::token_endpoint(&authority, idp.handle().tenant_id()).unwrap();
     let client = ConfidentialClient::new(
         reqwest::Client::new(),
         endpoint,
         &mcp.client_id,
-        ClientCredential::Secret(mcp.emulator_client_secret.clone().unwrap()),
+        Credential::Secret(mcp.emulator_client_secret.clone().unwrap().into()),
     );
     let obo = OnBehalfOf::new(client);
-    let user_token = idp.emulator.user_token("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
-    let mcp_config = ValidatorConfig::new(authority, idp.emulator.tenant_id(), vec![mcp.client_id.clone()])
+    let user_token = idp.handle().user_token("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
+    let mcp_config = ValidatorConfig::new(authority, idp.handle().tenant_id(), vec![mcp.client_id.clone()])
         .versions(&[TokenVersion::V2]);
     let caller = rt.block_on(TokenValidator::new(mcp_config, reqwest::Client::new()).validate(&user_token)).unwrap();
     let scope = "api://orders-api-local/.default";
     rt.block_on(obo.token(&caller, &user_token, scope)).unwrap();
     group.bench_function("obo_cache_hit", |b| b.to_async(&rt).iter(|| obo.token(&caller, &user_token, scope)));
     group.finish();
-    assert_eq!(idp.emulator.stats().on_behalf_of, 1, "every OBO call after the first was a cache hit");
+    assert_eq!(idp.handle().stats().on_behalf_of, 1, "every OBO call after the first was a cache hit");
 }
 
 /// The emulator's published signing key, and the token's signed part and signature.
 async fn signature_parts(idp: &entra_emulator::Running, token: &str) -> (ParsedPublicKey, String, Vec<u8>) {
-    let url = format!("{}/{}/discovery/v2.0/keys", idp.url(), idp.emulator.tenant_id());
+    let url = format!("{}/{}/discovery/v2.0/keys", idp.url(), idp.handle().tenant_id());
     let jwks: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
     let jwk = &jwks["keys"][0];
     let decode = |field: &str| URL_SAFE_NO_PAD.decode(jwk[field].as_str().unwrap()).unwrap();

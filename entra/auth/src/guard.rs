@@ -1,26 +1,19 @@
 //! Protecting axum routes: extract a validated [`Caller`], or answer with an RFC 6750 challenge.
 //!
-//! ```text
-//! struct ReadOrders;
-//! impl Policy for ReadOrders { const SCOPES: &'static [&'static str] = &["Orders.Read", "Orders.ReadWrite"]; }
-//!
-//! async fn list(Authorized(caller, ..): Authorized<ReadOrders>) -> ... { ... }
-//! ```
-//!
-//! The router's state provides a [`ResourceGuard`] through `FromRef`. Failures become
+//! A resource describes what a route needs as a [`Policy`] and asks its [`ResourceGuard`]
+//! (`authorize::<P>`), usually from its own extractor. Failures become
 //! [`AuthError`]: `401` with `WWW-Authenticate: Bearer ..., resource_metadata="..."` when the
 //! token is missing or invalid, `403` with `error="insufficient_scope"` when it lacks a scope or
 //! role. The body is problem+json; neither ever echoes the token.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::problem::Problem;
+use service_kit::problem::Problem;
+
 use crate::validate::{Caller, MAX_TOKEN_LEN, TokenValidator, ValidationError};
 
 /// What a route requires beyond a valid token.
@@ -48,10 +41,6 @@ impl ResourceGuard {
 
     pub fn validator(&self) -> &Arc<TokenValidator> {
         &self.validator
-    }
-
-    pub fn resource_metadata_url(&self) -> &str {
-        &self.resource_metadata
     }
 
     fn reject(&self, reason: Reason) -> AuthError {
@@ -201,23 +190,5 @@ impl IntoResponse for AuthError {
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
-    }
-}
-
-/// A caller that passed policy `P`. Use it as a handler argument.
-pub struct Authorized<P: Policy>(pub Caller, pub PhantomData<P>);
-
-impl<S, P> FromRequestParts<S> for Authorized<P>
-where
-    ResourceGuard: FromRef<S>,
-    S: Send + Sync,
-    P: Policy,
-{
-    type Rejection = AuthError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let guard = ResourceGuard::from_ref(state);
-        let caller = guard.authorize::<P>(parts).await?;
-        Ok(Authorized(caller, PhantomData))
     }
 }

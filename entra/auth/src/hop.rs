@@ -54,10 +54,14 @@ pub struct TokenSummary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum How {
-    /// Issued to the user's client at sign-in (chat-app's own token for orders-mcp).
+    /// Issued to the user's client at sign-in (chat-app's own record of the token it sends).
     SignIn,
-    /// Forwarded unchanged from the previous hop.
-    Passthrough,
+    /// Issued for this service to the client that called it, and sent by that client: the
+    /// normal case at orders-mcp (chat-app's sign-in token, validated there).
+    Direct,
+    /// Issued for another service and forwarded unchanged by the previous hop: the
+    /// confused-deputy pattern, seen only in the passthrough demonstration.
+    Forwarded,
     /// Exchanged by the previous hop through On-Behalf-Of.
     Obo,
 }
@@ -67,7 +71,15 @@ pub enum How {
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum Decision {
     Allowed,
-    Denied { reason: String },
+    /// The identity was refused: no valid token, or a token without the scope or role needed.
+    Denied {
+        reason: String,
+    },
+    /// The token was accepted and the request refused on its merits (not found, already
+    /// shipped, invalid input): not an identity decision.
+    Refused {
+        reason: String,
+    },
 }
 
 #[cfg(feature = "server")]
@@ -99,7 +111,7 @@ impl TokenSummary {
             #[serde(default)]
             uti: String,
         }
-        let c: Claims = crate::validate::decode_payload(token.split('.').nth(1)?).ok()?;
+        let c: Claims = crate::jwt::decode_payload(token.split('.').nth(1)?).ok()?;
         Some(TokenSummary {
             aud: c.aud,
             iss: c.iss,

@@ -1,196 +1,31 @@
-//! Typed settings from environment variables, with every problem reported at once.
+//! The Entra settings every service shares, and the app credential, read one way everywhere.
 //!
-//! Each service's `configuration.rs` reads its variables through [`Env`] and calls
-//! [`Env::finish`]: a missing or malformed value is one line naming the variable, what was
-//! wrong and what is expected, so a start-up failure is fixed in one go.
+//! The identity manifest is the source of defaults: an explicit variable wins (Azure sets them
+//! from postprovision's output), else the manifest (`IDENTITY_MANIFEST`, or
+//! `infra/app-registrations.toml` found from the working directory) rendered for
+//! `IDENTITY_SUFFIX` (default `local`). So no service hard-codes an id.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// All the problems found in a service's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingsError {
-    pub problems: Vec<String>,
-}
+use entra_manifest::{Manifest, Vars};
+use service_kit::settings::Env;
+use url::Url;
 
-impl fmt::Display for SettingsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid configuration:")?;
-        for p in &self.problems {
-            writeln!(f, "  - {p}")?;
-        }
-        Ok(())
-    }
-}
+use crate::acquire::{Credential, ManagedIdentityCredential, ManagedIdentitySource};
 
-impl std::error::Error for SettingsError {}
-
-/// A source of settings: the process environment, or a map in tests.
-pub struct Env {
-    vars: HashMap<String, String>,
-    problems: Vec<String>,
-    /// Every variable name looked up, so a test can prove a deployment file sets only names
-    /// the service actually reads (a renamed setting then breaks the test, not the demo).
-    read: NamesRead,
-}
-
-/// The variable names an [`Env`] was asked for; outlives the `Env` (which settings constructors
-/// consume), so a test can inspect it afterwards.
-#[derive(Clone, Default)]
-pub struct NamesRead(std::rc::Rc<std::cell::RefCell<std::collections::BTreeSet<String>>>);
-
-impl NamesRead {
-    pub fn names(&self) -> std::collections::BTreeSet<String> {
-        self.0.borrow().clone()
-    }
-}
-
-impl Env {
-    pub fn from_process() -> Self {
-        Env::from_map(std::env::vars())
-    }
-
-    pub fn from_map<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
-        Env {
-            vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
-            problems: Vec::new(),
-            read: Default::default(),
-        }
-    }
-
-    /// A handle on the names looked up, now and later.
-    pub fn names_read(&self) -> NamesRead {
-        self.read.clone()
-    }
-
-    /// The raw value; empty values count as unset.
-    pub fn get(&self, name: &str) -> Option<String> {
-        self.read.0.borrow_mut().insert(name.to_string());
-        self.vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
-    }
-
-    pub fn string(&mut self, name: &str, default: &str) -> String {
-        self.get(name).unwrap_or_else(|| default.to_string())
-    }
-
-    pub fn optional<T: FromStr>(&mut self, name: &str, expected: &str) -> Option<T>
-    where
-        T::Err: fmt::Display,
-    {
-        let raw = self.get(name)?;
-        match raw.parse() {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.problems.push(format!("{name}={raw:?} is not {expected}: {e}"));
-                None
-            }
-        }
-    }
-
-    pub fn parse<T: FromStr>(&mut self, name: &str, default: T, expected: &str) -> T
-    where
-        T::Err: fmt::Display,
-    {
-        self.optional(name, expected).unwrap_or(default)
-    }
-
-    /// A required value; records a problem (and returns `None`) when missing or malformed.
-    pub fn required<T: FromStr>(&mut self, name: &str, expected: &str) -> Option<T>
-    where
-        T::Err: fmt::Display,
-    {
-        if self.get(name).is_none() {
-            self.problems.push(format!("{name} is not set: expected {expected}"));
-            return None;
-        }
-        self.optional(name, expected)
-    }
-
-    /// Seconds, as a [`Duration`].
-    pub fn seconds(&mut self, name: &str, default_secs: u64) -> Duration {
-        Duration::from_secs(self.parse(name, default_secs, "a whole number of seconds"))
-    }
-
-    pub fn flag(&mut self, name: &str, default: bool) -> bool {
-        match self.get(name).map(|v| v.to_ascii_lowercase()) {
-            None => default,
-            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => true,
-            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => false,
-            Some(v) => {
-                self.problems.push(format!("{name}={v:?} is not a boolean: expected true or false"));
-                default
-            }
-        }
-    }
-
-    /// One of `choices` (case-insensitive).
-    pub fn choice(&mut self, name: &str, choices: &[&str], default: &str) -> String {
-        let value = self.string(name, default).to_ascii_lowercase();
-        if !choices.contains(&value.as_str()) {
-            self.problems.push(format!("{name}={value:?} is not one of: {}", choices.join(", ")));
-            return default.to_string();
-        }
-        value
-    }
-
-    /// Records a problem found while combining values.
-    pub fn problem(&mut self, message: impl Into<String>) {
-        self.problems.push(message.into());
-    }
-
-    /// `Ok` if every value read was valid.
-    pub fn finish(self) -> Result<(), SettingsError> {
-        if self.problems.is_empty() { Ok(()) } else { Err(SettingsError { problems: self.problems }) }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_problem_is_reported_with_its_variable() {
-        let mut env = Env::from_map([("PORT", "eighty"), ("FLAG", "maybe"), ("MODE", "fast")]);
-        let port: u16 = env.parse("PORT", 3000, "a port number");
-        let _ = env.flag("FLAG", false);
-        let _ = env.choice("MODE", &["obo", "passthrough"], "obo");
-        let _: Option<String> = env.required("AUTHORITY", "a URL");
-        assert_eq!(port, 3000);
-        let err = env.finish().unwrap_err();
-        assert_eq!(err.problems.len(), 4, "{err}");
-        for name in ["PORT", "FLAG", "MODE", "AUTHORITY"] {
-            assert!(err.to_string().contains(name), "{err}");
-        }
-    }
-
-    #[test]
-    fn valid_values_and_defaults() {
-        let mut env = Env::from_map([("PORT", "3002"), ("EMPTY", "  ")]);
-        assert_eq!(env.parse::<u16>("PORT", 1, "a port"), 3002);
-        assert_eq!(env.string("EMPTY", "default"), "default");
-        assert_eq!(env.seconds("MISSING", 7), Duration::from_secs(7));
-        let read = env.names_read();
-        env.finish().unwrap();
-        assert!(read.names().contains("MISSING") && read.names().contains("PORT"));
-    }
-}
-
-/// The Entra settings every service shares, with the identity manifest as the source of
-/// defaults: an explicit variable wins (Azure sets them from postprovision's output), else
-/// the manifest (`IDENTITY_MANIFEST`, or `infra/app-registrations.toml` found from the working
-/// directory) rendered for `IDENTITY_SUFFIX` (default `local`). So no service hard-codes an id.
+/// Where the identity provider is, which tenant, and the manifest the ids default to.
 pub struct Identity {
     /// Where OpenID metadata and tokens are fetched (`ENTRA_AUTHORITY`, default the local
     /// emulator `http://localhost:3003`; `https://login.microsoftonline.com` in Azure).
-    pub authority: url::Url,
+    pub authority: Url,
     /// The authority browsers and MCP clients use (`ENTRA_PUBLIC_AUTHORITY`, default
     /// `authority`): differs only when services reach the IdP on an internal address (compose).
-    pub public_authority: url::Url,
+    pub public_authority: Url,
     pub tenant_id: String,
-    pub manifest: Option<crate::manifest::Manifest>,
-    pub vars: crate::manifest::Vars,
+    pub manifest: Option<Manifest>,
+    pub vars: Vars,
 }
 
 /// One app registration's identifiers.
@@ -201,50 +36,43 @@ pub struct AppRegistration {
     pub app_id_uri: Option<String>,
 }
 
-impl Env {
-    /// Reads `ENTRA_AUTHORITY`, `ENTRA_PUBLIC_AUTHORITY`, `ENTRA_TENANT_ID`, `IDENTITY_MANIFEST`, `IDENTITY_SUFFIX`, `CHAT_APP_URL`.
-    pub fn identity(&mut self) -> Identity {
-        let authority = self
-            .optional::<url::Url>("ENTRA_AUTHORITY", "a URL like https://login.microsoftonline.com")
+impl Identity {
+    /// Reads `ENTRA_AUTHORITY`, `ENTRA_PUBLIC_AUTHORITY`, `ENTRA_TENANT_ID`, `IDENTITY_MANIFEST`,
+    /// `IDENTITY_SUFFIX`, `CHAT_APP_URL`.
+    pub fn from_env(env: &mut Env) -> Identity {
+        let authority = env
+            .optional::<Url>("ENTRA_AUTHORITY", "a URL like https://login.microsoftonline.com")
             .unwrap_or_else(local_emulator);
-        let vars = crate::manifest::Vars {
-            suffix: self.string("IDENTITY_SUFFIX", "local"),
-            chat_app_url: self.string("CHAT_APP_URL", "http://localhost:3000"),
+        let vars = Vars {
+            suffix: env.string("IDENTITY_SUFFIX", "local"),
+            chat_app_url: env.string("CHAT_APP_URL", "http://localhost:3000"),
         };
-        let path = match self.get("IDENTITY_MANIFEST") {
-            Some(p) => Some(std::path::PathBuf::from(p)),
-            None => std::env::current_dir().ok().and_then(crate::manifest::Manifest::locate),
+        let path = match env.get("IDENTITY_MANIFEST") {
+            Some(p) => Some(PathBuf::from(p)),
+            None => std::env::current_dir().ok().and_then(Manifest::locate),
         };
-        let manifest = match path.map(crate::manifest::Manifest::load) {
+        let manifest = match path.map(Manifest::load) {
             Some(Ok(m)) => Some(m),
             Some(Err(e)) => {
-                self.problem(format!("IDENTITY_MANIFEST: {e}"));
+                env.problem(format!("IDENTITY_MANIFEST: {e}"));
                 None
             }
             None => None,
         };
-        let tenant_id = match (self.get("ENTRA_TENANT_ID"), &manifest) {
+        let tenant_id = match (env.get("ENTRA_TENANT_ID"), &manifest) {
             (Some(t), _) => t,
             (None, Some(m)) => m.tenant.id.clone(),
             (None, None) => {
-                self.problem("ENTRA_TENANT_ID is not set and no identity manifest was found (set IDENTITY_MANIFEST)");
+                env.problem("ENTRA_TENANT_ID is not set and no identity manifest was found (set IDENTITY_MANIFEST)");
                 String::new()
             }
         };
-        let public_authority = self
-            .optional::<url::Url>("ENTRA_PUBLIC_AUTHORITY", "a URL like http://localhost:3003")
+        let public_authority = env
+            .optional::<Url>("ENTRA_PUBLIC_AUTHORITY", "a URL like http://localhost:3003")
             .unwrap_or_else(|| authority.clone());
         Identity { authority, public_authority, tenant_id, manifest, vars }
     }
-}
 
-/// The emulator on its default port.
-fn local_emulator() -> url::Url {
-    #[allow(clippy::expect_used)] // a constant that parses; the settings tests exercise it
-    url::Url::parse("http://localhost:3003").expect("constant URL")
-}
-
-impl Identity {
     /// `{PREFIX}_CLIENT_ID` and `{PREFIX}_APP_ID_URI`, else the manifest's app `name`.
     pub fn app(&self, env: &mut Env, prefix: &str, name: &str) -> AppRegistration {
         let app = self.manifest.as_ref().and_then(|m| m.app(name));
@@ -259,10 +87,44 @@ impl Identity {
         AppRegistration { client_id, app_id_uri }
     }
 
-    /// `{PREFIX}_MANAGED_IDENTITY_CLIENT_ID`, else the manifest's managed identity `name`.
-    pub fn managed_identity_client_id(&self, env: &mut Env, prefix: &str, name: &str) -> Option<String> {
-        env.get(&format!("{prefix}_MANAGED_IDENTITY_CLIENT_ID"))
-            .or_else(|| self.manifest.as_ref()?.managed_identities.get(name).map(|mi| mi.client_id.clone()))
+    /// The app's credential, the same way for every service: `{PREFIX}_CLIENT_SECRET` when set
+    /// (an explicit local fallback wins: the platform never sets one, and on a laptop the
+    /// managed-identity endpoint may be the broker, whose developer token Entra does not accept
+    /// as the app's client assertion); else the managed identity the platform advertises with
+    /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` (user-assigned: `{PREFIX}_MANAGED_IDENTITY_CLIENT_ID`,
+    /// else the manifest's managed identity `name`); else `None`. Setting only one of the pair
+    /// is a problem.
+    pub fn credential(&self, env: &mut Env, prefix: &str, name: &str) -> Option<Credential> {
+        let endpoint = env.optional::<Url>("IDENTITY_ENDPOINT", "a URL");
+        let header = env.get("IDENTITY_HEADER");
+        let secret = env.get(&format!("{prefix}_CLIENT_SECRET"));
+        let client_id = env
+            .get(&format!("{prefix}_MANAGED_IDENTITY_CLIENT_ID"))
+            .or_else(|| self.manifest.as_ref()?.managed_identities.get(name).map(|mi| mi.client_id.clone()));
+        match (endpoint, header) {
+            (Some(_), None) => {
+                env.problem("IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not: set both, or neither");
+                None
+            }
+            (None, Some(_)) if env.get("IDENTITY_ENDPOINT").is_none() => {
+                env.problem("IDENTITY_HEADER is set but IDENTITY_ENDPOINT is not: set both, or neither");
+                None
+            }
+            _ if secret.is_some() => secret.map(|s| Credential::Secret(s.into())),
+            (Some(endpoint), Some(header)) => {
+                let source = ManagedIdentitySource::AppService { endpoint, header: header.into() };
+                match identity_http() {
+                    Ok(http) => Some(Credential::ManagedIdentity(Arc::new(ManagedIdentityCredential::new(
+                        http, source, client_id,
+                    )))),
+                    Err(e) => {
+                        env.problem(format!("cannot build the HTTP client for the managed identity: {e}"));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        }
     }
 
     /// The v2 issuer clients are told to use (RFC 9728 `authorization_servers`): under the
@@ -272,24 +134,35 @@ impl Identity {
     }
 }
 
-#[cfg(test)]
-mod identity_tests {
-    use super::*;
+/// Tokens ride on these requests: never follow a redirect elsewhere with them.
+fn identity_http() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
 
-    fn manifest_path() -> String {
-        format!("{}/../../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"))
-    }
+/// The emulator on its default port.
+fn local_emulator() -> Url {
+    #[allow(clippy::expect_used)] // a constant that parses; the settings tests exercise it
+    Url::parse("http://localhost:3003").expect("constant URL")
+}
+
+#[cfg(test)]
+mod tests {
+    use entra_manifest::REPOSITORY_MANIFEST;
+
+    use super::*;
 
     #[test]
     fn identity_comes_from_the_manifest_unless_overridden() {
         let mut env = Env::from_map([
-            ("IDENTITY_MANIFEST", manifest_path()),
-            ("ORDERS_API_CLIENT_ID", "11111111-1111-1111-1111-111111111111".into()),
+            ("IDENTITY_MANIFEST", REPOSITORY_MANIFEST),
+            ("ORDERS_API_CLIENT_ID", "11111111-1111-1111-1111-111111111111"),
         ]);
-        let identity = env.identity();
+        let identity = Identity::from_env(&mut env);
         let api = identity.app(&mut env, "ORDERS_API", "orders-api");
         let mcp = identity.app(&mut env, "ORDERS_MCP", "orders-mcp");
-        let mi = identity.managed_identity_client_id(&mut env, "ORDERS_MCP", "orders-mcp");
         env.finish().unwrap();
         let m = identity.manifest.as_ref().unwrap();
         assert_eq!(identity.authority.as_str(), "http://localhost:3003/");
@@ -297,16 +170,57 @@ mod identity_tests {
         assert_eq!(api.client_id, "11111111-1111-1111-1111-111111111111");
         assert_eq!(api.app_id_uri.as_deref(), Some("api://orders-api-local"));
         assert_eq!(mcp.client_id, m.apps["orders-mcp"].client_id);
-        assert_eq!(mi, Some(m.managed_identities["orders-mcp"].client_id.clone()));
     }
 
     #[test]
     fn without_a_manifest_the_ids_are_required() {
         let mut env = Env::from_map([("IDENTITY_MANIFEST", "/nonexistent.toml")]);
-        let identity = env.identity();
+        let identity = Identity::from_env(&mut env);
         let _ = identity.app(&mut env, "ORDERS_API", "orders-api");
         let err = env.finish().unwrap_err();
         assert!(err.to_string().contains("IDENTITY_MANIFEST"), "{err}");
         assert!(err.to_string().contains("ORDERS_API_CLIENT_ID"), "{err}");
+    }
+
+    fn credential(vars: &[(&str, &str)]) -> (Option<Credential>, Result<(), String>) {
+        let mut env = Env::from_map(vars.iter().copied().chain([("IDENTITY_MANIFEST", REPOSITORY_MANIFEST)]));
+        let identity = Identity::from_env(&mut env);
+        let credential = identity.credential(&mut env, "ORDERS_MCP", "orders-mcp");
+        (credential, env.finish().map_err(|e| e.to_string()))
+    }
+
+    #[test]
+    fn the_managed_identity_comes_from_the_platform_and_its_client_id_from_the_manifest() {
+        let (credential, ok) =
+            credential(&[("IDENTITY_ENDPOINT", "http://localhost:3003/msi/token"), ("IDENTITY_HEADER", "h")]);
+        ok.unwrap();
+        let shown = format!("{credential:?}");
+        assert!(matches!(credential, Some(Credential::ManagedIdentity(_))), "{shown}");
+        assert!(shown.contains("ec45dfb3-39aa-4a39-a22a-a18cec4241cc"), "{shown}");
+        assert!(!shown.contains("\"h\""), "the header secret must not show: {shown}");
+    }
+
+    #[test]
+    fn an_explicit_secret_wins_and_never_shows() {
+        let (credential, ok) = credential(&[
+            ("IDENTITY_ENDPOINT", "http://host.docker.internal:3009/msi/token"),
+            ("IDENTITY_HEADER", "h"),
+            ("ORDERS_MCP_CLIENT_SECRET", "from-the-developer"),
+        ]);
+        ok.unwrap();
+        assert!(matches!(credential, Some(Credential::Secret(_))));
+        assert!(!format!("{credential:?}").contains("from-the-developer"));
+    }
+
+    #[test]
+    fn half_a_managed_identity_is_a_problem_and_nothing_is_none() {
+        let (_, err) =
+            credential(&[("IDENTITY_ENDPOINT", "http://localhost:3003/msi/token"), ("ORDERS_MCP_CLIENT_SECRET", "s")]);
+        assert!(err.unwrap_err().contains("IDENTITY_HEADER"));
+        let (_, err) = credential(&[("IDENTITY_HEADER", "h")]);
+        assert!(err.unwrap_err().contains("IDENTITY_ENDPOINT"));
+        let (none, ok) = credential(&[]);
+        ok.unwrap();
+        assert!(none.is_none());
     }
 }

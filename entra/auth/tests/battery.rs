@@ -5,12 +5,12 @@
 
 mod support;
 
-use entra_emulator::battery::{self, Expect, Target};
+use entra_emulator::testing::battery::{self, Expect, Target};
 use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use support::{AccessAsUser, ReadOrders};
 
 async fn run_battery(resource_url: &str, target: Target<'_>, idp: &entra_emulator::Running) -> usize {
-    let (valid, cases) = battery::cases(&idp.emulator, &target).unwrap();
+    let (valid, cases) = battery::cases(idp.handle(), &target).unwrap();
     let http = reqwest::Client::new();
     let url = format!("{resource_url}/protected");
 
@@ -60,7 +60,7 @@ async fn every_bad_token_is_refused_by_a_v2_resource_and_a_valid_one_accepted() 
 async fn the_battery_covers_both_outcomes_and_distinct_kinds() {
     let idp = support::emulator().await;
     let target = Target { resource: "orders-api", client: "orders-mcp", user: "alice", scopes: &["Orders.Read"] };
-    let (_, cases) = battery::cases(&idp.emulator, &target).unwrap();
+    let (_, cases) = battery::cases(idp.handle(), &target).unwrap();
     let mut names: Vec<_> = cases.iter().map(|c| c.name.clone()).collect();
     names.sort();
     names.dedup();
@@ -73,8 +73,8 @@ async fn the_battery_covers_both_outcomes_and_distinct_kinds() {
 async fn valid_tokens_from_the_emulator_token_endpoint_are_accepted_with_their_claims() {
     let idp = support::emulator().await;
     let api = support::resource::<ReadOrders>(support::validator_config(&idp, "orders-api")).await;
-    let token = idp.emulator.user_token("carol", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
-    let caller: entra_auth::Caller = reqwest::Client::new()
+    let token = idp.handle().user_token("carol", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    let caller: entra_auth::validate::Caller = reqwest::Client::new()
         .get(format!("{}/protected", api.url))
         .bearer_auth(token)
         .send()
@@ -83,13 +83,13 @@ async fn valid_tokens_from_the_emulator_token_endpoint_are_accepted_with_their_c
         .json()
         .await
         .unwrap();
-    let m = idp.emulator.manifest();
+    let m = idp.handle().manifest();
     assert_eq!(caller.oid, m.user("carol").unwrap().oid);
-    assert_eq!(caller.version, entra_auth::TokenVersion::V1);
+    assert_eq!(caller.version, entra_auth::validate::TokenVersion::V1);
     assert_eq!(caller.client_id, m.app("orders-mcp").unwrap().client_id);
     assert_eq!(caller.roles, ["Orders.Admin"]);
     assert_eq!(caller.audience, "api://orders-api-local");
-    assert!(caller.issuer.ends_with(&format!("/{}/", idp.emulator.tenant_id())));
+    assert!(caller.issuer.ends_with(&format!("/{}/", idp.handle().tenant_id())));
 }
 
 #[tokio::test]

@@ -7,11 +7,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use entra_auth::{TokenValidator, ValidationError};
+use entra_auth::validate::{TokenValidator, ValidationError};
 use serde_json::json;
 
 fn alice(idp: &entra_emulator::Running) -> String {
-    idp.emulator.user_token("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap()
+    idp.handle().user_token("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap()
 }
 
 #[tokio::test]
@@ -23,9 +23,9 @@ async fn after_rotation_new_and_old_key_tokens_are_both_accepted_without_restart
 
     let old_token = alice(&idp);
     validator.validate(&old_token).await.unwrap();
-    let old_kid = idp.emulator.current_kid();
+    let old_kid = idp.handle().current_kid();
 
-    let new_kid = idp.emulator.rotate_keys().unwrap();
+    let new_kid = idp.handle().rotate_keys().unwrap();
     assert_ne!(old_kid, new_kid);
     let new_token = alice(&idp);
 
@@ -33,15 +33,15 @@ async fn after_rotation_new_and_old_key_tokens_are_both_accepted_without_restart
     // refetch, it picks the key up by itself.
     tokio::time::sleep(window).await;
     let caller = validator.validate(&new_token).await.unwrap();
-    assert_eq!(caller.oid, idp.emulator.manifest().user("alice").unwrap().oid);
+    assert_eq!(caller.oid, idp.handle().manifest().user("alice").unwrap().oid);
     // The previous key is still published, so tokens signed with it keep working until they expire.
     validator.validate(&old_token).await.unwrap();
 
     // An expired token is refused as expired (the lifetime check follows the signature check).
-    let mut expired = idp.emulator.user_claims("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    let mut expired = idp.handle().user_claims("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
     expired["exp"] = json!(1);
     expired["nbf"] = json!(0);
-    let expired = idp.emulator.sign(&expired).unwrap();
+    let expired = idp.handle().sign(&expired).unwrap();
     assert_eq!(validator.validate(&expired).await.unwrap_err(), ValidationError::Expired);
 }
 
@@ -54,12 +54,12 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_jwks_fetch_per_window() {
     let validator = Arc::new(TokenValidator::new(config, reqwest::Client::new()));
     let valid = alice(&idp);
     validator.validate(&valid).await.unwrap();
-    let baseline = idp.emulator.stats().jwks;
+    let baseline = idp.handle().stats().jwks;
     assert_eq!(baseline, 1, "one JWKS fetch to load the keys");
 
-    let claims = idp.emulator.user_claims("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    let claims = idp.handle().user_claims("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
     let forged = |i: usize| {
-        idp.emulator
+        idp.handle()
             .sign_with_header(&json!({ "alg": "RS256", "typ": "JWT", "kid": format!("forged-{i}") }), &claims)
             .unwrap()
     };
@@ -76,7 +76,7 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_jwks_fetch_per_window() {
         }
         // Genuine tokens keep working during the flood.
         validator.validate(&valid).await.unwrap();
-        let fetched = idp.emulator.stats().jwks - baseline;
+        let fetched = idp.handle().stats().jwks - baseline;
         assert!(fetched < round, "round {round}: {fetched} JWKS fetches for {round} windows");
         tokio::time::sleep(window).await;
     }
@@ -95,20 +95,23 @@ async fn metadata_loads_lazily_and_an_unreachable_idp_fails_closed() {
 
 #[tokio::test]
 async fn a_token_accepted_before_is_recognised_only_until_it_expires() {
-    let idp = entra_emulator::spawn(entra_emulator::EmulatorConfig::from_repository().unwrap()).await.unwrap();
-    let api = idp.emulator.manifest().app("orders-api").unwrap().clone();
-    let mut config = entra_auth::ValidatorConfig::new(
+    let idp = entra_emulator::Application::build(entra_emulator::EmulatorConfig::from_repository().unwrap())
+        .await
+        .unwrap()
+        .spawn();
+    let api = idp.handle().manifest().app("orders-api").unwrap().clone();
+    let mut config = entra_auth::validate::ValidatorConfig::new(
         url::Url::parse(&idp.url()).unwrap(),
-        idp.emulator.tenant_id(),
+        idp.handle().tenant_id(),
         vec!["api://orders-api-local".into(), api.client_id.clone()],
     )
-    .versions(&[entra_auth::TokenVersion::V1]);
+    .versions(&[entra_auth::validate::TokenVersion::V1]);
     config.leeway = Duration::ZERO;
     let validator = TokenValidator::new(config, reqwest::Client::new());
-    let mut claims = idp.emulator.user_claims("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    let mut claims = idp.handle().user_claims("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     claims["exp"] = serde_json::json!(now + 2);
-    let token = idp.emulator.sign(&claims).unwrap();
+    let token = idp.handle().sign(&claims).unwrap();
 
     let first = validator.validate(&token).await.unwrap();
     assert_eq!(validator.validate(&token).await.unwrap(), first, "the same caller, from the accepted tokens");

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::{Emulator, Stats};
+use crate::state::{Emulator, Stats};
 
 pub async fn health() -> &'static str {
     "ok"

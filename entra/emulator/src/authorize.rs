@@ -13,11 +13,11 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use url::Url;
 
-use crate::Emulator;
 use crate::claims::{client_info, now, random_id};
 use crate::directory::ClientApp;
 use crate::error::EntraError;
 use crate::pages::{self, LoginUser};
+use crate::state::Emulator;
 use crate::store::{AuthCode, Session};
 
 /// The emulator's single-sign-on cookie.

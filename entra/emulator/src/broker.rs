@@ -18,28 +18,25 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use entra_auth::acquire::developer::DeveloperSignIn;
-use entra_auth::settings::Env;
+use entra_auth::acquire::DeveloperSignIn;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use service_kit::serve::{Built, Service};
+use service_kit::settings::Env;
+use tokio_util::sync::CancellationToken;
 
 use crate::managed_identity::{refuse, requested_resource};
 
 pub const DEFAULT_PORT: u16 = 3009;
 
-/// The broker's settings (`BROKER_*` variables).
-#[derive(Clone)]
+/// The broker's settings (`BROKER_*` variables). `Debug` shows no secret.
+#[derive(Clone, Debug)]
 pub struct BrokerConfig {
     pub bind: SocketAddr,
     /// The `X-IDENTITY-HEADER` secret callers must send.
-    pub identity_header: String,
+    pub identity_header: SecretString,
     /// Ask the CLIs for tokens of this tenant (`None`: their default).
     pub tenant_id: Option<String>,
-}
-
-impl std::fmt::Debug for BrokerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrokerConfig").field("bind", &self.bind).field("tenant_id", &self.tenant_id).finish()
-    }
 }
 
 impl BrokerConfig {
@@ -49,8 +46,8 @@ impl BrokerConfig {
             SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
             "a socket address like 127.0.0.1:3009",
         );
-        let identity_header = env.get("BROKER_IDENTITY_HEADER").unwrap_or_default();
-        if identity_header.len() < 16 {
+        let identity_header: SecretString = env.get("BROKER_IDENTITY_HEADER").unwrap_or_default().into();
+        if identity_header.expose_secret().len() < 16 {
             env.problem(
                 "BROKER_IDENTITY_HEADER must be set to a secret of at least 16 characters \
                  (the same value goes into the containers' IDENTITY_HEADER), e.g. `openssl rand -hex 16`",
@@ -68,8 +65,32 @@ struct Broker {
     identity_header: Arc<str>,
 }
 
+/// The broker as a [`Service`]: `broker::Application::build(config)`.
+pub struct TokenBroker;
+
+pub type Application = service_kit::serve::Application<TokenBroker>;
+
+impl Service for TokenBroker {
+    type Settings = BrokerConfig;
+    type Handle = ();
+
+    fn address(config: &BrokerConfig) -> SocketAddr {
+        config.bind
+    }
+
+    async fn build(config: BrokerConfig, local: SocketAddr, _: CancellationToken) -> anyhow::Result<Built<()>> {
+        let sign_in = DeveloperSignIn::new(config.tenant_id.as_deref(), None)?;
+        tracing::info!(
+            endpoint = %format!("http://{local}/msi/token"),
+            tenant = config.tenant_id.as_deref().unwrap_or("the CLI's default"),
+            "managed-identity broker ready: tokens come from your azd / Azure CLI sign-in"
+        );
+        Ok(Built::router(router(sign_in, config.identity_header.expose_secret())))
+    }
+}
+
 /// The broker's routes: `/msi/token` (App Service shape, `api-version=2019-08-01`) and `/healthz`.
-pub fn router(sign_in: DeveloperSignIn, identity_header: &str) -> Router {
+fn router(sign_in: DeveloperSignIn, identity_header: &str) -> Router {
     let broker = Broker { sign_in: Arc::new(sign_in), identity_header: identity_header.into() };
     Router::new().route("/healthz", get(|| async { "ok" })).route("/msi/token", get(token)).with_state(broker)
 }

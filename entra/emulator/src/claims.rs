@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use entra_auth::manifest::{Tenant, User};
+use entra_manifest::{Tenant, User};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 

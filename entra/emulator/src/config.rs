@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use entra_auth::manifest::{Manifest, Vars};
-use entra_auth::settings::Env;
+use entra_manifest::{Manifest, Vars};
+use service_kit::settings::Env;
 use url::Url;
 
 #[derive(Debug, Clone)]
@@ -45,10 +45,7 @@ impl EmulatorConfig {
 
     /// The repository's manifest with defaults; for tests.
     pub fn from_repository() -> anyhow::Result<Self> {
-        let path = Manifest::locate(env!("CARGO_MANIFEST_DIR")).ok_or_else(|| {
-            anyhow::anyhow!("infra/app-registrations.toml not found above {}", env!("CARGO_MANIFEST_DIR"))
-        })?;
-        Ok(EmulatorConfig::new(Manifest::load(path)?))
+        Ok(EmulatorConfig::new(Manifest::load(entra_manifest::REPOSITORY_MANIFEST)?))
     }
 
     /// Settings from `EMULATOR_*` variables (see the README's configuration table).
@@ -60,7 +57,7 @@ impl EmulatorConfig {
             None => std::env::current_dir()
                 .ok()
                 .and_then(Manifest::locate)
-                .unwrap_or_else(|| PathBuf::from(entra_auth::manifest::DEFAULT_PATH)),
+                .unwrap_or_else(|| PathBuf::from(entra_manifest::DEFAULT_PATH)),
         };
         let bind: SocketAddr =
             env.parse("EMULATOR_ADDR", SocketAddr::from(([127, 0, 0, 1], 3003)), "a socket address like 0.0.0.0:3003");

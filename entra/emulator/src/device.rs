@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use serde_json::json;
 
-use crate::Emulator;
 use crate::claims::{now, random_id};
 use crate::error::EntraError;
 use crate::pages::{self, LoginUser};
+use crate::state::Emulator;
 use crate::store::{DeviceGrant, DeviceState};
 
 /// Entra's user codes are nine characters; these avoid look-alikes (0/O, 1/I).

@@ -5,7 +5,7 @@
 //! admin consent in a real tenant), pre-authorized clients need no consent for their scopes,
 //! and anything else is refused with AADSTS65001, as Entra does for a client nobody consented to.
 
-use entra_auth::manifest::{App, Manifest, User, Vars};
+use entra_manifest::{App, Manifest, User, Vars};
 
 use crate::error::EntraError;
 

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::Emulator;
 use crate::error::EntraError;
+use crate::state::Emulator;
 
 impl Emulator {
     /// Checks the `{tenant}` path segment (the tenant id or its domain).

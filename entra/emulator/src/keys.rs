@@ -40,6 +40,7 @@ impl SigningKey {
     }
 
     /// The public key as a JWK, without emulator-specific members.
+    #[cfg(feature = "testing")]
     pub fn public_jwk(&self) -> Value {
         json!({ "kty": "RSA", "kid": self.kid, "n": self.n, "e": self.e })
     }

@@ -7,9 +7,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 
-use crate::Emulator;
 use crate::authorize::{SSO_COOKIE, current_session};
 use crate::pages;
+use crate::state::Emulator;
 
 pub async fn logout(
     State(emulator): State<Emulator>,

@@ -3,34 +3,51 @@
 
 use std::process::ExitCode;
 
-use entra_auth::acquire::developer::DeveloperSignIn;
-use entra_auth::settings::Env;
-use entra_emulator::broker::{self, BrokerConfig};
-use entra_emulator::{Emulator, EmulatorConfig, serve};
+use clap::{Parser, Subcommand};
+use entra_emulator::{Application, EmulatorConfig, broker};
+use service_kit::serve::shutdown_signal;
+use service_kit::settings::Env;
 
-const USAGE: &str = "\
-usage: entra-emulator [serve]                  run the emulator (settings: EMULATOR_* variables)
-       entra-emulator rotate-keys [--url URL]  make a running emulator sign with a new key
-                                               (default URL: http://localhost:3003)
-       entra-emulator --broker                 serve the managed-identity endpoint from your
-                                               azd / Azure CLI sign-in (settings: BROKER_*)
-       entra-emulator healthcheck              exit 0 if the local emulator answers /healthz";
+/// An offline identity provider shaped like Microsoft Entra ID. Settings come from `EMULATOR_*`
+/// variables (the broker's from `BROKER_*`); see the README.
+#[derive(Parser)]
+#[command(name = "entra-emulator", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Serve the managed-identity endpoint from your azd / Azure CLI sign-in instead.
+    #[arg(long)]
+    broker: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the emulator (the default).
+    Serve,
+    /// Serve the managed-identity endpoint from your azd / Azure CLI sign-in (same as --broker).
+    Broker,
+    /// Make a running emulator sign with a new key.
+    RotateKeys {
+        #[arg(long, default_value = "http://localhost:3003")]
+        url: String,
+    },
+    /// Exit 0 if the local emulator answers /healthz (container health checks).
+    Healthcheck,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    entra_auth::telemetry::init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        [] | ["serve"] => run().await,
-        ["--broker"] | ["broker"] => broker().await,
-        ["rotate-keys"] => rotate("http://localhost:3003").await,
-        ["rotate-keys", "--url", url] => rotate(url).await,
-        ["healthcheck"] => return entra_auth::probe::healthcheck("EMULATOR_ADDR", 3003),
-        ["-h" | "--help" | "help"] => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        _ => Err(anyhow::anyhow!("unrecognised arguments\n{USAGE}")),
+    let cli = Cli::parse();
+    let command = if cli.broker { Command::Broker } else { cli.command.unwrap_or(Command::Serve) };
+    if let Command::Healthcheck = command {
+        return service_kit::probe::healthcheck("EMULATOR_ADDR", 3003);
+    }
+    service_kit::telemetry::init();
+    let result = match command {
+        Command::Serve => serve().await,
+        Command::Broker => serve_broker().await,
+        Command::RotateKeys { url } => rotate(&url).await,
+        Command::Healthcheck => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -41,38 +58,15 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let config = EmulatorConfig::from_env(Env::from_process())?;
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
-    let emulator = Emulator::new(config)?;
-    tracing::info!(
-        url = emulator.public_url(),
-        tenant = emulator.tenant_id(),
-        issuer_v2 = %emulator.issuers().v2,
-        "Entra emulator ready"
-    );
-    let running = serve(emulator, listener)?;
-    entra_auth::serve::shutdown_signal().await;
-    running.stop().await;
+async fn serve() -> anyhow::Result<()> {
+    let app = Application::build(EmulatorConfig::from_env(Env::from_process())?).await?;
+    app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
 }
 
-async fn broker() -> anyhow::Result<()> {
-    let config = BrokerConfig::from_env(Env::from_process())?;
-    let sign_in = DeveloperSignIn::new(config.tenant_id.as_deref(), None)?;
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
-    tracing::info!(
-        endpoint = %format!("http://{}/msi/token", config.bind),
-        tenant = config.tenant_id.as_deref().unwrap_or("the CLI's default"),
-        "managed-identity broker ready: tokens come from your azd / Azure CLI sign-in"
-    );
-    axum::serve(entra_auth::serve::without_delay(listener), broker::router(sign_in, &config.identity_header))
-        .with_graceful_shutdown(entra_auth::serve::shutdown_signal())
-        .await?;
+async fn serve_broker() -> anyhow::Result<()> {
+    let app = broker::Application::build(broker::BrokerConfig::from_env(Env::from_process())?).await?;
+    app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
 }
 

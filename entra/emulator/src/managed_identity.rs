@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::Emulator;
 use crate::claims::{self, AccessClaims, ClientAuth, Subject};
+use crate::state::Emulator;
 
 /// App Service's error shape for this endpoint.
 pub(crate) fn refuse(status: StatusCode, message: &str) -> Response {

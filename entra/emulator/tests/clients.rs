@@ -11,16 +11,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use entra_auth::acquire::{ClientCredential, ConfidentialClient, ManagedIdentityCredential, ManagedIdentitySource};
-use entra_auth::manifest::Vars;
-use entra_auth::{TokenValidator, TokenVersion, ValidatorConfig};
+use entra_auth::acquire::{ConfidentialClient, Credential, ManagedIdentityCredential, ManagedIdentitySource};
+use entra_auth::validate::{TokenValidator, TokenVersion, ValidatorConfig};
 use entra_emulator::{EmulatorConfig, Running};
+use entra_manifest::Vars;
 use openidconnect::core::{CoreClient, CoreDeviceAuthorizationResponse, CoreProviderMetadata, CoreResponseType};
 use openidconnect::{
     AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, DeviceAuthorizationUrl, IssuerUrl, Nonce,
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
     TokenResponse,
 };
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use url::Url;
 
@@ -31,7 +32,7 @@ async fn start(configure: impl FnOnce(&mut EmulatorConfig)) -> Running {
     config.identity_header = Some(IDENTITY_HEADER.into());
     config.device_poll_interval = Duration::from_secs(1);
     configure(&mut config);
-    entra_emulator::spawn(config).await.unwrap()
+    entra_emulator::Application::build(config).await.unwrap().spawn()
 }
 
 fn browser() -> reqwest::Client {
@@ -71,9 +72,9 @@ struct Oidc {
 }
 
 async fn discover(idp: &Running, client: &str, secret: Option<&str>, redirect: &str) -> Oidc {
-    let issuer = IssuerUrl::new(idp.emulator.issuers().v2.clone()).unwrap();
+    let issuer = IssuerUrl::new(idp.handle().issuers().v2.clone()).unwrap();
     let metadata = CoreProviderMetadata::discover_async(issuer, &http_client()).await.unwrap();
-    let m = idp.emulator.manifest();
+    let m = idp.handle().manifest();
     let client_id = m.app(client).map(|a| a.client_id.clone()).unwrap_or_else(|| m.clients[client].client_id.clone());
     let client = CoreClient::from_provider_metadata(
         metadata.clone(),
@@ -130,19 +131,19 @@ fn assert_entra_error(body: &Value, error: &str, code: u32) {
 }
 
 async fn token_request(idp: &Running, form: &[(&str, &str)]) -> (u16, Value) {
-    let url = format!("{}/{}/oauth2/v2.0/token", idp.url(), idp.emulator.tenant_id());
+    let url = format!("{}/{}/oauth2/v2.0/token", idp.url(), idp.handle().tenant_id());
     let response = reqwest::Client::new().post(url).form(form).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
 fn validator(idp: &Running, app: &str) -> TokenValidator {
-    let m = idp.emulator.manifest();
+    let m = idp.handle().manifest();
     let app = m.app(app).unwrap();
     let uri = app.identifier_uri.as_ref().unwrap().render(&Vars::local());
     let version = if app.access_token_version == 1 { TokenVersion::V1 } else { TokenVersion::V2 };
     let config = ValidatorConfig::new(
         Url::parse(&idp.url()).unwrap(),
-        idp.emulator.tenant_id(),
+        idp.handle().tenant_id(),
         vec![app.client_id.clone(), uri],
     );
     TokenValidator::new(config.versions(&[version]), reqwest::Client::new())
@@ -193,7 +194,7 @@ async fn authorization_code_with_pkce_through_the_login_form_then_refresh() {
     let caller = mcp.validate(&access).await.unwrap();
     assert_eq!(caller.scopes, ["access_as_user"]);
     assert_eq!(caller.version, TokenVersion::V2);
-    assert_eq!(caller.client_id, idp.emulator.manifest().app("chat-app").unwrap().client_id);
+    assert_eq!(caller.client_id, idp.handle().manifest().app("chat-app").unwrap().client_id);
 
     // Refresh rotates: the new refresh token works, the spent one is refused with Entra's shape.
     let oidc = discover(&idp, "chat-app", Some(CHAT_SECRET), "http://localhost:3000/auth/callback").await;
@@ -207,7 +208,7 @@ async fn authorization_code_with_pkce_through_the_login_form_then_refresh() {
     let next_refresh = renewed.refresh_token().unwrap().secret().clone();
     assert_ne!(next_refresh, refresh);
     assert_eq!(mcp.validate(renewed.access_token().secret()).await.unwrap().oid, caller.oid);
-    let client_id = idp.emulator.manifest().app("chat-app").unwrap().client_id.clone();
+    let client_id = idp.handle().manifest().app("chat-app").unwrap().client_id.clone();
     let (status, body) = token_request(
         &idp,
         &[
@@ -220,8 +221,8 @@ async fn authorization_code_with_pkce_through_the_login_form_then_refresh() {
     .await;
     assert_eq!(status, 400);
     assert_entra_error(&body, "invalid_grant", 70000);
-    assert_eq!(idp.emulator.stats().authorization_code, 1);
-    assert_eq!(idp.emulator.stats().refresh_token, 1);
+    assert_eq!(idp.handle().stats().authorization_code, 1);
+    assert_eq!(idp.handle().stats().refresh_token, 1);
 }
 
 #[tokio::test]
@@ -255,7 +256,7 @@ async fn single_sign_on_session_and_prompt_login() {
         .into_owned()
         .chain([("login".into(), "bob".into()), ("password".into(), "wrong".into())])
         .collect();
-    let action = format!("{}/{}/oauth2/v2.0/authorize", idp.url(), idp.emulator.tenant_id());
+    let action = format!("{}/{}/oauth2/v2.0/authorize", idp.url(), idp.handle().tenant_id());
     let refused = http.post(&action).form(&page_form_fields).send().await.unwrap();
     assert_eq!(refused.status(), 200);
     assert!(refused.text().await.unwrap().contains("AADSTS50126"));
@@ -271,7 +272,7 @@ async fn single_sign_on_session_and_prompt_login() {
     assert_eq!(forced.status(), 200, "prompt=login shows the login page");
 
     // Logout ends the session: silent sign-in fails again.
-    let logout = format!("{}/{}/oauth2/v2.0/logout", idp.url(), idp.emulator.tenant_id());
+    let logout = format!("{}/{}/oauth2/v2.0/logout", idp.url(), idp.handle().tenant_id());
     assert_eq!(http.get(logout).send().await.unwrap().status(), 200);
     let after = http.get(url(Some("none"))).send().await.unwrap();
     assert_eq!(redirect_params(&after)["error"], "login_required");
@@ -290,12 +291,12 @@ async fn client_credentials_gives_an_app_only_token() {
         .await
         .unwrap();
     let caller = validator(&idp, "orders-api").validate(token.access_token().secret()).await.unwrap();
-    assert_eq!(caller.kind, entra_auth::CallerKind::App);
+    assert_eq!(caller.kind, entra_auth::validate::CallerKind::App);
     assert!(caller.scopes.is_empty() && caller.roles.is_empty());
-    assert_eq!(caller.oid, idp.emulator.manifest().app("orders-mcp").unwrap().object_id);
+    assert_eq!(caller.oid, idp.handle().manifest().app("orders-mcp").unwrap().object_id);
 
     // Without /.default Entra refuses client credentials.
-    let client_id = idp.emulator.manifest().app("orders-mcp").unwrap().client_id.clone();
+    let client_id = idp.handle().manifest().app("orders-mcp").unwrap().client_id.clone();
     let (status, body) = token_request(
         &idp,
         &[
@@ -315,7 +316,7 @@ async fn device_code_for_the_azure_cli() {
     let idp = start(|_| {}).await;
     let oidc = discover(&idp, "azure-cli", None, "http://localhost").await;
     let client = oidc.client.set_device_authorization_url(
-        DeviceAuthorizationUrl::new(format!("{}/{}/oauth2/v2.0/devicecode", idp.url(), idp.emulator.tenant_id()))
+        DeviceAuthorizationUrl::new(format!("{}/{}/oauth2/v2.0/devicecode", idp.url(), idp.handle().tenant_id()))
             .unwrap(),
     );
     let details: CoreDeviceAuthorizationResponse = client
@@ -345,20 +346,20 @@ async fn device_code_for_the_azure_cli() {
         .unwrap();
     approve.await.unwrap();
     let caller = validator(&idp, "orders-mcp").validate(token.access_token().secret()).await.unwrap();
-    assert_eq!(caller.oid, idp.emulator.manifest().user("carol").unwrap().oid);
+    assert_eq!(caller.oid, idp.handle().manifest().user("carol").unwrap().oid);
     assert_eq!(caller.client_id, "04b07795-8ddb-461a-bbee-02f9e1bf7b46");
-    assert_eq!(idp.emulator.stats().device_code, 1);
+    assert_eq!(idp.handle().stats().device_code, 1);
 }
 
 #[tokio::test]
 async fn on_behalf_of_with_a_managed_identity_assertion_and_with_a_secret() {
     let idp = start(|_| {}).await;
     let (user_token, _) = sign_in(&idp, "carol").await;
-    let m = idp.emulator.manifest().clone();
+    let m = idp.handle().manifest().clone();
     let mcp = m.app("orders-mcp").unwrap();
     let http = reqwest::Client::new();
     let token_endpoint =
-        ConfidentialClient::token_endpoint(&Url::parse(&idp.url()).unwrap(), idp.emulator.tenant_id()).unwrap();
+        ConfidentialClient::token_endpoint(&Url::parse(&idp.url()).unwrap(), idp.handle().tenant_id()).unwrap();
     let mi = ManagedIdentityCredential::new(
         http.clone(),
         ManagedIdentitySource::AppService {
@@ -368,12 +369,11 @@ async fn on_behalf_of_with_a_managed_identity_assertion_and_with_a_secret() {
         Some(m.managed_identities["orders-mcp"].client_id.clone()),
     );
     let api = validator(&idp, "orders-api");
-    for credential in
-        [ClientCredential::ManagedIdentity(Arc::new(mi)), ClientCredential::Secret("orders-mcp-local-secret".into())]
+    for credential in [Credential::ManagedIdentity(Arc::new(mi)), Credential::Secret("orders-mcp-local-secret".into())]
     {
         let client = ConfidentialClient::new(http.clone(), token_endpoint.clone(), &mcp.client_id, credential);
         let obo = client.on_behalf_of(&user_token, "api://orders-api-local/.default").await.unwrap();
-        let caller = api.validate(&obo.access_token).await.unwrap();
+        let caller = api.validate(obo.access_token.expose_secret()).await.unwrap();
         assert_eq!(caller.version, TokenVersion::V1, "orders-api gets v1 tokens");
         assert_eq!(caller.audience, "api://orders-api-local");
         assert_eq!(caller.client_id, mcp.client_id, "appid is the middle tier");
@@ -381,14 +381,14 @@ async fn on_behalf_of_with_a_managed_identity_assertion_and_with_a_secret() {
         assert_eq!(caller.scopes, ["Orders.Read", "Orders.ReadWrite"]);
         assert_eq!(caller.roles, ["Orders.Admin"]);
     }
-    assert_eq!(idp.emulator.stats().on_behalf_of, 2);
-    assert_eq!(idp.emulator.stats().managed_identity, 1);
+    assert_eq!(idp.handle().stats().on_behalf_of, 2);
+    assert_eq!(idp.handle().stats().managed_identity, 1);
 }
 
 #[tokio::test]
 async fn the_managed_identity_endpoint_checks_its_secret_header() {
     let idp = start(|_| {}).await;
-    let m = idp.emulator.manifest().clone();
+    let m = idp.handle().manifest().clone();
     let url = format!("{}/msi/token", idp.url());
     let query = [
         ("api-version", "2019-08-01"),
@@ -422,7 +422,7 @@ async fn the_managed_identity_endpoint_checks_its_secret_header() {
 #[tokio::test]
 async fn common_failures_answer_in_entra_shape() {
     let idp = start(|c| c.refresh_token_lifetime = Duration::from_secs(1)).await;
-    let m = idp.emulator.manifest().clone();
+    let m = idp.handle().manifest().clone();
     let chat = m.app("chat-app").unwrap().client_id.clone();
     let mcp = m.app("orders-mcp").unwrap().client_id.clone();
 
@@ -498,7 +498,7 @@ async fn common_failures_answer_in_entra_shape() {
 
     // Consent missing: the Azure CLI is not pre-authorized for orders-api.
     let form = [("client_id", "04b07795-8ddb-461a-bbee-02f9e1bf7b46"), ("scope", "api://orders-api-local/Orders.Read")];
-    let url = format!("{}/{}/oauth2/v2.0/devicecode", idp.url(), idp.emulator.tenant_id());
+    let url = format!("{}/{}/oauth2/v2.0/devicecode", idp.url(), idp.handle().tenant_id());
     let response = reqwest::Client::new().post(url).form(&form).send().await.unwrap();
     assert_eq!(response.status(), 400);
     assert_entra_error(&response.json().await.unwrap(), "invalid_grant", 65001);
@@ -519,7 +519,7 @@ async fn common_failures_answer_in_entra_shape() {
     assert_entra_error(&body, "invalid_client", 700027);
 
     // An OBO assertion for another audience.
-    let wrong_audience = idp.emulator.user_token("alice", "chat-app", "orders-api", &["Orders.Read"]).unwrap();
+    let wrong_audience = idp.handle().user_token("alice", "chat-app", "orders-api", &["Orders.Read"]).unwrap();
     let (status, body) = token_request(
         &idp,
         &[
@@ -568,5 +568,5 @@ async fn common_failures_answer_in_entra_shape() {
     assert_entra_error(&body, "unsupported_grant_type", 70003);
     let (_, body) = token_request(&idp, &[("client_id", &chat)]).await;
     assert_entra_error(&body, "invalid_request", 900144);
-    assert!(idp.emulator.stats().refused >= 8);
+    assert!(idp.handle().stats().refused >= 8);
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use entra_auth::manifest::{self, Manifest};
+use entra_manifest::Manifest;
 
 use crate::azd::{AzdCli, DotEnvFile, EnvStore};
 use crate::credential::{ARM_SCOPE, GRAPH_SCOPE, TokenSource};
@@ -88,7 +88,7 @@ pub async fn run(cli: Cli, io: Io<'_>) -> Result<Summary, String> {
     let manifest_path = match &cli.manifest {
         Some(path) => path.clone(),
         None => std::env::current_dir().ok().and_then(Manifest::locate).ok_or_else(|| {
-            format!("cannot find {} from the current directory: pass --manifest", manifest::DEFAULT_PATH)
+            format!("cannot find {} from the current directory: pass --manifest", entra_manifest::DEFAULT_PATH)
         })?,
     };
     let manifest = Manifest::load(&manifest_path).map_err(|e| e.to_string())?;

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use entra_auth::acquire::AccessToken;
-use entra_auth::acquire::developer::{self, Executor};
+use entra_auth::acquire::{self, Executor};
 
 /// Microsoft Graph, every permission the signed-in user has.
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -37,12 +37,12 @@ impl TokenSource for StaticToken {
 
 /// The developer's sign-in (`entra-auth`'s: azd first, then the Azure CLI), always for the
 /// deployment's tenant, so apps are never created in another directory.
-pub struct DeveloperSignIn(developer::DeveloperSignIn);
+pub struct DeveloperSignIn(acquire::DeveloperSignIn);
 
 impl DeveloperSignIn {
     /// `executor` runs the CLIs; `None` runs the real ones.
     pub fn new(tenant_id: &str, executor: Option<Arc<dyn Executor>>) -> Result<Self, CredentialError> {
-        developer::DeveloperSignIn::new(Some(tenant_id), executor)
+        acquire::DeveloperSignIn::new(Some(tenant_id), executor)
             .map(DeveloperSignIn)
             .map_err(|e| CredentialError { scope: "any".into(), reason: e.to_string() })
     }

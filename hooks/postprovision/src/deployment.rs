@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use entra_auth::manifest::{Manifest, Vars};
-use entra_auth::settings::{Env, SettingsError};
+use entra_manifest::{Manifest, Vars};
+use service_kit::settings::{Env, SettingsError};
 
 /// azd's own variables, present in every azd environment.
 pub const AZD_ENV_NAME: &str = "AZURE_ENV_NAME";
@@ -218,7 +218,7 @@ fn role_request(text: &str, manifest: &Manifest) -> Result<RoleRequest, String> 
     };
     let defined = manifest.app(app).and_then(|a| a.app_role(role));
     match defined {
-        Some(r) if r.allowed_member_types.contains(&entra_auth::manifest::MemberType::User) => {
+        Some(r) if r.allowed_member_types.contains(&entra_manifest::MemberType::User) => {
             Ok(RoleRequest { app: app.to_string(), role: role.to_string() })
         }
         Some(_) => Err(format!("app role {text:?} cannot be assigned to users")),

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use entra_auth::acquire::TOKEN_EXCHANGE_AUDIENCE;
-use entra_auth::manifest::{App, Manifest, MemberType};
+use entra_manifest::{App, Manifest, MemberType};
 
 use crate::deployment::Deployment;
 use crate::model::{

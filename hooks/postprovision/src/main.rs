@@ -9,7 +9,7 @@ use postprovision::retry::RetryPolicy;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    entra_auth::telemetry::init();
+    service_kit::telemetry::init();
     let cli = Cli::parse();
     let mut stdout = std::io::stdout();
     let io = Io {

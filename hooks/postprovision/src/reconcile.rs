@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use entra_auth::manifest::Manifest;
+use entra_manifest::Manifest;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use entra_auth::manifest::Manifest;
+use entra_manifest::Manifest;
 use postprovision::cli::{Cli, Command};
 use postprovision::deployment;
 use tree_sitter::{Node, Parser as TsParser, Tree};

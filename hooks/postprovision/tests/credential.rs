@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Output};
 use std::sync::{Arc, Mutex};
 
-use entra_auth::acquire::developer::Executor;
+use entra_auth::acquire::Executor;
 use postprovision::credential::{DeveloperSignIn, GRAPH_SCOPE, TokenSource};
 
 const TENANT: &str = "5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a";

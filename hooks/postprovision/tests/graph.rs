@@ -11,7 +11,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use entra_auth::manifest::Manifest;
+use entra_manifest::Manifest;
 use serde_json::{Value, json};
 use support::fake_cloud::{Config, Fault};
 use support::{CHAT_APP_URL, CHAT_MI, Deployment, MCP_MI, TENANT};

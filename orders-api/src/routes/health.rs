@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use entra_auth::problem::Problem;
 use serde::{Deserialize, Serialize};
+use service_kit::problem::Problem;
 use utoipa::ToSchema;
 
 use crate::database::Database;

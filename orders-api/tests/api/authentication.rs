@@ -1,7 +1,7 @@
 //! Acceptance 1 and the authorization rules: every protected route refuses the foundation's
 //! whole bad-token battery, accepts the valid token, and applies the scope and role rules.
 
-use entra_emulator::battery::{self, Case, Target};
+use entra_emulator::testing::battery::{self, Case, Target};
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use serde_json::json;
@@ -52,8 +52,8 @@ async fn every_protected_route_refuses_the_whole_battery_and_accepts_the_valid_t
     let customer =
         Target { resource: "orders-api", client: "orders-mcp", user: "alice", scopes: &["Orders.ReadWrite"] };
     let admin = Target { user: "carol", ..customer };
-    let (alice_valid, alice_cases) = battery::cases(&app.idp.emulator, &customer).unwrap();
-    let (carol_valid, carol_cases) = battery::cases(&app.idp.emulator, &admin).unwrap();
+    let (alice_valid, alice_cases) = battery::cases(app.idp.handle(), &customer).unwrap();
+    let (carol_valid, carol_cases) = battery::cases(app.idp.handle(), &admin).unwrap();
     let order = new_order(&app, &alice_valid).await;
 
     let routes: Vec<(Method, String, &str, &Vec<Case>)> = vec![
@@ -127,7 +127,7 @@ async fn app_only_tokens_are_refused_on_every_route() {
     let app = spawn_app().await;
     let alice = app.token("alice", ALL_SCOPES);
     let order = new_order(&app, &alice).await;
-    let app_token = app.idp.emulator.app_token("orders-mcp", "orders-api").unwrap();
+    let app_token = app.idp.handle().app_token("orders-mcp", "orders-api").unwrap();
     for (method, path) in [
         (Method::GET, "/api/orders".to_string()),
         (Method::GET, format!("/api/orders/{order}")),
@@ -152,7 +152,7 @@ async fn app_only_tokens_are_refused_on_every_route() {
 
 /// orders-mcp's own token (v2, aud = its client id), forwarded unchanged.
 fn passthrough_token(app: &TestApp, user: &str) -> String {
-    app.idp.emulator.user_token(user, "chat-app", "orders-mcp", &["access_as_user"]).unwrap()
+    app.idp.handle().user_token(user, "chat-app", "orders-mcp", &["access_as_user"]).unwrap()
 }
 
 #[tokio::test]
@@ -169,7 +169,7 @@ async fn a_passthrough_token_is_refused_by_default() {
 #[tokio::test]
 async fn a_passthrough_token_is_accepted_only_when_its_audience_is_allowed_and_the_hop_says_passthrough() {
     let mcp_client_id = {
-        let manifest = entra_auth::manifest::Manifest::load(crate::helpers::manifest_path()).unwrap();
+        let manifest = entra_manifest::Manifest::load(crate::helpers::manifest_path()).unwrap();
         manifest.app("orders-mcp").unwrap().client_id.clone()
     };
     let app = spawn_app_with(&[("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE", &mcp_client_id)]).await;
@@ -177,7 +177,7 @@ async fn a_passthrough_token_is_accepted_only_when_its_audience_is_allowed_and_t
     let response = app.get("/api/orders", &token).await;
     assert_eq!(response.status(), 200);
     let hop = hop_of(&response).unwrap();
-    assert_eq!(hop.how, entra_auth::hop::How::Passthrough);
+    assert_eq!(hop.how, entra_auth::hop::How::Forwarded);
     assert_eq!(hop.token.aud, mcp_client_id);
     assert_eq!(hop.token.ver, "2.0");
     assert_eq!(hop.token.scp, ["access_as_user"], "the hop shows the token as it was, not the grant");

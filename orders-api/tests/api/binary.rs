@@ -210,7 +210,7 @@ async fn a_read_only_database_stops_the_binary_and_turns_readyz_not_ready_while_
 async fn allowing_the_passthrough_audience_logs_a_warning_at_start() {
     let idp = spawn_idp().await;
     let dir = tempfile::tempdir().unwrap();
-    let mcp = idp.emulator.manifest().app("orders-mcp").unwrap().client_id.clone();
+    let mcp = idp.handle().manifest().app("orders-mcp").unwrap().client_id.clone();
     let mut command = orders_api(&idp.url(), &dir.path().join("orders.db"));
     command.env("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE", &mcp);
     let running = serve(command);
@@ -236,8 +236,8 @@ async fn no_token_reaches_the_log_even_at_trace_level() {
     let mut command = orders_api(&idp.url(), &dir.path().join("orders.db"));
     command.env("RUST_LOG", "trace");
     let running = serve(command);
-    let valid = idp.emulator.user_token("alice", "orders-mcp", "orders-api", ALL_SCOPES).unwrap();
-    let wrong_audience = idp.emulator.user_token("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
+    let valid = idp.handle().user_token("alice", "orders-mcp", "orders-api", ALL_SCOPES).unwrap();
+    let wrong_audience = idp.handle().user_token("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", running.address);
     let requests = [

@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use entra_auth::hop::{HOP_HEADER, Hop};
-use entra_auth::settings::Env;
 use entra_emulator::{EmulatorConfig, Running};
 use orders_api::configuration::Settings;
 use orders_api::startup::Application;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
+use service_kit::settings::Env;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -44,9 +44,10 @@ pub fn settings(authority: &str, database: &Path, extra: &[(&str, &str)]) -> Set
 }
 
 pub async fn spawn_idp() -> Running {
-    entra_emulator::spawn(EmulatorConfig::from_repository().expect("the repository manifest loads"))
+    entra_emulator::Application::build(EmulatorConfig::from_repository().expect("the repository manifest loads"))
         .await
         .expect("the emulator starts")
+        .spawn()
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -66,7 +67,7 @@ pub async fn start(idp: Running, dir: TempDir, settings: Settings) -> TestApp {
     let app = Application::build(settings.clone()).await.expect("orders-api starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
+    let server = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -96,15 +97,15 @@ impl TestApp {
 
     /// A delegated token for orders-api, shaped like orders-mcp's On-Behalf-Of result.
     pub fn token(&self, user: &str, scopes: &[&str]) -> String {
-        self.idp.emulator.user_token(user, "orders-mcp", "orders-api", scopes).unwrap()
+        self.idp.handle().user_token(user, "orders-mcp", "orders-api", scopes).unwrap()
     }
 
     pub fn oid(&self, user: &str) -> String {
-        self.idp.emulator.manifest().user(user).unwrap().oid.clone()
+        self.idp.handle().manifest().user(user).unwrap().oid.clone()
     }
 
     pub fn display_name(&self, user: &str) -> String {
-        self.idp.emulator.manifest().user(user).unwrap().display_name.clone()
+        self.idp.handle().manifest().user(user).unwrap().display_name.clone()
     }
 
     pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {

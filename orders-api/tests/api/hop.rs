@@ -18,9 +18,9 @@ async fn an_allowed_request_reports_the_token_it_saw() {
     assert_eq!(hop.how, How::Obo);
     assert_eq!(hop.decision, Decision::Allowed);
     assert!(hop.elapsed_ms >= 0.0 && hop.elapsed_ms < 10_000.0, "{}", hop.elapsed_ms);
-    let manifest = app.idp.emulator.manifest();
+    let manifest = app.idp.handle().manifest();
     assert_eq!(hop.token.aud, "api://orders-api-local");
-    assert_eq!(hop.token.iss, app.idp.emulator.issuers().v1);
+    assert_eq!(hop.token.iss, app.idp.handle().issuers().v1);
     assert_eq!(hop.token.ver, "1.0");
     assert_eq!(hop.token.scp, ALL_SCOPES);
     assert_eq!(hop.token.client_id, manifest.app("orders-mcp").unwrap().client_id);
@@ -41,19 +41,20 @@ fn base64_decode(value: &str) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn refusals_after_validation_report_a_denied_hop_with_the_reason() {
+async fn refusals_after_validation_name_the_reason_and_only_missing_permissions_are_denials() {
     let app = spawn_app().await;
     let alice = app.token("alice", ALL_SCOPES);
     let read_only = app.token("alice", &["Orders.Read"]);
 
-    // ORD-006 is bob's: the reason is the same as for an order that does not exist.
+    // The token was accepted in each of these: the request failed, not the identity. ORD-006 is
+    // bob's: the reason is the same as for an order that does not exist.
     let hidden = hop_of(&app.get("/api/orders/ORD-006", &alice).await).unwrap();
     let missing = hop_of(&app.get("/api/orders/ORD-999", &alice).await).unwrap();
-    assert_eq!(hidden.decision, Decision::Denied { reason: "order ORD-006 not found".into() });
-    assert_eq!(missing.decision, Decision::Denied { reason: "order ORD-999 not found".into() });
+    assert_eq!(hidden.decision, Decision::Refused { reason: "order ORD-006 not found".into() });
+    assert_eq!(missing.decision, Decision::Refused { reason: "order ORD-999 not found".into() });
 
     let conflict = hop_of(&app.cancel("ORD-002", &alice).await).unwrap();
-    assert!(matches!(&conflict.decision, Decision::Denied { reason } if reason.contains("shipped")), "{conflict:?}");
+    assert!(matches!(&conflict.decision, Decision::Refused { reason } if reason.contains("shipped")), "{conflict:?}");
 
     let forbidden = hop_of(&app.create(&read_only, &json!({ "product": "K", "quantity": 1 })).await).unwrap();
     assert!(
@@ -63,7 +64,7 @@ async fn refusals_after_validation_report_a_denied_hop_with_the_reason() {
     assert_eq!(forbidden.token.scp, ["Orders.Read"]);
 
     let invalid = hop_of(&app.create(&alice, &json!({ "product": "", "quantity": 1 })).await).unwrap();
-    assert!(matches!(&invalid.decision, Decision::Denied { reason } if reason.contains("product")), "{invalid:?}");
+    assert!(matches!(&invalid.decision, Decision::Refused { reason } if reason.contains("product")), "{invalid:?}");
 }
 
 #[tokio::test]
@@ -73,9 +74,9 @@ async fn no_hop_without_a_valid_token_or_outside_the_api() {
     assert_eq!(no_token.status(), 401);
     assert!(hop_of(&no_token).is_none());
     let expired = {
-        let mut claims = app.idp.emulator.user_claims("alice", "orders-mcp", "orders-api", ALL_SCOPES).unwrap();
+        let mut claims = app.idp.handle().user_claims("alice", "orders-mcp", "orders-api", ALL_SCOPES).unwrap();
         claims["exp"] = json!(0);
-        app.idp.emulator.sign(&claims).unwrap()
+        app.idp.handle().sign(&claims).unwrap()
     };
     let response = app.get("/api/orders", &expired).await;
     assert_eq!(response.status(), 401);

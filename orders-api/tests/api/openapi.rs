@@ -216,7 +216,7 @@ async fn every_documented_response_happens_and_matches_its_schema() {
     let alice = app.token("alice", ALL_SCOPES);
     let read_only = app.token("alice", &["Orders.Read"]);
     let carol = app.token("carol", ALL_SCOPES);
-    let app_only = app.idp.emulator.app_token("orders-mcp", "orders-api").unwrap();
+    let app_only = app.idp.handle().app_token("orders-mcp", "orders-api").unwrap();
     let (a, r, c, o) = (Some(alice.as_str()), Some(read_only.as_str()), Some(carol.as_str()), Some(app_only.as_str()));
     let order = json!({ "product": "Documented", "quantity": 1 });
     let big = json!({ "product": "x".repeat(65 * 1024), "quantity": 1 }).to_string();

@@ -156,7 +156,7 @@ async fn health_readiness_metadata_and_docs_answer() {
     let metadata: Value =
         app.client.get(app.url("/.well-known/oauth-protected-resource")).send().await.unwrap().json().await.unwrap();
     assert_eq!(metadata["resource"], format!("{PUBLIC_URL}/"));
-    assert_eq!(metadata["authorization_servers"], json!([app.idp.emulator.issuers().v2]));
+    assert_eq!(metadata["authorization_servers"], json!([app.idp.handle().issuers().v2]));
     assert_eq!(
         metadata["scopes_supported"],
         json!(["api://orders-api-local/Orders.Read", "api://orders-api-local/Orders.ReadWrite"])

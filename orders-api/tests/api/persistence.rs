@@ -56,9 +56,11 @@ async fn a_corrupt_database_file_fails_the_start_with_a_message_naming_it() {
         Ok(_) => panic!("a corrupt database was accepted"),
         Err(e) => e,
     };
-    let StartError::Database(db_error) = &error else { panic!("unexpected error: {error}") };
+    let Some(StartError::Database(db_error)) = error.downcast_ref::<StartError>() else {
+        panic!("unexpected error: {error}")
+    };
     assert_eq!(db_error.problem, DatabaseProblem::Corrupt);
-    let message = error.to_string();
+    let message = format!("{error:#}");
     assert!(message.contains(&path.display().to_string()), "{message}");
     assert!(message.contains("corrupt or not a SQLite database"), "{message}");
     // Nothing was written over the broken file.
@@ -73,7 +75,7 @@ async fn a_database_path_that_cannot_be_created_fails_the_start_clearly() {
     std::fs::write(&blocker, b"a file where a directory should be").unwrap();
     let path = blocker.join("orders.db");
     let error = Application::build(settings(&idp.url(), &path, &[])).await.err().expect("the start fails");
-    let message = error.to_string();
+    let message = format!("{error:#}");
     assert!(message.contains(&path.display().to_string()) && message.contains("directory"), "{message}");
 }
 

@@ -1,7 +1,7 @@
 //! Acceptance 2: the bad-token battery against `/mcp` (POST, GET, DELETE), the RFC 9728
 //! metadata, and tokens for another audience.
 
-use entra_emulator::battery::{self, Target};
+use entra_emulator::testing::battery::{self, Target};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 

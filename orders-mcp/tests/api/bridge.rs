@@ -198,7 +198,7 @@ async fn a_request_the_server_does_not_answer_in_time_gets_an_error_and_the_brid
     // bridge gives up after 1 s.
     let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mcp = stack.spawn_mcp(black_hole.local_addr().unwrap()).await;
-    let url = format!("http://{mcp}/mcp");
+    let url = format!("{}/mcp", mcp.url());
     let command = Command::new(env!("CARGO_BIN_EXE_orders-mcp")).configure(|cmd| {
         cmd.args(["bridge", "--url", &url, "--resource", RESOURCE, "--token-source", "static", "--timeout", "1"])
             .env("ORDERS_MCP_BRIDGE_TOKEN", cli_token(&stack, "alice"));

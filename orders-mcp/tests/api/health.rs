@@ -1,10 +1,10 @@
 //! `/healthz` and `/readyz` (orders-api down is covered with the On-Behalf-Of tests).
 
-use entra_auth::settings::Env;
 use orders_mcp::configuration::Settings;
 use orders_mcp::startup::Application;
 use reqwest::StatusCode;
 use serde_json::Value;
+use service_kit::settings::Env;
 use tokio::net::TcpListener;
 
 use crate::helpers::{Options, TestStack, mcp_vars};
@@ -29,8 +29,7 @@ async fn not_ready_names_every_dependency_that_is_down() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let vars = mcp_vars(&Options::default(), &format!("http://{idp}"), api, addr);
-    let app = Application::with_listener(Settings::from_env(Env::from_map(vars)).unwrap(), listener).unwrap();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let _mcp = Application::build_on(listener, Settings::from_env(Env::from_map(vars)).unwrap()).await.unwrap().spawn();
 
     let http = reqwest::Client::new();
     assert_eq!(http.get(format!("http://{addr}/healthz")).send().await.unwrap().status(), StatusCode::OK);

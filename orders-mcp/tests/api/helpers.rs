@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use entra_auth::hop::{Hop, MCP_META_KEY};
-use entra_auth::settings::Env;
-use entra_emulator::{Emulator, EmulatorConfig, Running};
+use entra_emulator::{Emulator, EmulatorConfig};
 use orders_mcp::configuration::Settings;
 use orders_mcp::startup::Application;
 use orders_mcp::tools::SENT_TOKEN_META_KEY;
@@ -16,10 +15,10 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
+use service_kit::serve::Running;
+use service_kit::settings::Env;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The managed-identity endpoint's shared secret in tests.
 pub const IDENTITY_HEADER: &str = "test-header";
@@ -43,7 +42,7 @@ impl Default for Options {
 
 pub struct TestStack {
     /// The running identity provider; `None` while stopped (see [`TestStack::stop_idp`]).
-    pub idp: Option<Running>,
+    pub idp: Option<entra_emulator::Running>,
     pub emulator: Emulator,
     pub idp_addr: SocketAddr,
     pub api: ApiServer,
@@ -51,7 +50,7 @@ pub struct TestStack {
     /// `http://127.0.0.1:<port>/mcp`
     pub mcp_url: String,
     pub http: reqwest::Client,
-    _mcp_stop: oneshot::Sender<()>,
+    _mcp: Running<()>,
     _dir: TempDir,
 }
 
@@ -61,8 +60,7 @@ pub struct ApiServer {
     database: PathBuf,
     allow_passthrough: bool,
     idp_url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    running: Option<Running<()>>,
 }
 
 pub fn manifest_path() -> String {
@@ -84,38 +82,25 @@ impl ApiServer {
             ("ORDERS_API_DATABASE".to_string(), database.display().to_string()),
         ];
         if allow_passthrough {
-            let manifest = entra_auth::manifest::Manifest::load(manifest_path()).unwrap();
+            let manifest = entra_manifest::Manifest::load(manifest_path()).unwrap();
             vars.push(("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE".into(), manifest.apps["orders-mcp"].client_id.clone()));
         }
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = orders_api::configuration::Settings::from_env(Env::from_map(vars)).unwrap();
-        let app = orders_api::startup::Application::build(settings).await.unwrap();
-        let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = app
-                .run_until(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let running = orders_api::startup::Application::build(settings).await.unwrap().spawn();
         ApiServer {
-            addr,
+            addr: running.addr(),
             database,
             allow_passthrough,
             idp_url: idp_url.to_string(),
-            stop: Some(stop),
-            task: Some(task),
+            running: Some(running),
         }
     }
 
     /// Stops serving and waits until the port is closed.
     pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        if let Some(running) = self.running.take() {
+            running.stop().await;
         }
     }
 
@@ -141,7 +126,7 @@ impl TestStack {
             identity_header: Some(IDENTITY_HEADER.into()),
             ..EmulatorConfig::from_repository().unwrap()
         };
-        let idp = entra_emulator::spawn(config).await.unwrap();
+        let idp = entra_emulator::Application::build(config).await.unwrap().spawn();
         let dir = tempfile::tempdir().unwrap();
         let api = ApiServer::start(
             &idp.url(),
@@ -155,33 +140,27 @@ impl TestStack {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mcp_addr = listener.local_addr().unwrap();
         let settings = Settings::from_env(Env::from_map(mcp_vars(&options, &idp.url(), api.addr, mcp_addr))).unwrap();
-        let app = Application::with_listener(settings, listener).unwrap();
-        let (mcp_stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
+        let mcp = Application::build_on(listener, settings).await.unwrap().spawn();
         TestStack {
-            emulator: idp.emulator.clone(),
-            idp_addr: idp.addr,
+            emulator: idp.handle().clone(),
+            idp_addr: idp.addr(),
             idp: Some(idp),
             api,
             mcp_addr,
             mcp_url: format!("http://{mcp_addr}/mcp"),
             http: reqwest::Client::new(),
-            _mcp_stop: mcp_stop,
+            _mcp: mcp,
             _dir: dir,
         }
     }
 
     /// Another orders-mcp on this stack's identity provider, calling orders-api at `api`.
-    pub async fn spawn_mcp(&self, api: SocketAddr) -> SocketAddr {
+    pub async fn spawn_mcp(&self, api: SocketAddr) -> Running<()> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let idp_url = format!("http://{}", self.idp_addr);
         let settings = Settings::from_env(Env::from_map(mcp_vars(&Options::default(), &idp_url, api, addr))).unwrap();
-        let app = Application::with_listener(settings, listener).unwrap();
-        tokio::spawn(app.run_until_stopped(std::future::pending()));
-        addr
+        Application::build_on(listener, settings).await.unwrap().spawn()
     }
 
     /// A delegated token for orders-mcp, as chat-app holds it after `user` signed in.
@@ -218,7 +197,7 @@ impl TestStack {
     /// Serves the same emulator (same keys) on the same address again.
     pub async fn start_idp(&mut self) {
         let listener = TcpListener::bind(self.idp_addr).await.unwrap();
-        self.idp = Some(entra_emulator::serve(self.emulator.clone(), listener).unwrap());
+        self.idp = Some(entra_emulator::Application::build_on(listener, self.emulator.clone()).await.unwrap().spawn());
     }
 
     pub fn stats(&self) -> entra_emulator::Stats {
@@ -237,7 +216,7 @@ pub fn mcp_vars(options: &Options, idp_url: &str, api: SocketAddr, mcp: SocketAd
         ("ORDERS_MCP_DOWNSTREAM".to_string(), options.downstream.to_string()),
     ];
     if options.use_client_secret {
-        let manifest = entra_auth::manifest::Manifest::load(manifest_path()).unwrap();
+        let manifest = entra_manifest::Manifest::load(manifest_path()).unwrap();
         let secret = manifest.apps["orders-mcp"].emulator_client_secret.clone().unwrap();
         vars.push(("ORDERS_MCP_CLIENT_SECRET".into(), secret));
     } else {

@@ -23,7 +23,7 @@ async fn orders_api_refuses_a_passthrough_token_and_the_tool_result_says_why() {
     let hops = hops(&result);
     assert_eq!(hops.len(), 1);
     let sent = sent_token(&result).unwrap();
-    assert_eq!(sent["how"], "passthrough");
+    assert_eq!(sent["how"], "forwarded");
     assert_eq!(sent["token"]["aud"], stack.client_id("orders-mcp"));
     assert_eq!(stack.stats().on_behalf_of, 0, "no exchange in passthrough mode");
     // whoami reports the mode.
@@ -42,7 +42,7 @@ async fn with_the_audience_allowed_passthrough_works_and_both_hops_saw_the_same_
     assert_eq!(hops.len(), 2);
     let (mcp, api) = (&hops[0], &hops[1]);
     assert_eq!(api.service, "orders-api");
-    assert_eq!(api.how, How::Passthrough);
+    assert_eq!(api.how, How::Forwarded);
     assert_eq!(mcp.token, api.token, "the same token, claim for claim, at both hops");
     assert_eq!(api.token.aud, stack.client_id("orders-mcp"), "orders-api accepted a token that is not for it");
     assert_eq!(api.token.client_id, stack.client_id("chat-app"));

@@ -97,7 +97,7 @@ async fn whoami_reports_the_caller_and_this_hop() {
     let hops = hops(&result);
     assert_eq!(hops.len(), 1, "whoami does not call orders-api");
     assert_eq!(hops[0].service, "orders-mcp");
-    assert_eq!(hops[0].how, How::Passthrough);
+    assert_eq!(hops[0].how, How::Direct);
     assert_eq!(hops[0].decision, Decision::Allowed);
     assert_eq!(hops[0].token.oid, stack.user_oid("alice"));
     assert_eq!(hops[0].token.ver, "2.0");
@@ -133,10 +133,10 @@ async fn alice_never_sees_or_touches_bobs_orders_through_any_tool() {
         let got = call(&alice, "get_order", json!({"id": id})).await;
         assert!(is_error(&got), "alice read {id}: {}", text(&got));
         assert!(text(&got).contains(&format!("no order {id} was found")), "{}", text(&got));
-        // The refusal is orders-api's, for alice: its hop says so.
+        // The refusal is orders-api's, for alice, on the merits (her token was fine): its hop says so.
         let api_hop = &hops(&got)[1];
         assert_eq!(api_hop.token.oid, alice_oid);
-        assert!(matches!(api_hop.decision, Decision::Denied { .. }), "{api_hop:?}");
+        assert!(matches!(api_hop.decision, Decision::Refused { .. }), "{api_hop:?}");
     }
     // Cancelling bob's pending order as alice fails, and the order stays as it was.
     let bob_pending = bobs["orders"].as_array().unwrap().iter().find(|o| o["status"] == "pending").unwrap();
@@ -198,7 +198,7 @@ async fn each_tool_works_and_reports_both_hops() {
     let hops = hops(&cancelled);
     assert_eq!(hops.len(), 2);
     let (mcp, api) = (&hops[0], &hops[1]);
-    assert_eq!((mcp.service.as_str(), mcp.how), ("orders-mcp", How::Passthrough));
+    assert_eq!((mcp.service.as_str(), mcp.how), ("orders-mcp", How::Direct));
     assert_eq!(mcp.token.aud, stack.client_id("orders-mcp"));
     assert_eq!((api.service.as_str(), api.how, &api.decision), ("orders-api", How::Obo, &Decision::Allowed));
     assert_eq!(api.token.aud, "api://orders-api-local");

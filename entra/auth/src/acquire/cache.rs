@@ -10,7 +10,10 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{AccessToken, AcquireError, now_secs};
+use service_kit::clock::unix_now;
+
+use super::error::AcquireError;
+use super::token::AccessToken;
 
 /// Prune stale entries once the map grows past this many keys.
 const PRUNE_THRESHOLD: usize = 1024;
@@ -29,6 +32,13 @@ pub struct TokenCache<K> {
     refresh_margin: Duration,
 }
 
+/// Shows only the refresh margin: the tokens are secrets.
+impl<K> std::fmt::Debug for TokenCache<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache").field("refresh_margin", &self.refresh_margin).finish_non_exhaustive()
+    }
+}
+
 impl<K: Eq + Hash + Clone> TokenCache<K> {
     /// Tokens are refreshed `refresh_margin` before they expire (or halfway through their
     /// lifetime, if that is sooner, so short-lived tokens are not refetched on every call).
@@ -39,7 +49,7 @@ impl<K: Eq + Hash + Clone> TokenCache<K> {
     fn slot(&self, key: K) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         if slots.len() >= PRUNE_THRESHOLD {
-            let now = now_secs();
+            let now = unix_now();
             // A slot being filled right now is locked: keep it.
             slots.retain(|_, slot| {
                 slot.try_lock().map_or(true, |c| c.as_ref().is_some_and(|c| c.token.expires_on > now))
@@ -56,7 +66,7 @@ impl<K: Eq + Hash + Clone> TokenCache<K> {
     {
         let slot = self.slot(key);
         let mut cached = slot.lock().await;
-        let now = now_secs();
+        let now = unix_now();
         if let Some(c) = cached.as_ref().filter(|c| now < c.refresh_at) {
             return Ok(c.token.clone());
         }
@@ -134,6 +144,6 @@ mod tests {
     fn debug_never_prints_the_token() {
         let t = AccessToken::expiring_in("eyJhbGciOiJSUzI1NiJ9.payload.signature", 60);
         let shown = format!("{t:?}");
-        assert!(!shown.contains("eyJ") && !shown.contains("payload") && shown.contains("redacted"), "{shown}");
+        assert!(!shown.contains("eyJ") && !shown.contains("payload") && shown.contains("REDACTED"), "{shown}");
     }
 }

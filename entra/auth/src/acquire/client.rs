@@ -1,44 +1,24 @@
 //! A confidential client talking to the v2 token endpoint.
 //!
-//! Client authentication is, in order of preference, a client assertion (a managed identity's
-//! token, trusted by the app registration through a federated identity credential: no secret
-//! exists anywhere) or a client secret, which is only for local runs without a managed identity.
+//! Client authentication is the app's [`Credential`]: a client assertion from a managed
+//! identity (trusted by the app registration through a federated identity credential: no
+//! secret exists anywhere), or a client secret, only for local runs.
 
-use std::fmt;
-use std::sync::Arc;
-
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{
-    AccessToken, AcquireError, ManagedIdentityCredential, REQUEST_TIMEOUT, TOKEN_EXCHANGE_AUDIENCE, read_response,
-};
+use super::credential::Credential;
+use super::error::AcquireError;
+use super::http::{REQUEST_TIMEOUT, lenient_u64, read_response};
+use super::token::AccessToken;
 
-const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
-/// How a confidential client proves who it is.
-#[derive(Clone)]
-pub enum ClientCredential {
-    /// A managed identity's token for `api://AzureADTokenExchange`, as a client assertion.
-    ManagedIdentity(Arc<ManagedIdentityCredential>),
-    /// A client secret: the local fallback when no managed identity exists.
-    Secret(String),
-}
-
-impl fmt::Debug for ClientCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientCredential::ManagedIdentity(mi) => f.debug_tuple("ManagedIdentity").field(mi).finish(),
-            ClientCredential::Secret(_) => f.write_str("Secret(<redacted>)"),
-        }
-    }
-}
-
-/// The successful token endpoint answer.
-#[derive(Clone, Deserialize)]
+/// The successful token endpoint answer. `Debug` shows no token.
+#[derive(Clone, Debug, Deserialize)]
 pub struct TokenResponse {
-    pub access_token: String,
+    pub access_token: SecretString,
     #[serde(default)]
     pub token_type: String,
     /// Seconds; Entra sends a number, some endpoints a string.
@@ -47,38 +27,14 @@ pub struct TokenResponse {
     #[serde(default)]
     pub scope: Option<String>,
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<SecretString>,
     #[serde(default)]
-    pub id_token: Option<String>,
+    pub id_token: Option<SecretString>,
 }
 
 impl TokenResponse {
     pub fn access(&self) -> AccessToken {
-        AccessToken::expiring_in(self.access_token.as_str(), self.expires_in)
-    }
-}
-
-impl fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
-            .finish_non_exhaustive()
-    }
-}
-
-/// Accepts `3599` and `"3599"`.
-pub(crate) fn lenient_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum NumOrString {
-        Num(u64),
-        Str(String),
-    }
-    match NumOrString::deserialize(d)? {
-        NumOrString::Num(n) => Ok(n),
-        NumOrString::Str(s) => s.trim().parse().map_err(serde::de::Error::custom),
+        AccessToken::expiring_in(self.access_token.expose_secret(), self.expires_in)
     }
 }
 
@@ -88,7 +44,7 @@ pub struct ConfidentialClient {
     http: reqwest::Client,
     token_endpoint: Url,
     client_id: String,
-    credential: ClientCredential,
+    credential: Credential,
 }
 
 impl ConfidentialClient {
@@ -96,7 +52,7 @@ impl ConfidentialClient {
         http: reqwest::Client,
         token_endpoint: Url,
         client_id: impl Into<String>,
-        credential: ClientCredential,
+        credential: Credential,
     ) -> Self {
         ConfidentialClient { http, token_endpoint, client_id: client_id.into(), credential }
     }
@@ -115,14 +71,7 @@ impl ConfidentialClient {
     pub async fn request(&self, params: &[(&str, &str)]) -> Result<TokenResponse, AcquireError> {
         let mut form: Vec<(&str, String)> = params.iter().map(|(k, v)| (*k, v.to_string())).collect();
         form.push(("client_id", self.client_id.clone()));
-        match &self.credential {
-            ClientCredential::ManagedIdentity(mi) => {
-                let assertion = mi.token(TOKEN_EXCHANGE_AUDIENCE).await?;
-                form.push(("client_assertion_type", JWT_BEARER_ASSERTION.to_string()));
-                form.push(("client_assertion", assertion.secret().to_string()));
-            }
-            ClientCredential::Secret(secret) => form.push(("client_secret", secret.clone())),
-        }
+        self.credential.authenticate(&mut form).await?;
         let endpoint = self.token_endpoint.as_str();
         let result = self.http.post(self.token_endpoint.clone()).timeout(REQUEST_TIMEOUT).form(&form).send().await;
         read_response(endpoint, result).await

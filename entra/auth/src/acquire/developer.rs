@@ -16,7 +16,9 @@ use azure_identity::{
 
 pub use azure_identity::Executor;
 
-use super::{AccessToken, AcquireError, TokenCache};
+use super::cache::TokenCache;
+use super::error::AcquireError;
+use super::token::AccessToken;
 
 /// Tokens are fetched again when they have less than this left.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -73,6 +75,13 @@ impl DeveloperSignIn {
             "no developer sign-in gives a token for {scope}; sign in with `azd auth login` or `az login` ({})",
             reasons.join("; ")
         )))
+    }
+}
+
+impl std::fmt::Debug for DeveloperSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let logins: Vec<&str> = self.sources.iter().map(|(login, _)| *login).collect();
+        f.debug_struct("DeveloperSignIn").field("sources", &logins).finish_non_exhaustive()
     }
 }
 

@@ -11,38 +11,30 @@
 //! process-wide environment variables cannot differ) and typed errors they can show users. The
 //! emulator is tested against Microsoft's own client libraries for wire compatibility.
 
-use std::fmt;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::client::lenient_u64;
-use super::{AccessToken, AcquireError, REQUEST_TIMEOUT, TokenCache, read_response};
+use super::cache::TokenCache;
+use super::error::AcquireError;
+use super::http::{REQUEST_TIMEOUT, lenient_u64, read_response};
+use super::token::AccessToken;
 
 const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 
-#[derive(Clone)]
+/// Where the platform serves managed-identity tokens. `Debug` shows no secret.
+#[derive(Clone, Debug)]
 pub enum ManagedIdentitySource {
     /// App Service / Container Apps style endpoint with its shared secret header.
     AppService {
         endpoint: Url,
-        header: String,
+        header: SecretString,
     },
     Imds {
         endpoint: Url,
     },
-}
-
-impl fmt::Debug for ManagedIdentitySource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ManagedIdentitySource::AppService { endpoint, .. } => {
-                write!(f, "AppService({endpoint})")
-            }
-            ManagedIdentitySource::Imds { endpoint } => write!(f, "Imds({endpoint})"),
-        }
-    }
 }
 
 impl ManagedIdentitySource {
@@ -53,7 +45,7 @@ impl ManagedIdentitySource {
             (Ok(endpoint), Ok(header)) => {
                 let endpoint = Url::parse(&endpoint)
                     .map_err(|e| AcquireError::NotConfigured(format!("IDENTITY_ENDPOINT is not a URL: {e}")))?;
-                Ok(ManagedIdentitySource::AppService { endpoint, header })
+                Ok(ManagedIdentitySource::AppService { endpoint, header: header.into() })
             }
             (Ok(_), Err(_)) => {
                 Err(AcquireError::NotConfigured("IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not".into()))
@@ -80,21 +72,13 @@ fn opt_lenient_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>
 }
 
 /// Tokens for a (system- or user-assigned) managed identity, cached per resource.
+#[derive(Debug)]
 pub struct ManagedIdentityCredential {
     http: reqwest::Client,
     source: ManagedIdentitySource,
     /// For a user-assigned identity, its client id.
     client_id: Option<String>,
     cache: TokenCache<String>,
-}
-
-impl fmt::Debug for ManagedIdentityCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManagedIdentityCredential")
-            .field("source", &self.source)
-            .field("client_id", &self.client_id)
-            .finish()
-    }
 }
 
 impl ManagedIdentityCredential {
@@ -120,7 +104,9 @@ impl ManagedIdentityCredential {
         }
         let request = self.http.get(endpoint.clone()).query(&query).timeout(REQUEST_TIMEOUT);
         let request = match &self.source {
-            ManagedIdentitySource::AppService { header, .. } => request.header("X-IDENTITY-HEADER", header),
+            ManagedIdentitySource::AppService { header, .. } => {
+                request.header("X-IDENTITY-HEADER", header.expose_secret())
+            }
             ManagedIdentitySource::Imds { .. } => request.header("Metadata", "true"),
         };
         let response: MiTokenResponse = read_response(endpoint.as_str(), request.send().await).await?;

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use super::{AccessToken, AcquireError, ConfidentialClient, TokenCache};
+use super::cache::TokenCache;
+use super::client::ConfidentialClient;
+use super::error::AcquireError;
+use super::token::AccessToken;
 use crate::validate::Caller;
 
 /// Cache key: the user (tenant + object id) and the requested scope. Two users never share an

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use super::Caller;
+use super::caller::Caller;
 
 pub(crate) struct Accepted {
     entries: RwLock<HashMap<Box<str>, Caller>>,

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::error::ValidationError;
+use super::issuers::Issuers;
 use super::jws::Registered;
-use super::{Issuers, ValidationError};
 use crate::hop::{Decision, Hop, How, TokenSummary};
 
 /// Entra access-token version (`ver` claim), chosen by the *resource's* manifest entry.

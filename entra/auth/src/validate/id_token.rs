@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::error::ValidationError;
+use super::issuers::Issuers;
 use super::jws::Registered;
-use super::{Issuers, ValidationError};
 
 /// Who signed in, from a validated ID token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Issuers, MAX_TOKEN_LEN, ValidationError};
+use super::error::ValidationError;
+use super::issuers::Issuers;
+use crate::jwt;
+
+/// Tokens longer than this are refused before any parsing. Entra access tokens are a few KB,
+/// even with many groups; 16 KiB leaves room and bounds the work an attacker can cause.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// A JWKS signing key, ready to verify RS256 signatures (2048 to 8192 bits).
 pub(crate) type VerifyingKey = ParsedPublicKey;
@@ -82,14 +88,8 @@ impl<'a> Jws<'a> {
         let len =
             URL_SAFE_NO_PAD.decode_slice(self.signature, &mut signature).map_err(|_| ValidationError::BadSignature)?;
         key.verify_sig(self.signed.as_bytes(), &signature[..len]).map_err(|_| ValidationError::BadSignature)?;
-        decode_payload(self.payload)
+        jwt::decode_payload(self.payload).map_err(|_| ValidationError::Malformed)
     }
-}
-
-/// Decodes a payload segment. Only for a verified token, or for display (see `hop`).
-pub(crate) fn decode_payload<C: DeserializeOwned>(payload: &str) -> Result<C, ValidationError> {
-    let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| ValidationError::Malformed)?;
-    serde_json::from_slice(&json).map_err(|_| ValidationError::Malformed)
 }
 
 /// The registered claims every token must carry and pass (RFC 7519 §4.1), borrowed from the

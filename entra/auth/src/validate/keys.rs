@@ -5,7 +5,6 @@
 //! misses wait for a single fetch, and a schedule rate-limits fetches triggered by unknown `kid`s.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -13,8 +12,11 @@ use serde::Deserialize;
 use url::Url;
 
 use super::accepted::Accepted;
+use super::caller::TokenVersion;
+use super::config::ValidatorConfig;
+use super::error::ValidationError;
+use super::issuers::Issuers;
 use super::jws::{VerifyingKey, verifying_key};
-use super::{Issuers, TokenVersion, ValidationError, ValidatorConfig};
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -32,7 +34,6 @@ pub(crate) struct KeyStore {
     loaded: RwLock<Option<Arc<Loaded>>>,
     /// When the next fetch may start; held across the fetch, so fetches never overlap.
     schedule: tokio::sync::Mutex<Option<Instant>>,
-    fetches: AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -59,17 +60,7 @@ struct Jwk {
 
 impl KeyStore {
     pub fn new(config: &ValidatorConfig, http: reqwest::Client) -> Self {
-        KeyStore {
-            http,
-            config: config.clone(),
-            loaded: RwLock::new(None),
-            schedule: tokio::sync::Mutex::new(None),
-            fetches: AtomicU64::new(0),
-        }
-    }
-
-    pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
+        KeyStore { http, config: config.clone(), loaded: RwLock::new(None), schedule: tokio::sync::Mutex::new(None) }
     }
 
     fn snapshot(&self) -> Option<Arc<Loaded>> {
@@ -117,7 +108,6 @@ impl KeyStore {
         if next_allowed.is_some_and(|at| Instant::now() < at) {
             return snapshot.ok_or(ValidationError::KeysUnavailable);
         }
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetch().await {
             Ok(loaded) => {
                 *next_allowed = Some(Instant::now() + self.config.key_refetch_interval);

@@ -7,16 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::FromRef;
 use axum::routing::get;
-use entra_auth::guard::{Authorized, Policy, ResourceGuard};
+use entra_auth::guard::{AuthError, Policy, ResourceGuard};
 use entra_auth::metadata::ProtectedResourceMetadata;
-use entra_auth::{Caller, TokenValidator, TokenVersion, ValidatorConfig};
+use entra_auth::validate::{Caller, TokenValidator, TokenVersion, ValidatorConfig};
 use entra_emulator::{EmulatorConfig, Running};
 use url::Url;
 
 pub async fn emulator() -> Running {
-    entra_emulator::spawn(EmulatorConfig::from_repository().unwrap()).await.unwrap()
+    entra_emulator::Application::build(EmulatorConfig::from_repository().unwrap()).await.unwrap().spawn()
 }
 
 pub struct Resource {
@@ -29,12 +28,6 @@ struct State {
     guard: ResourceGuard,
 }
 
-impl FromRef<State> for ResourceGuard {
-    fn from_ref(state: &State) -> Self {
-        state.guard.clone()
-    }
-}
-
 pub struct ReadOrders;
 impl Policy for ReadOrders {
     const SCOPES: &'static [&'static str] = &["Orders.Read", "Orders.ReadWrite"];
@@ -45,19 +38,24 @@ impl Policy for AccessAsUser {
     const SCOPES: &'static [&'static str] = &["access_as_user"];
 }
 
-async fn whoami<P: Policy>(Authorized(caller, _): Authorized<P>) -> axum::Json<Caller> {
-    axum::Json(caller)
+/// A resource that answers with the caller policy `P` let through.
+async fn whoami<P: Policy>(
+    axum::extract::State(state): axum::extract::State<State>,
+    request: axum::extract::Request,
+) -> Result<axum::Json<Caller>, AuthError> {
+    let (parts, _) = request.into_parts();
+    Ok(axum::Json(state.guard.authorize::<P>(&parts).await?))
 }
 
 /// The validator a resource named `app` (in the manifest) would configure.
 pub fn validator_config(idp: &Running, app: &str) -> ValidatorConfig {
-    let m = idp.emulator.manifest();
+    let m = idp.handle().manifest();
     let app = m.app(app).unwrap();
-    let uri = app.identifier_uri.as_ref().unwrap().render(&entra_auth::manifest::Vars::local());
+    let uri = app.identifier_uri.as_ref().unwrap().render(&entra_manifest::Vars::local());
     let version = if app.access_token_version == 1 { TokenVersion::V1 } else { TokenVersion::V2 };
     let mut config = ValidatorConfig::new(
         Url::parse(&idp.url()).unwrap(),
-        idp.emulator.tenant_id(),
+        idp.handle().tenant_id(),
         vec![app.client_id.clone(), uri],
     )
     .versions(&[version]);

@@ -9,10 +9,10 @@ use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::Value;
 
-use crate::Emulator;
 use crate::claims::ClientAuth;
 use crate::directory::{ClientApp, ClientKind};
 use crate::error::EntraError;
+use crate::state::Emulator;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const TOKEN_EXCHANGE_AUDIENCES: [&str; 2] =

@@ -12,14 +12,14 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use entra_auth::manifest::User;
+use entra_manifest::User;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::Emulator;
 use crate::claims::{self, AccessClaims, ClientAuth, Subject, client_info, now, random_id};
 use crate::directory::{ClientApp, ScopeRequest};
 use crate::error::EntraError;
+use crate::state::Emulator;
 use crate::store::{DeviceState, RefreshGrant};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";

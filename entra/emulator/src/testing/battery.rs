@@ -11,8 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::Emulator;
 use crate::keys::SigningKey;
+use crate::state::Emulator;
 
 /// What the resource must answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,18 @@
+//! What every Orders Copilot service shares that is not identity (that is `entra-auth`):
+//!
+//! - [`settings`]: typed settings from environment variables, all problems reported at once.
+//! - [`serve`]: the one start-up shape of every service (`Application::build` → `port()` →
+//!   `run_until_stopped()`), the listener and the shutdown signal.
+//! - [`probe`]: a dependency-free HTTP health probe (`<service> healthcheck` in containers).
+//! - [`telemetry`]: logging set-up.
+//! - [`problem`]: RFC 9457 problem details, the error body of every service.
+//! - [`clock`] and [`secret`]: the current time, and secrets from the OS compared in constant
+//!   time, written once.
+
+pub mod clock;
+pub mod probe;
+pub mod problem;
+pub mod secret;
+pub mod serve;
+pub mod settings;
+pub mod telemetry;

@@ -1,0 +1,214 @@
+//! The one start-up shape of every service, as in zero2prod:
+//!
+//! ```text
+//! let app = Application::build(settings).await?;   // everything that can fail at start
+//! let port = app.port();                           // port 0 in tests: the one it got
+//! app.run_until_stopped(shutdown_signal()).await?; // serve, then drain and clean up
+//! ```
+//!
+//! Each service implements [`Service`] in its `startup.rs` and names
+//! `type Application = service_kit::serve::Application<TheService>`, so the three services, the
+//! emulator, their tests and `xtask` all start a service the same way.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::Router;
+use axum::serve::{Listener, ListenerExt};
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A service: how to build its router from its settings.
+pub trait Service: Sized + 'static {
+    type Settings: Send + 'static;
+    /// What the built service offers whoever built it besides its address (the emulator's
+    /// signing state for tests); `()` for most.
+    type Handle: Clone + Send + Sync + 'static;
+
+    /// Where [`Application::build`] listens.
+    fn address(settings: &Self::Settings) -> SocketAddr;
+
+    /// Everything that can fail at start-up happens here, before anything is served. `local`
+    /// is the bound address (port 0 resolved); `stopping` is cancelled when the server stops, so
+    /// background work ends with it.
+    fn build(
+        settings: Self::Settings,
+        local: SocketAddr,
+        stopping: CancellationToken,
+    ) -> impl Future<Output = anyhow::Result<Built<Self::Handle>>> + Send;
+}
+
+/// What [`Service::build`] makes.
+pub struct Built<H> {
+    pub router: Router,
+    pub handle: H,
+    /// Runs once the last request has finished (closing a database, for example).
+    pub on_stopped: Option<BoxFuture<'static, ()>>,
+}
+
+impl Built<()> {
+    pub fn router(router: Router) -> Self {
+        Built { router, handle: (), on_stopped: None }
+    }
+}
+
+/// A service bound to its address and ready to serve.
+pub struct Application<S: Service> {
+    listener: TcpListener,
+    local: SocketAddr,
+    router: Router,
+    handle: S::Handle,
+    stopping: CancellationToken,
+    on_stopped: Option<BoxFuture<'static, ()>>,
+    service: PhantomData<fn() -> S>,
+}
+
+impl<S: Service> Application<S> {
+    /// Binds the settings' address, then builds the service.
+    pub async fn build(settings: impl Into<S::Settings>) -> anyhow::Result<Self> {
+        let settings = settings.into();
+        let addr = S::address(&settings);
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        Application::build_on(listener, settings).await
+    }
+
+    /// Builds the service on a listener bound already (tests bind port 0 first when the
+    /// settings must name the port, as public URLs do).
+    pub async fn build_on(listener: TcpListener, settings: impl Into<S::Settings>) -> anyhow::Result<Self> {
+        let local = listener.local_addr().context("the listener has no local address")?;
+        let stopping = CancellationToken::new();
+        let built = S::build(settings.into(), local, stopping.clone()).await?;
+        Ok(Application {
+            listener,
+            local,
+            router: built.router,
+            handle: built.handle,
+            stopping,
+            on_stopped: built.on_stopped,
+            service: PhantomData,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// See [`Service::Handle`].
+    pub fn handle(&self) -> &S::Handle {
+        &self.handle
+    }
+
+    /// Serves until `stop` completes, lets the requests in flight finish, then cleans up.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let stopping = self.stopping.clone();
+        let served = axum::serve(without_delay(self.listener), self.router)
+            .with_graceful_shutdown(async move {
+                stop.await;
+                stopping.cancel();
+            })
+            .await;
+        self.stopping.cancel();
+        if let Some(cleanup) = self.on_stopped {
+            cleanup.await;
+        }
+        served
+    }
+}
+
+impl<S: Service> Application<S> {
+    /// Serves in the background until the returned [`Running`] is stopped or dropped: how tests,
+    /// benches and in-process tools run a service.
+    pub fn spawn(self) -> Running<S::Handle> {
+        let (handle, addr) = (self.handle.clone(), self.local);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(self.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        Running { handle, addr, stop: Some(stop), task }
+    }
+}
+
+/// A service serving in the background (see [`Application::spawn`]). Dropping it aborts the
+/// server; [`Running::stop`] shuts it down gracefully.
+pub struct Running<H> {
+    handle: H,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl<H: Clone> Running<H> {
+    /// See [`Service::Handle`].
+    pub fn handle(&self) -> &H {
+        &self.handle
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<address>`, as the server listens (not necessarily its public URL).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving, waits for the requests in flight, and gives back the handle (the
+    /// emulator's keys and sessions survive a restart this way).
+    pub async fn stop(mut self) -> H {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+        self.handle.clone()
+    }
+}
+
+impl<H> Drop for Running<H> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `listener` with Nagle's algorithm off on each accepted connection. Responses written in
+/// pieces (streamed Server-Sent Events, MCP answers) would otherwise wait for the peer's delayed
+/// ACK (about 40 ms) before their next piece leaves.
+pub fn without_delay(listener: TcpListener) -> impl Listener<Addr = std::net::SocketAddr> {
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    })
+}
+
+/// Completes on Ctrl-C, or on SIGTERM (what container runtimes send to stop a service): the
+/// signal for a graceful shutdown.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
