@@ -1,0 +1,274 @@
+//! The fake Microsoft Graph v1.0: the endpoints the hook calls, with Graph's filters, paging,
+//! replication delay and permission rules. What makes an application valid lives in
+//! [`applications`].
+
+mod applications;
+
+use std::collections::BTreeMap;
+
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::reply::{bad_request, error, forbidden, json_response, list, new_id, no_content, not_found};
+use super::state::{Config, Directory};
+
+/// Supports the filters the hook uses: `tags/any(t:t eq 'x')` and `<property> eq 'x'`.
+fn matches(filter: Option<&String>, item: &Value) -> Result<bool, Response> {
+    let Some(filter) = filter else { return Ok(true) };
+    if let Some(rest) = filter.strip_prefix("tags/any(t:t eq '") {
+        let tag = rest.strip_suffix("')").ok_or_else(|| bad_request("Invalid filter clause"))?;
+        return Ok(item["tags"].as_array().is_some_and(|t| t.iter().any(|x| x == tag)));
+    }
+    let (property, value) = filter.split_once(" eq '").ok_or_else(|| bad_request("Invalid filter clause"))?;
+    let value = value.strip_suffix('\'').ok_or_else(|| bad_request("Invalid filter clause"))?;
+    if !["appId", "clientId"].contains(&property) {
+        return Err(bad_request(&format!(
+            "Unsupported or invalid query filter clause specified for property '{property}'"
+        )));
+    }
+    Ok(item[property].as_str().is_some_and(|v| v.eq_ignore_ascii_case(value)))
+}
+
+/// Answers one Graph v1.0 request; `segments`: its path after `/v1.0/`.
+pub fn route(
+    dir: &mut Directory,
+    config: &Config,
+    base: &str,
+    method: &Method,
+    segments: &[&str],
+    query: &BTreeMap<String, String>,
+    body: Option<Value>,
+) -> Response {
+    let filter = query.get("$filter");
+    let body_obj = body.clone().unwrap_or(Value::Null);
+    match (method.clone(), segments) {
+        (Method::GET, ["organization"]) => {
+            list(base, "organization", query, vec![json!({"id": config.tenant_id, "displayName": "Contoso"})], 10)
+        }
+        (Method::GET, ["me"]) => {
+            json_response(StatusCode::OK, json!({"id": config.me, "userPrincipalName": "dev@contoso.example"}))
+        }
+
+        (Method::GET, ["applications"]) => {
+            let mut items = Vec::new();
+            for app in dir.applications.values() {
+                match matches(filter, app) {
+                    Ok(true) => items.push(app.clone()),
+                    Ok(false) => {}
+                    Err(r) => return r,
+                }
+            }
+            list(base, "applications", query, items, config.page_size)
+        }
+        (Method::POST, ["applications"]) => {
+            let Some(fields) = body_obj.as_object() else { return bad_request("A request body is required.") };
+            if let Some(r) = applications::unknown_property(fields) {
+                return r;
+            }
+            if fields.get("displayName").and_then(Value::as_str).is_none_or(str::is_empty) {
+                return bad_request("Property 'displayName' is required.");
+            }
+            let id = new_id();
+            let app_id = new_id();
+            let mut app = json!({
+                "@odata.context": format!("{base}/v1.0/$metadata#applications/$entity"),
+                "id": id, "appId": app_id, "displayName": null, "signInAudience": "AzureADMyOrg", "tags": [],
+                "identifierUris": [], "description": null, "appRoles": [],
+                "api": {"acceptMappedClaims": null, "knownClientApplications": [], "requestedAccessTokenVersion": null,
+                        "oauth2PermissionScopes": [], "preAuthorizedApplications": []},
+                "web": {"homePageUrl": null, "logoutUrl": null, "redirectUris": [],
+                        "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false}},
+                "requiredResourceAccess": [], "passwordCredentials": [], "keyCredentials": [],
+            });
+            if let Err(r) = applications::apply(dir, &id, &mut app, fields) {
+                return r;
+            }
+            dir.applications.insert(id.clone(), app.clone());
+            dir.lagging.insert(id, config.lag);
+            dir.lagging.insert(app_id, config.lag);
+            json_response(StatusCode::CREATED, app)
+        }
+        (_, ["applications", id, rest @ ..]) => {
+            let id = id.to_string();
+            if dir.lags(&id) || !dir.applications.contains_key(&id) {
+                return not_found(&id);
+            }
+            match (method.clone(), rest) {
+                (Method::GET, []) => json_response(StatusCode::OK, dir.applications[&id].clone()),
+                (Method::PATCH, []) => {
+                    let Some(fields) = body_obj.as_object() else { return bad_request("A request body is required.") };
+                    if let Some(r) = applications::unknown_property(fields) {
+                        return r;
+                    }
+                    let mut app = dir.applications[&id].clone();
+                    if let Err(r) = applications::apply(dir, &id, &mut app, fields) {
+                        return r;
+                    }
+                    dir.applications.insert(id, app);
+                    no_content()
+                }
+                (Method::DELETE, []) => {
+                    let app = dir.applications.remove(&id).unwrap_or_default();
+                    dir.federated.remove(&id);
+                    dir.deleted.insert(id, app);
+                    no_content()
+                }
+                (m, ["federatedIdentityCredentials", fic @ ..]) => applications::federated_credentials(dir, &id, m, fic, base, query, body_obj),
+                _ => error(StatusCode::METHOD_NOT_ALLOWED, "Request_BadRequest", "Unsupported request."),
+            }
+        }
+
+        (Method::GET, ["servicePrincipals"]) => {
+            let mut items = Vec::new();
+            for sp in dir.service_principals.values() {
+                match matches(filter, sp) {
+                    Ok(true) => items.push(sp.clone()),
+                    Ok(false) => {}
+                    Err(r) => return r,
+                }
+            }
+            list(base, "servicePrincipals", query, items, config.page_size)
+        }
+        (Method::POST, ["servicePrincipals"]) => {
+            let app_id = body_obj["appId"].as_str().unwrap_or_default().to_string();
+            let app = dir.applications.values().find(|a| a["appId"] == app_id.as_str()).cloned();
+            if dir.lags(&app_id) || app.is_none() {
+                return bad_request(&format!(
+                    "The appId '{app_id}' of the service principal does not reference a valid application object."
+                ));
+            }
+            if dir.service_principals.values().any(|sp| sp["appId"] == app_id.as_str()) {
+                return error(
+                    StatusCode::CONFLICT,
+                    "Request_MultipleObjectsWithSameKeyValue",
+                    "The service principal cannot be created, updated, or restored because the service principal name is already in use.",
+                );
+            }
+            let id = new_id();
+            let sp = json!({"id": id, "appId": app_id, "displayName": app.map(|a| a["displayName"].clone()),
+                            "servicePrincipalType": "Application", "tags": []});
+            dir.service_principals.insert(id.clone(), sp.clone());
+            dir.lagging.insert(id, config.lag);
+            json_response(StatusCode::CREATED, sp)
+        }
+        (_, ["servicePrincipals", id, rest @ ..]) => {
+            let id = id.to_string();
+            if dir.lags(&id) || !dir.service_principals.contains_key(&id) {
+                return not_found(&id);
+            }
+            match (method.clone(), rest) {
+                (Method::DELETE, []) => {
+                    dir.service_principals.remove(&id);
+                    dir.grants.retain(|_, g| g["clientId"] != id.as_str() && g["resourceId"] != id.as_str());
+                    dir.assignments.retain(|_, a| a["resourceId"] != id.as_str());
+                    no_content()
+                }
+                (Method::GET, ["appRoleAssignedTo"]) => {
+                    let items = dir.assignments.values().filter(|a| a["resourceId"] == id.as_str()).cloned().collect();
+                    list(base, &format!("servicePrincipals/{id}/appRoleAssignedTo"), query, items, config.page_size)
+                }
+                (Method::POST, ["appRoleAssignedTo"]) => {
+                    if !config.admin {
+                        return forbidden();
+                    }
+                    let sp = &dir.service_principals[&id];
+                    let roles = dir
+                        .applications
+                        .values()
+                        .find(|a| a["appId"] == sp["appId"])
+                        .map(|a| a["appRoles"].clone())
+                        .unwrap_or(json!([]));
+                    let role = body_obj["appRoleId"].as_str().unwrap_or_default();
+                    if !roles.as_array().is_some_and(|r| r.iter().any(|x| x["id"] == role && x["isEnabled"] == true)) {
+                        return bad_request("Permission being assigned was not found on application");
+                    }
+                    if body_obj["resourceId"] != id.as_str() {
+                        return bad_request("resourceId must be the service principal in the request URL");
+                    }
+                    if dir
+                        .assignments
+                        .values()
+                        .any(|a| a["principalId"] == body_obj["principalId"] && a["appRoleId"] == role)
+                    {
+                        return bad_request("Permission being assigned already exists on the object");
+                    }
+                    let assignment_id = new_id();
+                    let assignment = json!({"id": assignment_id, "principalId": body_obj["principalId"], "principalType": "User",
+                                            "resourceId": id, "appRoleId": role});
+                    dir.assignments.insert(assignment_id, assignment.clone());
+                    json_response(StatusCode::CREATED, assignment)
+                }
+                _ => error(StatusCode::METHOD_NOT_ALLOWED, "Request_BadRequest", "Unsupported request."),
+            }
+        }
+
+        (Method::GET, ["oauth2PermissionGrants"]) => {
+            let mut items = Vec::new();
+            for g in dir.grants.values() {
+                match matches(filter, g) {
+                    Ok(true) => items.push(g.clone()),
+                    Ok(false) => {}
+                    Err(r) => return r,
+                }
+            }
+            list(base, "oauth2PermissionGrants", query, items, config.page_size)
+        }
+        (Method::POST, ["oauth2PermissionGrants"]) => {
+            if !config.admin {
+                return forbidden();
+            }
+            for key in ["clientId", "resourceId"] {
+                let id = body_obj[key].as_str().unwrap_or_default().to_string();
+                if dir.lags(&id) || !dir.service_principals.contains_key(&id) {
+                    return not_found(&id);
+                }
+            }
+            if body_obj["consentType"] != "AllPrincipals" || !body_obj["principalId"].is_null() {
+                return bad_request("Admin consent needs consentType AllPrincipals and no principalId");
+            }
+            if dir.grants.values().any(|g| {
+                g["clientId"] == body_obj["clientId"]
+                    && g["resourceId"] == body_obj["resourceId"]
+                    && g["consentType"] == "AllPrincipals"
+            }) {
+                return error(
+                    StatusCode::CONFLICT,
+                    "Request_MultipleObjectsWithSameKeyValue",
+                    "Permission entry already exists.",
+                );
+            }
+            let id = new_id();
+            let mut grant = body_obj.clone();
+            grant["id"] = json!(id);
+            dir.grants.insert(id, grant.clone());
+            json_response(StatusCode::CREATED, grant)
+        }
+        (Method::PATCH, ["oauth2PermissionGrants", id]) => {
+            let id = id.to_string();
+            let Some(grant) = dir.grants.get_mut(&id) else { return not_found(&id) };
+            if !config.admin {
+                return forbidden();
+            }
+            let Some(fields) = body_obj.as_object() else { return bad_request("A request body is required.") };
+            if fields.keys().any(|k| k != "scope") {
+                return bad_request("Only scope can be updated");
+            }
+            grant["scope"] = fields["scope"].clone();
+            no_content()
+        }
+
+        (Method::DELETE, ["directory", "deletedItems", id]) => {
+            if dir.deleted.remove(*id).is_some() {
+                no_content()
+            } else {
+                not_found(id)
+            }
+        }
+        _ => error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!("Resource not found for the segment '{}'.", segments.join("/")),
+        ),
+    }
+}
