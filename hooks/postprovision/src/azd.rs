@@ -6,7 +6,13 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
 
+use service_kit::settings::Env;
+
+use crate::deployment::AZD_ENV_NAME;
 use crate::dotenv;
+
+/// The process variable that names the azd program to run (default: `azd` on `PATH`).
+pub const AZD_PROGRAM: &str = "AZD";
 
 pub trait EnvStore {
     fn set(&mut self, key: &str, value: &str) -> Result<(), String>;
@@ -16,6 +22,17 @@ pub trait EnvStore {
 pub struct AzdCli {
     pub program: OsString,
     pub environment: String,
+}
+
+impl AzdCli {
+    /// `azd env set` for the environment azd runs this hook in, read from the process
+    /// environment azd gives hooks.
+    pub fn from_env(env: &Env) -> AzdCli {
+        AzdCli {
+            program: env.get(AZD_PROGRAM).unwrap_or_else(|| "azd".to_string()).into(),
+            environment: env.get(AZD_ENV_NAME).unwrap_or_default(),
+        }
+    }
 }
 
 impl EnvStore for AzdCli {

@@ -1,18 +1,19 @@
 //! The command line: `postprovision [apply|cleanup] [--dry-run] ...`, and the run it starts.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use entra_auth::acquire::Executor;
 use entra_manifest::Manifest;
+use service_kit::settings::Env;
 
 use crate::azd::{AzdCli, DotEnvFile, EnvStore};
-use crate::credential::{ARM_SCOPE, GRAPH_SCOPE, TokenSource};
-use crate::deployment::{AZD_ENV_NAME, Deployment};
-use crate::reconcile::{Mode, Reconciler, Summary};
+use crate::credential::{ARM_SCOPE, GRAPH_SCOPE, developer_sign_in};
+use crate::deployment::Deployment;
+use crate::reconcile::{self, Mode, Run, Summary};
 use crate::rest::Rest;
 use crate::retry::RetryPolicy;
 
@@ -68,17 +69,13 @@ pub enum Command {
     Cleanup,
 }
 
-/// Makes the token source for a tenant.
-pub type TokenFactory<'a> = Box<dyn FnOnce(&str) -> Result<Arc<dyn TokenSource>, String> + 'a>;
-
 /// What a run needs from outside: given by `main` for real, by tests for the fake Graph.
 pub struct Io<'a> {
     /// The process environment (azd passes its environment's values to hooks this way).
     pub process_env: BTreeMap<String, String>,
-    /// Makes the token source once the tenant is known.
-    pub tokens: TokenFactory<'a>,
-    /// The `azd` program (`azd` on PATH unless a test says otherwise).
-    pub azd: OsString,
+    /// Runs the CLIs of the developer sign-in (`azd auth token`, `az account get-access-token`);
+    /// `None` runs the real ones on `PATH`.
+    pub sign_in_clis: Option<Arc<dyn Executor>>,
     pub retry: RetryPolicy,
     pub out: &'a mut dyn Write,
 }
@@ -99,25 +96,25 @@ pub async fn run(cli: Cli, io: Io<'_>) -> Result<Summary, String> {
             (file.read()?, Box::new(file))
         }
         None => {
-            let environment = io.process_env.get(AZD_ENV_NAME).cloned().unwrap_or_default();
-            (io.process_env.clone(), Box::new(AzdCli { program: io.azd.clone(), environment }))
+            let azd = AzdCli::from_env(&Env::from_map(io.process_env.clone()));
+            (io.process_env, Box::new(azd))
         }
     };
     let deployment = Deployment::from_values(values, &manifest, &cli.assign_roles).map_err(|e| {
         format!("{e}These come from the azd environment (`azd env get-values`): run `azd provision` first, or pass --env-file.")
     })?;
 
-    let tokens = (io.tokens)(&deployment.tenant_id)?;
-    let graph = Rest::new("Microsoft Graph", &cli.graph_url, GRAPH_SCOPE, tokens.clone(), io.retry)
+    let credential = developer_sign_in(&deployment.tenant_id, io.sign_in_clis).map_err(|e| e.to_string())?;
+    let graph = Rest::new("Microsoft Graph", &cli.graph_url, GRAPH_SCOPE, credential.clone(), io.retry)
         .map_err(|e| e.to_string())?;
-    let arm =
-        Rest::new("Azure Resource Manager", &cli.arm_url, ARM_SCOPE, tokens, io.retry).map_err(|e| e.to_string())?;
+    let arm = Rest::new("Azure Resource Manager", &cli.arm_url, ARM_SCOPE, credential, io.retry)
+        .map_err(|e| e.to_string())?;
     let arm = (!cli.skip_container_apps).then_some(&arm);
-    let mode = if cli.dry_run { Mode::DryRun } else { Mode::Apply };
-    let reconciler = Reconciler::new(&graph, arm, store.as_mut(), &manifest, &deployment, mode, io.out);
+    let mode = if cli.dry_run { Mode::DryRun } else { Mode::Write };
+    let run = Run::new(&graph, arm, store.as_mut(), &manifest, &deployment, mode, io.out);
     let result = match cli.command.unwrap_or(Command::Apply) {
-        Command::Apply => reconciler.apply().await,
-        Command::Cleanup => reconciler.cleanup().await,
+        Command::Apply => reconcile::apply(run).await,
+        Command::Cleanup => reconcile::cleanup(run).await,
     };
     result.map_err(|e| e.to_string())
 }

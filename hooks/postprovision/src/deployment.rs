@@ -231,7 +231,7 @@ mod tests {
     use super::*;
 
     fn manifest() -> Manifest {
-        Manifest::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/app-registrations.toml")).unwrap()
+        Manifest::load(entra_manifest::REPOSITORY_MANIFEST).unwrap()
     }
 
     fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -3,9 +3,10 @@
 //!
 //! - [`deployment`]: the azd environment's values (Bicep outputs), typed.
 //! - [`desired`]: the Graph objects the manifest asks for; [`diff`]: the patches that get there.
-//! - [`reconcile`]: read the tenant, write only differences (`apply`), or remove (`cleanup`).
+//! - [`reconcile`]: read the tenant, write only differences (`apply`, its steps in order), or
+//!   remove (`cleanup`).
 //! - [`rest`]: Graph / ARM requests with retries (throttling, replication delay).
-//! - [`credential`]: tokens from the developer's azd / Azure CLI sign-in.
+//! - [`credential`]: tokens from the developer's azd / Azure CLI sign-in, for the deployment's tenant.
 //! - [`azd`], [`container_apps`]: where the resulting ids go.
 //! - [`cli`]: the command line.
 

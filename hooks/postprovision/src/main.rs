@@ -1,10 +1,8 @@
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
 use postprovision::cli::{self, Cli, Io};
-use postprovision::credential::{DeveloperSignIn, TokenSource};
 use postprovision::retry::RetryPolicy;
 
 #[tokio::main]
@@ -13,11 +11,12 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut stdout = std::io::stdout();
     let io = Io {
-        process_env: std::env::vars().collect(),
-        tokens: Box::new(|tenant| {
-            DeveloperSignIn::new(tenant, None).map(|s| Arc::new(s) as Arc<dyn TokenSource>).map_err(|e| e.to_string())
-        }),
-        azd: std::env::var_os("AZD").unwrap_or_else(|| "azd".into()),
+        // azd gives hooks its environment's values as process variables; a variable that is
+        // not Unicode is none of them.
+        process_env: std::env::vars_os()
+            .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+            .collect(),
+        sign_in_clis: None,
         retry: RetryPolicy::default(),
         out: &mut stdout,
     };

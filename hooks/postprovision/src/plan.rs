@@ -33,6 +33,12 @@ pub struct Change {
     pub detail: String,
 }
 
+impl Change {
+    pub fn new(action: Action, object: &'static str, name: &str, detail: impl Into<String>) -> Change {
+        Change { action, object, name: name.to_string(), detail: detail.into() }
+    }
+}
+
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} {}", self.action, self.object, self.name)?;

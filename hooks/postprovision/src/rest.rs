@@ -3,13 +3,13 @@
 //! write for a few seconds (a `404` for an object just created). Requests are retried where
 //! a retry is safe; a `POST` is retried only when the server says it did nothing.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use entra_auth::acquire::{AcquireError, Credential};
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::credential::{CredentialError, TokenSource};
 use crate::retry::RetryPolicy;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -24,8 +24,8 @@ pub enum ApiError {
     Unreachable { service: &'static str, url: String, reason: String },
     #[error("unexpected answer from {service} to {method} {path}: {reason}")]
     BadResponse { service: &'static str, method: String, path: String, reason: String },
-    #[error(transparent)]
-    Credential(#[from] CredentialError),
+    #[error("cannot get a token for {scope}: {source}")]
+    Token { scope: &'static str, source: AcquireError },
 }
 
 impl ApiError {
@@ -62,12 +62,14 @@ pub struct Answer {
     pub body: Option<Value>,
 }
 
+/// One service, Microsoft Graph or Azure Resource Manager: its base URL, the token scope it
+/// takes, and how often to try.
 pub struct Rest {
     http: reqwest::Client,
     service: &'static str,
     base: String,
     scope: &'static str,
-    tokens: Arc<dyn TokenSource>,
+    credential: Credential,
     retry: RetryPolicy,
 }
 
@@ -76,7 +78,7 @@ impl Rest {
         service: &'static str,
         base: &str,
         scope: &'static str,
-        tokens: Arc<dyn TokenSource>,
+        credential: Credential,
         retry: RetryPolicy,
     ) -> Result<Rest, ApiError> {
         let http = reqwest::Client::builder().timeout(TIMEOUT).build().map_err(|e| ApiError::Unreachable {
@@ -84,15 +86,11 @@ impl Rest {
             url: base.to_string(),
             reason: e.to_string(),
         })?;
-        Ok(Rest { http, service, base: base.trim_end_matches('/').to_string(), scope, tokens, retry })
-    }
-
-    pub fn service(&self) -> &'static str {
-        self.service
+        Ok(Rest { http, service, base: base.trim_end_matches('/').to_string(), scope, credential, retry })
     }
 
     /// The absolute URL of `path` (relative to the base) or `path` itself when absolute.
-    pub fn url(&self, path: &str) -> String {
+    fn url(&self, path: &str) -> String {
         if path.starts_with("https://") || path.starts_with("http://") {
             path.to_string()
         } else {
@@ -100,6 +98,9 @@ impl Rest {
         }
     }
 
+    /// Sends one request, again while the answer says to wait (throttling, replication delay,
+    /// a transient failure) and repeating it is safe.
+    #[tracing::instrument(skip_all, fields(service = self.service, %method, path = %strip_query(path)))]
     pub async fn send(
         &self,
         method: Method,
@@ -112,7 +113,11 @@ impl Rest {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let token = self.tokens.token(self.scope).await?;
+            let token = self
+                .credential
+                .token(self.scope)
+                .await
+                .map_err(|source| ApiError::Token { scope: self.scope, source })?;
             let mut request = self.http.request(method.clone(), &url).bearer_auth(token.secret()).query(query);
             if let Some(body) = body {
                 request = request.json(body);
@@ -175,6 +180,25 @@ impl Rest {
                 message,
             });
         }
+    }
+
+    /// Every item of a Graph list, following `@odata.nextLink` from page to page.
+    #[tracing::instrument(skip_all, fields(service = self.service, path))]
+    pub async fn list<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<T>, ApiError> {
+        // A top-level collection always exists; an object's own list (`applications/{id}/...`)
+        // may belong to an object created moments ago and not replicated yet.
+        let not_found = if path.contains('/') { NotFound::Lag } else { NotFound::Error };
+        let mut items = Vec::new();
+        let mut next = Some((path.to_string(), query.to_vec()));
+        while let Some((url, query)) = next.take() {
+            let body = self.send(Method::GET, &url, &query, None, not_found).await?.body.unwrap_or(Value::Null);
+            let page = body.get("value").cloned().unwrap_or(Value::Null);
+            let page: Vec<T> = serde_json::from_value(page)
+                .map_err(|e| self.bad(&Method::GET, path, format!("not a list: {e}")))?;
+            items.extend(page);
+            next = body.get("@odata.nextLink").and_then(Value::as_str).map(|link| (link.to_string(), Vec::new()));
+        }
+        Ok(items)
     }
 
     pub fn bad(&self, method: &Method, path: &str, reason: String) -> ApiError {

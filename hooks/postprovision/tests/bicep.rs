@@ -323,7 +323,7 @@ fn every_bicep_file_parses_and_modules_fit_together() {
 fn main_declares_every_output_that_is_read() {
     let main = parse(&root().join("infra/main.bicep"));
     let declared: BTreeSet<&str> = main.outputs.iter().map(|(name, _, _)| name.as_str()).collect();
-    let manifest = Manifest::load(root().join("infra/app-registrations.toml")).unwrap();
+    let manifest = Manifest::load(entra_manifest::REPOSITORY_MANIFEST).unwrap();
     let mut read: Vec<String> = deployment::required_outputs(&manifest);
     read.extend(VERIFY_READS.iter().chain(&AZD_READS).map(|s| s.to_string()));
     // Anything azure.yaml interpolates.
@@ -460,7 +460,7 @@ fn each_container_app_gets_exactly_what_its_service_reads() {
     assert_eq!(role_module.matches("Microsoft.Authorization/roleAssignments").count(), 1);
     assert!(role_module.contains("5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"));
     // The hook updates only variables a container declares: each it writes is declared somewhere.
-    let manifest = Manifest::load(root().join("infra/app-registrations.toml")).unwrap();
+    let manifest = Manifest::load(entra_manifest::REPOSITORY_MANIFEST).unwrap();
     for key in deployment::written_keys(&manifest) {
         assert!(seen.values().any(|m| m.env_names.contains(&key)), "no container app declares {key}");
     }

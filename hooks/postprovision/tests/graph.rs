@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use entra_manifest::Manifest;
 use serde_json::{Value, json};
 use support::fake_cloud::{Config, Fault};
-use support::{CHAT_APP_URL, CHAT_MI, Deployment, MCP_MI, TENANT};
+use support::{CHAT_APP_URL, CHAT_MI, MCP_MI, Provisioned, TENANT};
 
-fn app<'a>(d: &Deployment, name: &str, apps: &'a [Value]) -> &'a Value {
+fn app<'a>(d: &Provisioned, name: &str, apps: &'a [Value]) -> &'a Value {
     let tag = format!("orders-copilot:{}:{name}", d.env_name);
     apps.iter().find(|a| a["tags"].as_array().unwrap().iter().any(|t| t == &tag)).unwrap()
 }
@@ -29,7 +29,7 @@ fn ids(values: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn the_first_run_creates_exactly_what_the_manifest_says() {
-    let d = Deployment::new().await;
+    let d = Provisioned::new().await;
     let (out, result) = d.run(&["apply"]).await;
     let summary = result.unwrap_or_else(|e| panic!("{out}\n{e}"));
     let manifest = Manifest::load(&d.manifest).unwrap();
@@ -182,7 +182,7 @@ async fn the_first_run_creates_exactly_what_the_manifest_says() {
 
 #[tokio::test]
 async fn a_second_run_makes_zero_writes_and_says_so() {
-    let d = Deployment::new().await;
+    let d = Provisioned::new().await;
     d.run(&["apply"]).await.1.unwrap();
     let before = (d.cloud.snapshot(), std::fs::read_to_string(d.env_file()).unwrap());
     let writes = d.cloud.writes().len();
@@ -197,7 +197,7 @@ async fn a_second_run_makes_zero_writes_and_says_so() {
 
 #[tokio::test]
 async fn a_manifest_edit_changes_only_the_difference() {
-    let d = Deployment::new().await;
+    let d = Provisioned::new().await;
     d.run(&["apply"]).await.1.unwrap();
     let (api_id, chat_id) = d.cloud.dir(|dir| {
         let find = |tag: &str| {
@@ -264,7 +264,7 @@ user_consent_display_name = \"Export your orders\"\nuser_consent_description = \
 }
 
 async fn clean_run_snapshot() -> (Value, BTreeMap<String, String>, usize) {
-    let d = Deployment::new().await;
+    let d = Provisioned::new().await;
     d.run(&["apply"]).await.1.unwrap();
     let mut env = d.env_values();
     normalize_env(&mut env);
@@ -280,7 +280,7 @@ fn normalize_env(env: &mut BTreeMap<String, String>) {
     }
 }
 
-fn same_result(d: &Deployment, reference: &(Value, BTreeMap<String, String>, usize)) {
+fn same_result(d: &Provisioned, reference: &(Value, BTreeMap<String, String>, usize)) {
     let mut env = d.env_values();
     normalize_env(&mut env);
     assert_eq!(d.cloud.snapshot(), reference.0);
@@ -293,7 +293,7 @@ async fn throttling_and_replication_delay_are_retried() {
     let mut config = Config::new(TENANT);
     config.throttle_every = Some(4);
     config.lag = 2;
-    let d = Deployment::with(config, "dev").await;
+    let d = Provisioned::with(config, "dev").await;
     let (out, result) = d.run(&["apply"]).await;
     result.unwrap_or_else(|e| panic!("{out}\n{e}"));
     let (throttled, lagged) = d.cloud.dir(|dir| (dir.throttled, dir.lag_answers));
@@ -307,7 +307,7 @@ async fn throttling_and_replication_delay_are_retried() {
 async fn retry_after_is_honoured() {
     let mut config = Config::new(TENANT);
     config.throttle_every = Some(1_000_000);
-    let d = Deployment::with(config, "dev").await;
+    let d = Provisioned::with(config, "dev").await;
     // Throttle the very next request, for one second.
     d.cloud.config(|c| {
         c.throttle_every = Some(1);
@@ -339,7 +339,7 @@ async fn a_run_killed_at_any_write_is_finished_by_the_next_run() {
         for killed_after in 0..total {
             let mut config = Config::new(TENANT);
             config.fail_after_writes = Some((killed_after, fault));
-            let d = Deployment::with(config, "dev").await;
+            let d = Provisioned::with(config, "dev").await;
             let shared = d.cloud.shared.clone();
             tokio::select! {
                 _ = d.run(&["apply"]) => panic!("the run should have hung after {killed_after} writes"),
@@ -360,7 +360,7 @@ async fn a_failed_write_stops_with_what_to_do_and_the_next_run_finishes() {
     let reference = clean_run_snapshot().await;
     let mut config = Config::new(TENANT);
     config.fail_after_writes = Some((5, Fault::Refuse));
-    let d = Deployment::with(config, "dev").await;
+    let d = Provisioned::with(config, "dev").await;
     let (out, result) = d.run(&["apply"]).await;
     let message = result.unwrap_err();
     assert!(message.starts_with("stopped after 5 change(s): Microsoft Graph refused"), "{message}");
@@ -376,7 +376,7 @@ async fn a_failed_write_stops_with_what_to_do_and_the_next_run_finishes() {
 
 #[tokio::test]
 async fn dry_run_prints_the_plan_and_writes_nothing() {
-    let d = Deployment::new().await;
+    let d = Provisioned::new().await;
     let env_before = std::fs::read_to_string(d.env_file()).unwrap();
     let (out, result) = d.run(&["--dry-run"]).await;
     let summary = result.unwrap_or_else(|e| panic!("{out}\n{e}"));
@@ -428,10 +428,10 @@ async fn dry_run_prints_the_plan_and_writes_nothing() {
 
 #[tokio::test]
 async fn cleanup_removes_what_this_environment_created_and_only_that() {
-    let d = Deployment::new().await;
+    let d = Provisioned::new().await;
     d.run(&["apply"]).await.1.unwrap();
     // A second environment in the same tenant.
-    let test_env = d.dir.path().join("test.env");
+    let test_env = d.files.path().join("test.env");
     std::fs::write(
         &test_env,
         std::fs::read_to_string(d.env_file()).unwrap().replace("AZURE_ENV_NAME=\"dev\"", "AZURE_ENV_NAME=\"test\""),
@@ -472,7 +472,7 @@ async fn cleanup_removes_what_this_environment_created_and_only_that() {
 
 #[tokio::test]
 async fn a_soft_deleted_app_keeps_its_identifier_uri_which_is_why_cleanup_purges() {
-    let d = Deployment::new().await;
+    let d = Provisioned::new().await;
     d.run(&["apply"]).await.1.unwrap();
     // Delete the apps the way the portal does (soft delete), not the hook's way.
     d.cloud.dir(|dir| {
@@ -489,7 +489,7 @@ async fn a_soft_deleted_app_keeps_its_identifier_uri_which_is_why_cleanup_purges
 
 #[tokio::test]
 async fn a_token_for_another_tenant_is_refused_before_any_write() {
-    let d = Deployment::with(Config::new("0e8f1c2d-0000-4000-8000-000000000000"), "dev").await;
+    let d = Provisioned::with(Config::new("0e8f1c2d-0000-4000-8000-000000000000"), "dev").await;
     let (_, result) = d.run(&["apply"]).await;
     let message = result.unwrap_err();
     assert!(message.contains("the developer sign-in is for tenant 0e8f1c2d-0000-4000-8000-000000000000"), "{message}");
@@ -501,7 +501,7 @@ async fn a_token_for_another_tenant_is_refused_before_any_write() {
 async fn without_admin_rights_consent_is_left_to_an_administrator() {
     let mut config = Config::new(TENANT);
     config.admin = false;
-    let d = Deployment::with(config, "dev").await;
+    let d = Provisioned::with(config, "dev").await;
     let (out, result) = d.run(&["apply", "--assign-role", "orders-api/Orders.Admin"]).await;
     result.unwrap_or_else(|e| panic!("{out}\n{e}"));
     assert_eq!(d.cloud.dir(|dir| (dir.grants.len(), dir.assignments.len())), (0, 0));
@@ -516,7 +516,7 @@ async fn without_admin_rights_consent_is_left_to_an_administrator() {
 
 #[tokio::test]
 async fn the_signed_in_user_can_be_made_orders_admin_once() {
-    let d = Deployment::new().await;
+    let d = Provisioned::new().await;
     let (out, result) = d.run(&["--assign-role", "orders-api/Orders.Admin"]).await;
     result.unwrap_or_else(|e| panic!("{out}\n{e}"));
     let manifest = Manifest::load(&d.manifest).unwrap();
@@ -540,7 +540,7 @@ async fn the_signed_in_user_can_be_made_orders_admin_once() {
 
 #[tokio::test]
 async fn two_apps_with_one_tag_are_refused_with_their_ids() {
-    let d = Deployment::new().await;
+    let d = Provisioned::new().await;
     d.run(&["apply"]).await.1.unwrap();
     let copy = d.cloud.dir(|dir| {
         let original = dir.applications.values().find(|a| a["displayName"] == "Orders API (dev)").cloned().unwrap();
@@ -559,7 +559,7 @@ async fn two_apps_with_one_tag_are_refused_with_their_ids() {
 
 #[tokio::test]
 async fn missing_deployment_values_are_all_named() {
-    let d = Deployment::new().await;
+    let d = Provisioned::new().await;
     std::fs::write(d.env_file(), "AZURE_ENV_NAME=\"dev\"\nCHAT_APP_URL=\"http://chat.example\"\n").unwrap();
     let (_, result) = d.run(&[]).await;
     let message = result.unwrap_err();
@@ -577,12 +577,13 @@ async fn missing_deployment_values_are_all_named() {
 async fn as_an_azd_hook_it_reads_the_process_environment_and_calls_azd_env_set() {
     use std::os::unix::fs::PermissionsExt;
 
-    let d = Deployment::new().await;
-    let log = d.dir.path().join("azd.log");
-    let azd = d.dir.path().join("azd");
+    let d = Provisioned::new().await;
+    let log = d.files.path().join("azd.log");
+    let azd = d.files.path().join("azd");
     std::fs::write(&azd, format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display())).unwrap();
     std::fs::set_permissions(&azd, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let process_env = d.env_values();
+    let mut process_env = d.env_values();
+    process_env.insert("AZD".into(), azd.display().to_string());
     let argv: Vec<String> = [
         "postprovision",
         "apply",
@@ -596,20 +597,8 @@ async fn as_an_azd_hook_it_reads_the_process_environment_and_calls_azd_env_set()
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let cli = <postprovision::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
-    let mut out = Vec::new();
-    let io = postprovision::cli::Io {
-        process_env,
-        tokens: Box::new(|_| {
-            Ok(std::sync::Arc::new(postprovision::credential::StaticToken(
-                entra_auth::acquire::AccessToken::expiring_in(support::fake_cloud::TOKEN, 3600),
-            )) as std::sync::Arc<dyn postprovision::credential::TokenSource>)
-        }),
-        azd: azd.clone().into_os_string(),
-        retry: support::fast_retries(),
-        out: &mut out,
-    };
-    postprovision::cli::run(cli, io).await.unwrap();
+    let (out, result) = support::run_cli(argv, process_env).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
     let calls = std::fs::read_to_string(&log).unwrap();
     let api_id = d.cloud.dir(|dir| {
         dir.applications.values().find(|a| a["displayName"] == "Orders API (dev)").unwrap()["appId"]

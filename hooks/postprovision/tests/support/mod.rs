@@ -1,22 +1,23 @@
-//! Test helpers: a deployment (azd environment file + fake cloud) and a way to run the hook
-//! against it in-process, exactly as `main` does but with a fixed token.
+//! Test helpers: an environment as `azd provision` leaves it (azd environment file, manifest,
+//! fake cloud) and a way to run the hook against it in-process, exactly as `main` does but
+//! signed in through fake CLIs.
 
-#![allow(dead_code)]
+// Each test file uses its own part of the support.
+#![allow(dead_code, unused_imports)]
 
+pub mod clis;
 pub mod fake_cloud;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use entra_auth::acquire::AccessToken;
 use postprovision::cli::{self, Cli, Io};
-use postprovision::credential::{StaticToken, TokenSource};
 use postprovision::reconcile::Summary;
 use postprovision::retry::RetryPolicy;
 
+use clis::Clis;
 use fake_cloud::{Config, FakeCloud, TOKEN};
 
 pub const TENANT: &str = "5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a";
@@ -38,36 +39,34 @@ pub const CONTAINER_APPS: [(&str, &str, &[&str]); 3] = [
     ("chat-app", "chat-app-abc123", &["CHAT_APP_CLIENT_ID", "ORDERS_MCP_CLIENT_ID", "ORDERS_MCP_APP_ID_URI"]),
 ];
 
-pub fn repository_manifest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/app-registrations.toml")
-}
-
-pub struct Deployment {
+/// An azd environment after `azd provision`, before the hook: its environment file and a copy
+/// of the repository's manifest (in `files`, for tests to edit), and the cloud.
+pub struct Provisioned {
     pub cloud: FakeCloud,
-    pub dir: tempfile::TempDir,
+    pub files: tempfile::TempDir,
     pub env_name: String,
     pub manifest: PathBuf,
 }
 
-impl Deployment {
-    pub async fn new() -> Deployment {
-        Deployment::with(Config::new(TENANT), "dev").await
+impl Provisioned {
+    pub async fn new() -> Provisioned {
+        Provisioned::with(Config::new(TENANT), "dev").await
     }
 
-    pub async fn with(config: Config, env_name: &str) -> Deployment {
+    pub async fn with(config: Config, env_name: &str) -> Provisioned {
         let cloud = FakeCloud::start(config).await;
-        let dir = tempfile::tempdir().unwrap();
-        let manifest = dir.path().join("app-registrations.toml");
-        std::fs::copy(repository_manifest(), &manifest).unwrap();
-        let deployment = Deployment { cloud, dir, env_name: env_name.to_string(), manifest };
-        deployment.write_env_file(env_name);
+        let files = tempfile::tempdir().unwrap();
+        let manifest = files.path().join("app-registrations.toml");
+        std::fs::copy(entra_manifest::REPOSITORY_MANIFEST, &manifest).unwrap();
+        let provisioned = Provisioned { cloud, files, env_name: env_name.to_string(), manifest };
+        provisioned.write_env_file(env_name);
         for (_, name, vars) in CONTAINER_APPS {
             let mut env: Vec<(&str, &str)> =
                 vec![("ENTRA_AUTHORITY", "https://login.microsoftonline.com"), ("LOG_FORMAT", "json")];
             env.extend(vars.iter().map(|v| (*v, "")));
-            deployment.cloud.add_container_app(SUBSCRIPTION, GROUP, name, &env);
+            provisioned.cloud.add_container_app(SUBSCRIPTION, GROUP, name, &env);
         }
-        deployment
+        provisioned
     }
 
     /// The azd environment as `azd provision` leaves it: azd's values and the Bicep outputs.
@@ -92,7 +91,7 @@ impl Deployment {
     }
 
     pub fn env_file(&self) -> PathBuf {
-        self.dir.path().join(format!("{}.env", self.env_name))
+        self.files.path().join(format!("{}.env", self.env_name))
     }
 
     pub fn env_values(&self) -> BTreeMap<String, String> {
@@ -128,18 +127,11 @@ pub fn fast_retries() -> RetryPolicy {
     RetryPolicy { attempts: 8, base_delay: Duration::from_millis(5), max_delay: Duration::from_secs(2) }
 }
 
+/// Runs the hook as `main` does, signed in to azd with the token the fake cloud accepts.
 pub async fn run_cli(argv: Vec<String>, process_env: BTreeMap<String, String>) -> (String, Result<Summary, String>) {
     let cli = Cli::try_parse_from(argv).unwrap();
     let mut out = Vec::new();
-    let io = Io {
-        process_env,
-        tokens: Box::new(|_tenant| {
-            Ok(Arc::new(StaticToken(AccessToken::expiring_in(TOKEN, 3600))) as Arc<dyn TokenSource>)
-        }),
-        azd: "azd-is-not-used-with-env-file".into(),
-        retry: fast_retries(),
-        out: &mut out,
-    };
+    let io = Io { process_env, sign_in_clis: Some(Clis::azd_signed_in(TOKEN)), retry: fast_retries(), out: &mut out };
     let result = cli::run(cli, io).await;
     (String::from_utf8(out).unwrap(), result)
 }

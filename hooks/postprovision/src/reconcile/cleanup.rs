@@ -1,0 +1,41 @@
+//! `cleanup` (azd's predown hook): removes the app registrations this environment's runs
+//! created, and their service principals, for good.
+
+use super::error::RunError;
+use super::run::{Run, Summary};
+use super::tenant;
+use crate::desired;
+use crate::model::{Application, ServicePrincipal};
+use crate::plan::{Action, Change};
+use crate::rest::NotFound;
+
+#[tracing::instrument(skip_all, fields(env = %run.deployment.env_name))]
+pub async fn cleanup(mut run: Run<'_>) -> Result<Summary, RunError> {
+    let tag = desired::env_tag(&run.deployment.env_name);
+    run.say(&format!("Removing the app registrations tagged {tag} from tenant {}.", run.deployment.tenant_id));
+    tenant::check(&run).await?;
+    let filter = format!("tags/any(t:t eq '{tag}')");
+    let apps: Vec<Application> = run.list("applications", &[("$filter", &filter)]).await?;
+    for app in &apps {
+        let name = app.tags.iter().find_map(|t| t.strip_prefix(&format!("{tag}:"))).unwrap_or(&app.display_name);
+        remove(&mut run, name, app).await?;
+    }
+    Ok(run.finish(&format!("no app registrations are tagged {tag}")))
+}
+
+/// Deletes `app` (manifest app `name`) and its service principals, then purges it.
+#[tracing::instrument(skip_all, fields(app = name))]
+async fn remove(run: &mut Run<'_>, name: &str, app: &Application) -> Result<(), RunError> {
+    let filter = format!("appId eq '{}'", app.app_id);
+    let principals: Vec<ServicePrincipal> = run.list("servicePrincipals", &[("$filter", &filter)]).await?;
+    for sp in principals {
+        let change = Change::new(Action::Delete, "service principal", name, format!("object id {}", sp.id));
+        run.delete(change, &format!("servicePrincipals/{}", sp.id), NotFound::Gone).await?;
+    }
+    let change = Change::new(Action::Delete, "application", name, format!("object id {}", app.id));
+    run.delete(change, &format!("applications/{}", app.id), NotFound::Gone).await?;
+    // Deleted applications are kept 30 days and keep their identifier URIs reserved: delete
+    // for good, so the next `azd up` of this environment can reuse them.
+    let change = Change::new(Action::Delete, "deleted application", name, "permanently (frees its identifier URI)");
+    run.delete(change, &format!("directory/deletedItems/{}", app.id), NotFound::Lag).await
+}

@@ -1,0 +1,126 @@
+//! What service principals are granted: admin consent for each app's required access
+//! (`oauth2PermissionGrants`, all users) and app roles for the signed-in user. Both need an
+//! administrator; without one the run notes what to ask for and goes on.
+
+use std::collections::BTreeMap;
+
+use entra_manifest::App;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::applications::Registration;
+use super::error::RunError;
+use super::run::Run;
+use super::service_principals::Principal;
+use crate::desired;
+use crate::model::{AppRoleAssignment, PermissionGrant};
+use crate::plan::{Action, Change};
+use crate::rest::NotFound;
+
+/// Grants (or updates) admin consent for manifest app `name`'s required access. `principals`:
+/// every app's service principal, by manifest app name.
+#[tracing::instrument(skip_all, fields(app = name))]
+pub async fn admin_consent(
+    run: &mut Run<'_>,
+    name: &str,
+    app: &App,
+    registration: &Registration,
+    principals: &BTreeMap<String, Principal>,
+) -> Result<(), RunError> {
+    let Some(client) = principals.get(name) else { return Ok(()) };
+    if app.required_access.is_empty() {
+        return Ok(());
+    }
+    let existing: Vec<PermissionGrant> = if client.planned {
+        Vec::new()
+    } else {
+        let filter = format!("clientId eq '{}'", client.id);
+        run.list("oauth2PermissionGrants", &[("$filter", &filter)]).await?
+    };
+    for access in &app.required_access {
+        let Some(resource) = principals.get(&access.resource) else { continue };
+        let scope = desired::consent_scopes(&access.scopes);
+        let detail = format!("{name} -> {}: {scope} (all users)", access.resource);
+        let grant = existing.iter().find(|g| g.resource_id == resource.id && g.consent_type == "AllPrincipals");
+        let result = match grant {
+            None => {
+                let change = Change::new(Action::Create, "admin consent", name, detail);
+                let body = json!(PermissionGrant {
+                    id: String::new(),
+                    client_id: client.id.clone(),
+                    consent_type: "AllPrincipals".into(),
+                    principal_id: None,
+                    resource_id: resource.id.clone(),
+                    scope: scope.clone(),
+                });
+                run.try_write(change, Method::POST, "oauth2PermissionGrants", Some(body)).await
+            }
+            Some(g)
+                if desired::consent_scopes(&g.scope.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                    != scope =>
+            {
+                let change = Change::new(Action::Update, "admin consent", name, detail);
+                let path = format!("oauth2PermissionGrants/{}", g.id);
+                run.try_write(change, Method::PATCH, &path, Some(json!({ "scope": scope }))).await
+            }
+            Some(_) => Ok(()),
+        };
+        match result {
+            Ok(()) => {}
+            Err(e) if e.is_forbidden() => run.note(format!(
+                "admin consent for {name} -> {} needs an administrator (Privileged Role Administrator or Global \
+Administrator): until one grants it at https://login.microsoftonline.com/{}/adminconsent?client_id={}, each user \
+is asked to consent at first sign-in",
+                access.resource, run.deployment.tenant_id, registration.app_id
+            )),
+            Err(e) => return Err(run.stopped(&e)),
+        }
+    }
+    Ok(())
+}
+
+/// Gives the signed-in user the app roles asked for (`--assign-role`, `ORDERS_COPILOT_ASSIGN_ROLES`).
+/// `principals`: every app's service principal, by manifest app name.
+#[tracing::instrument(skip_all)]
+pub async fn assign_roles(run: &mut Run<'_>, principals: &BTreeMap<String, Principal>) -> Result<(), RunError> {
+    let (manifest, deployment) = (run.manifest, run.deployment);
+    if deployment.assign_roles.is_empty() {
+        return Ok(());
+    }
+    let me = match run.graph.send(Method::GET, "me", &[], None, NotFound::Error).await {
+        Ok(answer) => answer.body.and_then(|b| b.get("id").and_then(Value::as_str).map(str::to_string)),
+        Err(e) if matches!(e.status(), Some(400..=499)) => None,
+        Err(e) => return Err(run.stopped(&e)),
+    };
+    let Some(me) = me else {
+        run.note("no signed-in user (the sign-in is an application): app roles were not assigned".to_string());
+        return Ok(());
+    };
+    for request in &deployment.assign_roles {
+        let Some(role) = manifest.app(&request.app).and_then(|a| a.app_role(&request.role)) else { continue };
+        let Some(resource) = principals.get(&request.app) else { continue };
+        let path = format!("servicePrincipals/{}/appRoleAssignedTo", resource.id);
+        let existing: Vec<AppRoleAssignment> = if resource.planned { Vec::new() } else { run.list(&path, &[]).await? };
+        if existing.iter().any(|a| a.principal_id == me && a.app_role_id == role.id) {
+            continue;
+        }
+        let detail = format!("{} for the signed-in user {me}", request.role);
+        let change = Change::new(Action::Create, "app role assignment", &request.app, detail);
+        let body = json!(AppRoleAssignment {
+            id: String::new(),
+            principal_id: me.clone(),
+            resource_id: resource.id.clone(),
+            app_role_id: role.id.clone(),
+        });
+        match run.try_write(change, Method::POST, &path, Some(body)).await {
+            Ok(()) => {}
+            Err(e) if e.is_forbidden() => run.note(format!(
+                "assigning {}/{} needs an administrator or the app's owner; ask one to assign it in the \
+Enterprise applications blade",
+                request.app, request.role
+            )),
+            Err(e) => return Err(run.stopped(&e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! Making the tenant match the manifest ([`apply`]) and removing what was made ([`cleanup`]).
+//!
+//! Every run reads the tenant first and writes only differences, so a second run writes
+//! nothing and a run that stopped halfway is finished by the next one. With `--dry-run` the
+//! same steps run, reads included, but writes are only recorded.
+//!
+//! - `apply`: the steps in the order they run, one call each (the place to reorder them);
+//!   `cleanup`: the way back.
+//! - The steps, one module each: `tenant` (the sign-in's tenant), `applications`
+//!   (registrations), `service_principals`, `federated_credentials`, `grants` (admin consent,
+//!   app roles), `outputs` (the azd environment, the container apps).
+//! - `run`: what a run works on, its writes (or, in a dry run, their plan) and its [`Summary`];
+//!   `error`: why a run stops.
+
+mod applications;
+mod apply;
+mod cleanup;
+mod error;
+mod federated_credentials;
+mod grants;
+mod outputs;
+mod run;
+mod service_principals;
+mod tenant;
+
+pub use apply::apply;
+pub use cleanup::cleanup;
+pub use error::RunError;
+pub use run::{Mode, Run, Summary};

@@ -1,0 +1,164 @@
+//! One run of the hook: what it works on, how it writes (or, in a dry run, only plans), and
+//! the summary of what it did. Every step goes through [`Run`] to read and write, so a dry run
+//! and a real one take the same path.
+
+use std::io::Write;
+
+use entra_manifest::Manifest;
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::RunError;
+use crate::azd::EnvStore;
+use crate::deployment::Deployment;
+use crate::plan::{Change, table};
+use crate::rest::{ApiError, NotFound, Rest};
+
+/// Whether a run writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Make the changes.
+    Write,
+    /// Only list them (`--dry-run`).
+    DryRun,
+}
+
+/// What a run did (or would do).
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub changes: Vec<Change>,
+    /// Things skipped on purpose, with what to do about them.
+    pub notes: Vec<String>,
+}
+
+pub struct Run<'a> {
+    pub graph: &'a Rest,
+    /// Azure Resource Manager, for the container apps; `None` leaves them alone.
+    pub arm: Option<&'a Rest>,
+    /// Where the published ids go.
+    pub azd_env: &'a mut dyn EnvStore,
+    pub manifest: &'a Manifest,
+    pub deployment: &'a Deployment,
+    pub mode: Mode,
+    out: &'a mut dyn Write,
+    summary: Summary,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(
+        graph: &'a Rest,
+        arm: Option<&'a Rest>,
+        azd_env: &'a mut dyn EnvStore,
+        manifest: &'a Manifest,
+        deployment: &'a Deployment,
+        mode: Mode,
+        out: &'a mut dyn Write,
+    ) -> Self {
+        Run { graph, arm, azd_env, manifest, deployment, mode, out, summary: Summary::default() }
+    }
+
+    pub fn say(&mut self, line: &str) {
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    /// Something skipped on purpose, printed at the end.
+    pub fn note(&mut self, note: String) {
+        self.summary.notes.push(note);
+    }
+
+    /// A change made: printed as it happens.
+    pub fn record(&mut self, change: Change) {
+        let _ = writeln!(self.out, "  {change}");
+        self.summary.changes.push(change);
+    }
+
+    /// A change a dry run would make: printed with the plan at the end.
+    pub fn plan(&mut self, change: Change) {
+        self.summary.changes.push(change);
+    }
+
+    /// How many changes were made, for a message saying where a run stopped.
+    pub fn done(&self) -> usize {
+        if self.mode == Mode::Write { self.summary.changes.len() } else { 0 }
+    }
+
+    pub fn stopped(&self, cause: &ApiError) -> RunError {
+        RunError::stopped(self.done(), cause)
+    }
+
+    /// Every item of a Graph list (all pages).
+    pub async fn list<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<T>, RunError> {
+        self.graph.list(path, query).await.map_err(|e| self.stopped(&e))
+    }
+
+    /// An object Graph answered a `POST` to `path` with.
+    pub fn parse<T: DeserializeOwned>(&self, value: Value, path: &str) -> Result<T, RunError> {
+        serde_json::from_value(value).map_err(|e| self.stopped(&self.graph.bad(&Method::POST, path, e.to_string())))
+    }
+
+    /// Records `change`; when writing also sends it to Graph. Returns the created object, if any.
+    pub async fn write(
+        &mut self,
+        change: Change,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Option<Value>, RunError> {
+        if self.mode == Mode::DryRun {
+            self.plan(change);
+            return Ok(None);
+        }
+        let answer =
+            self.graph.send(method, path, &[], body.as_ref(), NotFound::Lag).await.map_err(|e| self.stopped(&e))?;
+        self.record(change);
+        Ok(answer.body)
+    }
+
+    /// Like [`Self::write`], but hands a refusal back to the caller, which may work around it.
+    pub async fn try_write(
+        &mut self,
+        change: Change,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(), ApiError> {
+        if self.mode == Mode::DryRun {
+            self.plan(change);
+            return Ok(());
+        }
+        self.graph.send(method, path, &[], body.as_ref(), NotFound::Lag).await?;
+        self.record(change);
+        Ok(())
+    }
+
+    /// Records `change`; when writing also deletes `path` from Graph.
+    pub async fn delete(&mut self, change: Change, path: &str, not_found: NotFound) -> Result<(), RunError> {
+        if self.mode == Mode::DryRun {
+            self.plan(change);
+            return Ok(());
+        }
+        self.graph.send(Method::DELETE, path, &[], None, not_found).await.map_err(|e| self.stopped(&e))?;
+        self.record(change);
+        Ok(())
+    }
+
+    /// Prints the outcome (in a dry run: the plan) and the notes. `unchanged` says what already
+    /// matches when there was nothing to do.
+    pub fn finish(mut self, unchanged: &str) -> Summary {
+        let count = self.summary.changes.len();
+        match (self.mode, count) {
+            (_, 0) => self.say(&format!("Nothing to change: {unchanged}.")),
+            (Mode::DryRun, _) => {
+                let text = table(&self.summary.changes);
+                let _ = write!(self.out, "{text}");
+                self.say(&format!("Dry run: {count} change(s) planned, nothing written."));
+            }
+            (Mode::Write, _) => self.say(&format!("Done: {count} change(s) made.")),
+        }
+        for note in self.summary.notes.clone() {
+            self.say(&format!("note: {note}"));
+        }
+        self.summary
+    }
+}
