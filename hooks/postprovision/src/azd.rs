@@ -8,7 +8,7 @@ use std::process::Command;
 
 use service_kit::settings::Env;
 
-use crate::deployment::AZD_ENV_NAME;
+use crate::deployment::variables::AZD_ENV_NAME;
 use crate::dotenv;
 
 /// The process variable that names the azd program to run (default: `azd` on `PATH`).

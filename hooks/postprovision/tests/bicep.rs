@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use entra_manifest::Manifest;
 use postprovision::cli::{Cli, Command};
-use postprovision::deployment;
+use postprovision::deployment::variables;
 use tree_sitter::{Node, Parser as TsParser, Tree};
 
 /// The API version of every resource type the templates use: current GA versions, chosen on
@@ -324,7 +324,7 @@ fn main_declares_every_output_that_is_read() {
     let main = parse(&root().join("infra/main.bicep"));
     let declared: BTreeSet<&str> = main.outputs.iter().map(|(name, _, _)| name.as_str()).collect();
     let manifest = Manifest::load(entra_manifest::REPOSITORY_MANIFEST).unwrap();
-    let mut read: Vec<String> = deployment::required_outputs(&manifest);
+    let mut read: Vec<String> = variables::required_outputs(&manifest);
     read.extend(VERIFY_READS.iter().chain(&AZD_READS).map(|s| s.to_string()));
     // Anything azure.yaml interpolates.
     let azure_yaml = std::fs::read_to_string(root().join("azure.yaml")).unwrap();
@@ -337,7 +337,7 @@ fn main_declares_every_output_that_is_read() {
     }
     // The hook writes these; they come back as parameters on the next provision.
     let parameters = std::fs::read_to_string(root().join("infra/main.parameters.json")).unwrap();
-    for key in deployment::written_keys(&manifest) {
+    for key in variables::written_keys(&manifest) {
         assert!(parameters.contains(&format!("${{{key}}}")), "main.parameters.json does not pass {key} back");
     }
 }
@@ -461,7 +461,7 @@ fn each_container_app_gets_exactly_what_its_service_reads() {
     assert!(role_module.contains("5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"));
     // The hook updates only variables a container declares: each it writes is declared somewhere.
     let manifest = Manifest::load(entra_manifest::REPOSITORY_MANIFEST).unwrap();
-    for key in deployment::written_keys(&manifest) {
+    for key in variables::written_keys(&manifest) {
         assert!(seen.values().any(|m| m.env_names.contains(&key)), "no container app declares {key}");
     }
     assert!(seen.values().all(|m| !m.body_text.contains("secretRef")));

@@ -7,7 +7,7 @@ use super::applications::Registration;
 use super::error::RunError;
 use super::run::{Mode, Run};
 use crate::container_apps;
-use crate::deployment;
+use crate::deployment::variables;
 use crate::plan::{Action, Change};
 
 /// The values to publish, by variable name. `registrations`: by manifest app name.
@@ -16,10 +16,10 @@ pub fn values(run: &Run<'_>, registrations: &BTreeMap<String, Registration>) -> 
     let mut outputs = BTreeMap::new();
     for (name, app) in &run.manifest.apps {
         if let Some(registration) = registrations.get(name) {
-            outputs.insert(deployment::client_id_key(name), registration.app_id.clone());
+            outputs.insert(variables::client_id_key(name), registration.app_id.clone());
         }
         if let Some(uri) = &app.identifier_uri {
-            outputs.insert(deployment::app_id_uri_key(name), uri.render(&vars));
+            outputs.insert(variables::app_id_uri_key(name), uri.render(&vars));
         }
     }
     outputs

@@ -1,79 +1,18 @@
 //! What the hook knows about the deployment: the azd environment's values (azd's own, plus
-//! the Bicep outputs), parsed into typed settings with every problem reported at once.
+//! the Bicep outputs), parsed into typed settings with every problem reported at once. The
+//! variables' names are in [`variables`].
+
+pub mod variables;
 
 use std::collections::BTreeMap;
 
 use entra_manifest::{Manifest, Vars};
 use service_kit::settings::{Env, SettingsError};
 
-/// azd's own variables, present in every azd environment.
-pub const AZD_ENV_NAME: &str = "AZURE_ENV_NAME";
-pub const AZD_SUBSCRIPTION_ID: &str = "AZURE_SUBSCRIPTION_ID";
-
-/// Bicep outputs (infra/main.bicep) this hook reads; the per-app names below complete the list.
-pub const TENANT_ID: &str = "AZURE_TENANT_ID";
-pub const RESOURCE_GROUP: &str = "AZURE_RESOURCE_GROUP";
-pub const CHAT_APP_URL: &str = "CHAT_APP_URL";
-
-/// App roles to give the signed-in user, e.g. `orders-api/Orders.Admin` (comma-separated).
-pub const ASSIGN_ROLES: &str = "ORDERS_COPILOT_ASSIGN_ROLES";
-
-/// `orders-mcp` -> `ORDERS_MCP`: how a manifest name appears in variable names.
-pub fn env_prefix(name: &str) -> String {
-    name.to_ascii_uppercase().replace('-', "_")
-}
-
-/// Bicep output: the principal (object) id of a managed identity named in the manifest.
-pub fn principal_id_key(identity: &str) -> String {
-    format!("{}_MANAGED_IDENTITY_PRINCIPAL_ID", env_prefix(identity))
-}
-
-/// Bicep output: the name of the container app hosting a manifest app.
-pub fn container_app_key(app: &str) -> String {
-    format!("{}_CONTAINER_APP_NAME", env_prefix(app))
-}
-
-/// Written by the hook: an app registration's application (client) id.
-pub fn client_id_key(app: &str) -> String {
-    format!("{}_CLIENT_ID", env_prefix(app))
-}
-
-/// Written by the hook: an app registration's application id URI.
-pub fn app_id_uri_key(app: &str) -> String {
-    format!("{}_APP_ID_URI", env_prefix(app))
-}
-
-/// Every Bicep output the hook reads for `manifest`: infra/main.bicep must declare them all.
-pub fn required_outputs(manifest: &Manifest) -> Vec<String> {
-    let mut keys = vec![TENANT_ID.to_string(), RESOURCE_GROUP.to_string(), CHAT_APP_URL.to_string()];
-    keys.extend(federated_identities(manifest).into_iter().map(|mi| principal_id_key(&mi)));
-    keys.extend(manifest.apps.keys().map(|app| container_app_key(app)));
-    keys
-}
-
-/// The variables the hook writes (and applies to the container apps that declare them).
-pub fn written_keys(manifest: &Manifest) -> Vec<String> {
-    let mut keys = Vec::new();
-    for (name, app) in &manifest.apps {
-        keys.push(client_id_key(name));
-        if app.identifier_uri.is_some() {
-            keys.push(app_id_uri_key(name));
-        }
-    }
-    keys
-}
-
-/// Managed identities that some app's federated credential trusts.
-fn federated_identities(manifest: &Manifest) -> Vec<String> {
-    let mut names: Vec<String> = manifest
-        .apps
-        .values()
-        .flat_map(|app| app.federated_credentials.iter().map(|f| f.managed_identity.clone()))
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
+use variables::{
+    ASSIGN_ROLES, AZD_ENV_NAME, AZD_SUBSCRIPTION_ID, CHAT_APP_URL, RESOURCE_GROUP, TENANT_ID, container_app_key,
+    federated_identities, principal_id_key,
+};
 
 /// Where the container apps are, when the environment has them (it does after `azd provision`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,33 +247,5 @@ mod tests {
         assert_eq!(apps.apps.len(), 2);
         assert_eq!(apps.apps["orders-api"], "orders-api-abc");
         assert_eq!(d.assign_roles, [RoleRequest { app: "orders-api".into(), role: "Orders.Admin".into() }]);
-    }
-
-    #[test]
-    fn names_derive_from_the_manifest() {
-        let m = manifest();
-        assert_eq!(
-            required_outputs(&m),
-            [
-                "AZURE_TENANT_ID",
-                "AZURE_RESOURCE_GROUP",
-                "CHAT_APP_URL",
-                "CHAT_APP_MANAGED_IDENTITY_PRINCIPAL_ID",
-                "ORDERS_MCP_MANAGED_IDENTITY_PRINCIPAL_ID",
-                "CHAT_APP_CONTAINER_APP_NAME",
-                "ORDERS_API_CONTAINER_APP_NAME",
-                "ORDERS_MCP_CONTAINER_APP_NAME",
-            ]
-        );
-        assert_eq!(
-            written_keys(&m),
-            [
-                "CHAT_APP_CLIENT_ID",
-                "ORDERS_API_CLIENT_ID",
-                "ORDERS_API_APP_ID_URI",
-                "ORDERS_MCP_CLIENT_ID",
-                "ORDERS_MCP_APP_ID_URI"
-            ]
-        );
     }
 }
