@@ -45,6 +45,7 @@ pub fn updated_containers(app: &Value, values: &BTreeMap<String, String>) -> Opt
     if changed.is_empty() { None } else { Some((containers, changed)) }
 }
 
+#[tracing::instrument(skip_all, fields(container_app = %name_of(path)))]
 pub async fn get(arm: &Rest, path: &str) -> Result<Value, ApiError> {
     let answer = arm.send(Method::GET, path, &[("api-version", API_VERSION)], None, NotFound::Error).await?;
     answer.body.ok_or_else(|| arm.bad(&Method::GET, path, "empty body".into()))
@@ -52,6 +53,7 @@ pub async fn get(arm: &Rest, path: &str) -> Result<Value, ApiError> {
 
 /// `PATCH`es the containers (ARM merges the patch; the containers array is replaced whole) and
 /// waits for the long-running operation to finish.
+#[tracing::instrument(skip_all, fields(container_app = %name_of(path)))]
 pub async fn patch_containers(arm: &Rest, path: &str, containers: Value) -> Result<(), ApiError> {
     let body = json!({ "properties": { "template": { "containers": containers } } });
     let answer = arm.send(Method::PATCH, path, &[("api-version", API_VERSION)], Some(&body), NotFound::Error).await?;
@@ -90,6 +92,11 @@ pub async fn patch_containers(arm: &Rest, path: &str, containers: Value) -> Resu
             _ => {}
         }
     }
+}
+
+/// The container app's name: the last segment of its resource path.
+fn name_of(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// ARM's `Retry-After` on a long-running operation: how long to wait before polling.

@@ -56,7 +56,6 @@ pub enum NotFound {
 /// A successful answer.
 #[derive(Debug)]
 pub struct Answer {
-    pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     /// `None` for an empty body (`204 No Content`) or a `404` accepted as [`NotFound::Gone`].
     pub body: Option<Value>,
@@ -151,11 +150,11 @@ impl Rest {
                             .map_err(|e| self.bad(&method, path, format!("invalid JSON: {e}")))?,
                     )
                 };
-                return Ok(Answer { status, headers, body });
+                return Ok(Answer { headers, body });
             }
             let (code, message) = error_parts(&text, status);
             if status == StatusCode::NOT_FOUND && not_found == NotFound::Gone {
-                return Ok(Answer { status, headers, body: None });
+                return Ok(Answer { headers, body: None });
             }
             let retry = match status.as_u16() {
                 429 => true,
@@ -193,8 +192,8 @@ impl Rest {
         while let Some((url, query)) = next.take() {
             let body = self.send(Method::GET, &url, &query, None, not_found).await?.body.unwrap_or(Value::Null);
             let page = body.get("value").cloned().unwrap_or(Value::Null);
-            let page: Vec<T> = serde_json::from_value(page)
-                .map_err(|e| self.bad(&Method::GET, path, format!("not a list: {e}")))?;
+            let page: Vec<T> =
+                serde_json::from_value(page).map_err(|e| self.bad(&Method::GET, path, format!("not a list: {e}")))?;
             items.extend(page);
             next = body.get("@odata.nextLink").and_then(Value::as_str).map(|link| (link.to_string(), Vec::new()));
         }

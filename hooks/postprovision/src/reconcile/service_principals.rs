@@ -32,7 +32,9 @@ pub async fn find_or_create(run: &mut Run<'_>, name: &str, registration: &Regist
     let change = Change::new(Action::Create, "service principal", name, "the app's identity in this tenant");
     let body = json!({ "appId": registration.app_id });
     Ok(match run.write(change, Method::POST, "servicePrincipals", Some(body)).await? {
-        Some(created) => Principal { id: run.parse::<ServicePrincipal>(created, "servicePrincipals")?.id, planned: false },
+        Some(created) => {
+            Principal { id: run.parse::<ServicePrincipal>(created, "servicePrincipals")?.id, planned: false }
+        }
         None => Principal { id: format!("<{name} service principal>"), planned: true },
     })
 }

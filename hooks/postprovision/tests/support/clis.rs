@@ -37,7 +37,8 @@ impl Executor for Clis {
     async fn run(&self, _program: &OsStr, args: &[&OsStr]) -> std::io::Result<Output> {
         let command = args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
         self.commands.lock().unwrap().push(command.clone());
-        let answer = |stdout: String| Output { status: ExitStatus::default(), stdout: stdout.into(), stderr: Vec::new() };
+        let answer =
+            |stdout: String| Output { status: ExitStatus::default(), stdout: stdout.into(), stderr: Vec::new() };
         let fail = |stderr: &str| Output { status: failed(), stdout: Vec::new(), stderr: stderr.into() };
         let expires = 4_102_444_800u64; // 2100-01-01
         if command.contains("azd auth token") {

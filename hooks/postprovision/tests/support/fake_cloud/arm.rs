@@ -69,4 +69,3 @@ pub fn route(
         _ => arm_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "unsupported"),
     }
 }
-

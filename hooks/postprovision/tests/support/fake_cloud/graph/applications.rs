@@ -23,7 +23,6 @@ const APP_PROPERTIES: [&str; 9] = [
     "description",
 ];
 
-
 pub fn unknown_property(fields: &Map<String, Value>) -> Option<Response> {
     fields
         .keys()

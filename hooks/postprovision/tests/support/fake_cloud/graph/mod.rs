@@ -114,7 +114,9 @@ pub fn route(
                     dir.deleted.insert(id, app);
                     no_content()
                 }
-                (m, ["federatedIdentityCredentials", fic @ ..]) => applications::federated_credentials(dir, &id, m, fic, base, query, body_obj),
+                (m, ["federatedIdentityCredentials", fic @ ..]) => {
+                    applications::federated_credentials(dir, &id, m, fic, base, query, body_obj)
+                }
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "Request_BadRequest", "Unsupported request."),
             }
         }
