@@ -1,13 +1,15 @@
 //! `postprovision`: the azd hook that applies the identity manifest
 //! (`infra/app-registrations.toml`) to a real Entra tenant through Microsoft Graph.
 //!
-//! - [`deployment`]: the azd environment's values (Bicep outputs), typed.
-//! - [`desired`]: the Graph objects the manifest asks for; [`diff`]: the patches that get there.
+//! - [`deployment`]: the azd environment's values (Bicep outputs), typed; the variables' names.
+//! - [`model`]: the Graph objects the hook manages; [`desired`]: those the manifest asks for;
+//!   [`diff`]: the patches that get there.
 //! - [`reconcile`]: read the tenant, write only differences (`apply`, its steps in order), or
 //!   remove (`cleanup`).
-//! - [`rest`]: Graph / ARM requests with retries (throttling, replication delay).
+//! - [`rest`]: Graph / ARM requests with retries ([`retry`]: throttling, replication delay).
 //! - [`credential`]: tokens from the developer's azd / Azure CLI sign-in, for the deployment's tenant.
-//! - [`azd`], [`container_apps`]: where the resulting ids go.
+//! - [`azd`] (with [`dotenv`]), [`container_apps`]: where the resulting ids go.
+//! - [`plan`]: the changes a run makes, and the dry run's table.
 //! - [`cli`]: the command line.
 
 pub mod azd;
