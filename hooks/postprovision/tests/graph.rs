@@ -1,4 +1,4 @@
-//! The hook against a fake Microsoft Graph and Azure Resource Manager (tests/support/fake_cloud.rs):
+//! The hook against a fake Microsoft Graph and Azure Resource Manager (tests/support/fake_cloud/):
 //! what a first run creates, that a second run writes nothing, that a manifest edit changes only
 //! the difference, that throttling and replication delay are retried, that a killed or failed
 //! run is finished by the next one, `--dry-run`, cleanup, and the refusals.
