@@ -179,3 +179,17 @@ impl IntoResponse for EntraError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_generator_answers_server_error_not_a_predictable_code() {
+        let e = EntraError::from(RandomError);
+        assert_eq!((e.status, e.error, e.code), (StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000));
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    }
+}
