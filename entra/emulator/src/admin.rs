@@ -17,6 +17,7 @@ pub async fn stats(State(emulator): State<Emulator>) -> Json<Stats> {
     Json(emulator.stats())
 }
 
+#[tracing::instrument(name = "rotate_keys", skip_all)]
 pub async fn rotate(State(emulator): State<Emulator>) -> Response {
     match emulator.0.keys.rotate() {
         Ok(rotation) => {

@@ -95,6 +95,7 @@ fn router(sign_in: DeveloperSignIn, identity_header: &str) -> Router {
     Router::new().route("/healthz", get(|| async { "ok" })).route("/msi/token", get(token)).with_state(broker)
 }
 
+#[tracing::instrument(name = "broker_token", skip_all, fields(resource = q.get("resource").map(String::as_str)))]
 async fn token(State(broker): State<Broker>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
     let resource = match requested_resource(&headers, &q, &broker.identity_header) {
         Ok(resource) => resource,

@@ -5,6 +5,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use entra_manifest::{Tenant, User};
 use serde_json::{Map, Value, json};
+use service_kit::clock::unix_now_i64;
+use service_kit::secret::{self, RandomError};
 use sha2::{Digest, Sha256};
 
 use crate::directory::Resource;
@@ -70,17 +72,20 @@ pub struct AccessClaims<'a> {
     pub session_id: Option<&'a str>,
 }
 
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// An opaque random string of `bytes` random bytes, base64url.
-pub fn random_id(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    // aws-lc's RNG only fails if the OS has no entropy source; a zeroed id is then still unique
-    // enough for a local emulator, and nothing here is a secret that protects real data.
-    let _ = aws_lc_rs::rand::fill(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
+impl<'a> AccessClaims<'a> {
+    /// An app-only token for `resource`: no scopes, no roles (no app role is granted to
+    /// applications in the manifest, which is what lets resources tell app-only callers apart).
+    pub fn app(object_id: &'a str, client_id: &'a str, client_auth: ClientAuth, resource: &'a Resource) -> Self {
+        AccessClaims {
+            subject: Subject::App { object_id },
+            client_id,
+            client_auth,
+            resource,
+            scopes: &[],
+            roles: &[],
+            session_id: None,
+        }
+    }
 }
 
 /// Entra's `sub` is pairwise: the same user has a different `sub` for each app.
@@ -92,8 +97,13 @@ fn split_name(display: &str) -> (&str, &str) {
     display.split_once(' ').unwrap_or((display, ""))
 }
 
-pub fn access_token(issuers: &Issuers, tenant: &Tenant, lifetime_secs: i64, c: &AccessClaims) -> Value {
-    let iat = now();
+pub fn access_token(
+    issuers: &Issuers,
+    tenant: &Tenant,
+    lifetime_secs: i64,
+    c: &AccessClaims,
+) -> Result<Value, RandomError> {
+    let iat = unix_now_i64();
     let v1 = c.resource.version == 1;
     let mut claims = Map::new();
     let mut put = |k: &str, v: Value| {
@@ -104,10 +114,10 @@ pub fn access_token(issuers: &Issuers, tenant: &Tenant, lifetime_secs: i64, c: &
     put("iat", json!(iat));
     put("nbf", json!(iat));
     put("exp", json!(iat + lifetime_secs));
-    put("aio", json!(random_id(40)));
-    put("rh", json!(format!("1.{}.", random_id(32))));
+    put("aio", json!(secret::urlsafe::<40>()?));
+    put("rh", json!(format!("1.{}.", secret::urlsafe::<32>()?)));
     put("tid", json!(tenant.id));
-    put("uti", json!(random_id(16)));
+    put("uti", json!(secret::urlsafe::<16>()?));
     put("ver", json!(if v1 { "1.0" } else { "2.0" }));
     if v1 {
         put("appid", json!(c.client_id));
@@ -151,7 +161,7 @@ pub fn access_token(issuers: &Issuers, tenant: &Tenant, lifetime_secs: i64, c: &
             }
         }
     }
-    Value::Object(claims)
+    Ok(Value::Object(claims))
 }
 
 /// A v2 ID token for `user`, for `client_id`.
@@ -163,8 +173,8 @@ pub fn id_token(
     client_id: &str,
     nonce: Option<&str>,
     session_id: &str,
-) -> Value {
-    let iat = now();
+) -> Result<Value, RandomError> {
+    let iat = unix_now_i64();
     let mut claims = json!({
         "aud": client_id,
         "iss": issuers.v2,
@@ -175,18 +185,18 @@ pub fn id_token(
         "oid": user.oid,
         "preferred_username": user.upn(tenant),
         "email": user.upn(tenant),
-        "rh": format!("1.{}.", random_id(32)),
+        "rh": format!("1.{}.", secret::urlsafe::<32>()?),
         "sid": session_id,
         "sub": pairwise_sub(&user.oid, client_id),
         "tid": tenant.id,
-        "uti": random_id(16),
+        "uti": secret::urlsafe::<16>()?,
         "ver": "2.0",
-        "aio": random_id(40),
+        "aio": secret::urlsafe::<40>()?,
     });
     if let (Some(nonce), Some(map)) = (nonce, claims.as_object_mut()) {
         map.insert("nonce".into(), json!(nonce));
     }
-    claims
+    Ok(claims)
 }
 
 /// MSAL's `client_info`: base64url of `{"uid": oid, "utid": tid}`.

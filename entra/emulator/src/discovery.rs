@@ -7,35 +7,27 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::EntraError;
 use crate::state::Emulator;
 
-impl Emulator {
-    /// Checks the `{tenant}` path segment (the tenant id or its domain).
-    pub(crate) fn tenant(&self, tenant: &str) -> Result<(), EntraError> {
-        if self.0.dir.is_tenant(tenant) { Ok(()) } else { Err(EntraError::tenant_not_found(tenant)) }
-    }
-
-    /// Base URL for back-channel endpoints: the host this request reached us on (see the crate
-    /// docs), falling back to the public URL when the `Host` header is absent or odd.
-    pub(crate) fn backchannel_base(&self, headers: &HeaderMap) -> String {
-        let public = self.public_url();
-        let scheme = public.split("://").next().unwrap_or("http");
-        let host = headers
-            .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)));
-        match host {
-            Some(host) => format!("{scheme}://{host}"),
-            None => public.to_string(),
-        }
+/// Base URL for back-channel endpoints: the host this request reached us on (see the crate
+/// docs), falling back to the public URL when the `Host` header is absent or odd.
+fn backchannel_base(emulator: &Emulator, headers: &HeaderMap) -> String {
+    let public = emulator.public_url();
+    let scheme = public.split("://").next().unwrap_or("http");
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)));
+    match host {
+        Some(host) => format!("{scheme}://{host}"),
+        None => public.to_string(),
     }
 }
 
 fn openid_document(emulator: &Emulator, headers: &HeaderMap, v2: bool) -> Value {
     let tid = emulator.tenant_id();
     let front = format!("{}/{tid}", emulator.public_url());
-    let back = format!("{}/{tid}", emulator.backchannel_base(headers));
+    let back = format!("{}/{tid}", backchannel_base(emulator, headers));
     let (issuer, jwks) = if v2 {
         (emulator.issuers().v2.clone(), format!("{back}/discovery/v2.0/keys"))
     } else {

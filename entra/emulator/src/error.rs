@@ -8,6 +8,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use service_kit::secret::RandomError;
 use time::OffsetDateTime;
 use time::macros::format_description;
 use uuid::Uuid;
@@ -26,7 +27,11 @@ pub struct EntraError {
 
 impl EntraError {
     pub fn new(error: &'static str, code: u32, message: impl Into<String>) -> Self {
-        let status = if error == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+        let status = match error {
+            "invalid_client" => StatusCode::UNAUTHORIZED,
+            "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
         EntraError { status, error, code, message: message.into(), suberror: None }
     }
 
@@ -41,6 +46,11 @@ impl EntraError {
             "AADSTS{}: {} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {timestamp}",
             self.code, self.message
         )
+    }
+
+    /// Entra's page about the AADSTS code.
+    pub fn error_uri(&self) -> String {
+        format!("https://login.microsoftonline.com/error?code={}", self.code)
     }
 
     // The common failures, by the codes Entra uses for them.
@@ -103,6 +113,32 @@ impl EntraError {
     pub fn invalid_grant(message: impl Into<String>) -> Self {
         EntraError::new("invalid_grant", 70000, message)
     }
+
+    /// A confidential client's grant presented no credential (or a public client asked for it).
+    pub fn credential_required() -> Self {
+        EntraError::new(
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        )
+    }
+
+    /// The emulator itself failed (no randomness from the OS, a signing error): nothing is
+    /// issued, rather than something predictable. `cause` is logged, not sent.
+    pub fn server_error(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "cannot issue a token or code");
+        EntraError::new(
+            "server_error",
+            50000,
+            "There was an error issuing a token or an issue with our sign-in service.",
+        )
+    }
+}
+
+impl From<RandomError> for EntraError {
+    fn from(e: RandomError) -> Self {
+        EntraError::server_error(e)
+    }
 }
 
 /// The token endpoint's error body.
@@ -135,11 +171,25 @@ impl IntoResponse for EntraError {
             timestamp,
             trace_id,
             correlation_id,
-            error_uri: format!("https://login.microsoftonline.com/error?code={}", self.code),
+            error_uri: self.error_uri(),
             suberror: self.suberror,
         };
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_generator_answers_server_error_not_a_predictable_code() {
+        let e = EntraError::from(RandomError);
+        assert_eq!((e.status, e.error, e.code), (StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000));
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
     }
 }

@@ -1,7 +1,7 @@
 //! Signing keys: RSA 2048, generated at start, rotated on demand. After a rotation the previous
 //! key stays in the JWKS (and stays valid for verifying), as Entra overlaps keys during rollover.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -9,7 +9,8 @@ use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::DecodingKey;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -59,10 +60,6 @@ impl SigningKey {
             .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
         Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
-
-    pub fn decoding_key(&self) -> &DecodingKey {
-        &self.decoding
-    }
 }
 
 pub struct KeySet {
@@ -70,8 +67,17 @@ pub struct KeySet {
 }
 
 struct Keys {
-    current: std::sync::Arc<SigningKey>,
-    previous: Option<std::sync::Arc<SigningKey>>,
+    current: Arc<SigningKey>,
+    previous: Option<Arc<SigningKey>>,
+}
+
+/// Why a token did not verify with these keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unverified {
+    Malformed,
+    Signature,
+    /// Expired, or not valid yet.
+    Expired,
 }
 
 #[derive(Serialize)]
@@ -82,21 +88,19 @@ pub struct Rotation {
 
 impl KeySet {
     pub fn generate() -> anyhow::Result<Self> {
-        Ok(KeySet {
-            inner: RwLock::new(Keys { current: std::sync::Arc::new(SigningKey::generate()?), previous: None }),
-        })
+        Ok(KeySet { inner: RwLock::new(Keys { current: Arc::new(SigningKey::generate()?), previous: None }) })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
+    fn read(&self) -> RwLockReadGuard<'_, Keys> {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn current(&self) -> std::sync::Arc<SigningKey> {
+    pub fn current(&self) -> Arc<SigningKey> {
         self.read().current.clone()
     }
 
     /// The keys tokens may be verified with: the current one and the previous one.
-    pub fn verification_keys(&self) -> Vec<std::sync::Arc<SigningKey>> {
+    pub fn verification_keys(&self) -> Vec<Arc<SigningKey>> {
         let keys = self.read();
         std::iter::once(keys.current.clone()).chain(keys.previous.clone()).collect()
     }
@@ -108,11 +112,34 @@ impl KeySet {
 
     /// New signing key; the old one moves to `previous` (and the one before it is dropped).
     pub fn rotate(&self) -> anyhow::Result<Rotation> {
-        let fresh = std::sync::Arc::new(SigningKey::generate()?);
+        let fresh = Arc::new(SigningKey::generate()?);
         let mut keys = self.inner.write().unwrap_or_else(|p| p.into_inner());
         let old = std::mem::replace(&mut keys.current, fresh);
         keys.previous = Some(old.clone());
         Ok(Rotation { current_kid: keys.current.kid.clone(), previous_kid: old.kid.clone() })
+    }
+
+    /// Verifies a token signed with one of these keys (current or previous) and returns its
+    /// claims. Issuer and audience are the caller's business.
+    pub fn verify(&self, token: &str) -> Result<Value, Unverified> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Unverified::Malformed)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(Unverified::Signature);
+        }
+        let keys = self.verification_keys();
+        let key = keys.iter().find(|k| header.kid.as_deref() == Some(k.kid.as_str())).ok_or(Unverified::Signature)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.validate_aud = false;
+        validation.validate_nbf = true;
+        validation.leeway = 60;
+        match jsonwebtoken::decode::<Value>(token, &key.decoding, &validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) => match e.kind() {
+                ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => Err(Unverified::Expired),
+                ErrorKind::InvalidSignature => Err(Unverified::Signature),
+                _ => Err(Unverified::Malformed),
+            },
+        }
     }
 
     /// Signs claims with the current key, with Entra's header (`typ`, `alg`, `kid`, `x5t`).

@@ -22,6 +22,7 @@ pub mod testing;
 mod admin;
 mod authorize;
 mod claims;
+mod codes;
 mod device;
 mod directory;
 mod discovery;
@@ -30,6 +31,7 @@ mod keys;
 mod logout;
 mod managed_identity;
 mod pages;
+mod session;
 mod store;
 mod token;
 

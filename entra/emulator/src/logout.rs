@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::Response;
 
-use crate::authorize::{SSO_COOKIE, current_session};
 use crate::pages;
+use crate::session;
 use crate::state::Emulator;
 
+#[tracing::instrument(name = "logout", skip_all, fields(tenant = %tenant))]
 pub async fn logout(
     State(emulator): State<Emulator>,
     Path(tenant): Path<String>,
@@ -18,11 +19,11 @@ pub async fn logout(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if let Err(e) = emulator.tenant(&tenant) {
-        return pages::error(e.code, &e.message);
+        return pages::error(&e);
     }
     let dir = &emulator.0.dir;
     let mut frontchannel = Vec::new();
-    if let Some((id, session)) = current_session(&emulator, &headers) {
+    if let Some((id, session)) = session::current(&emulator, &headers) {
         emulator.0.store.sessions.remove(&id);
         for client_id in &session.clients {
             if let Some(url) = dir.client(client_id).ok().and_then(|c| c.front_channel_logout_url) {
@@ -42,12 +43,9 @@ pub async fn logout(
         claims["aud"].as_str().map(str::to_string)
     });
     let next = q.get("post_logout_redirect_uri").filter(|uri| {
-        client_id.as_deref().and_then(|id| dir.client(id).ok()).is_some_and(|c| dir.check_redirect_uri(&c, uri).is_ok())
+        client_id.as_deref().and_then(|id| dir.client(id).ok()).is_some_and(|c| c.check_redirect_uri(uri).is_ok())
     });
     let mut response = pages::signed_out(&frontchannel, next.map(String::as_str));
-    let expired = format!("{SSO_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-    if let Ok(value) = HeaderValue::from_str(&expired) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
+    session::clear_cookie(&mut response);
     response
 }

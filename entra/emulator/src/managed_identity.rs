@@ -9,8 +9,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use service_kit::clock::unix_now_i64;
+use service_kit::secret;
 
-use crate::claims::{self, AccessClaims, ClientAuth, Subject};
+use crate::claims::{AccessClaims, ClientAuth};
 use crate::state::Emulator;
 
 /// App Service's error shape for this endpoint.
@@ -25,8 +27,8 @@ pub(crate) fn requested_resource<'q>(
     q: &'q HashMap<String, String>,
     expected: &str,
 ) -> Result<&'q str, (StatusCode, &'static str)> {
-    let given = headers.get("x-identity-header").map(|v| v.as_bytes()).unwrap_or_default();
-    if aws_lc_rs::constant_time::verify_slices_are_equal(given, expected.as_bytes()).is_err() {
+    let given = headers.get("x-identity-header").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !secret::same(given, expected) {
         return Err((StatusCode::UNAUTHORIZED, "The X-IDENTITY-HEADER header is missing or wrong."));
     }
     if q.get("api-version").map(String::as_str) != Some("2019-08-01") {
@@ -38,6 +40,7 @@ pub(crate) fn requested_resource<'q>(
     }
 }
 
+#[tracing::instrument(name = "managed_identity", skip_all, fields(resource = q.get("resource").map(String::as_str)))]
 pub async fn token(
     State(emulator): State<Emulator>,
     headers: HeaderMap,
@@ -72,29 +75,15 @@ pub async fn token(
     let Some(identity) = identity else {
         return refuse(StatusCode::BAD_REQUEST, "No managed identity with that id is assigned to this resource.");
     };
-    let inner = &emulator.0;
-    let target = inner.dir.resource_for_managed_identity(resource);
-    let lifetime = inner.config.token_lifetime.as_secs() as i64;
-    let access = claims::access_token(
-        &inner.issuers,
-        &inner.dir.manifest.tenant,
-        lifetime,
-        &AccessClaims {
-            subject: Subject::App { object_id: &identity.principal_id },
-            client_id: &identity.client_id,
-            client_auth: ClientAuth::Assertion,
-            resource: &target,
-            scopes: &[],
-            roles: &[],
-            session_id: None,
-        },
-    );
-    match emulator.sign(&access) {
+    let target = emulator.0.dir.resource_for_managed_identity(resource);
+    let access = AccessClaims::app(&identity.principal_id, &identity.client_id, ClientAuth::Assertion, &target);
+    let issued = emulator.access_claims(&access).map_err(anyhow::Error::from).and_then(|claims| emulator.sign(&claims));
+    match issued {
         Ok(token) => {
             emulator.count(|c| &c.managed_identity);
             Json(json!({
                 "access_token": token,
-                "expires_on": (claims::now() + lifetime).to_string(),
+                "expires_on": (unix_now_i64() + emulator.token_lifetime()).to_string(),
                 "resource": resource,
                 "token_type": "Bearer",
                 "client_id": identity.client_id,
@@ -102,7 +91,7 @@ pub async fn token(
             .into_response()
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot sign a managed identity token");
+            tracing::error!(error = %e, "cannot issue a managed identity token");
             refuse(StatusCode::INTERNAL_SERVER_ERROR, "The token could not be issued.")
         }
     }

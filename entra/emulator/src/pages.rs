@@ -3,6 +3,9 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
+use entra_manifest::Manifest;
+
+use crate::error::EntraError;
 
 /// HTML-escapes text for element content and double-quoted attributes.
 pub fn esc(s: &str) -> String {
@@ -61,6 +64,22 @@ pub struct LoginUser {
     pub display_name: String,
     pub upn: String,
     pub password: String,
+}
+
+impl LoginUser {
+    /// Every user of the manifest.
+    pub fn all(manifest: &Manifest) -> Vec<LoginUser> {
+        manifest
+            .users
+            .iter()
+            .map(|u| LoginUser {
+                login: u.name.clone(),
+                display_name: u.display_name.clone(),
+                upn: u.upn(&manifest.tenant),
+                password: u.password.clone(),
+            })
+            .collect()
+    }
 }
 
 /// The sign-in page: one button per demo user, and a username/password form.
@@ -135,15 +154,16 @@ pub fn message(title: &str, text: &str) -> Response {
 
 /// An error the user sees instead of a redirect (Entra does this when the redirect URI or
 /// client cannot be trusted).
-pub fn error(code: u32, message: &str) -> Response {
+pub fn error(e: &EntraError) -> Response {
     let mut response = page(
         "Sign in error",
         &format!(
-            "<h1>Sorry, but we're having trouble signing you in.</h1><p class=\"error\">AADSTS{code}: {}</p>",
-            esc(message)
+            "<h1>Sorry, but we're having trouble signing you in.</h1><p class=\"error\">AADSTS{}: {}</p>",
+            e.code,
+            esc(&e.message)
         ),
     );
-    *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    *response.status_mut() = e.status;
     response
 }
 

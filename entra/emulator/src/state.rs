@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use entra_manifest::Manifest;
 use serde::Serialize;
 use serde_json::Value;
+use service_kit::secret::RandomError;
 
-use crate::claims::{self, Issuers};
+use crate::claims::{self, AccessClaims, ClientAuth, Issuers, Subject};
 use crate::config::EmulatorConfig;
 use crate::directory::{self, Directory};
+use crate::error::EntraError;
 use crate::keys::KeySet;
 use crate::store::Store;
 
@@ -146,20 +148,15 @@ impl Emulator {
         let resource = self.resource(resource)?;
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         let roles = inner.dir.user_roles(user, &resource);
-        Ok(claims::access_token(
-            &inner.issuers,
-            &inner.dir.manifest.tenant,
-            inner.config.token_lifetime.as_secs() as i64,
-            &claims::AccessClaims {
-                subject: claims::Subject::User(user),
-                client_id: &client_id,
-                client_auth: claims::ClientAuth::Assertion,
-                resource: &resource,
-                scopes: &scopes,
-                roles: &roles,
-                session_id: None,
-            },
-        ))
+        Ok(self.access_claims(&AccessClaims {
+            subject: Subject::User(user),
+            client_id: &client_id,
+            client_auth: ClientAuth::Assertion,
+            resource: &resource,
+            scopes: &scopes,
+            roles: &roles,
+            session_id: None,
+        })?)
     }
 
     /// A signed delegated access token (see [`Emulator::user_claims`]): real tokens without a browser.
@@ -173,20 +170,7 @@ impl Emulator {
         let inner = &self.0;
         let app = inner.dir.manifest.app(client).ok_or_else(|| anyhow::anyhow!("no app {client:?} in the manifest"))?;
         let resource = self.resource(resource)?;
-        Ok(claims::access_token(
-            &inner.issuers,
-            &inner.dir.manifest.tenant,
-            inner.config.token_lifetime.as_secs() as i64,
-            &claims::AccessClaims {
-                subject: claims::Subject::App { object_id: &app.object_id },
-                client_id: &app.client_id,
-                client_auth: claims::ClientAuth::Assertion,
-                resource: &resource,
-                scopes: &[],
-                roles: &[],
-                session_id: None,
-            },
-        ))
+        Ok(self.access_claims(&AccessClaims::app(&app.object_id, &app.client_id, ClientAuth::Assertion, &resource))?)
     }
 
     /// A signed app-only token (see [`Emulator::app_claims`]).
@@ -206,6 +190,21 @@ impl Emulator {
         let m = &self.0.dir.manifest;
         let app = m.app(name).ok_or_else(|| anyhow::anyhow!("no app {name:?} in the manifest"))?;
         self.0.dir.resource(&app.client_id).ok_or_else(|| anyhow::anyhow!("{name:?} is not a resource"))
+    }
+
+    /// Checks the `{tenant}` path segment (the tenant id or its domain).
+    pub(crate) fn tenant(&self, tenant: &str) -> Result<(), EntraError> {
+        if self.0.dir.is_tenant(tenant) { Ok(()) } else { Err(EntraError::tenant_not_found(tenant)) }
+    }
+
+    /// How long the tokens this emulator issues live, in seconds.
+    pub(crate) fn token_lifetime(&self) -> i64 {
+        self.0.config.token_lifetime.as_secs() as i64
+    }
+
+    /// The claims of an access token issued by this tenant now.
+    pub(crate) fn access_claims(&self, access: &AccessClaims) -> Result<Value, RandomError> {
+        claims::access_token(&self.0.issuers, &self.0.dir.manifest.tenant, self.token_lifetime(), access)
     }
 
     pub(crate) fn count(&self, counter: impl Fn(&Counters) -> &AtomicU64) {

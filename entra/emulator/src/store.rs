@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::claims::now;
+use service_kit::clock::unix_now_i64;
 
 /// Sweep a map of expiring entries once it holds this many.
 const SWEEP_AT: usize = 256;
@@ -30,7 +30,7 @@ impl<T: Expiring + Clone> Table<T> {
     pub fn insert(&self, key: String, value: T) {
         let mut entries = self.lock();
         if entries.len() >= SWEEP_AT {
-            let now = now();
+            let now = unix_now_i64();
             entries.retain(|_, e| e.expires_at() > now);
         }
         entries.insert(key, value);
@@ -38,12 +38,12 @@ impl<T: Expiring + Clone> Table<T> {
 
     /// The live entry for `key`, if any.
     pub fn get(&self, key: &str) -> Option<T> {
-        self.lock().get(key).filter(|e| e.expires_at() > now()).cloned()
+        self.lock().get(key).filter(|e| e.expires_at() > unix_now_i64()).cloned()
     }
 
     /// The entry for `key` even if it expired, and whether it did: to tell "expired" from "unknown".
     pub fn lookup(&self, key: &str) -> Option<(T, bool)> {
-        self.lock().get(key).map(|e| (e.clone(), e.expires_at() <= now()))
+        self.lock().get(key).map(|e| (e.clone(), e.expires_at() <= unix_now_i64()))
     }
 
     pub fn remove(&self, key: &str) -> Option<T> {

@@ -103,7 +103,7 @@ pub fn cases(emulator: &Emulator, target: &Target) -> anyhow::Result<(String, Ve
     let kid = emulator.current_kid();
     let header = json!({ "typ": "JWT", "alg": "RS256", "kid": kid });
     let attacker = SigningKey::generate()?;
-    let now = crate::claims::now();
+    let now = service_kit::clock::unix_now_i64();
 
     let with = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| -> anyhow::Result<String> {
         let mut c = claims.clone();

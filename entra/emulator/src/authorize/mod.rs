@@ -1,0 +1,127 @@
+//! The authorize endpoint: validates the request, signs the user in (login page, or the
+//! single-sign-on session), and sends an authorization code to the client's redirect URI.
+//!
+//! As in Entra, problems with the client or redirect URI are shown on a page (redirecting to an
+//! unverified URI would make the emulator an open redirector); every other problem goes back to
+//! the client as `error` / `error_description` on its redirect URI.
+
+mod reply;
+mod request;
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use service_kit::clock::unix_now_i64;
+
+use self::request::{AuthorizeRequest, Failure};
+use crate::claims::client_info;
+use crate::codes;
+use crate::error::EntraError;
+use crate::pages::{self, LoginUser};
+use crate::session;
+use crate::state::Emulator;
+use crate::store::AuthCode;
+
+#[tracing::instrument(name = "authorize", skip_all, fields(tenant = %tenant, client_id = params.get("client_id").map(String::as_str)))]
+pub async fn show(
+    State(emulator): State<Emulator>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, Failure> {
+    let request = checked(&emulator, &tenant, &params)?;
+    let forced = matches!(request.prompt.as_deref(), Some("login" | "select_account"));
+    if let Some((session_id, session)) = session::current(&emulator, &headers) {
+        let hint_matches = request
+            .login_hint
+            .as_deref()
+            .is_none_or(|hint| emulator.0.dir.user_by_login(hint).is_some_and(|u| u.oid == session.user_oid));
+        if !forced && hint_matches {
+            return Ok(issue_code(&emulator, &request, &session.user_oid, &session_id));
+        }
+    }
+    if request.prompt.as_deref() == Some("none") {
+        let e = EntraError::new("login_required", 50058, "A silent sign-in request was sent but no user is signed in.");
+        return Err(Failure::Redirect(Box::new(request), e));
+    }
+    Ok(login_page(&emulator, &tenant, &request, None))
+}
+
+#[tracing::instrument(name = "authorize_sign_in", skip_all, fields(tenant = %tenant, client_id = params.get("client_id").map(String::as_str)))]
+pub async fn submit(
+    State(emulator): State<Emulator>,
+    Path(tenant): Path<String>,
+    Form(params): Form<HashMap<String, String>>,
+) -> Result<Response, Failure> {
+    let request = checked(&emulator, &tenant, &params)?;
+    let login = params.get("login").map(|s| s.trim()).unwrap_or_default();
+    let password = params.get("password").map(String::as_str).unwrap_or_default();
+    let user = emulator.0.dir.user_by_login(login).filter(|u| u.password == password);
+    let Some(user) = user else {
+        return Ok(login_page(
+            &emulator,
+            &tenant,
+            &request,
+            Some("AADSTS50126: Error validating credentials due to invalid username or password."),
+        ));
+    };
+    let session_id = match session::start(&emulator, &user.oid) {
+        Ok(id) => id,
+        Err(e) => return Err(Failure::Redirect(Box::new(request), e.into())),
+    };
+    let mut response = issue_code(&emulator, &request, &user.oid, &session_id);
+    session::set_cookie(&mut response, &session_id);
+    Ok(response)
+}
+
+/// The request, if the tenant and the request check out.
+fn checked(emulator: &Emulator, tenant: &str, params: &HashMap<String, String>) -> Result<AuthorizeRequest, Failure> {
+    emulator.tenant(tenant).map_err(Failure::Page)?;
+    request::parse(emulator, params)
+}
+
+fn login_page(emulator: &Emulator, tenant: &str, request: &AuthorizeRequest, error: Option<&str>) -> Response {
+    let action = format!("{}/{tenant}/oauth2/v2.0/authorize", emulator.public_url());
+    pages::login(
+        &action,
+        &request.client.display_name,
+        &request.fields,
+        &LoginUser::all(emulator.manifest()),
+        request.login_hint.as_deref(),
+        error,
+    )
+}
+
+/// Issues a code for `user_oid` in session `session_id` and sends it to the client.
+fn issue_code(emulator: &Emulator, request: &AuthorizeRequest, user_oid: &str, session_id: &str) -> Response {
+    let inner = &emulator.0;
+    let code = match codes::code() {
+        Ok(code) => code,
+        Err(e) => return reply::error(request, e.into()),
+    };
+    inner.store.codes.insert(
+        code.clone(),
+        AuthCode {
+            client_id: request.client.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            user_oid: user_oid.to_string(),
+            scope: request.scope.clone(),
+            nonce: request.nonce.clone(),
+            code_challenge: request.code_challenge.clone(),
+            session_id: session_id.to_string(),
+            expires_at: unix_now_i64() + inner.config.code_lifetime.as_secs() as i64,
+            redeemed: false,
+        },
+    );
+    session::add_client(emulator, session_id, &request.client.client_id);
+    let mut params = vec![("code".to_string(), code), ("session_state".to_string(), session_id.to_string())];
+    if request.client_info
+        && let Some(user) = inner.dir.user_by_oid(user_oid)
+    {
+        params.push(("client_info".into(), client_info(user, &inner.dir.manifest.tenant)));
+    }
+    reply::redirect_with(request, params)
+}

@@ -1,0 +1,99 @@
+//! What the client asked the authorize endpoint for, checked as Entra checks it: the client and
+//! its redirect URI first (a failure is shown on a page), then everything else (a failure goes
+//! back to that redirect URI).
+
+use std::collections::HashMap;
+
+use crate::directory::ClientApp;
+use crate::error::EntraError;
+use crate::state::Emulator;
+
+/// The parameters Entra's authorize endpoint understands (the rest are ignored, as there).
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    pub client: ClientApp,
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub scope: String,
+    pub code_challenge: Option<String>,
+    pub prompt: Option<String>,
+    pub login_hint: Option<String>,
+    pub form_post: bool,
+    pub client_info: bool,
+    /// Everything received but the credentials, to carry through the login form.
+    pub fields: Vec<(String, String)>,
+}
+
+/// How a request failed: on a page, or back at the client.
+pub enum Failure {
+    Page(EntraError),
+    /// Back to the (verified) redirect URI of the request.
+    Redirect(Box<AuthorizeRequest>, EntraError),
+}
+
+pub fn parse(emulator: &Emulator, params: &HashMap<String, String>) -> Result<AuthorizeRequest, Failure> {
+    let dir = &emulator.0.dir;
+    let get = |k: &str| params.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let client_id = get("client_id").ok_or_else(|| Failure::Page(EntraError::missing_parameter("client_id")))?;
+    let client = dir.client(&client_id).map_err(Failure::Page)?;
+    let redirect_uri =
+        get("redirect_uri").ok_or_else(|| Failure::Page(EntraError::missing_parameter("redirect_uri")))?;
+    client.check_redirect_uri(&redirect_uri).map_err(Failure::Page)?;
+    let mut fields: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| !["login", "password"].contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    fields.sort();
+    let request = AuthorizeRequest {
+        client,
+        redirect_uri,
+        state: get("state"),
+        nonce: get("nonce"),
+        scope: get("scope").unwrap_or_default(),
+        code_challenge: get("code_challenge"),
+        prompt: get("prompt"),
+        login_hint: get("login_hint"),
+        form_post: get("response_mode").as_deref() == Some("form_post"),
+        client_info: get("client_info").as_deref() == Some("1"),
+        fields,
+    };
+    // From here on the redirect URI is trusted: errors go back to the client.
+    let fail = |e: EntraError| Failure::Redirect(Box::new(request.clone()), e);
+    match get("response_type").as_deref() {
+        Some("code") => {}
+        Some(other) => {
+            return Err(fail(EntraError::new(
+                "unsupported_response_type",
+                700054,
+                format!("response_type '{other}' is not enabled for the application."),
+            )));
+        }
+        None => return Err(fail(EntraError::missing_parameter("response_type"))),
+    }
+    if request.scope.is_empty() {
+        return Err(fail(EntraError::missing_parameter("scope")));
+    }
+    let scopes = dir.parse_scopes(&request.scope).map_err(fail)?;
+    dir.grant(&request.client, &scopes).map_err(fail)?;
+    match (request.code_challenge.as_deref(), get("code_challenge_method").as_deref()) {
+        (Some(_), Some("S256")) => {}
+        (Some(_), method) => {
+            return Err(fail(EntraError::new(
+                "invalid_request",
+                501491,
+                format!("Invalid code_challenge_method '{}': only S256 is supported.", method.unwrap_or("plain")),
+            )));
+        }
+        (None, _) if request.client.is_public() => {
+            return Err(fail(EntraError::new(
+                "invalid_request",
+                9002325,
+                "Proof Key for Code Exchange is required for public clients.",
+            )));
+        }
+        (None, _) => {}
+    }
+    Ok(request)
+}

@@ -1,0 +1,103 @@
+//! A client application as the token and authorize endpoints see it: an app registration of the
+//! manifest (confidential) or a public client (Azure CLI, VS Code), and its redirect URIs.
+
+use entra_manifest::{App, Client, Manifest, Vars};
+
+use crate::error::EntraError;
+
+/// How a client authenticates at the token endpoint.
+#[derive(Debug, Clone)]
+pub enum ClientKind {
+    /// Holds a credential: a secret (local fallback) and/or managed identities it trusts.
+    Confidential { secret: Option<String>, federated_principals: Vec<String> },
+    /// Cannot hold a secret (Azure CLI, VS Code): must not present one; PKCE is required.
+    Public,
+}
+
+/// A client application as the token endpoint needs it.
+#[derive(Debug, Clone)]
+pub struct ClientApp {
+    pub client_id: String,
+    pub display_name: String,
+    /// The service principal's object id: the `oid` of app-only tokens.
+    pub object_id: String,
+    pub redirect_uris: Vec<String>,
+    pub front_channel_logout_url: Option<String>,
+    pub kind: ClientKind,
+}
+
+impl ClientApp {
+    /// An app registration, its URIs rendered for this environment.
+    pub fn confidential(app: &App, manifest: &Manifest, vars: &Vars) -> Self {
+        let federated_principals = app
+            .federated_credentials
+            .iter()
+            .filter_map(|f| manifest.managed_identities.get(&f.managed_identity))
+            .map(|mi| mi.principal_id.clone())
+            .collect();
+        ClientApp {
+            client_id: app.client_id.clone(),
+            display_name: app.display_name.clone(),
+            object_id: app.object_id.clone(),
+            redirect_uris: app.redirect_uris.iter().map(|t| t.render(vars)).collect(),
+            front_channel_logout_url: app.front_channel_logout_url.as_ref().map(|t| t.render(vars)),
+            kind: ClientKind::Confidential { secret: app.emulator_client_secret.clone(), federated_principals },
+        }
+    }
+
+    pub fn public(client: &Client) -> Self {
+        ClientApp {
+            client_id: client.client_id.clone(),
+            display_name: client.display_name.clone(),
+            object_id: client.client_id.clone(),
+            redirect_uris: client.redirect_uris.clone(),
+            front_channel_logout_url: None,
+            kind: ClientKind::Public,
+        }
+    }
+
+    pub fn is_public(&self) -> bool {
+        matches!(self.kind, ClientKind::Public)
+    }
+
+    /// Whether `uri` is one of the client's redirect URIs (AADSTS50011 if not).
+    pub fn check_redirect_uri(&self, uri: &str) -> Result<(), EntraError> {
+        if self.redirect_uris.iter().any(|r| redirect_matches(r, uri)) {
+            Ok(())
+        } else {
+            Err(EntraError::bad_redirect_uri(uri, &self.client_id))
+        }
+    }
+}
+
+/// Loopback redirect URIs match whatever the port, as Entra allows for local development.
+fn redirect_matches(registered: &str, requested: &str) -> bool {
+    if registered == requested {
+        return true;
+    }
+    let (Ok(reg), Ok(req)) = (url::Url::parse(registered), url::Url::parse(requested)) else {
+        return false;
+    };
+    let loopback = |u: &url::Url| matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    loopback(&reg)
+        && reg.scheme() == req.scheme()
+        && reg.host_str() == req.host_str()
+        && (reg.path() == req.path() || reg.path() == "/")
+        && req.query().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_matches;
+
+    #[test]
+    fn loopback_redirects_ignore_the_port_and_nothing_else() {
+        assert!(redirect_matches("http://localhost:3000/auth/callback", "http://localhost:3000/auth/callback"));
+        assert!(redirect_matches("http://localhost:3000/auth/callback", "http://localhost:49152/auth/callback"));
+        assert!(redirect_matches("http://localhost", "http://localhost:8400/"));
+        assert!(!redirect_matches("http://localhost:3000/auth/callback", "http://localhost:3000/auth/other"));
+        assert!(!redirect_matches("http://localhost:3000/auth/callback", "http://evil.example/auth/callback"));
+        assert!(!redirect_matches("http://localhost:3000/auth/callback", "https://localhost:3000/auth/callback"));
+        assert!(!redirect_matches("https://app.example/cb", "https://app.example:444/cb"));
+    }
+}

@@ -1,0 +1,64 @@
+//! Which delegated scopes a client gets on a resource.
+//!
+//! Consent model: every app's `required_access` counts as admin-consented (postprovision grants
+//! admin consent in a real tenant), pre-authorized clients need no consent for their scopes,
+//! and anything else is refused with AADSTS65001, as Entra does for a client nobody consented to.
+
+use entra_manifest::Manifest;
+
+use super::client::ClientApp;
+use super::resource::{Resource, ScopeRequest};
+use crate::error::EntraError;
+
+/// The delegated scopes granted for a request, or AADSTS65001 if any was never consented.
+pub fn grant(manifest: &Manifest, client: &ClientApp, request: &ScopeRequest) -> Result<Vec<String>, EntraError> {
+    let Some(resource) = &request.resource else {
+        return Ok(Vec::new());
+    };
+    let consented = consented(manifest, client, resource);
+    let granted: Vec<String> = if request.is_default() {
+        consented
+    } else {
+        if let Some(missing) = request.values.iter().find(|v| !consented.contains(v)) {
+            tracing::debug!(scope = %missing, client = %client.client_id, "scope not consented");
+            return Err(EntraError::consent_required(&client.client_id, &client.display_name));
+        }
+        request.values.clone()
+    };
+    if granted.is_empty() {
+        return Err(EntraError::consent_required(&client.client_id, &client.display_name));
+    }
+    Ok(granted)
+}
+
+/// The scopes `client` may have on `resource` without asking the user: pre-authorization
+/// plus (admin-consented) required access. An app may always use its own scopes.
+fn consented(manifest: &Manifest, client: &ClientApp, resource: &Resource) -> Vec<String> {
+    let client_name = manifest
+        .apps
+        .values()
+        .map(|a| (&a.name, &a.client_id))
+        .chain(manifest.clients.values().map(|c| (&c.name, &c.client_id)))
+        .find(|(_, id)| id.eq_ignore_ascii_case(&client.client_id))
+        .map(|(name, _)| name.clone());
+    let Some(client_name) = client_name else {
+        return Vec::new();
+    };
+    if resource.name == client_name || resource.name == "microsoft-graph" {
+        return resource.scopes.clone();
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    if let Some(resource_app) = manifest.app(&resource.name) {
+        for pre in resource_app.pre_authorized.iter().filter(|p| p.client == client_name) {
+            scopes.extend(pre.scopes.iter().cloned());
+        }
+    }
+    if let Some(client_app) = manifest.app(&client_name) {
+        for req in client_app.required_access.iter().filter(|r| r.resource == resource.name) {
+            scopes.extend(req.scopes.iter().cloned());
+        }
+    }
+    scopes.sort();
+    scopes.dedup();
+    scopes
+}

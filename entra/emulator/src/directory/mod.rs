@@ -1,0 +1,146 @@
+//! The tenant as the emulator sees it: the manifest, rendered for this environment, with the
+//! rules Entra applies to it: who a client is ([`client`]), which resources and scopes exist
+//! ([`resource`]), what was consented to ([`consent`]).
+
+mod client;
+mod consent;
+mod resource;
+
+use entra_manifest::{Manifest, User, Vars};
+
+pub use self::client::{ClientApp, ClientKind};
+use self::resource::{GRAPH_URI, OIDC_SCOPES};
+pub use self::resource::{Resource, ScopeRequest};
+use crate::error::EntraError;
+
+pub struct Directory {
+    pub manifest: Manifest,
+    pub vars: Vars,
+}
+
+impl Directory {
+    pub fn new(manifest: Manifest, vars: Vars) -> Self {
+        Directory { manifest, vars }
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        &self.manifest.tenant.id
+    }
+
+    /// Whether `tenant` (an id or the domain) names this tenant.
+    pub fn is_tenant(&self, tenant: &str) -> bool {
+        tenant.eq_ignore_ascii_case(&self.manifest.tenant.id)
+            || tenant.eq_ignore_ascii_case(&self.manifest.tenant.domain)
+    }
+
+    pub fn client(&self, client_id: &str) -> Result<ClientApp, EntraError> {
+        let m = &self.manifest;
+        if let Some(app) = m.app_by_client_id(client_id) {
+            return Ok(ClientApp::confidential(app, m, &self.vars));
+        }
+        if let Some(client) = m.clients.values().find(|c| c.client_id.eq_ignore_ascii_case(client_id)) {
+            return Ok(ClientApp::public(client));
+        }
+        Err(EntraError::unknown_client(client_id))
+    }
+
+    /// Finds a resource by identifier URI, `api://<client id>`, or client id.
+    pub fn resource(&self, identifier: &str) -> Option<Resource> {
+        let id = identifier.trim_end_matches('/');
+        let bare = id.strip_prefix("api://").unwrap_or(id);
+        self.manifest
+            .apps
+            .values()
+            .find(|app| {
+                app.client_id.eq_ignore_ascii_case(bare)
+                    || app.identifier_uri.as_ref().is_some_and(|t| t.render(&self.vars).eq_ignore_ascii_case(id))
+            })
+            .map(|app| Resource::of(app, &self.vars))
+    }
+
+    /// The resource a managed identity asks for by `resource=` (a URI, maybe with `/.default`).
+    /// Azure resources outside the manifest get v1 tokens with the URI as audience.
+    pub fn resource_for_managed_identity(&self, resource: &str) -> Resource {
+        let resource = resource.strip_suffix("/.default").unwrap_or(resource);
+        self.resource(resource).unwrap_or_else(|| Resource {
+            name: resource.to_string(),
+            client_id: resource.to_string(),
+            identifier_uri: Some(resource.to_string()),
+            version: if resource == entra_auth::acquire::TOKEN_EXCHANGE_AUDIENCE { 2 } else { 1 },
+            scopes: Vec::new(),
+        })
+    }
+
+    /// Parses a `scope` parameter: OpenID scopes plus scopes of at most one resource.
+    pub fn parse_scopes(&self, scope: &str) -> Result<ScopeRequest, EntraError> {
+        let mut request = ScopeRequest::default();
+        for item in scope.split(' ').filter(|s| !s.is_empty()) {
+            if OIDC_SCOPES.contains(&item) {
+                request.oidc.push(item.to_string());
+                continue;
+            }
+            let Some((resource_id, value)) = item.rsplit_once('/') else {
+                return Err(EntraError::invalid_scope(format!(
+                    "The scope '{item}' does not name a resource this tenant has."
+                )));
+            };
+            let resource = if resource_id.eq_ignore_ascii_case(GRAPH_URI) {
+                Resource::graph()
+            } else {
+                self.resource(resource_id).ok_or_else(|| {
+                    EntraError::new(
+                        "invalid_resource",
+                        500011,
+                        format!("The resource principal named {resource_id} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", self.manifest.tenant.display_name),
+                    )
+                })?
+            };
+            match &request.resource {
+                Some(existing) if existing.client_id != resource.client_id => {
+                    return Err(EntraError::new(
+                        "invalid_request",
+                        28000,
+                        "Provided value for the input parameter scope is not valid because it contains more than one resource. Scope values may be requested for one resource at a time.",
+                    ));
+                }
+                Some(_) => {}
+                None => request.resource = Some(resource.clone()),
+            }
+            if value != ".default" && !resource.scopes.iter().any(|s| s == value) {
+                return Err(EntraError::invalid_scope(format!("The scope '{item}' does not exist on the resource.")));
+            }
+            request.values.push(value.to_string());
+        }
+        if request.is_default() && request.values.len() > 1 {
+            return Err(EntraError::new(
+                "invalid_scope",
+                70011,
+                "The provided value for the input parameter 'scope' is not valid. '.default' cannot be combined with other scopes of the same resource.",
+            ));
+        }
+        Ok(request)
+    }
+
+    /// The delegated scopes granted for a request (see [`consent`]).
+    pub fn grant(&self, client: &ClientApp, request: &ScopeRequest) -> Result<Vec<String>, EntraError> {
+        consent::grant(&self.manifest, client, request)
+    }
+
+    /// App roles `user` holds on `resource`.
+    pub fn user_roles(&self, user: &User, resource: &Resource) -> Vec<String> {
+        user.app_roles.iter().filter(|r| r.app == resource.name).map(|r| r.role.clone()).collect()
+    }
+
+    /// A user by sign-in name or user principal name (case-insensitive, as Entra).
+    pub fn user_by_login(&self, login: &str) -> Option<&User> {
+        let tenant = &self.manifest.tenant;
+        self.manifest
+            .users
+            .iter()
+            .find(|u| u.name.eq_ignore_ascii_case(login) || u.upn(tenant).eq_ignore_ascii_case(login))
+    }
+
+    pub fn user_by_oid(&self, oid: &str) -> Option<&User> {
+        self.manifest.users.iter().find(|u| u.oid.eq_ignore_ascii_case(oid))
+    }
+}
