@@ -15,8 +15,6 @@ use rmcp::{ServiceError, ServiceExt};
 use serde_json::Value;
 use url::Url;
 
-use crate::agent::model::ToolSpec;
-
 /// The service name of chat-app's own hop in the trace.
 pub const SERVICE: &str = "chat-app";
 
@@ -29,6 +27,15 @@ pub enum McpError {
     Refused(String),
     #[error("orders-mcp answered unexpectedly: {0}")]
     Protocol(String),
+}
+
+/// A tool the server offers (from its `tools/list`), as the model is told about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub parameters: Value,
 }
 
 #[derive(Clone)]

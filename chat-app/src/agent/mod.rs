@@ -14,12 +14,9 @@ use entra_auth::acquire::AccessToken;
 use serde_json::{Map, Value};
 
 use crate::configuration::AgentSettings;
-use crate::mcp::{McpConnector, McpError};
+use crate::mcp::{McpConnector, McpError, McpSession};
 use crate::transcript::TurnEvent;
-use model::{ChatModel, Message, ModelError, ToolCall};
-
-/// How a failed tool result starts, in what the model reads.
-pub const TOOL_ERROR_PREFIX: &str = "ERROR: ";
+use model::{ChatModel, Message, ModelError, TOOL_ERROR_PREFIX, ToolCall};
 
 const SYSTEM_PROMPT: &str = "You are Orders Copilot, an assistant for a small shop's customers. \
 Use the tools to look up, create and cancel the signed-in user's orders; never invent orders or ids. \
@@ -96,7 +93,7 @@ impl Agent {
 
     async fn converse(
         &self,
-        session: &crate::mcp::McpSession,
+        session: &McpSession,
         turn_id: &str,
         history: Vec<Message>,
         request: String,
@@ -131,7 +128,7 @@ impl Agent {
     /// Calls one tool and returns what the model reads about the result.
     async fn call_tool(
         &self,
-        session: &crate::mcp::McpSession,
+        session: &McpSession,
         ui_id: &str,
         call: &ToolCall,
         emit: Emit<'_>,

@@ -15,8 +15,9 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use super::endpoint::Endpoint;
-use super::model::{ChatModel, Completion, Message, ModelError, OnText, ToolCall, ToolSpec};
-use crate::api::ModelLabel;
+use super::model::{ChatModel, Completion, Message, ModelError, OnText, ToolCall};
+use crate::mcp::ToolSpec;
+use crate::views::ModelLabel;
 
 pub struct OpenAiModel {
     client: Client<Endpoint>,
