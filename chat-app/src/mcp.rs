@@ -73,6 +73,7 @@ impl McpConnector {
         &self.url
     }
 
+    #[tracing::instrument(name = "mcp.connect", skip_all, fields(url = %self.url))]
     pub async fn connect(&self, token: &AccessToken) -> Result<McpSession, McpError> {
         let config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str()).auth_header(token.secret());
         let transport = StreamableHttpClientTransport::with_client(self.http.clone(), config);
@@ -98,6 +99,7 @@ fn service_error(e: ServiceError) -> McpError {
 
 impl McpSession {
     /// The server's tools, as the model sees them.
+    #[tracing::instrument(name = "mcp.list_tools", skip_all)]
     pub async fn tools(&self) -> Result<Vec<ToolSpec>, McpError> {
         let tools = self.service.list_all_tools().await.map_err(service_error)?;
         Ok(tools
@@ -111,6 +113,7 @@ impl McpSession {
     }
 
     /// Calls a tool. Failures (the tool's own, or reaching it) are outcomes with `is_error`.
+    #[tracing::instrument(name = "mcp.call_tool", skip_all, fields(tool = name))]
     pub async fn call(&self, name: &str, arguments: JsonObject) -> ToolOutcome {
         let started = Instant::now();
         let result =

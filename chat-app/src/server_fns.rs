@@ -41,8 +41,8 @@ pub async fn my_orders() -> Result<OrdersView, ServerFnError> {
 /// The app state and session of the request a server function runs for.
 #[cfg(feature = "ssr")]
 async fn request_context() -> Result<(crate::state::AppState, tower_sessions::Session), ServerFnError> {
-    let state = use_context::<crate::state::AppState>()
-        .ok_or_else(|| ServerFnError::new("chat-app state is unavailable"))?;
+    let state =
+        use_context::<crate::state::AppState>().ok_or_else(|| ServerFnError::new("chat-app state is unavailable"))?;
     let session = leptos_axum::extract::<tower_sessions::Session>()
         .await
         .map_err(|_| ServerFnError::new("the session is unavailable"))?;

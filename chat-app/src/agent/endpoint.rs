@@ -11,6 +11,7 @@ use std::sync::RwLock;
 use async_openai::config::Config;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument;
 
 use super::model::ModelError;
 use crate::configuration::ModelAuth;
@@ -47,6 +48,7 @@ impl Endpoint {
         if let ModelAuth::Entra(credential) = &self.auth {
             let token = credential
                 .token(COGNITIVE_SERVICES_SCOPE)
+                .instrument(tracing::info_span!("model.credential", scope = COGNITIVE_SERVICES_SCOPE))
                 .await
                 .map(|t| SecretString::from(t.secret()))
                 .map_err(|e| ModelError::Credential(e.to_string()))?;

@@ -55,6 +55,7 @@ impl Agent {
     /// Runs one turn: `history` (earlier user and assistant messages) then `request`. Events,
     /// including a final error if any, go to `emit`; `done` is the caller's to send.
     /// `turn_id` makes tool call ids unique within the conversation.
+    #[tracing::instrument(name = "agent.turn", skip_all, fields(turn = turn_id))]
     pub async fn run(
         &self,
         turn_id: &str,
@@ -126,13 +127,7 @@ impl Agent {
     }
 
     /// Calls one tool and returns what the model reads about the result.
-    async fn call_tool(
-        &self,
-        session: &McpSession,
-        ui_id: &str,
-        call: &ToolCall,
-        emit: Emit<'_>,
-    ) -> String {
+    async fn call_tool(&self, session: &McpSession, ui_id: &str, call: &ToolCall, emit: Emit<'_>) -> String {
         let arguments = match parse_arguments(&call.arguments) {
             Ok(args) => args,
             Err(problem) => {

@@ -13,6 +13,7 @@ use async_openai::types::chat::{
 };
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use tracing::Instrument;
 
 use super::endpoint::Endpoint;
 use super::model::{ChatModel, Completion, Message, ModelError, OnText, ToolCall};
@@ -151,6 +152,7 @@ impl ChatModel for OpenAiModel {
                 Ok(completion)
             }
         }
+        .instrument(tracing::info_span!("model.complete", model = %self.model, stream = self.stream))
         .boxed()
     }
 }

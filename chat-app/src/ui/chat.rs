@@ -6,8 +6,8 @@ use leptos::task::spawn_local;
 use super::notice::{ServerError, error_message};
 use super::trace::HopChain;
 use crate::server_fns::{load_chat, send_message};
-use crate::views::{ChatView, ModelLabel, SIGN_IN_REQUIRED};
 use crate::transcript::{Entry, ToolCall, Transcript, TurnEvent};
+use crate::views::{ChatView, ModelLabel, SIGN_IN_REQUIRED};
 
 /// Requests the offline planner understands; handy on stage, and the same for any model.
 const SUGGESTIONS: [&str; 6] =
