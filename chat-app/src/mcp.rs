@@ -1,6 +1,6 @@
 //! The MCP client: a Streamable HTTP session with orders-mcp, authenticated with the signed-in
-//! user's own access token (audience orders-mcp, scope `access_as_user`), passed through
-//! unchanged. It lists the tools (the model's tool definitions come from here, never from a
+//! user's own access token (audience orders-mcp, scope `access_as_user`), sent as it came from
+//! sign-in. It lists the tools (the model's tool definitions come from here, never from a
 //! hand-written copy) and calls them, collecting the identity trace of each call.
 
 use std::time::{Duration, Instant};
