@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream;
 use tokio::sync::mpsc;
 use tower_sessions::Session;
+use tracing::Instrument;
 
 use crate::agent::model::Message;
 use crate::auth::session::{SignInError, UserSession, access_token, current_user, keys, touch};
@@ -64,6 +65,7 @@ async fn conversation(state: &AppState, session: &Session, user: &UserSession) -
     Ok(id)
 }
 
+#[tracing::instrument(name = "chat.load", skip_all)]
 pub async fn load(state: &AppState, session: &Session) -> Result<ChatView, ChatError> {
     let user = current_user(session).await.ok_or(SignInError::Required)?;
     let conversation = conversation(state, session, &user).await?;
@@ -79,6 +81,7 @@ pub async fn load(state: &AppState, session: &Session) -> Result<ChatView, ChatE
 }
 
 /// Starts a turn for `text`; its events stream from [`events`].
+#[tracing::instrument(name = "chat.start", skip_all)]
 pub async fn start(state: &AppState, session: &Session, text: String) -> Result<String, ChatError> {
     let text = text.trim().to_string();
     if text.is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
@@ -105,7 +108,8 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
     let (tx, rx) = mpsc::unbounded_channel();
     state.turns.register(turn.clone(), conversation.clone(), rx);
     let (agent, store, turn_id) = (state.agent.clone(), state.store.clone(), turn.clone());
-    tokio::spawn(async move {
+    // The turn outlives this request; its spans stay under the request's.
+    let task = async move {
         let _running = running;
         let done = Mutex::new(Transcript::default());
         let emit = |event: TurnEvent| {
@@ -119,7 +123,8 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
             tracing::error!(error = %e, "cannot save a turn");
         }
         let _ = tx.send(TurnEvent::Done);
-    });
+    };
+    tokio::spawn(task.in_current_span());
     Ok(turn)
 }
 

@@ -33,6 +33,7 @@ impl OrdersError {
     }
 }
 
+#[tracing::instrument(name = "orders.my_orders", skip_all)]
 pub async fn my_orders(state: &AppState, session: &Session) -> Result<OrdersView, OrdersError> {
     let (_, token) = access_token(state, session).await?;
     let mcp = state.agent.mcp().connect(&token).await?;

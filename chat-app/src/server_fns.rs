@@ -7,7 +7,6 @@ use crate::views::{ChatView, OrdersView, UserView};
 
 /// The signed-in user, if any.
 #[server(endpoint = "session")]
-#[cfg_attr(feature = "ssr", tracing::instrument(name = "server_fn.session", skip_all))]
 pub async fn session_info() -> Result<Option<UserView>, ServerFnError> {
     let (_, session) = request_context().await?;
     Ok(crate::auth::session::current_user(&session).await.map(|u| u.view()))
@@ -15,7 +14,6 @@ pub async fn session_info() -> Result<Option<UserView>, ServerFnError> {
 
 /// The chat page: who, which model, and the conversation so far.
 #[server(endpoint = "chat/load")]
-#[cfg_attr(feature = "ssr", tracing::instrument(name = "server_fn.load_chat", skip_all))]
 pub async fn load_chat() -> Result<ChatView, ServerFnError> {
     let (state, session) = request_context().await?;
     crate::chat::load(&state, &session).await.map_err(|e| failed(e.status(), e))
@@ -24,7 +22,6 @@ pub async fn load_chat() -> Result<ChatView, ServerFnError> {
 /// Sends a message: starts a turn and returns its id, whose events stream from
 /// `GET /api/chat/turns/{id}/events`.
 #[server(endpoint = "chat/send")]
-#[cfg_attr(feature = "ssr", tracing::instrument(name = "server_fn.send_message", skip_all))]
 pub async fn send_message(text: String) -> Result<String, ServerFnError> {
     let (state, session) = request_context().await?;
     crate::chat::start(&state, &session, text).await.map_err(|e| failed(e.status(), e))
@@ -32,7 +29,6 @@ pub async fn send_message(text: String) -> Result<String, ServerFnError> {
 
 /// The signed-in user's orders, fetched through orders-mcp like the agent does.
 #[server(endpoint = "orders")]
-#[cfg_attr(feature = "ssr", tracing::instrument(name = "server_fn.my_orders", skip_all))]
 pub async fn my_orders() -> Result<OrdersView, ServerFnError> {
     let (state, session) = request_context().await?;
     crate::orders::my_orders(&state, &session).await.map_err(|e| failed(e.status(), e))
