@@ -1,10 +1,8 @@
 //! The chat, server side: loading the conversation, starting a turn (the agent runs in the
 //! background and persists what it did), and streaming the turn's events as Server-Sent Events.
 
-use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,25 +11,23 @@ use axum::response::{IntoResponse, Response};
 use futures::stream;
 use tokio::sync::mpsc;
 use tower_sessions::Session;
+use tracing::Instrument;
 
 use crate::agent::model::Message;
-use crate::api::ChatView;
-use crate::auth::{self, AuthError, UserSession, keys};
+use crate::auth::session::{SignInError, UserSession, access_token, current_user, keys, touch};
 use crate::state::AppState;
 use crate::transcript::{Entry, Transcript, TurnEvent};
+use crate::views::{ChatView, SIGN_IN_REQUIRED};
 
 /// The longest message accepted.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
 /// Earlier messages the model sees.
 const HISTORY_MESSAGES: usize = 20;
-/// A turn whose events nobody came for within this time is dropped (the turn still completes
-/// and is saved).
-const UNCLAIMED: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
     #[error(transparent)]
-    Auth(#[from] AuthError),
+    SignIn(#[from] SignInError),
     #[error("Please type a message of at most {MAX_MESSAGE_CHARS} characters.")]
     BadMessage,
     #[error("A reply is still being written; please wait for it to finish.")]
@@ -43,7 +39,7 @@ pub enum ChatError {
 impl ChatError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ChatError::Auth(e) => e.status(),
+            ChatError::SignIn(e) => e.status(),
             ChatError::BadMessage => StatusCode::BAD_REQUEST,
             ChatError::Busy => StatusCode::CONFLICT,
             ChatError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -54,56 +50,6 @@ impl ChatError {
 fn store_error(e: impl std::fmt::Display) -> ChatError {
     tracing::error!(error = %e, "conversation store failure");
     ChatError::Store(e.to_string())
-}
-
-/// Turns started and not yet streamed, and conversations with a turn in progress.
-#[derive(Default)]
-pub struct Turns {
-    pending: Mutex<HashMap<String, Pending>>,
-    running: Mutex<HashSet<String>>,
-}
-
-struct Pending {
-    conversation: String,
-    events: mpsc::UnboundedReceiver<TurnEvent>,
-    created: Instant,
-}
-
-impl Turns {
-    fn begin(&self, conversation: &str) -> bool {
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(conversation.to_string())
-    }
-
-    fn end(&self, conversation: &str) {
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(conversation);
-    }
-
-    fn register(&self, turn: String, pending: Pending) {
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, p| p.created.elapsed() < UNCLAIMED);
-        map.insert(turn, pending);
-    }
-
-    /// The events of `turn`, if it belongs to `conversation` and nobody took them yet.
-    fn take(&self, turn: &str, conversation: &str) -> Option<mpsc::UnboundedReceiver<TurnEvent>> {
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if map.get(turn).is_some_and(|p| p.conversation == conversation) {
-            return map.remove(turn).map(|p| p.events);
-        }
-        None
-    }
-}
-
-/// Ends the "turn in progress" mark however the turn task ends.
-struct RunningGuard {
-    turns: Arc<Turns>,
-    conversation: String,
-}
-
-impl Drop for RunningGuard {
-    fn drop(&mut self) {
-        self.turns.end(&self.conversation);
-    }
 }
 
 /// The session's conversation, created if it has none (or one of another user).
@@ -119,8 +65,9 @@ async fn conversation(state: &AppState, session: &Session, user: &UserSession) -
     Ok(id)
 }
 
+#[tracing::instrument(name = "chat.load", skip_all)]
 pub async fn load(state: &AppState, session: &Session) -> Result<ChatView, ChatError> {
-    let user = auth::current_user(session).await.ok_or(AuthError::SignInRequired)?;
+    let user = current_user(session).await.ok_or(SignInError::Required)?;
     let conversation = conversation(state, session, &user).await?;
     let transcript = state.store.transcript(&conversation).await.map_err(store_error)?;
     let draft: Option<String> = session.remove(keys::DRAFT).await.map_err(store_error)?;
@@ -134,37 +81,36 @@ pub async fn load(state: &AppState, session: &Session) -> Result<ChatView, ChatE
 }
 
 /// Starts a turn for `text`; its events stream from [`events`].
+#[tracing::instrument(name = "chat.start", skip_all)]
 pub async fn start(state: &AppState, session: &Session, text: String) -> Result<String, ChatError> {
     let text = text.trim().to_string();
     if text.is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
         return Err(ChatError::BadMessage);
     }
-    let (user, token) = match auth::access_token(state, session).await {
+    let (user, token) = match access_token(state, session).await {
         Ok(found) => found,
-        Err(AuthError::SignInRequired) => {
+        Err(SignInError::Required) => {
             // Offered again in the composer after signing in.
             let _ = session.insert(keys::DRAFT, &text).await;
-            return Err(AuthError::SignInRequired.into());
+            return Err(SignInError::Required.into());
         }
         Err(e) => return Err(e.into()),
     };
     let conversation = conversation(state, session, &user).await?;
-    auth::touch(session, user).await;
-    if !state.turns.begin(&conversation) {
+    touch(session, user).await;
+    let Some(running) = state.turns.begin(&conversation) else {
         return Err(ChatError::Busy);
-    }
-    let guard = RunningGuard { turns: state.turns.clone(), conversation: conversation.clone() };
+    };
     let previous = state.store.transcript(&conversation).await.map_err(store_error)?;
     state.store.append(&conversation, &[Entry::User { text: text.clone() }]).await.map_err(store_error)?;
 
     let turn = uuid::Uuid::new_v4().to_string();
     let (tx, rx) = mpsc::unbounded_channel();
-    state
-        .turns
-        .register(turn.clone(), Pending { conversation: conversation.clone(), events: rx, created: Instant::now() });
+    state.turns.register(turn.clone(), conversation.clone(), rx);
     let (agent, store, turn_id) = (state.agent.clone(), state.store.clone(), turn.clone());
-    tokio::spawn(async move {
-        let _guard = guard;
+    // The turn outlives this request; its spans stay under the request's.
+    let task = async move {
+        let _running = running;
         let done = Mutex::new(Transcript::default());
         let emit = |event: TurnEvent| {
             done.lock().unwrap_or_else(|p| p.into_inner()).apply(&event);
@@ -177,7 +123,8 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
             tracing::error!(error = %e, "cannot save a turn");
         }
         let _ = tx.send(TurnEvent::Done);
-    });
+    };
+    tokio::spawn(task.in_current_span());
     Ok(turn)
 }
 
@@ -198,9 +145,10 @@ fn history(t: &Transcript) -> Vec<Message> {
 
 /// `GET /api/chat/turns/{turn}/events`: the turn's events, as Server-Sent Events named by
 /// [`TurnEvent::name`], ending after `done`.
+#[tracing::instrument(name = "chat.events", skip_all, fields(turn = %turn))]
 pub async fn events(State(state): State<AppState>, session: Session, Path(turn): Path<String>) -> Response {
-    let Some(user) = auth::current_user(&session).await else {
-        return (StatusCode::UNAUTHORIZED, crate::api::SIGN_IN_REQUIRED).into_response();
+    let Some(user) = current_user(&session).await else {
+        return (StatusCode::UNAUTHORIZED, SIGN_IN_REQUIRED).into_response();
     };
     let Ok(Some(conversation)) = session.get::<String>(keys::CONVERSATION).await else {
         return StatusCode::NOT_FOUND.into_response();

@@ -11,8 +11,6 @@ use secrecy::SecretString;
 use service_kit::settings::Env;
 use url::Url;
 
-use crate::agent::endpoint::ModelAuth;
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `CHAT_APP_ADDR`: where to listen.
@@ -65,6 +63,20 @@ pub enum ModelSettings {
     OpenAi { base_url: Url, api_key: Option<SecretString>, model: String, stream: bool },
     /// Azure OpenAI's v1 endpoint, with a key or an Entra token.
     Azure { endpoint: Url, deployment: String, auth: ModelAuth, stream: bool },
+}
+
+/// How model requests authenticate. `Debug` shows no key.
+#[derive(Clone, Debug)]
+pub enum ModelAuth {
+    /// No credential (a local Ollama or vLLM).
+    None,
+    /// `Authorization: Bearer <key>` (OpenAI and compatible servers).
+    Bearer(SecretString),
+    /// `api-key: <key>` (Azure OpenAI with a key).
+    ApiKey(SecretString),
+    /// `Authorization: Bearer <Entra token>` (Azure OpenAI, secretless): chat-app's managed
+    /// identity, or the developer's sign-in.
+    Entra(Credential),
 }
 
 #[derive(Debug, Clone)]

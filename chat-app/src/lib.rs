@@ -4,9 +4,10 @@
 //! Built twice: the server (`ssr`, the default) and the browser bundle
 //! (`--no-default-features --features hydrate`, to wasm32).
 
-pub mod api;
+pub mod server_fns;
 pub mod transcript;
 pub mod ui;
+pub mod views;
 
 #[cfg(feature = "hydrate")]
 mod live;
@@ -35,6 +36,8 @@ pub mod startup;
 pub mod state;
 #[cfg(feature = "ssr")]
 pub mod store;
+#[cfg(feature = "ssr")]
+pub mod turns;
 
 /// The browser bundle's entry point: hydrates the server-rendered page.
 #[cfg(feature = "hydrate")]

@@ -1,6 +1,6 @@
 //! The MCP client: a Streamable HTTP session with orders-mcp, authenticated with the signed-in
-//! user's own access token (audience orders-mcp, scope `access_as_user`), passed through
-//! unchanged. It lists the tools (the model's tool definitions come from here, never from a
+//! user's own access token (audience orders-mcp, scope `access_as_user`), sent as it came from
+//! sign-in. It lists the tools (the model's tool definitions come from here, never from a
 //! hand-written copy) and calls them, collecting the identity trace of each call.
 
 use std::time::{Duration, Instant};
@@ -15,8 +15,6 @@ use rmcp::{ServiceError, ServiceExt};
 use serde_json::Value;
 use url::Url;
 
-use crate::agent::model::ToolSpec;
-
 /// The service name of chat-app's own hop in the trace.
 pub const SERVICE: &str = "chat-app";
 
@@ -29,6 +27,15 @@ pub enum McpError {
     Refused(String),
     #[error("orders-mcp answered unexpectedly: {0}")]
     Protocol(String),
+}
+
+/// A tool the server offers (from its `tools/list`), as the model is told about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub parameters: Value,
 }
 
 #[derive(Clone)]
@@ -66,6 +73,7 @@ impl McpConnector {
         &self.url
     }
 
+    #[tracing::instrument(name = "mcp.connect", skip_all, fields(url = %self.url))]
     pub async fn connect(&self, token: &AccessToken) -> Result<McpSession, McpError> {
         let config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str()).auth_header(token.secret());
         let transport = StreamableHttpClientTransport::with_client(self.http.clone(), config);
@@ -91,6 +99,7 @@ fn service_error(e: ServiceError) -> McpError {
 
 impl McpSession {
     /// The server's tools, as the model sees them.
+    #[tracing::instrument(name = "mcp.list_tools", skip_all)]
     pub async fn tools(&self) -> Result<Vec<ToolSpec>, McpError> {
         let tools = self.service.list_all_tools().await.map_err(service_error)?;
         Ok(tools
@@ -104,6 +113,7 @@ impl McpSession {
     }
 
     /// Calls a tool. Failures (the tool's own, or reaching it) are outcomes with `is_error`.
+    #[tracing::instrument(name = "mcp.call_tool", skip_all, fields(tool = name))]
     pub async fn call(&self, name: &str, arguments: JsonObject) -> ToolOutcome {
         let started = Instant::now();
         let result =

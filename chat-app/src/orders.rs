@@ -4,10 +4,10 @@
 use serde_json::{Map, Value, json};
 use tower_sessions::Session;
 
-use crate::api::{OrderRow, OrdersView};
-use crate::auth::{self, AuthError};
+use crate::auth::session::{SignInError, access_token};
 use crate::mcp::McpError;
 use crate::state::AppState;
+use crate::views::{OrderRow, OrdersView};
 
 /// The most orders the page lists.
 const PAGE_SIZE: u64 = 100;
@@ -15,7 +15,7 @@ const PAGE_SIZE: u64 = 100;
 #[derive(Debug, thiserror::Error)]
 pub enum OrdersError {
     #[error(transparent)]
-    Auth(#[from] AuthError),
+    SignIn(#[from] SignInError),
     #[error(transparent)]
     Mcp(#[from] McpError),
     #[error("{0}")]
@@ -26,15 +26,16 @@ impl OrdersError {
     pub fn status(&self) -> axum::http::StatusCode {
         use axum::http::StatusCode;
         match self {
-            OrdersError::Auth(e) => e.status(),
+            OrdersError::SignIn(e) => e.status(),
             OrdersError::Mcp(McpError::Refused(_)) => StatusCode::UNAUTHORIZED,
             OrdersError::Mcp(_) | OrdersError::Tool(_) => StatusCode::BAD_GATEWAY,
         }
     }
 }
 
+#[tracing::instrument(name = "orders.my_orders", skip_all)]
 pub async fn my_orders(state: &AppState, session: &Session) -> Result<OrdersView, OrdersError> {
-    let (_, token) = auth::access_token(state, session).await?;
+    let (_, token) = access_token(state, session).await?;
     let mcp = state.agent.mcp().connect(&token).await?;
     let mut args = Map::new();
     args.insert("limit".into(), json!(PAGE_SIZE));

@@ -22,17 +22,19 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::agent::Agent;
-use crate::agent::endpoint::{Endpoint, ModelAuth};
+use crate::agent::endpoint::Endpoint;
 use crate::agent::model::ChatModel;
 use crate::agent::openai::OpenAiModel;
 use crate::agent::planner::Planner;
 use crate::auth::oidc::Oidc;
 use crate::auth::refresh::Refresher;
-use crate::auth::{self, SESSION_COOKIE, origin, routes};
-use crate::configuration::{ModelSettings, Settings};
+use crate::auth::session::{SESSION_COOKIE, current_user, touch};
+use crate::auth::{origin, routes};
+use crate::configuration::{ModelAuth, ModelSettings, Settings};
 use crate::mcp::McpConnector;
 use crate::state::AppState;
 use crate::store::Store;
+use crate::views::sign_in_url;
 use crate::{chat, headers, health, ui};
 
 /// Pages that need a signed-in user; others redirect to sign-in.
@@ -183,9 +185,9 @@ async fn stylesheet() -> Response {
 async fn pages_need_sign_in(session: Session, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if request.method() == Method::GET && PROTECTED_PAGES.contains(&path) {
-        match auth::current_user(&session).await {
-            Some(user) => auth::touch(&session, user).await,
-            None => return Redirect::to(&crate::api::sign_in_url(path)).into_response(),
+        match current_user(&session).await {
+            Some(user) => touch(&session, user).await,
+            None => return Redirect::to(&sign_in_url(path)).into_response(),
         }
     }
     next.run(request).await

@@ -9,9 +9,9 @@ use tower_sessions_sqlx_store::SqliteStore;
 use crate::agent::Agent;
 use crate::auth::oidc::Oidc;
 use crate::auth::refresh::Refresher;
-use crate::chat::Turns;
 use crate::configuration::Settings;
 use crate::store::Store;
+use crate::turns::Turns;
 
 #[derive(Clone)]
 pub struct AppState {

@@ -9,28 +9,15 @@
 use std::sync::RwLock;
 
 use async_openai::config::Config;
-use entra_auth::acquire::Credential;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument;
 
 use super::model::ModelError;
+use crate::configuration::ModelAuth;
 
 /// The scope of Azure OpenAI (Cognitive Services) tokens.
 pub const COGNITIVE_SERVICES_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
-
-/// How model requests authenticate. `Debug` shows no key.
-#[derive(Clone, Debug)]
-pub enum ModelAuth {
-    /// No credential (a local Ollama or vLLM).
-    None,
-    /// `Authorization: Bearer <key>` (OpenAI and compatible servers).
-    Bearer(SecretString),
-    /// `api-key: <key>` (Azure OpenAI with a key).
-    ApiKey(SecretString),
-    /// `Authorization: Bearer <Entra token>` (Azure OpenAI, secretless): chat-app's managed
-    /// identity, or the developer's sign-in.
-    Entra(Credential),
-}
 
 pub struct Endpoint {
     /// Base URL without a trailing slash, e.g. `https://x.openai.azure.com/openai/v1`.
@@ -61,6 +48,7 @@ impl Endpoint {
         if let ModelAuth::Entra(credential) = &self.auth {
             let token = credential
                 .token(COGNITIVE_SERVICES_SCOPE)
+                .instrument(tracing::info_span!("model.credential", scope = COGNITIVE_SERVICES_SCOPE))
                 .await
                 .map(|t| SecretString::from(t.secret()))
                 .map_err(|e| ModelError::Credential(e.to_string()))?;

@@ -14,12 +14,9 @@ use entra_auth::acquire::AccessToken;
 use serde_json::{Map, Value};
 
 use crate::configuration::AgentSettings;
-use crate::mcp::{McpConnector, McpError};
+use crate::mcp::{McpConnector, McpError, McpSession};
 use crate::transcript::TurnEvent;
-use model::{ChatModel, Message, ModelError, ToolCall};
-
-/// How a failed tool result starts, in what the model reads.
-pub const TOOL_ERROR_PREFIX: &str = "ERROR: ";
+use model::{ChatModel, Message, ModelError, TOOL_ERROR_PREFIX, ToolCall};
 
 const SYSTEM_PROMPT: &str = "You are Orders Copilot, an assistant for a small shop's customers. \
 Use the tools to look up, create and cancel the signed-in user's orders; never invent orders or ids. \
@@ -58,6 +55,7 @@ impl Agent {
     /// Runs one turn: `history` (earlier user and assistant messages) then `request`. Events,
     /// including a final error if any, go to `emit`; `done` is the caller's to send.
     /// `turn_id` makes tool call ids unique within the conversation.
+    #[tracing::instrument(name = "agent.turn", skip_all, fields(turn = turn_id))]
     pub async fn run(
         &self,
         turn_id: &str,
@@ -96,7 +94,7 @@ impl Agent {
 
     async fn converse(
         &self,
-        session: &crate::mcp::McpSession,
+        session: &McpSession,
         turn_id: &str,
         history: Vec<Message>,
         request: String,
@@ -129,13 +127,7 @@ impl Agent {
     }
 
     /// Calls one tool and returns what the model reads about the result.
-    async fn call_tool(
-        &self,
-        session: &crate::mcp::McpSession,
-        ui_id: &str,
-        call: &ToolCall,
-        emit: Emit<'_>,
-    ) -> String {
+    async fn call_tool(&self, session: &McpSession, ui_id: &str, call: &ToolCall, emit: Emit<'_>) -> String {
         let arguments = match parse_arguments(&call.arguments) {
             Ok(args) => args,
             Err(problem) => {

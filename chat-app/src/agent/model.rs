@@ -2,9 +2,12 @@
 //! tool calls. The OpenAI-compatible providers and the offline planner implement it.
 
 use futures::future::BoxFuture;
-use serde_json::Value;
 
-use crate::api::ModelLabel;
+use crate::mcp::ToolSpec;
+use crate::views::ModelLabel;
+
+/// How a failed tool result starts, in what the model reads.
+pub const TOOL_ERROR_PREFIX: &str = "ERROR: ";
 
 /// A message of the conversation the model sees. Never a token: tool results carry what the
 /// tool returned for the model, not the identity trace.
@@ -22,15 +25,6 @@ pub struct ToolCall {
     pub id: String,
     pub name: String,
     pub arguments: String,
-}
-
-/// A tool the model may call, from the MCP server's `tools/list`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolSpec {
-    pub name: String,
-    pub description: String,
-    /// JSON Schema of the arguments.
-    pub parameters: Value,
 }
 
 /// One model answer: text (already streamed through `on_text`) and the tools to call.

@@ -13,10 +13,12 @@ use async_openai::types::chat::{
 };
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use tracing::Instrument;
 
 use super::endpoint::Endpoint;
-use super::model::{ChatModel, Completion, Message, ModelError, OnText, ToolCall, ToolSpec};
-use crate::api::ModelLabel;
+use super::model::{ChatModel, Completion, Message, ModelError, OnText, ToolCall};
+use crate::mcp::ToolSpec;
+use crate::views::ModelLabel;
 
 pub struct OpenAiModel {
     client: Client<Endpoint>,
@@ -150,6 +152,7 @@ impl ChatModel for OpenAiModel {
                 Ok(completion)
             }
         }
+        .instrument(tracing::info_span!("model.complete", model = %self.model, stream = self.stream))
         .boxed()
     }
 }

@@ -7,9 +7,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
-use super::TOOL_ERROR_PREFIX;
-use super::model::{ChatModel, Completion, Message, ModelError, OnText, ToolCall, ToolSpec};
-use crate::api::ModelLabel;
+use super::model::{ChatModel, Completion, Message, ModelError, OnText, TOOL_ERROR_PREFIX, ToolCall};
+use crate::mcp::ToolSpec;
+use crate::views::ModelLabel;
 
 pub const LABEL: &str = "offline planner (no model)";
 

@@ -10,6 +10,7 @@ use entra_auth::validate::{IdToken, TokenValidator, TokenVersion, ValidationErro
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokio::sync::RwLock;
+use tracing::Instrument;
 use url::Url;
 
 use crate::configuration::Settings;
@@ -95,6 +96,7 @@ impl Oidc {
             .get(self.discovery_url.clone())
             .timeout(Duration::from_secs(10))
             .send()
+            .instrument(tracing::info_span!("oidc.discovery", url = %self.discovery_url))
             .await
             .map_err(|e| OidcError::Unreachable(e.without_url().to_string()))?;
         if !response.status().is_success() {
@@ -134,6 +136,7 @@ impl Oidc {
     }
 
     /// Redeems the authorization code and validates the ID token against `nonce`.
+    #[tracing::instrument(name = "oidc.redeem", skip_all)]
     pub async fn redeem(&self, code: &str, code_verifier: &str, nonce: &str) -> Result<SignedIn, OidcError> {
         let tokens = self.client.authorization_code(code, &self.redirect_uri, code_verifier, &self.scope).await?;
         let id_token = tokens.id_token.as_ref().ok_or(OidcError::Missing("ID token"))?;
@@ -145,6 +148,7 @@ impl Oidc {
     }
 
     /// A new access token (and the rotated refresh token) from `refresh_token`.
+    #[tracing::instrument(name = "oidc.refresh", skip_all)]
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, AcquireError> {
         self.client.refresh(refresh_token, &self.scope).await
     }

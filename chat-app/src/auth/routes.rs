@@ -4,14 +4,15 @@
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use entra_auth::pkce;
 use serde::{Deserialize, Serialize};
 use service_kit::clock::unix_now;
+use service_kit::secret::{self, RandomError};
 use tower_sessions::{Session, SessionStore};
 
 use super::oidc::OidcError;
-use super::pkce::{challenge, random_value, same};
 use super::refresh::Tokens;
-use super::{UserSession, keys};
+use super::session::{UserSession, keys};
 use crate::error_page::{error_page, page};
 use crate::state::AppState;
 
@@ -27,6 +28,20 @@ pub struct PendingSignIn {
 
 /// A sign-in must complete within this many seconds.
 const PENDING_LIFETIME: u64 = 600;
+
+impl PendingSignIn {
+    /// Fresh one-time values from the operating system's generator (no fallback: a predictable
+    /// `state` or verifier would defeat them).
+    fn new(return_to: String) -> Result<Self, RandomError> {
+        Ok(PendingSignIn {
+            state: secret::urlsafe::<32>()?,
+            nonce: secret::urlsafe::<32>()?,
+            verifier: pkce::verifier()?,
+            return_to,
+            started_at: unix_now(),
+        })
+    }
+}
 
 #[derive(Deserialize)]
 pub struct SignInQuery {
@@ -67,19 +82,26 @@ fn refused(detail: &str) -> Response {
     page(StatusCode::BAD_REQUEST, "Sign-in refused", detail, ("/auth/sign-in".to_string(), "Sign in again".to_string()))
 }
 
+fn no_randomness(e: &RandomError) -> Response {
+    tracing::error!(error = %e, "cannot start a sign-in");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Sign-in unavailable",
+        "chat-app could not make the one-time values a sign-in needs (its random generator failed). Please try again later.",
+    )
+}
+
 /// Starts authorization code + PKCE: `state`, `nonce` and the verifier stay in the session.
+#[tracing::instrument(name = "auth.sign_in", skip_all)]
 pub async fn sign_in(State(state): State<AppState>, session: Session, Query(q): Query<SignInQuery>) -> Response {
-    let pending = PendingSignIn {
-        state: random_value(),
-        nonce: random_value(),
-        verifier: random_value(),
-        return_to: safe_return_to(q.return_to.as_deref()),
-        started_at: unix_now(),
+    let pending = match PendingSignIn::new(safe_return_to(q.return_to.as_deref())) {
+        Ok(pending) => pending,
+        Err(e) => return no_randomness(&e),
     };
     let login_hint = q.login_hint.filter(|h| !h.is_empty() && h.len() <= 256);
     let url = match state
         .oidc
-        .authorize_url(&pending.state, &pending.nonce, &challenge(&pending.verifier), login_hint.as_deref())
+        .authorize_url(&pending.state, &pending.nonce, &pkce::challenge(&pending.verifier), login_hint.as_deref())
         .await
     {
         Ok(url) => url,
@@ -101,6 +123,7 @@ pub struct CallbackQuery {
 
 /// The identity provider's answer: checks `state`, redeems the code with the PKCE verifier,
 /// validates the ID token's `nonce`, then starts the signed-in session under a new id.
+#[tracing::instrument(name = "auth.callback", skip_all)]
 pub async fn callback(State(state): State<AppState>, session: Session, Query(q): Query<CallbackQuery>) -> Response {
     let pending: Option<PendingSignIn> = match session.remove(keys::PENDING).await {
         Ok(p) => p,
@@ -111,7 +134,7 @@ pub async fn callback(State(state): State<AppState>, session: Session, Query(q):
             "This sign-in response does not belong to a sign-in started in this browser, or it took too long. Please sign in again.",
         );
     };
-    if !q.state.as_deref().is_some_and(|s| same(s, &pending.state)) {
+    if !q.state.as_deref().is_some_and(|s| secret::same(s, &pending.state)) {
         tracing::warn!("sign-in refused: state mismatch");
         return refused(
             "The response does not match this browser's sign-in request (state mismatch), so it was refused.",
@@ -207,6 +230,7 @@ async fn start_session(state: &AppState, session: &Session, user: &UserSession) 
 }
 
 /// Ends the session here (tokens and conversation), then at the identity provider.
+#[tracing::instrument(name = "auth.sign_out", skip_all)]
 pub async fn sign_out(State(state): State<AppState>, session: Session) -> Response {
     if let Ok(Some(conversation)) = session.get::<String>(keys::CONVERSATION).await
         && let Err(e) = state.store.delete_conversation(&conversation).await
@@ -230,6 +254,7 @@ pub struct FrontChannelQuery {
 
 /// OpenID Connect front-channel logout: the identity provider (in a hidden iframe) says the
 /// user signed out there; every local session of that IdP session ends.
+#[tracing::instrument(name = "auth.front_channel_logout", skip_all)]
 pub async fn front_channel_logout(State(state): State<AppState>, Query(q): Query<FrontChannelQuery>) -> Response {
     let issuer_ok = match (&q.iss, state.oidc.issuer().await) {
         (Some(given), Some(expected)) => *given == expected,

@@ -5,8 +5,9 @@ use leptos::task::spawn_local;
 
 use super::notice::{ServerError, error_message};
 use super::trace::HopChain;
-use crate::api::{ChatView, ModelLabel, SIGN_IN_REQUIRED, load_chat, send_message};
+use crate::server_fns::{load_chat, send_message};
 use crate::transcript::{Entry, ToolCall, Transcript, TurnEvent};
+use crate::views::{ChatView, ModelLabel, SIGN_IN_REQUIRED};
 
 /// Requests the offline planner understands; handy on stage, and the same for any model.
 const SUGGESTIONS: [&str; 6] =
@@ -281,5 +282,5 @@ fn follow(turn: String, transcript: RwSignal<Transcript>, busy: RwSignal<bool>) 
 
 fn go_to_sign_in() {
     #[cfg(feature = "hydrate")]
-    crate::live::navigate(&crate::api::sign_in_url("/chat"));
+    crate::live::navigate(&crate::views::sign_in_url("/chat"));
 }

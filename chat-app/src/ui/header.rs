@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::api::UserView;
+use crate::views::UserView;
 
 #[component]
 pub fn Header(session: Resource<Result<Option<UserView>, ServerFnError>>) -> impl IntoView {

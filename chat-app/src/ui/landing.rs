@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::{UserView, sign_in_url};
+use crate::views::{UserView, sign_in_url};
 
 #[component]
 pub fn Landing(session: Resource<Result<Option<UserView>, ServerFnError>>) -> impl IntoView {

@@ -14,7 +14,7 @@ use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
-use crate::api::session_info;
+use crate::server_fns::session_info;
 
 /// The stylesheet's URL; the server serves it from the binary (see `startup`).
 pub const STYLESHEET: &str = "/assets/chat-app.css";

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::{SIGN_IN_REQUIRED, sign_in_url};
+use crate::views::{SIGN_IN_REQUIRED, sign_in_url};
 
 /// A problem the user can understand, with what to do next.
 #[component]

@@ -5,7 +5,8 @@ use leptos::prelude::*;
 
 use super::notice::ServerError;
 use super::trace::HopChain;
-use crate::api::{OrdersView, my_orders};
+use crate::server_fns::my_orders;
+use crate::views::OrdersView;
 
 #[component]
 pub fn OrdersPage() -> impl IntoView {

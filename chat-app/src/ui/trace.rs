@@ -4,7 +4,7 @@
 use entra_auth::hop::{Decision, Hop, How, TokenSummary};
 use leptos::prelude::*;
 
-use crate::api::Names;
+use crate::views::Names;
 
 /// How a field compares with the previous hop's.
 #[derive(Clone, Copy, PartialEq, Eq)]

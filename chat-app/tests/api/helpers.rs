@@ -13,6 +13,7 @@ use std::time::Duration;
 use chat_app::configuration::Settings;
 use chat_app::startup::Application;
 use entra_emulator::{EmulatorConfig, Running};
+use entra_manifest::REPOSITORY_MANIFEST;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use service_kit::settings::Env;
@@ -104,10 +105,6 @@ pub fn emulator_config() -> EmulatorConfig {
     }
 }
 
-pub fn manifest_path() -> String {
-    format!("{}/../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"))
-}
-
 pub struct TestApp {
     /// Where chat-app listens (and its public URL, unless `https_public_url`).
     pub url: String,
@@ -136,7 +133,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let stack = if options.orders_stack { Some(crate::stack::OrdersStack::spawn(&idp).await) } else { None };
     let mcp_url = stack.as_ref().map_or_else(|| "http://127.0.0.1:9/mcp".to_string(), |s| s.mcp_url.clone());
     let mut vars: BTreeMap<&'static str, String> = BTreeMap::from([
-        ("IDENTITY_MANIFEST", manifest_path()),
+        ("IDENTITY_MANIFEST", REPOSITORY_MANIFEST.to_string()),
         ("ENTRA_AUTHORITY", idp.url()),
         ("CHAT_APP_URL", public_url.clone()),
         ("CHAT_APP_CLIENT_SECRET", "chat-app-local-secret".to_string()),

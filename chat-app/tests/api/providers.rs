@@ -3,9 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use chat_app::agent::endpoint::{COGNITIVE_SERVICES_SCOPE, Endpoint, ModelAuth};
-use chat_app::agent::model::{ChatModel, Message, ModelError, ToolCall, ToolSpec};
+use chat_app::agent::endpoint::{COGNITIVE_SERVICES_SCOPE, Endpoint};
+use chat_app::agent::model::{ChatModel, Message, ModelError, ToolCall};
 use chat_app::agent::openai::OpenAiModel;
+use chat_app::configuration::ModelAuth;
+use chat_app::mcp::ToolSpec;
 use entra_auth::acquire::{Credential, ManagedIdentityCredential, ManagedIdentitySource};
 use entra_auth::validate::{TokenValidator, TokenVersion, ValidatorConfig};
 use serde_json::json;

@@ -4,12 +4,11 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+use entra_manifest::REPOSITORY_MANIFEST;
 use service_kit::serve::Running;
 use service_kit::settings::Env;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
-
-use crate::helpers::manifest_path;
 
 pub struct OrdersStack {
     pub mcp_url: String,
@@ -25,7 +24,7 @@ impl OrdersStack {
         let api = orders_api::configuration::Settings::from_env(Env::from_map([
             ("ORDERS_API_ADDR", "127.0.0.1:0".to_string()),
             ("ORDERS_API_DATABASE", dir.path().join("orders.db").display().to_string()),
-            ("IDENTITY_MANIFEST", manifest_path()),
+            ("IDENTITY_MANIFEST", REPOSITORY_MANIFEST.to_string()),
             ("ENTRA_AUTHORITY", idp.url()),
         ]))
         .unwrap();
@@ -37,7 +36,7 @@ impl OrdersStack {
         let mcp = orders_mcp::configuration::Settings::from_env(Env::from_map([
             ("ORDERS_MCP_PUBLIC_URL", mcp_base.clone()),
             ("ORDERS_API_URL", api_url.clone()),
-            ("IDENTITY_MANIFEST", manifest_path()),
+            ("IDENTITY_MANIFEST", REPOSITORY_MANIFEST.to_string()),
             ("ENTRA_AUTHORITY", idp.url()),
             ("IDENTITY_ENDPOINT", format!("{}/msi/token", idp.url())),
             ("IDENTITY_HEADER", "test-identity-header".to_string()),

@@ -1,0 +1,62 @@
+//! Turns in progress: the events of each turn started and not yet streamed to the browser, and
+//! which conversations have a turn running (one at a time each).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::transcript::TurnEvent;
+
+/// A turn whose events nobody came for within this time is dropped (the turn still completes
+/// and is saved).
+const UNCLAIMED: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+pub struct Turns {
+    pending: Mutex<HashMap<String, Pending>>,
+    running: Mutex<HashSet<String>>,
+}
+
+struct Pending {
+    conversation: String,
+    events: mpsc::UnboundedReceiver<TurnEvent>,
+    created: Instant,
+}
+
+/// Marks a conversation's turn as in progress until dropped, however the turn task ends.
+pub struct Running {
+    turns: Arc<Turns>,
+    conversation: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.turns.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.conversation);
+    }
+}
+
+impl Turns {
+    /// Marks `conversation` as having a turn in progress; `None` if it already has one.
+    pub fn begin(self: &Arc<Self>, conversation: &str) -> Option<Running> {
+        let started = self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(conversation.to_string());
+        started.then(|| Running { turns: self.clone(), conversation: conversation.to_string() })
+    }
+
+    /// Keeps the events of `turn` (of `conversation`) until the browser comes for them.
+    pub fn register(&self, turn: String, conversation: String, events: mpsc::UnboundedReceiver<TurnEvent>) {
+        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, p| p.created.elapsed() < UNCLAIMED);
+        map.insert(turn, Pending { conversation, events, created: Instant::now() });
+    }
+
+    /// The events of `turn`, if it belongs to `conversation` and nobody took them yet.
+    pub fn take(&self, turn: &str, conversation: &str) -> Option<mpsc::UnboundedReceiver<TurnEvent>> {
+        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(turn).is_some_and(|p| p.conversation == conversation) {
+            return map.remove(turn).map(|p| p.events);
+        }
+        None
+    }
+}
