@@ -13,13 +13,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Some(other) => anyhow::bail!("unknown option {other:?} (only --release)"),
     };
     let root = crate::root();
-    let manifest = Manifest::load(root.join(entra_manifest::DEFAULT_PATH))?;
+    let manifest = Manifest::load(entra_manifest::REPOSITORY_MANIFEST)?;
 
     println!("== 1/4 building the chat-app client (wasm)");
     let site = frontend::build(release)?;
     let data = root.join("data");
     std::fs::create_dir_all(&data)?;
-    let services = stack::local(&data, &site.env());
+    let services = stack::local(&data, &site.env())?;
     stack::check_ports_free(&services)?;
 
     println!("\n== 2/4 building the services");

@@ -98,7 +98,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Target> {
     }
     // Locally, the standard ports unless told otherwise (a stack started on other ports).
     let url = |name: &str, default: &str| Url::parse(&flag(name).unwrap_or_else(|| default.to_string()));
-    let manifest = Manifest::load(crate::root().join(entra_manifest::DEFAULT_PATH))?;
+    let manifest = Manifest::load(entra_manifest::REPOSITORY_MANIFEST)?;
     Ok(Target {
         chat_app: url("--url", "http://localhost:3000")?,
         orders_mcp: Some(url("--mcp-url", "http://localhost:3001/mcp")?),
@@ -633,8 +633,8 @@ impl Verifier {
             .and_then(|a| a.identifier_uri.as_ref())
             .map(|t| t.render(&local.vars))
             .ok_or("no orders-mcp")?;
-        let verifier = random_urlsafe(48);
-        let challenge = pkce_s256(&verifier);
+        let verifier = entra_auth::pkce::verifier().map_err(|e| e.to_string())?;
+        let challenge = entra_auth::pkce::challenge(&verifier);
         let redirect = "http://localhost:8400/";
         let scope = format!("{mcp_uri}/access_as_user");
         let authorize = format!(
@@ -756,17 +756,4 @@ fn truncate(s: &str) -> String {
     } else {
         s.to_string()
     }
-}
-
-fn random_urlsafe(len: usize) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
-    let mut bytes = vec![0u8; len];
-    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
-}
-
-fn pkce_s256(verifier: &str) -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
 }

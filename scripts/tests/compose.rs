@@ -146,7 +146,7 @@ fn container_env(service: &Value) -> BTreeMap<String, String> {
 
 /// The image's layout, mapped into this checkout (the manifest) or a temporary directory.
 fn localize(env: &mut BTreeMap<String, String>, data: &Path) {
-    let manifest = root().join("infra/app-registrations.toml").display().to_string();
+    let manifest = entra_manifest::REPOSITORY_MANIFEST.to_string();
     for value in env.values_mut() {
         if value == "/app/app-registrations.toml" {
             value.clone_from(&manifest);
