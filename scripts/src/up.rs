@@ -6,12 +6,9 @@ use entra_manifest::Manifest;
 
 use crate::{frontend, stack};
 
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let release = match args.first().map(String::as_str) {
-        None => false,
-        Some("--release") => true,
-        Some(other) => anyhow::bail!("unknown option {other:?} (only --release)"),
-    };
+/// Builds the client (a release build with `release`) and the services, runs them until
+/// Ctrl-C.
+pub fn run(release: bool) -> anyhow::Result<()> {
     let root = crate::root();
     let manifest = Manifest::load(entra_manifest::REPOSITORY_MANIFEST)?;
 
