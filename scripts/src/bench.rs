@@ -57,10 +57,7 @@ fn yes() -> bool {
     true
 }
 
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    if let Some(unknown) = args.first() {
-        anyhow::bail!("`cargo xtask bench` takes no arguments (got {unknown:?})");
-    }
+pub fn run() -> anyhow::Result<()> {
     let root = crate::root();
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), std::path::PathBuf::from);
     let results = target.join("bench-results");

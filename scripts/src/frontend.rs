@@ -62,7 +62,7 @@ impl Site {
 /// Builds the bundle in release (`true`) or debug mode. Serve a release bundle with a release
 /// server and a debug one with a debug server: Leptos renders component markers differently.
 pub fn build(release: bool) -> anyhow::Result<Site> {
-    let root = workspace_root()?;
+    let root = crate::root();
     let profile = if release { "release" } else { "debug" };
     let site = Site {
         root: root.join("target").join(format!("site-{profile}")),
@@ -93,11 +93,6 @@ pub fn build(release: bool) -> anyhow::Result<Site> {
 
 fn step(message: &str) {
     eprintln!("==> {message}");
-}
-
-fn workspace_root() -> anyhow::Result<PathBuf> {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().map(Path::to_path_buf).context("the xtask crate has no parent directory")
 }
 
 /// The `wasm-bindgen` version `Cargo.lock` pins.

@@ -2,34 +2,47 @@
 
 use std::process::ExitCode;
 
+use clap::{CommandFactory, Parser, Subcommand};
 use xtask::{bench, frontend, test, up, verify};
 
-const USAGE: &str = "\
-usage: cargo xtask <command>
+/// Developer and operator entry points.
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-  up       build the client and run emulator, orders-api, orders-mcp and chat-app locally
-  client   build only chat-app's browser bundle ([--release]); the Dockerfile uses it
-  test     cargo fmt --check, clippy -D warnings, build the wasm client, run every test
-  bench    run every benchmark and print the results against their targets
-  verify   check a running deployment end to end:
-             --local (default)      the stack of `xtask up` or docker compose
-                                    [--url U --mcp-url U --api-url U --authority U: other ports]
-             --azd | --env-file F   the deployment of the current azd environment
-             --url URL [--mcp-url URL]";
+#[derive(Subcommand)]
+enum Command {
+    /// Build the client and run emulator, orders-api, orders-mcp and chat-app locally.
+    Up {
+        /// Release builds.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build only chat-app's browser bundle; the Dockerfile uses it.
+    Client {
+        /// A release build.
+        #[arg(long)]
+        release: bool,
+    },
+    /// cargo fmt --check, clippy -D warnings, build the wasm client, run every test.
+    Test,
+    /// Run every benchmark and print the results against their targets.
+    Bench,
+    /// Check a running deployment end to end.
+    Verify(Box<verify::Options>),
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("up") => up::run(&args[1..]),
-        Some("test") => test::run(&args[1..]),
-        Some("bench") => bench::run(&args[1..]),
-        Some("verify") => verify::run(&args[1..]),
-        Some("client") => client(&args[1..]),
-        Some("-h" | "--help" | "help") | None => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n\n{USAGE}")),
+    let result = match Cli::parse().command {
+        Some(Command::Up { release }) => up::run(release),
+        Some(Command::Client { release }) => client(release),
+        Some(Command::Test) => test::run(),
+        Some(Command::Bench) => bench::run(),
+        Some(Command::Verify(options)) => verify::run(&options),
+        None => Cli::command().print_help().map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,12 +53,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn client(args: &[String]) -> anyhow::Result<()> {
-    let release = match args.first().map(String::as_str) {
-        None => false,
-        Some("--release") => true,
-        Some(other) => anyhow::bail!("unknown option {other:?} (only --release)"),
-    };
+fn client(release: bool) -> anyhow::Result<()> {
     let site = frontend::build(release)?;
     println!("browser bundle: {}", site.root.display());
     Ok(())

@@ -30,14 +30,15 @@ impl Service {
 /// managed-identity endpoint stands in for Azure's, and every id comes from the manifest
 /// (the services read it themselves). Browser-facing URLs use `localhost`; service-to-service
 /// calls use `127.0.0.1`, which also exercises the emulator's public/back-channel split.
-pub fn local(data_dir: &Path, site_env: &[(&'static str, String)]) -> Vec<Service> {
-    let identity_header = random_hex(16);
+pub fn local(data_dir: &Path, site_env: &[(&'static str, String)]) -> anyhow::Result<Vec<Service>> {
+    // The managed-identity header secret of this run (the emulator checks it).
+    let identity_header = service_kit::secret::hex::<16>()?;
     let data = |file: &str| data_dir.join(file).display().to_string();
     let common = |extra: &[(&str, String)]| -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = vec![
             ("ENTRA_AUTHORITY".into(), "http://127.0.0.1:3003".into()),
             ("ENTRA_PUBLIC_AUTHORITY".into(), "http://localhost:3003".into()),
-            ("IDENTITY_MANIFEST".into(), crate::root().join("infra/app-registrations.toml").display().to_string()),
+            ("IDENTITY_MANIFEST".into(), crate::root().join(entra_manifest::DEFAULT_PATH).display().to_string()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         env
@@ -60,7 +61,7 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)]) -> Vec<Servic
         ("ORDERS_API_URL", "http://127.0.0.1:3002".into()),
     ];
     mcp_env.extend(managed_identity.iter().cloned());
-    vec![
+    Ok(vec![
         Service {
             name: "entra-emulator",
             bin: "entra-emulator",
@@ -102,19 +103,7 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)]) -> Vec<Servic
             port: 3000,
             env: common(&chat_env),
         },
-    ]
-}
-
-/// Random hex from the OS (the managed-identity header secret of one local run).
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).is_ok();
-    if !filled {
-        // No /dev/urandom (Windows): the time is unpredictable enough for a loopback-only secret.
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        buf = nanos.to_le_bytes().iter().cycle().take(bytes).copied().collect();
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    ])
 }
 
 /// `cargo build` for the services' binaries, in one invocation.

@@ -6,20 +6,17 @@ use entra_manifest::Manifest;
 
 use crate::{frontend, stack};
 
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let release = match args.first().map(String::as_str) {
-        None => false,
-        Some("--release") => true,
-        Some(other) => anyhow::bail!("unknown option {other:?} (only --release)"),
-    };
+/// Builds the client (a release build with `release`) and the services, runs them until
+/// Ctrl-C.
+pub fn run(release: bool) -> anyhow::Result<()> {
     let root = crate::root();
-    let manifest = Manifest::load(root.join(entra_manifest::DEFAULT_PATH))?;
+    let manifest = Manifest::load(entra_manifest::REPOSITORY_MANIFEST)?;
 
     println!("== 1/4 building the chat-app client (wasm)");
     let site = frontend::build(release)?;
     let data = root.join("data");
     std::fs::create_dir_all(&data)?;
-    let services = stack::local(&data, &site.env());
+    let services = stack::local(&data, &site.env())?;
     stack::check_ports_free(&services)?;
 
     println!("\n== 2/4 building the services");

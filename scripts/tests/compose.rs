@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use clap::Parser;
 use serde_yaml::Value;
 use service_kit::settings::Env;
 
@@ -146,7 +147,7 @@ fn container_env(service: &Value) -> BTreeMap<String, String> {
 
 /// The image's layout, mapped into this checkout (the manifest) or a temporary directory.
 fn localize(env: &mut BTreeMap<String, String>, data: &Path) {
-    let manifest = root().join("infra/app-registrations.toml").display().to_string();
+    let manifest = entra_manifest::REPOSITORY_MANIFEST.to_string();
     for value in env.values_mut() {
         if value == "/app/app-registrations.toml" {
             value.clone_from(&manifest);
@@ -441,7 +442,8 @@ fn the_offline_file_as_processes_passes_xtask_verify() {
         let (_, _, port) = mapping.iter().find(|(n, _, _)| n == name).unwrap();
         format!("http://localhost:{port}{path}")
     };
-    let args: Vec<String> = [
+    let options = xtask::verify::Options::try_parse_from([
+        "verify",
         "--local",
         "--url",
         &url("chat-app", ""),
@@ -451,10 +453,9 @@ fn the_offline_file_as_processes_passes_xtask_verify() {
         &url("orders-api", ""),
         "--authority",
         &url("emulator", ""),
-    ]
-    .map(String::from)
-    .to_vec();
-    let verified = xtask::verify::run(&args);
+    ])
+    .unwrap();
+    let verified = xtask::verify::run(&options);
     stack.stop();
     verified.unwrap();
 }
