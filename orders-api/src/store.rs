@@ -3,10 +3,9 @@
 
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
-use crate::authorization::{User, Visibility};
 use crate::database::Database;
 use crate::domain::{
-    Cursor, IdempotencyKey, NewOrder, Order, OrderId, OrderPage, OrderStatus, PageLimit, timestamp_now,
+    Cursor, IdempotencyKey, NewOrder, Order, OrderId, OrderPage, OrderStatus, PageLimit, User, Visibility, timestamp_now,
 };
 
 const COLUMNS: &str = "seq, owner_oid, customer_name, product, quantity, status, created_at, updated_at";

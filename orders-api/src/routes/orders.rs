@@ -14,7 +14,7 @@ use crate::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, ORDERS_TAG, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
     UnsupportedMediaType,
 };
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{Cancelled, Created, OrderStore};
 
 /// Set on a `201` that replays the first response to an `Idempotency-Key`.
