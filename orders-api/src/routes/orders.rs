@@ -51,8 +51,7 @@ pub struct CreateOrder {
     params(ListQuery),
     security(("entra" = ["Orders.Read", "Orders.ReadWrite"])),
     responses(
-        (status = 200, description = "One page of orders.", body = OrderPage,
-            headers(("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token."))),
+        (status = 200, description = "One page of orders.", body = OrderPage),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -77,8 +76,7 @@ pub async fn list_orders(
     params(("id" = String, Path, description = "Order id, e.g. ORD-001.", example = "ORD-001")),
     security(("entra" = ["Orders.Read", "Orders.ReadWrite"])),
     responses(
-        (status = 200, description = "The order.", body = Order,
-            headers(("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token."))),
+        (status = 200, description = "The order.", body = Order),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -110,8 +108,7 @@ pub async fn get_order(
             body = Order,
             headers(
                 ("Location" = String, description = "The order's URL."),
-                ("idempotent-replayed" = String, description = "`true` when this is a replayed response."),
-                ("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token.")
+                ("idempotent-replayed" = String, description = "`true` when this is a replayed response.")
             )),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
@@ -153,8 +150,7 @@ pub async fn create_order(
     params(("id" = String, Path, description = "Order id, e.g. ORD-001.", example = "ORD-001")),
     security(("entra" = ["Orders.ReadWrite"])),
     responses(
-        (status = 200, description = "The cancelled order.", body = Order,
-            headers(("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token."))),
+        (status = 200, description = "The cancelled order.", body = Order),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -183,8 +179,7 @@ pub async fn cancel_order(
     params(("id" = String, Path, description = "Order id, e.g. ORD-001.", example = "ORD-001")),
     security(("entra" = ["Orders.ReadWrite"])),
     responses(
-        (status = 204, description = "Deleted.",
-            headers(("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token."))),
+        (status = 204, description = "Deleted."),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
