@@ -113,7 +113,7 @@ fn help_prints_usage_and_bad_arguments_are_refused() {
 
     let output = Command::new(env!("CARGO_BIN_EXE_orders-api")).arg("--frobnicate").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8(output.stderr).unwrap().contains("unexpected arguments"));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("unexpected argument"));
 }
 
 #[test]
