@@ -99,10 +99,6 @@ impl OrdersApi {
         Ok(OrdersApi { http, base, timeout, tokens })
     }
 
-    pub fn base_url(&self) -> &Url {
-        &self.base
-    }
-
     pub async fn list_orders(
         &self,
         who: &Authenticated,
