@@ -58,6 +58,7 @@ pub struct CreateOrder {
         (status = 503, response = Unavailable),
     )
 )]
+#[tracing::instrument(skip_all, fields(oid = %user.oid, status = ?query.status, limit = ?query.limit))]
 pub async fn list_orders(
     Permitted(user, _): Permitted<ReadOrders>,
     State(store): State<OrderStore>,
@@ -84,6 +85,7 @@ pub async fn list_orders(
         (status = 503, response = Unavailable),
     )
 )]
+#[tracing::instrument(skip_all, fields(oid = %user.oid, order = %id))]
 pub async fn get_order(
     Permitted(user, _): Permitted<ReadOrders>,
     State(store): State<OrderStore>,
@@ -119,6 +121,7 @@ pub async fn get_order(
         (status = 503, response = Unavailable),
     )
 )]
+#[tracing::instrument(skip_all, fields(oid = %user.oid, idempotency_key = key.is_some()))]
 pub async fn create_order(
     Permitted(user, _): Permitted<WriteOrders>,
     State(state): State<AppState>,
@@ -159,6 +162,7 @@ pub async fn create_order(
         (status = 503, response = Unavailable),
     )
 )]
+#[tracing::instrument(skip_all, fields(oid = %user.oid, order = %id))]
 pub async fn cancel_order(
     Permitted(user, _): Permitted<WriteOrders>,
     State(store): State<OrderStore>,
@@ -187,8 +191,9 @@ pub async fn cancel_order(
         (status = 503, response = Unavailable),
     )
 )]
+#[tracing::instrument(skip_all, fields(oid = %admin.oid, order = %id))]
 pub async fn delete_order(
-    Permitted(_admin, _): Permitted<DeleteOrders>,
+    Permitted(admin, _): Permitted<DeleteOrders>,
     State(store): State<OrderStore>,
     Path(id): Path<OrderId>,
 ) -> Result<StatusCode, ApiError> {
