@@ -38,10 +38,9 @@ impl Drop for Server {
 
 /// Starts the binary and waits for its "ready" log line, which names the bound address.
 fn start_server(authority: &str, database: &std::path::Path) -> Server {
-    let manifest = format!("{}/../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"));
     let child = Command::new(env!("CARGO_BIN_EXE_orders-api"))
         .env_clear()
-        .env("IDENTITY_MANIFEST", manifest)
+        .env("IDENTITY_MANIFEST", entra_manifest::REPOSITORY_MANIFEST)
         .env("ENTRA_AUTHORITY", authority)
         .env("ORDERS_API_DATABASE", database)
         .env("ORDERS_API_ADDR", "127.0.0.1:0")

@@ -1,6 +1,5 @@
-//! Who may do what. Scope and role names are the manifest's (a test checks they exist there);
-//! each route names a [`Policy`], and [`Permitted`] turns a request into the [`User`] it acts
-//! for, or refuses it.
+//! Who may do what. Each route names a [`Policy`] over the [`permissions`](crate::permissions),
+//! and [`Permitted`] turns a request into the [`User`] it acts for, or refuses it.
 //!
 //! | operation | needs |
 //! |---|---|
@@ -20,14 +19,10 @@ use entra_auth::guard::{AuthError, Policy};
 use entra_auth::hop::How;
 use entra_auth::validate::Caller;
 
+use crate::domain::User;
 use crate::hop_trace::{DenyReason, HopSlot};
-use crate::startup::AppState;
-
-pub const READ: &str = "Orders.Read";
-pub const READ_WRITE: &str = "Orders.ReadWrite";
-pub const ADMIN: &str = "Orders.Admin";
-/// The delegated scopes orders-api defines.
-pub const SCOPES: [&str; 2] = [READ, READ_WRITE];
+use crate::permissions::{ADMIN, READ, READ_WRITE, SCOPES};
+use crate::state::AppState;
 
 pub struct ReadOrders;
 impl Policy for ReadOrders {
@@ -45,32 +40,10 @@ impl Policy for DeleteOrders {
     const ROLES: &'static [&'static str] = &[ADMIN];
 }
 
-/// The signed-in user a request acts for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub oid: String,
-    /// The `name` claim (else the username, else the oid): recorded on orders they place.
-    pub name: String,
-    pub admin: bool,
-}
-
-/// Which orders a user may see and change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Visibility<'a> {
-    Owner(&'a str),
-    All,
-}
-
-impl User {
-    fn from_caller(caller: &Caller) -> User {
-        let name =
-            caller.name.clone().or_else(|| caller.preferred_username.clone()).unwrap_or_else(|| caller.oid.clone());
-        User { oid: caller.oid.clone(), name, admin: caller.has_role(ADMIN) }
-    }
-
-    pub fn visibility(&self) -> Visibility<'_> {
-        if self.admin { Visibility::All } else { Visibility::Owner(&self.oid) }
-    }
+/// The user a validated caller is: admin when the token carries the `Orders.Admin` role.
+fn user(caller: &Caller) -> User {
+    let name = caller.name.clone().or_else(|| caller.preferred_username.clone()).unwrap_or_else(|| caller.oid.clone());
+    User { oid: caller.oid.clone(), name, admin: caller.has_role(ADMIN) }
 }
 
 /// A user that passed policy `P`. As a handler argument it must come first, so that an
@@ -91,7 +64,7 @@ impl<P: Policy> FromRequestParts<AppState> for Permitted<P> {
             slot.record(caller, how);
         }
         state.guard.check::<P>(&effective).map_err(denied)?;
-        Ok(Permitted(User::from_caller(&effective), PhantomData))
+        Ok(Permitted(user(&effective), PhantomData))
     }
 }
 
@@ -128,8 +101,7 @@ mod tests {
 
     #[test]
     fn scope_and_role_names_exist_in_the_manifest() {
-        let path = format!("{}/../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"));
-        let manifest = entra_manifest::Manifest::load(path).unwrap();
+        let manifest = entra_manifest::Manifest::load(entra_manifest::REPOSITORY_MANIFEST).unwrap();
         let api = manifest.app("orders-api").unwrap();
         for scope in SCOPES {
             assert!(api.scope(scope).is_some(), "scope {scope} is not defined for orders-api");

@@ -10,8 +10,8 @@ use entra_auth::settings::Identity;
 use service_kit::settings::{Env, SettingsError};
 use url::Url;
 
-/// The manifest users who own the demo orders.
-pub const SEED_USERS: [&str; 2] = ["alice", "bob"];
+use crate::permissions::SCOPES;
+use crate::seed::{self, SeedUser};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -37,14 +37,6 @@ pub struct Settings {
     pub seed_users: Vec<SeedUser>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeedUser {
-    /// The manifest name (`alice`).
-    pub name: String,
-    pub oid: String,
-    pub display_name: String,
-}
-
 impl Settings {
     pub fn from_env(mut env: Env) -> Result<Settings, SettingsError> {
         let addr = env.parse("ORDERS_API_ADDR", SocketAddr::from(([127, 0, 0, 1], 3002)), "a socket address");
@@ -58,13 +50,7 @@ impl Settings {
         let passthrough_audience = env.get("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE");
         let identity = Identity::from_env(&mut env);
         let app = identity.app(&mut env, "ORDERS_API", "orders-api");
-        let seed_users = identity.manifest.as_ref().map_or_else(Vec::new, |m| {
-            SEED_USERS
-                .iter()
-                .filter_map(|name| m.user(name))
-                .map(|u| SeedUser { name: u.name.clone(), oid: u.oid.clone(), display_name: u.display_name.clone() })
-                .collect()
-        });
+        let seed_users = identity.manifest.as_ref().map_or_else(Vec::new, seed::seed_users);
         env.finish()?;
         Ok(Settings {
             addr,
@@ -94,7 +80,7 @@ impl Settings {
     /// The scopes clients request for this API, as Entra spells them (`api://.../Orders.Read`).
     pub fn scopes_supported(&self) -> Vec<String> {
         let resource = self.app_id_uri.as_deref().unwrap_or(&self.client_id);
-        crate::authorization::SCOPES.iter().map(|s| format!("{resource}/{s}")).collect()
+        SCOPES.iter().map(|s| format!("{resource}/{s}")).collect()
     }
 }
 
@@ -105,16 +91,16 @@ fn default_public_url() -> Url {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use entra_manifest::REPOSITORY_MANIFEST;
+    use service_kit::settings::documented_variables;
 
-    fn manifest_path() -> String {
-        format!("{}/../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"))
-    }
+    use super::*;
+    use crate::seed::SEED_USERS;
 
     #[test]
     fn defaults_come_from_the_manifest() {
-        let settings = Settings::from_env(Env::from_map([("IDENTITY_MANIFEST", manifest_path())])).unwrap();
-        let manifest = entra_manifest::Manifest::load(manifest_path()).unwrap();
+        let settings = Settings::from_env(Env::from_map([("IDENTITY_MANIFEST", REPOSITORY_MANIFEST)])).unwrap();
+        let manifest = entra_manifest::Manifest::load(REPOSITORY_MANIFEST).unwrap();
         let api = manifest.app("orders-api").unwrap();
         assert_eq!(settings.addr.to_string(), "127.0.0.1:3002");
         assert_eq!(settings.database, PathBuf::from("./data/orders.db"));
@@ -136,14 +122,14 @@ mod tests {
     #[test]
     fn variables_override_defaults() {
         let settings = Settings::from_env(Env::from_map([
-            ("IDENTITY_MANIFEST", manifest_path()),
-            ("ORDERS_API_ADDR", "0.0.0.0:8080".into()),
-            ("ORDERS_API_DATABASE", "/var/lib/orders/orders.db".into()),
-            ("ORDERS_API_PUBLIC_URL", "https://orders.internal.example".into()),
-            ("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE", "a58242b0-4441-4e9a-b6fa-2c3a3d94ebff".into()),
-            ("ENTRA_AUTHORITY", "https://login.microsoftonline.com".into()),
-            ("ORDERS_API_CLIENT_ID", "11111111-2222-3333-4444-555555555555".into()),
-            ("ORDERS_API_APP_ID_URI", "api://orders-api-prod".into()),
+            ("IDENTITY_MANIFEST", REPOSITORY_MANIFEST),
+            ("ORDERS_API_ADDR", "0.0.0.0:8080"),
+            ("ORDERS_API_DATABASE", "/var/lib/orders/orders.db"),
+            ("ORDERS_API_PUBLIC_URL", "https://orders.internal.example"),
+            ("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE", "a58242b0-4441-4e9a-b6fa-2c3a3d94ebff"),
+            ("ENTRA_AUTHORITY", "https://login.microsoftonline.com"),
+            ("ORDERS_API_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+            ("ORDERS_API_APP_ID_URI", "api://orders-api-prod"),
         ]))
         .unwrap();
         assert_eq!(settings.addr.port(), 8080);
@@ -172,20 +158,12 @@ mod tests {
 
     #[test]
     fn the_readme_lists_exactly_the_variables_read() {
-        let env = Env::from_map([("IDENTITY_MANIFEST", manifest_path())]);
+        let env = Env::from_map([("IDENTITY_MANIFEST", REPOSITORY_MANIFEST)]);
         let read = env.names_read();
         Settings::from_env(env).unwrap();
         let mut names = read.names();
-        // Read by service_kit::telemetry::init, before the settings.
-        names.extend(["LOG_FORMAT", "RUST_LOG"].map(String::from));
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-        let section = readme.split("## Configuration").nth(1).unwrap().split("\n## ").next().unwrap();
-        let documented: std::collections::BTreeSet<String> = section
-            .lines()
-            .filter_map(|line| line.strip_prefix("| `"))
-            .filter_map(|rest| rest.split('`').next())
-            .map(String::from)
-            .collect();
+        names.extend(service_kit::telemetry::VARIABLES.map(String::from));
+        let documented = documented_variables(include_str!("../README.md"), "## Configuration").unwrap();
         assert_eq!(documented, names);
     }
 }

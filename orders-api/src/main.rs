@@ -1,7 +1,8 @@
-//! The orders-api binary: settings from the environment, then serve (or `--reset`).
+//! The orders-api binary: settings from the environment, then serve (or `reset`, or `healthcheck`).
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
 use orders_api::configuration::Settings;
 use orders_api::database::Database;
 use orders_api::seed;
@@ -13,41 +14,36 @@ use service_kit::settings::Env;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "\
-orders-api: the Orders Copilot orders REST API (axum + SQLite)
+/// orders-api: the Orders Copilot orders REST API (axum + SQLite).
+#[derive(Parser)]
+#[command(name = "orders-api", version, after_help = SETTINGS)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-USAGE:
-    orders-api            serve (ORDERS_API_ADDR, default 127.0.0.1:3002)
-    orders-api --reset    delete every order in ORDERS_API_DATABASE, seed the demo orders again, and exit
-    orders-api healthcheck  exit 0 if the local service answers /healthz (container health checks)
-    orders-api --help     print this help
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (ORDERS_API_ADDR, default 127.0.0.1:3002); the default.
+    Serve,
+    /// Delete every order in ORDERS_API_DATABASE, seed the demo orders again, and exit.
+    #[command(long_flag = "reset")]
+    Reset,
+    /// Exit 0 if the local service answers /healthz (container health checks).
+    Healthcheck,
+}
 
+const SETTINGS: &str = "\
 Settings come from environment variables; see orders-api/README.md. The main ones:
     ORDERS_API_ADDR, ORDERS_API_DATABASE, ORDERS_API_PUBLIC_URL,
-    ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE, ENTRA_AUTHORITY, IDENTITY_MANIFEST, LOG_FORMAT, RUST_LOG
-";
-
-enum Command {
-    Serve,
-    Reset,
-}
+    ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE, ENTRA_AUTHORITY, IDENTITY_MANIFEST, LOG_FORMAT, RUST_LOG";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        [] => Command::Serve,
-        ["--reset"] => Command::Reset,
-        ["healthcheck"] => return service_kit::probe::healthcheck("ORDERS_API_ADDR", 3002),
-        ["--help" | "-h"] => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        _ => {
-            eprint!("orders-api: unexpected arguments {args:?}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    if let Command::Healthcheck = command {
+        return service_kit::probe::healthcheck("ORDERS_API_ADDR", 3002);
+    }
     service_kit::telemetry::init();
     let settings = match Settings::from_env(Env::from_process()) {
         Ok(settings) => settings,
@@ -59,6 +55,7 @@ async fn main() -> ExitCode {
     let outcome = match command {
         Command::Serve => serve(settings).await,
         Command::Reset => reset(settings).await,
+        Command::Healthcheck => Ok(()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -66,9 +66,11 @@ impl Modify for BearerScheme {
     }
 }
 
-/// Completes the document with what depends on the deployment: the server URL and the
+/// Completes the document once every route is in it: the hop header on the answers of the
+/// routes that take a token; then what depends on the deployment, the server URL and the
 /// RFC 9728 metadata route(s) for it, as [`ProtectedResourceMetadata::router`] serves them.
 pub fn finish(mut openapi: OpenApi, public_url: &Url) -> OpenApi {
+    add_hop_header(&mut openapi);
     openapi.servers = Some(vec![Server::new(public_url.as_str().trim_end_matches('/'))]);
     let specific = ProtectedResourceMetadata::url_for(public_url).path().to_string();
     let mut paths = vec![specific.clone()];
@@ -93,6 +95,31 @@ pub fn finish(mut openapi: OpenApi, public_url: &Url) -> OpenApi {
         openapi.paths.add_path_operation(path, vec![HttpMethod::Get], operation);
     }
     openapi
+}
+
+/// Every answer of an operation that takes a token carries this hop's record, so it is stated
+/// here rather than on each handler. The shared error responses (components) say for themselves
+/// whether they carry it: a `401` had no valid token, so it has no hop.
+fn add_hop_header(openapi: &mut OpenApi) {
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten().filter(|o| o.security.is_some()) {
+            for response in operation.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    response.headers.entry(HOP_HEADER.to_string()).or_insert_with(hop_header);
+                }
+            }
+        }
+    }
 }
 
 fn string_array() -> ArrayBuilder {

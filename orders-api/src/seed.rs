@@ -1,12 +1,33 @@
 //! The demo orders: eight orders spread over alice and bob (ORD-001 … ORD-008 in a fresh
 //! database), inserted once per database, and again only on `--reset`.
 
+use entra_manifest::Manifest;
 use sqlx::SqliteConnection;
 use time::{Duration, OffsetDateTime};
 
-use crate::configuration::SeedUser;
 use crate::database::Database;
-use crate::domain::OrderStatus;
+use crate::domain::{OrderStatus, timestamp, timestamp_now};
+
+/// The manifest users who own the demo orders.
+pub const SEED_USERS: [&str; 2] = ["alice", "bob"];
+
+/// A demo user, as the manifest defines them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedUser {
+    /// The manifest name (`alice`).
+    pub name: String,
+    pub oid: String,
+    pub display_name: String,
+}
+
+/// The [`SEED_USERS`] the manifest defines.
+pub fn seed_users(manifest: &Manifest) -> Vec<SeedUser> {
+    SEED_USERS
+        .iter()
+        .filter_map(|name| manifest.user(name))
+        .map(|u| SeedUser { name: u.name.clone(), oid: u.oid.clone(), display_name: u.display_name.clone() })
+        .collect()
+}
 
 struct SeedOrder {
     user: &'static str,
@@ -87,7 +108,7 @@ async fn seed_in(conn: &mut SqliteConnection, users: &[SeedUser]) -> Result<Seed
     }
     let now = OffsetDateTime::now_utc();
     let first = sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded_at', ?1) ON CONFLICT (key) DO NOTHING")
-        .bind(crate::domain::timestamp_now())
+        .bind(timestamp_now())
         .execute(&mut *conn)
         .await?;
     if first.rows_affected() == 0 {
@@ -96,7 +117,7 @@ async fn seed_in(conn: &mut SqliteConnection, users: &[SeedUser]) -> Result<Seed
     let mut inserted = 0;
     for seed in &ORDERS {
         let Some(user) = users.iter().find(|u| u.name == seed.user) else { continue };
-        let at = crate::domain::timestamp(now - Duration::days(seed.days_ago));
+        let at = timestamp(now - Duration::days(seed.days_ago));
         sqlx::query(
             "INSERT INTO orders (owner_oid, customer_name, product, quantity, status, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Request, header};
 use entra_auth::guard::ResourceGuard;
 use entra_auth::metadata::ProtectedResourceMetadata;
@@ -23,24 +23,12 @@ use crate::database::{Database, DatabaseError};
 use crate::routes::docs::Docs;
 use crate::routes::{docs, health, orders};
 use crate::seed::{self, Seeded};
+use crate::state::AppState;
 use crate::store::OrderStore;
 use crate::{error, hop_trace, openapi};
 
 /// Request bodies larger than this are refused with `413`.
 pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// What every handler can reach.
-#[derive(Clone, FromRef)]
-pub struct AppState {
-    pub guard: ResourceGuard,
-    /// The orders-mcp audience, when passthrough tokens are (explicitly) accepted.
-    pub passthrough_audience: Option<Arc<str>>,
-    pub store: OrderStore,
-    pub database: Database,
-    pub docs: Docs,
-    /// `ORDERS_API_PUBLIC_URL` without a trailing slash, for `Location` headers.
-    pub public_url: Arc<str>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -3,10 +3,10 @@
 
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
-use crate::authorization::{User, Visibility};
 use crate::database::Database;
 use crate::domain::{
-    Cursor, IdempotencyKey, NewOrder, Order, OrderId, OrderPage, OrderStatus, PageLimit, timestamp_now,
+    Cursor, IdempotencyKey, NewOrder, Order, OrderId, OrderPage, OrderStatus, PageLimit, User, Visibility,
+    timestamp_now,
 };
 
 const COLUMNS: &str = "seq, owner_oid, customer_name, product, quantity, status, created_at, updated_at";
@@ -74,6 +74,7 @@ impl OrderStore {
         OrderStore { db }
     }
 
+    #[tracing::instrument(name = "store.list", skip_all, fields(visibility = ?visibility))]
     pub async fn list(
         &self,
         visibility: Visibility<'_>,
@@ -97,6 +98,7 @@ impl OrderStore {
         Ok(OrderPage { orders, next_cursor })
     }
 
+    #[tracing::instrument(name = "store.get", skip_all, fields(order = %id, visibility = ?visibility))]
     pub async fn get(&self, id: OrderId, visibility: Visibility<'_>) -> Result<Option<Order>, sqlx::Error> {
         let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM orders WHERE seq = "));
         query.push_bind(id.seq());
@@ -107,6 +109,7 @@ impl OrderStore {
 
     /// Creates an order for `user`. With a key, the check for an earlier use and the insert
     /// happen in one write transaction, so concurrent retries create exactly one order.
+    #[tracing::instrument(name = "store.create", skip_all, fields(idempotency_key = key.is_some()))]
     pub async fn create(
         &self,
         user: &User,
@@ -162,6 +165,7 @@ impl OrderStore {
         Ok(Created::New(created))
     }
 
+    #[tracing::instrument(name = "store.cancel", skip_all, fields(order = %id, visibility = ?visibility))]
     pub async fn cancel(&self, id: OrderId, visibility: Visibility<'_>) -> Result<Cancelled, sqlx::Error> {
         let mut tx = self.db.writer().begin_with("BEGIN IMMEDIATE").await?;
         let mut query = QueryBuilder::new("SELECT status FROM orders WHERE seq = ");
@@ -187,6 +191,7 @@ impl OrderStore {
     }
 
     /// Deletes any user's order (callers are admins); `false` if there was none.
+    #[tracing::instrument(name = "store.delete", skip_all, fields(order = %id))]
     pub async fn delete(&self, id: OrderId) -> Result<bool, sqlx::Error> {
         let result = sqlx::query("DELETE FROM orders WHERE seq = ?1").bind(id.seq()).execute(self.db.writer()).await?;
         Ok(result.rows_affected() > 0)

@@ -83,8 +83,7 @@ impl Service {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let manifest = root.join("infra/app-registrations.toml");
+    let manifest = entra_manifest::REPOSITORY_MANIFEST;
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let orders_api_bin = orders_api_binary()?;
     let orders_mcp_bin = PathBuf::from(env!("CARGO_BIN_EXE_orders-mcp"));
@@ -101,7 +100,7 @@ async fn run() -> anyhow::Result<()> {
     let api = Service {
         name: "orders-api",
         child: Command::new(&orders_api_bin)
-            .env("IDENTITY_MANIFEST", &manifest)
+            .env("IDENTITY_MANIFEST", manifest)
             .env("ENTRA_AUTHORITY", idp.url())
             .env("ORDERS_API_ADDR", api_addr.to_string())
             .env("ORDERS_API_DATABASE", data.path().join("orders.db"))
@@ -113,7 +112,7 @@ async fn run() -> anyhow::Result<()> {
     let mcp = Service {
         name: "orders-mcp",
         child: Command::new(&orders_mcp_bin)
-            .env("IDENTITY_MANIFEST", &manifest)
+            .env("IDENTITY_MANIFEST", manifest)
             .env("ENTRA_AUTHORITY", idp.url())
             .env("ORDERS_MCP_ADDR", mcp_addr.to_string())
             .env("ORDERS_MCP_PUBLIC_URL", format!("http://{mcp_addr}"))

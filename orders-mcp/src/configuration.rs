@@ -174,10 +174,12 @@ fn allowed_hosts(raw: &str, public_url: &Url) -> AllowedHosts {
 
 #[cfg(test)]
 mod tests {
+    use service_kit::settings::documented_variables;
+
     use super::*;
 
     fn manifest() -> (String, String) {
-        ("IDENTITY_MANIFEST".into(), format!("{}/../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR")))
+        ("IDENTITY_MANIFEST".into(), entra_manifest::REPOSITORY_MANIFEST.into())
     }
 
     #[test]
@@ -273,16 +275,8 @@ mod tests {
         let read = env.names_read();
         Settings::from_env(env).unwrap();
         let mut names = read.names();
-        // Read by service_kit::telemetry::init, before the settings.
-        names.extend(["LOG_FORMAT", "RUST_LOG"].map(String::from));
-        let readme = include_str!("../README.md");
-        let section = readme.split("## Configuration").nth(1).unwrap().split("\n## ").next().unwrap();
-        let documented: std::collections::BTreeSet<String> = section
-            .lines()
-            .filter_map(|line| line.strip_prefix("| `"))
-            .filter_map(|rest| rest.split('`').next())
-            .map(String::from)
-            .collect();
+        names.extend(service_kit::telemetry::VARIABLES.map(String::from));
+        let documented = documented_variables(include_str!("../README.md"), "## Configuration").unwrap();
         assert_eq!(documented, names);
     }
 }

@@ -1,13 +1,16 @@
 //! Liveness and readiness.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use entra_auth::guard::ResourceGuard;
 use serde_json::json;
 use service_kit::problem::Problem;
 
-use crate::startup::AppState;
+use crate::orders_api::OrdersApi;
 
 /// `/healthz`: the process is up.
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -16,8 +19,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 /// `/readyz`: orders-api answers its `/readyz` and the identity provider's metadata and keys are
 /// loaded. A `503` problem names each dependency that is not ready.
-pub async fn readyz(State(state): State<AppState>) -> Response {
-    let (api, idp) = tokio::join!(state.api.ready(), state.guard.validator().ready());
+pub async fn readyz(State(api): State<Arc<OrdersApi>>, State(guard): State<ResourceGuard>) -> Response {
+    let (api, idp) = tokio::join!(api.ready(), guard.validator().ready());
     let mut problems = Vec::new();
     if let Err(why) = api {
         problems.push(format!("orders-api is not ready: {why}"));

@@ -3,7 +3,8 @@
 //! server for clients that only speak stdio.
 //!
 //! - [`configuration`]: typed settings from the environment.
-//! - [`startup`]: the router and the server ([`startup::Application`]).
+//! - [`startup`]: the router and the server ([`startup::Application`]); [`state`]: what the
+//!   plain HTTP handlers share.
 //! - [`auth`]: the middleware that validates every `/mcp` request.
 //! - [`tools`]: the MCP tools and their hop trace.
 //! - [`orders_api`]: the client for orders-api (On-Behalf-Of or passthrough).
@@ -18,4 +19,5 @@ pub mod health;
 pub mod order;
 pub mod orders_api;
 pub mod startup;
+pub mod state;
 pub mod tools;

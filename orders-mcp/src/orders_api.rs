@@ -13,6 +13,8 @@ use reqwest::{Method, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use service_kit::problem::Problem;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 use url::Url;
 
 use crate::auth::Authenticated;
@@ -99,10 +101,6 @@ impl OrdersApi {
         Ok(OrdersApi { http, base, timeout, tokens })
     }
 
-    pub fn base_url(&self) -> &Url {
-        &self.base
-    }
-
     pub async fn list_orders(
         &self,
         who: &Authenticated,
@@ -134,6 +132,7 @@ impl OrdersApi {
     }
 
     /// orders-api's readiness (`GET /readyz` answers 2xx); `Err` says why not.
+    #[tracing::instrument(name = "orders_api.ready", skip_all)]
     pub async fn ready(&self) -> Result<(), String> {
         let url = self.url(&["readyz"]);
         match self.http.get(url.clone()).timeout(Duration::from_secs(2)).send().await {
@@ -157,12 +156,22 @@ impl OrdersApi {
         match &self.tokens {
             TokenSource::Passthrough => Ok((who.token.clone(), How::Forwarded)),
             TokenSource::Obo { obo, scope } => {
-                let token = obo.token(&who.caller, who.token.secret(), scope).await.map_err(CallError::Exchange)?;
+                // Cached, or exchanged at the identity provider: the span times either.
+                let token = obo
+                    .token(&who.caller, who.token.secret(), scope)
+                    .instrument(tracing::info_span!("obo.token", %scope))
+                    .await
+                    .map_err(CallError::Exchange)?;
                 Ok((token, How::Obo))
             }
         }
     }
 
+    #[tracing::instrument(
+        name = "orders_api.call",
+        skip_all,
+        fields(method = %call.method, path = %call.path.join("/"), status = Empty)
+    )]
     async fn send<T: DeserializeOwned>(&self, who: &Authenticated, call: Call<'_>) -> Traced<T> {
         let mut seen = Seen::default();
         let result = self.attempt(who, &call, &mut seen).await;
@@ -203,6 +212,7 @@ impl OrdersApi {
             seen.sent = sent_token(who, &token, how, seen.api_hop.as_ref());
             let response =
                 response.map_err(|e| CallError::Unreachable { url: self.base.to_string(), reason: describe(e) })?;
+            Span::current().record("status", response.status().as_u16());
             if response.status() == StatusCode::UNAUTHORIZED
                 && !retried
                 && let TokenSource::Obo { obo, scope } = &self.tokens

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{FromRef, Request};
+use axum::extract::Request;
 use axum::middleware;
 use axum::routing::get;
 use entra_auth::acquire::{ConfidentialClient, Credential, OnBehalfOf};
@@ -22,23 +22,11 @@ use crate::auth;
 use crate::configuration::{AllowedHosts, Downstream, Settings};
 use crate::health;
 use crate::orders_api::{OrdersApi, TokenSource};
+use crate::state::AppState;
 use crate::tools::OrdersTools;
 
 /// MCP requests are small JSON-RPC messages; anything larger is refused before parsing.
 const MAX_REQUEST_BODY: usize = 256 * 1024;
-
-/// What the plain HTTP handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    pub guard: ResourceGuard,
-    pub api: Arc<OrdersApi>,
-}
-
-impl FromRef<AppState> for ResourceGuard {
-    fn from_ref(state: &AppState) -> Self {
-        state.guard.clone()
-    }
-}
 
 /// orders-mcp as a [`Service`]: `Application::build(settings)`; stopping ends the MCP
 /// transport's open streams.

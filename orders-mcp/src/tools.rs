@@ -16,6 +16,8 @@ use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Span;
+use tracing::field::Empty;
 
 use crate::auth::Authenticated;
 use crate::configuration::Downstream;
@@ -100,6 +102,7 @@ impl OrdersTools {
         annotations(title = "Who am I", read_only_hint = true, open_world_hint = false),
         output_schema = schema_for_output::<WhoAmI>()
     )]
+    #[tracing::instrument(name = "tool.whoami", skip_all, fields(oid = Empty))]
     async fn whoami(&self, Extension(parts): Extension<Parts>) -> Result<CallToolResult, ErrorData> {
         let who = authenticated(&parts)?;
         let c = &who.caller;
@@ -134,6 +137,7 @@ impl OrdersTools {
         annotations(title = "List orders", read_only_hint = true, open_world_hint = false),
         output_schema = schema_for_output::<OrderPage>()
     )]
+    #[tracing::instrument(name = "tool.list_orders", skip_all, fields(oid = Empty))]
     async fn list_orders(
         &self,
         Extension(parts): Extension<Parts>,
@@ -161,6 +165,7 @@ impl OrdersTools {
         annotations(title = "Get an order", read_only_hint = true, open_world_hint = false),
         output_schema = schema_for_output::<Order>()
     )]
+    #[tracing::instrument(name = "tool.get_order", skip_all, fields(oid = Empty, order = ?args.id))]
     async fn get_order(
         &self,
         Extension(parts): Extension<Parts>,
@@ -187,6 +192,7 @@ impl OrdersTools {
         ),
         output_schema = schema_for_output::<Order>()
     )]
+    #[tracing::instrument(name = "tool.create_order", skip_all, fields(oid = Empty))]
     async fn create_order(
         &self,
         Extension(parts): Extension<Parts>,
@@ -213,6 +219,7 @@ impl OrdersTools {
         ),
         output_schema = schema_for_output::<Order>()
     )]
+    #[tracing::instrument(name = "tool.cancel_order", skip_all, fields(oid = Empty, order = ?args.id))]
     async fn cancel_order(
         &self,
         Extension(parts): Extension<Parts>,
@@ -243,14 +250,17 @@ impl ServerHandler for OrdersTools {
     }
 }
 
-/// The caller the auth middleware put on the request. Without it the request never passed
-/// the middleware: refuse (this is a server fault, not the model's).
+/// The caller the auth middleware put on the request, recorded as the tool span's `oid`.
+/// Without it the request never passed the middleware: refuse (this is a server fault, not the
+/// model's).
 fn authenticated(parts: &Parts) -> Result<&Authenticated, ErrorData> {
-    parts
+    let who = parts
         .extensions
         .get::<Arc<Authenticated>>()
         .map(Arc::as_ref)
-        .ok_or_else(|| ErrorData::internal_error("the request was not authenticated", None))
+        .ok_or_else(|| ErrorData::internal_error("the request was not authenticated", None))?;
+    Span::current().record("oid", who.caller.oid.as_str());
+    Ok(who)
 }
 
 /// The hop trace: orders-mcp's own hop, then orders-api's when it sent one; and the token

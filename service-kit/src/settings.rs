@@ -4,7 +4,7 @@
 //! [`Env::finish`]: a missing or malformed value is one line naming the variable, what was
 //! wrong and what is expected, so a start-up failure is fixed in one go.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -146,6 +146,31 @@ impl Env {
     }
 }
 
+/// The variables a README documents under `heading` (`"## Configuration"`): the first cell of
+/// each table row that starts with a code span (`` | `NAME` | ... ``), up to the next heading of
+/// that level or higher. `None` if there is no such heading. A service's test compares them with
+/// the names its settings read ([`Env::names_read`]), so the table cannot drift from the code.
+pub fn documented_variables(readme: &str, heading: &str) -> Option<BTreeSet<String>> {
+    let level = heading.chars().take_while(|c| *c == '#').count();
+    let mut lines = readme.lines().skip_while(|line| line.trim_end() != heading);
+    lines.next()?;
+    let mut in_code = false;
+    let mut names = BTreeSet::new();
+    for line in lines {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        }
+        let hashes = line.chars().take_while(|c| *c == '#').count();
+        if !in_code && (1..=level).contains(&hashes) && line[hashes..].starts_with(' ') {
+            break;
+        }
+        if let Some(name) = line.strip_prefix("| `").and_then(|rest| rest.split('`').next()) {
+            names.insert(name.to_string());
+        }
+    }
+    Some(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +199,15 @@ mod tests {
         let read = env.names_read();
         env.finish().unwrap();
         assert!(read.names().contains("MISSING") && read.names().contains("PORT"));
+    }
+
+    #[test]
+    fn documented_variables_are_the_first_cells_of_one_section() {
+        let readme = "# Service\n\n## Configuration\n\n| variable | meaning |\n|---|---|\n| `PORT` | where |\n\
+                      | `LOG_FORMAT` | how |\n\n```sh\n# a comment, not a heading\n```\n| `AFTER_CODE` | still here |\n\
+                      ### Details\n| `NESTED` | a subsection belongs to it |\n## API\n| `NOT_A_VARIABLE` | x |\n";
+        let names = documented_variables(readme, "## Configuration").unwrap();
+        assert_eq!(names, ["AFTER_CODE", "LOG_FORMAT", "NESTED", "PORT"].map(String::from).into());
+        assert_eq!(documented_variables(readme, "## Settings"), None);
     }
 }

@@ -5,7 +5,8 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use utoipa::ToSchema;
 
-use super::{OrderId, OrderStatus};
+use super::order_id::OrderId;
+use super::order_status::OrderStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::OrderId;
+use super::order_id::OrderId;
 
 /// How many orders one page holds: 1 to 100, 20 when not asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -42,6 +42,7 @@ pub async fn healthz() -> Json<Health> {
             content_type = "application/problem+json"),
     )
 )]
+#[tracing::instrument(skip_all)]
 pub async fn readyz(State(db): State<Database>) -> Response {
     match db.check_ready().await {
         Ok(()) => Json(Health { status: "ready".into() }).into_response(),

@@ -14,7 +14,7 @@ use crate::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, ORDERS_TAG, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
     UnsupportedMediaType,
 };
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{Cancelled, Created, OrderStore};
 
 /// Set on a `201` that replays the first response to an `Idempotency-Key`.
@@ -51,14 +51,14 @@ pub struct CreateOrder {
     params(ListQuery),
     security(("entra" = ["Orders.Read", "Orders.ReadWrite"])),
     responses(
-        (status = 200, description = "One page of orders.", body = OrderPage,
-            headers(("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token."))),
+        (status = 200, description = "One page of orders.", body = OrderPage),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 503, response = Unavailable),
     )
 )]
+#[tracing::instrument(skip_all, fields(oid = %user.oid, status = ?query.status, limit = ?query.limit))]
 pub async fn list_orders(
     Permitted(user, _): Permitted<ReadOrders>,
     State(store): State<OrderStore>,
@@ -77,8 +77,7 @@ pub async fn list_orders(
     params(("id" = String, Path, description = "Order id, e.g. ORD-001.", example = "ORD-001")),
     security(("entra" = ["Orders.Read", "Orders.ReadWrite"])),
     responses(
-        (status = 200, description = "The order.", body = Order,
-            headers(("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token."))),
+        (status = 200, description = "The order.", body = Order),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -86,6 +85,7 @@ pub async fn list_orders(
         (status = 503, response = Unavailable),
     )
 )]
+#[tracing::instrument(skip_all, fields(oid = %user.oid, order = %id))]
 pub async fn get_order(
     Permitted(user, _): Permitted<ReadOrders>,
     State(store): State<OrderStore>,
@@ -110,8 +110,7 @@ pub async fn get_order(
             body = Order,
             headers(
                 ("Location" = String, description = "The order's URL."),
-                ("idempotent-replayed" = String, description = "`true` when this is a replayed response."),
-                ("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token.")
+                ("idempotent-replayed" = String, description = "`true` when this is a replayed response.")
             )),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
@@ -122,6 +121,7 @@ pub async fn get_order(
         (status = 503, response = Unavailable),
     )
 )]
+#[tracing::instrument(skip_all, fields(oid = %user.oid, idempotency_key = key.is_some()))]
 pub async fn create_order(
     Permitted(user, _): Permitted<WriteOrders>,
     State(state): State<AppState>,
@@ -153,8 +153,7 @@ pub async fn create_order(
     params(("id" = String, Path, description = "Order id, e.g. ORD-001.", example = "ORD-001")),
     security(("entra" = ["Orders.ReadWrite"])),
     responses(
-        (status = 200, description = "The cancelled order.", body = Order,
-            headers(("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token."))),
+        (status = 200, description = "The cancelled order.", body = Order),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -163,6 +162,7 @@ pub async fn create_order(
         (status = 503, response = Unavailable),
     )
 )]
+#[tracing::instrument(skip_all, fields(oid = %user.oid, order = %id))]
 pub async fn cancel_order(
     Permitted(user, _): Permitted<WriteOrders>,
     State(store): State<OrderStore>,
@@ -183,8 +183,7 @@ pub async fn cancel_order(
     params(("id" = String, Path, description = "Order id, e.g. ORD-001.", example = "ORD-001")),
     security(("entra" = ["Orders.ReadWrite"])),
     responses(
-        (status = 204, description = "Deleted.",
-            headers(("x-hop-trace" = String, description = "This hop's record in the hop trace: base64url (no padding) JSON of a `Hop` (what this service saw of the token, how it arrived, its decision, elapsed_ms). Never contains the token."))),
+        (status = 204, description = "Deleted."),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -192,8 +191,9 @@ pub async fn cancel_order(
         (status = 503, response = Unavailable),
     )
 )]
+#[tracing::instrument(skip_all, fields(oid = %admin.oid, order = %id))]
 pub async fn delete_order(
-    Permitted(_admin, _): Permitted<DeleteOrders>,
+    Permitted(admin, _): Permitted<DeleteOrders>,
     State(store): State<OrderStore>,
     Path(id): Path<OrderId>,
 ) -> Result<StatusCode, ApiError> {

@@ -169,7 +169,7 @@ async fn a_passthrough_token_is_refused_by_default() {
 #[tokio::test]
 async fn a_passthrough_token_is_accepted_only_when_its_audience_is_allowed_and_the_hop_says_passthrough() {
     let mcp_client_id = {
-        let manifest = entra_manifest::Manifest::load(crate::helpers::manifest_path()).unwrap();
+        let manifest = entra_manifest::Manifest::load(entra_manifest::REPOSITORY_MANIFEST).unwrap();
         manifest.app("orders-mcp").unwrap().client_id.clone()
     };
     let app = spawn_app_with(&[("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE", &mcp_client_id)]).await;

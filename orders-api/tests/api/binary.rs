@@ -13,9 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use entra_manifest::REPOSITORY_MANIFEST;
 use serde_json::{Value, json};
 
-use crate::helpers::{ALL_SCOPES, manifest_path, spawn_app, spawn_idp};
+use crate::helpers::{ALL_SCOPES, spawn_app, spawn_idp};
 
 const NOBODY: u32 = 65534;
 
@@ -30,7 +31,7 @@ fn orders_api(authority: &str, database: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_orders-api"));
     command
         .env_clear()
-        .env("IDENTITY_MANIFEST", manifest_path())
+        .env("IDENTITY_MANIFEST", REPOSITORY_MANIFEST)
         .env("ENTRA_AUTHORITY", authority)
         .env("ORDERS_API_DATABASE", database)
         .env("ORDERS_API_ADDR", "127.0.0.1:0")
@@ -113,7 +114,7 @@ fn help_prints_usage_and_bad_arguments_are_refused() {
 
     let output = Command::new(env!("CARGO_BIN_EXE_orders-api")).arg("--frobnicate").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8(output.stderr).unwrap().contains("unexpected arguments"));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("unexpected argument"));
 }
 
 #[test]

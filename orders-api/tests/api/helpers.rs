@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use entra_auth::hop::{HOP_HEADER, Hop};
 use entra_emulator::{EmulatorConfig, Running};
+use entra_manifest::REPOSITORY_MANIFEST;
 use orders_api::configuration::Settings;
 use orders_api::startup::Application;
 use reqwest::{Method, RequestBuilder, Response};
@@ -26,14 +27,10 @@ pub struct TestApp {
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-pub fn manifest_path() -> String {
-    format!("{}/../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Settings as the binary would read them, built in code for the emulator at `authority`.
 pub fn settings(authority: &str, database: &Path, extra: &[(&str, &str)]) -> Settings {
     let mut vars = vec![
-        ("IDENTITY_MANIFEST".to_string(), manifest_path()),
+        ("IDENTITY_MANIFEST".to_string(), REPOSITORY_MANIFEST.to_string()),
         ("ENTRA_AUTHORITY".to_string(), authority.to_string()),
         ("ORDERS_API_ADDR".to_string(), "127.0.0.1:0".to_string()),
         ("ORDERS_API_DATABASE".to_string(), database.display().to_string()),

@@ -34,7 +34,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use url::Url;
 
-pub use token::{TokenProvider, TokenSourceKind};
+use token::TokenProvider;
+pub use token::TokenSourceKind;
 
 /// `orders-mcp bridge` arguments.
 #[derive(Debug, Clone, clap::Args)]

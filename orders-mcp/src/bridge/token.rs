@@ -80,6 +80,7 @@ impl TokenProvider {
         }
     }
 
+    #[tracing::instrument(name = "bridge.token", skip_all, fields(source = %self.describe()))]
     async fn fetch(&self) -> Result<AccessToken, AcquireError> {
         let token = match &self.source {
             Source::Static { var } => {

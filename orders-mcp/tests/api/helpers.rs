@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use entra_auth::hop::{Hop, MCP_META_KEY};
 use entra_emulator::{Emulator, EmulatorConfig};
+use entra_manifest::REPOSITORY_MANIFEST;
 use orders_mcp::configuration::Settings;
 use orders_mcp::startup::Application;
 use orders_mcp::tools::SENT_TOKEN_META_KEY;
@@ -63,10 +64,6 @@ pub struct ApiServer {
     running: Option<Running<()>>,
 }
 
-pub fn manifest_path() -> String {
-    format!("{}/../infra/app-registrations.toml", env!("CARGO_MANIFEST_DIR"))
-}
-
 impl ApiServer {
     async fn start(
         idp_url: &str,
@@ -76,13 +73,13 @@ impl ApiServer {
         extra: &[(&str, &str)],
     ) -> ApiServer {
         let mut vars = vec![
-            ("IDENTITY_MANIFEST".to_string(), manifest_path()),
+            ("IDENTITY_MANIFEST".to_string(), REPOSITORY_MANIFEST.to_string()),
             ("ENTRA_AUTHORITY".to_string(), idp_url.to_string()),
             ("ORDERS_API_ADDR".to_string(), addr.to_string()),
             ("ORDERS_API_DATABASE".to_string(), database.display().to_string()),
         ];
         if allow_passthrough {
-            let manifest = entra_manifest::Manifest::load(manifest_path()).unwrap();
+            let manifest = entra_manifest::Manifest::load(REPOSITORY_MANIFEST).unwrap();
             vars.push(("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE".into(), manifest.apps["orders-mcp"].client_id.clone()));
         }
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -209,14 +206,14 @@ impl TestStack {
 /// production, from a map instead of the process environment).
 pub fn mcp_vars(options: &Options, idp_url: &str, api: SocketAddr, mcp: SocketAddr) -> Vec<(String, String)> {
     let mut vars = vec![
-        ("IDENTITY_MANIFEST".to_string(), manifest_path()),
+        ("IDENTITY_MANIFEST".to_string(), REPOSITORY_MANIFEST.to_string()),
         ("ENTRA_AUTHORITY".to_string(), idp_url.to_string()),
         ("ORDERS_MCP_PUBLIC_URL".to_string(), format!("http://{mcp}")),
         ("ORDERS_API_URL".to_string(), format!("http://{api}")),
         ("ORDERS_MCP_DOWNSTREAM".to_string(), options.downstream.to_string()),
     ];
     if options.use_client_secret {
-        let manifest = entra_manifest::Manifest::load(manifest_path()).unwrap();
+        let manifest = entra_manifest::Manifest::load(REPOSITORY_MANIFEST).unwrap();
         let secret = manifest.apps["orders-mcp"].emulator_client_secret.clone().unwrap();
         vars.push(("ORDERS_MCP_CLIENT_SECRET".into(), secret));
     } else {

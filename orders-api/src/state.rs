@@ -1,0 +1,23 @@
+//! What every handler can reach: built once at start, cloned into each request.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use entra_auth::guard::ResourceGuard;
+
+use crate::database::Database;
+use crate::routes::docs::Docs;
+use crate::store::OrderStore;
+
+/// The router's state; handlers take the part they need (`State<OrderStore>`, ...).
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub guard: ResourceGuard,
+    /// The orders-mcp audience, when passthrough tokens are (explicitly) accepted.
+    pub passthrough_audience: Option<Arc<str>>,
+    pub store: OrderStore,
+    pub database: Database,
+    pub docs: Docs,
+    /// `ORDERS_API_PUBLIC_URL` without a trailing slash, for `Location` headers.
+    pub public_url: Arc<str>,
+}
