@@ -15,7 +15,6 @@ use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use service_kit::serve::{Built, Service};
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
@@ -172,7 +171,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), origin::require_same_origin))
         .layer(sessions)
         .layer(middleware::from_fn_with_state(state.clone(), headers::security_headers))
-        .layer(TraceLayer::new_for_http())
+        .layer(service_kit::serve::request_spans())
         .with_state(state)
 }
 

@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, Request, header};
+use axum::http::{HeaderValue, header};
 use entra_auth::guard::ResourceGuard;
 use entra_auth::metadata::ProtectedResourceMetadata;
 use entra_auth::validate::{TokenValidator, TokenVersion, ValidatorConfig};
 use service_kit::serve::{Built, Service};
 use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -119,10 +118,6 @@ pub fn router(settings: &Settings, database: Database) -> Result<Router, StartEr
         .layer(axum::middleware::from_fn(hop_trace::record_hop))
         // Per-user data must not be stored by any cache in between.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            // Method and path only: the query string is never logged (it may carry a token
-            // that a careless client put there, which the guard refuses).
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-        }))
+        .layer(service_kit::serve::request_spans())
         .with_state(state))
 }

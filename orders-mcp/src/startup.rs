@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::Request;
 use axum::middleware;
 use axum::routing::get;
 use entra_auth::acquire::{ConfidentialClient, Credential, OnBehalfOf};
@@ -16,7 +15,6 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use service_kit::serve::{Built, Service};
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
 
 use crate::auth;
 use crate::configuration::{AllowedHosts, Downstream, Settings};
@@ -89,10 +87,7 @@ pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Resu
         .with_state(state)
         .merge(mcp)
         .merge(metadata.router())
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            // The path only: a query string could carry a token a client should not have sent.
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-        })))
+        .layer(service_kit::serve::request_spans()))
 }
 
 /// Stateless Streamable HTTP with JSON answers: every request stands alone with its own token

@@ -16,12 +16,16 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::Router;
+use axum::http::Request;
 use axum::serve::{Listener, ListenerExt};
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 /// A service: how to build its router from its settings.
 pub trait Service: Sized + 'static {
@@ -176,6 +180,20 @@ impl<H> Drop for Running<H> {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// See [`request_spans`].
+pub type RequestSpans<B> = TraceLayer<SharedClassifier<ServerErrorsAsFailures>, fn(&Request<B>) -> Span>;
+
+/// The request span every service logs under: method and path only. Never the query string:
+/// it can carry an authorization code, `state`, a front-channel `sid`, or a token a careless
+/// client put there.
+pub fn request_spans<B>() -> RequestSpans<B> {
+    TraceLayer::new_for_http().make_span_with(request_span::<B> as fn(&Request<B>) -> Span)
+}
+
+fn request_span<B>(request: &Request<B>) -> Span {
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
 /// `listener` with Nagle's algorithm off on each accepted connection. Responses written in

@@ -4,11 +4,9 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::Request;
 use axum::routing::{get, post};
 use service_kit::serve::{Built, Service};
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
 
 use crate::config::EmulatorConfig;
 use crate::state::Emulator;
@@ -86,10 +84,6 @@ pub fn router(emulator: Emulator) -> Router {
         .route("/{tenant}/oauth2/v2.0/logout", get(logout::logout).post(logout::logout))
         .route("/devicelogin", get(device::page).post(device::approve))
         .route("/msi/token", get(managed_identity::token))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            // Method and path only: query strings carry `id_token_hint`, `state`, `nonce` and
-            // login hints, which have no place in logs.
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-        }))
+        .layer(service_kit::serve::request_spans())
         .with_state(emulator)
 }
