@@ -40,13 +40,13 @@ param openAiDeploymentCapacity int = 30
 @description('orders-api application (client) id, written by hooks/postprovision; empty on the first provision.')
 param ordersApiClientId string = ''
 
-@description('orders-api application id URI (api://orders-api-<env>), written by hooks/postprovision.')
+@description('orders-api application id URI (api://<tenant id>/orders-api-<env>), written by hooks/postprovision.')
 param ordersApiAppIdUri string = ''
 
 @description('orders-mcp application (client) id, written by hooks/postprovision; empty on the first provision.')
 param ordersMcpClientId string = ''
 
-@description('orders-mcp application id URI (api://orders-mcp-<env>), written by hooks/postprovision.')
+@description('orders-mcp application id URI (its canonical MCP endpoint, https://<fqdn>/mcp), written by hooks/postprovision.')
 param ordersMcpAppIdUri string = ''
 
 @description('chat-app application (client) id, written by hooks/postprovision; empty on the first provision.')

@@ -310,14 +310,14 @@ mod tests {
         let env = Env::from_map([("IDENTITY_MANIFEST", manifest()), ("CHAT_APP_CLIENT_SECRET", "s".into())]);
         let s = Settings::from(env).unwrap();
         assert_eq!(s.addr.port(), 3000);
-        assert_eq!(s.identity.scope, "openid profile offline_access api://orders-mcp-local/access_as_user");
+        assert_eq!(s.identity.scope, "openid profile offline_access http://localhost:3001/mcp/access_as_user");
         assert_eq!(s.identity.client_id, "8c2dce4e-b22a-4731-86d9-4f40acf63eed");
         assert!(matches!(s.identity.credential, Credential::Secret(_)));
         assert!(matches!(s.model, ModelSettings::Offline));
         assert!(!s.secure_cookies(), "plain-http localhost cannot keep Secure cookies");
         assert_eq!(s.origin(), "http://localhost:3000");
         assert_eq!(s.redirect_uri(), "http://localhost:3000/auth/callback");
-        assert!(s.names.iter().any(|(id, n)| id == "api://orders-api-local" && n == "orders-api"));
+        assert!(s.names.iter().any(|(id, n)| id == "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local" && n == "orders-api"));
         assert_eq!(s.agent.max_iterations, 6);
         assert_eq!(s.site.output_name, "chat_app");
     }

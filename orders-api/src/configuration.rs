@@ -28,7 +28,7 @@ pub struct Settings {
     pub issuer_v2: String,
     /// `ORDERS_API_CLIENT_ID`.
     pub client_id: String,
-    /// `ORDERS_API_APP_ID_URI` (`api://orders-api-<suffix>`): the `aud` of v1 tokens.
+    /// `ORDERS_API_APP_ID_URI` (`api://<tenant id>/orders-api-<suffix>`): the `aud` of v1 tokens.
     pub app_id_uri: Option<String>,
     /// `ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE`: an extra accepted audience (orders-mcp's), for
     /// the passthrough demonstration only.
@@ -107,7 +107,10 @@ mod tests {
         assert_eq!(settings.public_url.as_str(), "http://localhost:3002/");
         assert_eq!(settings.tenant_id, manifest.tenant.id);
         assert_eq!(settings.client_id, api.client_id);
-        assert_eq!(settings.audiences(), ["api://orders-api-local".to_string(), api.client_id.clone()]);
+        assert_eq!(
+            settings.audiences(),
+            ["api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local".to_string(), api.client_id.clone()]
+        );
         assert_eq!(settings.passthrough_audience, None);
         assert_eq!(settings.issuer_v2, format!("http://localhost:3003/{}/v2.0", manifest.tenant.id));
         let names: Vec<_> = settings.seed_users.iter().map(|u| u.name.as_str()).collect();
@@ -115,7 +118,10 @@ mod tests {
         assert_eq!(settings.seed_users[0].oid, manifest.user("alice").unwrap().oid);
         assert_eq!(
             settings.scopes_supported(),
-            ["api://orders-api-local/Orders.Read", "api://orders-api-local/Orders.ReadWrite"]
+            [
+                "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/Orders.Read",
+                "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/Orders.ReadWrite"
+            ]
         );
     }
 

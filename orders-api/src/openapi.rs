@@ -30,7 +30,7 @@ pub const HOP_HEADER_DESCRIPTION: &str = "This hop's record for the hop trace: b
     info(
         title = "Orders API",
         description = "The orders REST API at the end of the Orders Copilot identity chain. Every call needs an Entra \
-            access token for this API (v1, audience `api://orders-api-<suffix>`); a user sees and changes only their \
+            access token for this API (v1, audience `api://<tenant id>/orders-api-<suffix>`); a user sees and changes only their \
             own orders, unless they hold the `Orders.Admin` app role. Errors are RFC 9457 problem+json, with `type` \
             `urn:orders-copilot:problem:<slug>`."
     ),

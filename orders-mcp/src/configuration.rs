@@ -193,9 +193,9 @@ mod tests {
         assert_eq!(s.addr.to_string(), "127.0.0.1:3001");
         assert_eq!(s.mcp_url().as_str(), "http://localhost:3001/mcp");
         assert_eq!(s.downstream, Downstream::Obo);
-        assert_eq!(s.obo_scope(), "api://orders-api-local/.default");
-        assert_eq!(s.access_scope(), "api://orders-mcp-local/access_as_user");
-        assert_eq!(s.audiences(), ["a58242b0-4441-4e9a-b6fa-2c3a3d94ebff", "api://orders-mcp-local"]);
+        assert_eq!(s.obo_scope(), "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default");
+        assert_eq!(s.access_scope(), "http://localhost:3001/mcp/access_as_user");
+        assert_eq!(s.audiences(), ["a58242b0-4441-4e9a-b6fa-2c3a3d94ebff", "http://localhost:3001/mcp"]);
         assert_eq!(s.issuer_v2, "http://localhost:3003/afb67780-0dec-4124-a11c-b6e461eb7aad/v2.0");
         assert_eq!(s.allowed_hosts, AllowedHosts::Only(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]));
         assert!(matches!(s.credential, Some(Credential::ManagedIdentity(_))), "{:?}", s.credential);

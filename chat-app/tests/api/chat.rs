@@ -86,7 +86,7 @@ async fn alice_sees_only_her_orders_and_the_trace_shows_three_hops() {
     assert_eq!(hops[1].token.client_id, manifest.apps["chat-app"].client_id);
     assert_eq!(hops[1].token.scp, ["access_as_user"]);
     // ...and On-Behalf-Of changed the audience, issuer version, client and scopes.
-    assert_eq!(hops[2].token.aud, "api://orders-api-local");
+    assert_eq!(hops[2].token.aud, "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local");
     assert_eq!(hops[2].token.ver, "1.0");
     assert_eq!(hops[2].token.client_id, manifest.apps["orders-mcp"].client_id);
     assert!(hops[2].token.scp.contains(&"Orders.Read".to_string()), "{:?}", hops[2].token.scp);

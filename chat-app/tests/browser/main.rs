@@ -185,7 +185,7 @@ async fn alice_and_carol_in_a_real_browser() {
     };
     assert!(audience(1).await.contains("same"), "passthrough keeps the audience");
     assert!(audience(2).await.contains("changed"), "OBO changes the audience");
-    assert!(hops[2].text().await.unwrap().contains("api://orders-api-local"));
+    assert!(hops[2].text().await.unwrap().contains("api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local"));
     assert!(hops[2].find(Locator::Css(".how.obo")).await.is_ok());
 
     let png = client.screenshot().await.unwrap();

@@ -32,7 +32,7 @@ fn benches(c: &mut Criterion) {
     let config = ValidatorConfig::new(
         authority.clone(),
         idp.handle().tenant_id(),
-        vec!["api://orders-api-local".into(), api.client_id.clone()],
+        vec!["api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local".into(), api.client_id.clone()],
     )
     .versions(&[TokenVersion::V1]);
     let full = TokenValidator::new(ValidatorConfig { accepted_tokens: 0, ..config.clone() }, reqwest::Client::new());
@@ -62,7 +62,7 @@ fn benches(c: &mut Criterion) {
     let mcp_config = ValidatorConfig::new(authority, idp.handle().tenant_id(), vec![mcp.client_id.clone()])
         .versions(&[TokenVersion::V2]);
     let caller = rt.block_on(TokenValidator::new(mcp_config, reqwest::Client::new()).validate(&user_token)).unwrap();
-    let scope = "api://orders-api-local/.default";
+    let scope = "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default";
     rt.block_on(obo.token(&caller, &user_token, scope)).unwrap();
     group.bench_function("obo_cache_hit", |b| b.to_async(&rt).iter(|| obo.token(&caller, &user_token, scope)));
     group.finish();

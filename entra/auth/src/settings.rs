@@ -38,15 +38,11 @@ pub struct AppRegistration {
 
 impl Identity {
     /// Reads `ENTRA_AUTHORITY`, `ENTRA_PUBLIC_AUTHORITY`, `ENTRA_TENANT_ID`, `IDENTITY_MANIFEST`,
-    /// `IDENTITY_SUFFIX`, `CHAT_APP_URL`.
+    /// `IDENTITY_SUFFIX`, `CHAT_APP_URL`, `ORDERS_MCP_PUBLIC_URL` (the manifest's placeholders).
     pub fn from_env(env: &mut Env) -> Identity {
         let authority = env
             .optional::<Url>("ENTRA_AUTHORITY", "a URL like https://login.microsoftonline.com")
             .unwrap_or_else(local_emulator);
-        let vars = Vars {
-            suffix: env.string("IDENTITY_SUFFIX", "local"),
-            chat_app_url: env.string("CHAT_APP_URL", "http://localhost:3000"),
-        };
         let path = match env.get("IDENTITY_MANIFEST") {
             Some(p) => Some(PathBuf::from(p)),
             None => std::env::current_dir().ok().and_then(Manifest::locate),
@@ -66,6 +62,12 @@ impl Identity {
                 env.problem("ENTRA_TENANT_ID is not set and no identity manifest was found (set IDENTITY_MANIFEST)");
                 String::new()
             }
+        };
+        let vars = Vars {
+            suffix: env.string("IDENTITY_SUFFIX", "local"),
+            chat_app_url: env.string("CHAT_APP_URL", "http://localhost:3000"),
+            orders_mcp_url: env.string("ORDERS_MCP_PUBLIC_URL", "http://localhost:3001"),
+            tenant_id: tenant_id.clone(),
         };
         let public_authority = env
             .optional::<Url>("ENTRA_PUBLIC_AUTHORITY", "a URL like http://localhost:3003")
@@ -168,7 +170,7 @@ mod tests {
         assert_eq!(identity.authority.as_str(), "http://localhost:3003/");
         assert_eq!(identity.tenant_id, m.tenant.id);
         assert_eq!(api.client_id, "11111111-1111-1111-1111-111111111111");
-        assert_eq!(api.app_id_uri.as_deref(), Some("api://orders-api-local"));
+        assert_eq!(api.app_id_uri.as_deref(), Some("api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local"));
         assert_eq!(mcp.client_id, m.apps["orders-mcp"].client_id);
     }
 

@@ -88,7 +88,7 @@ async fn valid_tokens_from_the_emulator_token_endpoint_are_accepted_with_their_c
     assert_eq!(caller.version, entra_auth::validate::TokenVersion::V1);
     assert_eq!(caller.client_id, m.app("orders-mcp").unwrap().client_id);
     assert_eq!(caller.roles, ["Orders.Admin"]);
-    assert_eq!(caller.audience, "api://orders-api-local");
+    assert_eq!(caller.audience, "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local");
     assert!(caller.issuer.ends_with(&format!("/{}/", idp.handle().tenant_id())));
 }
 

@@ -103,7 +103,7 @@ async fn a_token_accepted_before_is_recognised_only_until_it_expires() {
     let mut config = entra_auth::validate::ValidatorConfig::new(
         url::Url::parse(&idp.url()).unwrap(),
         idp.handle().tenant_id(),
-        vec!["api://orders-api-local".into(), api.client_id.clone()],
+        vec!["api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local".into(), api.client_id.clone()],
     )
     .versions(&[entra_auth::validate::TokenVersion::V1]);
     config.leeway = Duration::ZERO;

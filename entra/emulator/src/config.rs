@@ -30,8 +30,8 @@ impl EmulatorConfig {
     /// Defaults for `manifest`: port 0 on loopback, one-hour tokens, no managed identity.
     pub fn new(manifest: Manifest) -> Self {
         EmulatorConfig {
+            vars: Vars::local(&manifest.tenant.id),
             manifest,
-            vars: Vars::local(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
             token_lifetime: Duration::from_secs(3600),
@@ -65,6 +65,8 @@ impl EmulatorConfig {
         let vars = Vars {
             suffix: env.string("EMULATOR_SUFFIX", "local"),
             chat_app_url: env.string("EMULATOR_CHAT_APP_URL", "http://localhost:3000"),
+            orders_mcp_url: env.string("EMULATOR_ORDERS_MCP_URL", "http://localhost:3001"),
+            tenant_id: String::new(),
         };
         let token_lifetime = env.seconds("EMULATOR_TOKEN_LIFETIME_SECS", 3600);
         let refresh_token_lifetime = env.seconds("EMULATOR_REFRESH_TOKEN_LIFETIME_SECS", 24 * 3600);
@@ -79,6 +81,8 @@ impl EmulatorConfig {
         }
         env.finish()?;
         let manifest = manifest?;
+        // The emulator is the tenant its manifest describes.
+        let vars = Vars { tenant_id: manifest.tenant.id.clone(), ..vars };
         Ok(EmulatorConfig {
             vars,
             bind,

@@ -139,7 +139,7 @@ async fn token_request(idp: &Running, form: &[(&str, &str)]) -> (u16, Value) {
 fn validator(idp: &Running, app: &str) -> TokenValidator {
     let m = idp.handle().manifest();
     let app = m.app(app).unwrap();
-    let uri = app.identifier_uri.as_ref().unwrap().render(&Vars::local());
+    let uri = app.identifier_uri.as_ref().unwrap().render(&Vars::local(&m.tenant.id));
     let version = if app.access_token_version == 1 { TokenVersion::V1 } else { TokenVersion::V2 };
     let config = ValidatorConfig::new(
         Url::parse(&idp.url()).unwrap(),
@@ -150,7 +150,7 @@ fn validator(idp: &Running, app: &str) -> TokenValidator {
 }
 
 const CHAT_SECRET: &str = "chat-app-local-secret";
-const MCP_SCOPE: &str = "api://orders-mcp-local/access_as_user";
+const MCP_SCOPE: &str = "http://localhost:3001/mcp/access_as_user";
 
 /// Authorization code + PKCE through the login form; returns (access, refresh) tokens.
 async fn sign_in(idp: &Running, user: &str) -> (String, String) {
@@ -286,7 +286,7 @@ async fn client_credentials_gives_an_app_only_token() {
         .client
         .exchange_client_credentials()
         .unwrap()
-        .add_scope(Scope::new("api://orders-api-local/.default".into()))
+        .add_scope(Scope::new("api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default".into()))
         .request_async(&http_client())
         .await
         .unwrap();
@@ -303,7 +303,7 @@ async fn client_credentials_gives_an_app_only_token() {
             ("grant_type", "client_credentials"),
             ("client_id", &client_id),
             ("client_secret", "orders-mcp-local-secret"),
-            ("scope", "api://orders-api-local/Orders.Read"),
+            ("scope", "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/Orders.Read"),
         ],
     )
     .await;
@@ -372,10 +372,13 @@ async fn on_behalf_of_with_a_managed_identity_assertion_and_with_a_secret() {
     for credential in [Credential::ManagedIdentity(Arc::new(mi)), Credential::Secret("orders-mcp-local-secret".into())]
     {
         let client = ConfidentialClient::new(http.clone(), token_endpoint.clone(), &mcp.client_id, credential);
-        let obo = client.on_behalf_of(&user_token, "api://orders-api-local/.default").await.unwrap();
+        let obo = client
+            .on_behalf_of(&user_token, "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default")
+            .await
+            .unwrap();
         let caller = api.validate(obo.access_token.expose_secret()).await.unwrap();
         assert_eq!(caller.version, TokenVersion::V1, "orders-api gets v1 tokens");
-        assert_eq!(caller.audience, "api://orders-api-local");
+        assert_eq!(caller.audience, "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local");
         assert_eq!(caller.client_id, mcp.client_id, "appid is the middle tier");
         assert_eq!(caller.oid, m.user("carol").unwrap().oid, "the user is unchanged");
         assert_eq!(caller.scopes, ["Orders.Read", "Orders.ReadWrite"]);
@@ -433,7 +436,7 @@ async fn common_failures_answer_in_entra_shape() {
             ("grant_type", "client_credentials"),
             ("client_id", "11111111-2222-3333-4444-555555555555"),
             ("client_secret", "x"),
-            ("scope", "api://orders-api-local/.default"),
+            ("scope", "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default"),
         ],
     )
     .await;
@@ -497,7 +500,10 @@ async fn common_failures_answer_in_entra_shape() {
     assert!(page.text().await.unwrap().contains("AADSTS50011"));
 
     // Consent missing: the Azure CLI is not pre-authorized for orders-api.
-    let form = [("client_id", "04b07795-8ddb-461a-bbee-02f9e1bf7b46"), ("scope", "api://orders-api-local/Orders.Read")];
+    let form = [
+        ("client_id", "04b07795-8ddb-461a-bbee-02f9e1bf7b46"),
+        ("scope", "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/Orders.Read"),
+    ];
     let url = format!("{}/{}/oauth2/v2.0/devicecode", idp.url(), idp.handle().tenant_id());
     let response = reqwest::Client::new().post(url).form(&form).send().await.unwrap();
     assert_eq!(response.status(), 400);
@@ -509,7 +515,7 @@ async fn common_failures_answer_in_entra_shape() {
         &[
             ("grant_type", "client_credentials"),
             ("client_id", &mcp),
-            ("scope", "api://orders-api-local/.default"),
+            ("scope", "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default"),
             ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
             ("client_assertion", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"),
         ],
@@ -527,7 +533,7 @@ async fn common_failures_answer_in_entra_shape() {
             ("client_id", &mcp),
             ("client_secret", "orders-mcp-local-secret"),
             ("assertion", &wrong_audience),
-            ("scope", "api://orders-api-local/.default"),
+            ("scope", "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default"),
             ("requested_token_use", "on_behalf_of"),
         ],
     )
@@ -558,7 +564,7 @@ async fn common_failures_answer_in_entra_shape() {
             ("grant_type", "client_credentials"),
             ("client_id", &mcp),
             ("client_secret", "nope"),
-            ("scope", "api://orders-api-local/.default"),
+            ("scope", "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default"),
         ],
     )
     .await;

@@ -58,7 +58,7 @@ impl App {
         self.app_roles.iter().find(|r| r.value == value)
     }
 
-    /// The full scope string a client requests, e.g. `api://orders-api-local/Orders.Read`.
+    /// The full scope string a client requests, e.g. `api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/Orders.Read`.
     pub fn scope_uri(&self, value: &str, vars: &Vars) -> Option<String> {
         let uri = self.identifier_uri.as_ref()?.render(vars);
         Some(format!("{uri}/{value}"))

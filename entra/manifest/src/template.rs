@@ -1,4 +1,5 @@
-//! Manifest values that differ per environment: `{suffix}` and `{chat_app_url}`.
+//! Manifest values that differ per environment: `{suffix}`, `{chat_app_url}`, `{orders_mcp_url}`
+//! and `{tenant_id}`.
 
 /// Values that differ per environment, substituted into [`Template`]s.
 #[derive(Debug, Clone)]
@@ -7,18 +8,28 @@ pub struct Vars {
     pub suffix: String,
     /// Origin users reach chat-app on, without a trailing slash.
     pub chat_app_url: String,
+    /// Origin MCP clients reach orders-mcp on: its canonical MCP endpoint, and so its Application
+    /// ID URI, is `{orders_mcp_url}/mcp`.
+    pub orders_mcp_url: String,
+    /// The directory (tenant) id: the emulator's in the manifest offline, the real one in Azure.
+    pub tenant_id: String,
 }
 
 impl Vars {
-    /// The values for the offline stack on the default ports.
-    pub fn local() -> Self {
-        Vars { suffix: "local".into(), chat_app_url: "http://localhost:3000".into() }
+    /// The values for the offline stack on the default ports, in the manifest's tenant.
+    pub fn local(tenant_id: &str) -> Self {
+        Vars {
+            suffix: "local".into(),
+            chat_app_url: "http://localhost:3000".into(),
+            orders_mcp_url: "http://localhost:3001".into(),
+            tenant_id: tenant_id.into(),
+        }
     }
 }
 
-pub(crate) const PLACEHOLDERS: [&str; 2] = ["{suffix}", "{chat_app_url}"];
+pub(crate) const PLACEHOLDERS: [&str; 4] = ["{suffix}", "{chat_app_url}", "{orders_mcp_url}", "{tenant_id}"];
 
-/// A string with `{suffix}` / `{chat_app_url}` placeholders.
+/// A string with the [`PLACEHOLDERS`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template(String);
 
@@ -29,6 +40,10 @@ impl Template {
     }
 
     pub fn render(&self, vars: &Vars) -> String {
-        self.0.replace("{suffix}", &vars.suffix).replace("{chat_app_url}", vars.chat_app_url.trim_end_matches('/'))
+        self.0
+            .replace("{suffix}", &vars.suffix)
+            .replace("{chat_app_url}", vars.chat_app_url.trim_end_matches('/'))
+            .replace("{orders_mcp_url}", vars.orders_mcp_url.trim_end_matches('/'))
+            .replace("{tenant_id}", &vars.tenant_id)
     }
 }

@@ -29,8 +29,11 @@ fn the_repository_manifest_is_valid_and_complete() {
         m.user("carol").unwrap().app_roles,
         [RoleAssignment { app: "orders-api".into(), role: "Orders.Admin".into() }]
     );
-    let vars = Vars::local();
-    assert_eq!(api.identifier_uri.as_ref().unwrap().render(&vars), "api://orders-api-local");
+    let vars = Vars::local(&m.tenant.id);
+    assert_eq!(
+        api.identifier_uri.as_ref().unwrap().render(&vars),
+        "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local"
+    );
     assert_eq!(m.app("chat-app").unwrap().redirect_uris[0].render(&vars), "http://localhost:3000/auth/callback");
 }
 
@@ -96,7 +99,7 @@ fn ids_must_be_guids_and_unique() {
 
 #[test]
 fn unknown_placeholders_are_refused() {
-    let err = error_for(|t| t.replace("api://orders-api-{suffix}", "api://orders-api-{sufix}"));
+    let err = error_for(|t| t.replace("api://{tenant_id}/orders-api-{suffix}", "api://{tenant_id}/orders-api-{sufix}"));
     assert!(err.message.contains("{sufix}"), "{err}");
 }
 

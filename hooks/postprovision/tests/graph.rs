@@ -44,7 +44,7 @@ async fn the_first_run_creates_exactly_what_the_manifest_says() {
     // orders-api: v1 tokens, its two scopes with the manifest's ids, the admin role.
     assert_eq!(api["displayName"], "Orders API (dev)");
     assert_eq!(api["signInAudience"], "AzureADMyOrg");
-    assert_eq!(api["identifierUris"], json!(["api://orders-api-dev"]));
+    assert_eq!(api["identifierUris"], json!(["api://5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a/orders-api-dev"]));
     assert_eq!(api["api"]["requestedAccessTokenVersion"], 1);
     let m_api = manifest.app("orders-api").unwrap();
     let scopes = api["api"]["oauth2PermissionScopes"].as_array().unwrap();
@@ -66,7 +66,10 @@ async fn the_first_run_creates_exactly_what_the_manifest_says() {
     // orders-mcp: v2 tokens, pre-authorized chat-app (real app id), Azure CLI, VS Code; knows chat-app;
     // requires orders-api's scopes (for On-Behalf-Of).
     let m_mcp = manifest.app("orders-mcp").unwrap();
-    assert_eq!(mcp["identifierUris"], json!(["api://orders-mcp-dev"]));
+    assert_eq!(
+        mcp["identifierUris"],
+        json!(["https://orders-mcp-abc123.happyfield-1234.swedencentral.azurecontainerapps.io/mcp"])
+    );
     assert_eq!(mcp["api"]["requestedAccessTokenVersion"], 2);
     let access_as_user = m_mcp.scope("access_as_user").unwrap().id.clone();
     let pre: BTreeMap<String, Value> = mcp["api"]["preAuthorizedApplications"]
@@ -155,8 +158,11 @@ async fn the_first_run_creates_exactly_what_the_manifest_says() {
     assert_eq!(env["ORDERS_API_CLIENT_ID"], app_id(api));
     assert_eq!(env["ORDERS_MCP_CLIENT_ID"], app_id(mcp));
     assert_eq!(env["CHAT_APP_CLIENT_ID"], app_id(chat));
-    assert_eq!(env["ORDERS_API_APP_ID_URI"], "api://orders-api-dev");
-    assert_eq!(env["ORDERS_MCP_APP_ID_URI"], "api://orders-mcp-dev");
+    assert_eq!(env["ORDERS_API_APP_ID_URI"], "api://5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a/orders-api-dev");
+    assert_eq!(
+        env["ORDERS_MCP_APP_ID_URI"],
+        "https://orders-mcp-abc123.happyfield-1234.swedencentral.azurecontainerapps.io/mcp"
+    );
     assert_eq!(env["AZURE_TENANT_ID"], TENANT, "the values azd wrote are kept");
     for (_, container_app, vars) in support::CONTAINER_APPS {
         let actual = d.cloud.container_env(container_app);
@@ -402,7 +408,9 @@ async fn dry_run_prints_the_plan_and_writes_nothing() {
             );
         }
     }
-    assert!(rows.iter().any(|r| r[0] == "set" && r[2] == "ORDERS_API_APP_ID_URI" && r[3] == "api://orders-api-dev"));
+    assert!(rows.iter().any(|r| r[0] == "set"
+        && r[2] == "ORDERS_API_APP_ID_URI"
+        && r[3] == "api://5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a/orders-api-dev"));
     assert!(rows.iter().any(|r| r[0] == "update" && r[1] == "container app" && r[2] == "chat-app-abc123"));
     assert!(out.contains(&format!("Dry run: {} change(s) planned, nothing written.", summary.changes.len())));
     // The plan is what an apply then does (ids only Graph assigns are placeholders in the plan).
@@ -430,11 +438,15 @@ async fn dry_run_prints_the_plan_and_writes_nothing() {
 async fn cleanup_removes_what_this_environment_created_and_only_that() {
     let d = Provisioned::new().await;
     d.run(&["apply"]).await.1.unwrap();
-    // A second environment in the same tenant.
+    // A second environment in the same tenant: its own name, its own orders-mcp endpoint (and so
+    // its own Application ID URI: identifier URIs are unique in a tenant).
     let test_env = d.files.path().join("test.env");
     std::fs::write(
         &test_env,
-        std::fs::read_to_string(d.env_file()).unwrap().replace("AZURE_ENV_NAME=\"dev\"", "AZURE_ENV_NAME=\"test\""),
+        std::fs::read_to_string(d.env_file())
+            .unwrap()
+            .replace("AZURE_ENV_NAME=\"dev\"", "AZURE_ENV_NAME=\"test\"")
+            .replace("orders-mcp-abc123", "orders-mcp-def456"),
     )
     .unwrap();
     let run_test = |args: &[&str]| {
@@ -608,7 +620,7 @@ async fn as_an_azd_hook_it_reads_the_process_environment_and_calls_azd_env_set()
     });
     assert!(calls.lines().any(|l| l == format!("env set ORDERS_API_CLIENT_ID {api_id} --environment dev")), "{calls}");
     assert!(
-        calls.lines().any(|l| l == "env set ORDERS_MCP_APP_ID_URI api://orders-mcp-dev --environment dev"),
+        calls.lines().any(|l| l == "env set ORDERS_MCP_APP_ID_URI https://orders-mcp-abc123.happyfield-1234.swedencentral.azurecontainerapps.io/mcp --environment dev"),
         "{calls}"
     );
     assert_eq!(calls.lines().count(), 5, "{calls}");

@@ -19,7 +19,7 @@ async fn an_allowed_request_reports_the_token_it_saw() {
     assert_eq!(hop.decision, Decision::Allowed);
     assert!(hop.elapsed_ms >= 0.0 && hop.elapsed_ms < 10_000.0, "{}", hop.elapsed_ms);
     let manifest = app.idp.handle().manifest();
-    assert_eq!(hop.token.aud, "api://orders-api-local");
+    assert_eq!(hop.token.aud, "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local");
     assert_eq!(hop.token.iss, app.idp.handle().issuers().v1);
     assert_eq!(hop.token.ver, "1.0");
     assert_eq!(hop.token.scp, ALL_SCOPES);

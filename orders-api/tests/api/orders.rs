@@ -159,7 +159,10 @@ async fn health_readiness_metadata_and_docs_answer() {
     assert_eq!(metadata["authorization_servers"], json!([app.idp.handle().issuers().v2]));
     assert_eq!(
         metadata["scopes_supported"],
-        json!(["api://orders-api-local/Orders.Read", "api://orders-api-local/Orders.ReadWrite"])
+        json!([
+            "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/Orders.Read",
+            "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/Orders.ReadWrite"
+        ])
     );
     // The 401 challenge points at that document.
     let response = app.client.get(app.url("/api/orders")).send().await.unwrap();

@@ -120,7 +120,8 @@ async fn protected_resource_metadata_follows_rfc_9728() {
     let expected = json!({
         "resource": stack.mcp_url,
         "authorization_servers": [stack.emulator.issuers().v2],
-        "scopes_supported": ["api://orders-mcp-local/access_as_user"],
+        // The Application ID URI is the canonical MCP endpoint: the scope lives under it.
+        "scopes_supported": [format!("{}/access_as_user", stack.mcp_url)],
         "bearer_methods_supported": ["header"],
         "resource_name": "Orders MCP server",
     });

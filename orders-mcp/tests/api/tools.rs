@@ -201,7 +201,7 @@ async fn each_tool_works_and_reports_both_hops() {
     assert_eq!((mcp.service.as_str(), mcp.how), ("orders-mcp", How::Direct));
     assert_eq!(mcp.token.aud, stack.client_id("orders-mcp"));
     assert_eq!((api.service.as_str(), api.how, &api.decision), ("orders-api", How::Obo, &Decision::Allowed));
-    assert_eq!(api.token.aud, "api://orders-api-local");
+    assert_eq!(api.token.aud, "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local");
     assert_eq!(api.token.ver, "1.0");
     assert_eq!(api.token.client_id, stack.client_id("orders-mcp"), "the exchanged token was issued to orders-mcp");
     assert_eq!((mcp.token.oid.as_str(), api.token.oid.as_str()), (alice.as_str(), alice.as_str()));

@@ -74,7 +74,7 @@ impl Options {
             orders_api: Some(url(&self.api_url, "http://localhost:3002")?),
             authority: url(&self.authority, "http://localhost:3003")?,
             tenant: manifest.tenant.id.clone(),
-            local: Some(Local { manifest, vars: Vars::local() }),
+            local: Some(Local { vars: Vars::local(&manifest.tenant.id), manifest }),
         })
     }
 }

@@ -23,7 +23,7 @@ impl OnBehalfOf {
         OnBehalfOf { client, cache: TokenCache::new(Duration::from_secs(300)) }
     }
 
-    /// A token for `scope` (e.g. `api://orders-api-local/.default`) on behalf of `caller`,
+    /// A token for `scope` (e.g. `api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default`) on behalf of `caller`,
     /// whose validated access token is `user_token`.
     pub async fn token(&self, caller: &Caller, user_token: &str, scope: &str) -> Result<AccessToken, AcquireError> {
         if !caller.is_user() {

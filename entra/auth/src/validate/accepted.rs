@@ -66,7 +66,7 @@ mod tests {
             client_id: "client".into(),
             version: TokenVersion::V1,
             token_id: "uti".into(),
-            audience: "api://orders-api-local".into(),
+            audience: "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local".into(),
             issuer: "iss".into(),
             expires_at,
         }

@@ -51,7 +51,7 @@ async fn whoami<P: Policy>(
 pub fn validator_config(idp: &Running, app: &str) -> ValidatorConfig {
     let m = idp.handle().manifest();
     let app = m.app(app).unwrap();
-    let uri = app.identifier_uri.as_ref().unwrap().render(&entra_manifest::Vars::local());
+    let uri = app.identifier_uri.as_ref().unwrap().render(&entra_manifest::Vars::local(&m.tenant.id));
     let version = if app.access_token_version == 1 { TokenVersion::V1 } else { TokenVersion::V2 };
     let mut config = ValidatorConfig::new(
         Url::parse(&idp.url()).unwrap(),

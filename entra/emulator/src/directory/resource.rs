@@ -51,7 +51,7 @@ impl Resource {
         }
     }
 
-    /// The scope prefix in token responses (`api://orders-mcp-local/`).
+    /// The scope prefix in token responses (`http://localhost:3001/mcp/`).
     pub fn scope_prefix(&self) -> String {
         self.identifier_uri.clone().unwrap_or_else(|| self.client_id.clone())
     }

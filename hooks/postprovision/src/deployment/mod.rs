@@ -10,8 +10,8 @@ use entra_manifest::{Manifest, Vars};
 use service_kit::settings::{Env, SettingsError};
 
 use variables::{
-    ASSIGN_ROLES, AZD_ENV_NAME, AZD_SUBSCRIPTION_ID, CHAT_APP_URL, RESOURCE_GROUP, TENANT_ID, container_app_key,
-    federated_identities, principal_id_key,
+    ASSIGN_ROLES, AZD_ENV_NAME, AZD_SUBSCRIPTION_ID, CHAT_APP_URL, ORDERS_MCP_PUBLIC_URL, RESOURCE_GROUP, TENANT_ID,
+    container_app_key, federated_identities, principal_id_key,
 };
 
 /// Where the container apps are, when the environment has them (it does after `azd provision`).
@@ -36,6 +36,8 @@ pub struct Deployment {
     pub env_name: String,
     pub tenant_id: String,
     pub chat_app_url: String,
+    /// orders-mcp's https origin: `{orders_mcp_url}` in the manifest's templates.
+    pub orders_mcp_url: String,
     /// Managed identity name -> principal (object) id.
     pub principal_ids: BTreeMap<String, String>,
     pub container_apps: Option<ContainerApps>,
@@ -62,7 +64,12 @@ impl Deployment {
         let tenant_id = guid(&mut env, TENANT_ID, "the tenant id (a Bicep output)");
         let chat_app_url: Option<String> = env.required(CHAT_APP_URL, "chat-app's https origin (a Bicep output)");
         if let Some(url) = &chat_app_url {
-            check_origin(&mut env, url);
+            check_origin(&mut env, CHAT_APP_URL, url);
+        }
+        let orders_mcp_url: Option<String> =
+            env.required(ORDERS_MCP_PUBLIC_URL, "orders-mcp's https origin (a Bicep output)");
+        if let Some(url) = &orders_mcp_url {
+            check_origin(&mut env, ORDERS_MCP_PUBLIC_URL, url);
         }
         let mut principal_ids = BTreeMap::new();
         for mi in federated_identities(manifest) {
@@ -86,11 +93,12 @@ impl Deployment {
             }
         }
         env.finish()?;
-        match (env_name, tenant_id, chat_app_url) {
-            (Some(env_name), Some(tenant_id), Some(chat_app_url)) => Ok(Deployment {
+        match (env_name, tenant_id, chat_app_url, orders_mcp_url) {
+            (Some(env_name), Some(tenant_id), Some(chat_app_url), Some(orders_mcp_url)) => Ok(Deployment {
                 env_name,
                 tenant_id,
                 chat_app_url: chat_app_url.trim_end_matches('/').to_string(),
+                orders_mcp_url: orders_mcp_url.trim_end_matches('/').to_string(),
                 principal_ids,
                 container_apps,
                 assign_roles,
@@ -103,7 +111,12 @@ impl Deployment {
 
     /// The values the manifest's templates are rendered with.
     pub fn vars(&self) -> Vars {
-        Vars { suffix: self.env_name.clone(), chat_app_url: self.chat_app_url.clone() }
+        Vars {
+            suffix: self.env_name.clone(),
+            chat_app_url: self.chat_app_url.clone(),
+            orders_mcp_url: self.orders_mcp_url.clone(),
+            tenant_id: self.tenant_id.clone(),
+        }
     }
 }
 
@@ -123,17 +136,17 @@ pub fn is_guid(s: &str) -> bool {
         && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-fn check_origin(env: &mut Env, value: &str) {
+fn check_origin(env: &mut Env, name: &str, value: &str) {
     match url::Url::parse(value) {
         Ok(url) if url.scheme() == "https" || url.host_str() == Some("localhost") => {
             if url.path() != "/" || url.query().is_some() {
-                env.problem(format!("{CHAT_APP_URL}={value:?} must be an origin (scheme and host), without a path"));
+                env.problem(format!("{name}={value:?} must be an origin (scheme and host), without a path"));
             }
         }
         Ok(_) => env.problem(format!(
-            "{CHAT_APP_URL}={value:?} must use https: Entra accepts http redirect URIs only for localhost"
+            "{name}={value:?} must use https: Entra accepts http redirect and identifier URIs only for localhost"
         )),
-        Err(e) => env.problem(format!("{CHAT_APP_URL}={value:?} is not a URL: {e}")),
+        Err(e) => env.problem(format!("{name}={value:?} is not a URL: {e}")),
     }
 }
 
@@ -185,6 +198,7 @@ mod tests {
             ("AZURE_ENV_NAME", "dev"),
             ("AZURE_TENANT_ID", "AFB67780-0DEC-4124-A11C-B6E461EB7AAD"),
             ("CHAT_APP_URL", "https://chat.example.io/"),
+            ("ORDERS_MCP_PUBLIC_URL", "https://mcp.example.io"),
             ("ORDERS_MCP_MANAGED_IDENTITY_PRINCIPAL_ID", MCP_MI),
             ("CHAT_APP_MANAGED_IDENTITY_PRINCIPAL_ID", CHAT_MI),
         ]

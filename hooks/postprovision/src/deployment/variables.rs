@@ -11,6 +11,8 @@ pub const AZD_SUBSCRIPTION_ID: &str = "AZURE_SUBSCRIPTION_ID";
 pub const TENANT_ID: &str = "AZURE_TENANT_ID";
 pub const RESOURCE_GROUP: &str = "AZURE_RESOURCE_GROUP";
 pub const CHAT_APP_URL: &str = "CHAT_APP_URL";
+/// orders-mcp's https origin: its Application ID URI is `<origin>/mcp` (a Bicep output).
+pub const ORDERS_MCP_PUBLIC_URL: &str = "ORDERS_MCP_PUBLIC_URL";
 
 /// App roles to give the signed-in user, e.g. `orders-api/Orders.Admin` (comma-separated).
 pub const ASSIGN_ROLES: &str = "ORDERS_COPILOT_ASSIGN_ROLES";
@@ -42,7 +44,12 @@ pub fn app_id_uri_key(app: &str) -> String {
 
 /// Every Bicep output the hook reads for `manifest`: infra/main.bicep must declare them all.
 pub fn required_outputs(manifest: &Manifest) -> Vec<String> {
-    let mut keys = vec![TENANT_ID.to_string(), RESOURCE_GROUP.to_string(), CHAT_APP_URL.to_string()];
+    let mut keys = vec![
+        TENANT_ID.to_string(),
+        RESOURCE_GROUP.to_string(),
+        CHAT_APP_URL.to_string(),
+        ORDERS_MCP_PUBLIC_URL.to_string(),
+    ];
     keys.extend(federated_identities(manifest).into_iter().map(|mi| principal_id_key(&mi)));
     keys.extend(manifest.apps.keys().map(|app| container_app_key(app)));
     keys
@@ -85,6 +92,7 @@ mod tests {
                 "AZURE_TENANT_ID",
                 "AZURE_RESOURCE_GROUP",
                 "CHAT_APP_URL",
+                "ORDERS_MCP_PUBLIC_URL",
                 "CHAT_APP_MANAGED_IDENTITY_PRINCIPAL_ID",
                 "ORDERS_MCP_MANAGED_IDENTITY_PRINCIPAL_ID",
                 "CHAT_APP_CONTAINER_APP_NAME",

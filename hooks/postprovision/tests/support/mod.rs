@@ -24,6 +24,7 @@ pub const TENANT: &str = "5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a";
 pub const SUBSCRIPTION: &str = "0d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6";
 pub const GROUP: &str = "rg-dev";
 pub const CHAT_APP_URL: &str = "https://chat-app-abc123.happyfield-1234.swedencentral.azurecontainerapps.io";
+pub const ORDERS_MCP_URL: &str = "https://orders-mcp-abc123.happyfield-1234.swedencentral.azurecontainerapps.io";
 pub const CHAT_MI: &str = "6f1c2a9e-1111-4c1e-9f6a-000000000001";
 pub const MCP_MI: &str = "6f1c2a9e-2222-4c1e-9f6a-000000000002";
 
@@ -79,6 +80,7 @@ impl Provisioned {
             ("AZURE_TENANT_ID", TENANT),
             ("AZURE_RESOURCE_GROUP", GROUP),
             ("CHAT_APP_URL", CHAT_APP_URL),
+            ("ORDERS_MCP_PUBLIC_URL", ORDERS_MCP_URL),
             ("CHAT_APP_MANAGED_IDENTITY_PRINCIPAL_ID", CHAT_MI),
             ("ORDERS_MCP_MANAGED_IDENTITY_PRINCIPAL_ID", MCP_MI),
         ] {
