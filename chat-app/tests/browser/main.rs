@@ -185,7 +185,13 @@ async fn alice_and_carol_in_a_real_browser() {
     };
     assert!(audience(1).await.contains("same"), "passthrough keeps the audience");
     assert!(audience(2).await.contains("changed"), "OBO changes the audience");
-    assert!(hops[2].text().await.unwrap().contains("api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local"));
+    // GUIDs are shortened on screen; the full audience stays in the element's title.
+    assert!(hops[2].text().await.unwrap().contains("api://afb67780…/orders-api-local"));
+    let full = hops[2].find(Locator::Css("[data-field='audience'] .value")).await.unwrap();
+    assert_eq!(
+        full.attr("title").await.unwrap().as_deref(),
+        Some("api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local")
+    );
     assert!(hops[2].find(Locator::Css(".how.obo")).await.is_ok());
 
     let png = client.screenshot().await.unwrap();
