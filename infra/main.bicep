@@ -277,6 +277,9 @@ module chatApp 'modules/container-app.bicep' = {
 output AZURE_TENANT_ID string = tenantId
 output AZURE_LOCATION string = location
 output AZURE_RESOURCE_GROUP string = rg.name
+// With the environment name and subscription, tells this deployment's app registrations from
+// everyone else's in the tenant (the hook's tags).
+output AZURE_RESOURCE_TOKEN string = resourceToken
 output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
 output AZURE_CONTAINER_APPS_ENVIRONMENT_NAME string = appsEnvironment.outputs.name

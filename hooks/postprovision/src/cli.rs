@@ -12,7 +12,7 @@ use service_kit::settings::Env;
 
 use crate::azd::{AzdCli, DotEnvFile, EnvStore};
 use crate::credential::{ARM_SCOPE, GRAPH_SCOPE, developer_sign_in};
-use crate::deployment::Deployment;
+use crate::deployment::{Deployment, DeploymentId};
 use crate::reconcile::{self, Mode, Run, Summary};
 use crate::rest::Rest;
 use crate::retry::RetryPolicy;
@@ -100,21 +100,48 @@ pub async fn run(cli: Cli, io: Io<'_>) -> Result<Summary, String> {
             (io.process_env, Box::new(azd))
         }
     };
-    let deployment = Deployment::from_values(values, &manifest, &cli.assign_roles).map_err(|e| {
-        format!("{e}These come from the azd environment (`azd env get-values`): run `azd provision` first, or pass --env-file.")
-    })?;
+    let command = cli.command.unwrap_or(Command::Apply);
+    let from_azd = |e: service_kit::settings::SettingsError| {
+        format!(
+            "{e}These come from the azd environment (`azd env get-values`): run `azd provision` first, or pass --env-file."
+        )
+    };
+    // `cleanup` must work after a failed provision (azd's `down`), so it reads only what
+    // identifies the deployment; `apply` needs everything.
+    let deployment = match command {
+        Command::Apply => {
+            Some(Deployment::from_values(values.clone(), &manifest, &cli.assign_roles).map_err(from_azd)?)
+        }
+        Command::Cleanup => None,
+    };
+    let id = match &deployment {
+        Some(deployment) => deployment.id.clone(),
+        None => match DeploymentId::for_cleanup(values.clone()).map_err(from_azd)? {
+            Some(id) => id,
+            None => {
+                let _ = writeln!(
+                    io.out,
+                    "Nothing to change: this azd environment was never provisioned to the end (it has no {} or {}), \
+so the hook never created anything for it.",
+                    crate::deployment::variables::TENANT_ID,
+                    crate::deployment::variables::RESOURCE_TOKEN
+                );
+                return Ok(Summary::default());
+            }
+        },
+    };
 
-    let credential = developer_sign_in(&deployment.tenant_id, io.sign_in_clis).map_err(|e| e.to_string())?;
+    let credential = developer_sign_in(&id.tenant_id, io.sign_in_clis).map_err(|e| e.to_string())?;
     let graph = Rest::new("Microsoft Graph", &cli.graph_url, GRAPH_SCOPE, credential.clone(), io.retry)
         .map_err(|e| e.to_string())?;
     let arm = Rest::new("Azure Resource Manager", &cli.arm_url, ARM_SCOPE, credential, io.retry)
         .map_err(|e| e.to_string())?;
     let arm = (!cli.skip_container_apps).then_some(&arm);
     let mode = if cli.dry_run { Mode::DryRun } else { Mode::Write };
-    let run = Run::new(&graph, arm, store.as_mut(), &manifest, &deployment, mode, io.out);
-    let result = match cli.command.unwrap_or(Command::Apply) {
-        Command::Apply => reconcile::apply(run).await,
-        Command::Cleanup => reconcile::cleanup(run).await,
+    let run = Run::new(&graph, arm, store.as_mut(), &manifest, &id, mode, io.out);
+    let result = match &deployment {
+        Some(deployment) => reconcile::apply(run, deployment).await,
+        None => reconcile::cleanup(run).await,
     };
     result.map_err(|e| e.to_string())
 }

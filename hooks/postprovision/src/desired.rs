@@ -2,32 +2,24 @@
 //! for one azd environment, given the application ids Graph assigned.
 //!
 //! Apps are found again by tag, never by the manifest's (emulator) GUIDs: every app carries
-//! `orders-copilot:<env>` (all of this environment's apps, for cleanup) and
-//! `orders-copilot:<env>:<app>` (exactly one app).
+//! the deployment's tag `orders-copilot:<env>:<subscription>:<resource token>` (all of this
+//! deployment's apps, for cleanup) and that tag plus `:<app>` (exactly one app); see
+//! [`DeploymentId`](crate::deployment::DeploymentId).
 
 use std::collections::BTreeMap;
 
 use entra_auth::acquire::TOKEN_EXCHANGE_AUDIENCE;
 use entra_manifest::{App, Manifest, MemberType};
 
-use crate::deployment::Deployment;
+use crate::deployment::{Deployment, TAG};
 use crate::model::{
     Api, AppRole, Application, FederatedCredential, PermissionScope, PreAuthorizedApplication, RequiredResourceAccess,
     ResourceAccess, Web,
 };
 
-pub const TAG: &str = "orders-copilot";
 /// Federated credentials whose description starts with this were made by the hook: it may
 /// update or remove them. Others (added by hand) are left alone.
 pub const FIC_MARKER: &str = "Managed by orders-copilot postprovision";
-
-pub fn env_tag(env_name: &str) -> String {
-    format!("{TAG}:{env_name}")
-}
-
-pub fn app_tag(env_name: &str, app: &str) -> String {
-    format!("{TAG}:{env_name}:{app}")
-}
 
 /// The issuer of a managed identity's tokens, as a federated credential names it.
 pub fn managed_identity_issuer(tenant_id: &str) -> String {
@@ -54,14 +46,14 @@ impl Context<'_> {
 
     pub fn application(&self, app: &App) -> Application {
         let vars = self.deployment.vars();
-        let env = &self.deployment.env_name;
+        let id = &self.deployment.id;
         let scope_id = |resource: &App, value: &str| resource.scope(value).map(|s| s.id.clone()).unwrap_or_default();
         Application {
             id: String::new(),
             app_id: String::new(),
-            display_name: format!("{} ({env})", app.display_name),
+            display_name: id.display_name(&app.display_name),
             sign_in_audience: "AzureADMyOrg".into(),
-            tags: vec![TAG.into(), env_tag(env), app_tag(env, &app.name)],
+            tags: vec![TAG.into(), id.tag(), id.app_tag(&app.name)],
             identifier_uris: app.identifier_uri.iter().map(|t| t.render(&vars)).collect(),
             api: Api {
                 requested_access_token_version: Some(app.access_token_version),
@@ -141,7 +133,7 @@ impl Context<'_> {
             .map(|f| FederatedCredential {
                 id: String::new(),
                 name: f.name.clone(),
-                issuer: managed_identity_issuer(&self.deployment.tenant_id),
+                issuer: managed_identity_issuer(&self.deployment.id.tenant_id),
                 subject: self.deployment.principal_ids.get(&f.managed_identity).cloned().unwrap_or_default(),
                 audiences: vec![TOKEN_EXCHANGE_AUDIENCE.to_string()],
                 description: Some(format!("{FIC_MARKER}: trusts the {} managed identity", f.managed_identity)),

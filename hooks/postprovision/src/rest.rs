@@ -40,6 +40,12 @@ impl ApiError {
     pub fn is_forbidden(&self) -> bool {
         self.status() == Some(403)
     }
+
+    /// Graph does not know yet an object this request names (created moments ago and not
+    /// replicated everywhere): `400 Not a valid reference update.`
+    pub fn is_replication_lag(&self) -> bool {
+        matches!(self, ApiError::Refused { status: 400, message, .. } if message.contains("Not a valid reference update"))
+    }
 }
 
 /// What a `404` means for a request.
@@ -198,6 +204,11 @@ impl Rest {
             next = body.get("@odata.nextLink").and_then(Value::as_str).map(|link| (link.to_string(), Vec::new()));
         }
         Ok(items)
+    }
+
+    /// How this client retries: the budget for waiting on replication is the caller's to spend.
+    pub fn retry(&self) -> RetryPolicy {
+        self.retry
     }
 
     pub fn bad(&self, method: &Method, path: &str, reason: String) -> ApiError {

@@ -12,12 +12,21 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// No single wait is longer, whatever `Retry-After` says.
     pub max_delay: Duration,
+    /// How long to keep trying a grant that names a service principal Graph does not know
+    /// everywhere yet ("Not a valid reference update."): that can last minutes.
+    pub replication: Duration,
 }
 
 impl Default for RetryPolicy {
-    /// About a minute and a half in all: Entra replication usually settles within seconds.
+    /// About a minute and a half per request: most replication settles within seconds. Grants
+    /// naming a new service principal get five minutes.
     fn default() -> Self {
-        RetryPolicy { attempts: 8, base_delay: Duration::from_secs(1), max_delay: Duration::from_secs(60) }
+        RetryPolicy {
+            attempts: 8,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            replication: Duration::from_secs(300),
+        }
     }
 }
 
@@ -41,8 +50,12 @@ mod tests {
 
     #[test]
     fn retry_after_wins_and_backoff_doubles_up_to_the_cap() {
-        let policy =
-            RetryPolicy { attempts: 5, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(3) };
+        let policy = RetryPolicy {
+            attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(3),
+            replication: Duration::ZERO,
+        };
         let none = HeaderMap::new();
         assert_eq!(policy.delay(1, &none), Duration::from_millis(100));
         assert_eq!(policy.delay(3, &none), Duration::from_millis(400));

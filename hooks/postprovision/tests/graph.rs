@@ -14,10 +14,14 @@ use std::time::{Duration, Instant};
 use entra_manifest::Manifest;
 use serde_json::{Value, json};
 use support::fake_cloud::{Config, Fault};
-use support::{CHAT_APP_URL, CHAT_MI, MCP_MI, Provisioned, TENANT};
+use support::{CHAT_APP_URL, CHAT_MI, MCP_MI, Provisioned, RESOURCE_TOKEN, SUBSCRIPTION, TENANT};
+
+/// orders-api's Application ID URI in the test deployment: the tenant id names it, the suffix
+/// is the environment name and the resource token (unique per deployment).
+const ORDERS_API_URI: &str = "api://5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a/orders-api-dev-abc123xyz7890";
 
 fn app<'a>(d: &Provisioned, name: &str, apps: &'a [Value]) -> &'a Value {
-    let tag = format!("orders-copilot:{}:{name}", d.env_name);
+    let tag = d.app_tag(name);
     apps.iter().find(|a| a["tags"].as_array().unwrap().iter().any(|t| t == &tag)).unwrap()
 }
 
@@ -42,9 +46,9 @@ async fn the_first_run_creates_exactly_what_the_manifest_says() {
     let app_id = |a: &Value| a["appId"].as_str().unwrap().to_string();
 
     // orders-api: v1 tokens, its two scopes with the manifest's ids, the admin role.
-    assert_eq!(api["displayName"], "Orders API (dev)");
+    assert_eq!(api["displayName"], format!("Orders API (dev {RESOURCE_TOKEN})"));
     assert_eq!(api["signInAudience"], "AzureADMyOrg");
-    assert_eq!(api["identifierUris"], json!(["api://5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a/orders-api-dev"]));
+    assert_eq!(api["identifierUris"], json!([ORDERS_API_URI]));
     assert_eq!(api["api"]["requestedAccessTokenVersion"], 1);
     let m_api = manifest.app("orders-api").unwrap();
     let scopes = api["api"]["oauth2PermissionScopes"].as_array().unwrap();
@@ -62,6 +66,13 @@ async fn the_first_run_creates_exactly_what_the_manifest_says() {
     assert_eq!(role["value"], "Orders.Admin");
     assert_eq!(role["allowedMemberTypes"], json!(["User"]));
     assert_eq!(api["web"]["redirectUris"], json!([]));
+    // orders-mcp is pre-authorized for both scopes: On-Behalf-Of needs no consent.
+    let mut obo_scopes = ids(&api["api"]["preAuthorizedApplications"][0]["delegatedPermissionIds"]);
+    obo_scopes.sort();
+    let mut api_scope_ids: Vec<String> = m_api.scopes.iter().map(|s| s.id.clone()).collect();
+    api_scope_ids.sort();
+    assert_eq!(api["api"]["preAuthorizedApplications"][0]["appId"], app_id(mcp));
+    assert_eq!(obo_scopes, api_scope_ids);
 
     // orders-mcp: v2 tokens, pre-authorized chat-app (real app id), Azure CLI, VS Code; knows chat-app;
     // requires orders-api's scopes (for On-Behalf-Of).
@@ -158,7 +169,7 @@ async fn the_first_run_creates_exactly_what_the_manifest_says() {
     assert_eq!(env["ORDERS_API_CLIENT_ID"], app_id(api));
     assert_eq!(env["ORDERS_MCP_CLIENT_ID"], app_id(mcp));
     assert_eq!(env["CHAT_APP_CLIENT_ID"], app_id(chat));
-    assert_eq!(env["ORDERS_API_APP_ID_URI"], "api://5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a/orders-api-dev");
+    assert_eq!(env["ORDERS_API_APP_ID_URI"], ORDERS_API_URI);
     assert_eq!(
         env["ORDERS_MCP_APP_ID_URI"],
         "https://orders-mcp-abc123.happyfield-1234.swedencentral.azurecontainerapps.io/mcp"
@@ -177,13 +188,16 @@ async fn the_first_run_creates_exactly_what_the_manifest_says() {
     let writes = d.cloud.writes();
     let count = |prefix: &str| writes.iter().filter(|w| w.starts_with(prefix)).count();
     assert_eq!(count("POST /v1.0/applications"), 3 + 2, "3 apps + 2 federated credentials: {writes:#?}");
-    assert_eq!(count("PATCH /v1.0/applications/"), 3);
+    // In the order Graph accepts: chat-app 2 (version and web; required access), orders-api 3
+    // (identifier URI; scopes and role; pre-authorized orders-mcp), orders-mcp 4 (version;
+    // identifier URI; scope; pre-authorized clients and required access).
+    assert_eq!(count("PATCH /v1.0/applications/"), 9);
     assert_eq!(count("POST /v1.0/servicePrincipals"), 3);
     assert_eq!(count("POST /v1.0/oauth2PermissionGrants"), 2);
     assert_eq!(count("PATCH /subscriptions/"), 3);
-    assert_eq!(writes.len(), 16, "{writes:#?}");
-    assert_eq!(summary.changes.len(), 16 + 5, "16 cloud writes + 5 azd env values");
-    assert!(out.contains("Done: 21 change(s) made."), "{out}");
+    assert_eq!(writes.len(), 22, "{writes:#?}");
+    assert_eq!(summary.changes.len(), 22 + 5, "22 cloud writes + 5 azd env values");
+    assert!(out.contains("Done: 27 change(s) made."), "{out}");
 }
 
 #[tokio::test]
@@ -212,7 +226,7 @@ async fn a_manifest_edit_changes_only_the_difference() {
                 .unwrap()
                 .to_string()
         };
-        (find("orders-copilot:dev:orders-api"), find("orders-copilot:dev:chat-app"))
+        (find(&d.app_tag("orders-api")), find(&d.app_tag("chat-app")))
     });
 
     // A new scope on orders-api and a new display name for chat-app: one patch each.
@@ -237,11 +251,12 @@ user_consent_display_name = \"Export your orders\"\nuser_consent_description = \
     assert_eq!(sorted, expected);
     let (api, chat) = d.cloud.dir(|dir| (dir.applications[&api_id].clone(), dir.applications[&chat_id].clone()));
     assert!(api["api"]["oauth2PermissionScopes"].as_array().unwrap().iter().any(|s| s["value"] == "Orders.Export"));
-    assert_eq!(chat["displayName"], "Orders Copilot Demo (dev)");
+    assert_eq!(chat["displayName"], format!("Orders Copilot Demo (dev {RESOURCE_TOKEN})"));
     assert!(out.contains("add scope Orders.Export"), "{out}");
 
-    // Removing a scope that is in use: disabled first, then removed, and every reference
-    // (orders-mcp's required access, its admin consent) follows.
+    // Removing a scope that is in use: disabled first, then every reference (orders-api's
+    // pre-authorization of orders-mcp, orders-mcp's required access, its admin consent)
+    // follows, then removed.
     d.edit_manifest(|t| {
         let start = t.find("[[app.orders-api.scope]]\nvalue = \"Orders.ReadWrite\"").unwrap();
         let end = start + t[start..].find("\n\n").unwrap();
@@ -253,13 +268,13 @@ user_consent_display_name = \"Export your orders\"\nuser_consent_description = \
     let (out, result) = d.run(&["apply"]).await;
     result.unwrap_or_else(|e| panic!("{out}\n{e}"));
     let writes = d.cloud.writes()[before..].to_vec();
-    assert_eq!(writes.iter().filter(|w| **w == format!("PATCH /v1.0/applications/{api_id}")).count(), 2, "{writes:#?}");
+    assert_eq!(writes.iter().filter(|w| **w == format!("PATCH /v1.0/applications/{api_id}")).count(), 3, "{writes:#?}");
     assert_eq!(
         writes.iter().filter(|w| w.starts_with("PATCH /v1.0/oauth2PermissionGrants/")).count(),
         1,
         "{writes:#?}"
     );
-    assert_eq!(writes.len(), 4, "orders-api twice, orders-mcp's required access, the consent: {writes:#?}");
+    assert_eq!(writes.len(), 5, "orders-api 3 times, orders-mcp's required access, the consent: {writes:#?}");
     let (api, grants) = d.cloud.dir(|dir| (dir.applications[&api_id].clone(), dir.grants.clone()));
     assert!(!api["api"]["oauth2PermissionScopes"].as_array().unwrap().iter().any(|s| s["value"] == "Orders.ReadWrite"));
     assert!(grants.values().any(|g| g["scope"] == "Orders.Read"));
@@ -408,9 +423,7 @@ async fn dry_run_prints_the_plan_and_writes_nothing() {
             );
         }
     }
-    assert!(rows.iter().any(|r| r[0] == "set"
-        && r[2] == "ORDERS_API_APP_ID_URI"
-        && r[3] == "api://5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a/orders-api-dev"));
+    assert!(rows.iter().any(|r| r[0] == "set" && r[2] == "ORDERS_API_APP_ID_URI" && r[3] == ORDERS_API_URI));
     assert!(rows.iter().any(|r| r[0] == "update" && r[1] == "container app" && r[2] == "chat-app-abc123"));
     assert!(out.contains(&format!("Dry run: {} change(s) planned, nothing written.", summary.changes.len())));
     // The plan is what an apply then does (ids only Graph assigns are placeholders in the plan).
@@ -430,7 +443,7 @@ async fn dry_run_prints_the_plan_and_writes_nothing() {
     let changes = result.unwrap().changes;
     assert_eq!(changes.len(), 1, "{out}");
     assert_eq!((changes[0].object, changes[0].name.as_str()), ("application", "orders-mcp"));
-    assert!(changes[0].detail.contains("Orders tools (dev)"), "{out}");
+    assert!(changes[0].detail.contains(&format!("Orders tools (dev {RESOURCE_TOKEN})")), "{out}");
     assert_eq!(d.cloud.writes().len(), writes);
 }
 
@@ -469,12 +482,13 @@ async fn cleanup_removes_what_this_environment_created_and_only_that() {
         .cloud
         .dir(|dir| (dir.applications.clone(), dir.service_principals.len(), dir.grants.len(), dir.deleted.len()));
     assert_eq!(apps.len(), 3);
-    assert!(apps.values().all(|a| a["tags"].as_array().unwrap().iter().any(|t| t == "orders-copilot:test")));
+    let test_tag = support::deployment_tag("test", SUBSCRIPTION, RESOURCE_TOKEN);
+    assert!(apps.values().all(|a| a["tags"].as_array().unwrap().iter().any(|t| *t == test_tag)));
     assert_eq!((sps, grants, deleted), (3, 2, 0), "the test environment keeps its own; dev's are gone for good");
 
     let (out, result) = d.run(&["cleanup"]).await;
     assert!(result.unwrap().changes.is_empty());
-    assert!(out.contains("Nothing to change: no app registrations are tagged orders-copilot:dev"), "{out}");
+    assert!(out.contains(&format!("Nothing to change: no app registrations are tagged {}", d.tag())), "{out}");
 
     // The identifier URIs are free again: the environment can be brought up anew.
     let (out, result) = d.run(&["apply"]).await;
@@ -555,7 +569,12 @@ async fn two_apps_with_one_tag_are_refused_with_their_ids() {
     let d = Provisioned::new().await;
     d.run(&["apply"]).await.1.unwrap();
     let copy = d.cloud.dir(|dir| {
-        let original = dir.applications.values().find(|a| a["displayName"] == "Orders API (dev)").cloned().unwrap();
+        let original = dir
+            .applications
+            .values()
+            .find(|a| a["displayName"] == format!("Orders API (dev {RESOURCE_TOKEN})"))
+            .cloned()
+            .unwrap();
         let mut copy = original;
         copy["id"] = json!("11111111-2222-3333-4444-555555555555");
         copy["appId"] = json!("66666666-7777-8888-9999-000000000000");
@@ -565,7 +584,7 @@ async fn two_apps_with_one_tag_are_refused_with_their_ids() {
     });
     let (_, result) = d.run(&[]).await;
     let message = result.unwrap_err();
-    assert!(message.contains("2 app registrations carry the tag \"orders-copilot:dev:orders-api\""), "{message}");
+    assert!(message.contains(&format!("2 app registrations carry the tag {:?}", d.app_tag("orders-api"))), "{message}");
     assert!(message.contains(copy["id"].as_str().unwrap()), "{message}");
 }
 
@@ -612,16 +631,176 @@ async fn as_an_azd_hook_it_reads_the_process_environment_and_calls_azd_env_set()
     let (out, result) = support::run_cli(argv, process_env).await;
     result.unwrap_or_else(|e| panic!("{out}\n{e}"));
     let calls = std::fs::read_to_string(&log).unwrap();
-    let api_id = d.cloud.dir(|dir| {
-        dir.applications.values().find(|a| a["displayName"] == "Orders API (dev)").unwrap()["appId"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    });
+    let api_id =
+        d.cloud.dir(|dir| {
+            dir.applications
+                .values()
+                .find(|a| a["displayName"] == format!("Orders API (dev {RESOURCE_TOKEN})"))
+                .unwrap()["appId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        });
     assert!(calls.lines().any(|l| l == format!("env set ORDERS_API_CLIENT_ID {api_id} --environment dev")), "{calls}");
     assert!(
         calls.lines().any(|l| l == "env set ORDERS_MCP_APP_ID_URI https://orders-mcp-abc123.happyfield-1234.swedencentral.azurecontainerapps.io/mcp --environment dev"),
         "{calls}"
     );
     assert_eq!(calls.lines().count(), 5, "{calls}");
+}
+
+/// Defect 1: on a new app Graph checks `preAuthorizedApplications` against the scopes it already
+/// holds, so the pre-authorization must come in a later patch than the scopes; and the token
+/// version must be 2 before orders-mcp's https identifier URI is added. The first run above
+/// succeeds against this strict fake only because the writes come in that order; here the fake
+/// itself is shown refusing the one-request version with Graph's body.
+#[tokio::test]
+async fn graph_refuses_a_pre_authorization_sent_with_the_scopes_it_names() {
+    let d = Provisioned::new().await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/applications", d.cloud.graph_url()))
+        .bearer_auth(support::fake_cloud::TOKEN)
+        .json(&json!({"displayName": "x", "signInAudience": "AzureADMyOrg"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let scope = "8e1c2b0a-0000-4000-8000-000000000001";
+    let patch = json!({"api": {
+        "oauth2PermissionScopes": [{"id": scope, "value": "Orders.Read", "type": "User", "isEnabled": true,
+            "adminConsentDisplayName": "r", "adminConsentDescription": "r"}],
+        "preAuthorizedApplications": [{"appId": "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "delegatedPermissionIds": [scope]}]
+    }});
+    let url = format!("{}/applications/{}", d.cloud.graph_url(), created["id"].as_str().unwrap());
+    let answer = http.patch(&url).bearer_auth(support::fake_cloud::TOKEN).json(&patch).send().await.unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "Property api.preAuthorizedApplications.delegatedPermissionIds has a Permission Id that cannot be found in the AppPermissions sets."
+    );
+    // The https URI of an app still issuing v1 tokens, on a host that is not a verified domain.
+    let answer = http
+        .patch(&url)
+        .bearer_auth(support::fake_cloud::TOKEN)
+        .json(&json!({"identifierUris": [format!("{}/mcp", support::ORDERS_MCP_URL)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "HostNameNotOnVerifiedDomain", "{body}");
+}
+
+/// Defect 2: Entra's default identifier-URI policy refuses `api://<string>` without the tenant
+/// id or app id ("Restrictions on identifier URIs of Microsoft Entra applications").
+#[tokio::test]
+async fn an_api_uri_without_the_tenant_id_is_refused_as_entra_does() {
+    let d = Provisioned::new().await;
+    d.edit_manifest(|t| t.replace("api://{tenant_id}/orders-api-{suffix}", "api://orders-api-{suffix}"));
+    let (out, result) = d.run(&["apply"]).await;
+    let message = result.unwrap_err();
+    assert!(message.contains("must contain a tenant verified domain, tenant ID, or app ID"), "{out}\n{message}");
+}
+
+/// Defect 7: a new service principal cannot be named by a grant for a while (400 "Not a valid
+/// reference update."): the hook waits, saying so, instead of stopping.
+#[tokio::test]
+async fn grants_wait_for_a_new_service_principal_to_replicate() {
+    let mut config = Config::new(TENANT);
+    config.grant_replication = Duration::from_millis(600);
+    let d = Provisioned::with(config, "dev").await;
+    let (out, result) = d.run(&["apply", "--assign-role", "orders-api/Orders.Admin"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert!(d.cloud.dir(|dir| dir.reference_lag_answers) >= 2, "{out}");
+    assert!(out.contains("waiting for Entra to replicate the new service principals"), "{out}");
+    assert_eq!(d.cloud.dir(|dir| (dir.grants.len(), dir.assignments.len())), (2, 1));
+    assert!(d.run(&["apply", "--assign-role", "orders-api/Orders.Admin"]).await.1.unwrap().changes.is_empty());
+}
+
+/// Defect 6: two people's `dev` environments in one tenant (other subscription, other resource
+/// token, other orders-mcp endpoint) get their own apps, and one's cleanup leaves the other's.
+#[tokio::test]
+async fn two_dev_environments_in_one_tenant_keep_their_own_apps() {
+    let d = Provisioned::new().await;
+    d.run(&["apply"]).await.1.unwrap();
+    let other_env = d.files.path().join("other-dev.env");
+    std::fs::write(
+        &other_env,
+        std::fs::read_to_string(d.env_file())
+            .unwrap()
+            .replace(SUBSCRIPTION, "99999999-4b5c-4d6e-8f90-a1b2c3d4e5f6")
+            .replace(RESOURCE_TOKEN, "zzz999qqq0001")
+            .replace("orders-mcp-abc123", "orders-mcp-zzz999"),
+    )
+    .unwrap();
+    let run_other = |args: &[&str]| {
+        let mut argv: Vec<String> = ["postprovision", "--manifest"].iter().map(|s| s.to_string()).collect();
+        argv.extend([d.manifest.display().to_string(), "--env-file".into(), other_env.display().to_string()]);
+        argv.extend(["--graph-url".into(), d.cloud.graph_url(), "--skip-container-apps".into()]);
+        argv.extend(args.iter().map(|s| s.to_string()));
+        support::run_cli(argv, BTreeMap::new())
+    };
+    let (out, result) = run_other(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert_eq!(d.cloud.dir(|dir| dir.applications.len()), 6, "the second dev environment adopted nothing: {out}");
+    let (out, result) = run_other(&["cleanup"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    let apps = d.cloud.dir(|dir| dir.applications.clone());
+    assert_eq!(apps.len(), 3);
+    assert!(apps.values().all(|a| a["tags"].as_array().unwrap().iter().any(|t| *t == d.tag())));
+    assert!(d.run(&["apply"]).await.1.unwrap().changes.is_empty(), "the first one is untouched");
+}
+
+/// Defect 6: an app holding one of our identifier URIs that this deployment did not create
+/// (no tag of ours) is named and left alone, never adopted, changed or deleted.
+#[tokio::test]
+async fn an_app_this_deployment_did_not_create_is_never_touched() {
+    let d = Provisioned::new().await;
+    let stranger = json!({
+        "id": "11111111-2222-3333-4444-555555555555", "appId": "66666666-7777-8888-9999-000000000000",
+        "displayName": "Someone's Orders API", "tags": ["orders-copilot", "orders-copilot:dev"],
+        "identifierUris": [ORDERS_API_URI], "api": {}, "appRoles": [], "web": {}, "requiredResourceAccess": []
+    });
+    d.cloud.dir(|dir| dir.applications.insert("11111111-2222-3333-4444-555555555555".into(), stranger.clone()));
+    let (out, result) = d.run(&["apply"]).await;
+    let message = result.unwrap_err();
+    assert!(message.contains("belongs to an app registration this deployment did not create"), "{out}\n{message}");
+    assert!(message.contains("11111111-2222-3333-4444-555555555555"), "{message}");
+    let (out, result) = d.run(&["cleanup"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert_eq!(d.cloud.dir(|dir| dir.applications["11111111-2222-3333-4444-555555555555"].clone()), stranger);
+}
+
+/// Defect 5: after a provision that failed before its outputs, azd's `down` runs the predown
+/// hook with only azd's own values; cleanup says there is nothing of this deployment and succeeds.
+/// With the outputs that identify the deployment (and nothing else), it removes what was made.
+#[tokio::test]
+async fn cleanup_works_after_a_failed_provision() {
+    let d = Provisioned::new().await;
+    let full = std::fs::read_to_string(d.env_file()).unwrap();
+    std::fs::write(
+        d.env_file(),
+        format!("AZURE_ENV_NAME=\"dev\"\nAZURE_LOCATION=\"swedencentral\"\nAZURE_SUBSCRIPTION_ID=\"{SUBSCRIPTION}\"\n"),
+    )
+    .unwrap();
+    let (out, result) = d.run(&["cleanup"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert!(out.contains("never provisioned to the end"), "{out}");
+
+    std::fs::write(d.env_file(), full).unwrap();
+    d.run(&["apply"]).await.1.unwrap();
+    std::fs::write(
+        d.env_file(),
+        format!(
+            "AZURE_ENV_NAME=\"dev\"\nAZURE_SUBSCRIPTION_ID=\"{SUBSCRIPTION}\"\nAZURE_TENANT_ID=\"{TENANT}\"\nAZURE_RESOURCE_TOKEN=\"{RESOURCE_TOKEN}\"\n"
+        ),
+    )
+    .unwrap();
+    let (out, result) = d.run(&["cleanup"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert_eq!(d.cloud.dir(|dir| dir.applications.len()), 0, "{out}");
 }

@@ -10,9 +10,88 @@ use entra_manifest::{Manifest, Vars};
 use service_kit::settings::{Env, SettingsError};
 
 use variables::{
-    ASSIGN_ROLES, AZD_ENV_NAME, AZD_SUBSCRIPTION_ID, CHAT_APP_URL, ORDERS_MCP_PUBLIC_URL, RESOURCE_GROUP, TENANT_ID,
-    container_app_key, federated_identities, principal_id_key,
+    ASSIGN_ROLES, AZD_ENV_NAME, AZD_SUBSCRIPTION_ID, CHAT_APP_URL, ORDERS_MCP_PUBLIC_URL, RESOURCE_GROUP,
+    RESOURCE_TOKEN, TENANT_ID, container_app_key, federated_identities, principal_id_key,
 };
+
+/// Every app registration the hook makes carries this tag (and the more specific ones below).
+pub const TAG: &str = "orders-copilot";
+
+/// What tells one deployment from every other: the azd environment name, the subscription and
+/// Bicep's resource token (`uniqueString(subscription().id, environmentName, location)`), in
+/// one tenant. The hook's tags name all three, so two people's `dev` environments in one
+/// tenant never share, change or delete each other's app registrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentId {
+    pub env_name: String,
+    pub subscription_id: String,
+    pub resource_token: String,
+    pub tenant_id: String,
+}
+
+impl DeploymentId {
+    /// Reads the deployment's identity, recording every problem in `env`.
+    fn read(env: &mut Env) -> Option<DeploymentId> {
+        let env_name: Option<String> = env.required(AZD_ENV_NAME, "the azd environment name");
+        if let Some(name) = &env_name
+            && !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            env.problem(format!("{AZD_ENV_NAME}={name:?} may hold only letters, digits, '-' and '_'"));
+        }
+        let subscription_id = guid(env, AZD_SUBSCRIPTION_ID, "the subscription (set by azd)");
+        let resource_token: Option<String> =
+            env.required(RESOURCE_TOKEN, "the deployment's resource token (a Bicep output)");
+        if let Some(token) = &resource_token
+            && !(token.len() <= 20 && token.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        {
+            env.problem(format!(
+                "{RESOURCE_TOKEN}={token:?} must be Bicep's uniqueString(): lowercase letters and digits"
+            ));
+        }
+        let tenant_id = guid(env, TENANT_ID, "the tenant id (a Bicep output)");
+        Some(DeploymentId {
+            env_name: env_name?,
+            subscription_id: subscription_id?,
+            resource_token: resource_token?,
+            tenant_id: tenant_id?,
+        })
+    }
+
+    /// What `cleanup` needs, and nothing more: it must work after a failed provision, when azd
+    /// holds only its own values. `Ok(None)`: the Bicep outputs that `apply` needs were never
+    /// written, so `apply` never ran for this environment and there is nothing of it to remove.
+    pub fn for_cleanup(values: BTreeMap<String, String>) -> Result<Option<DeploymentId>, SettingsError> {
+        let mut env = Env::from_map(values);
+        if env.get(TENANT_ID).is_none() || env.get(RESOURCE_TOKEN).is_none() {
+            let _: Option<String> = env.required(AZD_ENV_NAME, "the azd environment name");
+            env.finish()?;
+            return Ok(None);
+        }
+        let id = DeploymentId::read(&mut env);
+        env.finish()?;
+        Ok(id)
+    }
+
+    /// On every app registration of this deployment: how `cleanup` finds them.
+    pub fn tag(&self) -> String {
+        format!("{TAG}:{}:{}:{}", self.env_name, self.subscription_id, self.resource_token)
+    }
+
+    /// On exactly one app registration: manifest app `app` of this deployment.
+    pub fn app_tag(&self, app: &str) -> String {
+        format!("{}:{app}", self.tag())
+    }
+
+    /// `{suffix}` in the manifest (identifier URIs): unique per deployment, like the tags.
+    pub fn suffix(&self) -> String {
+        format!("{}-{}", self.env_name, self.resource_token)
+    }
+
+    /// How a display name says which deployment an app belongs to: `Orders API (dev 3kx8...)`.
+    pub fn display_name(&self, name: &str) -> String {
+        format!("{name} ({} {})", self.env_name, self.resource_token)
+    }
+}
 
 /// Where the container apps are, when the environment has them (it does after `azd provision`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +111,7 @@ pub struct RoleRequest {
 
 #[derive(Debug, Clone)]
 pub struct Deployment {
-    /// The azd environment name: `{suffix}` in the manifest's templates.
-    pub env_name: String,
-    pub tenant_id: String,
+    pub id: DeploymentId,
     pub chat_app_url: String,
     /// orders-mcp's https origin: `{orders_mcp_url}` in the manifest's templates.
     pub orders_mcp_url: String,
@@ -55,13 +132,7 @@ impl Deployment {
         extra_roles: &[String],
     ) -> Result<Deployment, SettingsError> {
         let mut env = Env::from_map(values.clone());
-        let env_name: Option<String> = env.required(AZD_ENV_NAME, "the azd environment name");
-        if let Some(name) = &env_name
-            && !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            env.problem(format!("{AZD_ENV_NAME}={name:?} may hold only letters, digits, '-' and '_'"));
-        }
-        let tenant_id = guid(&mut env, TENANT_ID, "the tenant id (a Bicep output)");
+        let id = DeploymentId::read(&mut env);
         let chat_app_url: Option<String> = env.required(CHAT_APP_URL, "chat-app's https origin (a Bicep output)");
         if let Some(url) = &chat_app_url {
             check_origin(&mut env, CHAT_APP_URL, url);
@@ -78,7 +149,7 @@ impl Deployment {
                 principal_ids.insert(mi, id);
             }
         }
-        let container_apps = container_apps(&mut env, manifest);
+        let container_apps = container_apps(&mut env, manifest, id.as_ref());
         let mut requested: Vec<String> = env
             .get(ASSIGN_ROLES)
             .map(|v| v.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect())
@@ -93,10 +164,9 @@ impl Deployment {
             }
         }
         env.finish()?;
-        match (env_name, tenant_id, chat_app_url, orders_mcp_url) {
-            (Some(env_name), Some(tenant_id), Some(chat_app_url), Some(orders_mcp_url)) => Ok(Deployment {
-                env_name,
-                tenant_id,
+        match (id, chat_app_url, orders_mcp_url) {
+            (Some(id), Some(chat_app_url), Some(orders_mcp_url)) => Ok(Deployment {
+                id,
                 chat_app_url: chat_app_url.trim_end_matches('/').to_string(),
                 orders_mcp_url: orders_mcp_url.trim_end_matches('/').to_string(),
                 principal_ids,
@@ -112,10 +182,10 @@ impl Deployment {
     /// The values the manifest's templates are rendered with.
     pub fn vars(&self) -> Vars {
         Vars {
-            suffix: self.env_name.clone(),
+            suffix: self.id.suffix(),
             chat_app_url: self.chat_app_url.clone(),
             orders_mcp_url: self.orders_mcp_url.clone(),
-            tenant_id: self.tenant_id.clone(),
+            tenant_id: self.id.tenant_id.clone(),
         }
     }
 }
@@ -150,7 +220,7 @@ fn check_origin(env: &mut Env, name: &str, value: &str) {
     }
 }
 
-fn container_apps(env: &mut Env, manifest: &Manifest) -> Option<ContainerApps> {
+fn container_apps(env: &mut Env, manifest: &Manifest, id: Option<&DeploymentId>) -> Option<ContainerApps> {
     let apps: BTreeMap<String, String> = manifest
         .apps
         .keys()
@@ -159,9 +229,8 @@ fn container_apps(env: &mut Env, manifest: &Manifest) -> Option<ContainerApps> {
     if apps.is_empty() {
         return None;
     }
-    let subscription_id: Option<String> = env.required(AZD_SUBSCRIPTION_ID, "the subscription the apps are in");
     let resource_group: Option<String> = env.required(RESOURCE_GROUP, "the resource group the apps are in");
-    Some(ContainerApps { subscription_id: subscription_id?, resource_group: resource_group?, apps })
+    Some(ContainerApps { subscription_id: id?.subscription_id.clone(), resource_group: resource_group?, apps })
 }
 
 fn role_request(text: &str, manifest: &Manifest) -> Result<RoleRequest, String> {
@@ -196,6 +265,8 @@ mod tests {
     fn complete() -> Vec<(&'static str, &'static str)> {
         vec![
             ("AZURE_ENV_NAME", "dev"),
+            ("AZURE_SUBSCRIPTION_ID", "33333333-3333-3333-3333-333333333333"),
+            ("AZURE_RESOURCE_TOKEN", "k3xq7n2m4p5ra"),
             ("AZURE_TENANT_ID", "AFB67780-0DEC-4124-A11C-B6E461EB7AAD"),
             ("CHAT_APP_URL", "https://chat.example.io/"),
             ("ORDERS_MCP_PUBLIC_URL", "https://mcp.example.io"),
@@ -207,8 +278,10 @@ mod tests {
     #[test]
     fn a_complete_environment_parses() {
         let d = Deployment::from_values(values(&complete()), &manifest(), &[]).unwrap();
-        assert_eq!(d.env_name, "dev");
-        assert_eq!(d.tenant_id, "afb67780-0dec-4124-a11c-b6e461eb7aad");
+        assert_eq!(d.id.env_name, "dev");
+        assert_eq!(d.id.tenant_id, "afb67780-0dec-4124-a11c-b6e461eb7aad");
+        assert_eq!(d.id.tag(), "orders-copilot:dev:33333333-3333-3333-3333-333333333333:k3xq7n2m4p5ra");
+        assert_eq!(d.vars().suffix, "dev-k3xq7n2m4p5ra");
         assert_eq!(d.chat_app_url, "https://chat.example.io");
         assert_eq!(d.principal_ids["orders-mcp"], MCP_MI);
         assert_eq!(d.principal_ids["chat-app"], CHAT_MI);
@@ -237,6 +310,7 @@ mod tests {
             "ORDERS_MCP_MANAGED_IDENTITY_PRINCIPAL_ID is not set",
             "CHAT_APP_MANAGED_IDENTITY_PRINCIPAL_ID is not set",
             "AZURE_SUBSCRIPTION_ID is not set",
+            "AZURE_RESOURCE_TOKEN is not set",
             "AZURE_RESOURCE_GROUP is not set",
             "\"orders-api/Orders.Boss\" is not defined",
             "\"nonsense\" must be written <app>/<role>",
@@ -249,7 +323,6 @@ mod tests {
     fn container_apps_and_roles_are_read() {
         let mut pairs = complete();
         pairs.extend([
-            ("AZURE_SUBSCRIPTION_ID", "33333333-3333-3333-3333-333333333333"),
             ("AZURE_RESOURCE_GROUP", "rg-dev"),
             ("ORDERS_API_CONTAINER_APP_NAME", "orders-api-abc"),
             ("CHAT_APP_CONTAINER_APP_NAME", "chat-app-abc"),
@@ -258,8 +331,27 @@ mod tests {
         let d = Deployment::from_values(values(&pairs), &manifest(), &["orders-api/Orders.Admin".into()]).unwrap();
         let apps = d.container_apps.unwrap();
         assert_eq!(apps.resource_group, "rg-dev");
+        assert_eq!(apps.subscription_id, "33333333-3333-3333-3333-333333333333");
         assert_eq!(apps.apps.len(), 2);
         assert_eq!(apps.apps["orders-api"], "orders-api-abc");
         assert_eq!(d.assign_roles, [RoleRequest { app: "orders-api".into(), role: "Orders.Admin".into() }]);
+    }
+
+    #[test]
+    fn cleanup_needs_only_what_identifies_the_deployment() {
+        // After a failed first provision azd holds only its own values: nothing was applied.
+        let bare =
+            values(&[("AZURE_ENV_NAME", "dev"), ("AZURE_SUBSCRIPTION_ID", "33333333-3333-3333-3333-333333333333")]);
+        assert_eq!(DeploymentId::for_cleanup(bare).unwrap(), None);
+        let pairs = [
+            ("AZURE_ENV_NAME", "dev"),
+            ("AZURE_SUBSCRIPTION_ID", "33333333-3333-3333-3333-333333333333"),
+            ("AZURE_RESOURCE_TOKEN", "k3xq7n2m4p5ra"),
+            ("AZURE_TENANT_ID", "afb67780-0dec-4124-a11c-b6e461eb7aad"),
+        ];
+        let id = DeploymentId::for_cleanup(values(&pairs)).unwrap().unwrap();
+        assert_eq!(id.app_tag("orders-api"), format!("{}:orders-api", id.tag()));
+        let err = DeploymentId::for_cleanup(values(&[])).unwrap_err().to_string();
+        assert!(err.contains("AZURE_ENV_NAME is not set"), "{err}");
     }
 }

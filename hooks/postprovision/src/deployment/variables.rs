@@ -10,6 +10,9 @@ pub const AZD_SUBSCRIPTION_ID: &str = "AZURE_SUBSCRIPTION_ID";
 /// Bicep outputs (infra/main.bicep) this hook reads; the per-app names below complete the list.
 pub const TENANT_ID: &str = "AZURE_TENANT_ID";
 pub const RESOURCE_GROUP: &str = "AZURE_RESOURCE_GROUP";
+/// Bicep's `uniqueString(subscription().id, environmentName, location)`: names the deployment's
+/// resources, and (with the environment name and subscription) its app registrations' tags.
+pub const RESOURCE_TOKEN: &str = "AZURE_RESOURCE_TOKEN";
 pub const CHAT_APP_URL: &str = "CHAT_APP_URL";
 /// orders-mcp's https origin: its Application ID URI is `<origin>/mcp` (a Bicep output).
 pub const ORDERS_MCP_PUBLIC_URL: &str = "ORDERS_MCP_PUBLIC_URL";
@@ -47,6 +50,7 @@ pub fn required_outputs(manifest: &Manifest) -> Vec<String> {
     let mut keys = vec![
         TENANT_ID.to_string(),
         RESOURCE_GROUP.to_string(),
+        RESOURCE_TOKEN.to_string(),
         CHAT_APP_URL.to_string(),
         ORDERS_MCP_PUBLIC_URL.to_string(),
     ];
@@ -91,6 +95,7 @@ mod tests {
             [
                 "AZURE_TENANT_ID",
                 "AZURE_RESOURCE_GROUP",
+                "AZURE_RESOURCE_TOKEN",
                 "CHAT_APP_URL",
                 "ORDERS_MCP_PUBLIC_URL",
                 "CHAT_APP_MANAGED_IDENTITY_PRINCIPAL_ID",

@@ -1,5 +1,6 @@
 //! App registrations: found by their tag (created when missing), then patched until they
-//! match the manifest.
+//! match the manifest, phase by phase (see [`crate::diff`]). An app this deployment did not
+//! create is never changed: one already holding a wanted identifier URI stops the run.
 
 use entra_manifest::App;
 use reqwest::Method;
@@ -7,8 +8,8 @@ use serde_json::json;
 
 use super::error::RunError;
 use super::run::Run;
-use crate::desired;
-use crate::diff::application_patches;
+use crate::deployment::TAG;
+use crate::diff::{self, Phase};
 use crate::model::Application;
 use crate::plan::{Action, Change};
 
@@ -28,12 +29,18 @@ impl Registration {
     }
 }
 
-/// The registration tagged for manifest app `name` in this environment, created with just its
+/// The registration tagged for manifest app `name` in this deployment, created with just its
 /// name and tags when there is none ([`update`] sets the rest, once every app id is known).
+/// `identifier_uris`: the ones it will have; an app of someone else's holding one stops the run.
 #[tracing::instrument(skip_all, fields(app = name))]
-pub async fn find_or_create(run: &mut Run<'_>, name: &str, app: &App) -> Result<Registration, RunError> {
-    let env_name = run.deployment.env_name.clone();
-    let tag = desired::app_tag(&env_name, name);
+pub async fn find_or_create(
+    run: &mut Run<'_>,
+    name: &str,
+    app: &App,
+    identifier_uris: &[String],
+) -> Result<Registration, RunError> {
+    let id = run.id;
+    let tag = id.app_tag(name);
     let filter = format!("tags/any(t:t eq '{tag}')");
     let found: Vec<Application> = run.list("applications", &[("$filter", &filter)]).await?;
     match found.len() {
@@ -44,10 +51,22 @@ pub async fn find_or_create(run: &mut Run<'_>, name: &str, app: &App) -> Result<
             return Err(RunError::Duplicate { tag, count, ids });
         }
     }
+    for uri in identifier_uris {
+        let filter = format!("identifierUris/any(x:x eq '{}')", uri.replace('\'', "''"));
+        let holders: Vec<Application> = run.list("applications", &[("$filter", &filter)]).await?;
+        if let Some(holder) = holders.into_iter().next() {
+            return Err(RunError::Foreign {
+                uri: uri.clone(),
+                object_id: holder.id,
+                display_name: holder.display_name,
+                tags: holder.tags.join(", "),
+            });
+        }
+    }
     let body = json!({
-        "displayName": format!("{} ({env_name})", app.display_name),
+        "displayName": id.display_name(&app.display_name),
         "signInAudience": "AzureADMyOrg",
-        "tags": [desired::TAG, desired::env_tag(&env_name), tag],
+        "tags": [TAG, id.tag(), tag],
     });
     let change = Change::new(Action::Create, "application", name, format!("tagged {tag}"));
     Ok(match run.write(change, Method::POST, "applications", Some(body.clone())).await? {
@@ -61,20 +80,21 @@ pub async fn find_or_create(run: &mut Run<'_>, name: &str, app: &App) -> Result<
     })
 }
 
-/// Patches the registration until it is `wanted`: only what differs, in two patches when a
-/// scope or app role must be disabled before it can be removed.
-#[tracing::instrument(skip_all, fields(app = name))]
+/// Does `phase` of bringing the registration to `wanted`: at most one patch, only what differs.
+#[tracing::instrument(skip_all, fields(app = name, ?phase))]
 pub async fn update(
     run: &mut Run<'_>,
     name: &str,
     registration: &mut Registration,
-    wanted: Application,
+    wanted: &Application,
+    phase: Phase,
 ) -> Result<(), RunError> {
-    let path = format!("applications/{}", registration.object_id);
-    for patch in application_patches(&registration.current, &wanted) {
+    let next = diff::after(&registration.current, wanted, phase);
+    if let Some(patch) = diff::patch(&registration.current, &next) {
+        let path = format!("applications/{}", registration.object_id);
         let change = Change::new(Action::Update, "application", name, patch.details.join("; "));
         run.write(change, Method::PATCH, &path, Some(patch.body)).await?;
     }
-    registration.current = wanted;
+    registration.current = next;
     Ok(())
 }

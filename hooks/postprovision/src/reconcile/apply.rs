@@ -2,8 +2,9 @@
 //! the manifest, in the order they run. The order lives here and only here.
 //!
 //! Each step covers every app before the next one starts: an app's patch names the other apps'
-//! ids (pre-authorized clients, required access), and admin consent names every service
-//! principal.
+//! ids and scopes (pre-authorized clients, required access), and admin consent names every
+//! service principal. The application patches themselves go phase by phase, in the order Graph
+//! accepts them ([`Phase`]).
 
 use std::collections::BTreeMap;
 
@@ -15,30 +16,40 @@ use super::outputs;
 use super::run::{Run, Summary};
 use super::service_principals;
 use super::tenant;
+use crate::deployment::Deployment;
 use crate::desired::Context;
+use crate::diff::Phase;
 
-#[tracing::instrument(skip_all, fields(env = %run.deployment.env_name))]
-pub async fn apply(mut run: Run<'_>) -> Result<Summary, RunError> {
-    let (manifest, deployment) = (run.manifest, run.deployment);
+#[tracing::instrument(skip_all, fields(env = %deployment.id.env_name))]
+pub async fn apply(mut run: Run<'_>, deployment: &Deployment) -> Result<Summary, RunError> {
+    let manifest = run.manifest;
     run.say(&format!(
-        "Applying the identity manifest to tenant {} for azd environment {:?}.",
-        deployment.tenant_id, deployment.env_name
+        "Applying the identity manifest to tenant {} for azd environment {:?} (deployment {}).",
+        deployment.id.tenant_id,
+        deployment.id.env_name,
+        deployment.id.tag()
     ));
     tenant::check(&run).await?;
 
     // 1. Every app registration exists, so every app id is known.
+    let vars = deployment.vars();
     let mut registrations = BTreeMap::new();
     for (name, app) in &manifest.apps {
-        registrations.insert(name.clone(), applications::find_or_create(&mut run, name, app).await?);
+        let uris: Vec<String> = app.identifier_uri.iter().map(|t| t.render(&vars)).collect();
+        registrations.insert(name.clone(), applications::find_or_create(&mut run, name, app, &uris).await?);
     }
     let app_ids: BTreeMap<String, String> =
         registrations.iter().map(|(name, r)| (name.clone(), r.app_id.clone())).collect();
     let wanted = Context { manifest, deployment, app_ids: &app_ids };
+    let wanted: BTreeMap<String, _> =
+        manifest.apps.iter().map(|(name, app)| (name.clone(), wanted.application(app))).collect();
 
-    // 2. Each registration matches the manifest.
-    for (name, app) in &manifest.apps {
-        let Some(registration) = registrations.get_mut(name) else { continue };
-        applications::update(&mut run, name, registration, wanted.application(app)).await?;
+    // 2. Each registration matches the manifest, one phase at a time for all of them.
+    for phase in Phase::ALL {
+        for (name, app) in &wanted {
+            let Some(registration) = registrations.get_mut(name) else { continue };
+            applications::update(&mut run, name, registration, app, phase).await?;
+        }
     }
 
     // 3. Each app has its service principal.
@@ -48,22 +59,24 @@ pub async fn apply(mut run: Run<'_>) -> Result<Summary, RunError> {
     }
 
     // 4. Each app trusts the managed identities the manifest names.
+    let context = Context { manifest, deployment, app_ids: &app_ids };
     for (name, app) in &manifest.apps {
         let Some(registration) = registrations.get(name) else { continue };
-        federated_credentials::update(&mut run, name, registration, &wanted.federated_credentials(app)).await?;
+        federated_credentials::update(&mut run, name, registration, &context.federated_credentials(app)).await?;
     }
 
-    // 5. Admin consent for each app's required access, then the signed-in user's app roles.
+    // 5. Admin consent for each app's required access (optional: pre-authorization already
+    //    spares users a prompt for the project's own APIs), then the signed-in user's app roles.
     for (name, app) in &manifest.apps {
         let Some(registration) = registrations.get(name) else { continue };
-        grants::admin_consent(&mut run, name, app, registration, &principals).await?;
+        grants::admin_consent(&mut run, deployment, name, app, registration, &principals).await?;
     }
-    grants::assign_roles(&mut run, &principals).await?;
+    grants::assign_roles(&mut run, deployment, &principals).await?;
 
     // 6. The ids go to the azd environment, then to the container apps.
-    let published = outputs::values(&run, &registrations);
-    outputs::write_to_azd_env(&mut run, &published)?;
-    outputs::update_container_apps(&mut run, &published).await?;
+    let published = outputs::values(&run, deployment, &registrations);
+    outputs::write_to_azd_env(&mut run, deployment, &published)?;
+    outputs::update_container_apps(&mut run, deployment, &published).await?;
 
     Ok(run.finish("the tenant, the azd environment and the container apps already match the manifest"))
 }

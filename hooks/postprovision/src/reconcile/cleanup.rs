@@ -1,18 +1,17 @@
-//! `cleanup` (azd's predown hook): removes the app registrations this environment's runs
-//! created, and their service principals, for good.
+//! `cleanup` (azd's predown hook): removes the app registrations this deployment's runs
+//! created, and their service principals, for good; never an app without this deployment's tag.
 
 use super::error::RunError;
 use super::run::{Run, Summary};
 use super::tenant;
-use crate::desired;
 use crate::model::{Application, ServicePrincipal};
 use crate::plan::{Action, Change};
 use crate::rest::NotFound;
 
-#[tracing::instrument(skip_all, fields(env = %run.deployment.env_name))]
+#[tracing::instrument(skip_all, fields(env = %run.id.env_name))]
 pub async fn cleanup(mut run: Run<'_>) -> Result<Summary, RunError> {
-    let tag = desired::env_tag(&run.deployment.env_name);
-    run.say(&format!("Removing the app registrations tagged {tag} from tenant {}.", run.deployment.tenant_id));
+    let tag = run.id.tag();
+    run.say(&format!("Removing the app registrations tagged {tag} from tenant {}.", run.id.tenant_id));
     tenant::check(&run).await?;
     let filter = format!("tags/any(t:t eq '{tag}')");
     let apps: Vec<Application> = run.list("applications", &[("$filter", &filter)]).await?;

@@ -18,6 +18,13 @@ sign in to the right one (`azd auth login --tenant-id {expected}`, `az login --t
 Delete the extra ones (`az ad app delete --id <object id>`) and run again"
     )]
     Duplicate { tag: String, count: usize, ids: String },
+    #[error(
+        "the identifier URI {uri} belongs to an app registration this deployment did not create \
+(object id {object_id}, {display_name:?}, tags [{tags}]). The hook never changes or deletes an app it did not \
+create: if that one is a leftover of yours, delete it (`az ad app delete --id {object_id}`) and run again; \
+otherwise use another azd environment name"
+    )]
+    Foreign { uri: String, object_id: String, display_name: String, tags: String },
     #[error("stopped after {done} change(s): {cause}\n{hint}{}", RESUME)]
     Stopped { done: usize, cause: String, hint: String },
 }

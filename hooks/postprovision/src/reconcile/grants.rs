@@ -1,6 +1,11 @@
 //! What service principals are granted: admin consent for each app's required access
 //! (`oauth2PermissionGrants`, all users) and app roles for the signed-in user. Both need an
-//! administrator; without one the run notes what to ask for and goes on.
+//! administrator; without one the run notes what to ask for and goes on. Admin consent is an
+//! extra: pre-authorization (chat-app on orders-mcp, orders-mcp on orders-api) already lets
+//! every user sign in and use the tools without a prompt for the project's own APIs.
+//!
+//! Both name service principals created moments before, which Graph may refuse as "Not a valid
+//! reference update." for minutes: see [`Run::try_write_replicated`].
 
 use std::collections::BTreeMap;
 
@@ -12,6 +17,7 @@ use super::applications::Registration;
 use super::error::RunError;
 use super::run::Run;
 use super::service_principals::Principal;
+use crate::deployment::Deployment;
 use crate::desired;
 use crate::model::{AppRoleAssignment, PermissionGrant};
 use crate::plan::{Action, Change};
@@ -22,6 +28,7 @@ use crate::rest::NotFound;
 #[tracing::instrument(skip_all, fields(app = name))]
 pub async fn admin_consent(
     run: &mut Run<'_>,
+    deployment: &Deployment,
     name: &str,
     app: &App,
     registration: &Registration,
@@ -53,7 +60,7 @@ pub async fn admin_consent(
                     resource_id: resource.id.clone(),
                     scope: scope.clone(),
                 });
-                run.try_write(change, Method::POST, "oauth2PermissionGrants", Some(body)).await
+                run.try_write_replicated(change, Method::POST, "oauth2PermissionGrants", Some(body)).await
             }
             Some(g)
                 if desired::consent_scopes(&g.scope.split_whitespace().map(str::to_string).collect::<Vec<_>>())
@@ -68,10 +75,11 @@ pub async fn admin_consent(
         match result {
             Ok(()) => {}
             Err(e) if e.is_forbidden() => run.note(format!(
-                "admin consent for {name} -> {} needs an administrator (Privileged Role Administrator or Global \
-Administrator): until one grants it at https://login.microsoftonline.com/{}/adminconsent?client_id={}, each user \
-is asked to consent at first sign-in",
-                access.resource, run.deployment.tenant_id, registration.app_id
+                "admin consent for {name} -> {} was not granted: it needs a Cloud Application Administrator or \
+Application Administrator (or Global Administrator). It is optional: {name} is pre-authorized, so users are not \
+asked to consent to it. An administrator can grant it at \
+https://login.microsoftonline.com/{}/adminconsent?client_id={}",
+                access.resource, deployment.id.tenant_id, registration.app_id
             )),
             Err(e) => return Err(run.stopped(&e)),
         }
@@ -82,8 +90,12 @@ is asked to consent at first sign-in",
 /// Gives the signed-in user the app roles asked for (`--assign-role`, `ORDERS_COPILOT_ASSIGN_ROLES`).
 /// `principals`: every app's service principal, by manifest app name.
 #[tracing::instrument(skip_all)]
-pub async fn assign_roles(run: &mut Run<'_>, principals: &BTreeMap<String, Principal>) -> Result<(), RunError> {
-    let (manifest, deployment) = (run.manifest, run.deployment);
+pub async fn assign_roles(
+    run: &mut Run<'_>,
+    deployment: &Deployment,
+    principals: &BTreeMap<String, Principal>,
+) -> Result<(), RunError> {
+    let manifest = run.manifest;
     if deployment.assign_roles.is_empty() {
         return Ok(());
     }
@@ -112,7 +124,7 @@ pub async fn assign_roles(run: &mut Run<'_>, principals: &BTreeMap<String, Princ
             resource_id: resource.id.clone(),
             app_role_id: role.id.clone(),
         });
-        match run.try_write(change, Method::POST, &path, Some(body)).await {
+        match run.try_write_replicated(change, Method::POST, &path, Some(body)).await {
             Ok(()) => {}
             Err(e) if e.is_forbidden() => run.note(format!(
                 "assigning {}/{} needs an administrator or the app's owner; ask one to assign it in the \

@@ -7,12 +7,16 @@ use super::applications::Registration;
 use super::error::RunError;
 use super::run::{Mode, Run};
 use crate::container_apps;
-use crate::deployment::variables;
+use crate::deployment::{Deployment, variables};
 use crate::plan::{Action, Change};
 
 /// The values to publish, by variable name. `registrations`: by manifest app name.
-pub fn values(run: &Run<'_>, registrations: &BTreeMap<String, Registration>) -> BTreeMap<String, String> {
-    let vars = run.deployment.vars();
+pub fn values(
+    run: &Run<'_>,
+    deployment: &Deployment,
+    registrations: &BTreeMap<String, Registration>,
+) -> BTreeMap<String, String> {
+    let vars = deployment.vars();
     let mut outputs = BTreeMap::new();
     for (name, app) in &run.manifest.apps {
         if let Some(registration) = registrations.get(name) {
@@ -27,9 +31,13 @@ pub fn values(run: &Run<'_>, registrations: &BTreeMap<String, Registration>) -> 
 
 /// Sets the values the azd environment does not hold yet.
 #[tracing::instrument(skip_all)]
-pub fn write_to_azd_env(run: &mut Run<'_>, outputs: &BTreeMap<String, String>) -> Result<(), RunError> {
+pub fn write_to_azd_env(
+    run: &mut Run<'_>,
+    deployment: &Deployment,
+    outputs: &BTreeMap<String, String>,
+) -> Result<(), RunError> {
     for (key, value) in outputs {
-        if run.deployment.values.get(key) == Some(value) {
+        if deployment.values.get(key) == Some(value) {
             continue;
         }
         let change = Change::new(Action::Set, "azd env", key, value.clone());
@@ -48,8 +56,12 @@ pub fn write_to_azd_env(run: &mut Run<'_>, outputs: &BTreeMap<String, String>) -
 /// Applies the values to the container apps whose containers declare them (Azure Resource
 /// Manager), so the first `azd up` works without a second provision.
 #[tracing::instrument(skip_all)]
-pub async fn update_container_apps(run: &mut Run<'_>, outputs: &BTreeMap<String, String>) -> Result<(), RunError> {
-    let (Some(arm), Some(target)) = (run.arm, &run.deployment.container_apps) else {
+pub async fn update_container_apps(
+    run: &mut Run<'_>,
+    deployment: &Deployment,
+    outputs: &BTreeMap<String, String>,
+) -> Result<(), RunError> {
+    let (Some(arm), Some(target)) = (run.arm, &deployment.container_apps) else {
         run.note(
             "no container apps in the environment (or --skip-container-apps): their settings were not updated".into(),
         );

@@ -3,6 +3,7 @@
 //! and a real one take the same path.
 
 use std::io::Write;
+use std::time::Instant;
 
 use entra_manifest::Manifest;
 use reqwest::Method;
@@ -11,7 +12,7 @@ use serde_json::Value;
 
 use super::error::RunError;
 use crate::azd::EnvStore;
-use crate::deployment::Deployment;
+use crate::deployment::DeploymentId;
 use crate::plan::{Change, table};
 use crate::rest::{ApiError, NotFound, Rest};
 
@@ -39,7 +40,8 @@ pub struct Run<'a> {
     /// Where the published ids go.
     pub azd_env: &'a mut dyn EnvStore,
     pub manifest: &'a Manifest,
-    pub deployment: &'a Deployment,
+    /// The deployment whose app registrations this run works on.
+    pub id: &'a DeploymentId,
     pub mode: Mode,
     out: &'a mut dyn Write,
     summary: Summary,
@@ -51,11 +53,11 @@ impl<'a> Run<'a> {
         arm: Option<&'a Rest>,
         azd_env: &'a mut dyn EnvStore,
         manifest: &'a Manifest,
-        deployment: &'a Deployment,
+        id: &'a DeploymentId,
         mode: Mode,
         out: &'a mut dyn Write,
     ) -> Self {
-        Run { graph, arm, azd_env, manifest, deployment, mode, out, summary: Summary::default() }
+        Run { graph, arm, azd_env, manifest, id, mode, out, summary: Summary::default() }
     }
 
     pub fn say(&mut self, line: &str) {
@@ -130,6 +132,39 @@ impl<'a> Run<'a> {
         self.graph.send(method, path, &[], body.as_ref(), NotFound::Lag).await?;
         self.record(change);
         Ok(())
+    }
+
+    /// Like [`Self::try_write`], for a write that names a service principal created moments
+    /// ago: Graph answers 400 "Not a valid reference update." until the new object has reached
+    /// every replica, which can take minutes. Tries again for up to the retry policy's
+    /// replication budget, saying so while it waits.
+    pub async fn try_write_replicated(
+        &mut self,
+        change: Change,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(), ApiError> {
+        let retry = self.graph.retry();
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_write(change.clone(), method.clone(), path, body.clone()).await {
+                Err(e) if e.is_replication_lag() && started.elapsed() < retry.replication => {
+                    if attempt == 1 {
+                        self.say(&format!(
+                            "  waiting for Entra to replicate the new service principals before: {change} \
+(Graph: \"Not a valid reference update.\"); trying again for up to {} s",
+                            retry.replication.as_secs()
+                        ));
+                    }
+                    let wait = retry.delay(attempt, &reqwest::header::HeaderMap::new());
+                    tokio::time::sleep(wait.min(retry.replication.saturating_sub(started.elapsed()))).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Records `change`; when writing also deletes `path` from Graph.

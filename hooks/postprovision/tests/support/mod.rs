@@ -25,6 +25,8 @@ pub const SUBSCRIPTION: &str = "0d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6";
 pub const GROUP: &str = "rg-dev";
 pub const CHAT_APP_URL: &str = "https://chat-app-abc123.happyfield-1234.swedencentral.azurecontainerapps.io";
 pub const ORDERS_MCP_URL: &str = "https://orders-mcp-abc123.happyfield-1234.swedencentral.azurecontainerapps.io";
+/// Bicep's `uniqueString(subscription().id, environmentName, location)` for the test deployment.
+pub const RESOURCE_TOKEN: &str = "abc123xyz7890";
 pub const CHAT_MI: &str = "6f1c2a9e-1111-4c1e-9f6a-000000000001";
 pub const MCP_MI: &str = "6f1c2a9e-2222-4c1e-9f6a-000000000002";
 
@@ -49,6 +51,11 @@ pub struct Provisioned {
     pub manifest: PathBuf,
 }
 
+/// The tags the hook gives the apps of deployment (`env_name`, `subscription`, `token`).
+pub fn deployment_tag(env_name: &str, subscription: &str, token: &str) -> String {
+    format!("orders-copilot:{env_name}:{subscription}:{token}")
+}
+
 impl Provisioned {
     pub async fn new() -> Provisioned {
         Provisioned::with(Config::new(TENANT), "dev").await
@@ -70,6 +77,16 @@ impl Provisioned {
         provisioned
     }
 
+    /// The tag on every app of this deployment.
+    pub fn tag(&self) -> String {
+        deployment_tag(&self.env_name, SUBSCRIPTION, RESOURCE_TOKEN)
+    }
+
+    /// The tag on the app registration of manifest app `app`.
+    pub fn app_tag(&self, app: &str) -> String {
+        format!("{}:{app}", self.tag())
+    }
+
     /// The azd environment as `azd provision` leaves it: azd's values and the Bicep outputs.
     pub fn write_env_file(&self, env_name: &str) {
         let mut values = BTreeMap::new();
@@ -79,6 +96,7 @@ impl Provisioned {
             ("AZURE_SUBSCRIPTION_ID", SUBSCRIPTION),
             ("AZURE_TENANT_ID", TENANT),
             ("AZURE_RESOURCE_GROUP", GROUP),
+            ("AZURE_RESOURCE_TOKEN", RESOURCE_TOKEN),
             ("CHAT_APP_URL", CHAT_APP_URL),
             ("ORDERS_MCP_PUBLIC_URL", ORDERS_MCP_URL),
             ("CHAT_APP_MANAGED_IDENTITY_PRINCIPAL_ID", CHAT_MI),
@@ -126,7 +144,12 @@ impl Provisioned {
 }
 
 pub fn fast_retries() -> RetryPolicy {
-    RetryPolicy { attempts: 8, base_delay: Duration::from_millis(5), max_delay: Duration::from_secs(2) }
+    RetryPolicy {
+        attempts: 8,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_secs(2),
+        replication: Duration::from_secs(5),
+    }
 }
 
 /// Runs the hook as `main` does, signed in to azd with the token the fake cloud accepts.

@@ -1,5 +1,7 @@
 //! The fake Azure Resource Manager: container apps, and the long-running operation a `PATCH`
-//! starts (`202` + `Azure-AsyncOperation`, polled until `Succeeded`).
+//! starts (`202` + `Azure-AsyncOperation`, polled until `Succeeded`); the Azure OpenAI models a
+//! region offers and the subscription's quota there (`Microsoft.CognitiveServices/locations/
+//! {location}/models` and `/usages`, as in the 2024-10-01 REST examples).
 
 use std::collections::BTreeMap;
 
@@ -29,6 +31,16 @@ pub fn route(
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
         );
+    }
+    let lower = path.to_ascii_lowercase();
+    if let Some(rest) = lower.split("/providers/microsoft.cognitiveservices/locations/").nth(1) {
+        let (location, list) = rest.split_once('/').unwrap_or((rest, ""));
+        let items = match (method, list) {
+            (&Method::GET, "models") => dir.models.get(location).cloned().unwrap_or_default(),
+            (&Method::GET, "usages") => dir.usages.get(location).cloned().unwrap_or_default(),
+            _ => return arm_error(StatusCode::NOT_FOUND, "NotFound", "unsupported"),
+        };
+        return json_response(StatusCode::OK, json!({"value": items}));
     }
     if path.contains("/containerappOperationStatuses/") {
         let op = path.rsplit('/').next().unwrap_or_default().to_string();

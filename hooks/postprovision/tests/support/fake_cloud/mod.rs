@@ -88,6 +88,42 @@ impl FakeCloud {
         self.dir(|d| d.container_apps.insert(id.to_ascii_lowercase(), app));
     }
 
+    /// Azure OpenAI offers model `name` `version` in `location` with deployment SKU `sku`, as ARM
+    /// lists it; `deprecated` is the SKU's `deprecationDate` (no new deployments after it).
+    pub fn offer_model(&self, location: &str, name: &str, version: &str, sku: &str, deprecated: Option<&str>) {
+        let mut sku_item = json!({
+            "name": sku, "usageName": format!("OpenAI.{sku}.{name}"),
+            "capacity": {"minimum": 1, "maximum": 10000, "step": 1, "default": 10}
+        });
+        if let Some(date) = deprecated {
+            sku_item["deprecationDate"] = json!(date);
+        }
+        let model = json!({
+            "kind": "OpenAI", "skuName": "S0",
+            "model": {
+                "format": "OpenAI", "name": name, "version": version, "maxCapacity": 10000,
+                "capabilities": {"chatCompletion": "true"},
+                "lifecycleStatus": "GenerallyAvailable",
+                "skus": [sku_item]
+            }
+        });
+        self.dir(|d| d.models.entry(location.to_ascii_lowercase()).or_default().push(model));
+    }
+
+    /// The subscription's quota for `usage_name` (e.g. `OpenAI.GlobalStandard.gpt-5-mini`) in
+    /// `location`, in thousands of tokens per minute.
+    pub fn set_quota(&self, location: &str, usage_name: &str, current: u64, limit: u64) {
+        let usage = json!({
+            "name": {"value": usage_name, "localizedValue": usage_name},
+            "currentValue": current, "limit": limit, "unit": "Count"
+        });
+        self.dir(|d| {
+            let usages = d.usages.entry(location.to_ascii_lowercase()).or_default();
+            usages.retain(|u| u["name"]["value"] != usage_name);
+            usages.push(usage);
+        });
+    }
+
     /// A container app's environment variables.
     pub fn container_env(&self, name: &str) -> BTreeMap<String, String> {
         self.dir(|d| {

@@ -9,7 +9,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({
+    error_with_details(status, code, message, None)
+}
+
+/// Graph's error body with its `details` list, e.g. `[{"code": "InvalidValue", "target": "..."}]`.
+pub fn error_with_details(status: StatusCode, code: &str, message: &str, details: Option<Value>) -> Response {
+    let mut body = json!({
         "error": {
             "code": code,
             "message": message,
@@ -17,6 +22,9 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
                            "client-request-id": uuid::Uuid::new_v4().to_string()}
         }
     });
+    if let Some(details) = details {
+        body["error"]["details"] = details;
+    }
     (status, [("content-type", "application/json")], body.to_string()).into_response()
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -29,6 +30,14 @@ pub struct Config {
     pub retry_after_secs: u64,
     /// Requests addressing a new object that fail before it is visible.
     pub lag: usize,
+    /// How long a new service principal cannot be named by a grant or an app role assignment
+    /// (Graph answers 400 "Not a valid reference update." meanwhile).
+    pub grant_replication: Duration,
+    /// The tenant's verified domains: the hosts `https://` identifier URIs of v1 apps may use.
+    pub verified_domains: Vec<String>,
+    /// The stricter app management policy (`nonDefaultUriAddition`): v1 apps may add only
+    /// `api://{appId}` or `api://{tenantId}/{appId}`.
+    pub default_uris_only: bool,
     pub fail_after_writes: Option<(usize, Fault)>,
 }
 
@@ -42,6 +51,9 @@ impl Config {
             throttle_every: None,
             retry_after_secs: 0,
             lag: 0,
+            grant_replication: Duration::ZERO,
+            verified_domains: vec!["contoso.onmicrosoft.com".to_string()],
+            default_uris_only: false,
             fail_after_writes: None,
         }
     }
@@ -61,6 +73,14 @@ pub struct Directory {
     pub(super) operations: HashMap<String, u32>,
     /// Id (object id, app id) -> requests still answered as if it did not exist.
     pub(super) lagging: HashMap<String, usize>,
+    /// Service principal object id -> when grants may name it.
+    pub(super) referable: HashMap<String, Instant>,
+    /// Azure OpenAI models offered, by location (lower case): ARM's `models` list items.
+    pub models: BTreeMap<String, Vec<Value>>,
+    /// Subscription quota usages, by location (lower case): ARM's `usages` list items.
+    pub usages: BTreeMap<String, Vec<Value>>,
+    /// Answers of 400 "Not a valid reference update." given.
+    pub reference_lag_answers: usize,
     /// Successful writes: "METHOD path".
     pub writes: Vec<String>,
     pub requests: usize,
@@ -87,5 +107,14 @@ impl Directory {
             }
             _ => false,
         }
+    }
+
+    /// Whether a grant may name service principal `id` yet (see [`Config::grant_replication`]).
+    pub fn referable(&mut self, id: &str) -> bool {
+        let ready = self.referable.get(id).is_none_or(|at| Instant::now() >= *at);
+        if !ready {
+            self.reference_lag_answers += 1;
+        }
+        ready
     }
 }

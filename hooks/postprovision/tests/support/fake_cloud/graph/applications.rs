@@ -1,6 +1,7 @@
 //! Graph's rules for application objects: known properties only, unique identifier URIs
-//! (soft-deleted apps keep theirs), https redirect URIs, no removal of an enabled scope or app
-//! role, pre-authorized permission ids must exist; and their federated identity credentials.
+//! (soft-deleted apps keep theirs), Entra's identifier-URI policy for apps that issue v1
+//! tokens, https redirect URIs, no removal of an enabled scope or app role, pre-authorized
+//! permission ids must already be stored; and their federated identity credentials.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +9,10 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::super::reply::{bad_request, error, json_response, list, merge, new_id, no_content, not_found};
-use super::super::state::Directory;
+use super::super::reply::{
+    bad_request, error, error_with_details, json_response, list, merge, new_id, no_content, not_found,
+};
+use super::super::state::{Config, Directory};
 
 const APP_PROPERTIES: [&str; 9] = [
     "displayName",
@@ -31,9 +34,26 @@ pub fn unknown_property(fields: &Map<String, Value>) -> Option<Response> {
 }
 
 /// Applies `fields` to `app` (complex properties are replaced whole, as Graph does) after
-/// checking Graph's rules.
-pub fn apply(dir: &Directory, id: &str, app: &mut Value, fields: &Map<String, Value>) -> Result<(), Response> {
+/// checking Graph's rules. Rules that depend on the app's own state read it as stored before
+/// this request: a property set in the same request does not count yet.
+pub fn apply(
+    dir: &Directory,
+    config: &Config,
+    id: &str,
+    app: &mut Value,
+    fields: &Map<String, Value>,
+) -> Result<(), Response> {
     if let Some(uris) = fields.get("identifierUris").and_then(Value::as_array) {
+        // "Applications that are configured to use v2.0 Entra ID tokens ... are exempted by
+        // default" (Restrictions on identifier URIs of Microsoft Entra applications): the
+        // version stored before this request decides, so it must be set first.
+        let issues_v2 = app["api"]["requestedAccessTokenVersion"] == 2;
+        let stored = app["identifierUris"].as_array().cloned().unwrap_or_default();
+        for uri in uris.iter().filter(|u| !stored.contains(u)) {
+            if !issues_v2 {
+                identifier_uri_policy(config, app["appId"].as_str().unwrap_or_default(), uri.as_str().unwrap_or(""))?;
+            }
+        }
         for uri in uris {
             let taken = dir
                 .applications
@@ -72,14 +92,21 @@ pub fn apply(dir: &Directory, id: &str, app: &mut Value, fields: &Map<String, Va
         if retired(&app["api"]["oauth2PermissionScopes"], &api["oauth2PermissionScopes"]) {
             return Err(entitlement());
         }
-        let scopes: Vec<&Value> =
-            api["oauth2PermissionScopes"].as_array().into_iter().flatten().map(|s| &s["id"]).collect();
+        // Pre-authorization names scopes Graph already holds: scopes sent in the same request
+        // are not found yet (Graph's answer, as reported in microsoftgraph/microsoft-graph-docs#12675).
+        let stored: Vec<&Value> =
+            app["api"]["oauth2PermissionScopes"].as_array().into_iter().flatten().map(|s| &s["id"]).collect();
         for pre in api["preAuthorizedApplications"].as_array().into_iter().flatten() {
             for permission in pre["delegatedPermissionIds"].as_array().into_iter().flatten() {
-                if !scopes.contains(&permission) {
-                    return Err(bad_request(&format!(
-                        "Property preAuthorizedApplications references a permission id {permission} that is not defined."
-                    )));
+                if !stored.contains(&permission) {
+                    return Err(error_with_details(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidValue",
+                        "Property api.preAuthorizedApplications.delegatedPermissionIds has a Permission Id that cannot be found in the AppPermissions sets.",
+                        Some(
+                            json!([{"target": "api.preAuthorizedApplications.delegatedPermissionIds", "code": "InvalidValue"}]),
+                        ),
+                    ));
                 }
             }
         }
@@ -113,6 +140,50 @@ pub fn apply(dir: &Directory, id: &str, app: &mut Value, fields: &Map<String, Va
         };
     }
     Ok(())
+}
+
+/// Entra's identifier-URI rules for an app that issues v1 tokens ("Restrictions on identifier
+/// URIs of Microsoft Entra applications"): a newly added URI must name the tenant id or the
+/// app id (`api://{appId}`, `api://{tenantId}/{string}`, `api://{string}/{appId}`) or use a
+/// verified domain (`https://{verified domain or a subdomain}/...`); with the stricter
+/// `nonDefaultUriAddition` policy only `api://{appId}` and `api://{tenantId}/{appId}`. The
+/// messages are the documented ones.
+fn identifier_uri_policy(config: &Config, app_id: &str, uri: &str) -> Result<(), Response> {
+    let (tenant, app_id, lower) =
+        (config.tenant_id.to_ascii_lowercase(), app_id.to_ascii_lowercase(), uri.to_ascii_lowercase());
+    if config.default_uris_only {
+        if lower == format!("api://{app_id}") || lower == format!("api://{tenant}/{app_id}") {
+            return Ok(());
+        }
+        return Err(bad_request(&format!(
+            "The newly added URI {uri} must comply with the format 'api://{{appId}}' or 'api://{{tenantId}}/{{appId}}' as per the default app management policy of your organization. If the requestedAccessTokenVersion is set to 2, this restriction may not apply. See https://aka.ms/identifier-uri-addition-error for more information on this error."
+        )));
+    }
+    if let Some(rest) = lower.strip_prefix("api://") {
+        let segments: Vec<&str> = rest.split('/').collect();
+        let names_us = segments.first() == Some(&app_id.as_str())
+            || (segments.first() == Some(&tenant.as_str()) && segments.len() > 1)
+            || (segments.len() > 1 && segments.last() == Some(&app_id.as_str()));
+        if names_us {
+            return Ok(());
+        }
+        return Err(bad_request(&format!(
+            "Failed to add identifier URI {uri}. All newly added URIs must contain a tenant verified domain, tenant ID, or app ID, as per the default tenant policy of your organization. See https://aka.ms/identifier-uri-addition-error for more information on this error."
+        )));
+    }
+    let host = url::Url::parse(&lower).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    let verified = lower.starts_with("https://")
+        && config.verified_domains.iter().any(|d| host == *d || host.ends_with(&format!(".{d}")));
+    if verified {
+        return Ok(());
+    }
+    Err(error(
+        StatusCode::BAD_REQUEST,
+        "HostNameNotOnVerifiedDomain",
+        &format!(
+            "Values of identifierUris property must use a verified domain of the organization or its subdomain: '{uri}'"
+        ),
+    ))
 }
 
 /// An application's federated identity credentials: list, create, update, delete.

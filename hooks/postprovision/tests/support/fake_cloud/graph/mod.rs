@@ -13,12 +13,15 @@ use serde_json::{Value, json};
 use super::reply::{bad_request, error, forbidden, json_response, list, new_id, no_content, not_found};
 use super::state::{Config, Directory};
 
-/// Supports the filters the hook uses: `tags/any(t:t eq 'x')` and `<property> eq 'x'`.
+/// Supports the filters the hook uses: `tags/any(t:t eq 'x')`, `identifierUris/any(x:x eq 'x')`
+/// and `<property> eq 'x'`.
 fn matches(filter: Option<&String>, item: &Value) -> Result<bool, Response> {
     let Some(filter) = filter else { return Ok(true) };
-    if let Some(rest) = filter.strip_prefix("tags/any(t:t eq '") {
-        let tag = rest.strip_suffix("')").ok_or_else(|| bad_request("Invalid filter clause"))?;
-        return Ok(item["tags"].as_array().is_some_and(|t| t.iter().any(|x| x == tag)));
+    for (collection, variable) in [("tags", "t"), ("identifierUris", "x")] {
+        if let Some(rest) = filter.strip_prefix(&format!("{collection}/any({variable}:{variable} eq '")) {
+            let value = rest.strip_suffix("')").ok_or_else(|| bad_request("Invalid filter clause"))?;
+            return Ok(item[collection].as_array().is_some_and(|t| t.iter().any(|x| x == value)));
+        }
     }
     let (property, value) = filter.split_once(" eq '").ok_or_else(|| bad_request("Invalid filter clause"))?;
     let value = value.strip_suffix('\'').ok_or_else(|| bad_request("Invalid filter clause"))?;
@@ -28,6 +31,12 @@ fn matches(filter: Option<&String>, item: &Value) -> Result<bool, Response> {
         )));
     }
     Ok(item[property].as_str().is_some_and(|v| v.eq_ignore_ascii_case(value)))
+}
+
+/// A service principal created moments ago, named by a grant before every replica knows it:
+/// Graph answers this for minutes (microsoftgraph/microsoft-graph-docs#9738, #20133).
+fn not_a_valid_reference() -> Response {
+    bad_request("Not a valid reference update.")
 }
 
 /// Answers one Graph v1.0 request; `segments`: its path after `/v1.0/`.
@@ -81,7 +90,7 @@ pub fn route(
                         "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false}},
                 "requiredResourceAccess": [], "passwordCredentials": [], "keyCredentials": [],
             });
-            if let Err(r) = applications::apply(dir, &id, &mut app, fields) {
+            if let Err(r) = applications::apply(dir, config, &id, &mut app, fields) {
                 return r;
             }
             dir.applications.insert(id.clone(), app.clone());
@@ -102,7 +111,7 @@ pub fn route(
                         return r;
                     }
                     let mut app = dir.applications[&id].clone();
-                    if let Err(r) = applications::apply(dir, &id, &mut app, fields) {
+                    if let Err(r) = applications::apply(dir, config, &id, &mut app, fields) {
                         return r;
                     }
                     dir.applications.insert(id, app);
@@ -151,6 +160,7 @@ pub fn route(
             let sp = json!({"id": id, "appId": app_id, "displayName": app.map(|a| a["displayName"].clone()),
                             "servicePrincipalType": "Application", "tags": []});
             dir.service_principals.insert(id.clone(), sp.clone());
+            dir.referable.insert(id.clone(), std::time::Instant::now() + config.grant_replication);
             dir.lagging.insert(id, config.lag);
             json_response(StatusCode::CREATED, sp)
         }
@@ -173,6 +183,9 @@ pub fn route(
                 (Method::POST, ["appRoleAssignedTo"]) => {
                     if !config.admin {
                         return forbidden();
+                    }
+                    if !dir.referable(&id) {
+                        return not_a_valid_reference();
                     }
                     let sp = &dir.service_principals[&id];
                     let roles = dir
@@ -224,6 +237,9 @@ pub fn route(
                 let id = body_obj[key].as_str().unwrap_or_default().to_string();
                 if dir.lags(&id) || !dir.service_principals.contains_key(&id) {
                     return not_found(&id);
+                }
+                if !dir.referable(&id) {
+                    return not_a_valid_reference();
                 }
             }
             if body_obj["consentType"] != "AllPrincipals" || !body_obj["principalId"].is_null() {
