@@ -48,7 +48,16 @@ impl Settings {
             env.problem(format!("ORDERS_API_PUBLIC_URL={public_url} must be an http(s) URL without a query"));
         }
         let passthrough_audience = env.get("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE");
+        let passthrough_in_deployment = env.flag("ORDERS_API_PASSTHROUGH_IN_DEPLOYMENT", false);
         let identity = Identity::from_env(&mut env);
+        // The passthrough demonstration accepts tokens issued to another API (the confused
+        // deputy it exists to show): never in a deployment by accident.
+        if identity.deployment.is_some() && passthrough_audience.is_some() && !passthrough_in_deployment {
+            env.problem(
+                "ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE is set in a deployment: it accepts tokens issued to another \
+API, for the passthrough demonstration only. Unset it, or also set ORDERS_API_PASSTHROUGH_IN_DEPLOYMENT=true",
+            );
+        }
         let app = identity.app(&mut env, "ORDERS_API", "orders-api");
         let seed_users = identity.manifest.as_ref().map_or_else(Vec::new, seed::seed_users);
         env.finish()?;
@@ -125,6 +134,23 @@ mod tests {
         );
     }
 
+    /// Passthrough accepts tokens issued to another API: in a deployment only when asked twice.
+    #[test]
+    fn passthrough_in_a_deployment_needs_an_explicit_opt_in() {
+        let err = Settings::from_env(Env::from_map([
+            ("IDENTITY_MANIFEST", REPOSITORY_MANIFEST),
+            ("CONTAINER_APP_NAME", "orders-api-abc"),
+            ("ENTRA_AUTHORITY", "https://login.microsoftonline.com"),
+            ("ENTRA_TENANT_ID", "5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a"),
+            ("ORDERS_API_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+            ("ORDERS_API_APP_ID_URI", "api://orders-api-prod"),
+            ("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE", "a58242b0-4441-4e9a-b6fa-2c3a3d94ebff"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ORDERS_API_PASSTHROUGH_IN_DEPLOYMENT=true"), "{err}");
+    }
+
     #[test]
     fn variables_override_defaults() {
         let settings = Settings::from_env(Env::from_map([
@@ -133,7 +159,9 @@ mod tests {
             ("ORDERS_API_DATABASE", "/var/lib/orders/orders.db"),
             ("ORDERS_API_PUBLIC_URL", "https://orders.internal.example"),
             ("ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE", "a58242b0-4441-4e9a-b6fa-2c3a3d94ebff"),
+            ("ORDERS_API_PASSTHROUGH_IN_DEPLOYMENT", "true"),
             ("ENTRA_AUTHORITY", "https://login.microsoftonline.com"),
+            ("ENTRA_TENANT_ID", "5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a"),
             ("ORDERS_API_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
             ("ORDERS_API_APP_ID_URI", "api://orders-api-prod"),
         ]))

@@ -26,6 +26,30 @@ pub struct Identity {
     pub tenant_id: String,
     pub manifest: Option<Manifest>,
     pub vars: Vars,
+    /// Running against real Entra (see [`Deployment`]): the manifest's ids are the emulator's
+    /// and must not be used.
+    pub deployment: Option<Deployment>,
+}
+
+/// Why the settings count as a deployment: then every id must come from its variable (set
+/// by the postprovision hook), never from the manifest, whose ids exist only in the emulator;
+/// and the authority must be https. A service started with the emulator's ids against real
+/// Entra would refuse every token (or, worse, accept the wrong ones), so it does not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deployment {
+    /// `CONTAINER_APP_NAME` is set: Azure Container Apps sets it in every container.
+    ContainerApps,
+    /// `ENTRA_AUTHORITY` is https on a host that is not this machine (Entra, not the emulator).
+    RemoteAuthority,
+}
+
+impl Deployment {
+    fn why(&self) -> &'static str {
+        match self {
+            Deployment::ContainerApps => "CONTAINER_APP_NAME is set: this runs in Azure Container Apps",
+            Deployment::RemoteAuthority => "ENTRA_AUTHORITY is a remote https authority",
+        }
+    }
 }
 
 /// One app registration's identifiers.
@@ -38,11 +62,32 @@ pub struct AppRegistration {
 
 impl Identity {
     /// Reads `ENTRA_AUTHORITY`, `ENTRA_PUBLIC_AUTHORITY`, `ENTRA_TENANT_ID`, `IDENTITY_MANIFEST`,
-    /// `IDENTITY_SUFFIX`, `CHAT_APP_URL`, `ORDERS_MCP_PUBLIC_URL` (the manifest's placeholders).
+    /// `IDENTITY_SUFFIX`, `CHAT_APP_URL`, `ORDERS_MCP_PUBLIC_URL` (the manifest's placeholders),
+    /// `CONTAINER_APP_NAME` (whether this is a deployment).
     pub fn from_env(env: &mut Env) -> Identity {
         let authority = env
             .optional::<Url>("ENTRA_AUTHORITY", "a URL like https://login.microsoftonline.com")
             .unwrap_or_else(local_emulator);
+        let deployment = if env.get("CONTAINER_APP_NAME").is_some() {
+            Some(Deployment::ContainerApps)
+        } else if authority.scheme() == "https" && !is_this_machine(&authority) {
+            Some(Deployment::RemoteAuthority)
+        } else {
+            None
+        };
+        if let Some(why) = &deployment
+            && authority.scheme() != "https"
+        {
+            env.problem(format!("ENTRA_AUTHORITY={authority} must be https in a deployment ({})", why.why()));
+        }
+        if let Some(why) = &deployment
+            && env.get("ENTRA_TENANT_ID").is_none()
+        {
+            env.problem(format!(
+                "ENTRA_TENANT_ID is not set: in a deployment ({}) the manifest's tenant is the emulator's",
+                why.why()
+            ));
+        }
         let path = match env.get("IDENTITY_MANIFEST") {
             Some(p) => Some(PathBuf::from(p)),
             None => std::env::current_dir().ok().and_then(Manifest::locate),
@@ -72,18 +117,37 @@ impl Identity {
         let public_authority = env
             .optional::<Url>("ENTRA_PUBLIC_AUTHORITY", "a URL like http://localhost:3003")
             .unwrap_or_else(|| authority.clone());
-        Identity { authority, public_authority, tenant_id, manifest, vars }
+        Identity { authority, public_authority, tenant_id, manifest, vars, deployment }
     }
 
-    /// `{PREFIX}_CLIENT_ID` and `{PREFIX}_APP_ID_URI`, else the manifest's app `name`.
+    /// `{PREFIX}_CLIENT_ID` and `{PREFIX}_APP_ID_URI`, else the manifest's app `name`; in a
+    /// deployment the variables only (the manifest's ids are the emulator's).
     pub fn app(&self, env: &mut Env, prefix: &str, name: &str) -> AppRegistration {
         let app = self.manifest.as_ref().and_then(|m| m.app(name));
-        let client_id = env.get(&format!("{prefix}_CLIENT_ID")).or_else(|| app.map(|a| a.client_id.clone()));
-        let app_id_uri = env
-            .get(&format!("{prefix}_APP_ID_URI"))
-            .or_else(|| app.and_then(|a| a.identifier_uri.as_ref()).map(|t| t.render(&self.vars)));
+        let (id_var, uri_var) = (format!("{prefix}_CLIENT_ID"), format!("{prefix}_APP_ID_URI"));
+        let explicit_id = env.get(&id_var);
+        let explicit_uri = env.get(&uri_var);
+        if let Some(why) = &self.deployment {
+            let emulator_id = app.map(|a| a.client_id.as_str());
+            if explicit_id.is_none() || explicit_id.as_deref() == emulator_id {
+                env.problem(format!(
+                    "{id_var} is not set to the app registration's client id: in a deployment ({}) the identity \
+manifest's ids are the emulator's. The postprovision hook sets it (`azd provision`)",
+                    why.why()
+                ));
+            }
+            if app.is_some_and(|a| a.identifier_uri.is_some()) && explicit_uri.is_none() {
+                env.problem(format!(
+                    "{uri_var} is not set: in a deployment ({}) it comes from the postprovision hook (`azd provision`)",
+                    why.why()
+                ));
+            }
+        }
+        let client_id = explicit_id.or_else(|| app.map(|a| a.client_id.clone()));
+        let app_id_uri =
+            explicit_uri.or_else(|| app.and_then(|a| a.identifier_uri.as_ref()).map(|t| t.render(&self.vars)));
         let client_id = client_id.unwrap_or_else(|| {
-            env.problem(format!("{prefix}_CLIENT_ID is not set and the identity manifest has no app {name:?}"));
+            env.problem(format!("{id_var} is not set and the identity manifest has no app {name:?}"));
             String::new()
         });
         AppRegistration { client_id, app_id_uri }
@@ -100,9 +164,20 @@ impl Identity {
         let endpoint = env.optional::<Url>("IDENTITY_ENDPOINT", "a URL");
         let header = env.get("IDENTITY_HEADER");
         let secret = env.get(&format!("{prefix}_CLIENT_SECRET"));
-        let client_id = env
-            .get(&format!("{prefix}_MANAGED_IDENTITY_CLIENT_ID"))
-            .or_else(|| self.manifest.as_ref()?.managed_identities.get(name).map(|mi| mi.client_id.clone()));
+        let mi_var = format!("{prefix}_MANAGED_IDENTITY_CLIENT_ID");
+        let explicit = env.get(&mi_var);
+        if let Some(why) = &self.deployment
+            && explicit.is_none()
+            && secret.is_none()
+            && header.is_some()
+        {
+            env.problem(format!(
+                "{mi_var} is not set: in a deployment ({}) the manifest's managed identity is the emulator's",
+                why.why()
+            ));
+        }
+        let client_id =
+            explicit.or_else(|| self.manifest.as_ref()?.managed_identities.get(name).map(|mi| mi.client_id.clone()));
         match (endpoint, header) {
             (Some(_), None) => {
                 env.problem("IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not: set both, or neither");
@@ -144,6 +219,16 @@ fn identity_http() -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
+/// The emulator (or a tunnel to it) runs here; Entra does not.
+fn is_this_machine(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => true,
+    }
+}
+
 /// The emulator on its default port.
 fn local_emulator() -> Url {
     #[allow(clippy::expect_used)] // a constant that parses; the settings tests exercise it
@@ -182,6 +267,68 @@ mod tests {
         let err = env.finish().unwrap_err();
         assert!(err.to_string().contains("IDENTITY_MANIFEST"), "{err}");
         assert!(err.to_string().contains("ORDERS_API_CLIENT_ID"), "{err}");
+    }
+
+    const REAL_API: &str = "0b5f9c52-7d0e-4f4e-9d55-2f3f7f4c1a01";
+    const REAL_TENANT: &str = "5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a";
+
+    fn deployed(vars: &[(&str, &str)]) -> Result<(), String> {
+        let mut env = Env::from_map(vars.iter().copied().chain([("IDENTITY_MANIFEST", REPOSITORY_MANIFEST)]));
+        let identity = Identity::from_env(&mut env);
+        let _ = identity.app(&mut env, "ORDERS_API", "orders-api");
+        let _ = identity.credential(&mut env, "ORDERS_API", "orders-api");
+        env.finish().map_err(|e| e.to_string())
+    }
+
+    /// Defect: with empty client ids a service in Azure fell back to the emulator's ids baked
+    /// into the image and started against real Entra, refusing every token.
+    #[test]
+    fn a_deployment_refuses_the_emulators_ids_naming_the_variable() {
+        let entra = ("ENTRA_AUTHORITY", "https://login.microsoftonline.com");
+        let err = deployed(&[entra, ("ENTRA_TENANT_ID", REAL_TENANT), ("ORDERS_API_CLIENT_ID", "")]).unwrap_err();
+        assert!(err.contains("ORDERS_API_CLIENT_ID is not set to the app registration's client id"), "{err}");
+        assert!(err.contains("ORDERS_API_APP_ID_URI is not set"), "{err}");
+        assert!(err.contains("ENTRA_AUTHORITY is a remote https authority"), "{err}");
+        let err = deployed(&[entra]).unwrap_err();
+        assert!(err.contains("ENTRA_TENANT_ID is not set"), "{err}");
+        let manifest = Manifest::load(REPOSITORY_MANIFEST).unwrap();
+        let emulator_id = manifest.apps["orders-api"].client_id.clone();
+        let err = deployed(&[
+            entra,
+            ("ENTRA_TENANT_ID", REAL_TENANT),
+            ("ORDERS_API_CLIENT_ID", &emulator_id),
+            ("ORDERS_API_APP_ID_URI", "api://x/orders-api-dev"),
+        ])
+        .unwrap_err();
+        assert!(err.contains("ORDERS_API_CLIENT_ID"), "{err}");
+        deployed(&[
+            entra,
+            ("ENTRA_TENANT_ID", REAL_TENANT),
+            ("ORDERS_API_CLIENT_ID", REAL_API),
+            ("ORDERS_API_APP_ID_URI", "api://x/orders-api-dev"),
+        ])
+        .unwrap();
+    }
+
+    #[test]
+    fn in_container_apps_the_authority_must_be_https_and_the_managed_identity_explicit() {
+        let err = deployed(&[
+            ("CONTAINER_APP_NAME", "orders-api-abc"),
+            ("ENTRA_TENANT_ID", REAL_TENANT),
+            ("ORDERS_API_CLIENT_ID", REAL_API),
+            ("ORDERS_API_APP_ID_URI", "api://x/orders-api-dev"),
+            ("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token"),
+            ("IDENTITY_HEADER", "h"),
+        ])
+        .unwrap_err();
+        assert!(err.contains("ENTRA_AUTHORITY=http://localhost:3003/ must be https in a deployment"), "{err}");
+        assert!(err.contains("ORDERS_API_MANAGED_IDENTITY_CLIENT_ID is not set"), "{err}");
+    }
+
+    #[test]
+    fn the_emulator_on_this_machine_is_not_a_deployment_even_over_https() {
+        deployed(&[("ENTRA_AUTHORITY", "https://localhost:3443")]).unwrap();
+        deployed(&[("ENTRA_AUTHORITY", "http://127.0.0.1:3003")]).unwrap();
     }
 
     fn credential(vars: &[(&str, &str)]) -> (Option<Credential>, Result<(), String>) {
