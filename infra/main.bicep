@@ -21,14 +21,16 @@ param location string
 @description('Region of Azure OpenAI, where the model is offered; empty means the primary region.')
 param openAiLocation string = ''
 
+// A generally available model open to new deployments (gpt-4o-mini 2024-07-18 is not any more);
+// `postprovision preprovision` checks it is offered in the region, with quota, before provisioning.
 @description('Azure OpenAI model name.')
-param openAiModelName string = 'gpt-4o-mini'
+param openAiModelName string = 'gpt-5-mini'
 
 @description('Azure OpenAI model version.')
-param openAiModelVersion string = '2024-07-18'
+param openAiModelVersion string = '2025-08-07'
 
 @description('Name of the model deployment chat-app calls.')
-param openAiDeploymentName string = 'gpt-4o-mini'
+param openAiDeploymentName string = 'gpt-5-mini'
 
 @description('SKU of the model deployment: GlobalStandard (pay per token, highest availability) or Standard.')
 param openAiDeploymentSku string = 'GlobalStandard'

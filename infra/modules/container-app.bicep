@@ -45,8 +45,31 @@ param minReplicas int = 1
 @minValue(1)
 param maxReplicas int = 1
 
-// Until `azd deploy` pushes the real image, the app runs Microsoft's hello-world placeholder.
-var placeholderImage = 'mcr.microsoft.com/azuredocs/containerapps-helloworld:latest'
+// Until `azd deploy` pushes the real image, the app runs a placeholder. It must answer on the
+// service's port, or the first revision never becomes healthy: Microsoft's ASP.NET sample image
+// listens where ASPNETCORE_HTTP_PORTS says (containerapps-helloworld only on 80).
+var placeholderImage = 'mcr.microsoft.com/dotnet/samples:aspnetapp'
+var placeholder = empty(currentImage.outputs.image)
+
+// The service's own probes (service_kit::probe): /healthz is up, /readyz can serve. The
+// placeholder has neither, so it keeps Container Apps' default TCP probes on the same port;
+// azd deploy changes only the image, so the next `azd provision` adds these.
+var probes = [
+  {
+    type: 'Liveness'
+    httpGet: { path: '/healthz', port: targetPort }
+    initialDelaySeconds: 3
+    periodSeconds: 10
+    failureThreshold: 3
+  }
+  {
+    type: 'Readiness'
+    httpGet: { path: '/readyz', port: targetPort }
+    initialDelaySeconds: 3
+    periodSeconds: 5
+    failureThreshold: 3
+  }
+]
 
 module currentImage 'container-image.bicep' = {
   name: '${name}-current-image'
@@ -88,8 +111,9 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
       containers: [
         {
           name: serviceName
-          image: empty(currentImage.outputs.image) ? placeholderImage : currentImage.outputs.image
-          env: env
+          image: placeholder ? placeholderImage : currentImage.outputs.image
+          env: placeholder ? concat(env, [{ name: 'ASPNETCORE_HTTP_PORTS', value: string(targetPort) }]) : env
+          probes: placeholder ? [] : probes
           resources: {
             cpu: json('0.5')
             memory: '1Gi'

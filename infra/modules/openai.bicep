@@ -13,10 +13,10 @@ param tags object
 @description('Name of the model deployment, as chat-app calls it (AZURE_OPENAI_DEPLOYMENT).')
 param deploymentName string
 
-@description('Model name, e.g. gpt-4o-mini.')
+@description('Model name, e.g. gpt-5-mini.')
 param modelName string
 
-@description('Model version, e.g. 2024-07-18.')
+@description('Model version, e.g. 2025-08-07.')
 param modelVersion string
 
 @description('Deployment SKU, e.g. GlobalStandard or Standard.')

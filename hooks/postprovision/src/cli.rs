@@ -13,6 +13,7 @@ use service_kit::settings::Env;
 use crate::azd::{AzdCli, DotEnvFile, EnvStore};
 use crate::credential::{ARM_SCOPE, GRAPH_SCOPE, developer_sign_in};
 use crate::deployment::{Deployment, DeploymentId};
+use crate::preprovision::{self as model_check, ModelChoice};
 use crate::reconcile::{self, Mode, Run, Summary};
 use crate::rest::Rest;
 use crate::retry::RetryPolicy;
@@ -67,6 +68,9 @@ pub enum Command {
     Apply,
     /// Remove the app registrations this environment's runs created (azd's predown hook).
     Cleanup,
+    /// Before provisioning (azd's preprovision hook): check that the Azure OpenAI model is
+    /// offered in the region and the subscription has the quota for it.
+    Preprovision,
 }
 
 /// What a run needs from outside: given by `main` for real, by tests for the fake Graph.
@@ -101,6 +105,9 @@ pub async fn run(cli: Cli, io: Io<'_>) -> Result<Summary, String> {
         }
     };
     let command = cli.command.unwrap_or(Command::Apply);
+    if command == Command::Preprovision {
+        return preprovision(&cli, &manifest_path, values, io.sign_in_clis, io.retry, io.out).await;
+    }
     let from_azd = |e: service_kit::settings::SettingsError| {
         format!(
             "{e}These come from the azd environment (`azd env get-values`): run `azd provision` first, or pass --env-file."
@@ -112,7 +119,7 @@ pub async fn run(cli: Cli, io: Io<'_>) -> Result<Summary, String> {
         Command::Apply => {
             Some(Deployment::from_values(values.clone(), &manifest, &cli.assign_roles).map_err(from_azd)?)
         }
-        Command::Cleanup => None,
+        Command::Cleanup | Command::Preprovision => None,
     };
     let id = match &deployment {
         Some(deployment) => deployment.id.clone(),
@@ -144,4 +151,26 @@ so the hook never created anything for it.",
         None => reconcile::cleanup(run).await,
     };
     result.map_err(|e| e.to_string())
+}
+
+/// `preprovision`: the model check, before anything is provisioned (so before any Bicep output).
+async fn preprovision(
+    cli: &Cli,
+    manifest_path: &std::path::Path,
+    values: BTreeMap<String, String>,
+    sign_in_clis: Option<Arc<dyn Executor>>,
+    retry: RetryPolicy,
+    out: &mut dyn Write,
+) -> Result<Summary, String> {
+    let tenant = values.get("AZURE_TENANT_ID").cloned();
+    let choice = ModelChoice::read(values, &model_check::parameters_text(manifest_path)?)
+        .map_err(|e| format!("{e}These come from the azd environment (azd sets them when it asks for them)."))?;
+    let credential = entra_auth::acquire::Credential::Developer(Arc::new(
+        entra_auth::acquire::DeveloperSignIn::new(tenant.as_deref(), sign_in_clis).map_err(|e| e.to_string())?,
+    ));
+    let arm =
+        Rest::new("Azure Resource Manager", &cli.arm_url, ARM_SCOPE, credential, retry).map_err(|e| e.to_string())?;
+    let line = model_check::check(&arm, &choice, &model_check::today()).await?;
+    let _ = writeln!(out, "{line}");
+    Ok(Summary::default())
 }

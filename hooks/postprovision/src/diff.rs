@@ -131,7 +131,7 @@ pub fn patch(before: &Application, after: &Application) -> Option<Patch> {
         body.insert("appRoles".into(), json!(after.app_roles));
         details.extend(role_changes);
     }
-    (!body.is_empty()).then(|| Patch { body: Value::Object(body), details })
+    (!body.is_empty()).then_some(Patch { body: Value::Object(body), details })
 }
 
 /// Every patch from `current` to `desired`, in phase order (for one app on its own).

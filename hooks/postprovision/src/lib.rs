@@ -10,6 +10,7 @@
 //! - [`credential`]: tokens from the developer's azd / Azure CLI sign-in, for the deployment's tenant.
 //! - [`azd`] (with [`dotenv`]), [`container_apps`]: where the resulting ids go.
 //! - [`plan`]: the changes a run makes, and the dry run's table.
+//! - [`preprovision`]: the Azure OpenAI model and quota check before provisioning.
 //! - [`cli`]: the command line.
 
 pub mod azd;
@@ -22,6 +23,7 @@ pub mod diff;
 pub mod dotenv;
 pub mod model;
 pub mod plan;
+pub mod preprovision;
 pub mod reconcile;
 pub mod rest;
 pub mod retry;

@@ -631,16 +631,15 @@ async fn as_an_azd_hook_it_reads_the_process_environment_and_calls_azd_env_set()
     let (out, result) = support::run_cli(argv, process_env).await;
     result.unwrap_or_else(|e| panic!("{out}\n{e}"));
     let calls = std::fs::read_to_string(&log).unwrap();
-    let api_id =
-        d.cloud.dir(|dir| {
-            dir.applications
+    let api_id = d.cloud.dir(|dir| {
+        dir.applications
                 .values()
                 .find(|a| a["displayName"] == format!("Orders API (dev {RESOURCE_TOKEN})"))
                 .unwrap()["appId"]
                 .as_str()
                 .unwrap()
                 .to_string()
-        });
+    });
     assert!(calls.lines().any(|l| l == format!("env set ORDERS_API_CLIENT_ID {api_id} --environment dev")), "{calls}");
     assert!(
         calls.lines().any(|l| l == "env set ORDERS_MCP_APP_ID_URI https://orders-mcp-abc123.happyfield-1234.swedencentral.azurecontainerapps.io/mcp --environment dev"),
@@ -803,4 +802,40 @@ async fn cleanup_works_after_a_failed_provision() {
     let (out, result) = d.run(&["cleanup"]).await;
     result.unwrap_or_else(|e| panic!("{out}\n{e}"));
     assert_eq!(d.cloud.dir(|dir| dir.applications.len()), 0, "{out}");
+}
+
+/// Defect 4: the retired default model failed ten minutes into provisioning. The preprovision
+/// check reads the model from the parameters azd gives Bicep and asks ARM what the region
+/// offers and what quota is free, before anything is provisioned.
+#[tokio::test]
+async fn preprovision_stops_on_a_model_the_region_does_not_offer_or_has_no_quota_for() {
+    let d = Provisioned::new().await;
+    std::fs::copy(
+        std::path::Path::new(entra_manifest::REPOSITORY_MANIFEST).with_file_name("main.parameters.json"),
+        d.files.path().join("main.parameters.json"),
+    )
+    .unwrap();
+    // What swedencentral offers: the retired model's SKU is past its deprecation date.
+    d.cloud.offer_model("swedencentral", "gpt-4o-mini", "2024-07-18", "GlobalStandard", Some("2025-10-01T00:00:00Z"));
+    d.cloud.offer_model("swedencentral", "gpt-5-mini", "2025-08-07", "GlobalStandard", None);
+    d.cloud.set_quota("swedencentral", "OpenAI.GlobalStandard.gpt-5-mini", 0, 1000);
+
+    let (out, result) = d.run(&["preprovision"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert!(out.contains("gpt-5-mini 2025-08-07 (GlobalStandard) is offered in swedencentral"), "{out}");
+
+    let with = |extra: &str| {
+        let text = std::fs::read_to_string(d.env_file()).unwrap();
+        std::fs::write(d.env_file(), format!("{text}{extra}")).unwrap();
+    };
+    with("AZURE_OPENAI_MODEL=\"gpt-4o-mini\"\nAZURE_OPENAI_MODEL_VERSION=\"2024-07-18\"\n");
+    let message = d.run(&["preprovision"]).await.1.unwrap_err();
+    assert!(message.contains("does not offer gpt-4o-mini version 2024-07-18"), "{message}");
+    assert!(message.contains("Offered there with GlobalStandard: gpt-5-mini 2025-08-07."), "{message}");
+
+    d.write_env_file("dev");
+    d.cloud.set_quota("swedencentral", "OpenAI.GlobalStandard.gpt-5-mini", 990, 1000);
+    let message = d.run(&["preprovision"]).await.1.unwrap_err();
+    assert!(message.contains("has 10 (thousand tokens per minute) free, and the deployment asks for 30"), "{message}");
+    assert!(d.cloud.writes().is_empty(), "the check writes nothing");
 }
