@@ -55,7 +55,7 @@ pub struct Traced<T> {
 /// Why a call failed, in words the user (and the model) can act on. Never contains a token.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
-    #[error("could not obtain a token for orders-api on your behalf (On-Behalf-Of exchange failed): {0}")]
+    #[error("could not obtain a token for orders-api on your behalf (On-Behalf-Of exchange failed): {}{}", .0, what_to_do(.0))]
     Exchange(AcquireError),
     #[error("orders-api is unreachable at {url}: {reason}")]
     Unreachable { url: String, reason: String },
@@ -66,6 +66,30 @@ pub enum CallError {
     Status { status: StatusCode, detail: String },
     #[error("orders-api sent an unexpected answer: {0}")]
     BadResponse(String),
+}
+
+/// What the user or an administrator can do when Entra wants a person before it exchanges the
+/// token: a bare AADSTS code helps no one in a chat.
+fn what_to_do(e: &AcquireError) -> &'static str {
+    let AcquireError::Rejected { error, codes, description, .. } = e else { return "" };
+    // AADSTS65001, suberror consent_required: nobody consented to orders-mcp acting on
+    // orders-api, and On-Behalf-Of cannot show the user a prompt (Microsoft identity platform
+    // On-Behalf-Of flow, "Gaining consent for the middle-tier application").
+    if codes.contains(&65001) || description.contains("consent_required") {
+        return ". Nobody has consented to orders-mcp using orders-api for you, and this exchange cannot ask you. \
+An administrator of the tenant can fix it: run the deployment's postprovision hook again (`azd hooks run \
+postprovision`, it pre-authorizes orders-mcp on orders-api), or grant admin consent to the Orders MCP server app \
+(Cloud Application Administrator or Application Administrator: Entra admin center > App registrations > API \
+permissions > Grant admin consent). Then ask again.";
+    }
+    // interaction_required (e.g. AADSTS50076/50079 multifactor, 53003 Conditional Access): the
+    // user must sign in again, meeting the policy, before the exchange can succeed.
+    if error == "interaction_required" || codes.iter().any(|c| [50076, 50079, 53003].contains(c)) {
+        return ". Your organization requires you to sign in again (for example with multifactor authentication) \
+before orders-mcp may act for you: sign out, sign in again and ask again. If it repeats, an administrator should \
+check the Conditional Access policies that apply to the Orders API app.";
+    }
+    ""
 }
 
 const PASSTHROUGH_HINT: &str = " (passthrough mode: orders-mcp forwarded the token it received, which was issued for \
@@ -296,5 +320,25 @@ mod tests {
         assert_eq!(api.url(&["api", "orders", "ORD-1"]).as_str(), "http://api:3002/base/api/orders/ORD-1");
         assert_eq!(api.url(&["api", "orders", "a/../b?c"]).as_str(), "http://api:3002/base/api/orders/a%2F..%2Fb%3Fc");
         assert_eq!(api.url(&["readyz"]).as_str(), "http://api:3002/base/readyz");
+    }
+
+    #[test]
+    fn a_consent_or_interaction_refusal_says_what_to_do() {
+        let refused = |error: &str, code: u32| {
+            CallError::Exchange(AcquireError::Rejected {
+                status: 400,
+                error: error.into(),
+                description: format!("AADSTS{code}: refused"),
+                codes: vec![code],
+            })
+            .to_string()
+        };
+        let consent = refused("invalid_grant", 65001);
+        assert!(consent.contains("AADSTS65001"), "{consent}");
+        assert!(consent.contains("azd hooks run postprovision"), "{consent}");
+        assert!(consent.contains("Grant admin consent"), "{consent}");
+        let mfa = refused("interaction_required", 50076);
+        assert!(mfa.contains("sign out, sign in again"), "{mfa}");
+        assert!(!refused("invalid_grant", 70000).contains("administrator"));
     }
 }

@@ -8,6 +8,8 @@ use entra_auth::hop::How;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use entra_emulator::EmulatorConfig;
+
 use crate::fake_openai::{Expect, FakeOpenAi, Reply};
 use crate::helpers::{Browser, Options, TestApp, TurnEvent, assert_no_jwt, captured_logs, emulator_config, spawn_with};
 use chat_app::transcript::{Entry, Transcript};
@@ -384,4 +386,39 @@ async fn when_renewal_fails_the_user_signs_in_again_and_keeps_the_chat() {
     let view = load(&second, &app).await;
     assert_eq!(view["transcript"]["entries"], json!([]));
     assert_eq!(view["draft"], Value::Null);
+}
+
+/// A tenant where nobody granted admin consent (the first `azd up` by a non-admin): chat-app is
+/// pre-authorized on orders-mcp and orders-mcp on orders-api, so the whole chain works with
+/// no consent at all.
+#[tokio::test]
+async fn without_admin_consent_the_whole_chat_works_through_pre_authorization() {
+    let emulator = EmulatorConfig { admin_consent: false, ..emulator_config() };
+    let app = spawn_with(Options { emulator, orders_stack: true, ..Options::default() }).await;
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+    let events = browser.chat(&app, "show my orders").await;
+    let [TurnEvent::ToolResult { is_error: false, hops, .. }] = results(&events)[..] else { panic!("{events:?}") };
+    assert_eq!(hops.iter().map(|h| h.how).collect::<Vec<_>>(), [How::SignIn, How::Direct, How::Obo]);
+    let mut scopes = hops[2].token.scp.clone();
+    scopes.sort();
+    assert_eq!(scopes, ["Orders.Read", "Orders.ReadWrite"], "the pre-authorized scopes");
+}
+
+/// Without admin consent and without the pre-authorization, Entra refuses On-Behalf-Of with
+/// AADSTS65001 consent_required: the chat says what an administrator must do, not a bare code.
+#[tokio::test]
+async fn a_consent_refusal_tells_the_user_what_to_do() {
+    let mut emulator = EmulatorConfig { admin_consent: false, ..emulator_config() };
+    for app in emulator.manifest.apps.values_mut() {
+        app.pre_authorized.retain(|p| p.client != "orders-mcp");
+    }
+    let app = spawn_with(Options { emulator, orders_stack: true, ..Options::default() }).await;
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+    let events = browser.chat(&app, "show my orders").await;
+    let [TurnEvent::ToolResult { is_error: true, .. }] = results(&events)[..] else { panic!("{events:?}") };
+    let shown = format!("{events:?}");
+    assert!(shown.contains("AADSTS65001"), "{shown}");
+    assert!(shown.contains("azd hooks run postprovision"), "{shown}");
 }

@@ -24,6 +24,9 @@ pub struct EmulatorConfig {
     pub device_poll_interval: Duration,
     /// The `X-IDENTITY-HEADER` secret of the managed-identity endpoint; `None` disables it.
     pub identity_header: Option<String>,
+    /// Whether an administrator granted every app's `required_access` (`EMULATOR_ADMIN_CONSENT`,
+    /// default true). `false` is a tenant where nobody could: only pre-authorization counts.
+    pub admin_consent: bool,
 }
 
 impl EmulatorConfig {
@@ -40,6 +43,7 @@ impl EmulatorConfig {
             device_code_lifetime: Duration::from_secs(900),
             device_poll_interval: Duration::from_secs(5),
             identity_header: None,
+            admin_consent: true,
         }
     }
 
@@ -72,6 +76,7 @@ impl EmulatorConfig {
         let refresh_token_lifetime = env.seconds("EMULATOR_REFRESH_TOKEN_LIFETIME_SECS", 24 * 3600);
         let device_poll_interval = env.seconds("EMULATOR_DEVICE_POLL_SECS", 5);
         let identity_header = env.get("EMULATOR_IDENTITY_HEADER");
+        let admin_consent = env.flag("EMULATOR_ADMIN_CONSENT", true);
         if token_lifetime < Duration::from_secs(60) {
             env.problem("EMULATOR_TOKEN_LIFETIME_SECS must be at least 60");
         }
@@ -91,6 +96,7 @@ impl EmulatorConfig {
             refresh_token_lifetime,
             device_poll_interval,
             identity_header,
+            admin_consent,
             ..EmulatorConfig::new(manifest)
         })
     }

@@ -69,7 +69,7 @@ impl Emulator {
             .map(|u| u.as_str().trim_end_matches('/').to_string())
             .ok_or_else(|| anyhow::anyhow!("the emulator needs a public URL"))?;
         let issuers = Issuers::new(&public_url, &config.manifest.tenant.id);
-        let dir = Directory::new(config.manifest.clone(), config.vars.clone());
+        let dir = Directory::new(config.manifest.clone(), config.vars.clone(), config.admin_consent);
         Ok(Emulator(Arc::new(Inner {
             dir,
             issuers,

@@ -1,8 +1,12 @@
 //! Which delegated scopes a client gets on a resource.
 //!
-//! Consent model: every app's `required_access` counts as admin-consented (postprovision grants
-//! admin consent in a real tenant), pre-authorized clients need no consent for their scopes,
-//! and anything else is refused with AADSTS65001, as Entra does for a client nobody consented to.
+//! Consent model: pre-authorized clients need no consent for their scopes ("any such
+//! application can request these permissions in an OBO flow and receive them without the user
+//! providing consent", Microsoft identity platform On-Behalf-Of flow); every app's
+//! `required_access` counts as admin-consented unless the emulator runs as a tenant where nobody
+//! could grant it (`admin_consent: false`, the postprovision hook's case without an
+//! administrator); anything else is refused with AADSTS65001 `consent_required`, as Entra does
+//! for a middle tier nobody consented to (the user never sees a prompt for it).
 
 use entra_manifest::Manifest;
 
@@ -11,11 +15,16 @@ use super::resource::{Resource, ScopeRequest};
 use crate::error::EntraError;
 
 /// The delegated scopes granted for a request, or AADSTS65001 if any was never consented.
-pub fn grant(manifest: &Manifest, client: &ClientApp, request: &ScopeRequest) -> Result<Vec<String>, EntraError> {
+pub fn grant(
+    manifest: &Manifest,
+    admin_consent: bool,
+    client: &ClientApp,
+    request: &ScopeRequest,
+) -> Result<Vec<String>, EntraError> {
     let Some(resource) = &request.resource else {
         return Ok(Vec::new());
     };
-    let consented = consented(manifest, client, resource);
+    let consented = consented(manifest, admin_consent, client, resource);
     let granted: Vec<String> = if request.is_default() {
         consented
     } else {
@@ -32,8 +41,8 @@ pub fn grant(manifest: &Manifest, client: &ClientApp, request: &ScopeRequest) ->
 }
 
 /// The scopes `client` may have on `resource` without asking the user: pre-authorization
-/// plus (admin-consented) required access. An app may always use its own scopes.
-fn consented(manifest: &Manifest, client: &ClientApp, resource: &Resource) -> Vec<String> {
+/// plus required access when an administrator consented to it. An app may always use its own scopes.
+fn consented(manifest: &Manifest, admin_consent: bool, client: &ClientApp, resource: &Resource) -> Vec<String> {
     let client_name = manifest
         .apps
         .values()
@@ -53,7 +62,7 @@ fn consented(manifest: &Manifest, client: &ClientApp, resource: &Resource) -> Ve
             scopes.extend(pre.scopes.iter().cloned());
         }
     }
-    if let Some(client_app) = manifest.app(&client_name) {
+    if let Some(client_app) = manifest.app(&client_name).filter(|_| admin_consent) {
         for req in client_app.required_access.iter().filter(|r| r.resource == resource.name) {
             scopes.extend(req.scopes.iter().cloned());
         }

@@ -16,11 +16,13 @@ use crate::error::EntraError;
 pub struct Directory {
     pub manifest: Manifest,
     pub vars: Vars,
+    /// Whether `required_access` counts as admin-consented (see [`consent`]).
+    pub admin_consent: bool,
 }
 
 impl Directory {
-    pub fn new(manifest: Manifest, vars: Vars) -> Self {
-        Directory { manifest, vars }
+    pub fn new(manifest: Manifest, vars: Vars, admin_consent: bool) -> Self {
+        Directory { manifest, vars, admin_consent }
     }
 
     pub fn tenant_id(&self) -> &str {
@@ -123,7 +125,7 @@ impl Directory {
 
     /// The delegated scopes granted for a request (see [`consent`]).
     pub fn grant(&self, client: &ClientApp, request: &ScopeRequest) -> Result<Vec<String>, EntraError> {
-        consent::grant(&self.manifest, client, request)
+        consent::grant(&self.manifest, self.admin_consent, client, request)
     }
 
     /// App roles `user` holds on `resource`.
