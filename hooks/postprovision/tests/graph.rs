@@ -839,3 +839,77 @@ async fn preprovision_stops_on_a_model_the_region_does_not_offer_or_has_no_quota
     assert!(message.contains("has 10 (thousand tokens per minute) free, and the deployment asks for 30"), "{message}");
     assert!(d.cloud.writes().is_empty(), "the check writes nothing");
 }
+
+/// What each service of a container app resolves its identity from, as its configuration does
+/// (entra_auth::settings::Identity, in a deployment): `Err` names what is missing.
+fn service_identities(env: &BTreeMap<String, String>, container_app: &str) -> Result<Vec<String>, String> {
+    use entra_auth::settings::Identity;
+    let mut env = service_kit::settings::Env::from_map(env.clone().into_iter().chain([
+        ("CONTAINER_APP_NAME".to_string(), container_app.to_string()),
+        ("ENTRA_TENANT_ID".to_string(), TENANT.to_string()),
+        ("IDENTITY_MANIFEST".to_string(), entra_manifest::REPOSITORY_MANIFEST.to_string()),
+    ]));
+    let identity = Identity::from_env(&mut env);
+    let apps: &[(&str, &str)] = match container_app {
+        "orders-api-abc123" => &[("ORDERS_API", "orders-api")],
+        "orders-mcp-abc123" => &[("ORDERS_MCP", "orders-mcp"), ("ORDERS_API", "orders-api")],
+        _ => &[("CHAT_APP", "chat-app"), ("ORDERS_MCP", "orders-mcp")],
+    };
+    let ids: Vec<String> = apps.iter().map(|(prefix, name)| identity.app(&mut env, prefix, name).client_id).collect();
+    env.finish().map_err(|e| e.to_string())?;
+    Ok(ids)
+}
+
+/// The whole sequence the way azd runs it, against the strict fakes: the preprovision check,
+/// the provision's outputs, the hook (failing at each Graph write in turn, then run again), the
+/// services' identity settings from what the hook wrote into the container apps (they refuse
+/// the placeholders before), and `azd down`'s cleanup, which also works right after a failure.
+#[tokio::test]
+async fn dress_rehearsal_from_preprovision_to_down_with_a_failure_at_every_write() {
+    let reference = clean_run_snapshot().await;
+    for failed_after in 0..reference.2 {
+        let mut config = Config::new(TENANT);
+        config.fail_after_writes = Some((failed_after, Fault::Refuse));
+        config.grant_replication = Duration::from_millis(50);
+        let d = Provisioned::with(config, "dev").await;
+        std::fs::copy(
+            std::path::Path::new(entra_manifest::REPOSITORY_MANIFEST).with_file_name("main.parameters.json"),
+            d.files.path().join("main.parameters.json"),
+        )
+        .unwrap();
+        d.cloud.offer_model("swedencentral", "gpt-5-mini", "2025-08-07", "GlobalStandard", None);
+        d.cloud.set_quota("swedencentral", "OpenAI.GlobalStandard.gpt-5-mini", 0, 1000);
+        d.run(&["preprovision"]).await.1.unwrap();
+
+        // Provisioned, hook not yet run: the services refuse to start on the emulator's ids.
+        let refused = service_identities(&d.cloud.container_env("orders-api-abc123"), "orders-api-abc123");
+        assert!(refused.unwrap_err().contains("ORDERS_API_CLIENT_ID"), "before the hook");
+
+        let (out, result) = d.run(&["apply"]).await;
+        let message = result.unwrap_err();
+        assert!(message.starts_with("stopped after") && message.contains("Injected fault"), "{out}\n{message}");
+        assert_eq!(d.cloud.writes().len(), failed_after);
+        d.cloud.config(|c| c.fail_after_writes = None);
+        if failed_after % 2 == 1 {
+            // azd down right after the failure removes what the failed run made.
+            let (out, result) = d.run(&["cleanup"]).await;
+            result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+            assert!(d.cloud.dir(|dir| dir.applications.is_empty()), "{out}");
+        }
+        let (out, result) = d.run(&["apply"]).await;
+        result.unwrap_or_else(|e| panic!("after {failed_after}: {out}\n{e}"));
+        same_result(&d, &reference);
+        assert!(d.run(&["apply"]).await.1.unwrap().changes.is_empty(), "converged after {failed_after}");
+
+        let env = d.env_values();
+        for (_, container_app, _) in support::CONTAINER_APPS {
+            let ids = service_identities(&d.cloud.container_env(container_app), container_app)
+                .unwrap_or_else(|e| panic!("{container_app}: {e}"));
+            assert!(ids.iter().all(|id| env.values().any(|v| v == id)), "{container_app}: {ids:?}");
+        }
+
+        let (out, result) = d.run(&["cleanup"]).await;
+        result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+        assert!(d.cloud.dir(|dir| dir.applications.is_empty() && dir.service_principals.is_empty()), "{out}");
+    }
+}
