@@ -39,15 +39,15 @@ pub struct Identity {
 pub enum Deployment {
     /// `CONTAINER_APP_NAME` is set: Azure Container Apps sets it in every container.
     ContainerApps,
-    /// `ENTRA_AUTHORITY` is https on a host that is not this machine (Entra, not the emulator).
-    RemoteAuthority,
+    /// `ENTRA_AUTHORITY` is Microsoft Entra's (a Microsoft login host), not the emulator.
+    EntraAuthority,
 }
 
 impl Deployment {
     fn why(&self) -> &'static str {
         match self {
             Deployment::ContainerApps => "CONTAINER_APP_NAME is set: this runs in Azure Container Apps",
-            Deployment::RemoteAuthority => "ENTRA_AUTHORITY is a remote https authority",
+            Deployment::EntraAuthority => "ENTRA_AUTHORITY is Microsoft Entra's",
         }
     }
 }
@@ -70,8 +70,8 @@ impl Identity {
             .unwrap_or_else(local_emulator);
         let deployment = if env.get("CONTAINER_APP_NAME").is_some() {
             Some(Deployment::ContainerApps)
-        } else if authority.scheme() == "https" && !is_this_machine(&authority) {
-            Some(Deployment::RemoteAuthority)
+        } else if is_entra(&authority) {
+            Some(Deployment::EntraAuthority)
         } else {
             None
         };
@@ -219,14 +219,13 @@ fn identity_http() -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// The emulator (or a tunnel to it) runs here; Entra does not.
-fn is_this_machine(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => true,
-    }
+/// Microsoft Entra's sign-in hosts (the public and national clouds, External ID): the emulator
+/// runs anywhere else, over http or https, on this machine or in compose.
+fn is_entra(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    ["login.microsoftonline.com", "login.microsoftonline.us", "login.partner.microsoftonline.cn", "login.windows.net"]
+        .contains(&host.as_str())
+        || host.ends_with(".ciamlogin.com")
 }
 
 /// The emulator on its default port.
@@ -288,7 +287,7 @@ mod tests {
         let err = deployed(&[entra, ("ENTRA_TENANT_ID", REAL_TENANT), ("ORDERS_API_CLIENT_ID", "")]).unwrap_err();
         assert!(err.contains("ORDERS_API_CLIENT_ID is not set to the app registration's client id"), "{err}");
         assert!(err.contains("ORDERS_API_APP_ID_URI is not set"), "{err}");
-        assert!(err.contains("ENTRA_AUTHORITY is a remote https authority"), "{err}");
+        assert!(err.contains("ENTRA_AUTHORITY is Microsoft Entra's"), "{err}");
         let err = deployed(&[entra]).unwrap_err();
         assert!(err.contains("ENTRA_TENANT_ID is not set"), "{err}");
         let manifest = Manifest::load(REPOSITORY_MANIFEST).unwrap();
@@ -326,9 +325,10 @@ mod tests {
     }
 
     #[test]
-    fn the_emulator_on_this_machine_is_not_a_deployment_even_over_https() {
+    fn the_emulator_is_not_a_deployment_wherever_it_runs() {
         deployed(&[("ENTRA_AUTHORITY", "https://localhost:3443")]).unwrap();
         deployed(&[("ENTRA_AUTHORITY", "http://127.0.0.1:3003")]).unwrap();
+        deployed(&[("ENTRA_AUTHORITY", "https://entra-emulator:3443")]).unwrap();
     }
 
     fn credential(vars: &[(&str, &str)]) -> (Option<Credential>, Result<(), String>) {
