@@ -3,8 +3,9 @@
 use crate::rest::ApiError;
 
 const RESUME: &str = "Nothing is lost: what was done stays done, and the hook compares the tenant with the manifest \
-on every run, so running it again continues from here. Fix the cause above, then run \
-`azd hooks run postprovision` (or `cargo run --release -p postprovision -- apply`).";
+on every run, so running it again continues from here. Fix the cause above, then run the same step again: \
+`azd hooks run postprovision` (`postprovision apply`) after a provision, `azd down` (`postprovision cleanup`) \
+when removing the deployment.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
