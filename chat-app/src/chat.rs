@@ -70,7 +70,11 @@ pub async fn load(state: &AppState, session: &Session) -> Result<ChatView, ChatE
     let user = current_user(session).await.ok_or(SignInError::Required)?;
     let conversation = conversation(state, session, &user).await?;
     let transcript = state.store.transcript(&conversation).await.map_err(store_error)?;
-    let draft: Option<String> = session.remove(keys::DRAFT).await.map_err(store_error)?;
+    // Offered once. Removing marks the session changed, which saves it: only when there is one.
+    let draft: Option<String> = session.get(keys::DRAFT).await.map_err(store_error)?;
+    if draft.is_some() {
+        session.remove_value(keys::DRAFT).await.map_err(store_error)?;
+    }
     Ok(ChatView {
         user: user.view(),
         model: state.agent.model().label(),

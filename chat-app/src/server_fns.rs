@@ -1,5 +1,6 @@
 //! The server functions the pages call. In the browser build these are HTTP calls
-//! (`POST /api/...`); on the server they run in-process during SSR, for the request's session.
+//! (`POST /api/...`); on the server they run in-process during SSR, for the request's session,
+//! and return what the request loaded before the page rendered (see `crate::pages`).
 
 use leptos::prelude::*;
 
@@ -8,6 +9,9 @@ use crate::views::{ChatView, OrdersView, UserView};
 /// The signed-in user, if any.
 #[server(endpoint = "session")]
 pub async fn session_info() -> Result<Option<UserView>, ServerFnError> {
+    if let Some(loaded) = crate::pages::loaded() {
+        return Ok(loaded.user.clone());
+    }
     let (_, session) = request_context().await?;
     Ok(crate::auth::session::current_user(&session).await.map(|u| u.view()))
 }
@@ -15,6 +19,9 @@ pub async fn session_info() -> Result<Option<UserView>, ServerFnError> {
 /// The chat page: who, which model, and the conversation so far.
 #[server(endpoint = "chat/load")]
 pub async fn load_chat() -> Result<ChatView, ServerFnError> {
+    if let Some(chat) = crate::pages::loaded().and_then(|loaded| loaded.chat.clone()) {
+        return chat.map_err(|e| failed(e.status, e.message));
+    }
     let (state, session) = request_context().await?;
     crate::chat::load(&state, &session).await.map_err(|e| failed(e.status(), e))
 }
@@ -30,6 +37,9 @@ pub async fn send_message(text: String) -> Result<String, ServerFnError> {
 /// The signed-in user's orders, fetched through orders-mcp like the agent does.
 #[server(endpoint = "orders")]
 pub async fn my_orders() -> Result<OrdersView, ServerFnError> {
+    if let Some(orders) = crate::pages::loaded().and_then(|loaded| loaded.orders.clone()) {
+        return orders.map_err(|e| failed(e.status, e.message));
+    }
     let (state, session) = request_context().await?;
     crate::orders::my_orders(&state, &session).await.map_err(|e| failed(e.status(), e))
 }

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{Method, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::header;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use entra_auth::acquire::Credential;
 use leptos::prelude::LeptosOptions;
@@ -17,7 +16,7 @@ use service_kit::serve::{Built, Service};
 use tokio_util::sync::CancellationToken;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
-use tower_sessions::{Expiry, Session, SessionManagerLayer};
+use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::agent::Agent;
@@ -27,17 +26,13 @@ use crate::agent::openai::OpenAiModel;
 use crate::agent::planner::Planner;
 use crate::auth::oidc::Oidc;
 use crate::auth::refresh::Refresher;
-use crate::auth::session::{SESSION_COOKIE, current_user, touch};
+use crate::auth::session::SESSION_COOKIE;
 use crate::auth::{origin, routes};
 use crate::configuration::{ModelAuth, ModelSettings, Settings};
 use crate::mcp::McpConnector;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::views::sign_in_url;
-use crate::{chat, headers, health, ui};
-
-/// Pages that need a signed-in user; others redirect to sign-in.
-const PROTECTED_PAGES: [&str; 2] = ["/chat", "/orders"];
+use crate::{chat, headers, health, pages, ui};
 
 const STYLESHEET: &str = include_str!("../style/main.css");
 
@@ -167,7 +162,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .leptos_routes_with_context(&state, routes, headers::provide_nonce, move || ui::shell(leptos.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(headers::provide_nonce, ui::shell))
-        .layer(middleware::from_fn(pages_need_sign_in))
+        .layer(middleware::from_fn_with_state(state.clone(), pages::prepare))
         .layer(middleware::from_fn_with_state(state.clone(), origin::require_same_origin))
         .layer(sessions)
         .layer(middleware::from_fn_with_state(state.clone(), headers::security_headers))
@@ -178,16 +173,4 @@ pub fn router(state: AppState) -> Router {
 async fn stylesheet() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], STYLESHEET)
         .into_response()
-}
-
-/// Signed-out visitors of protected pages go to sign-in; signed-in ones keep their session alive.
-async fn pages_need_sign_in(session: Session, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    if request.method() == Method::GET && PROTECTED_PAGES.contains(&path) {
-        match current_user(&session).await {
-            Some(user) => touch(&session, user).await,
-            None => return Redirect::to(&sign_in_url(path)).into_response(),
-        }
-    }
-    next.run(request).await
 }

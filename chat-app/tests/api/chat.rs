@@ -375,11 +375,15 @@ async fn when_renewal_fails_the_user_signs_in_again_and_keeps_the_chat() {
     // The same user signs in again: the conversation and the unsent message are still there.
     let (page, _) = first.sign_in(&app, "alice").await;
     assert_eq!(page.location().as_deref(), Some("/chat"));
+    let page = first.get(&format!("{}/chat", app.url)).await;
+    assert!(page.body.contains("order 3 monitors"), "the chat page offers the unsent message");
     let view = load(&first, &app).await;
     let transcript: Transcript = serde_json::from_value(view["transcript"].clone()).unwrap();
     assert!(matches!(&transcript.entries[0], Entry::User { text } if text == "show my orders"), "{transcript:?}");
     assert!(transcript.entries.len() >= 3);
-    assert_eq!(view["draft"], "order 3 monitors");
+    // Offered once: the page's removal of it from the session is saved (#17: it was not, when
+    // the page read the session while its body streamed).
+    assert_eq!(view["draft"], Value::Null);
 
     // Another user signing in on a browser left like that gets neither.
     second.sign_in(&app, "bob").await;

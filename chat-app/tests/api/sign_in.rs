@@ -262,7 +262,7 @@ async fn a_sign_in_ends_at_its_absolute_lifetime_however_active() {
     let signed_in = Instant::now();
     // Active well inside the shortest lifetime, however slowly a loaded machine answers.
     while before_sign_in.elapsed() < Duration::from_millis(1200) {
-        assert_eq!(browser.get(&format!("{}/orders", app.url)).await.status, StatusCode::OK);
+        assert_eq!(browser.get(&format!("{}/chat", app.url)).await.status, StatusCode::OK);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tokio::time::sleep(Duration::from_millis(3200).saturating_sub(signed_in.elapsed())).await;
