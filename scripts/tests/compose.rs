@@ -165,7 +165,9 @@ fn settings_read(target: &str, env: &BTreeMap<String, String>) -> Result<BTreeSe
     let env = Env::from_map(env.clone());
     let read = env.names_read();
     let parsed = match target {
-        "entra-emulator" => entra_emulator::config::EmulatorConfig::from_env(env).map(drop).map_err(|e| e.to_string()),
+        "entra-emulator" => {
+            entra_emulator::config::EmulatorConfig::from_env(env, false).map(drop).map_err(|e| e.to_string())
+        }
         "orders-api" => orders_api::configuration::Settings::from_env(env).map(drop).map_err(|e| e.to_string()),
         "orders-mcp" => orders_mcp::configuration::Settings::from_env(env).map(drop).map_err(|e| e.to_string()),
         "chat-app" => chat_app::configuration::Settings::from(env).map(drop).map_err(|e| e.to_string()),

@@ -683,3 +683,44 @@ async fn the_resource_parameter_must_name_the_app_that_owns_the_scopes() {
     let (status, body) = client_credentials(&api_uri).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// `--tls`: discovery, the login page and tokens over HTTPS from a local CA that clients trust
+/// explicitly; issuers and browser-facing endpoints are https; a client that does not trust the
+/// CA (the system's roots only) is refused at the handshake.
+#[tokio::test]
+async fn tls_mode_serves_everything_over_https_from_a_local_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp =
+        start(|c| c.tls = Some(entra_emulator::TlsSettings { dir: dir.path().to_path_buf(), names: vec![] })).await;
+    let (tid, port) = (idp.handle().tenant_id().to_string(), idp.addr().port());
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(dir.path().join(entra_emulator::tls::CA_FILE)).unwrap()).unwrap();
+    let trusting =
+        reqwest::Client::builder().tls_certs_only([ca]).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("https://{host}:{port}/{tid}/v2.0/.well-known/openid-configuration");
+        let doc: Value = trusting.get(&url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(doc["issuer"], format!("https://127.0.0.1:{port}/{tid}/v2.0"));
+        assert!(doc["authorization_endpoint"].as_str().unwrap().starts_with("https://"), "{doc}");
+        assert!(doc["token_endpoint"].as_str().unwrap().starts_with(&format!("https://{host}:{port}/")), "{doc}");
+    }
+    let page = trusting
+        .get(format!("https://localhost:{port}/{tid}/oauth2/v2.0/authorize"))
+        .query(&[("client_id", "04b07795-8ddb-461a-bbee-02f9e1bf7b46"), ("redirect_uri", "http://localhost:8400/")])
+        .query(&[("response_type", "code"), ("scope", MCP_SCOPE), ("code_challenge", &"a".repeat(43))])
+        .query(&[("code_challenge_method", "S256")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains(&format!("action=\"https://127.0.0.1:{port}/{tid}/oauth2/v2.0/authorize\""))
+    );
+    let refused = reqwest::Client::new().get(format!("https://localhost:{port}/healthz")).send().await;
+    assert!(refused.is_err(), "the system's roots do not include the local CA");
+    let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{port}/healthz")).send().await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| !r.status().is_success()), "no plain HTTP on a TLS port");
+}
