@@ -432,6 +432,7 @@ fn the_offline_file_as_processes_passes_xtask_verify() {
                 features: "",
                 port: *port,
                 env: env.into_iter().map(|(k, v)| (k, remap(&v))).collect(),
+                ca_file: None,
             }
         })
         .collect();
