@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use entra_auth::acquire::Credential;
-use entra_auth::settings::Identity;
+use entra_auth::settings::{Identity, Trust};
 use secrecy::SecretString;
 use service_kit::settings::Env;
 use url::Url;
@@ -44,6 +44,8 @@ pub struct IdentitySettings {
     pub credential: Credential,
     /// The scopes asked for at sign-in: OpenID ones and orders-mcp's `access_as_user`.
     pub scope: String,
+    /// `ENTRA_CA_FILE`: extra roots for HTTPS to the identity provider.
+    pub trust: Trust,
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +173,7 @@ impl Settings {
                 client_id: chat_app.client_id,
                 credential,
                 scope,
+                trust: identity.trust,
             },
             session,
             model,

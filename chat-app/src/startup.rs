@@ -66,7 +66,10 @@ impl Service for ChatApp {
 }
 
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
-    let http = reqwest::Client::builder()
+    let http = settings
+        .identity
+        .trust
+        .http()
         .connect_timeout(Duration::from_secs(5))
         // Tokens ride on these requests: never follow a redirect elsewhere with them.
         .redirect(reqwest::redirect::Policy::none())

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use entra_auth::settings::Identity;
+use entra_auth::settings::{Identity, Trust};
 use service_kit::settings::{Env, SettingsError};
 use url::Url;
 
@@ -35,6 +35,8 @@ pub struct Settings {
     pub passthrough_audience: Option<String>,
     /// Owners of the demo orders, from the manifest; empty when there is none.
     pub seed_users: Vec<SeedUser>,
+    /// `ENTRA_CA_FILE`: extra roots for HTTPS to the identity provider.
+    pub trust: Trust,
 }
 
 impl Settings {
@@ -72,6 +74,7 @@ API, for the passthrough demonstration only. Unset it, or also set ORDERS_API_PA
             app_id_uri: app.app_id_uri,
             passthrough_audience,
             seed_users,
+            trust: identity.trust,
         })
     }
 

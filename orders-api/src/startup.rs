@@ -72,7 +72,7 @@ impl Service for OrdersApi {
         }
         let router = router(&settings, database.clone())?;
         tracing::info!(addr = %local, database = %settings.database.display(), "orders-api ready");
-        Ok(Built { router, handle: (), on_stopped: Some(Box::pin(async move { database.close().await })) })
+        Ok(Built { router, handle: (), on_stopped: Some(Box::pin(async move { database.close().await })), tls: None })
     }
 }
 
@@ -85,7 +85,7 @@ pub fn router(settings: &Settings, database: Database) -> Result<Router, StartEr
         None => config.versions(&[TokenVersion::V1]),
     };
     let http =
-        reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(10)).build()?;
+        settings.trust.http().connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(10)).build()?;
     let validator = Arc::new(TokenValidator::new(config, http));
     let guard = ResourceGuard::new(validator, ProtectedResourceMetadata::url_for(&settings.public_url).to_string());
     let metadata =

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use entra_auth::acquire::Credential;
-use entra_auth::settings::{AppRegistration, Identity};
+use entra_auth::settings::{AppRegistration, Identity, Trust};
 use service_kit::settings::{Env, SettingsError};
 use url::Url;
 
@@ -61,6 +61,8 @@ pub struct Settings {
     pub orders_api_app: AppRegistration,
     /// Required in `obo` mode, unused in `passthrough` mode.
     pub credential: Option<Credential>,
+    /// `ENTRA_CA_FILE`: extra roots for HTTPS to the identity provider.
+    pub trust: Trust,
 }
 
 const DEFAULT_ALLOWED_HOSTS: &str = "localhost,127.0.0.1,::1";
@@ -111,6 +113,7 @@ impl Settings {
             mcp_app,
             orders_api_app,
             credential,
+            trust: identity.trust,
         })
     }
 

@@ -55,7 +55,7 @@ impl Service for OrdersMcp {
 
 /// The whole HTTP surface: `/mcp` (authenticated), the RFC 9728 metadata, health and readiness.
 pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Result<Router> {
-    let http = reqwest::Client::builder().build().context("cannot build the HTTP client")?;
+    let http = settings.trust.http().build().context("cannot build the HTTP client")?;
     let validator = TokenValidator::new(
         ValidatorConfig::new(settings.authority.clone(), settings.tenant_id.clone(), settings.audiences())
             .versions(&[TokenVersion::V2]),

@@ -20,6 +20,10 @@ enum Command {
         /// Release builds.
         #[arg(long)]
         release: bool,
+        /// The emulator serves HTTPS from a local CA (for MSAL, azure-identity and other
+        /// clients that accept only an https authority).
+        #[arg(long)]
+        tls: bool,
     },
     /// Build only chat-app's browser bundle; the Dockerfile uses it.
     Client {
@@ -37,7 +41,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Some(Command::Up { release }) => up::run(release),
+        Some(Command::Up { release, tls }) => up::run(release, tls),
         Some(Command::Client { release }) => client(release),
         Some(Command::Test) => test::run(),
         Some(Command::Bench) => bench::run(),

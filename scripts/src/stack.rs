@@ -18,33 +18,69 @@ pub struct Service {
     pub features: &'static str,
     pub port: u16,
     pub env: Vec<(String, String)>,
+    /// Serves HTTPS from the emulator's local CA (`xtask up --tls`); the file is that CA.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Service {
     pub fn health_url(&self) -> String {
-        format!("http://127.0.0.1:{}/healthz", self.port)
+        let scheme = if self.ca_file.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/healthz", self.port)
     }
+
+    /// The health check's status code: over HTTPS trusting the local CA only, else plain HTTP.
+    fn health(&self) -> anyhow::Result<u16> {
+        let Some(ca_file) = &self.ca_file else {
+            return Ok(service_kit::probe::status(&self.health_url())?);
+        };
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca_file)?)?;
+        let http = reqwest::Client::builder().tls_certs_only([ca]).timeout(Duration::from_secs(2)).build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(runtime.block_on(async { http.get(self.health_url()).send().await.map(|r| r.status().as_u16()) })?)
+    }
+}
+
+/// The emulator's HTTPS mode for [`local`]: where its CA lives (created beforehand, so that the
+/// services, which read `ENTRA_CA_FILE` at start, find it).
+pub struct Tls {
+    pub dir: PathBuf,
+    pub ca_file: PathBuf,
 }
 
 /// The offline stack on the standard ports: the emulator is the identity provider, its
 /// managed-identity endpoint stands in for Azure's, and every id comes from the manifest
 /// (the services read it themselves). Browser-facing URLs use `localhost`; service-to-service
 /// calls use `127.0.0.1`, which also exercises the emulator's public/back-channel split.
-pub fn local(data_dir: &Path, site_env: &[(&'static str, String)]) -> anyhow::Result<Vec<Service>> {
+/// With `tls`, the emulator serves HTTPS and every service trusts its CA through `ENTRA_CA_FILE`.
+pub fn local(data_dir: &Path, site_env: &[(&'static str, String)], tls: Option<&Tls>) -> anyhow::Result<Vec<Service>> {
     // The managed-identity header secret of this run (the emulator checks it).
     let identity_header = service_kit::secret::hex::<16>()?;
     let data = |file: &str| data_dir.join(file).display().to_string();
+    let idp = if tls.is_some() { "https" } else { "http" };
     let common = |extra: &[(&str, String)]| -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = vec![
-            ("ENTRA_AUTHORITY".into(), "http://127.0.0.1:3003".into()),
-            ("ENTRA_PUBLIC_AUTHORITY".into(), "http://localhost:3003".into()),
+            ("ENTRA_AUTHORITY".into(), format!("{idp}://127.0.0.1:3003")),
+            ("ENTRA_PUBLIC_AUTHORITY".into(), format!("{idp}://localhost:3003")),
             ("IDENTITY_MANIFEST".into(), crate::root().join(entra_manifest::DEFAULT_PATH).display().to_string()),
         ];
+        if let Some(tls) = tls {
+            env.push(("ENTRA_CA_FILE".into(), tls.ca_file.display().to_string()));
+        }
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         env
     };
+    let mut emulator_env = vec![
+        ("EMULATOR_ADDR", "127.0.0.1:3003".to_string()),
+        ("EMULATOR_PUBLIC_URL", format!("{idp}://localhost:3003")),
+        ("EMULATOR_CHAT_APP_URL", "http://localhost:3000".into()),
+        ("EMULATOR_IDENTITY_HEADER", identity_header.clone()),
+    ];
+    if let Some(tls) = tls {
+        emulator_env
+            .extend([("EMULATOR_TLS", "true".to_string()), ("EMULATOR_DATA_DIR", tls.dir.display().to_string())]);
+    }
     let managed_identity = [
-        ("IDENTITY_ENDPOINT", "http://127.0.0.1:3003/msi/token".to_string()),
+        ("IDENTITY_ENDPOINT", format!("{idp}://127.0.0.1:3003/msi/token")),
         ("IDENTITY_HEADER", identity_header.clone()),
     ];
     let mut chat_env = vec![
@@ -68,12 +104,8 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)]) -> anyhow::Re
             package: "entra-emulator",
             features: "",
             port: 3003,
-            env: common(&[
-                ("EMULATOR_ADDR", "127.0.0.1:3003".into()),
-                ("EMULATOR_PUBLIC_URL", "http://localhost:3003".into()),
-                ("EMULATOR_CHAT_APP_URL", "http://localhost:3000".into()),
-                ("EMULATOR_IDENTITY_HEADER", identity_header.clone()),
-            ]),
+            env: common(&emulator_env),
+            ca_file: tls.map(|t| t.ca_file.clone()),
         },
         Service {
             name: "orders-api",
@@ -86,6 +118,7 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)]) -> anyhow::Re
                 ("ORDERS_API_PUBLIC_URL", "http://localhost:3002".into()),
                 ("ORDERS_API_DATABASE", data("orders.db")),
             ]),
+            ca_file: None,
         },
         Service {
             name: "orders-mcp",
@@ -94,6 +127,7 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)]) -> anyhow::Re
             features: "",
             port: 3001,
             env: common(&mcp_env),
+            ca_file: None,
         },
         Service {
             name: "chat-app",
@@ -102,6 +136,7 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)]) -> anyhow::Re
             features: "ssr",
             port: 3000,
             env: common(&chat_env),
+            ca_file: None,
         },
     ])
 }
@@ -142,6 +177,12 @@ impl Stack {
     /// Starts every service from `bin_dir`, prefixing each output line with the service name.
     pub fn start(services: &[Service], bin_dir: &Path) -> anyhow::Result<Stack> {
         let mut stack = Stack { children: Vec::new() };
+        stack.start_more(services, bin_dir)?;
+        Ok(stack)
+    }
+
+    /// Starts more services into this stack.
+    pub fn start_more(&mut self, services: &[Service], bin_dir: &Path) -> anyhow::Result<()> {
         for s in services {
             let path = bin_dir.join(s.bin);
             let mut child = Command::new(&path)
@@ -166,9 +207,9 @@ impl Stack {
                     }
                 });
             }
-            stack.children.push((s.name, child));
+            self.children.push((s.name, child));
         }
-        Ok(stack)
+        Ok(())
     }
 
     /// Waits until every service answers its health check, or one exits.
@@ -181,7 +222,7 @@ impl Stack {
                 {
                     anyhow::bail!("{} exited during start-up ({status}); its output is above", s.name);
                 }
-                if service_kit::probe::status(&s.health_url()).is_ok_and(|code| code == 200) {
+                if s.health().is_ok_and(|code| code == 200) {
                     println!("  ✓ {} ready on port {}", s.name, s.port);
                     break;
                 }

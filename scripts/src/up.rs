@@ -7,8 +7,9 @@ use entra_manifest::Manifest;
 use crate::{frontend, stack};
 
 /// Builds the client (a release build with `release`) and the services, runs them until
-/// Ctrl-C.
-pub fn run(release: bool) -> anyhow::Result<()> {
+/// Ctrl-C. With `tls` the emulator serves HTTPS from its local CA (`data/emulator/ca.pem`),
+/// which the services trust through `ENTRA_CA_FILE`.
+pub fn run(release: bool, tls: bool) -> anyhow::Result<()> {
     let root = crate::root();
     let manifest = Manifest::load(entra_manifest::REPOSITORY_MANIFEST)?;
 
@@ -16,15 +17,21 @@ pub fn run(release: bool) -> anyhow::Result<()> {
     let site = frontend::build(release)?;
     let data = root.join("data");
     std::fs::create_dir_all(&data)?;
-    let services = stack::local(&data, &site.env())?;
+    let emulator_dir = data.join("emulator");
+    let tls = tls.then(|| stack::Tls { ca_file: emulator_dir.join("ca.pem"), dir: emulator_dir });
+    let services = stack::local(&data, &site.env(), tls.as_ref())?;
     stack::check_ports_free(&services)?;
 
     println!("\n== 2/4 building the services");
     let bin_dir = stack::build(&services, release)?;
 
     println!("\n== 3/4 starting emulator, orders-api, orders-mcp, chat-app");
-    let mut running = stack::Stack::start(&services, &bin_dir)?;
-    running.wait_ready(&services, Duration::from_secs(60))?;
+    // The emulator first: it creates the CA that the others read at start in --tls mode.
+    let (emulator, others) = services.split_at(1);
+    let mut running = stack::Stack::start(emulator, &bin_dir)?;
+    running.wait_ready(emulator, Duration::from_secs(60))?;
+    running.start_more(others, &bin_dir)?;
+    running.wait_ready(others, Duration::from_secs(60))?;
 
     println!("\n== 4/4 ready\n");
     println!("  Open http://localhost:3000 and sign in as one of the demo users:\n");
@@ -33,9 +40,17 @@ pub fn run(release: bool) -> anyhow::Result<()> {
         let roles = if roles.is_empty() { "customer".to_string() } else { roles.join(", ") };
         println!("    {:<8} password {:<8} {} ({roles})", user.name, user.password, user.display_name);
     }
+    let idp = if tls.is_some() { "https" } else { "http" };
     println!(
-        "\n  emulator http://localhost:3003 · orders-mcp http://localhost:3001/mcp · orders-api http://localhost:3002/docs"
+        "\n  emulator {idp}://localhost:3003 · orders-mcp http://localhost:3001/mcp · orders-api http://localhost:3002/docs"
     );
+    if let Some(tls) = &tls {
+        let ca = tls.ca_file.display();
+        println!("  The emulator's CA is {ca}; trust it (development only) with:");
+        println!("    Python: export SSL_CERT_FILE={ca} REQUESTS_CA_BUNDLE={ca}");
+        println!("    Node:   export NODE_EXTRA_CA_CERTS={ca}");
+        println!("    browsers: the OS store (see the README, \"The emulator over HTTPS\")");
+    }
     println!("  The model is the offline planner: try \"show my orders\", \"order 2 keyboards\", \"cancel ORD-003\".");
     println!("  Press Ctrl-C to stop everything.\n");
 

@@ -21,6 +21,8 @@ use service_kit::settings::Env;
 
 const OFFLINE: &str = "docker-compose.yml";
 const AZURE: &str = "docker-compose.azure.yml";
+/// An override of the offline file: the emulator on https, the services trusting its CA.
+const TLS: &str = "docker-compose.tls.yml";
 const SERVICES: [&str; 4] = ["emulator", "orders-api", "orders-mcp", "chat-app"];
 /// Read by `service_kit::telemetry::init` before any settings.
 const PLATFORM_VARS: [&str; 2] = ["LOG_FORMAT", "RUST_LOG"];
@@ -151,7 +153,8 @@ fn localize(env: &mut BTreeMap<String, String>, data: &Path) {
     for value in env.values_mut() {
         if value == "/app/app-registrations.toml" {
             value.clone_from(&manifest);
-        } else if let Some(file) = value.strip_prefix("/data/") {
+        } else if let Some(file) = value.strip_prefix("/data/").or_else(|| value.strip_prefix("/ca/")) {
+            // `/ca` is the emulator's data volume mounted read-only (docker-compose.tls.yml).
             *value = data.join(file).display().to_string();
         }
     }
@@ -165,7 +168,9 @@ fn settings_read(target: &str, env: &BTreeMap<String, String>) -> Result<BTreeSe
     let env = Env::from_map(env.clone());
     let read = env.names_read();
     let parsed = match target {
-        "entra-emulator" => entra_emulator::config::EmulatorConfig::from_env(env).map(drop).map_err(|e| e.to_string()),
+        "entra-emulator" => {
+            entra_emulator::config::EmulatorConfig::from_env(env, false).map(drop).map_err(|e| e.to_string())
+        }
         "orders-api" => orders_api::configuration::Settings::from_env(env).map(drop).map_err(|e| e.to_string()),
         "orders-mcp" => orders_mcp::configuration::Settings::from_env(env).map(drop).map_err(|e| e.to_string()),
         "chat-app" => chat_app::configuration::Settings::from(env).map(drop).map_err(|e| e.to_string()),
@@ -176,9 +181,13 @@ fn settings_read(target: &str, env: &BTreeMap<String, String>) -> Result<BTreeSe
 
 fn check_every_value_is_read(file: &str, vars: &HashMap<&str, &str>) {
     let data = tempfile::tempdir().unwrap();
-    for (name, service) in services(&load(file, vars)) {
+    check_values_are_read(file, &load(file, vars), data.path());
+}
+
+fn check_values_are_read(file: &str, compose: &Value, data: &Path) {
+    for (name, service) in services(compose) {
         let mut env = container_env(&service);
-        localize(&mut env, data.path());
+        localize(&mut env, data);
         let read = settings_read(&target(&service), &env)
             .unwrap_or_else(|e| panic!("{file}: {name}'s settings refuse its environment: {e}"));
         let unread: Vec<&String> =
@@ -195,6 +204,38 @@ fn every_value_the_offline_file_sets_is_read_by_the_service_and_parses() {
 #[test]
 fn every_value_the_azure_file_sets_is_read_by_the_service_and_parses() {
     check_every_value_is_read(AZURE, &AZURE_ENV.into_iter().collect());
+}
+
+/// The https variant as Compose merges it over the offline file: every value is read and parses
+/// (with the CA the emulator creates in its volume where the services read it), and every
+/// service reaches the emulator over https, trusting that CA.
+#[test]
+fn the_tls_variant_merges_and_every_value_is_read() {
+    let mut command = compose_command();
+    command.current_dir(root()).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    let output = command.args(["-f", OFFLINE, "-f", TLS, "config"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let merged: Value = serde_yaml::from_slice(&output.stdout).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    entra_emulator::tls::load_or_create(&data.path().join("emulator"), &["emulator".into()]).unwrap();
+    check_values_are_read(TLS, &merged, data.path());
+    let services = services(&merged);
+    let emulator = environment(&services["emulator"]);
+    assert_eq!(emulator["EMULATOR_TLS"], "true");
+    assert!(emulator["EMULATOR_TLS_NAMES"].split(',').any(|n| n == "emulator"), "the certificate names the service");
+    for name in ["orders-api", "orders-mcp", "chat-app"] {
+        let env = environment(&services[name]);
+        assert_eq!(env["ENTRA_AUTHORITY"], "https://emulator:3003", "{name}");
+        assert_eq!(env["ENTRA_PUBLIC_AUTHORITY"], emulator["EMULATOR_PUBLIC_URL"], "{name}");
+        let ca = env["ENTRA_CA_FILE"].strip_prefix("/ca/").unwrap();
+        assert_eq!(
+            Some(ca),
+            emulator["EMULATOR_DATA_DIR"].strip_prefix("/data/").map(|d| format!("{d}/ca.pem")).as_deref()
+        );
+        if let Some(endpoint) = env.get("IDENTITY_ENDPOINT") {
+            assert!(endpoint.starts_with("https://emulator:3003/"), "{name}: {endpoint}");
+        }
+    }
 }
 
 #[test]
@@ -430,6 +471,7 @@ fn the_offline_file_as_processes_passes_xtask_verify() {
                 features: "",
                 port: *port,
                 env: env.into_iter().map(|(k, v)| (k, remap(&v))).collect(),
+                ca_file: None,
             }
         })
         .collect();

@@ -4,6 +4,7 @@
 //! - [`serve`]: the one start-up shape of every service (`Application::build` → `port()` →
 //!   `run_until_stopped()`), the listener and the shutdown signal.
 //! - [`probe`]: a dependency-free HTTP health probe (`<service> healthcheck` in containers).
+//! - [`tls`]: HTTPS with rustls (the emulator's `--tls` mode).
 //! - [`telemetry`]: logging set-up.
 //! - [`problem`]: RFC 9457 problem details, the error body of every service.
 //! - [`clock`] and [`secret`]: the current time, and secrets from the OS compared in constant
@@ -16,3 +17,4 @@ pub mod secret;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;

@@ -13,6 +13,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
@@ -26,6 +27,9 @@ use tokio_util::sync::CancellationToken;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
+
+use crate::tls::TlsListener;
+use crate::tls::rustls::ServerConfig;
 
 /// A service: how to build its router from its settings.
 pub trait Service: Sized + 'static {
@@ -53,11 +57,13 @@ pub struct Built<H> {
     pub handle: H,
     /// Runs once the last request has finished (closing a database, for example).
     pub on_stopped: Option<BoxFuture<'static, ()>>,
+    /// Serve HTTPS with this configuration instead of plain HTTP.
+    pub tls: Option<Arc<ServerConfig>>,
 }
 
 impl Built<()> {
     pub fn router(router: Router) -> Self {
-        Built { router, handle: (), on_stopped: None }
+        Built { router, handle: (), on_stopped: None, tls: None }
     }
 }
 
@@ -69,6 +75,7 @@ pub struct Application<S: Service> {
     handle: S::Handle,
     stopping: CancellationToken,
     on_stopped: Option<BoxFuture<'static, ()>>,
+    tls: Option<Arc<ServerConfig>>,
     service: PhantomData<fn() -> S>,
 }
 
@@ -94,6 +101,7 @@ impl<S: Service> Application<S> {
             handle: built.handle,
             stopping,
             on_stopped: built.on_stopped,
+            tls: built.tls,
             service: PhantomData,
         })
     }
@@ -106,6 +114,11 @@ impl<S: Service> Application<S> {
         self.local
     }
 
+    /// `https` when the service serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// See [`Service::Handle`].
     pub fn handle(&self) -> &S::Handle {
         &self.handle
@@ -114,12 +127,17 @@ impl<S: Service> Application<S> {
     /// Serves until `stop` completes, lets the requests in flight finish, then cleans up.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let stopping = self.stopping.clone();
-        let served = axum::serve(without_delay(self.listener), self.router)
-            .with_graceful_shutdown(async move {
-                stop.await;
-                stopping.cancel();
-            })
-            .await;
+        let stop = async move {
+            stop.await;
+            stopping.cancel();
+        };
+        let served = match self.tls {
+            Some(config) => {
+                let listener = TlsListener::new(self.listener, config)?;
+                axum::serve(listener, self.router).with_graceful_shutdown(stop).await
+            }
+            None => axum::serve(without_delay(self.listener), self.router).with_graceful_shutdown(stop).await,
+        };
         self.stopping.cancel();
         if let Some(cleanup) = self.on_stopped {
             cleanup.await;
@@ -132,12 +150,12 @@ impl<S: Service> Application<S> {
     /// Serves in the background until the returned [`Running`] is stopped or dropped: how tests,
     /// benches and in-process tools run a service.
     pub fn spawn(self) -> Running<S::Handle> {
-        let (handle, addr) = (self.handle.clone(), self.local);
+        let (handle, addr, scheme) = (self.handle.clone(), self.local, self.scheme());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(self.run_until_stopped(async {
             let _ = stopped.await;
         }));
-        Running { handle, addr, stop: Some(stop), task }
+        Running { handle, addr, scheme, stop: Some(stop), task }
     }
 }
 
@@ -146,6 +164,7 @@ impl<S: Service> Application<S> {
 pub struct Running<H> {
     handle: H,
     addr: SocketAddr,
+    scheme: &'static str,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -160,9 +179,10 @@ impl<H: Clone> Running<H> {
         self.addr
     }
 
-    /// `http://<address>`, as the server listens (not necessarily its public URL).
+    /// `http://<address>` (`https://` for TLS), as the server listens (not necessarily its
+    /// public URL).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Stops serving, waits for the requests in flight, and gives back the handle (the

@@ -29,6 +29,8 @@ pub struct Identity {
     /// Running against real Entra (see [`Deployment`]): the manifest's ids are the emulator's
     /// and must not be used.
     pub deployment: Option<Deployment>,
+    /// Who to trust for HTTPS to the identity provider besides the system's roots.
+    pub trust: Trust,
 }
 
 /// Why the settings count as a deployment: then every id must come from its variable (set
@@ -52,6 +54,49 @@ impl Deployment {
     }
 }
 
+/// Certificate authorities trusted for HTTPS besides the system's roots: `ENTRA_CA_FILE` (PEM,
+/// one or more certificates), which names the Entra emulator's local CA in its `--tls` mode.
+/// Verification itself is never turned off.
+#[derive(Clone, Default)]
+pub struct Trust {
+    roots: Vec<reqwest::Certificate>,
+}
+
+impl Trust {
+    /// Reads `ENTRA_CA_FILE`; a file that cannot be read or holds no certificate is a problem.
+    pub fn from_env(env: &mut Env) -> Trust {
+        let Some(path) = env.get("ENTRA_CA_FILE") else {
+            return Trust::default();
+        };
+        let roots = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string()));
+        match roots {
+            Ok(roots) if !roots.is_empty() => Trust { roots },
+            Ok(_) => {
+                env.problem(format!("ENTRA_CA_FILE: {path} holds no PEM certificate"));
+                Trust::default()
+            }
+            Err(e) => {
+                env.problem(format!("ENTRA_CA_FILE: cannot read certificates from {path}: {e}"));
+                Trust::default()
+            }
+        }
+    }
+
+    /// An HTTP client builder trusting these authorities as well as the system's: every client
+    /// that talks to the identity provider starts here.
+    pub fn http(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder().tls_certs_merge(self.roots.iter().cloned())
+    }
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Trust({} extra root(s))", self.roots.len())
+    }
+}
+
 /// One app registration's identifiers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppRegistration {
@@ -63,7 +108,7 @@ pub struct AppRegistration {
 impl Identity {
     /// Reads `ENTRA_AUTHORITY`, `ENTRA_PUBLIC_AUTHORITY`, `ENTRA_TENANT_ID`, `IDENTITY_MANIFEST`,
     /// `IDENTITY_SUFFIX`, `CHAT_APP_URL`, `ORDERS_MCP_PUBLIC_URL` (the manifest's placeholders),
-    /// `CONTAINER_APP_NAME` (whether this is a deployment).
+    /// `CONTAINER_APP_NAME` (whether this is a deployment), `ENTRA_CA_FILE`.
     pub fn from_env(env: &mut Env) -> Identity {
         let authority = env
             .optional::<Url>("ENTRA_AUTHORITY", "a URL like https://login.microsoftonline.com")
@@ -117,7 +162,8 @@ impl Identity {
         let public_authority = env
             .optional::<Url>("ENTRA_PUBLIC_AUTHORITY", "a URL like http://localhost:3003")
             .unwrap_or_else(|| authority.clone());
-        Identity { authority, public_authority, tenant_id, manifest, vars, deployment }
+        let trust = Trust::from_env(env);
+        Identity { authority, public_authority, tenant_id, manifest, vars, deployment, trust }
     }
 
     /// `{PREFIX}_CLIENT_ID` and `{PREFIX}_APP_ID_URI`, else the manifest's app `name`; in a
@@ -190,7 +236,7 @@ manifest's ids are the emulator's. The postprovision hook sets it (`azd provisio
             _ if secret.is_some() => secret.map(|s| Credential::Secret(s.into())),
             (Some(endpoint), Some(header)) => {
                 let source = ManagedIdentitySource::AppService { endpoint, header: header.into() };
-                match identity_http() {
+                match identity_http(&self.trust) {
                     Ok(http) => Some(Credential::ManagedIdentity(Arc::new(ManagedIdentityCredential::new(
                         http, source, client_id,
                     )))),
@@ -212,11 +258,8 @@ manifest's ids are the emulator's. The postprovision hook sets it (`azd provisio
 }
 
 /// Tokens ride on these requests: never follow a redirect elsewhere with them.
-fn identity_http() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+fn identity_http(trust: &Trust) -> reqwest::Result<reqwest::Client> {
+    trust.http().connect_timeout(Duration::from_secs(5)).redirect(reqwest::redirect::Policy::none()).build()
 }
 
 /// Microsoft Entra's sign-in hosts (the public and national clouds, External ID): the emulator

@@ -127,3 +127,33 @@ async fn a_token_accepted_before_is_recognised_only_until_it_expires() {
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(validator.validate(&token).await, Err(ValidationError::Expired), "expiry still applies");
 }
+
+/// The emulator's `--tls` mode: a validator trusts its local CA through `ENTRA_CA_FILE` (the
+/// one setting every service reads) and validates its https-issued tokens; without that trust
+/// the keys cannot load and validation fails closed: verification is never switched off.
+#[tokio::test]
+async fn an_https_identity_provider_is_trusted_through_entra_ca_file_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = entra_emulator::EmulatorConfig::from_repository().unwrap();
+    config.tls = Some(entra_emulator::TlsSettings { dir: dir.path().to_path_buf(), names: vec![] });
+    let idp = entra_emulator::Application::build(config).await.unwrap().spawn();
+    assert!(idp.url().starts_with("https://127.0.0.1:"), "{}", idp.url());
+    let ca_file = dir.path().join(entra_emulator::tls::CA_FILE).display().to_string();
+    let mut env = service_kit::settings::Env::from_map([
+        ("ENTRA_CA_FILE", ca_file.as_str()),
+        ("IDENTITY_MANIFEST", entra_manifest::REPOSITORY_MANIFEST),
+    ]);
+    let trust = entra_auth::settings::Identity::from_env(&mut env).trust;
+    env.finish().unwrap();
+
+    let token = alice(&idp);
+    let trusting = TokenValidator::new(support::validator_config(&idp, "orders-api"), trust.http().build().unwrap());
+    let caller = trusting.validate(&token).await.unwrap();
+    assert!(caller.issuer.starts_with("https://127.0.0.1:"), "{}", caller.issuer);
+    let untrusting = TokenValidator::new(support::validator_config(&idp, "orders-api"), reqwest::Client::new());
+    assert!(matches!(untrusting.validate(&token).await, Err(ValidationError::KeysUnavailable)));
+
+    let mut env = service_kit::settings::Env::from_map([("ENTRA_CA_FILE", "/nonexistent/ca.pem")]);
+    let _ = entra_auth::settings::Identity::from_env(&mut env);
+    assert!(env.finish().unwrap_err().to_string().contains("ENTRA_CA_FILE"));
+}

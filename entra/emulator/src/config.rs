@@ -27,6 +27,16 @@ pub struct EmulatorConfig {
     /// Whether an administrator granted every app's `required_access` (`EMULATOR_ADMIN_CONSENT`,
     /// default true). `false` is a tenant where nobody could: only pre-authorization counts.
     pub admin_consent: bool,
+    /// Serve HTTPS with a local CA (see [`crate::tls`]); `None`: plain HTTP.
+    pub tls: Option<TlsSettings>,
+}
+
+/// Where the local CA lives and which names the certificate covers besides loopback.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub dir: PathBuf,
+    /// Extra DNS names or IP addresses, e.g. the compose service name `emulator`.
+    pub names: Vec<String>,
 }
 
 impl EmulatorConfig {
@@ -44,6 +54,7 @@ impl EmulatorConfig {
             device_poll_interval: Duration::from_secs(5),
             identity_header: None,
             admin_consent: true,
+            tls: None,
         }
     }
 
@@ -52,8 +63,9 @@ impl EmulatorConfig {
         Ok(EmulatorConfig::new(Manifest::load(entra_manifest::REPOSITORY_MANIFEST)?))
     }
 
-    /// Settings from `EMULATOR_*` variables (see the README's configuration table).
-    pub fn from_env(mut env: Env) -> anyhow::Result<Self> {
+    /// Settings from `EMULATOR_*` variables (see the README's configuration table); `tls`
+    /// (the `--tls` flag) turns HTTPS on as `EMULATOR_TLS=true` does.
+    pub fn from_env(mut env: Env, tls: bool) -> anyhow::Result<Self> {
         // The same manifest as the services (IDENTITY_MANIFEST, set once in the images), unless
         // the emulator is pointed at another one.
         let manifest_path: PathBuf = match env.get("EMULATOR_MANIFEST").or_else(|| env.get("IDENTITY_MANIFEST")) {
@@ -66,6 +78,16 @@ impl EmulatorConfig {
         let bind: SocketAddr =
             env.parse("EMULATOR_ADDR", SocketAddr::from(([127, 0, 0, 1], 3003)), "a socket address like 0.0.0.0:3003");
         let public_url: Option<Url> = env.optional("EMULATOR_PUBLIC_URL", "a URL like http://localhost:3003");
+        let tls = (env.flag("EMULATOR_TLS", false) || tls).then(|| TlsSettings {
+            dir: PathBuf::from(env.string("EMULATOR_DATA_DIR", "data/emulator")),
+            names: env
+                .string("EMULATOR_TLS_NAMES", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(String::from)
+                .collect(),
+        });
         let vars = Vars {
             suffix: env.string("EMULATOR_SUFFIX", "local"),
             chat_app_url: env.string("EMULATOR_CHAT_APP_URL", "http://localhost:3000"),
@@ -91,12 +113,16 @@ impl EmulatorConfig {
         Ok(EmulatorConfig {
             vars,
             bind,
-            public_url: public_url.or_else(|| Url::parse(&format!("http://localhost:{}", bind.port())).ok()),
+            public_url: public_url.or_else(|| {
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                Url::parse(&format!("{scheme}://localhost:{}", bind.port())).ok()
+            }),
             token_lifetime,
             refresh_token_lifetime,
             device_poll_interval,
             identity_header,
             admin_consent,
+            tls,
             ..EmulatorConfig::new(manifest)
         })
     }

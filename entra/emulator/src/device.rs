@@ -40,6 +40,7 @@ fn device_authorization(
         return Err(EntraError::missing_parameter("scope"));
     }
     let scopes = emulator.0.dir.parse_scopes(&scope)?;
+    scopes.check_resource_indicator(params.get("resource").map(String::as_str).filter(|r| !r.is_empty()))?;
     emulator.0.dir.grant(&client, &scopes)?;
     let config = &emulator.0.config;
     let (device_code, user_code) = (codes::code()?, codes::user_code()?);

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -10,13 +10,15 @@ use serde_json::{Value, json};
 use crate::state::Emulator;
 
 /// Base URL for back-channel endpoints: the host this request reached us on (see the crate
-/// docs), falling back to the public URL when the `Host` header is absent or odd.
-fn backchannel_base(emulator: &Emulator, headers: &HeaderMap) -> String {
+/// docs), falling back to the public URL when it is absent or odd. HTTP/1.1 names it in `Host`,
+/// HTTP/2 (what clients negotiate over TLS) in the `:authority` the request URI carries.
+fn backchannel_base(emulator: &Emulator, headers: &HeaderMap, uri: &Uri) -> String {
     let public = emulator.public_url();
     let scheme = public.split("://").next().unwrap_or("http");
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
         .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)));
     match host {
         Some(host) => format!("{scheme}://{host}"),
@@ -24,10 +26,10 @@ fn backchannel_base(emulator: &Emulator, headers: &HeaderMap) -> String {
     }
 }
 
-fn openid_document(emulator: &Emulator, headers: &HeaderMap, v2: bool) -> Value {
+fn openid_document(emulator: &Emulator, headers: &HeaderMap, uri: &Uri, v2: bool) -> Value {
     let tid = emulator.tenant_id();
     let front = format!("{}/{tid}", emulator.public_url());
-    let back = format!("{}/{tid}", backchannel_base(emulator, headers));
+    let back = format!("{}/{tid}", backchannel_base(emulator, headers, uri));
     let (issuer, jwks) = if v2 {
         (emulator.issuers().v2.clone(), format!("{back}/discovery/v2.0/keys"))
     } else {
@@ -67,20 +69,30 @@ fn openid_document(emulator: &Emulator, headers: &HeaderMap, v2: bool) -> Value 
     })
 }
 
-pub async fn openid_v2(State(emulator): State<Emulator>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
+pub async fn openid_v2(
+    State(emulator): State<Emulator>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     if let Err(e) = emulator.tenant(&tenant) {
         return e.into_response();
     }
     emulator.count(|c| &c.discovery);
-    Json(openid_document(&emulator, &headers, true)).into_response()
+    Json(openid_document(&emulator, &headers, &uri, true)).into_response()
 }
 
-pub async fn openid_v1(State(emulator): State<Emulator>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
+pub async fn openid_v1(
+    State(emulator): State<Emulator>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     if let Err(e) = emulator.tenant(&tenant) {
         return e.into_response();
     }
     emulator.count(|c| &c.discovery);
-    Json(openid_document(&emulator, &headers, false)).into_response()
+    Json(openid_document(&emulator, &headers, &uri, false)).into_response()
 }
 
 pub async fn jwks(State(emulator): State<Emulator>, Path(tenant): Path<String>) -> Response {

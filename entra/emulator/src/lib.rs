@@ -18,6 +18,7 @@ pub mod startup;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 mod admin;
 mod authorize;
@@ -36,7 +37,7 @@ mod store;
 mod token;
 
 pub use claims::Issuers;
-pub use config::EmulatorConfig;
+pub use config::{EmulatorConfig, TlsSettings};
 pub use startup::Application;
 pub use state::{Emulator, Stats};
 

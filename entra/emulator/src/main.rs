@@ -16,6 +16,10 @@ struct Cli {
     /// Serve the managed-identity endpoint from your azd / Azure CLI sign-in instead.
     #[arg(long)]
     broker: bool,
+    /// Serve HTTPS with a local certificate authority (as EMULATOR_TLS=true), for clients such
+    /// as MSAL that accept only an https authority.
+    #[arg(long)]
+    tls: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -40,11 +44,14 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = if cli.broker { Command::Broker } else { cli.command.unwrap_or(Command::Serve) };
     if let Command::Healthcheck = command {
-        return service_kit::probe::healthcheck("EMULATOR_ADDR", 3003);
+        return match EmulatorConfig::from_env(Env::from_process(), cli.tls) {
+            Ok(config) if config.tls.is_some() => tls_healthcheck(&config).await,
+            _ => service_kit::probe::healthcheck("EMULATOR_ADDR", 3003),
+        };
     }
     service_kit::telemetry::init();
     let result = match command {
-        Command::Serve => serve().await,
+        Command::Serve => serve(cli.tls).await,
         Command::Broker => serve_broker().await,
         Command::RotateKeys { url } => rotate(&url).await,
         Command::Healthcheck => Ok(()),
@@ -58,8 +65,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve() -> anyhow::Result<()> {
-    let app = Application::build(EmulatorConfig::from_env(Env::from_process())?).await?;
+async fn serve(tls: bool) -> anyhow::Result<()> {
+    let app = Application::build(EmulatorConfig::from_env(Env::from_process(), tls)?).await?;
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
 }
@@ -78,4 +85,27 @@ async fn rotate(base: &str) -> anyhow::Result<()> {
     }
     println!("{}", response.text().await?);
     Ok(())
+}
+
+/// The container health check in `--tls` mode: `/healthz` over HTTPS, trusting the local CA only.
+async fn tls_healthcheck(config: &EmulatorConfig) -> ExitCode {
+    let probe = async {
+        let dir = config.tls.as_ref().map(|t| t.dir.clone()).unwrap_or_default();
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join(entra_emulator::tls::CA_FILE))?)?;
+        let http =
+            reqwest::Client::builder().tls_certs_only([ca]).timeout(std::time::Duration::from_secs(5)).build()?;
+        let url = format!("https://127.0.0.1:{}/healthz", config.bind.port());
+        anyhow::Ok(http.get(url).send().await?.status().as_u16())
+    };
+    match probe.await {
+        Ok(200) => ExitCode::SUCCESS,
+        Ok(code) => {
+            eprintln!("unhealthy: /healthz answered {code}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::EmulatorConfig;
 use crate::state::Emulator;
-use crate::{admin, authorize, device, discovery, logout, managed_identity, token};
+use crate::{admin, authorize, device, discovery, logout, managed_identity, tls, token};
 
 /// The emulator as a [`Service`]: `Application::build(config)`, or `Application::build_on(listener,
 /// emulator)` to serve an existing emulator again (its keys and sessions intact).
@@ -52,11 +52,21 @@ impl Service for EntraEmulator {
             Start::New(config) => {
                 let mut config = *config;
                 if config.public_url.is_none() {
-                    config.public_url = Some(url::Url::parse(&format!("http://{local}")).context("the bound address")?);
+                    let scheme = if config.tls.is_some() { "https" } else { "http" };
+                    config.public_url =
+                        Some(url::Url::parse(&format!("{scheme}://{local}")).context("the bound address")?);
                 }
                 Emulator::new(config)?
             }
             Start::Again(emulator) => emulator,
+        };
+        let tls = match &emulator.config().tls {
+            Some(settings) => {
+                let ca = tls::load_or_create(&settings.dir, &settings.names)?;
+                tracing::info!(ca = %ca.ca_file.display(), "{}", tls::trust_instructions(&ca.ca_file));
+                Some(ca.server)
+            }
+            None => None,
         };
         tracing::info!(
             url = emulator.public_url(),
@@ -64,7 +74,7 @@ impl Service for EntraEmulator {
             issuer_v2 = %emulator.issuers().v2,
             "Entra emulator ready"
         );
-        Ok(Built { router: router(emulator.clone()), handle: emulator, on_stopped: None })
+        Ok(Built { router: router(emulator.clone()), handle: emulator, on_stopped: None, tls })
     }
 }
 

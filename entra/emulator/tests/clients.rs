@@ -576,3 +576,151 @@ async fn common_failures_answer_in_entra_shape() {
     assert_entra_error(&body, "invalid_request", 900144);
     assert!(idp.handle().stats().refused >= 8);
 }
+
+/// RFC 8707 `resource` on the v2 endpoints, as MCP clients send it: Entra accepts it only when
+/// it is an Application ID URI of the app that owns every requested scope (AADSTS9010010
+/// otherwise, at authorize before anyone signs in, and at the token endpoint). orders-mcp's
+/// Application ID URI is its MCP endpoint URL, so the URL from its resource metadata works.
+#[tokio::test]
+async fn the_resource_parameter_must_name_the_app_that_owns_the_scopes() {
+    let idp = start(|_| {}).await;
+    let tid = idp.handle().tenant_id().to_string();
+    let m = idp.handle().manifest().clone();
+    let vscode = m.clients["vscode"].client_id.clone();
+    let redirect = "http://localhost:33418/";
+    let mcp_resource = "http://localhost:3001/mcp";
+    let api_uri = format!("api://{tid}/orders-api-local");
+    let authorize = |scope: &str, resource: &str, challenge: &PkceCodeChallenge| {
+        let mut url = Url::parse(&format!("{}/{tid}/oauth2/v2.0/authorize", idp.url())).unwrap();
+        url.query_pairs_mut()
+            .append_pair("client_id", &vscode)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", redirect)
+            .append_pair("scope", scope)
+            .append_pair("resource", resource)
+            .append_pair("state", "s")
+            .append_pair("code_challenge", challenge.as_str())
+            .append_pair("code_challenge_method", "S256");
+        url
+    };
+
+    // The MCP server's URL with its own scope: signed in, and the token is orders-mcp's.
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let url = authorize(&format!("{MCP_SCOPE} offline_access"), mcp_resource, &challenge);
+    let params = redirect_params(&sign_in_through_form(&url, "alice").await);
+    let (status, body) = token_request(
+        &idp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &vscode),
+            ("code", &params["code"]),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier.secret()),
+            ("resource", mcp_resource),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let caller = validator(&idp, "orders-mcp").validate(body["access_token"].as_str().unwrap()).await.unwrap();
+    assert_eq!(
+        (caller.client_id.as_str(), caller.scopes.as_slice()),
+        (vscode.as_str(), &["access_as_user".to_string()][..])
+    );
+    let refresh = body["refresh_token"].as_str().unwrap().to_string();
+    let (status, body) = token_request(
+        &idp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &vscode),
+            ("refresh_token", &refresh),
+            ("resource", mcp_resource),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // At authorize, a mismatch goes back to the client before anyone signs in.
+    for (scope, resource) in [
+        (MCP_SCOPE.to_string(), "http://localhost:3001".to_string()), // the origin, not the endpoint
+        (MCP_SCOPE.to_string(), api_uri.clone()),                     // another app's URI
+        (format!("{api_uri}/Orders.Read"), mcp_resource.to_string()), // another app's scope
+        ("openid profile".to_string(), mcp_resource.to_string()),     // Graph's scopes
+    ] {
+        let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+        let page = browser().get(authorize(&scope, &resource, &challenge)).send().await.unwrap();
+        let params = redirect_params(&page);
+        assert_eq!(params["error"], "invalid_target", "{scope} with {resource}");
+        assert!(
+            params["error_description"].starts_with(
+                "AADSTS9010010: The resource parameter provided in the request doesn't match with the requested scopes."
+            ),
+            "{params:?}"
+        );
+    }
+
+    // At the token endpoint, in Entra's JSON shape; the right URI passes.
+    let mcp = m.app("orders-mcp").unwrap().client_id.clone();
+    let client_credentials = |resource: &str| {
+        let (mcp, scope, resource) = (mcp.clone(), format!("{api_uri}/.default"), resource.to_string());
+        let idp = &idp;
+        async move {
+            token_request(
+                idp,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &mcp),
+                    ("client_secret", "orders-mcp-local-secret"),
+                    ("scope", &scope),
+                    ("resource", &resource),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body) = client_credentials(mcp_resource).await;
+    assert_eq!(status, 400);
+    assert_entra_error(&body, "invalid_target", 9010010);
+    let (status, body) = client_credentials(&api_uri).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// `--tls`: discovery, the login page and tokens over HTTPS from a local CA that clients trust
+/// explicitly; issuers and browser-facing endpoints are https; a client that does not trust the
+/// CA (the system's roots only) is refused at the handshake.
+#[tokio::test]
+async fn tls_mode_serves_everything_over_https_from_a_local_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp =
+        start(|c| c.tls = Some(entra_emulator::TlsSettings { dir: dir.path().to_path_buf(), names: vec![] })).await;
+    let (tid, port) = (idp.handle().tenant_id().to_string(), idp.addr().port());
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(dir.path().join(entra_emulator::tls::CA_FILE)).unwrap()).unwrap();
+    let trusting =
+        reqwest::Client::builder().tls_certs_only([ca]).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("https://{host}:{port}/{tid}/v2.0/.well-known/openid-configuration");
+        let doc: Value = trusting.get(&url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(doc["issuer"], format!("https://127.0.0.1:{port}/{tid}/v2.0"));
+        assert!(doc["authorization_endpoint"].as_str().unwrap().starts_with("https://"), "{doc}");
+        assert!(doc["token_endpoint"].as_str().unwrap().starts_with(&format!("https://{host}:{port}/")), "{doc}");
+    }
+    let page = trusting
+        .get(format!("https://localhost:{port}/{tid}/oauth2/v2.0/authorize"))
+        .query(&[("client_id", "04b07795-8ddb-461a-bbee-02f9e1bf7b46"), ("redirect_uri", "http://localhost:8400/")])
+        .query(&[("response_type", "code"), ("scope", MCP_SCOPE), ("code_challenge", &"a".repeat(43))])
+        .query(&[("code_challenge_method", "S256")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains(&format!("action=\"https://127.0.0.1:{port}/{tid}/oauth2/v2.0/authorize\""))
+    );
+    let refused = reqwest::Client::new().get(format!("https://localhost:{port}/healthz")).send().await;
+    assert!(refused.is_err(), "the system's roots do not include the local CA");
+    let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{port}/healthz")).send().await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| !r.status().is_success()), "no plain HTTP on a TLS port");
+}

@@ -2,6 +2,8 @@
 
 /// Longer keys are refused: a UUID is 36 characters, so this leaves ample room.
 const MAX_LEN: usize = 255;
+/// [`IdempotencyKey::parse`]'s rule for the OpenAPI document: visible ASCII, 1 to 255 characters.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
 
 /// 1 to 255 visible ASCII characters (no spaces), compared exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -11,11 +11,11 @@ mod order_status;
 mod page;
 mod user;
 
-pub use idempotency_key::IdempotencyKey;
-pub use new_order::{NewOrder, PRODUCT_MAX_CHARS, Product, QUANTITY_MAX, QUANTITY_MIN, Quantity};
+pub use idempotency_key::{IDEMPOTENCY_KEY_PATTERN, IdempotencyKey};
+pub use new_order::{NewOrder, PRODUCT_MAX_CHARS, PRODUCT_PATTERN, Product, QUANTITY_MAX, QUANTITY_MIN, Quantity};
 pub(crate) use order::timestamp;
 pub use order::{Order, OrderPage, timestamp_now};
-pub use order_id::OrderId;
+pub use order_id::{ORDER_ID_PATTERN, OrderId};
 pub use order_status::OrderStatus;
 pub use page::{Cursor, PageLimit};
 pub use user::{User, Visibility};

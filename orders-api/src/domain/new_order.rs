@@ -3,6 +3,13 @@
 use sha2::{Digest, Sha256};
 
 pub const PRODUCT_MAX_CHARS: usize = 200;
+/// [`Product::parse`]'s rule as a regular expression for the OpenAPI document: no control
+/// character (Unicode `Cc`) and at least one character that is not white space. The white space
+/// is spelled out (Rust's `char::is_whitespace` less the control characters) because `\s`
+/// differs between regex dialects.
+pub const PRODUCT_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*\
+    [^\\u0000-\\u001f\\u007f-\\u009f \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
+    [^\\u0000-\\u001f\\u007f-\\u009f]*$";
 pub const QUANTITY_MIN: i64 = 1;
 pub const QUANTITY_MAX: i64 = 1000;
 
@@ -12,15 +19,17 @@ pub struct Product(String);
 
 impl Product {
     pub fn parse(raw: &str) -> Result<Product, String> {
+        // Checked on the text as sent, so that the OpenAPI document can state the same rule
+        // (`PRODUCT_PATTERN`, `maxLength`); only the stored value is trimmed.
+        if raw.chars().any(char::is_control) {
+            return Err("product must not contain control characters (such as line breaks or tabs)".to_string());
+        }
+        if raw.chars().count() > PRODUCT_MAX_CHARS {
+            return Err(format!("product must be at most {PRODUCT_MAX_CHARS} characters"));
+        }
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err("product must not be empty".to_string());
-        }
-        if trimmed.chars().count() > PRODUCT_MAX_CHARS {
-            return Err(format!("product must be at most {PRODUCT_MAX_CHARS} characters"));
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err("product must not contain control characters (such as line breaks)".to_string());
         }
         Ok(Product(trimmed.to_string()))
     }
@@ -77,13 +86,50 @@ mod tests {
 
     #[test]
     fn product_is_trimmed_and_bounded_in_characters() {
-        assert_eq!(Product::parse("  Keyboard \t").unwrap().as_str(), "Keyboard");
+        assert_eq!(Product::parse("  Keyboard \u{3000}").unwrap().as_str(), "Keyboard");
+        assert!(Product::parse("Keyboard\t").is_err(), "a tab is a control character");
+        assert!(
+            Product::parse(&format!(" {}", "x".repeat(PRODUCT_MAX_CHARS))).is_err(),
+            "the limit is on the text sent"
+        );
         assert!(Product::parse("").is_err());
         assert!(Product::parse("   ").is_err());
         assert!(Product::parse("line\nbreak").is_err());
         let at_limit = "é".repeat(PRODUCT_MAX_CHARS);
         assert_eq!(Product::parse(&at_limit).unwrap().as_str(), at_limit, "the limit counts characters, not bytes");
         assert!(Product::parse(&"x".repeat(PRODUCT_MAX_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn the_documented_pattern_is_the_parsed_rule() {
+        let schema =
+            serde_json::json!({ "type": "string", "pattern": PRODUCT_PATTERN, "maxLength": PRODUCT_MAX_CHARS });
+        let documented = jsonschema::validator_for(&schema).unwrap();
+        for text in [
+            "Keyboard",
+            " Keyboard ",
+            "\u{3000}é\u{3000}",
+            "\u{feff}",
+            "a",
+            "日本",
+            "x\u{2028}y",
+            "\u{a0}\u{a0}z",
+            "",
+            " ",
+            "\u{3000}",
+            "\u{2028}\u{2029}",
+            "a\tb",
+            "line\nbreak",
+            "\u{85}x",
+            "x\u{7f}",
+            "\u{a0}\u{1680}\u{205f}",
+        ] {
+            assert_eq!(
+                documented.is_valid(&serde_json::json!(text)),
+                Product::parse(text).is_ok(),
+                "the document and the server disagree about {text:?}"
+            );
+        }
     }
 
     #[test]

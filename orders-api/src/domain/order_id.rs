@@ -6,6 +6,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const PREFIX: &str = "ORD-";
+/// Exactly the ids [`OrderId::from_str`] accepts, for the OpenAPI document: `ORD-` and the
+/// number, at least three digits (zero-padded below 100), at most twelve, never zero.
+pub const ORDER_ID_PATTERN: &str = r"^ORD-(00[1-9]|0[1-9][0-9]|[1-9][0-9]{2,11})$";
 /// Ids longer than this are refused before parsing: far beyond any real id, and it bounds input.
 const MAX_DIGITS: usize = 12;
 
@@ -102,6 +105,18 @@ mod tests {
             "ORD-9999999999999",
         ] {
             assert_eq!(bad.parse::<OrderId>(), Err(InvalidOrderId), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_documented_pattern_accepts_exactly_the_parsed_ids() {
+        let schema = serde_json::json!({ "type": "string", "pattern": ORDER_ID_PATTERN });
+        let pattern = jsonschema::validator_for(&schema).unwrap();
+        for text in ["ORD-001", "ORD-010", "ORD-099", "ORD-100", "ORD-999", "ORD-1000", "ORD-999999999999"] {
+            assert!(pattern.is_valid(&serde_json::json!(text)) && text.parse::<OrderId>().is_ok(), "{text}");
+        }
+        for text in ["ORD-000", "ORD-0001", "ORD-01", "ORD-1", "ORD-0100", "ORD-9999999999999", "ord-001", " ORD-001"] {
+            assert!(!pattern.is_valid(&serde_json::json!(text)) && text.parse::<OrderId>().is_err(), "{text}");
         }
     }
 

@@ -29,18 +29,42 @@ pub struct ListQuery {
     /// Orders per page, 1 to 100.
     #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
-    /// The `next_cursor` of the previous page, unchanged.
+    /// The `next_cursor` of the previous page, unchanged: the id of its last order. Any order id
+    /// is valid (the page after it, possibly empty).
+    #[param(pattern = r"^ORD-(00[1-9]|0[1-9][0-9]|[1-9][0-9]{2,11})$", example = "ORD-020")]
     cursor: Option<String>,
 }
 
-/// A new order. `product` is trimmed; 1 to 200 characters must remain, without line breaks.
+/// A new order. `product`: at most 200 characters, no control characters (line breaks, tabs),
+/// not only white space; stored trimmed. (The patterns in this module's attributes are
+/// `domain`'s `PRODUCT_PATTERN`, `ORDER_ID_PATTERN` and `IDEMPOTENCY_KEY_PATTERN`: attributes
+/// take only literals, so the OpenAPI test compares them.)
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
-    #[schema(min_length = 1, max_length = 200, example = "Mechanical keyboard")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$",
+        example = "Mechanical keyboard"
+    )]
     product: String,
+    /// A whole number; JSON Schema counts `2.0` as one, so it is accepted as 2.
     #[schema(minimum = 1, maximum = 1000, example = 2)]
+    #[serde(deserialize_with = "whole_number")]
     quantity: i64,
+}
+
+/// A JSON number with no fractional part, as an `i64`: `2` and `2.0` alike (JSON Schema's
+/// `integer` includes both, and the OpenAPI document promises JSON Schema's meaning).
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_i64() {
+        return Ok(n);
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!("expected a whole number, got {number}"))),
+    }
 }
 
 /// The caller's orders (every user's for `Orders.Admin`), oldest first.
@@ -74,7 +98,7 @@ pub async fn list_orders(
     get,
     path = "/api/orders/{id}",
     tag = ORDERS_TAG,
-    params(("id" = String, Path, description = "Order id, e.g. ORD-001.", example = "ORD-001")),
+    params(("id" = String, Path, description = "Order id, e.g. ORD-001.", example = "ORD-001", pattern = r"^ORD-(00[1-9]|0[1-9][0-9]|[1-9][0-9]{2,11})$")),
     security(("entra" = ["Orders.Read", "Orders.ReadWrite"])),
     responses(
         (status = 200, description = "The order.", body = Order),
@@ -100,7 +124,7 @@ pub async fn get_order(
     post,
     path = "/api/orders",
     tag = ORDERS_TAG,
-    params(("Idempotency-Key" = Option<String>, Header,
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$",
         description = "1 to 255 visible ASCII characters naming this create attempt, per user. The same key with the \
             same body replays the first response; with a different body it is refused (422).")),
     request_body = CreateOrder,
@@ -150,7 +174,7 @@ pub async fn create_order(
     post,
     path = "/api/orders/{id}/cancel",
     tag = ORDERS_TAG,
-    params(("id" = String, Path, description = "Order id, e.g. ORD-001.", example = "ORD-001")),
+    params(("id" = String, Path, description = "Order id, e.g. ORD-001.", example = "ORD-001", pattern = r"^ORD-(00[1-9]|0[1-9][0-9]|[1-9][0-9]{2,11})$")),
     security(("entra" = ["Orders.ReadWrite"])),
     responses(
         (status = 200, description = "The cancelled order.", body = Order),
@@ -180,7 +204,7 @@ pub async fn cancel_order(
     delete,
     path = "/api/orders/{id}",
     tag = ORDERS_TAG,
-    params(("id" = String, Path, description = "Order id, e.g. ORD-001.", example = "ORD-001")),
+    params(("id" = String, Path, description = "Order id, e.g. ORD-001.", example = "ORD-001", pattern = r"^ORD-(00[1-9]|0[1-9][0-9]|[1-9][0-9]{2,11})$")),
     security(("entra" = ["Orders.ReadWrite"])),
     responses(
         (status = 204, description = "Deleted."),

@@ -31,11 +31,11 @@ async fn bad_create_bodies_are_problems_that_say_what_is_wrong() {
             "invalid type",
         ),
         (
-            "quantity as a float",
+            "quantity with a fraction",
             json!({"product": "K", "quantity": 2.5}).to_string(),
             422,
             "validation",
-            "invalid type",
+            "whole number",
         ),
         (
             "quantity beyond i64",

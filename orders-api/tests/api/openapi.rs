@@ -298,3 +298,51 @@ async fn every_documented_response_happens_and_matches_its_schema() {
     }
     assert!(unseen.is_empty(), "documented but never produced: {unseen:?}");
 }
+
+/// Issue 16: a fuzzer driven by the document found requests it calls valid that the server
+/// refused (order id shape, cursor, `Idempotency-Key`, `525.0` as an integer). The document
+/// now states the rules the domain types enforce (the same constants), and requests it calls
+/// valid are accepted. JSON Schema counts `525.0` as an integer
+/// (https://json-schema.org/understanding-json-schema/reference/numeric#integer), and OpenAPI
+/// 3.1 schemas are JSON Schema 2020-12.
+#[tokio::test]
+async fn the_document_states_every_rule_and_the_server_accepts_what_it_calls_valid() {
+    use orders_api::domain::{IDEMPOTENCY_KEY_PATTERN, ORDER_ID_PATTERN, PRODUCT_MAX_CHARS, PRODUCT_PATTERN};
+
+    let app = spawn_app().await;
+    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let param = |template: &str, method: &str, name: &str| -> Value {
+        let params = doc["paths"][template][method]["parameters"].as_array().cloned().unwrap_or_default();
+        params.into_iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{method} {template}: no {name}"))
+    };
+    for (template, method) in
+        [("/api/orders/{id}", "get"), ("/api/orders/{id}", "delete"), ("/api/orders/{id}/cancel", "post")]
+    {
+        assert_eq!(param(template, method, "id")["schema"]["pattern"], ORDER_ID_PATTERN, "{method} {template}");
+    }
+    assert_eq!(param("/api/orders", "get", "cursor")["schema"]["pattern"], ORDER_ID_PATTERN);
+    assert_eq!(param("/api/orders", "post", "Idempotency-Key")["schema"]["pattern"], IDEMPOTENCY_KEY_PATTERN);
+    let create = &doc["components"]["schemas"]["CreateOrder"]["properties"];
+    assert_eq!(create["product"]["pattern"], PRODUCT_PATTERN);
+    assert_eq!(create["product"]["maxLength"], PRODUCT_MAX_CHARS);
+
+    let alice = app.token("alice", ALL_SCOPES);
+    let created = app.create(&alice, &json!({ "product": " Desk lamp ", "quantity": 525.0 })).await;
+    assert_eq!(created.status(), 201, "an integer written as 525.0 is an integer to JSON Schema");
+    let created: Value = created.json().await.unwrap();
+    assert_eq!((created["quantity"].as_i64(), created["product"].as_str()), (Some(525), Some("Desk lamp")));
+    assert_eq!(app.create(&alice, &json!({ "product": "Desk lamp", "quantity": 2.5 })).await.status(), 422);
+
+    for cursor in ["ORD-001", "ORD-999999999999"] {
+        let page = app.get(&format!("/api/orders?cursor={cursor}"), &alice).await;
+        assert_eq!(page.status(), 200, "cursor {cursor} matches the documented pattern");
+    }
+    let keyed = app
+        .request(Method::POST, "/api/orders", &alice)
+        .header("idempotency-key", "~!{}[]|\\^`")
+        .json(&json!({ "product": "Keyed", "quantity": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 201, "any visible ASCII key is documented as valid");
+}

@@ -254,7 +254,7 @@ async fn bad_arguments_are_tool_errors_the_model_can_read() {
         ("create_order", json!({"product": "Mouse", "quantity": 0}), "quantity must be between 1 and 1000, got 0"),
         ("create_order", json!({"product": "Mouse", "quantity": 5000}), "quantity must be between 1 and 1000"),
         ("list_orders", json!({"limit": 0}), "limit must be between 1 and 100"),
-        ("list_orders", json!({"cursor": "not-a-cursor"}), "cursor is not one this API issued"),
+        ("list_orders", json!({"cursor": "not-a-cursor"}), "cursor must be the next_cursor of a previous page"),
         ("get_order", json!({"id": "ORD-999999"}), "no order ORD-999999 was found"),
     ];
     for (tool, args, needle) in cases {

@@ -76,6 +76,7 @@ pub fn parse(emulator: &Emulator, params: &HashMap<String, String>) -> Result<Au
         return Err(fail(EntraError::missing_parameter("scope")));
     }
     let scopes = dir.parse_scopes(&request.scope).map_err(fail)?;
+    scopes.check_resource_indicator(get("resource").as_deref()).map_err(fail)?;
     dir.grant(&request.client, &scopes).map_err(fail)?;
     match (request.code_challenge.as_deref(), get("code_challenge_method").as_deref()) {
         (Some(_), Some("S256")) => {}

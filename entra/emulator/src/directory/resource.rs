@@ -2,6 +2,8 @@
 
 use entra_manifest::{App, Vars};
 
+use crate::error::EntraError;
+
 /// The OpenID Connect scopes, which name no resource.
 pub const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
@@ -79,5 +81,34 @@ impl ScopeRequest {
 
     pub fn is_default(&self) -> bool {
         self.values.iter().any(|v| v == ".default")
+    }
+}
+
+impl ScopeRequest {
+    /// RFC 8707's `resource` on the v2 endpoints, checked as Entra checks it: it must be an
+    /// Application ID URI of the app that owns every requested scope, else AADSTS9010010
+    /// (`invalid_target`, RFC 8707 §2's error for a bad resource). MCP clients send the MCP
+    /// server's URL here (the MCP authorization spec requires it), which is why an MCP server's
+    /// Application ID URI must be its canonical endpoint URL ("Secure a Model Context Protocol
+    /// server with Microsoft Entra ID"). Older tenants refuse the parameter outright
+    /// (AADSTS901002); the emulator behaves as current ones do. The v1 endpoints (the
+    /// managed-identity endpoint here) take `resource` as their own parameter instead of scopes.
+    pub fn check_resource_indicator(&self, resource: Option<&str>) -> Result<(), EntraError> {
+        let Some(given) = resource else {
+            return Ok(());
+        };
+        let given = given.trim_end_matches('/');
+        let owner = self.resource.clone().unwrap_or_else(Resource::graph);
+        let matches =
+            owner.identifier_uri.as_deref().is_some_and(|uri| uri.trim_end_matches('/').eq_ignore_ascii_case(given));
+        if matches {
+            Ok(())
+        } else {
+            Err(EntraError::new(
+                "invalid_target",
+                9010010,
+                "The resource parameter provided in the request doesn't match with the requested scopes.",
+            ))
+        }
     }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::client_auth;
 use super::issue::{self, Issue};
-use super::params::{Params, required, wants_client_info};
+use super::params::{Params, required, resource, wants_client_info};
 use crate::error::EntraError;
 use crate::state::Emulator;
 
@@ -58,6 +58,7 @@ pub fn redeem(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Resu
     // The token request may narrow the scope; it is the authorization request's otherwise.
     let scope_text = params.get("scope").cloned().filter(|s| !s.is_empty()).unwrap_or_else(|| grant.scope.clone());
     let mut scopes = emulator.0.dir.parse_scopes(&scope_text)?;
+    scopes.check_resource_indicator(resource(params))?;
     // OpenID scopes consented at authorize stay in effect (Entra returns the ID token anyway).
     for oidc in emulator.0.dir.parse_scopes(&grant.scope)?.oidc {
         if !scopes.oidc.contains(&oidc) {

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::client_auth;
 use super::issue;
-use super::params::{Params, required};
+use super::params::{Params, required, resource};
 use crate::claims::AccessClaims;
 use crate::error::EntraError;
 use crate::state::Emulator;
@@ -16,6 +16,7 @@ pub fn app_token(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> R
     let (client, auth) = client_auth::authenticate_confidential(emulator, params, headers)?;
     let scope = required(params, "scope")?;
     let scopes = emulator.0.dir.parse_scopes(scope)?;
+    scopes.check_resource_indicator(resource(params))?;
     let resource = match (&scopes.resource, scopes.is_default() && scopes.oidc.is_empty()) {
         (Some(resource), true) => resource,
         _ => {

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::client_auth;
 use super::issue::{self, Issue};
-use super::params::{Params, required, wants_client_info};
+use super::params::{Params, required, resource, wants_client_info};
 use crate::error::EntraError;
 use crate::state::Emulator;
 use crate::store::DeviceState;
@@ -47,6 +47,7 @@ pub fn redeem(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Resu
     }
     let user = issue::user(emulator, &user_oid)?;
     let scopes = emulator.0.dir.parse_scopes(&grant.scope)?;
+    scopes.check_resource_indicator(resource(params))?;
     let response = issue::for_user(
         emulator,
         Issue {

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::client_auth;
 use super::issue;
-use super::params::{Params, required};
+use super::params::{Params, required, resource};
 use crate::claims::{AccessClaims, Subject};
 use crate::directory::ClientApp;
 use crate::error::EntraError;
@@ -31,6 +31,7 @@ pub fn exchange(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Re
             EntraError::new("invalid_grant", 50034, "The user account does not exist in the directory.")
         })?;
     let scopes = emulator.0.dir.parse_scopes(required(params, "scope")?)?;
+    scopes.check_resource_indicator(resource(params))?;
     let resource =
         scopes.resource.clone().ok_or_else(|| EntraError::invalid_scope("On-Behalf-Of needs a resource scope."))?;
     let granted = emulator.0.dir.grant(&client, &scopes)?;

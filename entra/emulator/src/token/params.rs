@@ -32,3 +32,8 @@ pub fn required<'p>(params: &'p Params, name: &str) -> Result<&'p str, EntraErro
 pub fn wants_client_info(params: &Params) -> bool {
     params.get("client_info").is_some_and(|v| v == "1")
 }
+
+/// RFC 8707's `resource` (an MCP client sends the MCP server's URL), when present.
+pub fn resource(params: &Params) -> Option<&str> {
+    params.get("resource").map(String::as_str).filter(|v| !v.is_empty())
+}

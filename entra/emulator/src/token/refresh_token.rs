@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::client_auth;
 use super::issue::{self, Issue};
-use super::params::{Params, required, wants_client_info};
+use super::params::{Params, required, resource, wants_client_info};
 use crate::error::EntraError;
 use crate::state::Emulator;
 
@@ -36,6 +36,7 @@ pub fn redeem(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Resu
     let user = issue::user(emulator, &grant.user_oid)?;
     let scope_text = params.get("scope").cloned().filter(|s| !s.is_empty()).unwrap_or_else(|| grant.scope.clone());
     let mut scopes = emulator.0.dir.parse_scopes(&scope_text)?;
+    scopes.check_resource_indicator(resource(params))?;
     if !scopes.has("offline_access") {
         // A refresh token keeps its offline access: the response carries the next one.
         scopes.oidc.push("offline_access".into());

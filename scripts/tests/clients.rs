@@ -1,0 +1,245 @@
+//! The client libraries people already use, unmodified, against the stack: MSAL Python and
+//! azure-identity against the emulator over HTTPS, and Schemathesis against orders-api's live
+//! OpenAPI document. The stack runs in-process (emulator with `--tls`, orders-api, orders-mcp);
+//! the clients are installed from PyPI into a virtual environment under `target/clients/` (the
+//! Rust build does not depend on them) and run as programs whose exit code and output are
+//! checked. When PyPI cannot be reached the tests say so on the terminal and skip; any other
+//! installation failure fails them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
+
+use std::io::Write;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use entra_emulator::{EmulatorConfig, Running, TlsSettings};
+use entra_manifest::{Manifest, REPOSITORY_MANIFEST};
+use service_kit::settings::Env;
+use tempfile::TempDir;
+
+/// The versions tested, listed in the README's "Client compatibility" section.
+const PYTHON_PACKAGES: &[&str] = &["msal==1.39.0", "azure-identity==1.27.0", "schemathesis==4.32.5"];
+const IDENTITY_HEADER: &str = "clients-test-identity-header";
+/// A generous bound that catches a hang; the flows take a few seconds.
+const PROGRAM_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Straight to the terminal: the test harness captures `println!`, and a skip must be seen.
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
+fn registry_reachable(host: &str) -> bool {
+    let Ok(mut addrs) = (host, 443).to_socket_addrs() else { return false };
+    addrs.any(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_ok())
+}
+
+/// The virtual environment's `python`, with [`PYTHON_PACKAGES`] installed once per
+/// requirement set; `None` (said out loud) when PyPI is unreachable.
+fn python() -> Option<PathBuf> {
+    static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let venv = workspace().join("target").join("clients").join("py");
+            let python = venv.join("bin").join("python");
+            let marker = venv.join("installed.txt");
+            let wanted = PYTHON_PACKAGES.join("\n");
+            if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) && python.exists() {
+                return Some(python);
+            }
+            let created = Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv).output();
+            match created {
+                Ok(out) if out.status.success() => {}
+                Ok(out) => panic!(
+                    "python3 -m venv failed (Debian: apt-get install python3-venv): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+                Err(e) => panic!("python3 is needed for the client tests: {e}"),
+            }
+            let installed = Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .args(PYTHON_PACKAGES)
+                .output()
+                .unwrap();
+            if !installed.status.success() {
+                if !registry_reachable("pypi.org") {
+                    say("SKIPPED: the client-library tests need PyPI (pypi.org is unreachable)");
+                    return None;
+                }
+                panic!("pip install failed: {}", String::from_utf8_lossy(&installed.stderr));
+            }
+            std::fs::write(&marker, wanted).unwrap();
+            Some(python)
+        })
+        .clone()
+}
+
+/// The emulator over HTTPS with its CA, orders-api and orders-mcp trusting it through
+/// `ENTRA_CA_FILE`, as `cargo xtask up --tls` runs them.
+struct Stack {
+    idp: Running,
+    api: service_kit::serve::Running<()>,
+    mcp: service_kit::serve::Running<()>,
+    manifest: Manifest,
+    ca_file: PathBuf,
+    _dir: TempDir,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = EmulatorConfig::from_repository().unwrap();
+        config.tls = Some(TlsSettings { dir: dir.path().join("emulator"), names: vec![] });
+        config.identity_header = Some(IDENTITY_HEADER.into());
+        config.device_poll_interval = Duration::from_secs(1);
+        let idp = entra_emulator::Application::build(config).await.unwrap().spawn();
+        let ca_file = dir.path().join("emulator").join(entra_emulator::tls::CA_FILE);
+        let manifest = idp.handle().manifest().clone();
+        let common = |extra: &[(&str, String)]| {
+            let mut vars = vec![
+                ("IDENTITY_MANIFEST".to_string(), REPOSITORY_MANIFEST.to_string()),
+                ("ENTRA_AUTHORITY".to_string(), idp.url()),
+                ("ENTRA_CA_FILE".to_string(), ca_file.display().to_string()),
+            ];
+            vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+            Env::from_map(vars)
+        };
+        let api = orders_api::configuration::Settings::from_env(common(&[
+            ("ORDERS_API_ADDR", "127.0.0.1:0".into()),
+            ("ORDERS_API_DATABASE", dir.path().join("orders.db").display().to_string()),
+        ]))
+        .unwrap();
+        let api = orders_api::startup::Application::build(api).await.unwrap().spawn();
+        let mcp = orders_mcp::configuration::Settings::from_env(common(&[
+            ("ORDERS_MCP_ADDR", "127.0.0.1:0".into()),
+            ("ORDERS_API_URL", api.url()),
+            ("ORDERS_MCP_CLIENT_SECRET", manifest.apps["orders-mcp"].emulator_client_secret.clone().unwrap()),
+        ]))
+        .unwrap();
+        let mcp = orders_mcp::startup::Application::build(mcp).await.unwrap().spawn();
+        Stack { idp, api, mcp, manifest, ca_file, _dir: dir }
+    }
+
+    fn authority(&self) -> String {
+        format!("{}/{}", self.idp.url(), self.idp.handle().tenant_id())
+    }
+
+    fn app_id_uri(&self, app: &str) -> String {
+        let vars = &self.idp.handle().config().vars;
+        self.manifest.apps[app].identifier_uri.as_ref().unwrap().render(vars)
+    }
+
+    /// What every Python program is told: where things are, and the CA to trust.
+    fn env(&self) -> Vec<(String, String)> {
+        let ca = self.ca_file.display().to_string();
+        let secret = |app: &str| self.manifest.apps[app].emulator_client_secret.clone().unwrap();
+        [
+            ("AUTHORITY", self.authority()),
+            ("MCP_SCOPE", format!("{}/access_as_user", self.app_id_uri("orders-mcp"))),
+            ("API_DEFAULT", format!("{}/.default", self.app_id_uri("orders-api"))),
+            ("MCP_URL", format!("{}/mcp", self.mcp.url())),
+            ("API_URL", self.api.url()),
+            ("PUBLIC_CLIENT_ID", self.manifest.clients["azure-cli"].client_id.clone()),
+            ("MCP_CLIENT_ID", self.manifest.apps["orders-mcp"].client_id.clone()),
+            ("MCP_CLIENT_SECRET", secret("orders-mcp")),
+            ("CHAT_CLIENT_ID", self.manifest.apps["chat-app"].client_id.clone()),
+            ("CHAT_CLIENT_SECRET", secret("chat-app")),
+            ("MANAGED_IDENTITY_CLIENT_ID", self.manifest.managed_identities["chat-app"].client_id.clone()),
+            ("IDENTITY_ENDPOINT", format!("{}/msi/token", self.idp.url())),
+            ("IDENTITY_HEADER", IDENTITY_HEADER.into()),
+            ("REQUESTS_CA_BUNDLE", ca.clone()),
+            ("SSL_CERT_FILE", ca),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+/// Runs `program` to its end (bounded by [`PROGRAM_TIMEOUT`]) without blocking the runtime the
+/// stack serves on.
+async fn run(mut program: Command) -> Output {
+    program.stdin(std::process::Stdio::null());
+    let mut program = tokio::process::Command::from(program);
+    program.kill_on_drop(true);
+    tokio::time::timeout(PROGRAM_TIMEOUT, program.output())
+        .await
+        .expect("the client program finishes (a hang is a bug)")
+        .unwrap()
+}
+
+fn report(output: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// MSAL Python (public and confidential clients) and azure-identity, over HTTPS: auth code +
+/// PKCE through the login form, refresh, On-Behalf-Of, client credentials, device code,
+/// typical refusals, and `ManagedIdentityCredential`; each token used at the service it is for.
+#[tokio::test(flavor = "multi_thread")]
+async fn msal_python_and_azure_identity_complete_every_flow_over_https() {
+    let Some(python) = python() else { return };
+    let stack = Stack::start().await;
+    let mut program = Command::new(python);
+    program.arg(workspace().join("scripts/tests/clients/msal_flows.py")).envs(stack.env());
+    let output = run(program).await;
+    let out = String::from_utf8_lossy(&output.stdout);
+    println!("{out}");
+    assert!(output.status.success(), "{}", report(&output));
+    for flow in [
+        "ok authorization code + PKCE",
+        "ok refresh token",
+        "ok on-behalf-of",
+        "ok client credentials",
+        "ok device code",
+        "ok refusals",
+        "ok azure-identity ManagedIdentityCredential",
+    ] {
+        assert!(out.contains(flow), "{flow} missing: {}", report(&output));
+    }
+    let stats = stack.idp.handle().stats();
+    assert!(stats.on_behalf_of >= 1 && stats.device_code >= 1 && stats.managed_identity >= 1, "{stats:?}");
+}
+
+/// Schemathesis, driven by orders-api's live `/openapi.json` with a valid token (a user with
+/// every scope and the admin role, so every operation is allowed): no 5xx, every response
+/// matches its documented status, content type, headers and schema, every schema-valid request
+/// is accepted (`positive_data_acceptance`) and every invalid one refused
+/// (`negative_data_rejection`), and no operation ignores its authentication.
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_nothing_the_openapi_document_does_not_say() {
+    let Some(python) = python() else { return };
+    let stack = Stack::start().await;
+    let token = stack
+        .idp
+        .handle()
+        .user_token("carol", "orders-mcp", "orders-api", &["Orders.Read", "Orders.ReadWrite"])
+        .unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let mut program = Command::new(python);
+    program
+        .args(["-m", "schemathesis.cli", "run"])
+        .arg(format!("{}/openapi.json", stack.api.url()))
+        .args(["--checks", "all", "--max-examples", "25", "--seed", "16", "--no-color"])
+        // `--header` puts the token back on the request that check sends without `Authorization`
+        // (a false 201); `ignored_auth` checks that rule instead, removing the token itself.
+        .args(["--exclude-checks", "missing_required_header"])
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
+        .arg("--header")
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg("--report-dir")
+        .arg(reports.path())
+        .current_dir(reports.path())
+        .env("SCHEMATHESIS_HOOKS", workspace().join("scripts/tests/clients/schemathesis_hooks.py"));
+    let output = run(program).await;
+    assert!(output.status.success(), "Schemathesis found a disagreement:\n{}", report(&output));
+}
