@@ -1,13 +1,20 @@
 //! The full path, measured: `tools/call get_order` through orders-mcp (token validation, cached
-//! On-Behalf-Of token) to orders-api (token validation, SQLite) and back.
+//! On-Behalf-Of token) to orders-api (token validation, SQLite) and back, under an external load
+//! generator, [oha](https://github.com/hatoo/oha) (HTTP/1.1, keep-alive).
 //!
 //! orders-mcp and orders-api run as the real release binaries in child processes, so their
-//! memory can be read from `/proc/<pid>/status`; the Entra emulator runs in this process (it is
-//! only asked for keys and one exchange, during warm-up). Each concurrency level sends requests
-//! back to back from that many tasks for `BENCH_SECONDS` (default 5) and prints throughput and
-//! latency percentiles, and the CPU time each process spent per request (orders-api,
-//! orders-mcp, and this process: the load generator and the emulator), since they share the
-//! machine's cores.
+//! memory and CPU time can be read from `/proc/<pid>/`; the Entra emulator runs in this process
+//! (it is only asked for keys and one exchange, during warm-up). Each concurrency level runs oha
+//! for `BENCH_SECONDS` (default 5) and prints throughput, latency percentiles and the CPU time
+//! each service spent per request.
+//!
+//! With `BENCH_BASELINE_ORDERS_MCP=<path to another orders-mcp binary>` (an older build, say),
+//! that binary runs beside this one on its own orders-api, each level alternating between the
+//! two, so the comparison is made in one run on the same machine at the same moment (this host's
+//! CPU speed drifts by tens of percent over minutes).
+//!
+//! oha is installed into `target/tools/oha` with `cargo install --locked` when missing (a few
+//! minutes, once; never in CI, which does not run benchmarks).
 //!
 //! Run: `cargo bench -p orders-mcp --bench full_path` (it has cargo build the orders-api release
 //! binary into the same target directory first). With `BENCH_RESULTS_DIR` set (as `cargo xtask
@@ -16,23 +23,26 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use entra_emulator::EmulatorConfig;
-use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-
-// The load generator shares the two cores with the services: the services' allocator keeps its
-// share of the CPU small.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use serde::Deserialize;
 
 const IDENTITY_HEADER: &str = "bench-header";
 const LEVELS: [usize; 3] = [1, 16, 64];
+const BODY: &str =
+    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_order","arguments":{"id":"ORD-001"}}}"#;
+
+const P99_TARGET_MS: f64 = 5.0;
+const MCP_CPU_TARGET_US: f64 = 60.0;
+const API_CPU_TARGET_US: f64 = 40.0;
+/// Throughput at concurrency 16 against the baseline build (the issue's "1.8× today's").
+const SPEEDUP_TARGET: f64 = 1.8;
+/// Throughput at concurrency 64 against 16: no collapse.
+const C64_TARGET: f64 = 0.9;
+const IDLE_RSS_TARGET_MB: f64 = 16.0;
+const PEAK_RSS_TARGET_MB: f64 = 32.0;
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; nothing else is expected.
@@ -42,7 +52,6 @@ fn main() -> anyhow::Result<()> {
 
 /// A child process killed when dropped.
 struct Service {
-    name: &'static str,
     child: Child,
 }
 
@@ -53,23 +62,25 @@ impl Drop for Service {
     }
 }
 
-/// CPU time (user + system) used so far by process `pid`, from `/proc/<pid>/stat`.
-fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/<pid>/stat (Linux only)")?;
-    // The fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat.rsplit_once(')').context("malformed stat")?.1.split_whitespace().collect();
-    let ticks =
-        fields.get(11).context("no utime")?.parse::<u64>()? + fields.get(12).context("no stime")?.parse::<u64>()?;
-    // USER_HZ is 100 on Linux.
-    Ok(Duration::from_millis(ticks * 10))
-}
-
 impl Service {
-    fn cpu(&self) -> anyhow::Result<Duration> {
-        cpu_time(&self.child.id().to_string())
+    fn start(command: &mut Command) -> anyhow::Result<Service> {
+        let child = command.env("RUST_LOG", "warn").stdout(Stdio::null()).spawn()?;
+        Ok(Service { child })
     }
 
-    /// `VmRSS` and `VmHWM` (peak) in MB (10^6 bytes, the unit of the 30 MB target).
+    /// CPU time (user + system) used so far, from `/proc/<pid>/stat`.
+    fn cpu(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .context("reading /proc/<pid>/stat (Linux only)")?;
+        // The fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat.rsplit_once(')').context("malformed stat")?.1.split_whitespace().collect();
+        let ticks =
+            fields.get(11).context("no utime")?.parse::<u64>()? + fields.get(12).context("no stime")?.parse::<u64>()?;
+        // USER_HZ is 100 on Linux.
+        Ok(Duration::from_millis(ticks * 10))
+    }
+
+    /// `VmRSS` and `VmHWM` (peak) in MB (10^6 bytes).
     fn memory(&self) -> anyhow::Result<(f64, f64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .context("reading /proc/<pid>/status (Linux only)")?;
@@ -82,11 +93,82 @@ impl Service {
     }
 }
 
+/// One orders-mcp build with its own orders-api and database.
+struct Stack {
+    label: &'static str,
+    api: Service,
+    mcp: Service,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Stack {
+    async fn start(label: &'static str, mcp_bin: &Path, api_bin: &Path, idp_url: &str) -> anyhow::Result<Stack> {
+        let manifest = entra_manifest::REPOSITORY_MANIFEST;
+        let data = tempfile::tempdir()?;
+        let (api_addr, mcp_addr) = (free_port()?, free_port()?);
+        let api = Service::start(
+            Command::new(api_bin)
+                .env("IDENTITY_MANIFEST", manifest)
+                .env("ENTRA_AUTHORITY", idp_url)
+                .env("ORDERS_API_ADDR", api_addr.to_string())
+                .env("ORDERS_API_DATABASE", data.path().join("orders.db")),
+        )
+        .with_context(|| format!("starting {}", api_bin.display()))?;
+        let mcp = Service::start(
+            Command::new(mcp_bin)
+                .env("IDENTITY_MANIFEST", manifest)
+                .env("ENTRA_AUTHORITY", idp_url)
+                .env("ORDERS_MCP_ADDR", mcp_addr.to_string())
+                .env("ORDERS_MCP_PUBLIC_URL", format!("http://{mcp_addr}"))
+                .env("ORDERS_API_URL", format!("http://{api_addr}"))
+                .env("IDENTITY_ENDPOINT", format!("{idp_url}/msi/token"))
+                .env("IDENTITY_HEADER", IDENTITY_HEADER),
+        )
+        .with_context(|| format!("starting {}", mcp_bin.display()))?;
+        let http = reqwest::Client::new();
+        wait_ready(&http, &format!("http://{api_addr}/readyz")).await?;
+        wait_ready(&http, &format!("http://{mcp_addr}/readyz")).await?;
+        Ok(Stack { label, api, mcp, url: format!("http://{mcp_addr}/mcp"), _data: data })
+    }
+
+    /// One call, checked: the load generator only counts status codes, so the answer it will
+    /// get is checked here to be a successful tool result.
+    async fn check(&self, token: &str) -> anyhow::Result<()> {
+        let body = reqwest::Client::new()
+            .post(&self.url)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(BODY)
+            .send()
+            .await?
+            .text()
+            .await?;
+        if !body.contains("\"isError\":false") || !body.contains("ORD-001") {
+            bail!("{}: unexpected answer to the benchmark's call: {body}", self.label);
+        }
+        Ok(())
+    }
+}
+
+/// What one oha run measured, with the services' CPU time over it.
+struct Level {
+    requests: f64,
+    throughput: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    api_cpu_us: f64,
+    mcp_cpu_us: f64,
+}
+
 async fn run() -> anyhow::Result<()> {
-    let manifest = entra_manifest::REPOSITORY_MANIFEST;
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let orders_api_bin = orders_api_binary()?;
-    let orders_mcp_bin = PathBuf::from(env!("CARGO_BIN_EXE_orders-mcp"));
+    let oha = oha_binary()?;
+    let api_bin = orders_api_binary()?;
+    let mcp_bin = PathBuf::from(env!("CARGO_BIN_EXE_orders-mcp"));
+    let baseline_bin = std::env::var_os("BENCH_BASELINE_ORDERS_MCP").map(PathBuf::from);
 
     let idp = entra_emulator::Application::build(EmulatorConfig {
         identity_header: Some(IDENTITY_HEADER.into()),
@@ -94,106 +176,128 @@ async fn run() -> anyhow::Result<()> {
     })
     .await?
     .spawn();
-    let data = tempfile::tempdir()?;
-    let (api_addr, mcp_addr) = (free_port()?, free_port()?);
+    let mut stacks = vec![Stack::start("this build", &mcp_bin, &api_bin, &idp.url()).await?];
+    if let Some(baseline) = &baseline_bin {
+        stacks.push(Stack::start("baseline", baseline, &api_bin, &idp.url()).await?);
+    }
+    let idle: Vec<_> =
+        stacks.iter().map(|s| Ok((s.api.memory()?.0, s.mcp.memory()?.0))).collect::<anyhow::Result<_>>()?;
 
-    let api = Service {
-        name: "orders-api",
-        child: Command::new(&orders_api_bin)
-            .env("IDENTITY_MANIFEST", manifest)
-            .env("ENTRA_AUTHORITY", idp.url())
-            .env("ORDERS_API_ADDR", api_addr.to_string())
-            .env("ORDERS_API_DATABASE", data.path().join("orders.db"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", orders_api_bin.display()))?,
-    };
-    let mcp = Service {
-        name: "orders-mcp",
-        child: Command::new(&orders_mcp_bin)
-            .env("IDENTITY_MANIFEST", manifest)
-            .env("ENTRA_AUTHORITY", idp.url())
-            .env("ORDERS_MCP_ADDR", mcp_addr.to_string())
-            .env("ORDERS_MCP_PUBLIC_URL", format!("http://{mcp_addr}"))
-            .env("ORDERS_API_URL", format!("http://{api_addr}"))
-            .env("IDENTITY_ENDPOINT", format!("{}/msi/token", idp.url()))
-            .env("IDENTITY_HEADER", IDENTITY_HEADER)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", orders_mcp_bin.display()))?,
-    };
-    let http = reqwest::Client::new();
-    wait_ready(&http, &format!("http://{api_addr}/readyz")).await?;
-    wait_ready(&http, &format!("http://{mcp_addr}/readyz")).await?;
-    let idle = [(api.name, api.memory()?), (mcp.name, mcp.memory()?)];
-
-    let token = Arc::new(idp.handle().user_token("alice", "chat-app", "orders-mcp", &["access_as_user"])?);
-    let url = Arc::new(format!("http://{mcp_addr}/mcp"));
+    let token = idp.handle().user_token("alice", "chat-app", "orders-mcp", &["access_as_user"])?;
     // Warm-up: keys fetched by both services, alice's On-Behalf-Of token cached.
-    let client = LoadClient::new();
-    let warm = load(&client, &url, &token, 16, Duration::from_secs(1)).await?;
+    for stack in &stacks {
+        stack.check(&token).await?;
+        oha_run(&oha, stack, &token, 16, 1).await?;
+    }
     let exchanges = idp.handle().stats().on_behalf_of;
 
-    println!("\nfull path: tools/call get_order -> orders-mcp -> orders-api -> SQLite (warm OBO cache)");
-    println!("{} s per level; warm-up {} requests\n", seconds, warm.latencies.len());
+    println!("\nfull path: tools/call get_order -> orders-mcp -> orders-api -> SQLite (warm OBO cache), load by oha");
+    if let Some(baseline) = &baseline_bin {
+        println!("baseline orders-mcp: {} (alternating with this build)", baseline.display());
+    }
+    println!("{seconds} s per level\n");
     println!(
-        "{:>11} {:>9} {:>8} {:>7} {:>7} {:>7} {:>6}   CPU µs per request: orders-api orders-mcp load+IdP",
-        "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+        "{:>10} {:>11} {:>9} {:>8} {:>7} {:>7} {:>6}   CPU µs per request: orders-mcp orders-api",
+        "build", "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "errors"
     );
-    let mut results = Vec::new();
-    let mut p99_at_16 = f64::NAN;
+    // levels[stack][level]
+    let mut levels: Vec<Vec<Level>> = stacks.iter().map(|_| Vec::new()).collect();
     for concurrency in LEVELS {
-        let before = (api.cpu()?, mcp.cpu()?, cpu_time("self")?);
-        let mut run = load(&client, &url, &token, concurrency, Duration::from_secs(seconds)).await?;
-        let after = (api.cpu()?, mcp.cpu()?, cpu_time("self")?);
-        run.latencies.sort();
-        let count = run.latencies.len() as f64;
-        let per_request = |a: Duration, b: Duration| (b - a).as_micros() as f64 / count;
-        let p =
-            |q: f64| run.latencies[((run.latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
-        println!(
-            "{:>11} {:>9} {:>8.0} {:>7.2} {:>7.2} {:>7.2} {:>6}   {:>29.0} {:>10.0} {:>8.0}",
-            concurrency,
-            run.latencies.len(),
-            run.latencies.len() as f64 / run.elapsed.as_secs_f64(),
-            p(0.50),
-            p(0.99),
-            p(1.0),
-            run.errors,
-            per_request(before.0, after.0),
-            per_request(before.1, after.1),
-            per_request(before.2, after.2),
-        );
-        let at = format!("full path tools/call get_order, concurrency {concurrency}");
-        let throughput = count / run.elapsed.as_secs_f64();
-        if concurrency == 16 {
-            p99_at_16 = p(0.99);
+        for (stack, results) in stacks.iter().zip(levels.iter_mut()) {
+            let level = oha_run(&oha, stack, &token, concurrency, seconds).await?;
+            println!(
+                "{:>10} {:>11} {:>9} {:>8.0} {:>7.2} {:>7.2} {:>6}   {:>30.0} {:>10.0}",
+                stack.label,
+                concurrency,
+                level.requests,
+                level.throughput,
+                level.p50_ms,
+                level.p99_ms,
+                level.errors,
+                level.mcp_cpu_us,
+                level.api_cpu_us
+            );
+            results.push(level);
         }
-        results.push(row(format!("{at}: throughput"), throughput, "req/s", None, false));
-        results.push(row(format!("{at}: p50"), p(0.50), "ms", None, true));
-        results.push(row(format!("{at}: p99"), p(0.99), "ms", (concurrency == 16).then_some(P99_TARGET_MS), true));
+    }
+    let exchanges_during_runs = idp.handle().stats().on_behalf_of - exchanges;
+    println!("\nOn-Behalf-Of exchanges during the measured runs: {exchanges_during_runs}");
+
+    let mut results = Vec::new();
+    let ours = &levels[0];
+    for (concurrency, level) in LEVELS.iter().zip(ours) {
+        let at = format!("full path tools/call get_order (oha), concurrency {concurrency}");
+        let c16 = *concurrency == 16;
+        results.push(row(format!("{at}: throughput"), level.throughput, "req/s", None, false));
+        results.push(row(format!("{at}: p50"), level.p50_ms, "ms", None, true));
+        results.push(row(format!("{at}: p99"), level.p99_ms, "ms", c16.then_some(P99_TARGET_MS), true));
         results.push(row(
-            format!("{at}: orders-mcp CPU per request"),
-            per_request(before.1, after.1),
+            format!("{at}: orders-mcp CPU per call"),
+            level.mcp_cpu_us,
             "µs",
-            None,
+            c16.then_some(MCP_CPU_TARGET_US),
+            true,
+        ));
+        results.push(row(
+            format!("{at}: orders-api CPU per call"),
+            level.api_cpu_us,
+            "µs",
+            c16.then_some(API_CPU_TARGET_US),
             true,
         ));
     }
-    let exchanges_during_runs = idp.handle().stats().on_behalf_of - exchanges;
-    println!("\nOn-Behalf-Of exchanges: {exchanges} during warm-up, {exchanges_during_runs} during the measured runs");
-    println!("\n{:>11} {:>13} {:>17} {:>13}", "service", "idle RSS MB", "after-load RSS MB", "peak RSS MB");
-    let mut verdicts = vec![verdict("p99 at concurrency 16", p99_at_16, P99_TARGET_MS, "ms")];
-    for ((name, (idle_rss, _)), service) in idle.iter().zip([&api, &mcp]) {
-        let (rss, peak) = service.memory()?;
-        println!("{name:>11} {idle_rss:>13.1} {rss:>17.1} {peak:>13.1}");
-        verdicts.push(verdict(&format!("{name} idle RSS"), *idle_rss, RSS_TARGET_MB, "MB"));
-        results.push(row(format!("{name} RSS idle (full-path bench)"), *idle_rss, "MB", Some(RSS_TARGET_MB), true));
-        results.push(row(format!("{name} RSS under full-path load (peak)"), peak, "MB", None, true));
+    results.push(row(
+        "full path: throughput at concurrency 64 / 16 (no collapse)".into(),
+        ours[2].throughput / ours[1].throughput,
+        "×",
+        Some(C64_TARGET),
+        false,
+    ));
+    if let Some(theirs) = levels.get(1) {
+        for (concurrency, (ours, theirs)) in LEVELS.iter().zip(ours.iter().zip(theirs)) {
+            let c16 = *concurrency == 16;
+            let at = format!("full path, baseline build, concurrency {concurrency}");
+            results.push(row(format!("{at}: throughput"), theirs.throughput, "req/s", None, false));
+            results.push(row(format!("{at}: p99"), theirs.p99_ms, "ms", None, true));
+            results.push(row(format!("{at}: orders-mcp CPU per call"), theirs.mcp_cpu_us, "µs", None, true));
+            results.push(row(
+                format!("full path: throughput against the baseline build, concurrency {concurrency}"),
+                ours.throughput / theirs.throughput,
+                "×",
+                c16.then_some(SPEEDUP_TARGET),
+                false,
+            ));
+        }
     }
-    println!("\ntargets: {}", verdicts.join("; "));
+
+    println!(
+        "\n{:>10} {:>11} {:>13} {:>17} {:>13}",
+        "build", "service", "idle RSS MB", "after-load RSS MB", "peak RSS MB"
+    );
+    for (stack, (api_idle, mcp_idle)) in stacks.iter().zip(&idle) {
+        for (name, service, idle_rss) in [("orders-api", &stack.api, api_idle), ("orders-mcp", &stack.mcp, mcp_idle)] {
+            let (rss, peak) = service.memory()?;
+            println!("{:>10} {name:>11} {idle_rss:>13.1} {rss:>17.1} {peak:>13.1}", stack.label);
+            if stack.label == "this build" {
+                results.push(row(format!("{name} RSS idle"), *idle_rss, "MB", Some(IDLE_RSS_TARGET_MB), true));
+                results.push(row(
+                    format!("{name} RSS peak under full-path load"),
+                    peak,
+                    "MB",
+                    Some(PEAK_RSS_TARGET_MB),
+                    true,
+                ));
+            }
+        }
+    }
+    println!();
+    for r in &results {
+        if let (Some(target), Some(value)) = (r["target"].as_f64(), r["value"].as_f64()) {
+            let lower = r["lower_is_better"].as_bool().unwrap_or(true);
+            let met = if lower { value <= target } else { value >= target };
+            println!("target {}: {} ({value:.2} against {target})", r["metric"], if met { "met" } else { "MISSED" });
+        }
+    }
 
     // For `cargo xtask bench`, which gathers every benchmark's results into one table.
     if let Ok(dir) = std::env::var("BENCH_RESULTS_DIR") {
@@ -204,97 +308,62 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-const P99_TARGET_MS: f64 = 5.0;
-const RSS_TARGET_MB: f64 = 30.0;
-
 /// A row of `cargo xtask bench`'s results table.
 fn row(metric: String, value: f64, unit: &str, target: Option<f64>, lower_is_better: bool) -> serde_json::Value {
     serde_json::json!({ "metric": metric, "value": value, "unit": unit, "target": target, "lower_is_better": lower_is_better })
 }
 
-fn verdict(what: &str, value: f64, target: f64, unit: &str) -> String {
-    let met = if value <= target { "met" } else { "MISSED" };
-    format!("{what} <= {target} {unit}: {met} ({value:.2} {unit})")
+/// The parts of oha's JSON report used here (latencies in seconds).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OhaReport {
+    summary: OhaSummary,
+    latency_percentiles: OhaPercentiles,
+    status_code_distribution: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
+    error_distribution: std::collections::BTreeMap<String, u64>,
 }
 
-struct Run {
-    latencies: Vec<Duration>,
-    errors: usize,
-    elapsed: Duration,
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OhaSummary {
+    total: f64,
 }
 
-/// The load generator's HTTP client: hyper's pooled HTTP/1 client without reqwest's conveniences
-/// (redirects, URL parsing, per-request timeouts), since every microsecond it spends is taken
-/// from the services it measures.
-#[derive(Clone)]
-struct LoadClient(Client<HttpConnector, String>);
-
-impl LoadClient {
-    fn new() -> LoadClient {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        LoadClient(Client::builder(TokioExecutor::new()).pool_max_idle_per_host(128).build(connector))
-    }
-
-    /// POSTs one JSON-RPC message; whether the answer is a successful tool result.
-    async fn call(&self, url: &str, token: &str, body: String) -> anyhow::Result<bool> {
-        let request = http::Request::post(url)
-            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(http::header::ACCEPT, "application/json, text/event-stream")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body)?;
-        let response = self.0.request(request).await?;
-        if !response.status().is_success() {
-            return Ok(false);
-        }
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok(std::str::from_utf8(&body).is_ok_and(|t| t.contains("\"isError\":false")))
-    }
+#[derive(Deserialize)]
+struct OhaPercentiles {
+    p50: Option<f64>,
+    p99: Option<f64>,
 }
 
-/// `concurrency` tasks sending `tools/call get_order` back to back for `duration`.
-async fn load(
-    http: &LoadClient,
-    url: &Arc<String>,
-    token: &Arc<String>,
-    concurrency: usize,
-    duration: Duration,
-) -> anyhow::Result<Run> {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|task| {
-            let (http, url, token) = (http.clone(), url.clone(), token.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0;
-                let mut n: u64 = 0;
-                while Instant::now() < deadline {
-                    n += 1;
-                    let body = format!(
-                        r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"get_order","arguments":{{"id":"ORD-00{}"}}}}}}"#,
-                        [1, 2, 4, 7][(task + n as usize) % 4]
-                    );
-                    let sent = Instant::now();
-                    let ok = http.call(&url, &token, body).await.unwrap_or(false);
-                    latencies.push(sent.elapsed());
-                    errors += usize::from(!ok);
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let mut run = Run { latencies: Vec::new(), errors: 0, elapsed: Duration::ZERO };
-    for task in tasks {
-        let (latencies, errors) = task.await?;
-        run.latencies.extend(latencies);
-        run.errors += errors;
+/// Runs oha for `seconds` at `concurrency` against `stack`, measuring the services' CPU.
+async fn oha_run(oha: &Path, stack: &Stack, token: &str, concurrency: usize, seconds: u64) -> anyhow::Result<Level> {
+    let before = (stack.api.cpu()?, stack.mcp.cpu()?);
+    let mut command = tokio::process::Command::new(oha);
+    command.args(["--no-tui", "--output-format", "json", "-w", "-m", "POST", "-T", "application/json"]);
+    command.args(["-c", &concurrency.to_string(), "-z", &format!("{seconds}s")]);
+    command.args(["-A", "application/json, text/event-stream", "-d", BODY, "-H"]);
+    command.arg(format!("Authorization: Bearer {token}")).arg(&stack.url);
+    let output = command.stderr(Stdio::inherit()).output().await.context("running oha")?;
+    let after = (stack.api.cpu()?, stack.mcp.cpu()?);
+    if !output.status.success() {
+        bail!("oha failed: {}", output.status);
     }
-    run.elapsed = started.elapsed();
-    if run.latencies.is_empty() {
-        bail!("no request completed");
-    }
-    Ok(run)
+    let report: OhaReport = serde_json::from_slice(&output.stdout).context("reading oha's JSON report")?;
+    let ok = report.status_code_distribution.get("200").copied().unwrap_or(0);
+    let all: u64 =
+        report.status_code_distribution.values().sum::<u64>() + report.error_distribution.values().sum::<u64>();
+    let requests = ok as f64;
+    let per_request = |a: Duration, b: Duration| (b - a).as_micros() as f64 / requests.max(1.0);
+    Ok(Level {
+        requests,
+        throughput: requests / report.summary.total,
+        p50_ms: report.latency_percentiles.p50.unwrap_or(f64::NAN) * 1000.0,
+        p99_ms: report.latency_percentiles.p99.unwrap_or(f64::NAN) * 1000.0,
+        errors: all - ok,
+        api_cpu_us: per_request(before.0, after.0),
+        mcp_cpu_us: per_request(before.1, after.1),
+    })
 }
 
 async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
@@ -316,11 +385,16 @@ fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
+/// `target/<profile>/deps/full_path-<hash>` -> `target`.
+fn target_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    exe.ancestors().nth(3).map(Path::to_path_buf).context("unexpected bench location")
+}
+
 /// orders-api's release binary in this bench's target directory, built (or found up to date)
 /// by cargo first.
 fn orders_api_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    // target/<profile>/deps/full_path-<hash> -> target/<profile>/orders-api
     let dir = exe.parent().and_then(Path::parent).context("unexpected bench location")?;
     let bin = dir.join("orders-api");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -328,6 +402,22 @@ fn orders_api_binary() -> anyhow::Result<PathBuf> {
         Command::new(cargo).args(["build", "--release", "-p", "orders-api", "--bin", "orders-api"]).status()?;
     if !status.success() || !bin.exists() {
         bail!("cannot build {}: run `cargo build --release -p orders-api` first", bin.display());
+    }
+    Ok(bin)
+}
+
+/// oha in `target/tools/oha`, installed there by `cargo install --locked` when missing.
+fn oha_binary() -> anyhow::Result<PathBuf> {
+    let root = target_dir()?.join("tools/oha");
+    let bin = root.join("bin/oha");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    println!("installing the load generator oha into {} (once)", root.display());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo).args(["install", "--locked", "oha", "--root"]).arg(&root).status()?;
+    if !status.success() || !bin.exists() {
+        bail!("cannot install oha into {}", root.display());
     }
     Ok(bin)
 }

@@ -6,6 +6,7 @@
 //! - [`startup`]: the router and the server ([`startup::Application`]); [`state`]: what the
 //!   plain HTTP handlers share.
 //! - [`auth`]: the middleware that validates every `/mcp` request.
+//! - [`mcp_endpoint`]: `/mcp`, rmcp's service with a direct route for plain stateless tool calls.
 //! - [`tools`]: the MCP tools and their hop trace.
 //! - [`orders_api`]: the client for orders-api (On-Behalf-Of or passthrough).
 //! - [`order`]: orders and the arguments that name or create one.
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod bridge;
 pub mod configuration;
 pub mod health;
+pub mod mcp_endpoint;
 pub mod order;
 pub mod orders_api;
 pub mod startup;

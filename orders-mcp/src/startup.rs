@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::middleware;
-use axum::routing::get;
+use axum::routing::{any, get};
 use entra_auth::acquire::{ConfidentialClient, Credential, OnBehalfOf};
 use entra_auth::guard::ResourceGuard;
 use entra_auth::metadata::ProtectedResourceMetadata;
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth;
 use crate::configuration::{AllowedHosts, Downstream, Settings};
 use crate::health;
+use crate::mcp_endpoint::{self, McpEndpoint};
 use crate::orders_api::{OrdersApi, TokenSource};
 use crate::state::AppState;
 use crate::tools::OrdersTools;
@@ -73,13 +74,19 @@ pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Resu
 
     let state = AppState { guard: guard.clone(), api: api.clone() };
     let tools = OrdersTools::new(api, settings.downstream);
-    let mcp = StreamableHttpService::new(
-        move || Ok(tools.clone()),
-        Arc::new(NeverSessionManager::default()),
-        mcp_config(&settings.allowed_hosts, mcp_shutdown),
-    );
-    let mcp =
-        Router::new().route_service("/mcp", mcp).route_layer(middleware::from_fn_with_state(guard, auth::require_user));
+    let rmcp = {
+        let tools = tools.clone();
+        StreamableHttpService::new(
+            move || Ok(tools.clone()),
+            Arc::new(NeverSessionManager::default()),
+            mcp_config(&settings.allowed_hosts, mcp_shutdown),
+        )
+    };
+    let endpoint = McpEndpoint::new(rmcp, tools, settings.allowed_hosts.clone(), MAX_REQUEST_BODY);
+    let mcp = Router::new()
+        .route("/mcp", any(mcp_endpoint::serve))
+        .with_state(Arc::new(endpoint))
+        .route_layer(middleware::from_fn_with_state(guard, auth::require_user));
 
     Ok(Router::new()
         .route("/healthz", get(health::healthz))

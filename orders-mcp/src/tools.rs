@@ -16,8 +16,6 @@ use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::Span;
-use tracing::field::Empty;
 
 use crate::auth::Authenticated;
 use crate::configuration::Downstream;
@@ -65,6 +63,20 @@ pub struct CreateOrderArgs {
     pub quantity: i64,
 }
 
+/// A `tools/call` request's `params`: the tool's name and its typed arguments. The direct route
+/// for stateless calls ([`crate::mcp_endpoint`]) reads it straight from the request body; a call
+/// in any other shape (extra keys such as `_meta` or `task`, arguments that do not parse) fails to
+/// read and goes to rmcp's router instead, which answers it as it answers every other message.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "name", content = "arguments", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ToolCall {
+    Whoami,
+    ListOrders(ListOrdersArgs),
+    GetOrder(OrderIdArgs),
+    CreateOrder(CreateOrderArgs),
+    CancelOrder(OrderIdArgs),
+}
+
 /// The caller, as orders-mcp validated their token.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct WhoAmI {
@@ -102,9 +114,94 @@ impl OrdersTools {
         annotations(title = "Who am I", read_only_hint = true, open_world_hint = false),
         output_schema = schema_for_output::<WhoAmI>()
     )]
-    #[tracing::instrument(name = "tool.whoami", skip_all, fields(oid = Empty))]
     async fn whoami(&self, Extension(parts): Extension<Parts>) -> Result<CallToolResult, ErrorData> {
-        let who = authenticated(&parts)?;
+        Ok(self.call(authenticated(&parts)?, ToolCall::Whoami).await)
+    }
+
+    #[tool(
+        description = "List the signed-in user's orders, newest first (administrators see every customer's orders). \
+                       Optionally only orders in one status; page with `cursor` when `next_cursor` is not null.",
+        annotations(title = "List orders", read_only_hint = true, open_world_hint = false),
+        output_schema = schema_for_output::<OrderPage>()
+    )]
+    async fn list_orders(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<ListOrdersArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(self.call(authenticated(&parts)?, ToolCall::ListOrders(args)).await)
+    }
+
+    #[tool(
+        description = "Get one of the signed-in user's orders by id (like ORD-001): product, quantity, status, dates.",
+        annotations(title = "Get an order", read_only_hint = true, open_world_hint = false),
+        output_schema = schema_for_output::<Order>()
+    )]
+    async fn get_order(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<OrderIdArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(self.call(authenticated(&parts)?, ToolCall::GetOrder(args)).await)
+    }
+
+    #[tool(
+        description = "Place a new order for the signed-in user: a product and a quantity. Returns the created order \
+                       (status pending). Each call places a new order.",
+        annotations(
+            title = "Create an order",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<Order>()
+    )]
+    async fn create_order(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<CreateOrderArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(self.call(authenticated(&parts)?, ToolCall::CreateOrder(args)).await)
+    }
+
+    #[tool(
+        description = "Cancel one of the signed-in user's orders by id (like ORD-001). Only pending or processing \
+                       orders can be cancelled; for any other order (including one already cancelled) nothing \
+                       changes and the result says why.",
+        annotations(
+            title = "Cancel an order",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<Order>()
+    )]
+    async fn cancel_order(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(args): Parameters<OrderIdArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(self.call(authenticated(&parts)?, ToolCall::CancelOrder(args)).await)
+    }
+}
+
+impl OrdersTools {
+    /// Runs one tool call for `who`. The `#[tool]` methods above (rmcp's router) and the direct
+    /// route for plain stateless calls ([`crate::mcp_endpoint`]) both end here.
+    pub async fn call(&self, who: &Authenticated, call: ToolCall) -> CallToolResult {
+        match call {
+            ToolCall::Whoami => self.run_whoami(who),
+            ToolCall::ListOrders(args) => self.run_list_orders(who, args).await,
+            ToolCall::GetOrder(args) => self.run_get_order(who, args).await,
+            ToolCall::CreateOrder(args) => self.run_create_order(who, args).await,
+            ToolCall::CancelOrder(args) => self.run_cancel_order(who, args).await,
+        }
+    }
+
+    #[tracing::instrument(name = "tool.whoami", skip_all, fields(oid = %who.caller.oid))]
+    fn run_whoami(&self, who: &Authenticated) -> CallToolResult {
         let c = &who.caller;
         let me = WhoAmI {
             oid: c.oid.clone(),
@@ -128,24 +225,13 @@ impl OrdersTools {
             me.scopes.join(", "),
             me.roles.join(", ")
         );
-        Ok(success(&me, text, meta(who, None, None)))
+        success(&me, text, meta(who, None, None))
     }
 
-    #[tool(
-        description = "List the signed-in user's orders, newest first (administrators see every customer's orders). \
-                       Optionally only orders in one status; page with `cursor` when `next_cursor` is not null.",
-        annotations(title = "List orders", read_only_hint = true, open_world_hint = false),
-        output_schema = schema_for_output::<OrderPage>()
-    )]
-    #[tracing::instrument(name = "tool.list_orders", skip_all, fields(oid = Empty))]
-    async fn list_orders(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(args): Parameters<ListOrdersArgs>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let who = authenticated(&parts)?;
+    #[tracing::instrument(name = "tool.list_orders", skip_all, fields(oid = %who.caller.oid))]
+    async fn run_list_orders(&self, who: &Authenticated, args: ListOrdersArgs) -> CallToolResult {
         let traced = self.api.list_orders(who, args.status, args.limit, args.cursor).await;
-        Ok(respond(who, traced, |page| {
+        respond(who, traced, |page| {
             if page.orders.is_empty() {
                 return "No orders found.".to_string();
             }
@@ -157,81 +243,36 @@ impl OrdersTools {
                 text.push_str("\nMore orders follow: call list_orders again with cursor = next_cursor.");
             }
             text
-        }))
+        })
     }
 
-    #[tool(
-        description = "Get one of the signed-in user's orders by id (like ORD-001): product, quantity, status, dates.",
-        annotations(title = "Get an order", read_only_hint = true, open_world_hint = false),
-        output_schema = schema_for_output::<Order>()
-    )]
-    #[tracing::instrument(name = "tool.get_order", skip_all, fields(oid = Empty, order = ?args.id))]
-    async fn get_order(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(args): Parameters<OrderIdArgs>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let who = authenticated(&parts)?;
+    #[tracing::instrument(name = "tool.get_order", skip_all, fields(oid = %who.caller.oid, order = ?args.id))]
+    async fn run_get_order(&self, who: &Authenticated, args: OrderIdArgs) -> CallToolResult {
         let id = match OrderId::parse(&args.id) {
             Ok(id) => id,
-            Err(why) => return Ok(failure(&why, meta(who, None, None))),
+            Err(why) => return failure(&why, meta(who, None, None)),
         };
         let traced = self.api.get_order(who, &id).await;
-        Ok(respond_about(who, &id, traced, |order| format!("Order {order}")))
+        respond_about(who, &id, traced, |order| format!("Order {order}"))
     }
 
-    #[tool(
-        description = "Place a new order for the signed-in user: a product and a quantity. Returns the created order \
-                       (status pending). Each call places a new order.",
-        annotations(
-            title = "Create an order",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = false
-        ),
-        output_schema = schema_for_output::<Order>()
-    )]
-    #[tracing::instrument(name = "tool.create_order", skip_all, fields(oid = Empty))]
-    async fn create_order(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(args): Parameters<CreateOrderArgs>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let who = authenticated(&parts)?;
+    #[tracing::instrument(name = "tool.create_order", skip_all, fields(oid = %who.caller.oid))]
+    async fn run_create_order(&self, who: &Authenticated, args: CreateOrderArgs) -> CallToolResult {
         let order = NewOrder { product: args.product, quantity: args.quantity };
         // One key per tool call: orders-mcp's own retry (after a refused cached token) cannot
         // place the order twice.
         let traced = self.api.create_order(who, &order, uuid::Uuid::new_v4().to_string()).await;
-        Ok(respond(who, traced, |order| format!("Created order {order}")))
+        respond(who, traced, |order| format!("Created order {order}"))
     }
 
-    #[tool(
-        description = "Cancel one of the signed-in user's orders by id (like ORD-001). Only pending or processing \
-                       orders can be cancelled; for any other order (including one already cancelled) nothing \
-                       changes and the result says why.",
-        annotations(
-            title = "Cancel an order",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = true,
-            open_world_hint = false
-        ),
-        output_schema = schema_for_output::<Order>()
-    )]
-    #[tracing::instrument(name = "tool.cancel_order", skip_all, fields(oid = Empty, order = ?args.id))]
-    async fn cancel_order(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(args): Parameters<OrderIdArgs>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let who = authenticated(&parts)?;
+    #[tracing::instrument(name = "tool.cancel_order", skip_all, fields(oid = %who.caller.oid, order = ?args.id))]
+    async fn run_cancel_order(&self, who: &Authenticated, args: OrderIdArgs) -> CallToolResult {
         let id = match OrderId::parse(&args.id) {
             Ok(id) => id,
-            Err(why) => return Ok(failure(&why, meta(who, None, None))),
+            Err(why) => return failure(&why, meta(who, None, None)),
         };
         let traced = self.api.cancel_order(who, &id).await;
-        Ok(respond_about(who, &id, traced, |order| format!("Cancelled order {order}")))
+        respond_about(who, &id, traced, |order| format!("Cancelled order {order}"))
     }
 }
 
@@ -250,17 +291,14 @@ impl ServerHandler for OrdersTools {
     }
 }
 
-/// The caller the auth middleware put on the request, recorded as the tool span's `oid`.
-/// Without it the request never passed the middleware: refuse (this is a server fault, not the
-/// model's).
+/// The caller the auth middleware put on the request. Without it the request never passed the
+/// middleware: refuse (this is a server fault, not the model's).
 fn authenticated(parts: &Parts) -> Result<&Authenticated, ErrorData> {
-    let who = parts
+    parts
         .extensions
         .get::<Arc<Authenticated>>()
         .map(Arc::as_ref)
-        .ok_or_else(|| ErrorData::internal_error("the request was not authenticated", None))?;
-    Span::current().record("oid", who.caller.oid.as_str());
-    Ok(who)
+        .ok_or_else(|| ErrorData::internal_error("the request was not authenticated", None))
 }
 
 /// The hop trace: orders-mcp's own hop, then orders-api's when it sent one; and the token

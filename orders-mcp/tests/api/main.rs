@@ -7,6 +7,7 @@ mod auth;
 mod bridge;
 mod health;
 mod helpers;
+mod mcp_endpoint;
 mod obo;
 mod passthrough;
 mod tools;

@@ -1,0 +1,111 @@
+//! `/mcp`'s direct route for plain stateless tool calls answers exactly as rmcp's service does.
+//!
+//! Each call is sent twice with the same token: once as MCP clients send it (the direct route),
+//! once with a weighted `Accept` header, which the direct route leaves to rmcp. The two answers
+//! must match in status, content type and body (hop timings aside).
+
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::helpers::TestStack;
+
+const PLAIN_ACCEPT: &str = "application/json, text/event-stream";
+/// Equivalent for rmcp, which reads the weights; the direct route hands it to rmcp.
+const WEIGHTED_ACCEPT: &str = "application/json;q=1, text/event-stream;q=0.5";
+
+async fn post(
+    stack: &TestStack,
+    token: &str,
+    accept: &str,
+    revision: Option<&str>,
+    body: &Value,
+) -> (StatusCode, String, Value) {
+    let mut request = stack
+        .http
+        .post(&stack.mcp_url)
+        .bearer_auth(token)
+        .header(header::ACCEPT, accept)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.to_string());
+    if let Some(revision) = revision {
+        request = request.header("mcp-protocol-version", revision);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string());
+    // Refusals may be plain text: `Null` then.
+    let mut body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
+    zero_timings(&mut body);
+    (status, content_type.unwrap_or_default(), body)
+}
+
+/// Hops report the time each service spent, which differs from one call to the next.
+fn zero_timings(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "elapsed_ms" {
+                    *v = json!(0);
+                } else {
+                    zero_timings(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(zero_timings),
+        _ => {}
+    }
+}
+
+fn tool_call(id: Value, name: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+}
+
+#[tokio::test]
+async fn plain_tool_calls_get_the_same_answer_from_both_routes() {
+    let stack = TestStack::spawn().await;
+    let token = stack.user_token("alice");
+    let calls = [
+        tool_call(json!(1), "whoami", json!({})),
+        tool_call(json!("a"), "list_orders", json!({"limit": 2})),
+        tool_call(json!(3), "get_order", json!({"id": "ORD-001"})),
+        // Not an order id; someone else's order; no such order (a state-changing tool that refuses).
+        tool_call(json!(4), "get_order", json!({"id": "not an id"})),
+        tool_call(json!(5), "get_order", json!({"id": "ORD-005"})),
+        tool_call(json!(6), "cancel_order", json!({"id": "ORD-999"})),
+    ];
+    for revision in [None, Some("2025-06-18"), Some("2025-11-25")] {
+        for body in &calls {
+            let direct = post(&stack, &token, PLAIN_ACCEPT, revision, body).await;
+            let rmcp = post(&stack, &token, WEIGHTED_ACCEPT, revision, body).await;
+            assert_eq!(direct.0, StatusCode::OK, "{body}: {direct:?}");
+            assert!(direct.2["result"]["content"].is_array(), "{body}: {direct:?}");
+            assert_eq!(direct, rmcp, "{revision:?} {body}");
+        }
+    }
+}
+
+/// Messages outside the direct route's one shape reach rmcp, which answers them by its rules.
+#[tokio::test]
+async fn other_messages_are_answered_by_rmcp() {
+    let stack = TestStack::spawn().await;
+    let token = stack.user_token("alice");
+    let with_meta = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "get_order", "arguments": {"id": "ORD-001"}, "_meta": {"progressToken": "p"}}});
+    let (status, _, body) = post(&stack, &token, PLAIN_ACCEPT, Some("2025-11-25"), &with_meta).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["result"]["structuredContent"]["id"], "ORD-001", "{body}");
+
+    let unknown_tool = tool_call(json!(2), "drop_tables", json!({}));
+    let (_, _, body) = post(&stack, &token, PLAIN_ACCEPT, Some("2025-11-25"), &unknown_tool).await;
+    assert!(body["error"]["code"].is_i64(), "{body}");
+
+    let bad_arguments = tool_call(json!(3), "get_order", json!({"id": 7}));
+    let (_, _, body) = post(&stack, &token, PLAIN_ACCEPT, Some("2025-11-25"), &bad_arguments).await;
+    // rmcp reports arguments that do not parse as a failed tool call.
+    assert_eq!(body["result"]["isError"], true, "{body}");
+
+    // A revision rmcp does not know is refused, not served by the direct route.
+    let call = tool_call(json!(4), "get_order", json!({"id": "ORD-001"}));
+    let (status, _, _) = post(&stack, &token, PLAIN_ACCEPT, Some("1999-01-01"), &call).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
