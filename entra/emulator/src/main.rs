@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
     if let Command::Healthcheck = command {
         return service_kit::probe::healthcheck("EMULATOR_ADDR", 3003);
     }
-    service_kit::telemetry::init();
+    let _telemetry = service_kit::telemetry::init("entra-emulator");
     let result = match command {
         Command::Serve => serve().await,
         Command::Broker => serve_broker().await,
