@@ -23,6 +23,16 @@ pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
 }
 
+impl Telemetry {
+    /// Sends the spans still queued and waits for the collector's answer (blocking: from async
+    /// code, call it through `spawn_blocking`).
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider {
+            let _ = provider.force_flush();
+        }
+    }
+}
+
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Some(provider) = self.provider.take() {
@@ -42,10 +52,12 @@ pub fn init(service: &str) -> Telemetry {
 pub fn init_with(settings: TelemetrySettings) -> Telemetry {
     let filter = settings.filter.as_deref().map(EnvFilter::new).unwrap_or_else(|| EnvFilter::new("info,rmcp=warn"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let logs = if settings.json_logs {
-        fmt.json().flatten_event(true).map_event_format(WithTraceIds).boxed()
+    let logs = if !settings.logs {
+        None
+    } else if settings.json_logs {
+        Some(fmt.json().flatten_event(true).map_event_format(WithTraceIds).boxed())
     } else {
-        fmt.compact().boxed()
+        Some(fmt.compact().boxed())
     };
     let provider = settings.otlp.as_ref().and_then(|otlp| match provider(otlp) {
         Ok(provider) => Some(provider),

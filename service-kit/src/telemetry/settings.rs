@@ -48,6 +48,9 @@ pub const VARIABLES: [&str; 14] = [
 /// How logs are written and whether (and where) traces are exported.
 #[derive(Clone, Debug)]
 pub struct TelemetrySettings {
+    /// Write log lines to stderr (always, for a service; a test that only wants the export
+    /// turns it off).
+    pub logs: bool,
     pub json_logs: bool,
     /// `RUST_LOG`; `None`: `info`, with rmcp's per-request notices at `warn`.
     pub filter: Option<String>,
@@ -102,7 +105,7 @@ impl TelemetrySettings {
         let filter = env.get(RUST_LOG);
         let mut warnings = Vec::new();
         let otlp = otlp(env, service, &mut warnings);
-        TelemetrySettings { json_logs, filter, otlp, warnings }
+        TelemetrySettings { logs: true, json_logs, filter, otlp, warnings }
     }
 }
 
