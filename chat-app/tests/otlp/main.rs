@@ -199,7 +199,10 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     let trace = send.trace_id.clone();
     let call = one("mcp.call_tool");
     assert!(is_ancestor(send, call), "the tool call runs in the turn started by the request");
-    assert!(is_ancestor(one("agent.turn"), call));
+    let turn = one("agent.turn");
+    assert!(is_ancestor(turn, call));
+    let models = named("model.call");
+    assert!(!models.is_empty() && models.iter().all(|m| is_ancestor(turn, m)), "the model calls are spans of the turn");
     // orders-mcp: the tool call continues chat-app's span (MCP `_meta.traceparent`).
     let tools_call = one("tools/call list_orders");
     assert_eq!(tools_call.parent_span_id, call.span_id, "orders-mcp's call is a child of chat-app's");
