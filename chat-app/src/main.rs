@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
     if let Some(Command::Healthcheck) = cli.command {
         return service_kit::probe::healthcheck("CHAT_APP_ADDR", 3000);
     }
-    service_kit::telemetry::init();
+    let _telemetry = service_kit::telemetry::init("chat-app");
     match serve().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

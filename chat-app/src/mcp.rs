@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use entra_auth::acquire::AccessToken;
 use entra_auth::hop::{Decision, Hop, How, MCP_META_KEY, TokenSummary};
-use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, JsonObject};
+use entra_auth::span_attributes;
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, JsonObject, RequestMetaObject,
+};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -113,11 +116,21 @@ impl McpSession {
     }
 
     /// Calls a tool. Failures (the tool's own, or reaching it) are outcomes with `is_error`.
-    #[tracing::instrument(name = "mcp.call_tool", skip_all, fields(tool = name))]
+    #[tracing::instrument(name = "mcp.call_tool", skip_all, fields(otel.kind = "client", tool = name))]
     pub async fn call(&self, name: &str, arguments: JsonObject) -> ToolOutcome {
         let started = Instant::now();
-        let result =
-            self.service.call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(arguments)).await;
+        let mut params = CallToolRequestParams::new(name.to_string()).with_arguments(arguments);
+        // W3C Trace Context travels in the request's `_meta` (MCP SEP-414): one HTTP request of
+        // the session is not one call, and rmcp sends from its own task.
+        let context = service_kit::telemetry::context::trace_fields();
+        if !context.is_empty() {
+            let mut meta = RequestMetaObject::default();
+            for (key, value) in context {
+                meta.insert(key, Value::String(value));
+            }
+            params.meta = Some(meta);
+        }
+        let result = self.service.call_tool(params).await;
         let elapsed = started.elapsed();
         match result {
             Ok(result) => {
@@ -161,17 +174,17 @@ impl McpSession {
     }
 
     fn own_hop(&self, elapsed: Duration, decision: Decision) -> Vec<Hop> {
-        self.sent
-            .clone()
-            .map(|token| Hop {
-                service: SERVICE.to_string(),
-                token,
-                how: How::SignIn,
-                decision,
-                elapsed_ms: elapsed.as_secs_f64() * 1000.0,
-            })
-            .into_iter()
-            .collect()
+        let hop = self.sent.clone().map(|token| Hop {
+            service: SERVICE.to_string(),
+            token,
+            how: How::SignIn,
+            decision,
+            elapsed_ms: elapsed.as_secs_f64() * 1000.0,
+        });
+        if let Some(hop) = &hop {
+            span_attributes::record_hop(&tracing::Span::current(), hop);
+        }
+        hop.into_iter().collect()
     }
 
     /// Ends the MCP session (the server drops its state for it).

@@ -16,6 +16,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use entra_auth::hop::{Decision, HOP_HEADER, How};
+use entra_auth::span_attributes;
 use entra_auth::validate::Caller;
 
 pub const SERVICE: &str = "orders-api";
@@ -56,6 +57,8 @@ pub async fn record_hop(mut request: Request, next: Next) -> Response {
             Decision::Refused { reason: reason() }
         };
         let hop = caller.hop(SERVICE, *how, decision, started.elapsed());
+        // This middleware runs inside the request span: the hop becomes its attributes.
+        span_attributes::record_hop(&tracing::Span::current(), &hop);
         if let Ok(value) = HeaderValue::from_str(&hop.to_header_value()) {
             response.headers_mut().insert(HOP_HEADER, value);
         }

@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
     if let Command::Healthcheck = command {
         return service_kit::probe::healthcheck("ORDERS_API_ADDR", 3002);
     }
-    service_kit::telemetry::init();
+    let _telemetry = service_kit::telemetry::init("orders-api");
     let settings = match Settings::from_env(Env::from_process()) {
         Ok(settings) => settings,
         Err(e) => {

@@ -36,7 +36,7 @@ async fn main() -> ExitCode {
         return service_kit::probe::healthcheck("ORDERS_MCP_ADDR", 3001);
     }
     // Logs go to stderr: in bridge mode stdout carries the MCP stream only.
-    service_kit::telemetry::init();
+    let _telemetry = service_kit::telemetry::init("orders-mcp");
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Bridge(args) => bridge::run(*args).await,

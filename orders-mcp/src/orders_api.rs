@@ -13,6 +13,7 @@ use reqwest::{Method, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use service_kit::problem::Problem;
+use service_kit::telemetry::context::trace_headers;
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 use url::Url;
@@ -183,7 +184,7 @@ impl OrdersApi {
                 // Cached, or exchanged at the identity provider: the span times either.
                 let token = obo
                     .token(&who.caller, who.token.secret(), scope)
-                    .instrument(tracing::info_span!("obo.token", %scope))
+                    .instrument(tracing::info_span!("obo.token", otel.kind = "client", %scope))
                     .await
                     .map_err(CallError::Exchange)?;
                 Ok((token, How::Obo))
@@ -194,7 +195,7 @@ impl OrdersApi {
     #[tracing::instrument(
         name = "orders_api.call",
         skip_all,
-        fields(method = %call.method, path = %call.path.join("/"), status = Empty)
+        fields(otel.kind = "client", method = %call.method, path = %call.path.join("/"), status = Empty)
     )]
     async fn send<T: DeserializeOwned>(&self, who: &Authenticated, call: Call<'_>) -> Traced<T> {
         let mut seen = Seen::default();
@@ -218,6 +219,7 @@ impl OrdersApi {
                 .request(call.method.clone(), url.clone())
                 .query(&call.query)
                 .bearer_auth(token.secret())
+                .headers(trace_headers())
                 .header(header::ACCEPT, "application/json")
                 .timeout(self.timeout);
             if let Some(body) = &call.body {

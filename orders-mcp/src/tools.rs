@@ -8,14 +8,20 @@
 use std::sync::Arc;
 
 use entra_auth::hop::{Decision, Hop, How, MCP_META_KEY};
+use entra_auth::span_attributes;
 use http::request::Parts;
-use rmcp::handler::server::tool::{Extension, ToolRouter, schema_for_output};
+use rmcp::handler::server::tool::{Extension, ToolCallContext, ToolRouter, schema_for_output};
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, MetaObject, ServerCapabilities, ServerConfig};
-use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, MetaObject,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::{Instrument, Span};
 
 use crate::auth::Authenticated;
 use crate::configuration::Downstream;
@@ -278,6 +284,30 @@ impl OrdersTools {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for OrdersTools {
+    /// Every tool call under one span that continues the client's trace: MCP carries W3C Trace
+    /// Context in the request's `_meta` (`traceparent`, `tracestate`; SEP-414, "Document
+    /// OpenTelemetry Trace Context Propagation Conventions"), since one HTTP request of a
+    /// Streamable HTTP session is not one call.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let span = tracing::info_span!(
+            "mcp.tools/call",
+            otel.name = %format_args!("tools/call {}", request.name),
+            otel.kind = "server",
+            tool = %request.name,
+        );
+        let meta = &context.meta;
+        service_kit::telemetry::context::continue_trace_from(&span, |key| match key {
+            "traceparent" => meta.get_traceparent().map(String::from),
+            "tracestate" => meta.get_tracestate().map(String::from),
+            _ => None,
+        });
+        self.tool_router.call(ToolCallContext::new(self, request, context)).instrument(span).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(
@@ -305,6 +335,7 @@ fn authenticated(parts: &Parts) -> Result<&Authenticated, ErrorData> {
 /// orders-mcp sent downstream.
 fn meta(who: &Authenticated, sent: Option<SentToken>, api_hop: Option<Hop>) -> MetaObject {
     let own = who.caller.hop(SERVICE, How::Direct, Decision::Allowed, who.received.elapsed());
+    span_attributes::record_hop(&Span::current(), &own);
     let hops: Vec<Hop> = std::iter::once(own).chain(api_hop).collect();
     let mut meta = MetaObject::new();
     meta.insert(MCP_META_KEY.to_string(), serde_json::to_value(hops).unwrap_or(Value::Null));

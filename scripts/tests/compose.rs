@@ -24,8 +24,8 @@ const AZURE: &str = "docker-compose.azure.yml";
 /// An override of the offline file: the emulator on https, the services trusting its CA.
 const TLS: &str = "docker-compose.tls.yml";
 const SERVICES: [&str; 4] = ["emulator", "orders-api", "orders-mcp", "chat-app"];
-/// Read by `service_kit::telemetry::init` before any settings.
-const PLATFORM_VARS: [&str; 2] = ["LOG_FORMAT", "RUST_LOG"];
+/// Read by `service_kit::telemetry::init` before any settings (logging, OTLP export).
+const PLATFORM_VARS: [&str; 14] = service_kit::telemetry::VARIABLES;
 
 /// What `azd env get-values > .env.azure` and the README's steps give the Azure file.
 const AZURE_ENV: [(&str, &str); 13] = [

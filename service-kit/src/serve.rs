@@ -207,13 +207,22 @@ pub type RequestSpans<B> = TraceLayer<SharedClassifier<ServerErrorsAsFailures>, 
 
 /// The request span every service logs under: method and path only. Never the query string:
 /// it can carry an authorization code, `state`, a front-channel `sid`, or a token a careless
-/// client put there.
+/// client put there. When traces are exported, the span continues the caller's W3C trace
+/// context (`traceparent`), so one chat turn is one trace across the services.
 pub fn request_spans<B>() -> RequestSpans<B> {
     TraceLayer::new_for_http().make_span_with(request_span::<B> as fn(&Request<B>) -> Span)
 }
 
 fn request_span<B>(request: &Request<B>) -> Span {
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+        otel.kind = "server",
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    crate::telemetry::context::continue_trace(&span, request.headers());
+    span
 }
 
 /// `listener` with Nagle's algorithm off on each accepted connection. Responses written in

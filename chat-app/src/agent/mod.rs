@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use entra_auth::acquire::AccessToken;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use crate::configuration::AgentSettings;
 use crate::mcp::{McpConnector, McpError, McpSession};
@@ -108,7 +109,12 @@ impl Agent {
         let on_text = |delta: &str| emit(TurnEvent::Text { delta: delta.to_string() });
         let mut calls_made = 0usize;
         for _ in 0..self.limits.max_iterations {
-            let completion = self.model.complete(&messages, &tools, &on_text).await?;
+            // The model call is a span of the turn's trace, whichever provider answers.
+            let completion = self
+                .model
+                .complete(&messages, &tools, &on_text)
+                .instrument(tracing::info_span!("model.call", otel.kind = "client"))
+                .await?;
             if completion.tool_calls.is_empty() {
                 return Ok(());
             }

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use service_kit::problem::Problem;
 
+use crate::span_attributes;
 use crate::validate::{Caller, MAX_TOKEN_LEN, TokenValidator, ValidationError};
 
 /// What a route requires beyond a valid token.
@@ -44,6 +45,8 @@ impl ResourceGuard {
     }
 
     fn reject(&self, reason: Reason) -> AuthError {
+        // The request span says why, for the trace and the workbook's refusals by reason.
+        span_attributes::record_refusal(&tracing::Span::current(), reason.code());
         AuthError { reason, resource_metadata: self.resource_metadata.clone() }
     }
 
@@ -122,6 +125,18 @@ enum Reason {
         scope: Option<&'static str>,
         detail: String,
     },
+}
+
+impl Reason {
+    /// A stable, token-free code ([`span_attributes::REASON`]).
+    fn code(&self) -> &'static str {
+        match self {
+            Reason::MissingToken => "missing-token",
+            Reason::InvalidRequest(_) => "invalid-request",
+            Reason::InvalidToken(e) => e.code(),
+            Reason::InsufficientScope { .. } => "insufficient-scope",
+        }
+    }
 }
 
 /// Why a request was refused; answers itself with the right status, challenge and problem body.

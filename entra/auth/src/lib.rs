@@ -12,6 +12,7 @@
 //! - [`settings`]: the identity settings every service reads the same way, and its credential.
 //! - [`pkce`]: RFC 7636 for the sign-in client and the emulator's token endpoint.
 //! - [`hop`]: the hop-trace record each service reports (built from a `Caller`, never a token).
+//! - [`span_attributes`]: the same record as OpenTelemetry span attributes, one list of names.
 //!
 //! Only [`hop`] is available without the default `server` feature, so a browser build can
 //! show hop traces without pulling in the server stack.
@@ -30,5 +31,7 @@ pub mod metadata;
 pub mod pkce;
 #[cfg(feature = "server")]
 pub mod settings;
+#[cfg(feature = "server")]
+pub mod span_attributes;
 #[cfg(feature = "server")]
 pub mod validate;

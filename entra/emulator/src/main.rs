@@ -49,7 +49,7 @@ async fn main() -> ExitCode {
             _ => service_kit::probe::healthcheck("EMULATOR_ADDR", 3003),
         };
     }
-    service_kit::telemetry::init();
+    let _telemetry = service_kit::telemetry::init("entra-emulator");
     let result = match command {
         Command::Serve => serve(cli.tls).await,
         Command::Broker => serve_broker().await,

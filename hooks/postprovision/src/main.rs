@@ -7,7 +7,7 @@ use postprovision::retry::RetryPolicy;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    service_kit::telemetry::init();
+    let _telemetry = service_kit::telemetry::init("postprovision");
     let cli = Cli::parse();
     let mut stdout = std::io::stdout();
     let io = Io {

@@ -6,6 +6,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use service_kit::telemetry::context::trace_headers;
 use url::Url;
 
 use super::credential::Credential;
@@ -73,7 +74,15 @@ impl ConfidentialClient {
         form.push(("client_id", self.client_id.clone()));
         self.credential.authenticate(&mut form).await?;
         let endpoint = self.token_endpoint.as_str();
-        let result = self.http.post(self.token_endpoint.clone()).timeout(REQUEST_TIMEOUT).form(&form).send().await;
+        // The token request joins the caller's trace (W3C `traceparent`; nothing when not exporting).
+        let result = self
+            .http
+            .post(self.token_endpoint.clone())
+            .headers(trace_headers())
+            .timeout(REQUEST_TIMEOUT)
+            .form(&form)
+            .send()
+            .await;
         read_response(endpoint, result).await
     }
 

@@ -1,12 +1,16 @@
 //! On-Behalf-Of: a middle-tier API exchanges the user's token for a token to call the next
 //! API as that same user. Results are cached per user and scope until shortly before expiry.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use service_kit::telemetry::context::set_attribute;
 
 use super::cache::TokenCache;
 use super::client::ConfidentialClient;
 use super::error::AcquireError;
 use super::token::AccessToken;
+use crate::span_attributes;
 use crate::validate::Caller;
 
 /// Cache key: the user (tenant + object id) and the requested scope. Two users never share an
@@ -30,7 +34,17 @@ impl OnBehalfOf {
             return Err(AcquireError::NotConfigured("On-Behalf-Of needs a user token, not an app-only token".into()));
         }
         let key = (caller.tid.clone(), caller.oid.clone(), scope.to_string());
-        self.cache.get_or_fetch(key, || async { Ok(self.client.on_behalf_of(user_token, scope).await?.access()) }).await
+        let issued = AtomicBool::new(false);
+        let token = self
+            .cache
+            .get_or_fetch(key, || async {
+                issued.store(true, Ordering::Relaxed);
+                Ok(self.client.on_behalf_of(user_token, scope).await?.access())
+            })
+            .await?;
+        let source = if issued.load(Ordering::Relaxed) { "issued" } else { "cache" };
+        set_attribute(&tracing::Span::current(), span_attributes::TOKEN_SOURCE, source);
+        Ok(token)
     }
 
     /// Drops `caller`'s cached token for `scope`, e.g. after the downstream API refused it.

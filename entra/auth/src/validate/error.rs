@@ -38,3 +38,27 @@ pub enum ValidationError {
     #[error("the identity provider's signing keys are unavailable")]
     KeysUnavailable,
 }
+
+impl ValidationError {
+    /// A stable, token-free code for traces (`wrong-audience`, `expired`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ValidationError::Malformed => "malformed",
+            ValidationError::TooLarge => "too-large",
+            ValidationError::UnsupportedAlgorithm => "unsupported-algorithm",
+            ValidationError::MissingKeyId => "missing-key-id",
+            ValidationError::CriticalHeader => "critical-header",
+            ValidationError::UnknownKey => "unknown-key",
+            ValidationError::BadSignature => "bad-signature",
+            ValidationError::Expired => "expired",
+            ValidationError::NotYetValid => "not-yet-valid",
+            ValidationError::WrongAudience => "wrong-audience",
+            ValidationError::WrongIssuer => "wrong-issuer",
+            ValidationError::WrongTenant => "wrong-tenant",
+            ValidationError::VersionMismatch => "version-mismatch",
+            ValidationError::MissingClaim => "missing-claim",
+            ValidationError::NonceMismatch => "nonce-mismatch",
+            ValidationError::KeysUnavailable => "keys-unavailable",
+        }
+    }
+}

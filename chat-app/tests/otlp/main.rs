@@ -1,0 +1,275 @@
+//! One chat turn, followed everywhere: the four services (chat-app, orders-mcp, the emulator
+//! as Entra, orders-api) run in-process and export their spans over OTLP/HTTP protobuf to a
+//! receiver here, which decodes them with the OpenTelemetry proto types. The turn is one trace
+//! with an unbroken parent/child chain from the browser's request to the SQLite query, each hop
+//! carries its identity attributes, and nothing exported (every span, attribute and event, at
+//! trace level) holds a token, a code, a secret or a cookie.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
+
+#[path = "../api/helpers.rs"]
+mod helpers;
+#[path = "../api/stack.rs"]
+mod stack;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::routing::post;
+use entra_auth::span_attributes as attr;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use service_kit::telemetry::settings::{OtlpSettings, Protocol, Sampler};
+use service_kit::telemetry::{Telemetry, TelemetrySettings};
+
+use helpers::{Browser, Options, TurnEvent, find_jwt, spawn_with};
+
+/// Everything the receiver was sent: the resource attributes and spans of each request.
+#[derive(Default)]
+struct Received {
+    spans: Vec<Span>,
+    resources: Vec<KeyValue>,
+}
+
+/// A real OTLP/HTTP endpoint (`POST /v1/traces`, `application/x-protobuf`), on its own thread
+/// and runtime so it outlives each test's runtime.
+fn receiver() -> &'static (String, Arc<Mutex<Received>>) {
+    static RECEIVER: OnceLock<(String, Arc<Mutex<Received>>)> = OnceLock::new();
+    RECEIVER.get_or_init(|| {
+        let received = Arc::new(Mutex::new(Received::default()));
+        let store = received.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let app = axum::Router::new().route(
+                    "/v1/traces",
+                    post(move |headers: axum::http::HeaderMap, body: Bytes| {
+                        let store = store.clone();
+                        async move {
+                            assert_eq!(headers["content-type"], "application/x-protobuf");
+                            let request = ExportTraceServiceRequest::decode(body).expect("an OTLP protobuf request");
+                            let mut store = store.lock().unwrap();
+                            for resource_spans in request.resource_spans {
+                                store.resources.extend(resource_spans.resource.into_iter().flat_map(|r| r.attributes));
+                                for scope in resource_spans.scope_spans {
+                                    store.spans.extend(scope.spans);
+                                }
+                            }
+                            (
+                                [("content-type", "application/x-protobuf")],
+                                ExportTraceServiceResponse::default().encode_to_vec(),
+                            )
+                        }
+                    }),
+                );
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(format!("http://{}/v1/traces", listener.local_addr().unwrap())).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        (rx.recv().unwrap(), received)
+    })
+}
+
+/// Exports every span of the process, at trace level, to [`receiver`]. Installed before
+/// anything else logs (the helpers' log capture then finds a subscriber and stays out).
+fn telemetry() -> &'static Telemetry {
+    static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
+    TELEMETRY.get_or_init(|| {
+        let endpoint = receiver().0.parse().unwrap();
+        service_kit::telemetry::init_with(TelemetrySettings {
+            logs: false,
+            json_logs: false,
+            filter: Some("trace".into()),
+            otlp: Some(OtlpSettings {
+                endpoint,
+                protocol: Protocol::HttpProtobuf,
+                headers: Vec::new(),
+                timeout: Duration::from_secs(10),
+                service_name: "orders-copilot-tests".into(),
+                resource: Vec::new(),
+                sampler: Sampler::AlwaysOn,
+            }),
+            warnings: Vec::new(),
+        })
+    })
+}
+
+fn text(value: &Option<AnyValue>) -> String {
+    match value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(any_value::Value::ArrayValue(a)) => {
+            a.values.iter().map(|v| text(&Some(v.clone()))).collect::<Vec<_>>().join(" ")
+        }
+        Some(any_value::Value::KvlistValue(l)) => {
+            l.values.iter().map(|kv| format!("{}={}", kv.key, text(&kv.value))).collect::<Vec<_>>().join(" ")
+        }
+        Some(any_value::Value::BytesValue(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    span.attributes.iter().find(|kv| kv.key == key).map(|kv| text(&kv.value))
+}
+
+fn hex(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every string a trace viewer would show: names, attributes, events and their attributes,
+/// links, status messages, resource attributes.
+fn everything_exported(received: &Received) -> String {
+    let mut all = String::new();
+    let push_kvs = |kvs: &[KeyValue], all: &mut String| {
+        for kv in kvs {
+            all.push_str(&format!("{}={}\n", kv.key, text(&kv.value)));
+        }
+    };
+    push_kvs(&received.resources, &mut all);
+    for span in &received.spans {
+        all.push_str(&format!("{}\n", span.name));
+        push_kvs(&span.attributes, &mut all);
+        for event in &span.events {
+            all.push_str(&format!("{}\n", event.name));
+            push_kvs(&event.attributes, &mut all);
+        }
+        for link in &span.links {
+            push_kvs(&link.attributes, &mut all);
+        }
+        if let Some(status) = &span.status {
+            all.push_str(&format!("{}\n", status.message));
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_each_hop_and_no_secret() {
+    telemetry();
+    let app = spawn_with(Options { orders_stack: true, ..Options::default() }).await;
+    let manifest = app.idp.handle().manifest().clone();
+    let alice = manifest.user("alice").unwrap().oid.clone();
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+    let events = browser.chat(&app, "show my orders").await;
+    assert_eq!(events.last(), Some(&TurnEvent::Done), "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, TurnEvent::ToolResult { is_error: false, .. })), "{events:?}");
+    let flushed = tokio::task::spawn_blocking(|| telemetry().flush());
+    tokio::time::timeout(Duration::from_secs(30), flushed).await.expect("the export finishes").unwrap();
+
+    let received = receiver().1.lock().unwrap();
+    let spans = &received.spans;
+    let by_id: HashMap<&[u8], &Span> = spans.iter().map(|s| (s.span_id.as_slice(), s)).collect();
+    let named = |name: &str| -> Vec<&Span> { spans.iter().filter(|s| s.name == name).collect() };
+    let one = |name: &str| -> &Span {
+        let found = named(name);
+        assert_eq!(
+            found.len(),
+            1,
+            "one `{name}` span expected among {:?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        found[0]
+    };
+    let parent_of = |span: &Span| -> Option<&Span> { by_id.get(span.parent_span_id.as_slice()).copied() };
+    let is_ancestor = |ancestor: &Span, span: &Span| {
+        let mut at = parent_of(span);
+        while let Some(s) = at {
+            if s.span_id == ancestor.span_id {
+                return true;
+            }
+            at = parent_of(s);
+        }
+        false
+    };
+
+    // chat-app: the browser's request starts the trace; the turn and the tool call are under it.
+    let send = one("POST /api/chat/send");
+    assert!(send.parent_span_id.is_empty(), "the browser sent no trace context: the turn's request is the root");
+    let trace = send.trace_id.clone();
+    let call = one("mcp.call_tool");
+    assert!(is_ancestor(send, call), "the tool call runs in the turn started by the request");
+    let turn = one("agent.turn");
+    assert!(is_ancestor(turn, call));
+    let models = named("model.call");
+    assert!(!models.is_empty() && models.iter().all(|m| is_ancestor(turn, m)), "the model calls are spans of the turn");
+    // orders-mcp: the tool call continues chat-app's span (MCP `_meta.traceparent`).
+    let tools_call = one("tools/call list_orders");
+    assert_eq!(tools_call.parent_span_id, call.span_id, "orders-mcp's call is a child of chat-app's");
+    let tool = one("tool.list_orders");
+    assert!(is_ancestor(tools_call, tool));
+    // The On-Behalf-Of exchange at the emulator (Entra), then orders-api, then SQLite.
+    let obo = one("obo.token");
+    assert!(is_ancestor(tool, obo));
+    let token_requests: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name.starts_with("POST /") && s.name.ends_with("/oauth2/v2.0/token") && s.trace_id == trace)
+        .collect();
+    let [exchange] = token_requests[..] else { panic!("one token request in the turn's trace: {token_requests:?}") };
+    assert_eq!(exchange.parent_span_id, obo.span_id, "the token endpoint continues the OBO span (traceparent header)");
+    let api = one("GET /api/orders");
+    let api_call = parent_of(api).expect("orders-api continues orders-mcp's call");
+    assert_eq!(api_call.name, "orders_api.call");
+    assert!(is_ancestor(tool, api_call));
+    let query = one("store.list");
+    assert!(is_ancestor(api, query), "the SQLite query is under orders-api's request");
+    for span in [send, call, tools_call, tool, obo, exchange, api, api_call, query] {
+        assert_eq!(hex(&span.trace_id), hex(&trace), "`{}` is in the turn's trace", span.name);
+    }
+
+    // Identity at each hop, from the hop records.
+    let mcp = &manifest.apps["orders-mcp"].client_id;
+    let chat = &manifest.apps["chat-app"].client_id;
+    for (span, service, grant, audience, version, client) in [
+        (call, "chat-app", "sign-in", mcp.as_str(), "2.0", chat.as_str()),
+        (tool, "orders-mcp", "direct", mcp.as_str(), "2.0", chat.as_str()),
+        (api, "orders-api", "obo", "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local", "1.0", mcp.as_str()),
+    ] {
+        let a = |key| attribute(span, key).unwrap_or_else(|| panic!("`{}` has no {key}", span.name));
+        assert_eq!(a(attr::SERVICE), service);
+        assert_eq!(a(attr::USER), alice, "{service}");
+        assert_eq!(a(attr::GRANT), grant, "{service}");
+        assert_eq!(a(attr::AUDIENCE), audience, "{service}");
+        assert_eq!(a(attr::TOKEN_VERSION), version, "{service}");
+        assert_eq!(a(attr::CLIENT), client, "{service}");
+        assert_eq!(a(attr::OUTCOME), "allowed", "{service}");
+        assert!(!a(attr::TENANT).is_empty() && !a(attr::SCOPES).is_empty());
+    }
+    assert_eq!(attribute(obo, attr::TOKEN_SOURCE).as_deref(), Some("issued"));
+    // Only names from the one list are identity attributes.
+    for span in spans {
+        for kv in &span.attributes {
+            if kv.key.starts_with("identity.") || kv.key.starts_with("enduser.") {
+                assert!(attr::NAMES.contains(&kv.key.as_str()), "`{}` is not in span_attributes::NAMES", kv.key);
+            }
+        }
+    }
+
+    // Nothing secret was exported, at trace level, from any span of any request (sign-in
+    // included): no JWT, no authorization code, no client secret, no session cookie.
+    let exported = everything_exported(&received);
+    if let Some(i) = find_jwt(&exported) {
+        panic!("a token was exported: ...{}...", &exported[i.saturating_sub(200)..(i + 20).min(exported.len())]);
+    }
+    let cookie = browser.cookie(&app.url, helpers::COOKIE).expect("signed in");
+    let seen = browser.everything_seen();
+    let codes: Vec<&str> =
+        seen.split(['?', '&', '#', '"', ' ', '\n']).filter_map(|p| p.strip_prefix("code=")).collect();
+    assert!(!codes.is_empty(), "the sign-in redirect carried a code");
+    for (what, secret) in [("the session cookie", cookie.as_str()), ("the client secret", "chat-app-local-secret")]
+        .into_iter()
+        .chain(codes.iter().map(|c| ("an authorization code", *c)))
+    {
+        assert!(!exported.contains(secret), "{what} was exported");
+    }
+}

@@ -1,0 +1,187 @@
+//! The OTLP span exporter: a batch of spans as one OTLP `ExportTraceServiceRequest` (the
+//! OpenTelemetry protobuf types), sent with the workspace's one HTTP client, reqwest, either
+//! as OTLP/HTTP (`application/x-protobuf`, the specification's default) or as OTLP/gRPC (one
+//! length-prefixed message over HTTP/2, `grpc-status` in the trailers), which is what the
+//! Container Apps managed agent speaks.
+//!
+//! The SDK's batch processor calls the exporter from its own thread, outside any Tokio
+//! runtime, so requests run on a one-thread runtime owned by the exporter: it works the same
+//! under `#[tokio::main]`, in tests (a runtime per test) and at shutdown, when the service's
+//! runtime is already gone.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use futures::channel::oneshot;
+use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use prost::Message;
+use tokio::runtime::Runtime;
+use url::Url;
+
+use super::settings::{OtlpSettings, Protocol};
+
+/// The gRPC method of the OTLP trace service (opentelemetry-proto, `trace_service.proto`).
+pub const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+pub struct OtlpExporter {
+    runtime: Arc<ExportRuntime>,
+    http: reqwest::Client,
+    url: Url,
+    protocol: Protocol,
+    headers: HeaderMap,
+    timeout: Duration,
+    resource: ResourceAttributesWithSchema,
+}
+
+impl fmt::Debug for OtlpExporter {
+    // Headers may carry an API key: never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpExporter").field("url", &self.url.as_str()).field("protocol", &self.protocol).finish()
+    }
+}
+
+/// Shut down without blocking, so dropping the exporter is safe anywhere (even inside an
+/// async context, where dropping a runtime would panic).
+struct ExportRuntime(Option<Runtime>);
+
+impl Drop for ExportRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl OtlpExporter {
+    pub fn new(settings: &OtlpSettings) -> std::io::Result<OtlpExporter> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("otlp-export")
+            .enable_all()
+            .build()?;
+        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        let url = match settings.protocol {
+            Protocol::HttpProtobuf => settings.endpoint.clone(),
+            Protocol::Grpc => {
+                // gRPC is HTTP/2 only; over plain http there is no ALPN to agree on it.
+                if settings.endpoint.scheme() == "http" {
+                    builder = builder.http2_prior_knowledge();
+                }
+                let base = settings.endpoint.as_str().trim_end_matches('/');
+                Url::parse(&format!("{base}{GRPC_EXPORT_PATH}")).map_err(std::io::Error::other)?
+            }
+        };
+        let http = builder.build().map_err(std::io::Error::other)?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &settings.headers {
+            if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
+                headers.insert(name, value);
+            }
+        }
+        Ok(OtlpExporter {
+            runtime: Arc::new(ExportRuntime(Some(runtime))),
+            http,
+            url,
+            protocol: settings.protocol,
+            headers,
+            timeout: settings.timeout,
+            resource: (&Resource::builder_empty().build()).into(),
+        })
+    }
+
+    fn request(&self, batch: Vec<SpanData>) -> reqwest::RequestBuilder {
+        let message =
+            ExportTraceServiceRequest { resource_spans: group_spans_by_resource_and_scope(batch, &self.resource) };
+        let request = self.http.post(self.url.clone()).headers(self.headers.clone()).timeout(self.timeout);
+        match self.protocol {
+            Protocol::HttpProtobuf => {
+                request.header(header::CONTENT_TYPE, "application/x-protobuf").body(message.encode_to_vec())
+            }
+            Protocol::Grpc => request
+                .header(header::CONTENT_TYPE, "application/grpc")
+                .header(header::TE, "trailers")
+                .body(grpc_frame(&message.encode_to_vec())),
+        }
+    }
+}
+
+/// A gRPC message: uncompressed flag, big-endian length, the protobuf bytes.
+pub fn grpc_frame(message: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(message.len() + 5);
+    frame.push(0);
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
+}
+
+/// `Ok` if the collector took the batch. Error texts name the status, never a header.
+async fn outcome(protocol: Protocol, response: reqwest::Response) -> Result<(), String> {
+    let status = response.status();
+    let http: axum::http::Response<reqwest::Body> = response.into();
+    let (parts, body) = http.into_parts();
+    let collected = body.collect().await.map_err(|e| format!("reading the answer: {e}"))?;
+    if status != StatusCode::OK && !(protocol == Protocol::HttpProtobuf && status.is_success()) {
+        return Err(format!("the collector answered {status}"));
+    }
+    if protocol == Protocol::Grpc {
+        // A gRPC error without a message comes in the headers ("trailers-only"); otherwise
+        // the status is in the trailers.
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let grpc_status = trailers.get("grpc-status").or_else(|| parts.headers.get("grpc-status"));
+        match grpc_status.and_then(|v| v.to_str().ok()) {
+            Some("0") => {}
+            Some(code) => return Err(format!("the collector answered grpc-status {code}")),
+            None => return Err("the collector's answer has no grpc-status".into()),
+        }
+    }
+    Ok(())
+}
+
+impl SpanExporter for OtlpExporter {
+    fn export(&self, batch: Vec<SpanData>) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        let (done, result) = oneshot::channel();
+        let (request, protocol) = (self.request(batch), self.protocol);
+        let spawned = self.runtime.0.as_ref().map(|runtime| {
+            runtime.spawn(async move {
+                let sent = match request.send().await {
+                    Ok(response) => outcome(protocol, response).await,
+                    Err(e) => Err(format!("cannot reach the collector: {}", without_url(&e))),
+                };
+                let _ = done.send(sent);
+            })
+        });
+        async move {
+            if spawned.is_none() {
+                return Err(OTelSdkError::AlreadyShutdown);
+            }
+            match result.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(reason)) => Err(OTelSdkError::InternalFailure(reason)),
+                Err(_) => Err(OTelSdkError::InternalFailure("the export was cancelled".into())),
+            }
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = resource.into();
+    }
+}
+
+/// reqwest's error text without the URL (which may carry credentials in a hosted endpoint).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut reason = if e.is_timeout() { "timed out".to_string() } else { "connection failed".to_string() };
+    while let Some(s) = source {
+        reason = s.to_string();
+        source = s.source();
+    }
+    reason
+}

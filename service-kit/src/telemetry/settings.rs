@@ -1,0 +1,299 @@
+//! What the standard OpenTelemetry variables ask for: the OTLP endpoint, protocol, headers,
+//! timeout, service name, resource attributes and sampler. Read the way the OpenTelemetry
+//! specification describes ("SDK environment variables", "OTLP exporter configuration"): an
+//! invalid value is reported and ignored, never fatal, so a typo in a tracing variable does not
+//! stop a service; an unset endpoint means no export at all.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::settings::Env;
+
+pub const LOG_FORMAT: &str = "LOG_FORMAT";
+pub const RUST_LOG: &str = "RUST_LOG";
+pub const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+pub const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+pub const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+pub const TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+pub const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+pub const TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+pub const SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+pub const RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+pub const SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+pub const SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+pub const TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+pub const SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+
+/// Every variable [`TelemetrySettings::from_env`] reads. Each service's configuration table
+/// lists them with its own; the OpenTelemetry SDK itself also reads its batch-processor and
+/// limit variables (`OTEL_BSP_*`, `OTEL_SPAN_*_LIMIT`) from the process environment.
+pub const VARIABLES: [&str; 14] = [
+    LOG_FORMAT,
+    RUST_LOG,
+    ENDPOINT,
+    TRACES_ENDPOINT,
+    PROTOCOL,
+    TRACES_PROTOCOL,
+    HEADERS,
+    TIMEOUT,
+    SERVICE_NAME,
+    RESOURCE_ATTRIBUTES,
+    SAMPLER,
+    SAMPLER_ARG,
+    TRACES_EXPORTER,
+    SDK_DISABLED,
+];
+
+/// How logs are written and whether (and where) traces are exported.
+#[derive(Clone, Debug)]
+pub struct TelemetrySettings {
+    /// Write log lines to stderr (always, for a service; a test that only wants the export
+    /// turns it off).
+    pub logs: bool,
+    pub json_logs: bool,
+    /// `RUST_LOG`; `None`: `info`, with rmcp's per-request notices at `warn`.
+    pub filter: Option<String>,
+    /// `None`: no OpenTelemetry at all (no layer, no propagation, no cost).
+    pub otlp: Option<OtlpSettings>,
+    /// Values that were ignored, and why: logged once logging is up.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OtlpSettings {
+    /// Where spans are sent: the full URL for HTTP (`.../v1/traces`), the server for gRPC.
+    pub endpoint: Url,
+    pub protocol: Protocol,
+    /// Extra request headers (an API key for a hosted backend). Never logged.
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub service_name: String,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, without `service.name` (that is [`Self::service_name`]).
+    pub resource: Vec<(String, String)>,
+    pub sampler: Sampler,
+}
+
+/// The OTLP transports: HTTP with protobuf bodies (the default the specification recommends),
+/// and gRPC, the only one the Container Apps managed OpenTelemetry agent accepts ("The managed
+/// agent only supports `grpc`", Collect and read OpenTelemetry data in Azure Container Apps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    HttpProtobuf,
+    Grpc,
+}
+
+/// `OTEL_TRACES_SAMPLER` and its argument.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Sampler {
+    AlwaysOn,
+    AlwaysOff,
+    TraceIdRatio(f64),
+    ParentBasedAlwaysOn,
+    ParentBasedAlwaysOff,
+    ParentBasedTraceIdRatio(f64),
+}
+
+/// The specification's default: 10 seconds.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl TelemetrySettings {
+    /// Reads the variables in [`VARIABLES`]; `service` names the service when
+    /// `OTEL_SERVICE_NAME` does not.
+    pub fn from_env(env: &mut Env, service: &str) -> TelemetrySettings {
+        let json_logs = env.get(LOG_FORMAT).is_some_and(|f| f.eq_ignore_ascii_case("json"));
+        let filter = env.get(RUST_LOG);
+        let mut warnings = Vec::new();
+        let otlp = otlp(env, service, &mut warnings);
+        TelemetrySettings { logs: true, json_logs, filter, otlp, warnings }
+    }
+}
+
+fn otlp(env: &mut Env, service: &str, warnings: &mut Vec<String>) -> Option<OtlpSettings> {
+    let disabled = env.get(SDK_DISABLED).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let exporter = env.get(TRACES_EXPORTER).map(|e| e.to_ascii_lowercase());
+    let protocol = protocol(env, warnings);
+    let endpoint = endpoint(env, protocol, warnings);
+    let headers = key_values(env, HEADERS, warnings);
+    let timeout = match env.get(TIMEOUT) {
+        None => DEFAULT_TIMEOUT,
+        Some(ms) => match ms.parse::<u64>() {
+            Ok(ms) => Duration::from_millis(ms),
+            Err(_) => {
+                warnings.push(format!("{TIMEOUT}={ms:?} is not a number of milliseconds; using 10000"));
+                DEFAULT_TIMEOUT
+            }
+        },
+    };
+    let mut resource = key_values(env, RESOURCE_ATTRIBUTES, warnings);
+    let from_resource = resource.iter().position(|(k, _)| k == "service.name").map(|i| resource.remove(i).1);
+    let service_name = env.get(SERVICE_NAME).or(from_resource).unwrap_or_else(|| service.to_string());
+    let sampler = sampler(env, warnings);
+    if disabled {
+        return None;
+    }
+    match exporter.as_deref() {
+        None | Some("otlp") => {}
+        Some("none") => return None,
+        Some(other) => {
+            warnings.push(format!("{TRACES_EXPORTER}={other:?}: only `otlp` and `none` are supported; not exporting"));
+            return None;
+        }
+    }
+    Some(OtlpSettings { endpoint: endpoint?, protocol, headers, timeout, service_name, resource, sampler })
+}
+
+fn protocol(env: &mut Env, warnings: &mut Vec<String>) -> Protocol {
+    let (name, value) = match env.get(TRACES_PROTOCOL) {
+        Some(v) => (TRACES_PROTOCOL, v),
+        None => match env.get(PROTOCOL) {
+            Some(v) => (PROTOCOL, v),
+            None => return Protocol::HttpProtobuf,
+        },
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "http/protobuf" => Protocol::HttpProtobuf,
+        "grpc" => Protocol::Grpc,
+        other => {
+            warnings.push(format!("{name}={other:?}: supported are `http/protobuf` and `grpc`; using http/protobuf"));
+            Protocol::HttpProtobuf
+        }
+    }
+}
+
+/// The signal-specific endpoint is used as it is; the general one is a base to which HTTP adds
+/// `v1/traces` (OTLP exporter configuration: "Endpoint URLs for OTLP/HTTP").
+fn endpoint(env: &mut Env, protocol: Protocol, warnings: &mut Vec<String>) -> Option<Url> {
+    let (name, raw, base) = match env.get(TRACES_ENDPOINT) {
+        Some(url) => (TRACES_ENDPOINT, url, false),
+        None => (ENDPOINT, env.get(ENDPOINT)?, true),
+    };
+    let url = match Url::parse(&raw) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
+        _ => {
+            warnings.push(format!("{name}={raw:?} is not an http(s) URL; not exporting traces"));
+            return None;
+        }
+    };
+    if !base || protocol == Protocol::Grpc {
+        return Some(url);
+    }
+    let joined = format!("{}/v1/traces", url.as_str().trim_end_matches('/'));
+    Url::parse(&joined).ok()
+}
+
+/// `key1=value1,key2=value2`, percent-decoded (W3C Baggage's format, as the specification says).
+fn key_values(env: &mut Env, name: &str, warnings: &mut Vec<String>) -> Vec<(String, String)> {
+    let Some(raw) = env.get(name) else { return Vec::new() };
+    let mut pairs = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let decoded = item
+            .split_once('=')
+            .and_then(|(k, v)| Some((percent_decode(k.trim())?, percent_decode(v.trim())?)))
+            .filter(|(k, _)| !k.is_empty());
+        match decoded {
+            Some(pair) => pairs.push(pair),
+            // The value may be a secret (an API key header): name the variable only.
+            None => warnings.push(format!("{name} has an entry that is not key=value; ignored")),
+        }
+    }
+    pairs
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn sampler(env: &mut Env, warnings: &mut Vec<String>) -> Sampler {
+    let arg = env.get(SAMPLER_ARG);
+    let ratio = |warnings: &mut Vec<String>| match arg.as_deref().map(str::parse::<f64>) {
+        None => 1.0,
+        Some(Ok(r)) if (0.0..=1.0).contains(&r) => r,
+        Some(_) => {
+            warnings.push(format!("{SAMPLER_ARG} is not a ratio between 0 and 1; using 1.0"));
+            1.0
+        }
+    };
+    match env.get(SAMPLER).map(|s| s.to_ascii_lowercase()).as_deref() {
+        None | Some("parentbased_always_on") => Sampler::ParentBasedAlwaysOn,
+        Some("always_on") => Sampler::AlwaysOn,
+        Some("always_off") => Sampler::AlwaysOff,
+        Some("traceidratio") => Sampler::TraceIdRatio(ratio(warnings)),
+        Some("parentbased_always_off") => Sampler::ParentBasedAlwaysOff,
+        Some("parentbased_traceidratio") => Sampler::ParentBasedTraceIdRatio(ratio(warnings)),
+        Some(other) => {
+            warnings.push(format!("{SAMPLER}={other:?} is not a supported sampler; using parentbased_always_on"));
+            Sampler::ParentBasedAlwaysOn
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(vars: &[(&str, &str)]) -> TelemetrySettings {
+        TelemetrySettings::from_env(&mut Env::from_map(vars.iter().copied()), "orders-api")
+    }
+
+    #[test]
+    fn nothing_is_exported_without_an_endpoint() {
+        let s = read(&[("OTEL_SERVICE_NAME", "x"), ("OTEL_TRACES_SAMPLER", "always_on")]);
+        assert!(s.otlp.is_none() && s.warnings.is_empty());
+        let off = read(&[(ENDPOINT, "http://collector:4318"), (SDK_DISABLED, "true")]);
+        assert!(off.otlp.is_none());
+        let none = read(&[(ENDPOINT, "http://collector:4318"), (TRACES_EXPORTER, "none")]);
+        assert!(none.otlp.is_none());
+    }
+
+    #[test]
+    fn endpoints_follow_the_specification() {
+        let s = read(&[(ENDPOINT, "http://collector:4318/")]).otlp.unwrap();
+        assert_eq!(s.endpoint.as_str(), "http://collector:4318/v1/traces");
+        assert_eq!(
+            (s.protocol, s.timeout, s.service_name.as_str()),
+            (Protocol::HttpProtobuf, DEFAULT_TIMEOUT, "orders-api")
+        );
+        assert_eq!(s.sampler, Sampler::ParentBasedAlwaysOn);
+        let s = read(&[(ENDPOINT, "http://a:4318"), (TRACES_ENDPOINT, "http://b:9999/custom")]).otlp.unwrap();
+        assert_eq!(s.endpoint.as_str(), "http://b:9999/custom");
+        // What the Container Apps managed agent injects.
+        let s = read(&[(ENDPOINT, "http://otel.service.k8se-apps:4317/"), (PROTOCOL, "grpc")]).otlp.unwrap();
+        assert_eq!((s.endpoint.as_str(), s.protocol), ("http://otel.service.k8se-apps:4317/", Protocol::Grpc));
+    }
+
+    #[test]
+    fn resource_headers_and_sampler_are_parsed_and_bad_values_ignored() {
+        let s = read(&[
+            (ENDPOINT, "http://c:4318"),
+            (RESOURCE_ATTRIBUTES, "service.name=from-resource,deployment.environment=dev%20one"),
+            (HEADERS, "api-key=s3cr%3Dt, broken"),
+            (SAMPLER, "parentbased_traceidratio"),
+            (SAMPLER_ARG, "0.25"),
+            (TIMEOUT, "soon"),
+        ]);
+        let o = s.otlp.unwrap();
+        assert_eq!(o.service_name, "from-resource");
+        assert_eq!(o.resource, [("deployment.environment".to_string(), "dev one".to_string())]);
+        assert_eq!(o.headers, [("api-key".to_string(), "s3cr=t".to_string())]);
+        assert_eq!(o.sampler, Sampler::ParentBasedTraceIdRatio(0.25));
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        assert!(!s.warnings.iter().any(|w| w.contains("s3cr")), "a header value is never repeated");
+        let bad = read(&[(ENDPOINT, "collector:4318"), (PROTOCOL, "http/json")]);
+        assert!(bad.otlp.is_none());
+        assert_eq!(bad.warnings.len(), 2, "{:?}", bad.warnings);
+    }
+}
