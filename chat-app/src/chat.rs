@@ -13,10 +13,12 @@ use tokio::sync::mpsc;
 use tower_sessions::Session;
 use tracing::Instrument;
 
+use crate::agent::Turn;
 use crate::agent::model::Message;
+use crate::approvals::{Answer, AnswerError, Answerer};
 use crate::auth::session::{SignInError, UserSession, access_token, current_user, keys, touch};
 use crate::state::AppState;
-use crate::transcript::{Entry, Transcript, TurnEvent};
+use crate::transcript::{ApprovalState, Entry, Transcript, TurnEvent};
 use crate::views::{ChatView, SIGN_IN_REQUIRED};
 
 /// The longest message accepted.
@@ -34,6 +36,8 @@ pub enum ChatError {
     Busy,
     #[error("chat-app could not read or save the conversation.")]
     Store(String),
+    #[error(transparent)]
+    Answer(#[from] AnswerError),
 }
 
 impl ChatError {
@@ -43,6 +47,9 @@ impl ChatError {
             ChatError::BadMessage => StatusCode::BAD_REQUEST,
             ChatError::Busy => StatusCode::CONFLICT,
             ChatError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ChatError::Answer(AnswerError::NotFound) => StatusCode::NOT_FOUND,
+            ChatError::Answer(AnswerError::Mismatch | AnswerError::AlreadyAnswered) => StatusCode::CONFLICT,
+            ChatError::Answer(AnswerError::Expired) => StatusCode::GONE,
         }
     }
 }
@@ -101,6 +108,8 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
         Err(e) => return Err(e.into()),
     };
     let conversation = conversation(state, session, &user).await?;
+    let user_name = user.view().name;
+    let oid = user.oid.clone();
     touch(session, user).await;
     let Some(running) = state.turns.begin(&conversation) else {
         return Err(ChatError::Busy);
@@ -121,7 +130,8 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
             // The browser may have gone: the turn still completes and is saved.
             let _ = tx.send(event);
         };
-        agent.run(&turn_id, history(&previous), text, &token, &emit).await;
+        let turn = Turn { id: &turn_id, conversation: &conversation, oid: &oid, user_name: &user_name };
+        agent.run(&turn, history(&previous), text, &token, &emit).await;
         let entries = done.into_inner().unwrap_or_else(|p| p.into_inner()).entries;
         if let Err(e) = store.append(&conversation, &entries).await {
             tracing::error!(error = %e, "cannot save a turn");
@@ -130,6 +140,23 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
     };
     tokio::spawn(task.in_current_span());
     Ok(turn)
+}
+
+/// The signed-in user's answer to a call waiting for approval in this session's conversation.
+#[tracing::instrument(name = "chat.answer", skip_all)]
+pub async fn answer(state: &AppState, session: &Session, answer: Answer) -> Result<ApprovalState, ChatError> {
+    let user = current_user(session).await.ok_or(SignInError::Required)?;
+    let conversation: Option<String> = session.get(keys::CONVERSATION).await.map_err(store_error)?;
+    let by = Answerer {
+        conversation: conversation.ok_or(AnswerError::NotFound)?,
+        oid: user.oid.clone(),
+        name: user.view().name,
+    };
+    let result = state.approvals.answer(&by, &answer);
+    if let Err(e) = &result {
+        tracing::warn!(call = %answer.call, error = %e, "an approval answer was refused");
+    }
+    Ok(result?)
 }
 
 /// The earlier user and assistant messages, most recent last.

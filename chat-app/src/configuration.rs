@@ -85,8 +85,24 @@ pub enum ModelAuth {
 pub struct AgentSettings {
     /// `AGENT_MAX_ITERATIONS`: model calls per turn.
     pub max_iterations: usize,
-    /// `AGENT_TIMEOUT_SECS`: the whole turn.
+    /// `AGENT_TIMEOUT_SECS`: the agent's own work in a turn (time spent waiting for a person's
+    /// answer does not count).
     pub timeout: Duration,
+    /// `CHAT_APP_APPROVAL`: which tool calls wait for the user's yes.
+    pub approval: ApprovalPolicy,
+    /// `CHAT_APP_APPROVAL_TIMEOUT_SECS`: how long a call waits for that answer.
+    pub approval_timeout: Duration,
+}
+
+/// Which tool calls the signed-in user must approve before they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalPolicy {
+    /// Every call, read-only ones included.
+    Always,
+    /// Every call whose tool is not annotated `readOnlyHint: true` (the default).
+    Writes,
+    /// None: the model's calls run as proposed (logged as a warning at start).
+    Never,
 }
 
 /// Where the browser bundle is (`cargo xtask` builds it; see `scripts/src/frontend.rs`).
@@ -150,6 +166,12 @@ impl Settings {
         let agent = AgentSettings {
             max_iterations: env.parse("AGENT_MAX_ITERATIONS", 6, "a whole number"),
             timeout: env.seconds("AGENT_TIMEOUT_SECS", 60),
+            approval: match env.choice("CHAT_APP_APPROVAL", &["always", "writes", "never"], "writes").as_str() {
+                "always" => ApprovalPolicy::Always,
+                "never" => ApprovalPolicy::Never,
+                _ => ApprovalPolicy::Writes,
+            },
+            approval_timeout: env.seconds("CHAT_APP_APPROVAL_TIMEOUT_SECS", 300),
         };
         if agent.max_iterations == 0 {
             env.problem("AGENT_MAX_ITERATIONS must be at least 1");
@@ -322,6 +344,7 @@ mod tests {
         assert_eq!(s.redirect_uri(), "http://localhost:3000/auth/callback");
         assert!(s.names.iter().any(|(id, n)| id == "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local" && n == "orders-api"));
         assert_eq!(s.agent.max_iterations, 6);
+        assert_eq!(s.agent.approval, ApprovalPolicy::Writes, "writes wait for a yes unless told otherwise");
         assert_eq!(s.site.output_name, "chat_app");
     }
 

@@ -15,6 +15,8 @@ mod live;
 #[cfg(feature = "ssr")]
 pub mod agent;
 #[cfg(feature = "ssr")]
+pub mod approvals;
+#[cfg(feature = "ssr")]
 pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod chat;

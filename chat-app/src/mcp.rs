@@ -36,9 +36,14 @@ pub enum McpError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolSpec {
     pub name: String,
+    /// The server's human-readable title (`title`, else the annotations' `title`), if any.
+    pub title: Option<String>,
     pub description: String,
     /// JSON Schema of the arguments.
     pub parameters: Value,
+    /// The server annotates the tool `readOnlyHint: true`. Absent means it may change things
+    /// (the annotation's default is `false`).
+    pub read_only: bool,
 }
 
 #[derive(Clone)]
@@ -109,8 +114,10 @@ impl McpSession {
             .into_iter()
             .map(|t| ToolSpec {
                 name: t.name.to_string(),
+                title: t.title.clone().or_else(|| t.annotations.as_ref().and_then(|a| a.title.clone())),
                 description: t.description.map(|d| d.to_string()).unwrap_or_default(),
                 parameters: Value::Object((*t.input_schema).clone()),
+                read_only: t.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true),
             })
             .collect())
     }

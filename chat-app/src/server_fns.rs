@@ -4,6 +4,7 @@
 
 use leptos::prelude::*;
 
+use crate::transcript::ApprovalState;
 use crate::views::{ChatView, OrdersView, UserView};
 
 /// The signed-in user, if any.
@@ -32,6 +33,30 @@ pub async fn load_chat() -> Result<ChatView, ServerFnError> {
 pub async fn send_message(text: String) -> Result<String, ServerFnError> {
     let (state, session) = request_context().await?;
     crate::chat::start(&state, &session, text).await.map_err(|e| failed(e.status(), e))
+}
+
+/// Approves (or declines) a tool call waiting in this session's conversation. It names the call
+/// completely (turn, call id, tool, arguments as JSON text): the server refuses an answer that
+/// does not match the call waiting, comes from another session, repeats, or comes too late.
+#[server(endpoint = "chat/answer")]
+pub async fn answer_call(
+    turn: String,
+    call: String,
+    tool: String,
+    arguments: String,
+    approve: bool,
+) -> Result<ApprovalState, ServerFnError> {
+    use crate::approvals::{Answer, AnswerError};
+    use crate::chat::ChatError;
+    let (state, session) = request_context().await?;
+    let answer = match serde_json::from_str(&arguments) {
+        Ok(arguments) => Answer { turn, call, tool, arguments, approve },
+        Err(_) => {
+            let e = ChatError::Answer(AnswerError::Mismatch);
+            return Err(failed(e.status(), e));
+        }
+    };
+    crate::chat::answer(&state, &session, answer).await.map_err(|e| failed(e.status(), e))
 }
 
 /// The signed-in user's orders, fetched through orders-mcp like the agent does.

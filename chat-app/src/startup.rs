@@ -24,11 +24,12 @@ use crate::agent::endpoint::Endpoint;
 use crate::agent::model::ChatModel;
 use crate::agent::openai::OpenAiModel;
 use crate::agent::planner::Planner;
+use crate::approvals::Approvals;
 use crate::auth::oidc::Oidc;
 use crate::auth::refresh::Refresher;
 use crate::auth::session::SESSION_COOKIE;
 use crate::auth::{origin, routes};
-use crate::configuration::{ModelAuth, ModelSettings, Settings};
+use crate::configuration::{ApprovalPolicy, ModelAuth, ModelSettings, Settings};
 use crate::mcp::McpConnector;
 use crate::state::AppState;
 use crate::store::Store;
@@ -84,8 +85,19 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let sessions = SqliteStore::new(store.pool().clone());
     sessions.migrate().await.map_err(|e| anyhow::anyhow!("cannot migrate the session table: {e}"))?;
     let model = model(&settings.model, &http);
-    let agent =
-        Agent::new(model, McpConnector::new(settings.orders_mcp_url.clone(), http.clone()), settings.agent.clone());
+    if settings.agent.approval == ApprovalPolicy::Never {
+        tracing::warn!(
+            "CHAT_APP_APPROVAL=never: the agent runs every tool call the model proposes, including ones that create \
+             or cancel orders, without asking the user; text in tool results can steer the model into such calls"
+        );
+    }
+    let approvals = Arc::new(Approvals::default());
+    let agent = Agent::new(
+        model,
+        McpConnector::new(settings.orders_mcp_url.clone(), http.clone()),
+        settings.agent.clone(),
+        approvals.clone(),
+    );
     let leptos = LeptosOptions::builder()
         .output_name(settings.site.output_name.as_str())
         .site_root(settings.site.root.to_string_lossy().as_ref())
@@ -107,6 +119,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         store,
         sessions,
         agent: Arc::new(agent),
+        approvals,
         turns: Arc::default(),
         settings: Arc::new(settings),
     })

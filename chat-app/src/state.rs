@@ -7,6 +7,7 @@ use leptos::prelude::LeptosOptions;
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::agent::Agent;
+use crate::approvals::Approvals;
 use crate::auth::oidc::Oidc;
 use crate::auth::refresh::Refresher;
 use crate::configuration::Settings;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub store: Store,
     pub sessions: SqliteStore,
     pub agent: Arc<Agent>,
+    /// Tool calls waiting for the user's yes (the agent asks, the chat's answer route answers).
+    pub approvals: Arc<Approvals>,
     pub turns: Arc<Turns>,
 }
 

@@ -17,6 +17,10 @@ pub enum TurnEvent {
     ToolCall { id: String, name: String, arguments: Value },
     /// The tool answered (or failed); `hops` is the identity trace of that call.
     ToolResult { id: String, summary: String, is_error: bool, hops: Vec<Hop> },
+    /// The call changes something: it waits for the signed-in user's yes (or no).
+    ApprovalRequired { id: String, approval: Approval },
+    /// The user answered, or the time to answer ran out.
+    ApprovalDecided { id: String, state: ApprovalState },
     /// The turn failed; `sign_in` asks the browser to sign in again (the chat is kept).
     Error {
         message: String,
@@ -34,13 +38,16 @@ impl TurnEvent {
             TurnEvent::Text { .. } => "text",
             TurnEvent::ToolCall { .. } => "tool_call",
             TurnEvent::ToolResult { .. } => "tool_result",
+            TurnEvent::ApprovalRequired { .. } => "approval_required",
+            TurnEvent::ApprovalDecided { .. } => "approval_decided",
             TurnEvent::Error { .. } => "error",
             TurnEvent::Done => "done",
         }
     }
 
     /// Every event name, for a client subscribing to each.
-    pub const NAMES: [&'static str; 5] = ["text", "tool_call", "tool_result", "error", "done"];
+    pub const NAMES: [&'static str; 7] =
+        ["text", "tool_call", "tool_result", "approval_required", "approval_decided", "error", "done"];
 }
 
 /// One item of a conversation, as shown and as stored.
@@ -60,6 +67,43 @@ pub struct ToolCall {
     pub name: String,
     pub arguments: Value,
     pub outcome: Option<ToolOutcome>,
+    /// For a call that changes something: the person's yes or no, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Box<Approval>>,
+}
+
+/// A state-changing call put to the signed-in user before it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The call in words, e.g. "Cancel ORD-004: 3 × USB-C hub, pending, ordered by Alice Johnson".
+    pub summary: String,
+    /// Who the call runs as: the signed-in user, with their own token.
+    pub acting_as: String,
+    /// The turn the call belongs to; with the call's id, tool and arguments it names the one
+    /// call an answer is for.
+    pub turn: String,
+    /// The last moment (seconds since the Unix epoch) an answer is accepted.
+    pub expires_at: u64,
+    pub state: ApprovalState,
+}
+
+/// Where an approval stands. Times are seconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ApprovalState {
+    Pending,
+    Approved {
+        by: String,
+        at: u64,
+    },
+    Declined {
+        by: String,
+        at: u64,
+    },
+    /// Nobody answered in time: the call did not run.
+    Expired {
+        at: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,14 +132,11 @@ impl Transcript {
                 name: name.clone(),
                 arguments: arguments.clone(),
                 outcome: None,
+                approval: None,
             })),
             TurnEvent::ToolResult { id, summary, is_error, hops } => {
                 let outcome = ToolOutcome { summary: summary.clone(), is_error: *is_error, hops: hops.clone() };
-                let call = self.entries.iter_mut().rev().find_map(|e| match e {
-                    Entry::Tool(call) if call.id == *id => Some(call),
-                    _ => None,
-                });
-                match call {
+                match self.call_mut(id) {
                     Some(call) => call.outcome = Some(outcome),
                     // A result without its call cannot happen from our server; keep it visible anyway.
                     None => self.entries.push(Entry::Tool(ToolCall {
@@ -103,7 +144,18 @@ impl Transcript {
                         name: String::new(),
                         arguments: Value::Null,
                         outcome: Some(outcome),
+                        approval: None,
                     })),
+                }
+            }
+            TurnEvent::ApprovalRequired { id, approval } => {
+                if let Some(call) = self.call_mut(id) {
+                    call.approval = Some(Box::new(approval.clone()));
+                }
+            }
+            TurnEvent::ApprovalDecided { id, state } => {
+                if let Some(approval) = self.call_mut(id).and_then(|c| c.approval.as_mut()) {
+                    approval.state = state.clone();
                 }
             }
             TurnEvent::Error { message, .. } => self.entries.push(Entry::Error { message: message.clone() }),
@@ -111,10 +163,21 @@ impl Transcript {
         }
     }
 
-    /// The most recent tool call that has hops to show.
+    /// The most recent tool call that has hops or an approval to show.
     pub fn latest_traced_call(&self) -> Option<&ToolCall> {
         self.entries.iter().rev().find_map(|e| match e {
-            Entry::Tool(call) if call.outcome.as_ref().is_some_and(|o| !o.hops.is_empty()) => Some(call),
+            Entry::Tool(call)
+                if call.approval.is_some() || call.outcome.as_ref().is_some_and(|o| !o.hops.is_empty()) =>
+            {
+                Some(call)
+            }
+            _ => None,
+        })
+    }
+
+    fn call_mut(&mut self, id: &str) -> Option<&mut ToolCall> {
+        self.entries.iter_mut().rev().find_map(|e| match e {
+            Entry::Tool(call) if call.id == id => Some(call),
             _ => None,
         })
     }
@@ -162,7 +225,13 @@ mod tests {
         for name in TurnEvent::NAMES {
             assert!(!name.is_empty());
         }
-        let entry = Entry::Tool(ToolCall { id: "a".into(), name: "n".into(), arguments: json!({}), outcome: None });
+        let entry = Entry::Tool(ToolCall {
+            id: "a".into(),
+            name: "n".into(),
+            arguments: json!({}),
+            outcome: None,
+            approval: None,
+        });
         let back: Entry = serde_json::from_str(&serde_json::to_string(&entry).unwrap()).unwrap();
         assert_eq!(back, entry);
     }

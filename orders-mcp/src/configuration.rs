@@ -40,12 +40,24 @@ pub enum AllowedHosts {
     Any,
 }
 
+/// Which browser `Origin`s may call the MCP endpoint. The Streamable HTTP transport says
+/// servers MUST validate `Origin` (DNS rebinding: a page on another site reaching a server on
+/// the user's machine or network). Requests without `Origin` (non-browser clients) still pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// `scheme://host[:port]` entries (`:*` for any port).
+    Only(Vec<String>),
+    /// `*`: any origin (not recommended; logged at start).
+    Any,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub addr: SocketAddr,
     /// The origin clients reach this server on; the MCP resource is `{public_url}/mcp`.
     pub public_url: Url,
     pub allowed_hosts: AllowedHosts,
+    pub allowed_origins: AllowedOrigins,
     pub downstream: Downstream,
     pub orders_api_url: Url,
     /// Time limit for each call to orders-api.
@@ -80,6 +92,7 @@ impl Settings {
         let orders_api_url = url_setting(&mut env, "ORDERS_API_URL", "http://localhost:3002");
         let downstream_timeout = env.seconds("ORDERS_MCP_DOWNSTREAM_TIMEOUT_SECS", 10);
         let allowed_hosts = allowed_hosts(&env.string("ORDERS_MCP_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS), &public_url);
+        let allowed_origins = allowed_origins(&env.string("ORDERS_MCP_ALLOWED_ORIGINS", ""), &public_url);
 
         let identity = Identity::from_env(&mut env);
         let mcp_app = identity.app(&mut env, "ORDERS_MCP", "orders-mcp");
@@ -104,6 +117,7 @@ impl Settings {
             addr,
             public_url,
             allowed_hosts,
+            allowed_origins,
             downstream,
             orders_api_url,
             downstream_timeout,
@@ -175,6 +189,28 @@ fn allowed_hosts(raw: &str, public_url: &Url) -> AllowedHosts {
     AllowedHosts::Only(hosts)
 }
 
+/// The listed origins plus this server's own; with a loopback public URL, any loopback origin
+/// too (a browser-based MCP client such as the Inspector on another local port).
+fn allowed_origins(raw: &str, public_url: &Url) -> AllowedOrigins {
+    let mut origins: Vec<String> = raw.split(',').map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect();
+    if origins.iter().any(|o| o == "*") {
+        return AllowedOrigins::Any;
+    }
+    let own = public_url.origin().ascii_serialization();
+    if !origins.contains(&own) {
+        origins.push(own);
+    }
+    let loopback = matches!(public_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if loopback {
+        for local in ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"] {
+            if !origins.iter().any(|o| o == local) {
+                origins.push(local.to_string());
+            }
+        }
+    }
+    AllowedOrigins::Only(origins)
+}
+
 #[cfg(test)]
 mod tests {
     use service_kit::settings::documented_variables;
@@ -201,6 +237,15 @@ mod tests {
         assert_eq!(s.audiences(), ["a58242b0-4441-4e9a-b6fa-2c3a3d94ebff", "http://localhost:3001/mcp"]);
         assert_eq!(s.issuer_v2, "http://localhost:3003/afb67780-0dec-4124-a11c-b6e461eb7aad/v2.0");
         assert_eq!(s.allowed_hosts, AllowedHosts::Only(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]));
+        assert_eq!(
+            s.allowed_origins,
+            AllowedOrigins::Only(vec![
+                "http://localhost:3001".into(),
+                "http://localhost:*".into(),
+                "http://127.0.0.1:*".into(),
+                "http://[::1]:*".into()
+            ])
+        );
         assert!(matches!(s.credential, Some(Credential::ManagedIdentity(_))), "{:?}", s.credential);
     }
 
@@ -270,6 +315,11 @@ mod tests {
             ("ORDERS_MCP_ALLOWED_HOSTS".into(), "*".into()),
         ]);
         assert_eq!(Settings::from_env(any).unwrap().allowed_hosts, AllowedHosts::Any);
+        assert_eq!(
+            s.allowed_origins,
+            AllowedOrigins::Only(vec!["https://mcp.example.com".into()]),
+            "a deployed server allows its own origin only, unless told more"
+        );
     }
 
     #[test]

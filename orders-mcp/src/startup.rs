@@ -17,7 +17,7 @@ use service_kit::serve::{Built, Service};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth;
-use crate::configuration::{AllowedHosts, Downstream, Settings};
+use crate::configuration::{AllowedHosts, AllowedOrigins, Downstream, Settings};
 use crate::health;
 use crate::mcp_endpoint::{self, McpEndpoint};
 use crate::orders_api::{OrdersApi, TokenSource};
@@ -79,7 +79,7 @@ pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Resu
         StreamableHttpService::new(
             move || Ok(tools.clone()),
             Arc::new(NeverSessionManager::default()),
-            mcp_config(&settings.allowed_hosts, mcp_shutdown),
+            mcp_config(&settings.allowed_hosts, &settings.allowed_origins, mcp_shutdown),
         )
     };
     let endpoint = McpEndpoint::new(rmcp, tools, settings.allowed_hosts.clone(), MAX_REQUEST_BODY);
@@ -99,13 +99,26 @@ pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Resu
 
 /// Stateless Streamable HTTP with JSON answers: every request stands alone with its own token
 /// (no session to hijack or to pin to one replica), and these tools send no notifications.
-fn mcp_config(allowed_hosts: &AllowedHosts, shutdown: CancellationToken) -> StreamableHttpServerConfig {
+fn mcp_config(
+    allowed_hosts: &AllowedHosts,
+    allowed_origins: &AllowedOrigins,
+    shutdown: CancellationToken,
+) -> StreamableHttpServerConfig {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
         .with_max_request_body_bytes(MAX_REQUEST_BODY)
         .with_cancellation_token(shutdown);
+    // MCP Streamable HTTP: "Servers MUST validate the Origin header on all incoming
+    // connections"; rmcp answers 403 to an Origin not listed, and lets requests without one pass.
+    let config = match allowed_origins {
+        AllowedOrigins::Only(origins) => config.with_allowed_origins(origins.clone()).enforce_origin_validation(),
+        AllowedOrigins::Any => {
+            tracing::warn!("ORDERS_MCP_ALLOWED_ORIGINS=*: any web page the user visits may call orders-mcp");
+            config.disable_allowed_origins()
+        }
+    };
     match allowed_hosts {
         AllowedHosts::Only(hosts) => config.with_allowed_hosts(hosts.clone()),
         AllowedHosts::Any => {

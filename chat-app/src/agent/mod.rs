@@ -2,26 +2,35 @@
 //! access token, the results go back to the model, until it answers in text. Bounded in
 //! iterations and time; tool failures are results the model reads; the model never sees a token
 //! (nor the identity trace, which goes to the browser only).
+//!
+//! The model's proposals are not the user's wishes: a call to a tool that is not read-only
+//! waits for the signed-in user's yes (`CHAT_APP_APPROVAL`), and every tool result reaches the
+//! model fenced as data ([`prompt`]), since it can carry text other people wrote.
 
+pub mod approval;
+pub mod clock;
 pub mod endpoint;
 pub mod model;
 pub mod openai;
+pub mod order_text;
 pub mod planner;
+pub mod prompt;
 
 use std::sync::Arc;
 
 use entra_auth::acquire::AccessToken;
 use serde_json::{Map, Value};
+use service_kit::secret::RandomError;
 use tracing::Instrument;
 
+use crate::approvals::{Approvals, Question};
 use crate::configuration::AgentSettings;
-use crate::mcp::{McpConnector, McpError, McpSession};
-use crate::transcript::TurnEvent;
+use crate::mcp::{McpConnector, McpError, McpSession, ToolSpec};
+use crate::transcript::{Approval, ApprovalState, TurnEvent};
+use approval::{describe, needs_approval};
+use clock::TurnClock;
 use model::{ChatModel, Message, ModelError, TOOL_ERROR_PREFIX, ToolCall};
-
-const SYSTEM_PROMPT: &str = "You are Orders Copilot, an assistant for a small shop's customers. \
-Use the tools to look up, create and cancel the signed-in user's orders; never invent orders or ids. \
-Answer briefly and plainly. If a tool reports an error, explain it to the user in one sentence.";
+use prompt::{SYSTEM_PROMPT, fence};
 
 /// Called with each event of the turn, in order.
 pub type Emit<'a> = &'a (dyn Fn(TurnEvent) + Send + Sync);
@@ -30,6 +39,17 @@ pub struct Agent {
     model: Arc<dyn ChatModel>,
     mcp: McpConnector,
     limits: AgentSettings,
+    approvals: Arc<Approvals>,
+}
+
+/// Whose turn it is, and where: what an approval is bound to.
+pub struct Turn<'a> {
+    /// Makes tool call ids unique within the conversation.
+    pub id: &'a str,
+    pub conversation: &'a str,
+    pub oid: &'a str,
+    /// The signed-in user's name: who a call acts as.
+    pub user_name: &'a str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,11 +58,13 @@ enum TurnError {
     Mcp(#[from] McpError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error("chat-app could not make the random value that fences a tool result ({0}), so the turn stopped.")]
+    Random(#[from] RandomError),
 }
 
 impl Agent {
-    pub fn new(model: Arc<dyn ChatModel>, mcp: McpConnector, limits: AgentSettings) -> Self {
-        Agent { model, mcp, limits }
+    pub fn new(model: Arc<dyn ChatModel>, mcp: McpConnector, limits: AgentSettings, approvals: Arc<Approvals>) -> Self {
+        Agent { model, mcp, limits, approvals }
     }
 
     pub fn model(&self) -> &dyn ChatModel {
@@ -55,25 +77,24 @@ impl Agent {
 
     /// Runs one turn: `history` (earlier user and assistant messages) then `request`. Events,
     /// including a final error if any, go to `emit`; `done` is the caller's to send.
-    /// `turn_id` makes tool call ids unique within the conversation.
-    #[tracing::instrument(name = "agent.turn", skip_all, fields(turn = turn_id))]
+    #[tracing::instrument(name = "agent.turn", skip_all, fields(turn = turn.id))]
     pub async fn run(
         &self,
-        turn_id: &str,
+        turn: &Turn<'_>,
         history: Vec<Message>,
         request: String,
         token: &AccessToken,
         emit: Emit<'_>,
     ) {
-        let limit = self.limits.timeout;
-        match tokio::time::timeout(limit, self.steps(turn_id, history, request, token, emit)).await {
+        let clock = TurnClock::start(self.limits.timeout);
+        match clock.limit(self.steps(turn, &clock, history, request, token, emit)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let sign_in = matches!(e, TurnError::Mcp(McpError::Refused(_)));
                 emit(TurnEvent::Error { message: e.to_string(), sign_in });
             }
             Err(_) => emit(TurnEvent::Error {
-                message: format!("The reply took longer than {} s and was stopped.", limit.as_secs()),
+                message: format!("The reply took longer than {} s and was stopped.", self.limits.timeout.as_secs()),
                 sign_in: false,
             }),
         }
@@ -81,14 +102,15 @@ impl Agent {
 
     async fn steps(
         &self,
-        turn_id: &str,
+        turn: &Turn<'_>,
+        clock: &TurnClock,
         history: Vec<Message>,
         request: String,
         token: &AccessToken,
         emit: Emit<'_>,
     ) -> Result<(), TurnError> {
         let session = self.mcp.connect(token).await?;
-        let result = self.converse(&session, turn_id, history, request, emit).await;
+        let result = self.converse(&session, turn, clock, history, request, emit).await;
         session.close().await;
         result
     }
@@ -96,7 +118,8 @@ impl Agent {
     async fn converse(
         &self,
         session: &McpSession,
-        turn_id: &str,
+        turn: &Turn<'_>,
+        clock: &TurnClock,
         history: Vec<Message>,
         request: String,
         emit: Emit<'_>,
@@ -122,8 +145,9 @@ impl Agent {
                 .push(Message::Assistant { text: completion.text.clone(), tool_calls: completion.tool_calls.clone() });
             for call in completion.tool_calls {
                 calls_made += 1;
-                let content = self.call_tool(session, &format!("{turn_id}-{calls_made}"), &call, emit).await;
-                messages.push(Message::Tool { call_id: call.id, content });
+                let ui_id = format!("{}-{calls_made}", turn.id);
+                let content = self.call_tool(session, &tools, turn, clock, &ui_id, &call, emit).await;
+                messages.push(Message::Tool { content: fence(&call.name, &content)?, call_id: call.id });
             }
         }
         emit(TurnEvent::Text {
@@ -132,30 +156,48 @@ impl Agent {
         Ok(())
     }
 
-    /// Calls one tool and returns what the model reads about the result.
-    async fn call_tool(&self, session: &McpSession, ui_id: &str, call: &ToolCall, emit: Emit<'_>) -> String {
+    /// Calls one tool (once the user approved it, if it must be) and returns what the model
+    /// reads about the result.
+    #[allow(clippy::too_many_arguments)] // the call, where it happens, and who is told
+    async fn call_tool(
+        &self,
+        session: &McpSession,
+        tools: &[ToolSpec],
+        turn: &Turn<'_>,
+        clock: &TurnClock,
+        ui_id: &str,
+        call: &ToolCall,
+        emit: Emit<'_>,
+    ) -> String {
+        let fail = |arguments: Value, problem: String| {
+            emit(TurnEvent::ToolCall { id: ui_id.to_string(), name: call.name.clone(), arguments });
+            emit(TurnEvent::ToolResult {
+                id: ui_id.to_string(),
+                summary: problem.clone(),
+                is_error: true,
+                hops: vec![],
+            });
+            format!("{TOOL_ERROR_PREFIX}{problem}")
+        };
         let arguments = match parse_arguments(&call.arguments) {
             Ok(args) => args,
-            Err(problem) => {
-                emit(TurnEvent::ToolCall {
-                    id: ui_id.to_string(),
-                    name: call.name.clone(),
-                    arguments: Value::String(call.arguments.clone()),
-                });
-                emit(TurnEvent::ToolResult {
-                    id: ui_id.to_string(),
-                    summary: problem.clone(),
-                    is_error: true,
-                    hops: vec![],
-                });
-                return format!("{TOOL_ERROR_PREFIX}{problem}");
-            }
+            Err(problem) => return fail(Value::String(call.arguments.clone()), problem),
+        };
+        let Some(tool) = tools.iter().find(|t| t.name == call.name) else {
+            return fail(Value::Object(arguments), format!("orders-mcp offers no tool named {:?}", call.name));
         };
         emit(TurnEvent::ToolCall {
             id: ui_id.to_string(),
             name: call.name.clone(),
             arguments: Value::Object(arguments.clone()),
         });
+        if needs_approval(self.limits.approval, tool) {
+            let state = self.ask(session, tools, turn, clock, ui_id, tool, &arguments, emit).await;
+            if let Some((summary, for_model)) = not_done(&state) {
+                emit(TurnEvent::ToolResult { id: ui_id.to_string(), summary, is_error: true, hops: vec![] });
+                return format!("{TOOL_ERROR_PREFIX}{for_model}");
+            }
+        }
         let outcome = session.call(&call.name, arguments).await;
         emit(TurnEvent::ToolResult {
             id: ui_id.to_string(),
@@ -164,6 +206,66 @@ impl Agent {
             hops: outcome.hops,
         });
         if outcome.is_error { format!("{TOOL_ERROR_PREFIX}{}", outcome.for_model) } else { outcome.for_model }
+    }
+
+    /// Puts the call to the user and waits (the turn's clock stopped) for their answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn ask(
+        &self,
+        session: &McpSession,
+        tools: &[ToolSpec],
+        turn: &Turn<'_>,
+        clock: &TurnClock,
+        ui_id: &str,
+        tool: &ToolSpec,
+        arguments: &Map<String, Value>,
+        emit: Emit<'_>,
+    ) -> ApprovalState {
+        let summary = describe(session, tools, tool, arguments).await;
+        let pending = self.approvals.ask(Question {
+            call: ui_id.to_string(),
+            turn: turn.id.to_string(),
+            conversation: turn.conversation.to_string(),
+            oid: turn.oid.to_string(),
+            tool: tool.name.clone(),
+            arguments: Value::Object(arguments.clone()),
+            wait: self.limits.approval_timeout,
+        });
+        emit(TurnEvent::ApprovalRequired {
+            id: ui_id.to_string(),
+            approval: Approval {
+                summary,
+                acting_as: turn.user_name.to_string(),
+                turn: turn.id.to_string(),
+                expires_at: pending.expires_at,
+                state: ApprovalState::Pending,
+            },
+        });
+        let state = {
+            let _waiting_for_a_person = clock.pause();
+            pending.answer().await
+        };
+        tracing::info!(tool = %tool.name, call = ui_id, answer = ?state, "approval answered");
+        emit(TurnEvent::ApprovalDecided { id: ui_id.to_string(), state: state.clone() });
+        state
+    }
+}
+
+/// For a call that will not run: what the chat shows and what the model reads.
+fn not_done(state: &ApprovalState) -> Option<(String, String)> {
+    match state {
+        ApprovalState::Approved { .. } => None,
+        ApprovalState::Declined { by, .. } => Some((
+            format!("Declined by {by}: not done."),
+            "The user declined this call, so it was not made and nothing changed. Do not make it again unless \
+             the user asks for it in a new message."
+                .to_string(),
+        )),
+        // Pending cannot come back from a wait; were it to, the call does not run either.
+        ApprovalState::Expired { .. } | ApprovalState::Pending => Some((
+            "Not approved in time: not done.".to_string(),
+            "The user did not approve this call in time, so it was not made and nothing changed.".to_string(),
+        )),
     }
 }
 

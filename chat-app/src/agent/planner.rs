@@ -8,6 +8,8 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
 use super::model::{ChatModel, Completion, Message, ModelError, OnText, TOOL_ERROR_PREFIX, ToolCall};
+use super::order_text::{Order, describe_order, order};
+use super::prompt::unfence;
 use crate::mcp::ToolSpec;
 use crate::views::ModelLabel;
 
@@ -197,7 +199,7 @@ fn answer(since: &[Message]) -> String {
             Message::Assistant { tool_calls, .. } => calls.extend(tool_calls),
             Message::Tool { call_id, content } => {
                 let tool = calls.iter().find(|c| c.id == *call_id).map_or("", |c| c.name.as_str());
-                parts.push(describe(tool, content));
+                parts.push(describe(tool, unfence(content)));
             }
             _ => {}
         }
@@ -224,34 +226,6 @@ fn describe(tool: &str, content: &str) -> String {
         "whoami" => describe_identity(&value),
         _ => content.to_string(),
     }
-}
-
-/// The order fields the answers use.
-struct Order {
-    id: String,
-    product: String,
-    quantity: i64,
-    status: String,
-    customer: String,
-}
-
-fn order(value: &Value) -> Option<Order> {
-    let v = value.get("order").unwrap_or(value);
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-    let id = s("id");
-    (!id.is_empty()).then(|| Order {
-        id,
-        product: s("product"),
-        quantity: v.get("quantity").and_then(Value::as_i64).unwrap_or_default(),
-        status: s("status"),
-        customer: s("customer_name"),
-    })
-}
-
-fn describe_order(o: &Order, with_customer: bool) -> String {
-    let customer =
-        if with_customer && !o.customer.is_empty() { format!(", ordered by {}", o.customer) } else { String::new() };
-    format!("{}: {} × {}, {}{customer}.", o.id, o.quantity, o.product, o.status)
 }
 
 fn describe_list(value: &Value) -> String {
@@ -299,8 +273,10 @@ mod tests {
             .into_iter()
             .map(|name| ToolSpec {
                 name: name.into(),
+                title: None,
                 description: String::new(),
                 parameters: json!({"type": "object", "properties": {"order_id": {"type": "string"}}}),
+                read_only: !name.ends_with("_order") || name == "get_order",
             })
             .collect()
     }

@@ -49,13 +49,21 @@ pub struct SignInQuery {
     login_hint: Option<String>,
 }
 
-/// Only paths on this site: never `//host` or `/\host`, which browsers treat as other sites.
+/// Only paths on this site. Browsers drop tabs and line breaks from URLs and read `\` as `/`,
+/// so `/<TAB>/evil.example` and `/\evil.example` both lead to `//evil.example`, another site
+/// (WHATWG URL Standard, "basic URL parser": ASCII tab or newline is removed, and `\` is a
+/// path separator in special URLs). So: no control character or backslash anywhere, and the
+/// path, resolved against this site the way a browser resolves it, must stay on this site.
 fn safe_return_to(path: Option<&str>) -> String {
-    match path {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.contains("://") => {
-            p.to_string()
-        }
-        _ => "/chat".to_string(),
+    const HOME: &str = "/chat";
+    let Some(p) = path else { return HOME.to_string() };
+    if !p.starts_with('/') || p.contains("://") || p.chars().any(|c| c.is_control() || c == '\\') {
+        return HOME.to_string();
+    }
+    let Ok(site) = url::Url::parse("https://chat-app.invalid/") else { return HOME.to_string() };
+    match site.join(p) {
+        Ok(resolved) if resolved.origin() == site.origin() => p.to_string(),
+        _ => HOME.to_string(),
     }
 }
 
@@ -301,7 +309,19 @@ mod tests {
     #[test]
     fn return_paths_stay_on_this_site() {
         assert_eq!(safe_return_to(Some("/orders")), "/orders");
-        for bad in ["//evil.example", "/\\evil.example", "https://evil.example", "chat", "/x?u=http://e"] {
+        assert_eq!(safe_return_to(Some("/orders?status=pending")), "/orders?status=pending");
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "chat",
+            "/x?u=http://e",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/orders\\..\\..\\/evil.example",
+            "/\u{7f}/evil.example",
+        ] {
             assert_eq!(safe_return_to(Some(bad)), "/chat", "{bad}");
         }
         assert_eq!(safe_return_to(None), "/chat");

@@ -3,10 +3,11 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use super::approval::{ApprovalCard, ApprovalTrace, decision};
 use super::notice::{ServerError, error_message};
 use super::trace::HopChain;
 use crate::server_fns::{load_chat, send_message};
-use crate::transcript::{Entry, ToolCall, Transcript, TurnEvent};
+use crate::transcript::{ApprovalState, Entry, ToolCall, Transcript, TurnEvent};
 use crate::views::{ChatView, ModelLabel, SIGN_IN_REQUIRED};
 
 /// Requests the offline planner understands; handy on stage, and the same for any model.
@@ -147,6 +148,7 @@ fn Chat(view: ChatView) -> impl IntoView {
                         .with(|t| traced_call(t, selected.get().as_deref()))
                         .map(|call| {
                             let hops = call.outcome.map(|o| o.hops).unwrap_or_default();
+                            let approval = call.approval.map(|approval| view! { <ApprovalTrace approval=*approval /> });
                             view! {
                                 <h2 id="trace-title">
                                     "Identity trace"
@@ -155,6 +157,7 @@ fn Chat(view: ChatView) -> impl IntoView {
                                         <code>{compact_json(&call.arguments)}</code>
                                     </span>
                                 </h2>
+                                {approval}
                                 <HopChain hops names=names.get_value() />
                             }
                                 .into_any()
@@ -217,13 +220,20 @@ fn render_entry(entry: &Entry, selected: RwSignal<Option<String>>) -> AnyView {
 
 fn render_tool(call: &ToolCall, selected: RwSignal<Option<String>>) -> AnyView {
     let id = call.id.clone();
+    let waiting = call.approval.as_ref().is_some_and(|a| a.state == ApprovalState::Pending);
     let state = match &call.outcome {
+        None if waiting => "tool waiting",
         None => "tool running",
         Some(o) if o.is_error => "tool failed",
         Some(_) => "tool done",
     };
-    let summary = call.outcome.as_ref().map_or_else(|| "calling…".to_string(), |o| o.summary.clone());
+    let pending = if waiting { "waiting for your answer…" } else { "calling…" };
+    let summary = call.outcome.as_ref().map_or_else(|| pending.to_string(), |o| o.summary.clone());
     let traced = call.outcome.as_ref().is_some_and(|o| !o.hops.is_empty());
+    let approval = call.approval.clone().map(|approval| match approval.state {
+        ApprovalState::Pending => view! { <ApprovalCard call=call.clone() approval=*approval /> }.into_any(),
+        ref state => view! { <p class="approval-decision">{decision(state)}</p> }.into_any(),
+    });
     let is_selected = {
         let id = id.clone();
         move || selected.get().as_deref() == Some(id.as_str())
@@ -237,6 +247,7 @@ fn render_tool(call: &ToolCall, selected: RwSignal<Option<String>>) -> AnyView {
                 <span class="tool-name">{call.name.clone()}</span>
                 <code>{compact_json(&call.arguments)}</code>
             </div>
+            {approval}
             <p class="tool-summary">{summary}</p>
             {traced
                 .then(|| {

@@ -1,5 +1,6 @@
 //! The pages: rendered on the server, then hydrated in the browser.
 
+mod approval;
 mod chat;
 mod header;
 mod landing;

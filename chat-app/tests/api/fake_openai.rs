@@ -30,6 +30,28 @@ pub enum Reply {
     Status(u16),
     /// No answer for a minute (a model that hangs).
     Hang,
+    /// A model that obeys text injected into data: if the latest tool result it was sent
+    /// contains `injected`, it calls `name` with `arguments` (as [`Reply::ToolCall`]);
+    /// otherwise it answers `otherwise`.
+    Obeys {
+        injected: String,
+        name: String,
+        arguments: String,
+        otherwise: String,
+    },
+}
+
+impl Reply {
+    /// What a scripted reply comes to, given the request's messages.
+    fn resolve(self, messages: &[Value]) -> Reply {
+        let Reply::Obeys { injected, name, arguments, otherwise } = self else { return self };
+        let latest_tool = messages.iter().rev().find(|m| m["role"] == "tool");
+        if latest_tool.and_then(|m| m["content"].as_str()).is_some_and(|c| c.contains(&injected)) {
+            Reply::ToolCall { name, arguments }
+        } else {
+            Reply::Text(otherwise)
+        }
+    }
 }
 
 /// What authentication the fake requires.
@@ -125,6 +147,7 @@ async fn completions(State(fake): State<Fake>, uri: axum::http::Uri, headers: He
     let Some(reply) = fake.script.lock().unwrap().pop_front() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "script_exhausted", "The fake has no more scripted replies.");
     };
+    let reply = reply.resolve(body["messages"].as_array().map_or(&[][..], Vec::as_slice));
     if let Reply::Hang = reply {
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         return error(StatusCode::GATEWAY_TIMEOUT, "timeout", "The fake hung.");
@@ -146,7 +169,7 @@ fn complete(model: &str, reply: Reply) -> Response {
             "tool_calls",
         ),
         Reply::Text(text) => (json!({"role": "assistant", "content": text}), "stop"),
-        Reply::Status(_) | Reply::Hang => unreachable!(),
+        Reply::Status(_) | Reply::Hang | Reply::Obeys { .. } => unreachable!(),
     };
     axum::Json(json!({
         "id": "chatcmpl-fake",
@@ -196,7 +219,7 @@ fn streamed(model: &str, reply: Reply) -> Response {
             }
             out.push(chunk(model, json!({}), Some("stop")));
         }
-        Reply::Status(_) | Reply::Hang => unreachable!(),
+        Reply::Status(_) | Reply::Hang | Reply::Obeys { .. } => unreachable!(),
     }
     out.push("data: [DONE]\n\n".to_string());
     let body = Body::from(out.concat());

@@ -274,6 +274,87 @@ impl Browser {
         self.events(app, &turn).await
     }
 
+    /// Sends a message and follows the turn's events as they arrive, until `done`. Each call
+    /// that waits for approval goes to `on_approval` while the turn waits, so it can answer
+    /// (or not) as a person would.
+    pub async fn chat_live(
+        &self,
+        app: &TestApp,
+        text: &str,
+        mut on_approval: impl AsyncFnMut(PendingCall),
+    ) -> Vec<TurnEvent> {
+        let page = self.send_message(app, text).await;
+        assert_eq!(page.status, StatusCode::OK, "send failed: {}", page.body);
+        let turn: String = serde_json::from_str(&page.body).unwrap();
+        let url = format!("{}/api/chat/turns/{turn}/events", app.url);
+        let mut request = self.http.get(&url);
+        if let Some(cookie) = self.cookie_header(&url) {
+            request = request.header("cookie", cookie);
+        }
+        let mut response = request.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(response.status(), StatusCode::OK);
+        let (mut buffer, mut events) = (String::new(), Vec::new());
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(60), response.chunk())
+                .await
+                .expect("the turn's events stalled")
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            let Some(chunk) = chunk else { break };
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                for event in parse_sse(&block) {
+                    if let TurnEvent::ApprovalRequired { id, approval } = &event {
+                        let (tool, arguments) = events
+                            .iter()
+                            .rev()
+                            .find_map(|e| match e {
+                                TurnEvent::ToolCall { id: call, name, arguments } if call == id => {
+                                    Some((name.clone(), arguments.clone()))
+                                }
+                                _ => None,
+                            })
+                            .expect("an approval follows its call");
+                        let pending = PendingCall {
+                            turn: approval.turn.clone(),
+                            call: id.clone(),
+                            tool,
+                            arguments,
+                            summary: approval.summary.clone(),
+                            acting_as: approval.acting_as.clone(),
+                        };
+                        on_approval(pending).await;
+                    }
+                    events.push(event);
+                }
+            }
+        }
+        self.seen.lock().unwrap().push(format!("{events:?}"));
+        events
+    }
+
+    /// Sends a message, answering every approval it asks for with `approve`.
+    pub async fn chat_answering(&self, app: &TestApp, text: &str, approve: bool) -> Vec<TurnEvent> {
+        self.chat_live(app, text, async |call| {
+            let page = self.answer(app, &call, approve).await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        })
+        .await
+    }
+
+    /// Answers a waiting call, naming it the way chat-app's page does.
+    pub async fn answer(&self, app: &TestApp, call: &PendingCall, approve: bool) -> Page {
+        let arguments = call.arguments.to_string();
+        let form = [
+            ("turn", call.turn.as_str()),
+            ("call", call.call.as_str()),
+            ("tool", call.tool.as_str()),
+            ("arguments", arguments.as_str()),
+            ("approve", if approve { "true" } else { "false" }),
+        ];
+        self.post_form(&format!("{}/api/chat/answer", app.url), &form, Some(&self.origin)).await
+    }
+
     /// The events of a turn, parsed from its Server-Sent Events stream.
     pub async fn events(&self, app: &TestApp, turn: &str) -> Vec<TurnEvent> {
         let url = format!("{}/api/chat/turns/{turn}/events", app.url);
@@ -333,6 +414,17 @@ impl Browser {
     pub fn everything_seen(&self) -> String {
         self.seen.lock().unwrap().join("\n")
     }
+}
+
+/// A call waiting for approval, as the browser learns of it.
+#[derive(Debug, Clone)]
+pub struct PendingCall {
+    pub turn: String,
+    pub call: String,
+    pub tool: String,
+    pub arguments: serde_json::Value,
+    pub summary: String,
+    pub acting_as: String,
 }
 
 pub fn parse_sse(body: &str) -> Vec<TurnEvent> {

@@ -18,8 +18,10 @@ use crate::helpers::{assert_no_jwt, emulator_config};
 fn tools() -> Vec<ToolSpec> {
     vec![ToolSpec {
         name: "list_orders".into(),
+        title: Some("List orders".into()),
         description: "List the signed-in user's orders.".into(),
         parameters: json!({"type": "object", "properties": {"status": {"type": "string"}}}),
+        read_only: true,
     }]
 }
 

@@ -350,3 +350,24 @@ async fn readiness_needs_the_identity_provider() {
     assert!(page.body.contains("identity provider"), "{}", page.body);
     assert_eq!(Browser::new(&down.origin).get(&format!("{}/healthz", down.url)).await.status, StatusCode::OK);
 }
+
+/// Issue #15: `/<TAB>/evil.example` passed the old check; browsers drop the tab and go to
+/// `//evil.example`. After sign-in the user lands on this site, whatever `return_to` says.
+#[tokio::test]
+async fn after_sign_in_the_user_stays_on_this_site() {
+    let app = spawn_app().await;
+    for (return_to, lands_on) in [
+        ("%2F%09%2Fevil.example", "/chat"),
+        ("%2F%0A%2Fevil.example", "/chat"),
+        ("%2F%5Cevil.example", "/chat"),
+        ("%2F%2Fevil.example", "/chat"),
+        ("%2Forders", "/orders"),
+    ] {
+        let browser = Browser::new(&app.origin);
+        let start = browser.get(&format!("{}/auth/sign-in?return_to={return_to}", app.url)).await;
+        assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+        let (callback, _) = browser.login_at_idp(&start.location().unwrap(), "alice", |_| {}).await;
+        let page = browser.get(&callback).await;
+        assert_eq!(page.location().as_deref(), Some(lands_on), "return_to={return_to}");
+    }
+}

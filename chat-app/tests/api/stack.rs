@@ -60,4 +60,42 @@ impl OrdersStack {
             .unwrap();
         page["orders"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
     }
+
+    /// Places an order as `user`, straight at orders-api; returns its id.
+    pub async fn create_order_as(&self, idp: &entra_emulator::Running, user: &str, product: &str) -> String {
+        let token = idp.handle().user_token(user, "orders-mcp", "orders-api", &["Orders.ReadWrite"]).unwrap();
+        let order: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/orders", self.api_url))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"product": product, "quantity": 1}))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        order["id"].as_str().unwrap().to_string()
+    }
+
+    /// Every order's id and status, straight from orders-api (as the administrator sees them).
+    pub async fn statuses(&self, idp: &entra_emulator::Running) -> Vec<(String, String)> {
+        let token = idp.handle().user_token("carol", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+        let page: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/api/orders?limit=100", self.api_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["id"].as_str().unwrap().to_string(), o["status"].as_str().unwrap().to_string()))
+            .collect()
+    }
 }

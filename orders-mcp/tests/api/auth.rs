@@ -169,3 +169,24 @@ async fn requests_for_an_unknown_host_are_refused() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// MCP Streamable HTTP (2026-07-28, "Security Warning"): servers MUST validate the `Origin`
+/// header on all incoming connections. A page on another site, running in the user's browser,
+/// gets `403`; the server's own origin and loopback pages (a local MCP client) pass, and
+/// requests without `Origin` (every non-browser client) work as before.
+#[tokio::test]
+async fn a_browser_origin_that_is_not_allowed_is_refused() {
+    let stack = TestStack::spawn().await;
+    let token = stack.user_token("alice");
+    let status = |origin: Option<&'static str>| {
+        let mut request = mcp_request(&stack, Method::POST, None).bearer_auth(&token);
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(status(Some("https://evil.example")).await, StatusCode::FORBIDDEN);
+    assert_eq!(status(Some("null")).await, StatusCode::FORBIDDEN, "sandboxed frames and file: pages");
+    assert_eq!(status(None).await, StatusCode::OK, "non-browser clients send no Origin");
+    assert_eq!(status(Some("http://localhost:6274")).await, StatusCode::OK, "a local browser client");
+}

@@ -130,3 +130,30 @@ fn insufficient_scope(connected: Result<Session, ClientInitializeError>) -> Chec
         (None, _) => Err(error.to_string()),
     }
 }
+
+/// MCP Streamable HTTP: servers must validate `Origin`. A browser page of another site, even
+/// with a valid token, is refused.
+pub async fn foreign_origin_refused(http: &Http, url: &Url, token: &str, report: &mut Report) {
+    let body = serde_json::to_string(&initialize_request()).map_err(|e| e.to_string());
+    let answer = match body {
+        Ok(body) => http
+            .client()
+            .post(url.as_str())
+            .bearer_auth(token)
+            .header("origin", "https://evil.example")
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    report.record(
+        ORIGIN_REFUSED,
+        answer.and_then(|r| if r.status() == 403 { Ok(()) } else { Err(format!("{}", r.status())) }),
+        |_| "403".into(),
+    );
+}
+
+pub const ORIGIN_REFUSED: &str = "orders-mcp refuses a foreign browser Origin (403)";

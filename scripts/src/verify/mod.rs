@@ -12,8 +12,10 @@
 //! Exits non-zero when any check fails.
 
 mod api;
+mod approval;
 mod azd;
 mod chat_app;
+mod chat_session;
 mod health;
 mod http;
 mod identity_provider;
@@ -33,8 +35,11 @@ use report::Report;
 use target::{Local, Target};
 
 /// What is reported as skipped when verify cannot mint tokens (not the local stack).
-const NEED_TOKENS: [&str; 5] = [
+const NEED_TOKENS: [&str; 8] = [
     "MCP initialize with a user token",
+    mcp::ORIGIN_REFUSED,
+    RETURN_TO,
+    "a state-changing tool call waits for the user's approval",
     "tools/list",
     "hop chain on a tool call",
     "wrong-audience token refused by orders-api",
@@ -87,6 +92,8 @@ async fn with_tokens(http: &Http, target: &Target, local: &Local, report: &mut R
         "Azure CLI client, auth code + PKCE".into()
     })?;
     let oid = local.manifest.user(tokens::USER).map(|u| u.oid.as_str()).unwrap_or_default();
+    mcp::foreign_origin_refused(http, mcp, &token, report).await;
+    chat_app_session(http, target, local, report).await;
     mcp::as_user(http, mcp, &token, oid, report).await?;
     if let Some(api) = &target.orders_api {
         api::with_tokens(http, target, local, api, &token, report).await;
@@ -94,4 +101,17 @@ async fn with_tokens(http: &Http, target: &Target, local: &Local, report: &mut R
     let app_only = tokens::app_token(http, target, local, "chat-app", "orders-mcp").await;
     mcp::app_only_refused(http, mcp, app_only, report).await;
     Some(())
+}
+
+const RETURN_TO: &str = "after sign-in, return_to /<TAB>/evil.example lands on /chat";
+
+/// Signs alice in to chat-app with a `return_to` browsers would read as another site, then
+/// checks that the agent asks before it acts.
+async fn chat_app_session(http: &Http, target: &Target, local: &Local, report: &mut Report) {
+    let session = chat_session::sign_in(http, &target.chat_app, local, "%2F%09%2Fevil.example").await;
+    let session =
+        session.and_then(|s| if s.landed_on == "/chat" { Ok(s) } else { Err(format!("went to {}", s.landed_on)) });
+    if let Some(session) = report.record(RETURN_TO, session, |s| s.landed_on.clone()) {
+        approval::check(http, &target.chat_app, &session, report).await;
+    }
 }
