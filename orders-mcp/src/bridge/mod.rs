@@ -14,6 +14,7 @@
 //! extra headers, and a time limit per request.
 
 mod http;
+mod server;
 mod token;
 
 use std::collections::HashMap;
@@ -43,10 +44,11 @@ pub struct BridgeArgs {
     /// The remote MCP endpoint, e.g. https://orders-mcp.example.com/mcp.
     #[arg(long)]
     pub url: Url,
-    /// What the token is for: the server's app id URI (api://orders-mcp-dev) or a scope under it
-    /// (api://orders-mcp-dev/access_as_user).
+    /// What the token is for: the server's Application ID URI or a scope under it
+    /// (api://orders-mcp-dev/access_as_user). Default: the --url itself, which is orders-mcp's
+    /// Application ID URI (Microsoft's guidance for MCP servers).
     #[arg(long)]
-    pub resource: String,
+    pub resource: Option<String>,
     /// Where the token comes from.
     #[arg(long, value_enum, default_value = "az")]
     pub token_source: TokenSourceKind,
@@ -83,21 +85,29 @@ fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), String> {
 
 /// Runs the bridge until stdin closes.
 pub async fn run(args: BridgeArgs) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .context("cannot build the HTTP client")?;
+    // Before any token exists: the server must be reached over https and be the resource.
+    let metadata = server::check(&http, &args.url, Duration::from_secs(args.timeout.max(1))).await?;
+    let resource = args.resource.clone().unwrap_or_else(|| args.url.to_string());
     let tokens = Arc::new(TokenProvider::new(
         args.token_source,
-        &args.resource,
+        &resource,
         args.tenant.clone(),
         &args.token_env,
         Duration::from_secs(args.refresh_margin),
     ));
     // Fail now, with the reason, rather than at the client's first request.
     tokens.token().await.with_context(|| format!("cannot get a token from {}", tokens.describe()))?;
-    tracing::info!(url = %args.url, source = %tokens.describe(), "bridging stdio to the remote MCP server");
+    tracing::info!(
+        url = %args.url,
+        source = %tokens.describe(),
+        authorization_servers = ?metadata.authorization_servers,
+        "bridging stdio to the remote MCP server"
+    );
 
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .context("cannot build the HTTP client")?;
     let config = StreamableHttpClientTransportConfig::with_uri(args.url.as_str())
         .custom_headers(args.headers.iter().cloned().collect());
     let remote = StreamableHttpClientTransport::with_client(http::BearerClient::new(http, tokens), config);

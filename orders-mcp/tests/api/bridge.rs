@@ -13,6 +13,7 @@ use tokio::process::Command;
 
 use crate::helpers::{TestStack, call, is_error, structured, text};
 
+/// An explicit `--resource` (a deployment whose Application ID URI is not its MCP URL).
 const RESOURCE: &str = "api://orders-mcp-local";
 
 /// A stand-in for the Azure CLI (or the Azure Developer CLI): records each call's arguments in
@@ -75,7 +76,7 @@ impl FakeCli {
 
 fn bridge(stack: &TestStack, args: &[&str]) -> Command {
     Command::new(env!("CARGO_BIN_EXE_orders-mcp")).configure(|cmd| {
-        cmd.args(["bridge", "--url", &stack.mcp_url, "--resource", RESOURCE])
+        cmd.args(["bridge", "--url", &stack.mcp_url])
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("ORDERS_MCP_BRIDGE_TOKEN");
@@ -131,7 +132,8 @@ async fn with_az_the_token_is_fetched_again_before_it_expires() {
     assert_eq!(client.list_all_tools().await.unwrap().len(), 5);
     let before = az.calls().len();
     assert!(before >= 1);
-    assert_eq!(az.calls()[0], format!("account get-access-token --resource {RESOURCE} --output json"));
+    // No --resource: the token is for the MCP URL, orders-mcp's Application ID URI.
+    assert_eq!(az.calls()[0], format!("account get-access-token --resource {} --output json", stack.mcp_url));
 
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let me = structured(&call(&client, "whoami", json!({})).await);
@@ -144,7 +146,7 @@ async fn with_az_the_token_is_fetched_again_before_it_expires() {
 async fn with_azd_the_bridge_asks_for_a_scope_and_reads_the_expiry_from_the_token() {
     let stack = TestStack::spawn().await;
     let azd = FakeCli::azd(&cli_token(&stack, "carol"));
-    let command = bridge(&stack, &["--token-source", "azd", "--tenant", "contoso.example"])
+    let command = bridge(&stack, &["--token-source", "azd", "--tenant", "contoso.example", "--resource", RESOURCE])
         .configure(|cmd| azd.configure(cmd, 0));
     let client = connect(command).await;
     let page = structured(&call(&client, "list_orders", json!({"limit": 100})).await);
@@ -214,4 +216,70 @@ async fn a_request_the_server_does_not_answer_in_time_gets_an_error_and_the_brid
     // The bridge is still usable.
     assert_eq!(structured(&call(&client, "whoami", json!({})).await)["oid"], stack.user_oid("alice"));
     client.cancel().await.unwrap();
+}
+
+/// Runs the bridge with a static token and one `initialize` on stdin; returns its output.
+async fn bridge_once(url: &str, token: &str) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orders-mcp"))
+        .args(["bridge", "--url", url, "--token-source", "static", "--timeout", "5"])
+        .env("ORDERS_MCP_BRIDGE_TOKEN", token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}});
+    let mut stdin = child.stdin.take().unwrap();
+    // The bridge may exit before reading: a refused write is part of what is tested.
+    let _ = stdin.write_all(format!("{initialize}\n").as_bytes()).await;
+    drop(stdin);
+    tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap()
+}
+
+/// RFC 9728 §3.3: a client MUST check that the metadata's `resource` is identical to the URL it
+/// built the metadata URL from, and MUST NOT use the metadata otherwise. A server that names
+/// another resource is not the one the token is for: the bridge exits without sending it.
+#[tokio::test]
+async fn a_server_whose_metadata_names_another_resource_never_sees_the_token() {
+    use axum::http::HeaderMap;
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            axum::routing::get(|| async {
+                axum::Json(json!({"resource": "https://orders.contoso.example/mcp",
+                    "authorization_servers": ["https://login.microsoftonline.com/t/v2.0"]}))
+            }),
+        )
+        .fallback(move |headers: HeaderMap| {
+            let record = record.clone();
+            async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                record.lock().unwrap().push(auth.to_string());
+                axum::http::StatusCode::UNAUTHORIZED
+            }
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let output = bridge_once(&url, "secret-token-for-orders-mcp").await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("names the resource \"https://orders.contoso.example/mcp\""), "{stderr}");
+    assert!(seen.lock().unwrap().iter().all(|auth| auth.is_empty()), "a token was sent: {:?}", seen.lock().unwrap());
+    assert!(output.stdout.is_empty(), "stdout is for MCP only");
+}
+
+/// A bearer token over plain http can be read on the way: only a loopback server may use http.
+#[tokio::test]
+async fn a_plain_http_server_off_this_machine_is_refused_before_any_token() {
+    let output = bridge_once("http://orders.contoso.example/mcp", "secret-token-for-orders-mcp").await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("is not https"), "{stderr}");
 }
