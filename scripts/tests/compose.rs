@@ -272,7 +272,10 @@ fn check_structure(file: &str, vars: &HashMap<&str, &str>, expected: &[&str]) {
         let port = ports[name.as_str()];
         assert_eq!(service["image"].as_str(), Some(format!("orders-copilot/{target}").as_str()), "{file}: {name}");
         let published: Vec<&str> = service["ports"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
-        assert_eq!(published, [format!("{port}:{port}")], "{file}: {name} publishes its listen port");
+        // Published on the host's loopback unless COMPOSE_BIND_ADDRESS says otherwise: the
+        // emulator signs anyone in and hands out tokens, so it must not be on the LAN by default.
+        let bind = vars.get("COMPOSE_BIND_ADDRESS").copied().unwrap_or("127.0.0.1");
+        assert_eq!(published, [format!("{bind}:{port}:{port}")], "{file}: {name} publishes its listen port");
         let test: Vec<&str> =
             service["healthcheck"]["test"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
         assert_eq!(test, ["CMD", &format!("/app/{target}"), "healthcheck"], "{file}: {name}'s health check");
@@ -323,6 +326,17 @@ fn the_offline_file_wires_the_four_services_together() {
         assert_eq!(env["ENTRA_AUTHORITY"], "http://emulator:3003", "{name}");
     }
     assert_eq!(emulator["EMULATOR_CHAT_APP_URL"], container_env(&all["chat-app"])["CHAT_APP_URL"]);
+}
+
+#[test]
+fn ports_are_on_loopback_unless_one_variable_opens_them() {
+    let open: HashMap<&str, &str> = [("COMPOSE_BIND_ADDRESS", "0.0.0.0")].into_iter().collect();
+    check_structure(OFFLINE, &open, &SERVICES);
+    for (name, service) in services(&load(OFFLINE, &HashMap::new())) {
+        for port in service["ports"].as_sequence().unwrap().iter().filter_map(Value::as_str) {
+            assert!(port.starts_with("127.0.0.1:"), "{name} publishes {port} beyond this machine by default");
+        }
+    }
 }
 
 #[test]
