@@ -48,8 +48,13 @@ impl OrdersStack {
 
     /// The ids of the orders `user` owns, straight from orders-api.
     pub async fn order_ids_of(&self, idp: &entra_emulator::Running, user: &str) -> Vec<String> {
+        self.orders_seen_by(idp, user).await.iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
+    }
+
+    /// The orders `user` sees, straight from orders-api.
+    async fn orders_seen_by(&self, idp: &entra_emulator::Running, user: &str) -> Vec<serde_json::Value> {
         let token = idp.handle().user_token(user, "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
-        let page: serde_json::Value = reqwest::Client::new()
+        let mut page: serde_json::Value = reqwest::Client::new()
             .get(format!("{}/api/orders?limit=100", self.api_url))
             .bearer_auth(token)
             .send()
@@ -58,7 +63,7 @@ impl OrdersStack {
             .json()
             .await
             .unwrap();
-        page["orders"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
+        serde_json::from_value(page["orders"].take()).unwrap()
     }
 
     /// Places an order as `user`, straight at orders-api; returns its id.
@@ -81,19 +86,8 @@ impl OrdersStack {
 
     /// Every order's id and status, straight from orders-api (as the administrator sees them).
     pub async fn statuses(&self, idp: &entra_emulator::Running) -> Vec<(String, String)> {
-        let token = idp.handle().user_token("carol", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
-        let page: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/api/orders?limit=100", self.api_url))
-            .bearer_auth(token)
-            .send()
+        self.orders_seen_by(idp, "carol")
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        page["orders"]
-            .as_array()
-            .unwrap()
             .iter()
             .map(|o| (o["id"].as_str().unwrap().to_string(), o["status"].as_str().unwrap().to_string()))
             .collect()
