@@ -107,14 +107,7 @@ impl<'a> Run<'a> {
         path: &str,
         body: Option<Value>,
     ) -> Result<Option<Value>, RunError> {
-        if self.mode == Mode::DryRun {
-            self.plan(change);
-            return Ok(None);
-        }
-        let answer =
-            self.graph.send(method, path, &[], body.as_ref(), NotFound::Lag).await.map_err(|e| self.stopped(&e))?;
-        self.record(change);
-        Ok(answer.body)
+        self.send(change, method, path, body).await.map_err(|e| self.stopped(&e))
     }
 
     /// Like [`Self::write`], but hands a refusal back to the caller, which may work around it.
@@ -125,13 +118,24 @@ impl<'a> Run<'a> {
         path: &str,
         body: Option<Value>,
     ) -> Result<(), ApiError> {
+        self.send(change, method, path, body).await.map(drop)
+    }
+
+    /// Plans `change` in a dry run; otherwise sends it and records it once Graph accepted it.
+    async fn send(
+        &mut self,
+        change: Change,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Option<Value>, ApiError> {
         if self.mode == Mode::DryRun {
             self.plan(change);
-            return Ok(());
+            return Ok(None);
         }
-        self.graph.send(method, path, &[], body.as_ref(), NotFound::Lag).await?;
+        let answer = self.graph.send(method, path, &[], body.as_ref(), NotFound::Lag).await?;
         self.record(change);
-        Ok(())
+        Ok(answer.body)
     }
 
     /// Like [`Self::try_write`], for a write that names a service principal created moments
