@@ -24,9 +24,15 @@ pub fn user_code() -> Result<String, RandomError> {
     Ok(bytes.iter().map(|b| USER_CODE_ALPHABET[usize::from(*b) % USER_CODE_ALPHABET.len()] as char).collect())
 }
 
-/// A sign-in session id (the SSO cookie, and `sid` in tokens): a random GUID, as Entra's.
+/// A sign-in session id (`sid` in tokens, `session_state` to apps): a random GUID, as Entra's.
 pub fn session_id() -> Result<String, RandomError> {
     Ok(uuid::Builder::from_random_bytes(secret::bytes::<16>()?).into_uuid().to_string())
+}
+
+/// The SSO cookie's value: 32 random bytes, base64url. Apart from the session id because every
+/// app learns that id, and knowing it must not sign anyone in.
+pub fn session_cookie() -> Result<String, RandomError> {
+    secret::urlsafe::<32>()
 }
 
 #[cfg(test)]
@@ -42,6 +48,7 @@ mod tests {
         assert!(user.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)));
         let sid = uuid::Uuid::parse_str(&session_id().unwrap()).unwrap();
         assert_eq!(sid.get_version_num(), 4);
+        assert_eq!(session_cookie().unwrap().len(), 43);
         assert_ne!(code().unwrap(), code().unwrap());
     }
 }

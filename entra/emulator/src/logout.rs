@@ -23,14 +23,14 @@ pub async fn logout(
     }
     let dir = &emulator.0.dir;
     let mut frontchannel = Vec::new();
-    if let Some((id, session)) = session::current(&emulator, &headers) {
-        emulator.0.store.sessions.remove(&id);
+    if let Some((cookie, session)) = session::current(&emulator, &headers) {
+        emulator.0.store.sessions.remove(&cookie);
         for client_id in &session.clients {
             if let Some(url) = dir.client(client_id).ok().and_then(|c| c.front_channel_logout_url) {
                 let issuer = emulator.issuers().v2.clone();
                 let query = url::form_urlencoded::Serializer::new(String::new())
                     .append_pair("iss", &issuer)
-                    .append_pair("sid", &id)
+                    .append_pair("sid", &session.sid)
                     .finish();
                 frontchannel.push(format!("{url}?{query}"));
             }

@@ -130,6 +130,8 @@ impl Expiring for DeviceGrant {
 /// A browser's sign-in session at the emulator (single sign-on across apps).
 #[derive(Clone)]
 pub struct Session {
+    /// The session's id as apps see it (`sid`, `session_state`); never the cookie.
+    pub sid: String,
     pub user_oid: String,
     /// Clients signed in through this session, for front-channel logout.
     pub clients: Vec<String>,

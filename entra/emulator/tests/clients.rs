@@ -263,7 +263,18 @@ async fn single_sign_on_session_and_prompt_login() {
     let mut fields = page_form_fields.clone();
     fields.last_mut().unwrap().1 = "bob".into();
     let signed_in = http.post(&action).form(&fields).send().await.unwrap();
-    assert!(redirect_params(&signed_in).contains_key("code"));
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_string();
+    let returned = redirect_params(&signed_in);
+    assert!(returned.contains_key("code"));
+
+    // The session's id travels to every app (`session_state` here, `sid` in tokens and in
+    // front-channel logout), so the cookie that signs the browser in must be a separate secret:
+    // an app that knows `sid` must not be able to sign in as the user.
+    let sid = &returned["session_state"];
+    assert!(!cookie.contains(sid.as_str()), "the SSO cookie must not be the session id: {cookie}");
+    let planted =
+        browser().get(url(Some("none"))).header("cookie", format!("emulator_sso={sid}")).send().await.unwrap();
+    assert_eq!(redirect_params(&planted)["error"], "login_required");
 
     // The session signs the user in silently next time; prompt=login asks again.
     let sso = http.get(url(Some("none"))).send().await.unwrap();

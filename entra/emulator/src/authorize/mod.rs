@@ -23,7 +23,7 @@ use crate::error::EntraError;
 use crate::pages::{self, LoginUser};
 use crate::session;
 use crate::state::Emulator;
-use crate::store::AuthCode;
+use crate::store::{AuthCode, Session};
 
 #[tracing::instrument(name = "authorize", skip_all, fields(tenant = %tenant, client_id = params.get("client_id").map(String::as_str)))]
 pub async fn show(
@@ -34,13 +34,13 @@ pub async fn show(
 ) -> Result<Response, Failure> {
     let request = checked(&emulator, &tenant, &params)?;
     let forced = matches!(request.prompt.as_deref(), Some("login" | "select_account"));
-    if let Some((session_id, session)) = session::current(&emulator, &headers) {
+    if let Some((cookie, session)) = session::current(&emulator, &headers) {
         let hint_matches = request
             .login_hint
             .as_deref()
             .is_none_or(|hint| emulator.0.dir.user_by_login(hint).is_some_and(|u| u.oid == session.user_oid));
         if !forced && hint_matches {
-            return Ok(issue_code(&emulator, &request, &session.user_oid, &session_id));
+            return Ok(issue_code(&emulator, &request, &cookie, &session));
         }
     }
     if request.prompt.as_deref() == Some("none") {
@@ -68,12 +68,12 @@ pub async fn submit(
             Some("AADSTS50126: Error validating credentials due to invalid username or password."),
         ));
     };
-    let session_id = match session::start(&emulator, &user.oid) {
-        Ok(id) => id,
+    let (cookie, session) = match session::start(&emulator, &user.oid) {
+        Ok(started) => started,
         Err(e) => return Err(Failure::Redirect(Box::new(request), e.into())),
     };
-    let mut response = issue_code(&emulator, &request, &user.oid, &session_id);
-    session::set_cookie(&mut response, &session_id);
+    let mut response = issue_code(&emulator, &request, &cookie, &session);
+    session::set_cookie(&mut response, &cookie);
     Ok(response)
 }
 
@@ -95,9 +95,10 @@ fn login_page(emulator: &Emulator, tenant: &str, request: &AuthorizeRequest, err
     )
 }
 
-/// Issues a code for `user_oid` in session `session_id` and sends it to the client.
-fn issue_code(emulator: &Emulator, request: &AuthorizeRequest, user_oid: &str, session_id: &str) -> Response {
+/// Issues a code for the user of `session` (named by `cookie`) and sends it to the client.
+fn issue_code(emulator: &Emulator, request: &AuthorizeRequest, cookie: &str, session: &Session) -> Response {
     let inner = &emulator.0;
+    let user_oid = session.user_oid.as_str();
     let code = match codes::code() {
         Ok(code) => code,
         Err(e) => return reply::error(request, e.into()),
@@ -111,13 +112,13 @@ fn issue_code(emulator: &Emulator, request: &AuthorizeRequest, user_oid: &str, s
             scope: request.scope.clone(),
             nonce: request.nonce.clone(),
             code_challenge: request.code_challenge.clone(),
-            session_id: session_id.to_string(),
+            session_id: session.sid.clone(),
             expires_at: unix_now_i64() + inner.config.code_lifetime.as_secs() as i64,
             redeemed: false,
         },
     );
-    session::add_client(emulator, session_id, &request.client.client_id);
-    let mut params = vec![("code".to_string(), code), ("session_state".to_string(), session_id.to_string())];
+    session::add_client(emulator, cookie, &request.client.client_id);
+    let mut params = vec![("code".to_string(), code), ("session_state".to_string(), session.sid.clone())];
     if request.client_info
         && let Some(user) = inner.dir.user_by_oid(user_oid)
     {
