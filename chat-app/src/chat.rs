@@ -88,6 +88,7 @@ pub async fn load(state: &AppState, session: &Session) -> Result<ChatView, ChatE
         transcript,
         draft,
         names: state.settings.names.clone(),
+        trace_url: state.settings.trace_url.clone(),
     })
 }
 

@@ -11,6 +11,8 @@ use secrecy::SecretString;
 use service_kit::settings::Env;
 use url::Url;
 
+use crate::views::TraceUrl;
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `CHAT_APP_ADDR`: where to listen.
@@ -29,6 +31,9 @@ pub struct Settings {
     pub site: SiteSettings,
     /// Friendly names for ids in tokens (from the identity manifest), for the trace panel.
     pub names: Vec<(String, String)>,
+    /// `CHAT_APP_TRACE_URL`: a trace viewer's page for one trace, `{trace_id}` filled in; the
+    /// trace panel links each tool call to its trace.
+    pub trace_url: Option<TraceUrl>,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +187,7 @@ impl Settings {
             output_name: env.string("LEPTOS_OUTPUT_NAME", "chat_app"),
         };
         let names = identity.manifest.as_ref().map(|m| names_from(m, &identity.vars)).unwrap_or_default();
+        let trace_url = env.optional("CHAT_APP_TRACE_URL", "a trace viewer URL template");
         env.finish()?;
         Ok(Settings {
             addr,
@@ -202,6 +208,7 @@ impl Settings {
             agent,
             site,
             names,
+            trace_url,
         })
     }
 

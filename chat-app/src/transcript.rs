@@ -13,8 +13,15 @@ use serde_json::Value;
 pub enum TurnEvent {
     /// More of the assistant's reply.
     Text { delta: String },
-    /// The agent is calling a tool.
-    ToolCall { id: String, name: String, arguments: Value },
+    /// The agent is calling a tool. `trace_id` names the turn's distributed trace when traces
+    /// are exported (W3C form, 32 hex digits).
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace_id: Option<String>,
+    },
     /// The tool answered (or failed); `hops` is the identity trace of that call.
     ToolResult { id: String, summary: String, is_error: bool, hops: Vec<Hop> },
     /// The call changes something: it waits for the signed-in user's yes (or no).
@@ -67,6 +74,9 @@ pub struct ToolCall {
     pub name: String,
     pub arguments: Value,
     pub outcome: Option<ToolOutcome>,
+    /// The distributed trace the call ran in, when traces are exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// For a call that changes something: the person's yes or no, and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Box<Approval>>,
@@ -127,11 +137,12 @@ impl Transcript {
                 Some(Entry::Assistant { text }) => text.push_str(delta),
                 _ => self.entries.push(Entry::Assistant { text: delta.clone() }),
             },
-            TurnEvent::ToolCall { id, name, arguments } => self.entries.push(Entry::Tool(ToolCall {
+            TurnEvent::ToolCall { id, name, arguments, trace_id } => self.entries.push(Entry::Tool(ToolCall {
                 id: id.clone(),
                 name: name.clone(),
                 arguments: arguments.clone(),
                 outcome: None,
+                trace_id: trace_id.clone(),
                 approval: None,
             })),
             TurnEvent::ToolResult { id, summary, is_error, hops } => {
@@ -145,6 +156,7 @@ impl Transcript {
                         arguments: Value::Null,
                         outcome: Some(outcome),
                         approval: None,
+                        trace_id: None,
                     })),
                 }
             }
@@ -200,7 +212,12 @@ mod tests {
         let mut t = Transcript::default();
         t.entries.push(Entry::User { text: "show my orders".into() });
         let events = [
-            TurnEvent::ToolCall { id: "c1".into(), name: "list_orders".into(), arguments: json!({}) },
+            TurnEvent::ToolCall {
+                id: "c1".into(),
+                name: "list_orders".into(),
+                arguments: json!({}),
+                trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            },
             TurnEvent::ToolResult { id: "c1".into(), summary: "3 orders".into(), is_error: false, hops: vec![] },
             TurnEvent::Text { delta: "You have ".into() },
             TurnEvent::Text { delta: "3 orders.".into() },
@@ -213,6 +230,7 @@ mod tests {
         assert_eq!(t.entries[2], Entry::Assistant { text: "You have 3 orders.".into() });
         let Entry::Tool(call) = &t.entries[1] else { panic!("{:?}", t.entries[1]) };
         assert_eq!(call.outcome.as_ref().map(|o| o.summary.as_str()), Some("3 orders"));
+        assert_eq!(call.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
     }
 
     #[test]
@@ -231,6 +249,7 @@ mod tests {
             arguments: json!({}),
             outcome: None,
             approval: None,
+            trace_id: None,
         });
         let back: Entry = serde_json::from_str(&serde_json::to_string(&entry).unwrap()).unwrap();
         assert_eq!(back, entry);

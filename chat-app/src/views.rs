@@ -34,6 +34,41 @@ pub struct ModelLabel {
 /// Friendly names for ids that appear in tokens (client ids, audiences): `(id, name)`.
 pub type Names = Vec<(String, String)>;
 
+/// Where a trace viewer shows one trace: an http(s) URL template with `{trace_id}` in it, e.g.
+/// Jaeger's `http://localhost:16686/trace/{trace_id}` (`CHAT_APP_TRACE_URL`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TraceUrl(String);
+
+impl std::str::FromStr for TraceUrl {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<TraceUrl, &'static str> {
+        TraceUrl::parse(s)
+    }
+}
+
+impl TraceUrl {
+    const PLACEHOLDER: &'static str = "{trace_id}";
+
+    /// Refuses what would not be a plain link: another scheme (`javascript:`), no placeholder,
+    /// or whitespace, quotes and angle brackets anywhere.
+    pub fn parse(template: &str) -> Result<TraceUrl, &'static str> {
+        let scheme_ok = template.starts_with("https://") || template.starts_with("http://");
+        let clean = !template.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'<>`\\".contains(c));
+        match (scheme_ok, template.contains(Self::PLACEHOLDER), clean) {
+            (true, true, true) => Ok(TraceUrl(template.to_string())),
+            _ => Err("it must start with http:// or https://, contain {trace_id}, and have no spaces or quotes"),
+        }
+    }
+
+    /// The link to `trace_id`, if it is one (32 hex digits, W3C trace context).
+    pub fn link(&self, trace_id: &str) -> Option<String> {
+        let valid = trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_hexdigit());
+        valid.then(|| self.0.replace(Self::PLACEHOLDER, trace_id))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatView {
     pub user: UserView,
@@ -42,6 +77,8 @@ pub struct ChatView {
     /// A message that could not be sent because sign-in had expired, to offer again.
     pub draft: Option<String>,
     pub names: Names,
+    /// Links trace ids in the trace panel to a trace viewer, when configured.
+    pub trace_url: Option<TraceUrl>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,4 +97,26 @@ pub struct OrdersView {
     /// The identity trace of the `list_orders` call that fetched them.
     pub hops: Vec<Hop>,
     pub names: Names,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trace_url_is_a_plain_http_link_with_the_trace_id_in_it() {
+        let jaeger = TraceUrl::parse("http://localhost:16686/trace/{trace_id}").unwrap();
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(jaeger.link(id).as_deref(), Some("http://localhost:16686/trace/4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(jaeger.link("not-a-trace-id\"><script>"), None);
+        for refused in [
+            "javascript:alert(1)//{trace_id}",
+            "http://localhost:16686/search",
+            "http://x/{trace_id}\" onmouseover=\"alert(1)",
+            "http://x/{trace_id} y",
+            "//evil.example/{trace_id}",
+        ] {
+            assert!(TraceUrl::parse(refused).is_err(), "{refused}");
+        }
+    }
 }

@@ -24,6 +24,10 @@ enum Command {
         /// clients that accept only an https authority).
         #[arg(long)]
         tls: bool,
+        /// Export every service's spans to this OTLP/HTTP endpoint (a trace viewer such as
+        /// Jaeger: http://localhost:4318); sets OTEL_EXPORTER_OTLP_ENDPOINT for each.
+        #[arg(long, value_name = "URL")]
+        otel: Option<url::Url>,
     },
     /// Build only chat-app's browser bundle; the Dockerfile uses it.
     Client {
@@ -41,7 +45,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Some(Command::Up { release, tls }) => up::run(release, tls),
+        Some(Command::Up { release, tls, otel }) => up::run(release, tls, otel.as_ref()),
         Some(Command::Client { release }) => client(release),
         Some(Command::Test) => test::run(),
         Some(Command::Bench) => bench::run(),

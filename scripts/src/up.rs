@@ -3,13 +3,15 @@
 use std::time::Duration;
 
 use entra_manifest::Manifest;
+use url::Url;
 
 use crate::{frontend, stack};
 
 /// Builds the client (a release build with `release`) and the services, runs them until
 /// Ctrl-C. With `tls` the emulator serves HTTPS from its local CA (`data/emulator/ca.pem`),
-/// which the services trust through `ENTRA_CA_FILE`.
-pub fn run(release: bool, tls: bool) -> anyhow::Result<()> {
+/// which the services trust through `ENTRA_CA_FILE`. With `otel` every service exports its spans
+/// there (OTLP/HTTP).
+pub fn run(release: bool, tls: bool, otel: Option<&Url>) -> anyhow::Result<()> {
     let root = crate::root();
     let manifest = Manifest::load(entra_manifest::REPOSITORY_MANIFEST)?;
 
@@ -19,7 +21,12 @@ pub fn run(release: bool, tls: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data)?;
     let emulator_dir = data.join("emulator");
     let tls = tls.then(|| stack::Tls { ca_file: emulator_dir.join("ca.pem"), dir: emulator_dir });
-    let services = stack::local(&data, &site.env(), tls.as_ref())?;
+    let mut services = stack::local(&data, &site.env(), tls.as_ref())?;
+    if let Some(endpoint) = otel {
+        for service in &mut services {
+            service.env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint.to_string()));
+        }
+    }
     stack::check_ports_free(&services)?;
 
     println!("\n== 2/4 building the services");
@@ -50,6 +57,10 @@ pub fn run(release: bool, tls: bool) -> anyhow::Result<()> {
         println!("    Python: export SSL_CERT_FILE={ca} REQUESTS_CA_BUNDLE={ca}");
         println!("    Node:   export NODE_EXTRA_CA_CERTS={ca}");
         println!("    browsers: the OS store (see the README, \"The emulator over HTTPS\")");
+    }
+    if let Some(endpoint) = otel {
+        println!("  Spans go to {endpoint} (OTLP/HTTP). Set CHAT_APP_TRACE_URL (e.g. Jaeger's");
+        println!("  http://localhost:16686/trace/{{trace_id}}) before starting to link the trace panel to them.");
     }
     println!("  The model is the offline planner: try \"show my orders\", \"order 2 keyboards\", \"cancel ORD-003\".");
     println!("  Press Ctrl-C to stop everything.\n");

@@ -7,6 +7,7 @@
 //! - Services, ports, health checks, start order and the URLs between containers agree.
 //! - The offline file's four services, started as processes with its values (container hostnames
 //!   and ports mapped to free local ones), pass `xtask verify --local`.
+//! - The offline file's trace viewer (a third-party image) receives every service's spans.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
 
@@ -24,6 +25,8 @@ const AZURE: &str = "docker-compose.azure.yml";
 /// An override of the offline file: the emulator on https, the services trusting its CA.
 const TLS: &str = "docker-compose.tls.yml";
 const SERVICES: [&str; 4] = ["emulator", "orders-api", "orders-mcp", "chat-app"];
+/// The offline file's OpenTelemetry trace viewer: not ours, so not in [`services`].
+const TRACE_VIEWER: &str = "trace-viewer";
 /// Read by `service_kit::telemetry::init` before any settings (logging, OTLP export).
 const PLATFORM_VARS: [&str; 14] = service_kit::telemetry::VARIABLES;
 
@@ -95,9 +98,15 @@ fn load(file: &str, vars: &HashMap<&str, &str>) -> Value {
     value
 }
 
-fn services(compose: &Value) -> BTreeMap<String, Value> {
+/// Every service, ours and third-party images alike.
+fn all_services(compose: &Value) -> BTreeMap<String, Value> {
     let map = compose["services"].as_mapping().expect("a services mapping");
     map.iter().map(|(k, v)| (k.as_str().unwrap().to_string(), v.clone())).collect()
+}
+
+/// Our services: the ones built from this repository's Dockerfile.
+fn services(compose: &Value) -> BTreeMap<String, Value> {
+    all_services(compose).into_iter().filter(|(_, s)| !s["build"].is_null()).collect()
 }
 
 fn environment(service: &Value) -> BTreeMap<String, String> {
@@ -282,8 +291,11 @@ fn check_structure(file: &str, vars: &HashMap<&str, &str>, expected: &[&str]) {
         if let Some(deps) = service["depends_on"].as_mapping() {
             for (dep, condition) in deps {
                 let dep = dep.as_str().unwrap();
-                assert!(all.contains_key(dep), "{file}: {name} depends on unknown {dep}");
-                assert_eq!(condition["condition"].as_str(), Some("service_healthy"), "{file}: {name} → {dep}");
+                // The trace viewer's image has no health check; spans sent before it listens
+                // are dropped, never waited for.
+                let wanted = if dep == TRACE_VIEWER { "service_started" } else { "service_healthy" };
+                assert!(all.contains_key(dep) || dep == TRACE_VIEWER, "{file}: {name} depends on unknown {dep}");
+                assert_eq!(condition["condition"].as_str(), Some(wanted), "{file}: {name} → {dep}");
             }
         }
         // Every URL naming another container uses that container's port, and the container is
@@ -332,11 +344,38 @@ fn the_offline_file_wires_the_four_services_together() {
 fn ports_are_on_loopback_unless_one_variable_opens_them() {
     let open: HashMap<&str, &str> = [("COMPOSE_BIND_ADDRESS", "0.0.0.0")].into_iter().collect();
     check_structure(OFFLINE, &open, &SERVICES);
-    for (name, service) in services(&load(OFFLINE, &HashMap::new())) {
+    for (name, service) in all_services(&load(OFFLINE, &HashMap::new())) {
         for port in service["ports"].as_sequence().unwrap().iter().filter_map(Value::as_str) {
             assert!(port.starts_with("127.0.0.1:"), "{name} publishes {port} beyond this machine by default");
         }
     }
+}
+
+/// `docker compose up` shows traces with no setup: Jaeger (pinned, UI and OTLP/HTTP on loopback)
+/// receives every service's spans, and chat-app's trace panel links to Jaeger's trace page.
+#[test]
+fn the_offline_file_sends_every_services_spans_to_its_trace_viewer() {
+    let compose = load(OFFLINE, &HashMap::new());
+    let viewer = &all_services(&compose)[TRACE_VIEWER];
+    let image = viewer["image"].as_str().unwrap();
+    let (repository, tag) = image.rsplit_once(':').unwrap();
+    assert_eq!(repository, "jaegertracing/jaeger", "Jaeger v2 (the v1 all-in-one image is retired)");
+    assert!(tag.split('.').count() == 3 && tag.split('.').all(|n| n.parse::<u32>().is_ok()), "pinned: {image}");
+    let ports: Vec<&str> = viewer["ports"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(ports, ["127.0.0.1:16686:16686", "127.0.0.1:4318:4318"]);
+    let command: Vec<&str> = viewer["command"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(command.contains(&"receivers.otlp.protocols.http.endpoint=0.0.0.0:4318"), "{command:?}");
+    for (name, service) in services(&compose) {
+        let env = container_env(&service);
+        assert_eq!(
+            env.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(String::as_str),
+            Some("http://trace-viewer:4318"),
+            "{name}"
+        );
+        assert_eq!(service["depends_on"][TRACE_VIEWER]["condition"].as_str(), Some("service_started"), "{name}");
+    }
+    let chat = container_env(&services(&compose)["chat-app"]);
+    assert_eq!(chat["CHAT_APP_TRACE_URL"], "http://localhost:16686/trace/{trace_id}");
 }
 
 #[test]
@@ -467,6 +506,8 @@ fn the_offline_file_as_processes_passes_xtask_verify() {
             let service = &all[*name];
             let mut env = container_env(service);
             localize(&mut env, data.path());
+            // No trace viewer runs here: nothing to export to.
+            env.retain(|name, _| !name.starts_with("OTEL_"));
             if let Some(site) = &site {
                 env.insert("LEPTOS_SITE_ROOT".into(), site.clone());
             }

@@ -170,7 +170,12 @@ impl Agent {
         emit: Emit<'_>,
     ) -> String {
         let fail = |arguments: Value, problem: String| {
-            emit(TurnEvent::ToolCall { id: ui_id.to_string(), name: call.name.clone(), arguments });
+            emit(TurnEvent::ToolCall {
+                id: ui_id.to_string(),
+                name: call.name.clone(),
+                arguments,
+                trace_id: trace_id(),
+            });
             emit(TurnEvent::ToolResult {
                 id: ui_id.to_string(),
                 summary: problem.clone(),
@@ -190,6 +195,7 @@ impl Agent {
             id: ui_id.to_string(),
             name: call.name.clone(),
             arguments: Value::Object(arguments.clone()),
+            trace_id: trace_id(),
         });
         if needs_approval(self.limits.approval, tool) {
             let state = self.ask(session, tools, turn, clock, ui_id, tool, &arguments, emit).await;
@@ -270,6 +276,11 @@ fn not_done(state: &ApprovalState) -> Option<(String, String)> {
 }
 
 /// Models send arguments as JSON text; an object is required (an empty string means none).
+/// The turn's trace id for the trace panel's link to the trace viewer, when traces are exported.
+fn trace_id() -> Option<String> {
+    service_kit::telemetry::context::current_trace_id()
+}
+
 fn parse_arguments(raw: &str) -> Result<Map<String, Value>, String> {
     if raw.trim().is_empty() {
         return Ok(Map::new());

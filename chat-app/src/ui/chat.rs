@@ -5,7 +5,7 @@ use leptos::task::spawn_local;
 
 use super::approval::{ApprovalCard, ApprovalTrace, decision};
 use super::notice::{ServerError, error_message};
-use super::trace::HopChain;
+use super::trace::{HopChain, TraceId};
 use crate::server_fns::{load_chat, send_message};
 use crate::transcript::{ApprovalState, Entry, ToolCall, Transcript, TurnEvent};
 use crate::views::{ChatView, ModelLabel, SIGN_IN_REQUIRED};
@@ -31,12 +31,13 @@ pub fn ChatPage() -> impl IntoView {
 
 #[component]
 fn Chat(view: ChatView) -> impl IntoView {
-    let ChatView { user, model, transcript, draft, names } = view;
+    let ChatView { user, model, transcript, draft, names, trace_url } = view;
     let transcript = RwSignal::new(transcript);
     let busy = RwSignal::new(false);
     let selected = RwSignal::new(None::<String>);
     let input = RwSignal::new(draft.unwrap_or_default());
     let names = StoredValue::new(names);
+    let trace_url = StoredValue::new(trace_url);
     let log = NodeRef::<leptos::html::Div>::new();
 
     #[cfg(feature = "hydrate")]
@@ -148,6 +149,7 @@ fn Chat(view: ChatView) -> impl IntoView {
                         .with(|t| traced_call(t, selected.get().as_deref()))
                         .map(|call| {
                             let hops = call.outcome.map(|o| o.hops).unwrap_or_default();
+                            let trace = call.trace_id.map(|id| view! { <TraceId id url=trace_url.get_value() /> });
                             let approval = call.approval.map(|approval| view! { <ApprovalTrace approval=*approval /> });
                             view! {
                                 <h2 id="trace-title">
@@ -159,6 +161,7 @@ fn Chat(view: ChatView) -> impl IntoView {
                                 </h2>
                                 {approval}
                                 <HopChain hops names=names.get_value() />
+                                {trace}
                             }
                                 .into_any()
                         })

@@ -4,7 +4,7 @@
 use entra_auth::hop::{Decision, Hop, How, TokenSummary};
 use leptos::prelude::*;
 
-use crate::views::Names;
+use crate::views::{Names, TraceUrl};
 
 /// How a field compares with the previous hop's.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -198,6 +198,22 @@ fn HopCard(step: usize, hop: Hop, previous: Option<TokenSummary>, names: Names) 
             <dl>{rows}</dl>
         </li>
     }
+}
+
+/// The call's distributed trace id, linked to the trace viewer when one is configured.
+#[component]
+pub fn TraceId(id: String, url: Option<TraceUrl>) -> impl IntoView {
+    let short = id.chars().take(8).collect::<String>() + "…";
+    let label = match url.and_then(|u| u.link(&id)) {
+        Some(href) => view! {
+            <a href=href target="_blank" rel="noopener noreferrer" title=id.clone()>
+                {short}
+            </a>
+        }
+        .into_any(),
+        None => view! { <code title=id.clone()>{short}</code> }.into_any(),
+    };
+    view! { <p class="trace-id" data-testid="trace-id" data-trace-id=id>"Trace " {label}</p> }
 }
 
 #[cfg(test)]

@@ -309,7 +309,7 @@ impl Browser {
                             .iter()
                             .rev()
                             .find_map(|e| match e {
-                                TurnEvent::ToolCall { id: call, name, arguments } if call == id => {
+                                TurnEvent::ToolCall { id: call, name, arguments, .. } if call == id => {
                                     Some((name.clone(), arguments.clone()))
                                 }
                                 _ => None,

@@ -156,7 +156,9 @@ fn everything_exported(received: &Received) -> String {
 #[tokio::test]
 async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_each_hop_and_no_secret() {
     telemetry();
-    let app = spawn_with(Options { orders_stack: true, ..Options::default() }).await;
+    let viewer = "http://localhost:16686/trace/{trace_id}";
+    let env = vec![("CHAT_APP_TRACE_URL", viewer.to_string())];
+    let app = spawn_with(Options { orders_stack: true, env, ..Options::default() }).await;
     let manifest = app.idp.handle().manifest().clone();
     let alice = manifest.user("alice").unwrap().oid.clone();
     let browser = Browser::new(&app.origin);
@@ -226,6 +228,20 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     for span in [send, call, tools_call, tool, obo, exchange, api, api_call, query] {
         assert_eq!(hex(&span.trace_id), hex(&trace), "`{}` is in the turn's trace", span.name);
     }
+
+    // The trace panel names the turn's trace and links it to the viewer (CHAT_APP_TRACE_URL),
+    // live and after a reload.
+    let trace_ids: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            TurnEvent::ToolCall { trace_id, .. } => trace_id.as_deref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(trace_ids, [hex(&trace)], "the tool call event carries the turn's trace id");
+    let page = browser.get(&format!("{}/chat", app.url)).await;
+    let link = format!("href=\"{}\"", viewer.replace("{trace_id}", &hex(&trace)));
+    assert!(page.body.contains(&link), "the reloaded trace panel links the trace: {link}");
 
     // Identity at each hop, from the hop records.
     let mcp = &manifest.apps["orders-mcp"].client_id;
