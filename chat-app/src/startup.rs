@@ -1,7 +1,7 @@
 //! Builds the application from [`Settings`]: state, routes, layers; and serves it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use entra_auth::acquire::Credential;
 use leptos::prelude::LeptosOptions;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use service_kit::serve::{Built, Service};
 use tokio_util::sync::CancellationToken;
 use tower_sessions::cookie::SameSite;
@@ -166,7 +166,6 @@ pub fn router(state: AppState) -> Router {
         .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
             i64::try_from(settings.session.idle.as_secs()).unwrap_or(i64::MAX),
         )));
-    let routes = generate_route_list(ui::App);
     Router::new()
         .route("/auth/sign-in", get(routes::sign_in))
         .route("/auth/callback", get(routes::callback))
@@ -176,7 +175,7 @@ pub fn router(state: AppState) -> Router {
         .route(ui::STYLESHEET, get(stylesheet))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .leptos_routes_with_context(&state, routes, headers::provide_nonce, move || ui::shell(leptos.clone()))
+        .leptos_routes_with_context(&state, page_routes(), headers::provide_nonce, move || ui::shell(leptos.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(headers::provide_nonce, ui::shell))
         .layer(middleware::from_fn_with_state(state.clone(), pages::prepare))
         .layer(middleware::from_fn_with_state(state.clone(), origin::require_same_origin))
@@ -184,6 +183,16 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), headers::security_headers))
         .layer(service_kit::serve::request_spans())
         .with_state(state)
+}
+
+/// The pages' routes, generated once per process. Generating them renders the app with Leptos'
+/// process-wide "suppress resource loads" flag set, and a page that another instance in this
+/// process renders meanwhile awaits its data forever: the SSR stall of issue #17
+/// (leptos-rs/leptos#4773, open). The first instance generates them before it serves; no later
+/// build (a second instance, a restart, a test) opens that window again.
+fn page_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(ui::App)).clone()
 }
 
 async fn stylesheet() -> Response {
