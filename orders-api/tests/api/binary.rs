@@ -27,7 +27,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn orders_api(authority: &str, database: &Path) -> Command {
+pub fn orders_api(authority: &str, database: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_orders-api"));
     command
         .env_clear()
@@ -54,16 +54,16 @@ fn unprivileged(command: &mut Command, dir: &Path) {
     }
 }
 
-struct Running {
+pub struct Running {
     child: Child,
-    address: String,
+    pub address: String,
     log: Vec<String>,
     lines: mpsc::Receiver<String>,
 }
 
 impl Running {
     /// Stops the process and returns its whole log.
-    fn stop(mut self) -> Vec<String> {
+    pub fn stop(mut self) -> Vec<String> {
         let _ = self.child.kill();
         let _ = self.child.wait();
         // The reader thread ends at end of file, which closes the channel.
@@ -81,7 +81,7 @@ impl Drop for Running {
 }
 
 /// Starts the binary and waits for its "ready" log line, which names the bound address.
-fn serve(mut command: Command) -> Running {
+pub fn serve(mut command: Command) -> Running {
     // Owned by `Running` from the start, so the child is killed and reaped whatever happens.
     let (tx, lines) = mpsc::channel();
     let mut running = Running { child: command.spawn().unwrap(), address: String::new(), log: Vec::new(), lines };

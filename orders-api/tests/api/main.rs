@@ -5,6 +5,7 @@
 
 mod authentication;
 mod binary;
+mod crash;
 mod errors;
 mod helpers;
 mod hop;
