@@ -169,7 +169,11 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     let flushed = tokio::task::spawn_blocking(|| telemetry().flush());
     tokio::time::timeout(Duration::from_secs(30), flushed).await.expect("the export finishes").unwrap();
 
-    let received = receiver().1.lock().unwrap();
+    // A copy: the lock is not held across the awaits below.
+    let received = {
+        let received = receiver().1.lock().unwrap();
+        Received { spans: received.spans.clone(), resources: received.resources.clone() }
+    };
     let spans = &received.spans;
     let by_id: HashMap<&[u8], &Span> = spans.iter().map(|s| (s.span_id.as_slice(), s)).collect();
     let named = |name: &str| -> Vec<&Span> { spans.iter().filter(|s| s.name == name).collect() };
