@@ -75,8 +75,8 @@ fn tool_names(result: &Value) -> Vec<String> {
 // Sorted by name: a deterministic order (2026-07-28 "Tools": servers SHOULD list tools in one).
 const TOOLS: [&str; 5] = ["cancel_order", "create_order", "get_order", "list_orders", "whoami"];
 
-/// The unauthenticated challenge does not depend on the revision: 401 pointing at the RFC 9728
-/// document (2026-07-28 "Authorization Server Discovery": the `resource_metadata` parameter of
+/// The unauthenticated challenge does not depend on the revision: 401 naming the scope and pointing
+/// at the RFC 9728 document (2026-07-28 "Authorization Server Discovery": the `resource_metadata` parameter of
 /// `WWW-Authenticate`), whose `scopes_supported` carries no `offline_access` (2026-07-28
 /// "Refresh Tokens": protected resources SHOULD NOT list it).
 async fn assert_challenge(stack: &TestStack, headers: &[(&str, &str)], body: &Value) {
@@ -89,6 +89,9 @@ async fn assert_challenge(stack: &TestStack, headers: &[(&str, &str)], body: &Va
     assert_eq!(metadata["resource"], stack.mcp_url);
     let scopes = metadata["scopes_supported"].as_array().unwrap();
     assert!(!scopes.is_empty() && !scopes.iter().any(|s| s == "offline_access"), "{metadata}");
+    // The challenge's scope, which clients request first ("Scope Selection Strategy"), is the
+    // one the metadata lists.
+    assert!(challenge.contains(&format!("scope=\"{}\"", scopes[0].as_str().unwrap())), "{challenge}");
 }
 
 #[tokio::test]
