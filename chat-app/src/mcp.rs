@@ -1,20 +1,28 @@
-//! The MCP client: a Streamable HTTP session with orders-mcp, authenticated with the signed-in
+//! The MCP client: a Streamable HTTP connection to orders-mcp, authenticated with the signed-in
 //! user's own access token (audience orders-mcp, scope `access_as_user`), sent as it came from
 //! sign-in. It lists the tools (the model's tool definitions come from here, never from a
 //! hand-written copy) and calls them, collecting the identity trace of each call.
+//!
+//! It speaks MCP 2026-07-28 and falls back to an older server: it opens with `server/discover`
+//! and, when the answer is not a 2026-07-28 error (an older server has no such method), with
+//! `initialize` at 2025-11-25 (the server may answer an older revision it supports). This is
+//! the "dual-era" client of the 2026-07-28 specification ("Versioning", "Backward Compatibility
+//! with Initialization-Based Versions"; "Streamable HTTP", "Backward Compatibility"); rmcp
+//! implements the probe, the per-request `_meta` and the `Mcp-Method`/`Mcp-Name` headers.
 
 use std::time::{Duration, Instant};
 
 use entra_auth::acquire::AccessToken;
 use entra_auth::hop::{Decision, Hop, How, MCP_META_KEY, TokenSummary};
 use entra_auth::span_attributes;
+use rmcp::ServiceError;
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, JsonObject, RequestMetaObject,
+    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, JsonObject, ProtocolVersion,
+    RequestMetaObject,
 };
-use rmcp::service::{RoleClient, RunningService};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ServiceError, ServiceExt};
 use serde_json::Value;
 use url::Url;
 
@@ -65,7 +73,13 @@ pub struct ToolOutcome {
     pub hops: Vec<Hop>,
 }
 
-/// An initialized MCP session for one user's token.
+/// The revision chat-app asks for first.
+pub const PREFERRED_REVISION: ProtocolVersion = ProtocolVersion::V_2026_07_28;
+/// The revision its `initialize` offers a server that does not speak [`PREFERRED_REVISION`].
+pub const LEGACY_REVISION: ProtocolVersion = ProtocolVersion::V_2025_11_25;
+
+/// A connection to the MCP server for one user's token: on 2026-07-28 every request stands
+/// alone; on an older revision it is the session `initialize` began.
 pub struct McpSession {
     service: RunningService<RoleClient, ClientConfig>,
     /// What chat-app sends, summarised without validation (it is not the token's audience).
@@ -89,7 +103,11 @@ impl McpConnector {
             ClientCapabilities::default(),
             Implementation::new("chat-app", env!("CARGO_PKG_VERSION")),
         );
-        let service = info.serve(transport).await.map_err(|e| {
+        let lifecycle = ClientLifecycleMode::Auto {
+            preferred_versions: vec![PREFERRED_REVISION],
+            legacy_version: Some(LEGACY_REVISION),
+        };
+        let service = info.serve_with_lifecycle(transport, lifecycle).await.map_err(|e| {
             if e.is_authorization_required() {
                 McpError::Refused(e.to_string())
             } else {
@@ -97,7 +115,9 @@ impl McpConnector {
                 McpError::Unreachable(self.url.to_string())
             }
         })?;
-        Ok(McpSession { service, sent: TokenSummary::from_unverified(token.secret()) })
+        let session = McpSession { service, sent: TokenSummary::from_unverified(token.secret()) };
+        tracing::debug!(revision = ?session.revision().map(|v| v.to_string()), "connected to orders-mcp");
+        Ok(session)
     }
 }
 
@@ -106,6 +126,11 @@ fn service_error(e: ServiceError) -> McpError {
 }
 
 impl McpSession {
+    /// The MCP revision agreed with the server.
+    pub fn revision(&self) -> Option<ProtocolVersion> {
+        self.service.peer_info().map(|info| info.protocol_version.clone())
+    }
+
     /// The server's tools, as the model sees them.
     #[tracing::instrument(name = "mcp.list_tools", skip_all)]
     pub async fn tools(&self) -> Result<Vec<ToolSpec>, McpError> {
@@ -194,7 +219,7 @@ impl McpSession {
         hop.into_iter().collect()
     }
 
-    /// Ends the MCP session (the server drops its state for it).
+    /// Ends the connection (on an older revision, the session: the server drops its state).
     pub async fn close(self) {
         let _ = self.service.cancel().await;
     }

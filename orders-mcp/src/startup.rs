@@ -63,7 +63,12 @@ pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Resu
         http.clone(),
     );
     let resource = settings.mcp_url();
-    let guard = ResourceGuard::new(Arc::new(validator), ProtectedResourceMetadata::url_for(&resource).to_string());
+    let mut guard = ResourceGuard::new(Arc::new(validator), ProtectedResourceMetadata::url_for(&resource).to_string());
+    // Challenges name `access_as_user` as the metadata's `scopes_supported` does, under the
+    // Application ID URI: MCP clients ask Entra for exactly that.
+    if let Some(app_id_uri) = settings.mcp_app.app_id_uri.as_deref() {
+        guard = guard.challenge_scopes_under(app_id_uri);
+    }
     let api = Arc::new(
         OrdersApi::new(settings.orders_api_url.clone(), settings.downstream_timeout, token_source(settings, &http)?)
             .context("cannot build the orders-api client")?,

@@ -6,6 +6,7 @@
 mod chat;
 mod fake_openai;
 mod helpers;
+mod mcp_client;
 mod pages;
 mod providers;
 mod sign_in;

@@ -29,7 +29,7 @@ use service_kit::telemetry::{Telemetry, TelemetrySettings};
 use helpers::{Browser, Options, TurnEvent, find_jwt, spawn_with};
 
 /// Everything the receiver was sent: the resource attributes and spans of each request.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Received {
     spans: Vec<Span>,
     resources: Vec<KeyValue>,
@@ -169,11 +169,8 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     let flushed = tokio::task::spawn_blocking(|| telemetry().flush());
     tokio::time::timeout(Duration::from_secs(30), flushed).await.expect("the export finishes").unwrap();
 
-    // A copy: the lock is not held across the awaits below.
-    let received = {
-        let received = receiver().1.lock().unwrap();
-        Received { spans: received.spans.clone(), resources: received.resources.clone() }
-    };
+    // A copy: the lock is not held across the page request below.
+    let received = receiver().1.lock().unwrap().clone();
     let spans = &received.spans;
     let by_id: HashMap<&[u8], &Span> = spans.iter().map(|s| (s.span_id.as_slice(), s)).collect();
     let named = |name: &str| -> Vec<&Span> { spans.iter().filter(|s| s.name == name).collect() };

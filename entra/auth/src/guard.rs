@@ -31,13 +31,36 @@ pub trait Policy: Send + Sync + 'static {
 pub struct ResourceGuard {
     validator: Arc<TokenValidator>,
     resource_metadata: Arc<str>,
+    /// The Application ID URI that challenges put before a policy's scope (see
+    /// [`ResourceGuard::challenge_scopes_under`]).
+    scope_prefix: Option<Arc<str>>,
 }
 
 impl ResourceGuard {
     /// `resource_metadata_url` is where this resource serves its RFC 9728 document; every
     /// challenge points clients at it.
     pub fn new(validator: Arc<TokenValidator>, resource_metadata_url: impl Into<String>) -> Self {
-        ResourceGuard { validator, resource_metadata: Arc::from(resource_metadata_url.into()) }
+        ResourceGuard { validator, resource_metadata: Arc::from(resource_metadata_url.into()), scope_prefix: None }
+    }
+
+    /// Challenges name the scope a policy needs as a client must ask Entra for it,
+    /// `<app_id_uri>/<scope>` (a bare `access_as_user` would be read as a Microsoft Graph
+    /// scope), and `401`s name it too. MCP clients request exactly the challenge's scopes (MCP
+    /// 2025-11-25 and 2026-07-28 "Authorization", "Scope Selection Strategy": the scopes of a
+    /// `401` come first; "Scope Challenge Handling": a `403`'s are authoritative).
+    pub fn challenge_scopes_under(mut self, app_id_uri: &str) -> Self {
+        self.scope_prefix = Some(Arc::from(app_id_uri.trim_end_matches('/')));
+        self
+    }
+
+    /// The scope a challenge names for policy `P`: its first scope, under the Application ID URI
+    /// when one is set.
+    fn challenge_scope<P: Policy>(&self) -> Option<String> {
+        let scope = P::SCOPES.first()?;
+        Some(match &self.scope_prefix {
+            Some(prefix) => format!("{prefix}/{scope}"),
+            None => (*scope).to_string(),
+        })
     }
 
     pub fn validator(&self) -> &Arc<TokenValidator> {
@@ -47,7 +70,7 @@ impl ResourceGuard {
     fn reject(&self, reason: Reason) -> AuthError {
         // The request span says why, for the trace and the workbook's refusals by reason.
         span_attributes::record_refusal(&tracing::Span::current(), reason.code());
-        AuthError { reason, resource_metadata: self.resource_metadata.clone() }
+        AuthError { reason, resource_metadata: self.resource_metadata.clone(), scope: None }
     }
 
     /// Validates the bearer token of a request.
@@ -65,18 +88,23 @@ impl ResourceGuard {
             } else {
                 "app-only tokens are not accepted: a signed-in user is required".to_string()
             };
-            return Err(self.reject(Reason::InsufficientScope { scope: P::SCOPES.first().copied(), detail }));
+            return Err(self.reject(Reason::InsufficientScope { scope: self.challenge_scope::<P>(), detail }));
         }
         if !P::ROLES.is_empty() && !P::ROLES.iter().any(|r| caller.has_role(r)) {
             let detail = format!("this operation needs the {} app role", P::ROLES.join(" or "));
-            return Err(self.reject(Reason::InsufficientScope { scope: P::SCOPES.first().copied(), detail }));
+            return Err(self.reject(Reason::InsufficientScope { scope: self.challenge_scope::<P>(), detail }));
         }
         Ok(())
     }
 
     /// [`authenticate`](Self::authenticate) then [`check`](Self::check).
     pub async fn authorize<P: Policy>(&self, parts: &Parts) -> Result<Caller, AuthError> {
-        let caller = self.authenticate(parts).await?;
+        let caller = self.authenticate(parts).await.map_err(|mut e| {
+            if self.scope_prefix.is_some() {
+                e.scope = self.challenge_scope::<P>();
+            }
+            e
+        })?;
         self.check::<P>(&caller)?;
         Ok(caller)
     }
@@ -122,7 +150,7 @@ enum Reason {
     InvalidRequest(&'static str),
     InvalidToken(ValidationError),
     InsufficientScope {
-        scope: Option<&'static str>,
+        scope: Option<String>,
         detail: String,
     },
 }
@@ -144,6 +172,8 @@ impl Reason {
 pub struct AuthError {
     reason: Reason,
     resource_metadata: Arc<str>,
+    /// The scope a `401` names, when the guard is set to name it.
+    scope: Option<String>,
 }
 
 impl AuthError {
@@ -169,7 +199,10 @@ impl AuthError {
     /// The `WWW-Authenticate` value. Every parameter is a fixed string or comes from
     /// configuration, never from the request, so no quoting attack is possible.
     pub fn challenge(&self) -> String {
-        let metadata = format!("resource_metadata=\"{}\"", self.resource_metadata);
+        let mut metadata = format!("resource_metadata=\"{}\"", self.resource_metadata);
+        if let Some(scope) = &self.scope {
+            metadata.push_str(&format!(", scope=\"{scope}\""));
+        }
         match &self.reason {
             Reason::MissingToken => format!("Bearer {metadata}"),
             Reason::InvalidRequest(why) => {
@@ -179,7 +212,7 @@ impl AuthError {
                 format!("Bearer error=\"invalid_token\", error_description=\"{e}\", {metadata}")
             }
             Reason::InsufficientScope { scope, detail } => {
-                let scope = scope.map(|s| format!("scope=\"{s}\", ")).unwrap_or_default();
+                let scope = scope.as_ref().map(|s| format!("scope=\"{s}\", ")).unwrap_or_default();
                 format!("Bearer error=\"insufficient_scope\", {scope}error_description=\"{detail}\", {metadata}")
             }
         }

@@ -93,15 +93,16 @@ async fn a_token_for_orders_api_is_refused_here() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["detail"], "the token is for another audience", "{body}");
 
-    // The same user's token for orders-mcp with a scope other than access_as_user: 403.
+    // The same user's token for orders-mcp with a scope other than access_as_user: 403, naming
+    // the scope as a client must request it from Entra. MCP clients take a 403's scopes as
+    // authoritative (2026-07-28 "Authorization", "Scope Challenge Handling"); a bare
+    // `access_as_user` would be read by Entra as a Microsoft Graph scope.
     let token = stack.emulator.user_token("alice", "chat-app", "orders-mcp", &["something_else"]).unwrap();
     let response = mcp_request(&stack, Method::POST, None).bearer_auth(&token).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().to_string();
-    assert!(
-        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"access_as_user\""),
-        "{challenge}"
-    );
+    let scope = format!("scope=\"{}/access_as_user\"", stack.mcp_url);
+    assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains(&scope), "{challenge}");
 }
 
 #[tokio::test]
@@ -111,9 +112,14 @@ async fn protected_resource_metadata_follows_rfc_9728() {
     let response = mcp_request(&stack, Method::POST, None).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().to_string();
+    // with the scope to ask for, as `scopes_supported` names it (MCP "Scope Selection Strategy":
+    // a 401's `scope` comes first).
     assert_eq!(
         challenge,
-        format!("Bearer resource_metadata=\"http://{}/.well-known/oauth-protected-resource/mcp\"", stack.mcp_addr)
+        format!(
+            "Bearer resource_metadata=\"http://{}/.well-known/oauth-protected-resource/mcp\", scope=\"{}/access_as_user\"",
+            stack.mcp_addr, stack.mcp_url
+        )
     );
 
     // ...and the document is there, and at the bare well-known path too.

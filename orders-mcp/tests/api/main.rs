@@ -10,4 +10,5 @@ mod helpers;
 mod mcp_endpoint;
 mod obo;
 mod passthrough;
+mod revisions;
 mod tools;
