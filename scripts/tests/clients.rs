@@ -207,6 +207,7 @@ impl Stack {
             ("MCP_URL", self.mcp_url.clone()),
             ("API_URL", self.api.url()),
             ("PUBLIC_CLIENT_ID", self.manifest.clients["azure-cli"].client_id.clone()),
+            ("VSCODE_CLIENT_ID", self.manifest.clients["vscode"].client_id.clone()),
             ("MCP_CLIENT_ID", self.manifest.apps["orders-mcp"].client_id.clone()),
             ("MCP_CLIENT_SECRET", secret("orders-mcp")),
             ("CHAT_CLIENT_ID", self.manifest.apps["chat-app"].client_id.clone()),
@@ -296,6 +297,29 @@ async fn msal_node_completes_every_flow_over_https() {
     }
     let stats = stack.idp.handle().stats();
     assert!(stats.on_behalf_of >= 1 && stats.device_code >= 1, "{stats:?}");
+}
+
+/// The official MCP TypeScript SDK's client with its OAuth support, from nothing but orders-mcp's
+/// URL: 401, resource metadata, authorization server metadata, auth code + PKCE through the
+/// login form as the pre-authorized VS Code client (no dynamic registration: Entra has none),
+/// with RFC 8707 `resource` = orders-mcp's Application ID URI; then `tools/call`.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_typescript_sdk_discovers_auth_signs_in_and_calls_a_tool() {
+    let Some(dir) = node_programs() else { return };
+    let stack = Stack::start().await;
+    let mut program = node(&dir, "mcp_sdk.mjs");
+    program.envs(stack.env());
+    let output = run(program).await;
+    let out = String::from_utf8_lossy(&output.stdout);
+    println!("{out}");
+    assert!(output.status.success(), "{}", report(&output));
+    for step in [
+        "ok 401, protected resource metadata",
+        "ok auth code + PKCE as the pre-authorized VS Code client",
+        "ok tools/call list_orders as alice",
+    ] {
+        assert!(out.contains(step), "{step} missing: {}", report(&output));
+    }
 }
 
 /// Schemathesis, driven by orders-api's live `/openapi.json` with a valid token (a user with
