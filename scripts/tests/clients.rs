@@ -322,6 +322,33 @@ async fn mcp_typescript_sdk_discovers_auth_signs_in_and_calls_a_tool() {
     }
 }
 
+/// MCP Inspector's CLI, as a developer runs it against a server that wants a bearer token:
+/// `mcp-inspector --cli <url> --method tools/list --header "Authorization: Bearer ..."`.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_inspector_cli_lists_the_tools_with_a_bearer_header() {
+    let Some(dir) = node_programs() else { return };
+    let stack = Stack::start().await;
+    let token = stack.idp.handle().user_token("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
+    let mut program = node(&dir, "node_modules/.bin/mcp-inspector");
+    program
+        .args(["--cli", &stack.mcp_url, "--transport", "http", "--method", "tools/list", "--header"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .envs(stack.env());
+    let output = run(program).await;
+    assert!(output.status.success(), "{}", report(&output));
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("tools/list prints JSON");
+    let names: Vec<&str> = listed["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"list_orders") && names.contains(&"whoami"), "{names:?}");
+
+    // Without the header the Inspector gets orders-mcp's 401 and stops where it would start its
+    // own OAuth sign-in (which needs a person at a terminal).
+    let mut program = node(&dir, "node_modules/.bin/mcp-inspector");
+    program.args(["--cli", &stack.mcp_url, "--transport", "http", "--method", "tools/list"]).envs(stack.env());
+    let output = run(program).await;
+    let refused = !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("auth_required");
+    assert!(refused, "{}", report(&output));
+}
+
 /// Schemathesis, driven by orders-api's live `/openapi.json` with a valid token (a user with
 /// every scope and the admin role, so every operation is allowed): no 5xx, every response
 /// matches its documented status, content type, headers and schema, every schema-valid request
