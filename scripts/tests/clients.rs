@@ -1,10 +1,11 @@
-//! The client libraries people already use, unmodified, against the stack: MSAL Python and
-//! azure-identity against the emulator over HTTPS, and Schemathesis against orders-api's live
+//! The client libraries people already use, unmodified, against the stack: MSAL Python,
+//! azure-identity and MSAL Node against the emulator over HTTPS, the MCP TypeScript SDK's OAuth
+//! client and MCP Inspector's CLI against orders-mcp, and Schemathesis against orders-api's live
 //! OpenAPI document. The stack runs in-process (emulator with `--tls`, orders-api, orders-mcp);
-//! the clients are installed from PyPI into a virtual environment under `target/clients/` (the
-//! Rust build does not depend on them) and run as programs whose exit code and output are
-//! checked. When PyPI cannot be reached the tests say so on the terminal and skip; any other
-//! installation failure fails them.
+//! the clients are installed from PyPI into a virtual environment and from npm (with a pinned
+//! lock) into a `node_modules`, both under `target/clients/` (the Rust build does not depend on
+//! them), and run as programs whose exit code and output are checked. When a registry cannot be
+//! reached the tests say so on the terminal and skip; any other installation failure fails them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
 
@@ -329,11 +330,18 @@ async fn mcp_inspector_cli_lists_the_tools_with_a_bearer_header() {
     let Some(dir) = node_programs() else { return };
     let stack = Stack::start().await;
     let token = stack.idp.handle().user_token("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
-    let mut program = node(&dir, "node_modules/.bin/mcp-inspector");
-    program
-        .args(["--cli", &stack.mcp_url, "--transport", "http", "--method", "tools/list", "--header"])
-        .arg(format!("Authorization: Bearer {token}"))
-        .envs(stack.env());
+    // The Inspector keeps a server catalog and OAuth storage under the home directory.
+    let home = tempfile::tempdir().unwrap();
+    let inspector = || {
+        let mut program = node(&dir, "node_modules/.bin/mcp-inspector");
+        program
+            .args(["--cli", &stack.mcp_url, "--transport", "http", "--method", "tools/list"])
+            .envs(stack.env())
+            .env("HOME", home.path());
+        program
+    };
+    let mut program = inspector();
+    program.arg("--header").arg(format!("Authorization: Bearer {token}"));
     let output = run(program).await;
     assert!(output.status.success(), "{}", report(&output));
     let listed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("tools/list prints JSON");
@@ -342,9 +350,7 @@ async fn mcp_inspector_cli_lists_the_tools_with_a_bearer_header() {
 
     // Without the header the Inspector gets orders-mcp's 401 and stops where it would start its
     // own OAuth sign-in (which needs a person at a terminal).
-    let mut program = node(&dir, "node_modules/.bin/mcp-inspector");
-    program.args(["--cli", &stack.mcp_url, "--transport", "http", "--method", "tools/list"]).envs(stack.env());
-    let output = run(program).await;
+    let output = run(inspector()).await;
     let refused = !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("auth_required");
     assert!(refused, "{}", report(&output));
 }
