@@ -1,10 +1,11 @@
-//! The client libraries people already use, unmodified, against the stack: MSAL Python and
-//! azure-identity against the emulator over HTTPS, and Schemathesis against orders-api's live
+//! The client libraries people already use, unmodified, against the stack: MSAL Python,
+//! azure-identity and MSAL Node against the emulator over HTTPS, the MCP TypeScript SDK's OAuth
+//! client and MCP Inspector's CLI against orders-mcp, and Schemathesis against orders-api's live
 //! OpenAPI document. The stack runs in-process (emulator with `--tls`, orders-api, orders-mcp);
-//! the clients are installed from PyPI into a virtual environment under `target/clients/` (the
-//! Rust build does not depend on them) and run as programs whose exit code and output are
-//! checked. When PyPI cannot be reached the tests say so on the terminal and skip; any other
-//! installation failure fails them.
+//! the clients are installed from PyPI into a virtual environment and from npm (with a pinned
+//! lock) into a `node_modules`, both under `target/clients/` (the Rust build does not depend on
+//! them), and run as programs whose exit code and output are checked. When a registry cannot be
+//! reached the tests say so on the terminal and skip; any other installation failure fails them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
 
@@ -40,44 +41,98 @@ fn registry_reachable(host: &str) -> bool {
     addrs.any(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_ok())
 }
 
-/// The virtual environment's `python`, with [`PYTHON_PACKAGES`] installed once per
-/// requirement set; `None` (said out loud) when PyPI is unreachable.
+/// Runs `install` unless `dir`'s marker says `wanted` is installed there already. `false` (said
+/// out loud) when the install fails and `registry` is unreachable; any other failure panics.
+fn install_once(dir: &Path, wanted: &str, registry: &str, install: impl FnOnce() -> Output) -> bool {
+    let marker = dir.join("installed.txt");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
+        return true;
+    }
+    let installed = install();
+    if !installed.status.success() {
+        if !registry_reachable(registry) {
+            say(&format!("SKIPPED: the client-library tests need {registry}, which is unreachable"));
+            return false;
+        }
+        panic!("installing into {} failed: {}", dir.display(), report(&installed));
+    }
+    std::fs::write(&marker, wanted).unwrap();
+    true
+}
+
+/// The virtual environment's `python`, with [`PYTHON_PACKAGES`] installed; `None` when PyPI is
+/// unreachable.
 fn python() -> Option<PathBuf> {
     static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
             let venv = workspace().join("target").join("clients").join("py");
             let python = venv.join("bin").join("python");
-            let marker = venv.join("installed.txt");
-            let wanted = PYTHON_PACKAGES.join("\n");
-            if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) && python.exists() {
-                return Some(python);
-            }
-            let created = Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv).output();
-            match created {
-                Ok(out) if out.status.success() => {}
-                Ok(out) => panic!(
-                    "python3 -m venv failed (Debian: apt-get install python3-venv): {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-                Err(e) => panic!("python3 is needed for the client tests: {e}"),
-            }
-            let installed = Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-                .args(PYTHON_PACKAGES)
-                .output()
-                .unwrap();
-            if !installed.status.success() {
-                if !registry_reachable("pypi.org") {
-                    say("SKIPPED: the client-library tests need PyPI (pypi.org is unreachable)");
-                    return None;
+            let ready = install_once(&venv, &PYTHON_PACKAGES.join("\n"), "pypi.org", || {
+                let created = Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv).output();
+                match created {
+                    Ok(out) if out.status.success() => {}
+                    Ok(out) => panic!(
+                        "python3 -m venv failed (Debian: apt-get install python3-venv): {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ),
+                    Err(e) => panic!("python3 is needed for the client tests: {e}"),
                 }
-                panic!("pip install failed: {}", String::from_utf8_lossy(&installed.stderr));
-            }
-            std::fs::write(&marker, wanted).unwrap();
-            Some(python)
+                Command::new(&python)
+                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                    .args(PYTHON_PACKAGES)
+                    .output()
+                    .unwrap()
+            });
+            ready.then_some(python)
         })
         .clone()
+}
+
+/// The Node client programs' directory under `target/`: `scripts/tests/clients/package.json`
+/// installed from its lock (`npm ci`, so every transitive version is pinned), including Node 22
+/// itself from the npm registry (MSAL Node needs Node 20, MCP Inspector 22.19; Debian ships 18),
+/// and the programs copied beside their `node_modules` (ES modules resolve packages from the
+/// importing file's directory). `None` when the npm registry is unreachable.
+fn node_programs() -> Option<PathBuf> {
+    static NODE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    NODE.get_or_init(|| {
+        let sources = workspace().join("scripts/tests/clients");
+        let dir = workspace().join("target").join("clients").join("node");
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in ["package.json", "package-lock.json"] {
+            std::fs::copy(sources.join(file), dir.join(file)).unwrap();
+        }
+        let lock = std::fs::read_to_string(sources.join("package-lock.json")).unwrap();
+        let ready = install_once(&dir, &lock, "registry.npmjs.org", || {
+            match Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir)
+                .output()
+            {
+                Ok(out) => out,
+                Err(e) => panic!("npm is needed for the client tests (Debian: apt-get install nodejs npm): {e}"),
+            }
+        });
+        if !ready {
+            return None;
+        }
+        for entry in std::fs::read_dir(&sources).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "mjs") {
+                std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        Some(dir)
+    })
+    .clone()
+}
+
+/// `node` (the pinned one) running `program` from [`node_programs`].
+fn node(dir: &Path, program: &str) -> Command {
+    let mut node = Command::new(dir.join("node_modules/.bin/node"));
+    node.arg(dir.join(program)).current_dir(dir);
+    node
 }
 
 /// The emulator over HTTPS with its CA, orders-api and orders-mcp trusting it through
@@ -85,7 +140,9 @@ fn python() -> Option<PathBuf> {
 struct Stack {
     idp: Running,
     api: service_kit::serve::Running<()>,
-    mcp: service_kit::serve::Running<()>,
+    _mcp: service_kit::serve::Running<()>,
+    /// orders-mcp's canonical endpoint, `http://localhost:<port>/mcp`.
+    mcp_url: String,
     manifest: Manifest,
     ca_file: PathBuf,
     _dir: TempDir,
@@ -94,7 +151,12 @@ struct Stack {
 impl Stack {
     async fn start() -> Stack {
         let dir = tempfile::tempdir().unwrap();
+        // orders-mcp's URL is in its Application ID URI and resource metadata, which MCP clients
+        // check against the URL they connect to: its port is chosen before the emulator starts.
+        let mcp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mcp_public_url = format!("http://localhost:{}", mcp_listener.local_addr().unwrap().port());
         let mut config = EmulatorConfig::from_repository().unwrap();
+        config.vars.orders_mcp_url = mcp_public_url.clone();
         config.tls = Some(TlsSettings { dir: dir.path().join("emulator"), names: vec![] });
         config.identity_header = Some(IDENTITY_HEADER.into());
         config.device_poll_interval = Duration::from_secs(1);
@@ -117,13 +179,13 @@ impl Stack {
         .unwrap();
         let api = orders_api::startup::Application::build(api).await.unwrap().spawn();
         let mcp = orders_mcp::configuration::Settings::from_env(common(&[
-            ("ORDERS_MCP_ADDR", "127.0.0.1:0".into()),
+            ("ORDERS_MCP_PUBLIC_URL", mcp_public_url.clone()),
             ("ORDERS_API_URL", api.url()),
             ("ORDERS_MCP_CLIENT_SECRET", manifest.apps["orders-mcp"].emulator_client_secret.clone().unwrap()),
         ]))
         .unwrap();
-        let mcp = orders_mcp::startup::Application::build(mcp).await.unwrap().spawn();
-        Stack { idp, api, mcp, manifest, ca_file, _dir: dir }
+        let mcp = orders_mcp::startup::Application::build_on(mcp_listener, mcp).await.unwrap().spawn();
+        Stack { idp, api, _mcp: mcp, mcp_url: format!("{mcp_public_url}/mcp"), manifest, ca_file, _dir: dir }
     }
 
     fn authority(&self) -> String {
@@ -135,7 +197,7 @@ impl Stack {
         self.manifest.apps[app].identifier_uri.as_ref().unwrap().render(vars)
     }
 
-    /// What every Python program is told: where things are, and the CA to trust.
+    /// What every client program is told: where things are, and the CA to trust.
     fn env(&self) -> Vec<(String, String)> {
         let ca = self.ca_file.display().to_string();
         let secret = |app: &str| self.manifest.apps[app].emulator_client_secret.clone().unwrap();
@@ -143,9 +205,10 @@ impl Stack {
             ("AUTHORITY", self.authority()),
             ("MCP_SCOPE", format!("{}/access_as_user", self.app_id_uri("orders-mcp"))),
             ("API_DEFAULT", format!("{}/.default", self.app_id_uri("orders-api"))),
-            ("MCP_URL", format!("{}/mcp", self.mcp.url())),
+            ("MCP_URL", self.mcp_url.clone()),
             ("API_URL", self.api.url()),
             ("PUBLIC_CLIENT_ID", self.manifest.clients["azure-cli"].client_id.clone()),
+            ("VSCODE_CLIENT_ID", self.manifest.clients["vscode"].client_id.clone()),
             ("MCP_CLIENT_ID", self.manifest.apps["orders-mcp"].client_id.clone()),
             ("MCP_CLIENT_SECRET", secret("orders-mcp")),
             ("CHAT_CLIENT_ID", self.manifest.apps["chat-app"].client_id.clone()),
@@ -154,7 +217,8 @@ impl Stack {
             ("IDENTITY_ENDPOINT", format!("{}/msi/token", self.idp.url())),
             ("IDENTITY_HEADER", IDENTITY_HEADER.into()),
             ("REQUESTS_CA_BUNDLE", ca.clone()),
-            ("SSL_CERT_FILE", ca),
+            ("SSL_CERT_FILE", ca.clone()),
+            ("NODE_EXTRA_CA_CERTS", ca),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -208,6 +272,87 @@ async fn msal_python_and_azure_identity_complete_every_flow_over_https() {
     }
     let stats = stack.idp.handle().stats();
     assert!(stats.on_behalf_of >= 1 && stats.device_code >= 1 && stats.managed_identity >= 1, "{stats:?}");
+}
+
+/// MSAL Node (public and confidential clients) over HTTPS: the same flows as MSAL Python, each
+/// token used at the service it is for, and the refusals as MSAL Node's `ServerError`s.
+#[tokio::test(flavor = "multi_thread")]
+async fn msal_node_completes_every_flow_over_https() {
+    let Some(dir) = node_programs() else { return };
+    let stack = Stack::start().await;
+    let mut program = node(&dir, "msal_flows.mjs");
+    program.envs(stack.env());
+    let output = run(program).await;
+    let out = String::from_utf8_lossy(&output.stdout);
+    println!("{out}");
+    assert!(output.status.success(), "{}", report(&output));
+    for flow in [
+        "ok authorization code + PKCE",
+        "ok refresh token",
+        "ok on-behalf-of",
+        "ok client credentials",
+        "ok device code",
+        "ok refusals",
+    ] {
+        assert!(out.contains(flow), "{flow} missing: {}", report(&output));
+    }
+    let stats = stack.idp.handle().stats();
+    assert!(stats.on_behalf_of >= 1 && stats.device_code >= 1, "{stats:?}");
+}
+
+/// The official MCP TypeScript SDK's client with its OAuth support, from nothing but orders-mcp's
+/// URL: 401, resource metadata, authorization server metadata, auth code + PKCE through the
+/// login form as the pre-authorized VS Code client (no dynamic registration: Entra has none),
+/// with RFC 8707 `resource` = orders-mcp's Application ID URI; then `tools/call`.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_typescript_sdk_discovers_auth_signs_in_and_calls_a_tool() {
+    let Some(dir) = node_programs() else { return };
+    let stack = Stack::start().await;
+    let mut program = node(&dir, "mcp_sdk.mjs");
+    program.envs(stack.env());
+    let output = run(program).await;
+    let out = String::from_utf8_lossy(&output.stdout);
+    println!("{out}");
+    assert!(output.status.success(), "{}", report(&output));
+    for step in [
+        "ok 401, protected resource metadata",
+        "ok auth code + PKCE as the pre-authorized VS Code client",
+        "ok tools/call list_orders as alice",
+    ] {
+        assert!(out.contains(step), "{step} missing: {}", report(&output));
+    }
+}
+
+/// MCP Inspector's CLI, as a developer runs it against a server that wants a bearer token:
+/// `mcp-inspector --cli <url> --method tools/list --header "Authorization: Bearer ..."`.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_inspector_cli_lists_the_tools_with_a_bearer_header() {
+    let Some(dir) = node_programs() else { return };
+    let stack = Stack::start().await;
+    let token = stack.idp.handle().user_token("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
+    // The Inspector keeps a server catalog and OAuth storage under the home directory.
+    let home = tempfile::tempdir().unwrap();
+    let inspector = || {
+        let mut program = node(&dir, "node_modules/.bin/mcp-inspector");
+        program
+            .args(["--cli", &stack.mcp_url, "--transport", "http", "--method", "tools/list"])
+            .envs(stack.env())
+            .env("HOME", home.path());
+        program
+    };
+    let mut program = inspector();
+    program.arg("--header").arg(format!("Authorization: Bearer {token}"));
+    let output = run(program).await;
+    assert!(output.status.success(), "{}", report(&output));
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("tools/list prints JSON");
+    let names: Vec<&str> = listed["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"list_orders") && names.contains(&"whoami"), "{names:?}");
+
+    // Without the header the Inspector gets orders-mcp's 401 and stops where it would start its
+    // own OAuth sign-in (which needs a person at a terminal).
+    let output = run(inspector()).await;
+    let refused = !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("auth_required");
+    assert!(refused, "{}", report(&output));
 }
 
 /// Schemathesis, driven by orders-api's live `/openapi.json` with a valid token (a user with

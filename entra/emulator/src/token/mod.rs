@@ -23,6 +23,10 @@ use crate::state::Emulator;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// The short name Entra also accepts for the device code grant: MSAL.js and MSAL Node poll with
+/// `grant_type=device_code` (msal-common's `GrantType.DEVICE_CODE_GRANT`), MSAL Python with the
+/// RFC 8628 URN; both work against login.microsoftonline.com.
+const DEVICE_CODE_SHORT: &str = "device_code";
 
 #[tracing::instrument(name = "token", skip_all, fields(tenant = %tenant))]
 pub async fn token(
@@ -52,7 +56,7 @@ fn grant(emulator: &Emulator, headers: &HeaderMap, body: &[u8]) -> Result<Value,
         "refresh_token" => refresh_token::redeem(emulator, &params, headers),
         JWT_BEARER => on_behalf_of::exchange(emulator, &params, headers),
         "client_credentials" => client_credentials::app_token(emulator, &params, headers),
-        DEVICE_CODE => device_code::redeem(emulator, &params, headers),
+        DEVICE_CODE | DEVICE_CODE_SHORT => device_code::redeem(emulator, &params, headers),
         other => Err(EntraError::new(
             "unsupported_grant_type",
             70003,
