@@ -63,7 +63,6 @@ pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Resu
         http.clone(),
     );
     let resource = settings.mcp_url();
-    let guard = ResourceGuard::new(Arc::new(validator), ProtectedResourceMetadata::url_for(&resource).to_string());
     let api = Arc::new(
         OrdersApi::new(settings.orders_api_url.clone(), settings.downstream_timeout, token_source(settings, &http)?)
             .context("cannot build the orders-api client")?,
@@ -71,6 +70,8 @@ pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Resu
 
     let mut metadata = ProtectedResourceMetadata::new(&resource, &settings.issuer_v2, vec![settings.access_scope()]);
     metadata.resource_name = Some("Orders MCP server".to_string());
+    let guard = ResourceGuard::new(Arc::new(validator), ProtectedResourceMetadata::url_for(&resource).to_string())
+        .scopes_supported(&metadata.scopes_supported);
 
     let state = AppState { guard: guard.clone(), api: api.clone() };
     let tools = OrdersTools::new(api, settings.downstream);

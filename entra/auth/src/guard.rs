@@ -3,8 +3,10 @@
 //! A resource describes what a route needs as a [`Policy`] and asks its [`ResourceGuard`]
 //! (`authorize::<P>`), usually from its own extractor. Failures become
 //! [`AuthError`]: `401` with `WWW-Authenticate: Bearer ..., resource_metadata="..."` when the
-//! token is missing or invalid, `403` with `error="insufficient_scope"` when it lacks a scope or
-//! role. The body is problem+json; neither ever echoes the token.
+//! token is missing or invalid, `403` with `error="insufficient_scope"` and the scope's full
+//! value (as in the resource metadata's `scopes_supported`) when it lacks a scope, and a plain
+//! `403` naming the app role when it lacks a role: no token request can add a role, so that
+//! answer does not invite a scope step-up. The body is problem+json; neither ever echoes the token.
 
 use std::sync::Arc;
 
@@ -31,13 +33,34 @@ pub trait Policy: Send + Sync + 'static {
 pub struct ResourceGuard {
     validator: Arc<TokenValidator>,
     resource_metadata: Arc<str>,
+    scopes_supported: Arc<[String]>,
 }
 
 impl ResourceGuard {
     /// `resource_metadata_url` is where this resource serves its RFC 9728 document; every
     /// challenge points clients at it.
     pub fn new(validator: Arc<TokenValidator>, resource_metadata_url: impl Into<String>) -> Self {
-        ResourceGuard { validator, resource_metadata: Arc::from(resource_metadata_url.into()) }
+        ResourceGuard {
+            validator,
+            resource_metadata: Arc::from(resource_metadata_url.into()),
+            scopes_supported: Arc::from([]),
+        }
+    }
+
+    /// The full scope values this resource advertises (its RFC 9728 `scopes_supported`,
+    /// `api://.../Orders.Read`): challenges name a scope the way a client must request it.
+    #[must_use]
+    pub fn scopes_supported(mut self, scopes: &[String]) -> Self {
+        self.scopes_supported = Arc::from(scopes);
+        self
+    }
+
+    /// `scope` (a policy's short name) as advertised in `scopes_supported`, else as it is.
+    fn full_scope(&self, scope: &str) -> String {
+        self.scopes_supported
+            .iter()
+            .find(|full| full.rsplit_once('/').is_some_and(|(_, name)| name == scope))
+            .map_or_else(|| scope.to_string(), Clone::clone)
     }
 
     pub fn validator(&self) -> &Arc<TokenValidator> {
@@ -65,11 +88,11 @@ impl ResourceGuard {
             } else {
                 "app-only tokens are not accepted: a signed-in user is required".to_string()
             };
-            return Err(self.reject(Reason::InsufficientScope { scope: P::SCOPES.first().copied(), detail }));
+            let scope = P::SCOPES.first().map(|s| self.full_scope(s));
+            return Err(self.reject(Reason::InsufficientScope { scope, detail }));
         }
         if !P::ROLES.is_empty() && !P::ROLES.iter().any(|r| caller.has_role(r)) {
-            let detail = format!("this operation needs the {} app role", P::ROLES.join(" or "));
-            return Err(self.reject(Reason::InsufficientScope { scope: P::SCOPES.first().copied(), detail }));
+            return Err(self.reject(Reason::MissingRole { roles: P::ROLES }));
         }
         Ok(())
     }
@@ -122,8 +145,13 @@ enum Reason {
     InvalidRequest(&'static str),
     InvalidToken(ValidationError),
     InsufficientScope {
-        scope: Option<&'static str>,
+        scope: Option<String>,
         detail: String,
+    },
+    /// An app role is assigned to the user by an administrator; asking for a token with
+    /// another scope cannot add it.
+    MissingRole {
+        roles: &'static [&'static str],
     },
 }
 
@@ -135,6 +163,7 @@ impl Reason {
             Reason::InvalidRequest(_) => "invalid-request",
             Reason::InvalidToken(e) => e.code(),
             Reason::InsufficientScope { .. } => "insufficient-scope",
+            Reason::MissingRole { .. } => "missing-role",
         }
     }
 }
@@ -149,7 +178,7 @@ pub struct AuthError {
 impl AuthError {
     pub fn status(&self) -> StatusCode {
         match &self.reason {
-            Reason::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Reason::InsufficientScope { .. } | Reason::MissingRole { .. } => StatusCode::FORBIDDEN,
             // Fail closed, but honestly: the token may be fine, the keys are what is missing.
             Reason::InvalidToken(ValidationError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
@@ -163,14 +192,19 @@ impl AuthError {
             Reason::InvalidRequest(why) => (*why).to_string(),
             Reason::InvalidToken(e) => e.to_string(),
             Reason::InsufficientScope { detail, .. } => detail.clone(),
+            Reason::MissingRole { roles } => format!(
+                "this operation needs the {} app role, which an administrator assigns: no other scope or \
+                 new token adds it",
+                roles.join(" or ")
+            ),
         }
     }
 
-    /// The `WWW-Authenticate` value. Every parameter is a fixed string or comes from
+    /// The `WWW-Authenticate` value, if any. Every parameter is a fixed string or comes from
     /// configuration, never from the request, so no quoting attack is possible.
-    pub fn challenge(&self) -> String {
+    pub fn challenge(&self) -> Option<String> {
         let metadata = format!("resource_metadata=\"{}\"", self.resource_metadata);
-        match &self.reason {
+        Some(match &self.reason {
             Reason::MissingToken => format!("Bearer {metadata}"),
             Reason::InvalidRequest(why) => {
                 format!("Bearer error=\"invalid_request\", error_description=\"{why}\", {metadata}")
@@ -179,10 +213,13 @@ impl AuthError {
                 format!("Bearer error=\"invalid_token\", error_description=\"{e}\", {metadata}")
             }
             Reason::InsufficientScope { scope, detail } => {
-                let scope = scope.map(|s| format!("scope=\"{s}\", ")).unwrap_or_default();
+                let scope = scope.as_ref().map(|s| format!("scope=\"{s}\", ")).unwrap_or_default();
                 format!("Bearer error=\"insufficient_scope\", {scope}error_description=\"{detail}\", {metadata}")
             }
-        }
+            // No challenge: `insufficient_scope` would send MCP clients into a step-up for a
+            // scope they already hold (MCP authorization, "Scope Challenge Handling").
+            Reason::MissingRole { .. } => return None,
+        })
     }
 
     fn slug(&self) -> &'static str {
@@ -192,6 +229,7 @@ impl AuthError {
             Reason::InvalidToken(ValidationError::KeysUnavailable) => "identity-provider-unavailable",
             Reason::InvalidToken(_) => "invalid-token",
             Reason::InsufficientScope { .. } => "insufficient-scope",
+            Reason::MissingRole { .. } => "missing-role",
         }
     }
 }
@@ -200,7 +238,7 @@ impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let mut response = Problem::new(self.status(), self.slug(), self.detail()).into_response();
         let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&self.challenge()) {
+        if let Some(Ok(value)) = self.challenge().map(|c| HeaderValue::from_str(&c)) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

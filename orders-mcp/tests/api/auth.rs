@@ -98,8 +98,19 @@ async fn a_token_for_orders_api_is_refused_here() {
     let response = mcp_request(&stack, Method::POST, None).bearer_auth(&token).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().to_string();
+    // The full scope value, exactly as the resource metadata's scopes_supported spells it: the
+    // bare name is not a scope a client can request from Entra.
+    let metadata: serde_json::Value =
+        reqwest::get(format!("http://{}/.well-known/oauth-protected-resource/mcp", stack.mcp_addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let scope = metadata["scopes_supported"][0].as_str().unwrap();
+    assert!(scope.ends_with("/access_as_user"), "{metadata}");
     assert!(
-        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"access_as_user\""),
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains(&format!("scope=\"{scope}\"")),
         "{challenge}"
     );
 }
