@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth;
 use crate::configuration::{AllowedHosts, AllowedOrigins, Downstream, Settings};
-use crate::health;
+use crate::health::{self, Readiness};
 use crate::mcp_endpoint::{self, McpEndpoint};
 use crate::orders_api::{OrdersApi, TokenSource};
 use crate::state::AppState;
@@ -73,7 +73,8 @@ pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Resu
     let guard = ResourceGuard::new(Arc::new(validator), ProtectedResourceMetadata::url_for(&resource).to_string())
         .scopes_supported(&metadata.scopes_supported);
 
-    let state = AppState { guard: guard.clone(), api: api.clone() };
+    let readiness = Arc::new(Readiness::new(api.clone(), guard.clone()));
+    let state = AppState { guard: guard.clone(), readiness };
     let tools = OrdersTools::new(api, settings.downstream);
     let rmcp = {
         let tools = tools.clone();
