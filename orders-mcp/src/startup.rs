@@ -74,7 +74,7 @@ pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Resu
         .scopes_supported(&metadata.scopes_supported);
 
     let readiness = Arc::new(Readiness::new(api.clone(), guard.clone()));
-    let state = AppState { guard: guard.clone(), readiness };
+    let state = AppState { readiness };
     let tools = OrdersTools::new(api, settings.downstream);
     let rmcp = {
         let tools = tools.clone();
