@@ -87,9 +87,10 @@ pub fn router(settings: &Settings, database: Database) -> Result<Router, StartEr
     let http =
         settings.trust.http().connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(10)).build()?;
     let validator = Arc::new(TokenValidator::new(config, http));
-    let guard = ResourceGuard::new(validator, ProtectedResourceMetadata::url_for(&settings.public_url).to_string());
     let metadata =
         ProtectedResourceMetadata::new(&settings.public_url, &settings.issuer_v2, settings.scopes_supported());
+    let guard = ResourceGuard::new(validator, ProtectedResourceMetadata::url_for(&settings.public_url).to_string())
+        .scopes_supported(&metadata.scopes_supported);
 
     let (api, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(orders::list_orders, orders::create_order))

@@ -53,13 +53,14 @@ pub struct Traced<T> {
     pub api_hop: Option<Hop>,
 }
 
-/// Why a call failed, in words the user (and the model) can act on. Never contains a token.
+/// Why a call failed, in words the user (and the model) can act on. Never contains a token,
+/// nor an internal address (orders-api's, the token endpoint's): those go to the log.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
-    #[error("could not obtain a token for orders-api on your behalf (On-Behalf-Of exchange failed): {}{}", .0, what_to_do(.0))]
+    #[error("could not obtain a token for orders-api on your behalf (On-Behalf-Of exchange failed): {}{}", shown(.0), what_to_do(.0))]
     Exchange(AcquireError),
-    #[error("orders-api is unreachable at {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    #[error("orders-api is unreachable: {reason}")]
+    Unreachable { reason: String },
     #[error("orders-api refused the token: {reason}{hint}")]
     TokenRefused { reason: String, hint: &'static str },
     /// Any other error status, with orders-api's problem detail.
@@ -67,6 +68,16 @@ pub enum CallError {
     Status { status: StatusCode, detail: String },
     #[error("orders-api sent an unexpected answer: {0}")]
     BadResponse(String),
+}
+
+/// What the model and the user see of a failed exchange: Entra's answer, but not the address of
+/// the identity endpoint orders-mcp talks to.
+fn shown(e: &AcquireError) -> String {
+    match e {
+        AcquireError::Unreachable { reason, .. } => format!("cannot reach the identity provider: {reason}"),
+        AcquireError::BadResponse { reason, .. } => format!("unexpected answer from the identity provider: {reason}"),
+        other => other.to_string(),
+    }
 }
 
 /// What the user or an administrator can do when Entra wants a person before it exchanges the
@@ -156,15 +167,18 @@ impl OrdersApi {
         self.send(who, Call::new(Method::POST, &["api", "orders", id.as_str(), "cancel"])).await
     }
 
-    /// orders-api's readiness (`GET /readyz` answers 2xx); `Err` says why not.
+    /// orders-api's readiness (`GET /readyz` answers 2xx); `Err` says why not, without its
+    /// address (`/readyz` is public): the log has that.
     #[tracing::instrument(name = "orders_api.ready", skip_all)]
     pub async fn ready(&self) -> Result<(), String> {
         let url = self.url(&["readyz"]);
-        match self.http.get(url.clone()).timeout(Duration::from_secs(2)).send().await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("{url} answered {}", r.status())),
-            Err(e) => Err(format!("{url} is unreachable: {}", describe(e))),
-        }
+        let why = match self.http.get(url.clone()).timeout(Duration::from_secs(2)).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => format!("its /readyz answered {}", r.status()),
+            Err(e) => format!("unreachable: {}", describe(e)),
+        };
+        tracing::warn!(%url, %why, "orders-api is not ready");
+        Err(why)
     }
 
     fn url(&self, path: &[&str]) -> Url {
@@ -236,8 +250,11 @@ impl OrdersApi {
                 .and_then(|v| v.to_str().ok())
                 .and_then(Hop::from_header_value);
             seen.sent = sent_token(who, &token, how, seen.api_hop.as_ref());
-            let response =
-                response.map_err(|e| CallError::Unreachable { url: self.base.to_string(), reason: describe(e) })?;
+            let response = response.map_err(|e| {
+                let reason = describe(e);
+                tracing::warn!(url = %self.base, %reason, "orders-api is unreachable");
+                CallError::Unreachable { reason }
+            })?;
             Span::current().record("status", response.status().as_u16());
             if response.status() == StatusCode::UNAUTHORIZED
                 && !retried

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth;
 use crate::configuration::{AllowedHosts, AllowedOrigins, Downstream, Settings};
-use crate::health;
+use crate::health::{self, Readiness};
 use crate::mcp_endpoint::{self, McpEndpoint};
 use crate::orders_api::{OrdersApi, TokenSource};
 use crate::state::AppState;
@@ -63,12 +63,6 @@ pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Resu
         http.clone(),
     );
     let resource = settings.mcp_url();
-    let mut guard = ResourceGuard::new(Arc::new(validator), ProtectedResourceMetadata::url_for(&resource).to_string());
-    // Challenges name `access_as_user` as the metadata's `scopes_supported` does, under the
-    // Application ID URI: MCP clients ask Entra for exactly that.
-    if let Some(app_id_uri) = settings.mcp_app.app_id_uri.as_deref() {
-        guard = guard.challenge_scopes_under(app_id_uri);
-    }
     let api = Arc::new(
         OrdersApi::new(settings.orders_api_url.clone(), settings.downstream_timeout, token_source(settings, &http)?)
             .context("cannot build the orders-api client")?,
@@ -76,8 +70,11 @@ pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Resu
 
     let mut metadata = ProtectedResourceMetadata::new(&resource, &settings.issuer_v2, vec![settings.access_scope()]);
     metadata.resource_name = Some("Orders MCP server".to_string());
+    let guard = ResourceGuard::new(Arc::new(validator), ProtectedResourceMetadata::url_for(&resource).to_string())
+        .scopes_supported(&metadata.scopes_supported);
 
-    let state = AppState { guard: guard.clone(), api: api.clone() };
+    let readiness = Arc::new(Readiness::new(api.clone(), guard.clone()));
+    let state = AppState { readiness };
     let tools = OrdersTools::new(api, settings.downstream);
     let rmcp = {
         let tools = tools.clone();

@@ -3,12 +3,10 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use entra_auth::guard::ResourceGuard;
 
-use crate::orders_api::OrdersApi;
+use crate::health::Readiness;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
-    pub guard: ResourceGuard,
-    pub api: Arc<OrdersApi>,
+    pub readiness: Arc<Readiness>,
 }

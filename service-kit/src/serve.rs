@@ -18,9 +18,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::http::Request;
-use axum::serve::{Listener, ListenerExt};
+use axum::serve::{ListenerExt, TapIo};
 use futures::future::BoxFuture;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -131,12 +131,16 @@ impl<S: Service> Application<S> {
             stop.await;
             stopping.cancel();
         };
+        // Handlers may read the caller's address (`ConnectInfo<SocketAddr>`): the broker logs
+        // whom it issued a token to. axum provides it for `TapIo` listeners, hence the no-op tap
+        // on the TLS one.
+        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let served = match self.tls {
             Some(config) => {
-                let listener = TlsListener::new(self.listener, config)?;
-                axum::serve(listener, self.router).with_graceful_shutdown(stop).await
+                let listener = TlsListener::new(self.listener, config)?.tap_io(|_| ());
+                axum::serve(listener, app).with_graceful_shutdown(stop).await
             }
-            None => axum::serve(without_delay(self.listener), self.router).with_graceful_shutdown(stop).await,
+            None => axum::serve(without_delay(self.listener), app).with_graceful_shutdown(stop).await,
         };
         self.stopping.cancel();
         if let Some(cleanup) = self.on_stopped {
@@ -202,6 +206,10 @@ impl<H> Drop for Running<H> {
     }
 }
 
+/// The plain-TCP listener services serve on: see [`without_delay`]. A named `TapIo` so that
+/// axum gives handlers the peer's address (`ConnectInfo<SocketAddr>`).
+pub type Plain = TapIo<TcpListener, fn(&mut TcpStream)>;
+
 /// See [`request_spans`].
 pub type RequestSpans<B> = TraceLayer<SharedClassifier<ServerErrorsAsFailures>, fn(&Request<B>) -> Span>;
 
@@ -228,12 +236,13 @@ fn request_span<B>(request: &Request<B>) -> Span {
 /// `listener` with Nagle's algorithm off on each accepted connection. Responses written in
 /// pieces (streamed Server-Sent Events, MCP answers) would otherwise wait for the peer's delayed
 /// ACK (about 40 ms) before their next piece leaves.
-pub fn without_delay(listener: TcpListener) -> impl Listener<Addr = std::net::SocketAddr> {
-    listener.tap_io(|tcp| {
+pub fn without_delay(listener: TcpListener) -> Plain {
+    fn no_delay(tcp: &mut TcpStream) {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-    })
+    }
+    listener.tap_io(no_delay as fn(&mut TcpStream))
 }
 
 /// Completes on Ctrl-C, or on SIGTERM (what container runtimes send to stop a service): the

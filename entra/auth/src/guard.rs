@@ -3,8 +3,10 @@
 //! A resource describes what a route needs as a [`Policy`] and asks its [`ResourceGuard`]
 //! (`authorize::<P>`), usually from its own extractor. Failures become
 //! [`AuthError`]: `401` with `WWW-Authenticate: Bearer ..., resource_metadata="..."` when the
-//! token is missing or invalid, `403` with `error="insufficient_scope"` when it lacks a scope or
-//! role. The body is problem+json; neither ever echoes the token.
+//! token is missing or invalid, `403` with `error="insufficient_scope"` and the scope's full
+//! value (as in the resource metadata's `scopes_supported`) when it lacks a scope, and a plain
+//! `403` naming the app role when it lacks a role: no token request can add a role, so that
+//! answer does not invite a scope step-up. The body is problem+json; neither ever echoes the token.
 
 use std::sync::Arc;
 
@@ -31,36 +33,34 @@ pub trait Policy: Send + Sync + 'static {
 pub struct ResourceGuard {
     validator: Arc<TokenValidator>,
     resource_metadata: Arc<str>,
-    /// The Application ID URI that challenges put before a policy's scope (see
-    /// [`ResourceGuard::challenge_scopes_under`]).
-    scope_prefix: Option<Arc<str>>,
+    scopes_supported: Arc<[String]>,
 }
 
 impl ResourceGuard {
     /// `resource_metadata_url` is where this resource serves its RFC 9728 document; every
     /// challenge points clients at it.
     pub fn new(validator: Arc<TokenValidator>, resource_metadata_url: impl Into<String>) -> Self {
-        ResourceGuard { validator, resource_metadata: Arc::from(resource_metadata_url.into()), scope_prefix: None }
+        ResourceGuard {
+            validator,
+            resource_metadata: Arc::from(resource_metadata_url.into()),
+            scopes_supported: Arc::from([]),
+        }
     }
 
-    /// Challenges name the scope a policy needs as a client must ask Entra for it,
-    /// `<app_id_uri>/<scope>` (a bare `access_as_user` would be read as a Microsoft Graph
-    /// scope), and `401`s name it too. MCP clients request exactly the challenge's scopes (MCP
-    /// 2025-11-25 and 2026-07-28 "Authorization", "Scope Selection Strategy": the scopes of a
-    /// `401` come first; "Scope Challenge Handling": a `403`'s are authoritative).
-    pub fn challenge_scopes_under(mut self, app_id_uri: &str) -> Self {
-        self.scope_prefix = Some(Arc::from(app_id_uri.trim_end_matches('/')));
+    /// The full scope values this resource advertises (its RFC 9728 `scopes_supported`,
+    /// `api://.../Orders.Read`): challenges name a scope the way a client must request it.
+    #[must_use]
+    pub fn scopes_supported(mut self, scopes: &[String]) -> Self {
+        self.scopes_supported = Arc::from(scopes);
         self
     }
 
-    /// The scope a challenge names for policy `P`: its first scope, under the Application ID URI
-    /// when one is set.
-    fn challenge_scope<P: Policy>(&self) -> Option<String> {
-        let scope = P::SCOPES.first()?;
-        Some(match &self.scope_prefix {
-            Some(prefix) => format!("{prefix}/{scope}"),
-            None => (*scope).to_string(),
-        })
+    /// `scope` (a policy's short name) as advertised in `scopes_supported`, else as it is.
+    fn full_scope(&self, scope: &str) -> String {
+        self.scopes_supported
+            .iter()
+            .find(|full| full.rsplit_once('/').is_some_and(|(_, name)| name == scope))
+            .map_or_else(|| scope.to_string(), Clone::clone)
     }
 
     pub fn validator(&self) -> &Arc<TokenValidator> {
@@ -70,7 +70,7 @@ impl ResourceGuard {
     fn reject(&self, reason: Reason) -> AuthError {
         // The request span says why, for the trace and the workbook's refusals by reason.
         span_attributes::record_refusal(&tracing::Span::current(), reason.code());
-        AuthError { reason, resource_metadata: self.resource_metadata.clone(), scope: None }
+        AuthError { reason, resource_metadata: self.resource_metadata.clone() }
     }
 
     /// Validates the bearer token of a request.
@@ -88,23 +88,18 @@ impl ResourceGuard {
             } else {
                 "app-only tokens are not accepted: a signed-in user is required".to_string()
             };
-            return Err(self.reject(Reason::InsufficientScope { scope: self.challenge_scope::<P>(), detail }));
+            let scope = P::SCOPES.first().map(|s| self.full_scope(s));
+            return Err(self.reject(Reason::InsufficientScope { scope, detail }));
         }
         if !P::ROLES.is_empty() && !P::ROLES.iter().any(|r| caller.has_role(r)) {
-            let detail = format!("this operation needs the {} app role", P::ROLES.join(" or "));
-            return Err(self.reject(Reason::InsufficientScope { scope: self.challenge_scope::<P>(), detail }));
+            return Err(self.reject(Reason::MissingRole { roles: P::ROLES }));
         }
         Ok(())
     }
 
     /// [`authenticate`](Self::authenticate) then [`check`](Self::check).
     pub async fn authorize<P: Policy>(&self, parts: &Parts) -> Result<Caller, AuthError> {
-        let caller = self.authenticate(parts).await.map_err(|mut e| {
-            if self.scope_prefix.is_some() {
-                e.scope = self.challenge_scope::<P>();
-            }
-            e
-        })?;
+        let caller = self.authenticate(parts).await?;
         self.check::<P>(&caller)?;
         Ok(caller)
     }
@@ -153,6 +148,11 @@ enum Reason {
         scope: Option<String>,
         detail: String,
     },
+    /// An app role is assigned to the user by an administrator; asking for a token with
+    /// another scope cannot add it.
+    MissingRole {
+        roles: &'static [&'static str],
+    },
 }
 
 impl Reason {
@@ -163,6 +163,7 @@ impl Reason {
             Reason::InvalidRequest(_) => "invalid-request",
             Reason::InvalidToken(e) => e.code(),
             Reason::InsufficientScope { .. } => "insufficient-scope",
+            Reason::MissingRole { .. } => "missing-role",
         }
     }
 }
@@ -172,14 +173,12 @@ impl Reason {
 pub struct AuthError {
     reason: Reason,
     resource_metadata: Arc<str>,
-    /// The scope a `401` names, when the guard is set to name it.
-    scope: Option<String>,
 }
 
 impl AuthError {
     pub fn status(&self) -> StatusCode {
         match &self.reason {
-            Reason::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Reason::InsufficientScope { .. } | Reason::MissingRole { .. } => StatusCode::FORBIDDEN,
             // Fail closed, but honestly: the token may be fine, the keys are what is missing.
             Reason::InvalidToken(ValidationError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
@@ -193,17 +192,19 @@ impl AuthError {
             Reason::InvalidRequest(why) => (*why).to_string(),
             Reason::InvalidToken(e) => e.to_string(),
             Reason::InsufficientScope { detail, .. } => detail.clone(),
+            Reason::MissingRole { roles } => format!(
+                "this operation needs the {} app role, which an administrator assigns: no other scope or \
+                 new token adds it",
+                roles.join(" or ")
+            ),
         }
     }
 
-    /// The `WWW-Authenticate` value. Every parameter is a fixed string or comes from
+    /// The `WWW-Authenticate` value, if any. Every parameter is a fixed string or comes from
     /// configuration, never from the request, so no quoting attack is possible.
-    pub fn challenge(&self) -> String {
-        let mut metadata = format!("resource_metadata=\"{}\"", self.resource_metadata);
-        if let Some(scope) = &self.scope {
-            metadata.push_str(&format!(", scope=\"{scope}\""));
-        }
-        match &self.reason {
+    pub fn challenge(&self) -> Option<String> {
+        let metadata = format!("resource_metadata=\"{}\"", self.resource_metadata);
+        Some(match &self.reason {
             Reason::MissingToken => format!("Bearer {metadata}"),
             Reason::InvalidRequest(why) => {
                 format!("Bearer error=\"invalid_request\", error_description=\"{why}\", {metadata}")
@@ -215,7 +216,10 @@ impl AuthError {
                 let scope = scope.as_ref().map(|s| format!("scope=\"{s}\", ")).unwrap_or_default();
                 format!("Bearer error=\"insufficient_scope\", {scope}error_description=\"{detail}\", {metadata}")
             }
-        }
+            // No challenge: `insufficient_scope` would send MCP clients into a step-up for a
+            // scope they already hold (MCP authorization, "Scope Challenge Handling").
+            Reason::MissingRole { .. } => return None,
+        })
     }
 
     fn slug(&self) -> &'static str {
@@ -225,6 +229,7 @@ impl AuthError {
             Reason::InvalidToken(ValidationError::KeysUnavailable) => "identity-provider-unavailable",
             Reason::InvalidToken(_) => "invalid-token",
             Reason::InsufficientScope { .. } => "insufficient-scope",
+            Reason::MissingRole { .. } => "missing-role",
         }
     }
 }
@@ -233,7 +238,7 @@ impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let mut response = Problem::new(self.status(), self.slug(), self.detail()).into_response();
         let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&self.challenge()) {
+        if let Some(Ok(value)) = self.challenge().map(|c| HeaderValue::from_str(&c)) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

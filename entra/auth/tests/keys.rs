@@ -157,3 +157,73 @@ async fn an_https_identity_provider_is_trusted_through_entra_ca_file_only() {
     let _ = entra_auth::settings::Identity::from_env(&mut env);
     assert!(env.finish().unwrap_err().to_string().contains("ENTRA_CA_FILE"));
 }
+
+/// An identity provider that stalls: it passes requests on to the emulator until `stall` is
+/// set, then accepts them and never answers (a hung IdP, the worst case for a waiting client).
+/// Counts the requests it receives.
+struct StallingIdp {
+    url: url::Url,
+    stall: Arc<std::sync::atomic::AtomicBool>,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn stalling_idp(idp: &entra_emulator::Running) -> StallingIdp {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let (stall, requests) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let (upstream, stalled, counted) = (idp.url(), stall.clone(), requests.clone());
+    let proxy = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let (upstream, stalled, counted) = (upstream.clone(), stalled.clone(), counted.clone());
+        async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            if stalled.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            reqwest::get(format!("{upstream}{uri}")).await.unwrap().text().await.unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move { axum::serve(listener, proxy).await.unwrap() });
+    StallingIdp { url, stall, requests }
+}
+
+/// Issue #15: once the metadata was older than its refresh age, every request waited on the
+/// refresh for up to the fetch timeout (10 s) while the identity provider hung. Requests whose
+/// `kid` is known are now served with the keys we have while one background task refreshes.
+#[tokio::test]
+async fn known_kids_do_not_wait_for_a_stalled_identity_provider_to_refresh_old_metadata() {
+    use std::sync::atomic::Ordering;
+    let idp = support::emulator().await;
+    let proxy = stalling_idp(&idp).await;
+    let mut config = support::validator_config(&idp, "orders-api");
+    config.authority = proxy.url.clone();
+    config.metadata_max_age = Duration::from_millis(200);
+    config.key_refetch_interval = Duration::from_millis(50);
+    config.accepted_tokens = 0; // every request goes through the key lookup
+    let validator = Arc::new(TokenValidator::new(config, reqwest::Client::new()));
+    let token = alice(&idp);
+    validator.validate(&token).await.unwrap();
+    let loaded_with = proxy.requests.load(Ordering::SeqCst);
+
+    proxy.stall.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await; // the metadata is now past its age
+
+    // A generous bound that still catches a wait on the refresh (the fetch timeout is 10 s).
+    let bound = Duration::from_secs(2);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (validator, token) = (validator.clone(), token.clone());
+        tasks.push(tokio::spawn(async move { tokio::time::timeout(bound, validator.validate(&token)).await }));
+    }
+    for task in tasks {
+        let validated = task.await.unwrap().expect("a request with a known kid waited for the stalled refresh");
+        validated.unwrap();
+    }
+    assert!(validator.ready().await, "readiness does not wait either");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        proxy.requests.load(Ordering::SeqCst) - loaded_with,
+        1,
+        "one refresh at a time, however many requests saw the old metadata"
+    );
+}

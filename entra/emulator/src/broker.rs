@@ -8,12 +8,17 @@
 //! Tokens are the developer's, not a managed identity's: `client_id` is accepted (containers
 //! send their user-assigned identity's) and ignored. They cannot serve as client assertions for
 //! app registrations whose federated credentials trust the deployed identities.
+//!
+//! Because they are the developer's, the broker hands them out only for the resources the stack
+//! needs (Azure OpenAI) and those listed in `BROKER_ALLOWED_RESOURCES`: a process holding the
+//! header secret must not get the developer's ARM, Graph or Key Vault token. Each issuance is
+//! logged with the resource and the caller's address; the token never is.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,6 +34,9 @@ use crate::managed_identity::{refuse, requested_resource};
 
 pub const DEFAULT_PORT: u16 = 3009;
 
+/// What the stack asks the broker for: Azure OpenAI (chat-app's model calls).
+pub const DEFAULT_RESOURCES: &[&str] = &["https://cognitiveservices.azure.com"];
+
 /// The broker's settings (`BROKER_*` variables). `Debug` shows no secret.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
@@ -37,6 +45,9 @@ pub struct BrokerConfig {
     pub identity_header: SecretString,
     /// Ask the CLIs for tokens of this tenant (`None`: their default).
     pub tenant_id: Option<String>,
+    /// The resources tokens are issued for, normalized ([`resource_key`]): [`DEFAULT_RESOURCES`]
+    /// and `BROKER_ALLOWED_RESOURCES`.
+    pub allowed_resources: Vec<String>,
 }
 
 impl BrokerConfig {
@@ -54,8 +65,18 @@ impl BrokerConfig {
             );
         }
         let tenant_id = env.get("BROKER_TENANT_ID").or_else(|| env.get("AZURE_TENANT_ID"));
+        let listed = env.get("BROKER_ALLOWED_RESOURCES").unwrap_or_default();
+        let mut allowed_resources: Vec<String> = DEFAULT_RESOURCES.iter().copied().map(resource_key).collect();
+        for resource in listed.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            if resource.contains('*') {
+                env.problem(format!(
+                    "BROKER_ALLOWED_RESOURCES lists resources exactly, without wildcards: `{resource}`"
+                ));
+            }
+            allowed_resources.push(resource_key(resource));
+        }
         env.finish()?;
-        Ok(BrokerConfig { bind, identity_header, tenant_id })
+        Ok(BrokerConfig { bind, identity_header, tenant_id, allowed_resources })
     }
 }
 
@@ -63,6 +84,7 @@ impl BrokerConfig {
 struct Broker {
     sign_in: Arc<DeveloperSignIn>,
     identity_header: Arc<str>,
+    allowed_resources: Arc<[String]>,
 }
 
 /// The broker as a [`Service`]: `broker::Application::build(config)`.
@@ -85,35 +107,69 @@ impl Service for TokenBroker {
             tenant = config.tenant_id.as_deref().unwrap_or("the CLI's default"),
             "managed-identity broker ready: tokens come from your azd / Azure CLI sign-in"
         );
-        Ok(Built::router(router(sign_in, config.identity_header.expose_secret())))
+        tracing::info!(resources = ?config.allowed_resources, "the broker issues tokens for these resources only");
+        let broker = Broker {
+            sign_in: Arc::new(sign_in),
+            identity_header: config.identity_header.expose_secret().into(),
+            allowed_resources: config.allowed_resources.into(),
+        };
+        Ok(Built::router(router(broker)))
     }
 }
 
 /// The broker's routes: `/msi/token` (App Service shape, `api-version=2019-08-01`) and `/healthz`.
-fn router(sign_in: DeveloperSignIn, identity_header: &str) -> Router {
-    let broker = Broker { sign_in: Arc::new(sign_in), identity_header: identity_header.into() };
+fn router(broker: Broker) -> Router {
     Router::new().route("/healthz", get(|| async { "ok" })).route("/msi/token", get(token)).with_state(broker)
 }
 
-#[tracing::instrument(name = "broker_token", skip_all, fields(resource = q.get("resource").map(String::as_str)))]
-async fn token(State(broker): State<Broker>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+#[tracing::instrument(name = "broker_token", skip_all, fields(resource = q.get("resource").map(String::as_str), %caller))]
+async fn token(
+    State(broker): State<Broker>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let resource = match requested_resource(&headers, &q, &broker.identity_header) {
         Ok(resource) => resource,
         Err((status, message)) => return refuse(status, message),
     };
+    if !broker.allowed_resources.contains(&resource_key(resource)) {
+        tracing::warn!(resource, %caller, "refused: the resource is not in BROKER_ALLOWED_RESOURCES");
+        // App Service answers a resource it cannot issue for with 400 and its
+        // `{statusCode, message}` body (the AADSTS500011 text for an unknown resource).
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "The broker does not issue tokens for the resource {resource}: it issues them for {} only. \
+                 List it in BROKER_ALLOWED_RESOURCES to allow it.",
+                broker.allowed_resources.join(", ")
+            ),
+        );
+    }
     match broker.sign_in.token(&scope_for(resource)).await {
-        Ok(token) => Json(json!({
+        Ok(token) => {
+            tracing::info!(resource, %caller, expires_on = token.expires_on, "issued the developer's token");
+            Json(json!({
             "access_token": token.secret(),
             "expires_on": token.expires_on.to_string(),
             "resource": resource,
             "token_type": "Bearer",
-        }))
-        .into_response(),
+            }))
+            .into_response()
+        }
         Err(e) => {
             tracing::warn!(resource, error = %e, "no token from the developer sign-in");
             refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
         }
     }
+}
+
+/// The form a resource is compared in: azure-identity sends the scope without `/.default`
+/// (`https://cognitiveservices.azure.com`); other clients send a trailing slash or the
+/// `/.default` scope itself. Application ID URIs compare case-insensitively in Entra.
+fn resource_key(resource: &str) -> String {
+    let resource = resource.strip_suffix("/.default").unwrap_or(resource);
+    resource.trim_end_matches('/').to_ascii_lowercase()
 }
 
 /// Managed-identity requests name a resource (`https://cognitiveservices.azure.com`); the CLIs
@@ -134,6 +190,40 @@ mod tests {
         assert_eq!(scope_for("https://cognitiveservices.azure.com"), "https://cognitiveservices.azure.com/.default");
         assert_eq!(scope_for("https://cognitiveservices.azure.com/"), "https://cognitiveservices.azure.com/.default");
         assert_eq!(scope_for("api://orders-api-dev/.default"), "api://orders-api-dev/.default");
+    }
+
+    #[test]
+    fn resources_compare_in_every_form_azure_identity_sends() {
+        for form in [
+            "https://cognitiveservices.azure.com",
+            "https://cognitiveservices.azure.com/",
+            "https://cognitiveservices.azure.com/.default",
+            "https://CognitiveServices.azure.com",
+        ] {
+            assert_eq!(resource_key(form), "https://cognitiveservices.azure.com", "{form}");
+        }
+        assert_ne!(
+            resource_key("https://cognitiveservices.azure.com.evil.example"),
+            resource_key(DEFAULT_RESOURCES[0])
+        );
+    }
+
+    #[test]
+    fn allowed_resources_are_openai_plus_those_listed() {
+        let header = ("BROKER_IDENTITY_HEADER", "0123456789abcdef-secret");
+        let config = BrokerConfig::from_env(Env::from_map([header])).unwrap();
+        assert_eq!(config.allowed_resources, ["https://cognitiveservices.azure.com"]);
+        let config = BrokerConfig::from_env(Env::from_map([
+            header,
+            ("BROKER_ALLOWED_RESOURCES", " https://vault.azure.net/ , api://orders-api-dev/.default,"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.allowed_resources,
+            ["https://cognitiveservices.azure.com", "https://vault.azure.net", "api://orders-api-dev"]
+        );
+        let wildcard = BrokerConfig::from_env(Env::from_map([header, ("BROKER_ALLOWED_RESOURCES", "https://*")]));
+        assert!(wildcard.is_err_and(|e| e.to_string().contains("BROKER_ALLOWED_RESOURCES")));
     }
 
     #[test]

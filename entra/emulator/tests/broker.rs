@@ -92,6 +92,10 @@ fn command(dir: &Path, log: &Path) -> Command {
 }
 
 async fn start() -> Broker {
+    start_with(&[]).await
+}
+
+async fn start_with(env: &[(&str, &str)]) -> Broker {
     let dir = tempfile::tempdir().unwrap();
     write_script(&dir.path().join("az"), FAKE_AZ);
     write_script(&dir.path().join("azd"), FAKE_AZD);
@@ -101,6 +105,7 @@ async fn start() -> Broker {
         .env("BROKER_ADDR", format!("127.0.0.1:{port}"))
         .env("BROKER_IDENTITY_HEADER", HEADER)
         .env("BROKER_TENANT_ID", TENANT)
+        .envs(env.iter().copied())
         .spawn()
         .unwrap();
     let broker = Broker { child, url: format!("http://127.0.0.1:{port}"), log, _dir: dir };
@@ -183,7 +188,7 @@ async fn a_missing_or_wrong_identity_header_is_refused() {
 
 #[tokio::test]
 async fn a_sign_in_failure_is_reported_with_what_to_do() {
-    let broker = start().await;
+    let broker = start_with(&[("BROKER_ALLOWED_RESOURCES", "api://no-access")]).await;
     let response = reqwest::Client::new()
         .get(format!("{}/msi/token?api-version=2019-08-01&resource=api://no-access", broker.url))
         .header("X-IDENTITY-HEADER", HEADER)
@@ -207,4 +212,52 @@ async fn the_broker_will_not_start_without_a_header_secret() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("BROKER_IDENTITY_HEADER"), "{stderr}");
+}
+
+/// A raw `/msi/token` request for `resource`, as App Service's endpoint takes it.
+async fn ask(broker: &Broker, resource: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{}/msi/token", broker.url))
+        .query(&[("api-version", "2019-08-01"), ("resource", resource)])
+        .header("X-IDENTITY-HEADER", HEADER)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn only_the_resources_the_stack_needs_are_issued_and_each_issuance_is_logged() {
+    let broker = start_with(&[("BROKER_ALLOWED_RESOURCES", "https://vault.azure.net")]).await;
+
+    // The developer's ARM and Graph tokens are not handed to whoever holds the header secret.
+    // App Service answers a resource it cannot issue for with 400 and `{statusCode, message}`.
+    for resource in [
+        "https://management.azure.com",
+        "https://graph.microsoft.com/.default",
+        "https://cognitiveservices.azure.com.evil.example",
+    ] {
+        let response = ask(&broker, resource).await;
+        assert_eq!(response.status(), 400, "{resource}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["statusCode"], 400);
+        assert!(body["message"].as_str().unwrap().contains("BROKER_ALLOWED_RESOURCES"), "{body}");
+    }
+    let err = credential(&broker, HEADER).token("https://management.azure.com/.default").await.unwrap_err();
+    assert!(err.to_string().contains("400"), "{err}");
+    assert!(broker.calls().is_empty(), "a refused resource never reaches the CLIs: {:#?}", broker.calls());
+
+    // Azure OpenAI in every form azure-identity and others send it, and the listed extra.
+    for resource in [OPENAI, "https://cognitiveservices.azure.com/", "https://cognitiveservices.azure.com/.default"] {
+        assert_eq!(ask(&broker, resource).await.status(), 200, "{resource}");
+    }
+    let vault = credential(&broker, HEADER).token("https://vault.azure.net/.default").await.unwrap();
+    assert!(vault.secret().starts_with("fake-az-token-"));
+
+    let output = broker.stop();
+    let issued: Vec<&str> = output.lines().filter(|l| l.contains("issued the developer's token")).collect();
+    assert_eq!(issued.len(), 4, "one line per issuance:\n{output}");
+    assert!(issued.iter().all(|l| l.contains("127.0.0.1:")), "with the caller's address:\n{output}");
+    assert!(issued[3].contains("https://vault.azure.net"), "and the resource:\n{output}");
+    assert!(output.contains("https://management.azure.com"), "refusals are logged too:\n{output}");
+    assert!(!output.contains("fake-az-token"), "never the token:\n{output}");
 }

@@ -104,6 +104,15 @@ async fn scopes_and_roles_decide_what_each_caller_may_do() {
     assert_eq!(app.get("/api/orders", &read_only).await.status(), 200);
     assert_eq!(app.get(&format!("/api/orders/{order}"), &read_only).await.status(), 200);
     let refused = app.create(&read_only, &json!({ "product": "X", "quantity": 1 })).await;
+    // The challenge names the scope as clients request it: the full value in the resource
+    // metadata's scopes_supported, not the bare name Entra would not recognise.
+    let challenge = refused.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_string();
+    assert!(
+        challenge.contains(
+            "error=\"insufficient_scope\", scope=\"api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/Orders.ReadWrite\""
+        ),
+        "{challenge}"
+    );
     let problem = assert_problem(refused, 403, "insufficient-scope").await;
     assert!(problem["detail"].as_str().unwrap().contains("Orders.ReadWrite"), "{problem}");
     assert_problem(app.cancel(&order, &read_only).await, 403, "insufficient-scope").await;
@@ -113,9 +122,13 @@ async fn scopes_and_roles_decide_what_each_caller_may_do() {
     assert_eq!(app.create(&read_write_only, &json!({ "product": "X", "quantity": 1 })).await.status(), 201);
     assert_eq!(app.cancel(&order, &read_write_only).await.status(), 200);
 
-    // Delete needs the Orders.Admin role *and* Orders.ReadWrite.
-    let problem = assert_problem(app.delete(&order, &alice).await, 403, "insufficient-scope").await;
-    assert!(problem["detail"].as_str().unwrap().contains("Orders.Admin"), "{problem}");
+    // Delete needs the Orders.Admin role *and* Orders.ReadWrite. A missing role is a 403 that
+    // names it and does not invite a scope step-up: alice already holds Orders.ReadWrite, and
+    // `insufficient_scope` would send an MCP client to ask for it again, in a loop.
+    let refused = app.delete(&order, &alice).await;
+    assert_eq!(refused.headers().get(WWW_AUTHENTICATE), None, "no challenge for a role");
+    let problem = assert_problem(refused, 403, "missing-role").await;
+    assert!(problem["detail"].as_str().unwrap().contains("Orders.Admin app role"), "{problem}");
     assert_problem(app.delete(&order, &carol_read_only).await, 403, "insufficient-scope").await;
     assert_eq!(app.get(&format!("/api/orders/{order}"), &alice).await.status(), 200, "refused deletes deleted");
     assert_eq!(app.delete(&order, &carol).await.status(), 204);
@@ -186,7 +199,7 @@ async fn a_passthrough_token_is_accepted_only_when_its_audience_is_allowed_and_t
 
     // Passthrough never grants the admin role, even to carol.
     let carol = passthrough_token(&app, "carol");
-    assert_problem(app.delete("ORD-001", &carol).await, 403, "insufficient-scope").await;
+    assert_problem(app.delete("ORD-001", &carol).await, 403, "missing-role").await;
     // Ordinary OBO tokens still work, and say so.
     let obo = app.get("/api/orders", &app.token("alice", ALL_SCOPES)).await;
     assert_eq!(hop_of(&obo).unwrap().how, entra_auth::hop::How::Obo);

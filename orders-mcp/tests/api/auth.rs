@@ -93,16 +93,26 @@ async fn a_token_for_orders_api_is_refused_here() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["detail"], "the token is for another audience", "{body}");
 
-    // The same user's token for orders-mcp with a scope other than access_as_user: 403, naming
-    // the scope as a client must request it from Entra. MCP clients take a 403's scopes as
-    // authoritative (2026-07-28 "Authorization", "Scope Challenge Handling"); a bare
-    // `access_as_user` would be read by Entra as a Microsoft Graph scope.
+    // The same user's token for orders-mcp with a scope other than access_as_user: 403.
     let token = stack.emulator.user_token("alice", "chat-app", "orders-mcp", &["something_else"]).unwrap();
     let response = mcp_request(&stack, Method::POST, None).bearer_auth(&token).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().to_string();
-    let scope = format!("scope=\"{}/access_as_user\"", stack.mcp_url);
-    assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains(&scope), "{challenge}");
+    // The full scope value, exactly as the resource metadata's scopes_supported spells it: the
+    // bare name is not a scope a client can request from Entra.
+    let metadata: serde_json::Value =
+        reqwest::get(format!("http://{}/.well-known/oauth-protected-resource/mcp", stack.mcp_addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let scope = metadata["scopes_supported"][0].as_str().unwrap();
+    assert!(scope.ends_with("/access_as_user"), "{metadata}");
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains(&format!("scope=\"{scope}\"")),
+        "{challenge}"
+    );
 }
 
 #[tokio::test]
@@ -112,14 +122,9 @@ async fn protected_resource_metadata_follows_rfc_9728() {
     let response = mcp_request(&stack, Method::POST, None).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().to_string();
-    // with the scope to ask for, as `scopes_supported` names it (MCP "Scope Selection Strategy":
-    // a 401's `scope` comes first).
     assert_eq!(
         challenge,
-        format!(
-            "Bearer resource_metadata=\"http://{}/.well-known/oauth-protected-resource/mcp\", scope=\"{}/access_as_user\"",
-            stack.mcp_addr, stack.mcp_url
-        )
+        format!("Bearer resource_metadata=\"http://{}/.well-known/oauth-protected-resource/mcp\"", stack.mcp_addr)
     );
 
     // ...and the document is there, and at the bare well-known path too.

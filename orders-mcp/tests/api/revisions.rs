@@ -89,9 +89,10 @@ async fn assert_challenge(stack: &TestStack, headers: &[(&str, &str)], body: &Va
     assert_eq!(metadata["resource"], stack.mcp_url);
     let scopes = metadata["scopes_supported"].as_array().unwrap();
     assert!(!scopes.is_empty() && !scopes.iter().any(|s| s == "offline_access"), "{metadata}");
-    // The challenge's scope, which clients request first ("Scope Selection Strategy"), is the
-    // one the metadata lists.
-    assert!(challenge.contains(&format!("scope=\"{}\"", scopes[0].as_str().unwrap())), "{challenge}");
+    // A 401 names no scope, so clients request every scope in `scopes_supported` ("Scope
+    // Selection Strategy"): the full value, under the Application ID URI.
+    assert!(!challenge.contains("scope="), "{challenge}");
+    assert_eq!(scopes[0], format!("{}/access_as_user", stack.mcp_url), "{metadata}");
 }
 
 #[tokio::test]

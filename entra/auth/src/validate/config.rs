@@ -23,7 +23,8 @@ pub struct ValidatorConfig {
     /// `kid`s cannot make the service hammer the identity provider.
     pub key_refetch_interval: Duration,
     /// Metadata and keys are refreshed when older than this, so a key the IdP withdrew stops
-    /// being trusted.
+    /// being trusted. The refresh runs in the background: requests keep the current keys
+    /// meanwhile, and keep them if the IdP cannot be reached.
     pub metadata_max_age: Duration,
     /// After a failed metadata fetch, wait this long before trying again.
     pub failure_backoff: Duration,

@@ -3,8 +3,11 @@
 //! The loaded state is an immutable snapshot behind a short `RwLock`, so validating a token
 //! costs one read lock and a hash lookup. All fetching goes through one async mutex: concurrent
 //! misses wait for a single fetch, and a schedule rate-limits fetches triggered by unknown `kid`s.
+//! Metadata past its age is refreshed in the background while requests keep using it: a slow or
+//! stopped identity provider must not hold up tokens signed with keys we already have.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -28,12 +31,17 @@ pub(crate) struct Loaded {
     loaded_at: Instant,
 }
 
-pub(crate) struct KeyStore {
+/// Shared with the background refresh task, hence the `Arc` inside.
+pub(crate) struct KeyStore(Arc<Store>);
+
+struct Store {
     http: reqwest::Client,
     config: ValidatorConfig,
     loaded: RwLock<Option<Arc<Loaded>>>,
     /// When the next fetch may start; held across the fetch, so fetches never overlap.
     schedule: tokio::sync::Mutex<Option<Instant>>,
+    /// A background refresh is under way: stale metadata starts at most one.
+    refreshing: AtomicBool,
 }
 
 #[derive(Deserialize)]
@@ -60,28 +68,34 @@ struct Jwk {
 
 impl KeyStore {
     pub fn new(config: &ValidatorConfig, http: reqwest::Client) -> Self {
-        KeyStore { http, config: config.clone(), loaded: RwLock::new(None), schedule: tokio::sync::Mutex::new(None) }
+        KeyStore(Arc::new(Store {
+            http,
+            config: config.clone(),
+            loaded: RwLock::new(None),
+            schedule: tokio::sync::Mutex::new(None),
+            refreshing: AtomicBool::new(false),
+        }))
     }
 
-    fn snapshot(&self) -> Option<Arc<Loaded>> {
-        // A poisoned lock only means another thread panicked mid-swap of an Arc: the value is intact.
-        self.loaded.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn is_fresh(&self, loaded: &Loaded) -> bool {
-        loaded.loaded_at.elapsed() < self.config.metadata_max_age
-    }
-
-    /// The loaded metadata, fetching it first if there is none or it is too old.
+    /// The loaded metadata; loaded first if there is none. Metadata older than its refresh age
+    /// is still served, while one background task refreshes it.
     pub async fn current(&self) -> Result<Arc<Loaded>, ValidationError> {
-        match self.snapshot() {
-            Some(loaded) if self.is_fresh(&loaded) => Ok(loaded),
-            _ => self.refresh(None).await,
+        let Some(loaded) = self.0.snapshot() else {
+            return self.0.refresh(None).await;
+        };
+        if !self.0.is_fresh(&loaded) && !self.0.refreshing.swap(true, Ordering::AcqRel) {
+            let store = self.0.clone();
+            tokio::spawn(async move {
+                let _ = store.refresh(None).await;
+                store.refreshing.store(false, Ordering::Release);
+            });
         }
+        Ok(loaded)
     }
 
     /// The key for `kid` in `loaded` (from [`current`](Self::current)), or after a refetch
-    /// (rate-limited) if `kid` is unknown there; with the metadata it came from.
+    /// (rate-limited, and bounded by the fetch timeout) if `kid` is unknown there; with the
+    /// metadata it came from.
     pub async fn key(
         &self,
         loaded: Arc<Loaded>,
@@ -90,9 +104,20 @@ impl KeyStore {
         if let Some(key) = loaded.keys.get(kid).cloned() {
             return Ok((loaded, key));
         }
-        let loaded = self.refresh(Some(kid)).await?;
+        let loaded = self.0.refresh(Some(kid)).await?;
         let key = loaded.keys.get(kid).cloned().ok_or(ValidationError::UnknownKey)?;
         Ok((loaded, key))
+    }
+}
+
+impl Store {
+    fn snapshot(&self) -> Option<Arc<Loaded>> {
+        // A poisoned lock only means another thread panicked mid-swap of an Arc: the value is intact.
+        self.loaded.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn is_fresh(&self, loaded: &Loaded) -> bool {
+        loaded.loaded_at.elapsed() < self.config.metadata_max_age
     }
 
     async fn refresh(&self, wanted_kid: Option<&str>) -> Result<Arc<Loaded>, ValidationError> {
