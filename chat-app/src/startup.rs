@@ -28,6 +28,7 @@ use crate::approvals::Approvals;
 use crate::auth::oidc::Oidc;
 use crate::auth::refresh::Refresher;
 use crate::auth::session::SESSION_COOKIE;
+use crate::auth::session_store::SignOutWinsStore;
 use crate::auth::{origin, routes};
 use crate::configuration::{ApprovalPolicy, ModelAuth, ModelSettings, Settings};
 use crate::mcp::McpConnector;
@@ -54,7 +55,7 @@ impl Service for ChatApp {
     async fn build(settings: Settings, local: SocketAddr, stopping: CancellationToken) -> anyhow::Result<Built<()>> {
         let public_url = settings.public_url.to_string();
         let state = build_state(settings).await?;
-        let cleanup = state.sessions.clone().continuously_delete_expired(Duration::from_secs(300));
+        let cleanup = state.sessions.sqlite().clone().continuously_delete_expired(Duration::from_secs(300));
         tokio::spawn(async move {
             tokio::select! {
                 _ = cleanup => {}
@@ -84,6 +85,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let store = Store::open(&settings.session_db).await?;
     let sessions = SqliteStore::new(store.pool().clone());
     sessions.migrate().await.map_err(|e| anyhow::anyhow!("cannot migrate the session table: {e}"))?;
+    let sessions = SignOutWinsStore::new(sessions, settings.session.absolute);
     let model = model(&settings.model, &http);
     if settings.agent.approval == ApprovalPolicy::Never {
         tracing::warn!(

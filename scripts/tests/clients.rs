@@ -238,6 +238,17 @@ async fn run(mut program: Command) -> Output {
         .unwrap()
 }
 
+/// Runs a client program that prints `ok <step>` per step: it succeeds and reports each of `steps`.
+async fn run_reporting(program: Command, steps: &[&str]) {
+    let output = run(program).await;
+    let out = String::from_utf8_lossy(&output.stdout);
+    println!("{out}");
+    assert!(output.status.success(), "{}", report(&output));
+    for step in steps {
+        assert!(out.contains(step), "{step} missing: {}", report(&output));
+    }
+}
+
 fn report(output: &Output) -> String {
     format!(
         "stdout:\n{}\nstderr:\n{}",
@@ -255,21 +266,19 @@ async fn msal_python_and_azure_identity_complete_every_flow_over_https() {
     let stack = Stack::start().await;
     let mut program = Command::new(python);
     program.arg(workspace().join("scripts/tests/clients/msal_flows.py")).envs(stack.env());
-    let output = run(program).await;
-    let out = String::from_utf8_lossy(&output.stdout);
-    println!("{out}");
-    assert!(output.status.success(), "{}", report(&output));
-    for flow in [
-        "ok authorization code + PKCE",
-        "ok refresh token",
-        "ok on-behalf-of",
-        "ok client credentials",
-        "ok device code",
-        "ok refusals",
-        "ok azure-identity ManagedIdentityCredential",
-    ] {
-        assert!(out.contains(flow), "{flow} missing: {}", report(&output));
-    }
+    run_reporting(
+        program,
+        &[
+            "ok authorization code + PKCE",
+            "ok refresh token",
+            "ok on-behalf-of",
+            "ok client credentials",
+            "ok device code",
+            "ok refusals",
+            "ok azure-identity ManagedIdentityCredential",
+        ],
+    )
+    .await;
     let stats = stack.idp.handle().stats();
     assert!(stats.on_behalf_of >= 1 && stats.device_code >= 1 && stats.managed_identity >= 1, "{stats:?}");
 }
@@ -282,20 +291,18 @@ async fn msal_node_completes_every_flow_over_https() {
     let stack = Stack::start().await;
     let mut program = node(&dir, "msal_flows.mjs");
     program.envs(stack.env());
-    let output = run(program).await;
-    let out = String::from_utf8_lossy(&output.stdout);
-    println!("{out}");
-    assert!(output.status.success(), "{}", report(&output));
-    for flow in [
-        "ok authorization code + PKCE",
-        "ok refresh token",
-        "ok on-behalf-of",
-        "ok client credentials",
-        "ok device code",
-        "ok refusals",
-    ] {
-        assert!(out.contains(flow), "{flow} missing: {}", report(&output));
-    }
+    run_reporting(
+        program,
+        &[
+            "ok authorization code + PKCE",
+            "ok refresh token",
+            "ok on-behalf-of",
+            "ok client credentials",
+            "ok device code",
+            "ok refusals",
+        ],
+    )
+    .await;
     let stats = stack.idp.handle().stats();
     assert!(stats.on_behalf_of >= 1 && stats.device_code >= 1, "{stats:?}");
 }
@@ -310,17 +317,15 @@ async fn mcp_typescript_sdk_discovers_auth_signs_in_and_calls_a_tool() {
     let stack = Stack::start().await;
     let mut program = node(&dir, "mcp_sdk.mjs");
     program.envs(stack.env());
-    let output = run(program).await;
-    let out = String::from_utf8_lossy(&output.stdout);
-    println!("{out}");
-    assert!(output.status.success(), "{}", report(&output));
-    for step in [
-        "ok 401, protected resource metadata",
-        "ok auth code + PKCE as the pre-authorized VS Code client",
-        "ok tools/call list_orders as alice",
-    ] {
-        assert!(out.contains(step), "{step} missing: {}", report(&output));
-    }
+    run_reporting(
+        program,
+        &[
+            "ok 401, protected resource metadata",
+            "ok auth code + PKCE as the pre-authorized VS Code client",
+            "ok tools/call list_orders as alice",
+        ],
+    )
+    .await;
 }
 
 /// MCP Inspector's CLI, as a developer runs it against a server that wants a bearer token:

@@ -5,6 +5,7 @@
 //! - [`oidc`]: chat-app as an OpenID Connect client of the identity provider.
 //! - [`refresh`]: the user's tokens, renewed single-flight before they expire.
 //! - [`session`]: who is signed in, and a fresh access token for them.
+//! - [`session_store`]: where sessions are kept, and a signed-out one stays deleted.
 //! - [`origin`]: the cross-site request check.
 
 pub mod oidc;
@@ -12,3 +13,4 @@ pub mod origin;
 pub mod refresh;
 pub mod routes;
 pub mod session;
+pub mod session_store;

@@ -1,0 +1,102 @@
+//! The session store, where a deleted session stays deleted. tower-sessions saves a changed
+//! session when its response ends, with an upsert: a request that was in flight while the same
+//! session signed out (or was signed out by the identity provider's front-channel logout, or
+//! had its id cycled at sign-in) would write the record back, and the old cookie would be signed
+//! in again. Deleting marks the id; a save for a marked id is dropped. The mark and the check
+//! are under one lock with the write they guard, so no save can slip between them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, SessionStore};
+use tower_sessions_sqlx_store::SqliteStore;
+
+#[derive(Debug, Clone)]
+pub struct SignOutWinsStore {
+    inner: SqliteStore,
+    /// Deleted ids, with when: kept for `remember`, longer than any request lives.
+    deleted: Arc<Mutex<HashMap<Id, Instant>>>,
+    remember: Duration,
+}
+
+impl SignOutWinsStore {
+    /// `remember`: how long a deleted id is refused; the session's absolute lifetime bounds
+    /// any request that could still hold it.
+    pub fn new(inner: SqliteStore, remember: Duration) -> Self {
+        SignOutWinsStore { inner, deleted: Arc::default(), remember }
+    }
+
+    /// The SQLite store underneath (for expired-session cleanup).
+    pub fn sqlite(&self) -> &SqliteStore {
+        &self.inner
+    }
+}
+
+#[async_trait]
+impl SessionStore for SignOutWinsStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        self.inner.create(record).await
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let deleted = self.deleted.lock().await;
+        if deleted.contains_key(&record.id) {
+            tracing::debug!("a save of a signed-out session was dropped");
+            return Ok(());
+        }
+        self.inner.save(record).await
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        self.inner.load(id).await
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let mut deleted = self.deleted.lock().await;
+        let now = Instant::now();
+        deleted.retain(|_, at| now.duration_since(*at) < self.remember);
+        deleted.insert(*id, now);
+        self.inner.delete(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::SqlitePoolOptions;
+
+    async fn sqlite(dir: &tempfile::TempDir) -> SqliteStore {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("sessions.db").display());
+        let store = SqliteStore::new(SqlitePoolOptions::new().connect(&url).await.unwrap());
+        store.migrate().await.unwrap();
+        store
+    }
+
+    /// Request A loads the session; sign-out deletes it; A's response ends and saves what it
+    /// loaded (tower-sessions' save is an upsert).
+    async fn sign_out_during_a_request(store: &impl SessionStore) -> Option<Record> {
+        let mut record = Record {
+            id: Id::default(),
+            data: HashMap::from([("auth.user".to_string(), serde_json::json!("alice"))]),
+            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        };
+        store.create(&mut record).await.unwrap();
+        let in_flight = store.load(&record.id).await.unwrap().unwrap();
+        store.delete(&record.id).await.unwrap();
+        store.save(&in_flight).await.unwrap();
+        store.load(&record.id).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_in_flight_at_sign_out_does_not_bring_the_session_back() {
+        let dir = tempfile::tempdir().unwrap();
+        // The hazard: the plain store writes the signed-out session back.
+        assert!(sign_out_during_a_request(&sqlite(&dir).await).await.is_some());
+        let store = SignOutWinsStore::new(sqlite(&dir).await, Duration::from_secs(3600));
+        assert!(sign_out_during_a_request(&store).await.is_none(), "sign-out must win");
+    }
+}
