@@ -238,6 +238,16 @@ async fn run(mut program: Command) -> Output {
         .unwrap()
 }
 
+/// What the MSAL programs (Python and Node) report, one line per flow.
+const MSAL_STEPS: [&str; 6] = [
+    "ok authorization code + PKCE",
+    "ok refresh token",
+    "ok on-behalf-of",
+    "ok client credentials",
+    "ok device code",
+    "ok refusals",
+];
+
 /// Runs a client program that prints `ok <step>` per step: it succeeds and reports each of `steps`.
 async fn run_reporting(program: Command, steps: &[&str]) {
     let output = run(program).await;
@@ -266,19 +276,8 @@ async fn msal_python_and_azure_identity_complete_every_flow_over_https() {
     let stack = Stack::start().await;
     let mut program = Command::new(python);
     program.arg(workspace().join("scripts/tests/clients/msal_flows.py")).envs(stack.env());
-    run_reporting(
-        program,
-        &[
-            "ok authorization code + PKCE",
-            "ok refresh token",
-            "ok on-behalf-of",
-            "ok client credentials",
-            "ok device code",
-            "ok refusals",
-            "ok azure-identity ManagedIdentityCredential",
-        ],
-    )
-    .await;
+    let steps: Vec<&str> = MSAL_STEPS.into_iter().chain(["ok azure-identity ManagedIdentityCredential"]).collect();
+    run_reporting(program, &steps).await;
     let stats = stack.idp.handle().stats();
     assert!(stats.on_behalf_of >= 1 && stats.device_code >= 1 && stats.managed_identity >= 1, "{stats:?}");
 }
@@ -291,18 +290,7 @@ async fn msal_node_completes_every_flow_over_https() {
     let stack = Stack::start().await;
     let mut program = node(&dir, "msal_flows.mjs");
     program.envs(stack.env());
-    run_reporting(
-        program,
-        &[
-            "ok authorization code + PKCE",
-            "ok refresh token",
-            "ok on-behalf-of",
-            "ok client credentials",
-            "ok device code",
-            "ok refusals",
-        ],
-    )
-    .await;
+    run_reporting(program, &MSAL_STEPS).await;
     let stats = stack.idp.handle().stats();
     assert!(stats.on_behalf_of >= 1 && stats.device_code >= 1, "{stats:?}");
 }

@@ -166,8 +166,18 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     let events = browser.chat(&app, "show my orders").await;
     assert_eq!(events.last(), Some(&TurnEvent::Done), "{events:?}");
     assert!(events.iter().any(|e| matches!(e, TurnEvent::ToolResult { is_error: false, .. })), "{events:?}");
-    let flushed = tokio::task::spawn_blocking(|| telemetry().flush());
-    tokio::time::timeout(Duration::from_secs(30), flushed).await.expect("the export finishes").unwrap();
+    // The turn runs in a task inside the request's span, so that span ends when the task does,
+    // just after `done` was sent: export until it has arrived.
+    let exported = async {
+        loop {
+            tokio::task::spawn_blocking(|| telemetry().flush()).await.unwrap();
+            if receiver().1.lock().unwrap().spans.iter().any(|s| s.name == "POST /api/chat/send") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), exported).await.expect("the turn's spans are exported");
 
     // A copy: the lock is not held across the page request below.
     let received = receiver().1.lock().unwrap().clone();
