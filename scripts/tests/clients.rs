@@ -1,5 +1,6 @@
 //! The client libraries people already use, unmodified, against the stack: MSAL Python,
-//! azure-identity and MSAL Node against the emulator over HTTPS, the MCP TypeScript SDK's OAuth
+//! azure-identity and MSAL Node against the emulator over HTTPS (azure-identity also against the
+//! managed-identity broker, run as a process), the MCP TypeScript SDK's OAuth
 //! client and MCP Inspector's CLI against orders-mcp, and Schemathesis against orders-api's live
 //! OpenAPI document. The stack runs in-process (emulator with `--tls`, orders-api, orders-mcp);
 //! the clients are installed from PyPI into a virtual environment and from npm (with a pinned
@@ -15,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
+
+#[path = "support/binaries.rs"]
+mod binaries;
 
 use entra_emulator::{EmulatorConfig, Running, TlsSettings};
 use entra_manifest::{Manifest, REPOSITORY_MANIFEST};
@@ -280,6 +284,55 @@ async fn msal_python_and_azure_identity_complete_every_flow_over_https() {
     run_reporting(program, &steps).await;
     let stats = stack.idp.handle().stats();
     assert!(stats.on_behalf_of >= 1 && stats.device_code >= 1 && stats.managed_identity >= 1, "{stats:?}");
+}
+
+/// azure-identity's `ManagedIdentityCredential` against the managed-identity broker
+/// (`entra-emulator broker`), which hands out the developer's azd sign-in: here a fake `azd` on
+/// the broker's `PATH`. Azure OpenAI's resource is issued; ARM is refused by the allow-list.
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_identity_gets_the_developers_token_from_the_broker_for_azure_openai_only() {
+    let Some(python) = python() else { return };
+    let bin = binaries::workspace_binaries(&workspace());
+    let fake = TempDir::new().unwrap();
+    let token = "developer-token-from-a-fake-azd";
+    let azd = fake.path().join("azd");
+    std::fs::write(
+        &azd,
+        format!("#!/bin/sh\necho '{{\"token\":\"{token}\",\"expiresOn\":\"2100-01-01T00:00:00Z\"}}'\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&azd, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let path = format!("{}:{}", fake.path().display(), std::env::var("PATH").unwrap_or_default());
+    let mut broker = tokio::process::Command::new(bin.join("entra-emulator"))
+        .arg("broker")
+        .env("PATH", path)
+        .env("BROKER_ADDR", format!("127.0.0.1:{port}"))
+        .env("BROKER_IDENTITY_HEADER", IDENTITY_HEADER)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    let ready = async {
+        loop {
+            let health = health.clone();
+            if tokio::task::spawn_blocking(move || service_kit::probe::status(&health)).await.unwrap().ok() == Some(200)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), ready).await.expect("the broker starts");
+    let mut program = Command::new(python);
+    program
+        .arg(workspace().join("scripts/tests/clients/broker_mi.py"))
+        .env("IDENTITY_ENDPOINT", format!("http://127.0.0.1:{port}/msi/token"))
+        .env("IDENTITY_HEADER", IDENTITY_HEADER)
+        .env("EXPECTED_TOKEN", token);
+    run_reporting(program, &["ok Azure OpenAI token from the broker", "ok ARM refused"]).await;
+    broker.kill().await.unwrap();
 }
 
 /// MSAL Node (public and confidential clients) over HTTPS: the same flows as MSAL Python, each

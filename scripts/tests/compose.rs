@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+#[path = "support/binaries.rs"]
+mod binaries;
+
 use clap::Parser;
 use serde_yaml::Value;
 use service_kit::settings::Env;
@@ -460,21 +463,6 @@ fn docker_compose_accepts_both_files() {
 // ---------------------------------------------------------------------------------------------
 // The offline file's stack as processes, verified
 
-/// The services' binaries as `cargo test --workspace` builds them (same features, same profile,
-/// same target directory as this test), brought up to date first: a no-op under
-/// `cargo xtask test`, a build when this test runs alone.
-fn workspace_binaries() -> PathBuf {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["test", "--workspace", "--no-run", "--quiet"])
-        .current_dir(root())
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the workspace failed");
-    // This test runs from <target>/<profile>/deps/; the binaries are in <target>/<profile>/.
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
-
 /// A free local port for each container port.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -531,7 +519,7 @@ fn the_offline_file_as_processes_passes_xtask_verify() {
         })
         .collect();
 
-    let bin_dir = workspace_binaries();
+    let bin_dir = binaries::workspace_binaries(&root());
     let mut stack = xtask::stack::Stack::start(&specs, &bin_dir).unwrap();
     stack.wait_ready(&specs, Duration::from_secs(60)).unwrap();
 
