@@ -37,7 +37,8 @@ pub async fn forbidden(request: reqwest::RequestBuilder) -> Check<String> {
 /// The detail of a passed 403 check.
 pub const INSUFFICIENT_SCOPE: &str = "403 insufficient_scope";
 
-/// Whether a 403's challenge says the token lacks the scope (or role) the request needs.
+/// Whether a 403's challenge says the token lacks the scope the request needs (a missing app
+/// role is a 403 `missing-role` problem with no challenge: it is not checked here).
 pub fn names_insufficient_scope(challenge: &str) -> bool {
     challenge.contains("insufficient_scope")
 }
