@@ -169,13 +169,16 @@ impl Agent {
         call: &ToolCall,
         emit: Emit<'_>,
     ) -> String {
-        let fail = |arguments: Value, problem: String| {
+        let announce = |arguments: Value| {
             emit(TurnEvent::ToolCall {
                 id: ui_id.to_string(),
                 name: call.name.clone(),
                 arguments,
                 trace_id: trace_id(),
             });
+        };
+        let fail = |arguments: Value, problem: String| {
+            announce(arguments);
             emit(TurnEvent::ToolResult {
                 id: ui_id.to_string(),
                 summary: problem.clone(),
@@ -191,12 +194,7 @@ impl Agent {
         let Some(tool) = tools.iter().find(|t| t.name == call.name) else {
             return fail(Value::Object(arguments), format!("orders-mcp offers no tool named {:?}", call.name));
         };
-        emit(TurnEvent::ToolCall {
-            id: ui_id.to_string(),
-            name: call.name.clone(),
-            arguments: Value::Object(arguments.clone()),
-            trace_id: trace_id(),
-        });
+        announce(Value::Object(arguments.clone()));
         if needs_approval(self.limits.approval, tool) {
             let state = self.ask(session, tools, turn, clock, ui_id, tool, &arguments, emit).await;
             if let Some((summary, for_model)) = not_done(&state) {

@@ -269,7 +269,10 @@ async fn single_sign_on_session_and_prompt_login() {
 
     // The session's id travels to every app (`session_state` here, `sid` in tokens and in
     // front-channel logout), so the cookie that signs the browser in must be a separate secret:
-    // an app that knows `sid` must not be able to sign in as the user.
+    // an app that knows `sid` must not be able to sign in as the user. Entra's SSO cookies
+    // (ESTSAUTH, ESTSAUTHPERSISTENT) are opaque session tokens of their own ("Web browser cookies
+    // used in Microsoft Entra authentication", learn.microsoft.com/entra/identity/authentication/
+    // concept-authentication-web-browser-cookies).
     let sid = &returned["session_state"];
     assert!(!cookie.contains(sid.as_str()), "the SSO cookie must not be the session id: {cookie}");
     let planted =

@@ -24,8 +24,9 @@ use crate::state::Emulator;
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// The short name Entra also accepts for the device code grant: MSAL.js and MSAL Node poll with
-/// `grant_type=device_code` (msal-common's `GrantType.DEVICE_CODE_GRANT`), MSAL Python with the
-/// RFC 8628 URN; both work against login.microsoftonline.com.
+/// `grant_type=device_code` (msal-common's `GrantType.DEVICE_CODE_GRANT`), as MSAL for Java does
+/// (`DeviceCodeAuthorizationGrant`), MSAL Python with the RFC 8628 URN that Microsoft's device
+/// code flow page documents; all of them work against login.microsoftonline.com.
 const DEVICE_CODE_SHORT: &str = "device_code";
 
 #[tracing::instrument(name = "token", skip_all, fields(tenant = %tenant))]
