@@ -112,7 +112,7 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
     let user_name = user.view().name;
     let oid = user.oid.clone();
     touch(session, user).await;
-    let Some(running) = state.turns.begin(&conversation) else {
+    let Some(running) = state.turns.begin(&conversation).await.map_err(store_error)? else {
         return Err(ChatError::Busy);
     };
     let previous = state.store.transcript(&conversation).await.map_err(store_error)?;

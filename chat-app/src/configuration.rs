@@ -20,8 +20,8 @@ pub struct Settings {
     /// `CHAT_APP_URL`: the origin browsers use. Redirect URIs, the `Origin` check and the
     /// cookie's `Secure` flag derive from it.
     pub public_url: Url,
-    /// `CHAT_APP_SESSION_DB`: the SQLite file for sessions and conversations.
-    pub session_db: PathBuf,
+    /// Where sessions, conversations and the running-turn marks live.
+    pub store: StoreSettings,
     /// `ORDERS_MCP_URL`: the MCP endpoint.
     pub orders_mcp_url: Url,
     pub identity: IdentitySettings,
@@ -51,6 +51,26 @@ pub struct IdentitySettings {
     pub scope: String,
     /// `ENTRA_CA_FILE`: extra roots for HTTPS to the identity provider.
     pub trust: Trust,
+}
+
+/// `CHAT_APP_SESSION_STORE`: `sqlite` (the default) or a Redis URL.
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    /// `CHAT_APP_SESSION_DB`: one SQLite file, so one replica.
+    Sqlite(PathBuf),
+    /// `redis://` or `rediss://` (TLS): shared by every replica.
+    Redis(RedisSettings),
+}
+
+/// A Redis server. `Debug` shows no password.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// The URL as given; a password in it stays secret.
+    pub url: SecretString,
+    /// `CHAT_APP_REDIS_ENTRA_USER`: authenticate with chat-app's managed identity instead of a
+    /// password (Azure Managed Redis): the identity's object id, which Redis takes as the user
+    /// name, with an Entra token for `https://redis.azure.com` as the password.
+    pub entra: Option<(String, Credential)>,
 }
 
 #[derive(Debug, Clone)]
@@ -137,7 +157,6 @@ impl Settings {
         let public_url = env
             .optional::<Url>("CHAT_APP_URL", "a URL like http://localhost:3000")
             .unwrap_or_else(|| local("http://localhost:3000"));
-        let session_db = PathBuf::from(env.string("CHAT_APP_SESSION_DB", "./data/chat-app.db"));
         let orders_mcp_url = env
             .optional::<Url>("ORDERS_MCP_URL", "a URL like http://localhost:3001/mcp")
             .unwrap_or_else(|| local("http://localhost:3001/mcp"));
@@ -153,6 +172,7 @@ impl Settings {
             );
             Credential::Secret(SecretString::from(""))
         });
+        let store = store_settings(&mut env, &credential);
         let scope = match &orders_mcp.app_id_uri {
             Some(uri) => sign_in_scope(uri),
             None => {
@@ -192,7 +212,7 @@ impl Settings {
         Ok(Settings {
             addr,
             public_url,
-            session_db,
+            store,
             orders_mcp_url,
             identity: IdentitySettings {
                 authority: identity.authority,
@@ -232,6 +252,36 @@ impl Settings {
         let loopback = matches!(self.public_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
         !(self.public_url.scheme() == "http" && loopback)
     }
+}
+
+fn store_settings(env: &mut Env, app_credential: &Credential) -> StoreSettings {
+    let db = PathBuf::from(env.string("CHAT_APP_SESSION_DB", "./data/chat-app.db"));
+    let entra_user = env.get("CHAT_APP_REDIS_ENTRA_USER");
+    let Some(url) = env.get("CHAT_APP_SESSION_STORE").filter(|v| v != "sqlite") else {
+        if entra_user.is_some() {
+            env.problem("CHAT_APP_REDIS_ENTRA_USER is set but CHAT_APP_SESSION_STORE is not a Redis URL");
+        }
+        return StoreSettings::Sqlite(db);
+    };
+    // Never echo the value: it may hold a password.
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    if !matches!(scheme, Some("redis" | "rediss")) {
+        env.problem("CHAT_APP_SESSION_STORE must be `sqlite` or a redis:// or rediss:// URL");
+    }
+    let entra = entra_user.map(|user| {
+        if scheme != Some("rediss") {
+            // Azure Managed Redis takes Entra tokens over TLS only; a token must not cross in clear.
+            env.problem("CHAT_APP_REDIS_ENTRA_USER needs a rediss:// (TLS) CHAT_APP_SESSION_STORE");
+        }
+        if !matches!(app_credential, Credential::ManagedIdentity(_)) {
+            env.problem(
+                "CHAT_APP_REDIS_ENTRA_USER needs chat-app to run as its managed identity (IDENTITY_ENDPOINT, \
+                 IDENTITY_HEADER, no CHAT_APP_CLIENT_SECRET)",
+            );
+        }
+        (user, app_credential.clone())
+    });
+    StoreSettings::Redis(RedisSettings { url: url.into(), entra })
 }
 
 /// What chat-app asks for at sign-in: an ID token, a refresh token, and a token for orders-mcp.
@@ -353,6 +403,35 @@ mod tests {
         assert_eq!(s.agent.max_iterations, 6);
         assert_eq!(s.agent.approval, ApprovalPolicy::Writes, "writes wait for a yes unless told otherwise");
         assert_eq!(s.site.output_name, "chat_app");
+    }
+
+    #[test]
+    fn the_session_store_is_sqlite_unless_a_redis_url_is_given() {
+        let with = |extra: &[(&str, &str)]| {
+            let mut vars = vec![("IDENTITY_MANIFEST".to_string(), manifest())];
+            vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            Settings::from(Env::from_map(vars))
+        };
+        let secret = [("CHAT_APP_CLIENT_SECRET", "s")];
+        assert!(matches!(with(&secret).unwrap().store, StoreSettings::Sqlite(_)));
+        let redis = with(&[secret[0], ("CHAT_APP_SESSION_STORE", "redis://:pa55word@cache:6379")]).unwrap();
+        let StoreSettings::Redis(redis) = redis.store else { panic!("redis") };
+        assert!(redis.entra.is_none());
+        assert!(!format!("{redis:?}").contains("pa55word"), "the password never reaches a log");
+
+        let err = with(&[secret[0], ("CHAT_APP_SESSION_STORE", "http://:pa55word@cache")]).unwrap_err().to_string();
+        assert!(err.contains("CHAT_APP_SESSION_STORE") && !err.contains("pa55word"), "{err}");
+        // An Entra token is a password: TLS only, and only chat-app's managed identity has one.
+        let err = with(&[
+            secret[0],
+            ("CHAT_APP_SESSION_STORE", "redis://cache:6379"),
+            ("CHAT_APP_REDIS_ENTRA_USER", "00000000-0000-0000-0000-000000000001"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("rediss://") && err.contains("managed identity"), "{err}");
+        let err = with(&[secret[0], ("CHAT_APP_REDIS_ENTRA_USER", "x")]).unwrap_err().to_string();
+        assert!(err.contains("CHAT_APP_SESSION_STORE is not a Redis URL"), "{err}");
     }
 
     #[test]

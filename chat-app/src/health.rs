@@ -1,4 +1,4 @@
-//! `/healthz` (the process answers) and `/readyz` (it can serve a user: its database answers
+//! `/healthz` (the process answers) and `/readyz` (it can serve a user: its session store answers
 //! and the identity provider's metadata is loaded).
 
 use axum::extract::State;
@@ -12,9 +12,9 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if let Err(e) = sqlx::query("SELECT 1").execute(state.store.pool()).await {
-        tracing::warn!(error = %e, "not ready: the database does not answer");
-        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the session database does not answer").into_response();
+    if let Err(e) = state.store.ready().await {
+        tracing::warn!(error = %e, "not ready: the session store does not answer");
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the session store does not answer").into_response();
     }
     if let Err(e) = state.oidc.ready().await {
         tracing::warn!(error = %e, "not ready: no identity provider metadata");

@@ -15,9 +15,7 @@ use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use service_kit::serve::{Built, Service};
 use tokio_util::sync::CancellationToken;
 use tower_sessions::cookie::SameSite;
-use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::agent::Agent;
 use crate::agent::endpoint::Endpoint;
@@ -28,12 +26,13 @@ use crate::approvals::Approvals;
 use crate::auth::oidc::Oidc;
 use crate::auth::refresh::Refresher;
 use crate::auth::session::SESSION_COOKIE;
-use crate::auth::session_store::SignOutWinsStore;
+use crate::auth::session_store::Sessions;
 use crate::auth::{origin, routes};
 use crate::configuration::{ApprovalPolicy, ModelAuth, ModelSettings, Settings};
 use crate::mcp::McpConnector;
 use crate::state::AppState;
 use crate::store::Store;
+use crate::turns::Turns;
 use crate::{chat, headers, health, pages, ui};
 
 const STYLESHEET: &str = include_str!("../style/main.css");
@@ -55,7 +54,7 @@ impl Service for ChatApp {
     async fn build(settings: Settings, local: SocketAddr, stopping: CancellationToken) -> anyhow::Result<Built<()>> {
         let public_url = settings.public_url.to_string();
         let state = build_state(settings).await?;
-        let cleanup = state.sessions.sqlite().clone().continuously_delete_expired(Duration::from_secs(300));
+        let cleanup = state.sessions.clone().delete_expired(Duration::from_secs(300));
         tokio::spawn(async move {
             tokio::select! {
                 _ = cleanup => {}
@@ -82,10 +81,11 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         );
     }
     let oidc = Arc::new(Oidc::new(&settings, http.clone(), settings.identity.credential.clone())?);
-    let store = Store::open(&settings.session_db).await?;
-    let sessions = SqliteStore::new(store.pool().clone());
-    sessions.migrate().await.map_err(|e| anyhow::anyhow!("cannot migrate the session table: {e}"))?;
-    let sessions = SignOutWinsStore::new(sessions, settings.session.absolute);
+    let store = Store::open(&settings.store, settings.session.absolute).await?;
+    let sessions = match &store {
+        Store::Sqlite(db) => Sessions::sqlite(db.pool().clone(), settings.session.absolute).await?,
+        Store::Redis(redis) => Sessions::redis(redis),
+    };
     let model = model(&settings.model, &http);
     if settings.agent.approval == ApprovalPolicy::Never {
         tracing::warn!(
@@ -112,6 +112,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             "no browser bundle found: pages render but are not interactive (build it with `cargo xtask up`)"
         );
     }
+    let turns = Arc::new(Turns::new(store.shared().cloned()));
     Ok(AppState {
         leptos,
         origin: settings.origin().into(),
@@ -122,7 +123,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         sessions,
         agent: Arc::new(agent),
         approvals,
-        turns: Arc::default(),
+        turns,
         settings: Arc::new(settings),
     })
 }

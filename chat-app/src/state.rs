@@ -9,7 +9,7 @@ use crate::agent::Agent;
 use crate::approvals::Approvals;
 use crate::auth::oidc::Oidc;
 use crate::auth::refresh::Refresher;
-use crate::auth::session_store::SignOutWinsStore;
+use crate::auth::session_store::Sessions;
 use crate::configuration::Settings;
 use crate::store::Store;
 use crate::turns::Turns;
@@ -25,7 +25,7 @@ pub struct AppState {
     pub oidc: Arc<Oidc>,
     pub refresher: Arc<Refresher>,
     pub store: Store,
-    pub sessions: SignOutWinsStore,
+    pub sessions: Sessions,
     pub agent: Arc<Agent>,
     /// Tool calls waiting for the user's yes (the agent asks, the chat's answer route answers).
     pub approvals: Arc<Approvals>,

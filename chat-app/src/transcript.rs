@@ -6,6 +6,9 @@ use entra_auth::hop::Hop;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The most entries of a conversation a page shows (and the model sees, at most).
+pub const MAX_ENTRIES: usize = 400;
+
 /// One event of a chat turn, sent as a Server-Sent Event named [`TurnEvent::name`] whose data
 /// is this value as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

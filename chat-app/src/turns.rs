@@ -1,5 +1,7 @@
 //! Turns in progress: the events of each turn started and not yet streamed to the browser, and
-//! which conversations have a turn running (one at a time each).
+//! which conversations have a turn running (one at a time each: in this process, or, with a
+//! shared store, across every replica). The events stay in the process that runs the turn, so
+//! with several replicas the stream request must reach that replica (session affinity).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -7,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::store::redis::{Lease, Redis};
 use crate::transcript::TurnEvent;
 
 /// A turn whose events nobody came for within this time is dropped (the turn still completes
@@ -17,6 +20,8 @@ const UNCLAIMED: Duration = Duration::from_secs(60);
 pub struct Turns {
     pending: Mutex<HashMap<String, Pending>>,
     running: Mutex<HashSet<String>>,
+    /// Replicas share which conversations have a turn running through this.
+    shared: Option<Redis>,
 }
 
 struct Pending {
@@ -26,22 +31,35 @@ struct Pending {
 }
 
 /// Marks a conversation's turn as in progress until dropped, however the turn task ends.
-pub struct Running {
+pub enum Running {
+    Here(RunningHere),
+    Shared(Lease),
+}
+
+pub struct RunningHere {
     turns: Arc<Turns>,
     conversation: String,
 }
 
-impl Drop for Running {
+impl Drop for RunningHere {
     fn drop(&mut self) {
         self.turns.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.conversation);
     }
 }
 
 impl Turns {
+    /// `shared`: the store replicas share, if any.
+    pub fn new(shared: Option<Redis>) -> Self {
+        Turns { shared, ..Turns::default() }
+    }
+
     /// Marks `conversation` as having a turn in progress; `None` if it already has one.
-    pub fn begin(self: &Arc<Self>, conversation: &str) -> Option<Running> {
+    pub async fn begin(self: &Arc<Self>, conversation: &str) -> anyhow::Result<Option<Running>> {
+        if let Some(shared) = &self.shared {
+            return Ok(shared.lease_turn(conversation).await?.map(Running::Shared));
+        }
         let started = self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(conversation.to_string());
-        started.then(|| Running { turns: self.clone(), conversation: conversation.to_string() })
+        Ok(started.then(|| Running::Here(RunningHere { turns: self.clone(), conversation: conversation.to_string() })))
     }
 
     /// Keeps the events of `turn` (of `conversation`) until the browser comes for them.

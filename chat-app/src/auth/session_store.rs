@@ -1,9 +1,12 @@
 //! The session store, where a deleted session stays deleted. tower-sessions saves a changed
-//! session when its response ends, with an upsert: a request that was in flight while the same
-//! session signed out (or was signed out by the identity provider's front-channel logout, or
-//! had its id cycled at sign-in) would write the record back, and the old cookie would be signed
-//! in again. Deleting marks the id; a save for a marked id is dropped. The mark and the check
-//! are under one lock with the write they guard, so no save can slip between them.
+//! session when its response ends: a request that was in flight while the same session signed
+//! out (or was signed out by the identity provider's front-channel logout, or had its id cycled
+//! at sign-in) would write the record back, and the old cookie would be signed in again.
+//! - SQLite saves with an upsert: deleting marks the id; a save for a marked id is dropped. The
+//!   mark and the check are under one lock with the write they guard, so no save can slip
+//!   between them. The marks are this process's: SQLite means one replica.
+//! - Redis saves with `SET … XX` (only if the key exists): a deleted session is never written
+//!   back, whichever replica saves it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +15,76 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{self, SessionStore};
+use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
+use tower_sessions_redis_store::RedisStore;
 use tower_sessions_sqlx_store::SqliteStore;
+
+use crate::store::redis::Redis;
+
+/// The configured session store.
+#[derive(Debug, Clone)]
+pub enum Sessions {
+    Sqlite(SignOutWinsStore),
+    Redis(RedisStore<fred::prelude::Pool>),
+}
+
+impl Sessions {
+    /// Sessions in chat-app's SQLite database (its own table), one replica.
+    pub async fn sqlite(pool: sqlx::SqlitePool, absolute: Duration) -> anyhow::Result<Sessions> {
+        let store = SqliteStore::new(pool);
+        store.migrate().await.map_err(|e| anyhow::anyhow!("cannot migrate the session table: {e}"))?;
+        Ok(Sessions::Sqlite(SignOutWinsStore::new(store, absolute)))
+    }
+
+    /// Sessions beside the conversations in Redis, shared by replicas.
+    pub fn redis(redis: &Redis) -> Sessions {
+        Sessions::Redis(RedisStore::new(redis.pool().clone()))
+    }
+
+    /// Deletes expired sessions every `period` (SQLite; Redis expires them itself). Runs until
+    /// dropped.
+    pub async fn delete_expired(self, period: Duration) {
+        match self {
+            Sessions::Sqlite(store) => {
+                if let Err(e) = store.inner.continuously_delete_expired(period).await {
+                    tracing::error!(error = %e, "expired sessions are no longer deleted");
+                }
+            }
+            Sessions::Redis(_) => std::future::pending().await,
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for Sessions {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        match self {
+            Sessions::Sqlite(store) => store.create(record).await,
+            Sessions::Redis(store) => store.create(record).await,
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        match self {
+            Sessions::Sqlite(store) => store.save(record).await,
+            Sessions::Redis(store) => store.save(record).await,
+        }
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match self {
+            Sessions::Sqlite(store) => store.load(id).await,
+            Sessions::Redis(store) => store.load(id).await,
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        match self {
+            Sessions::Sqlite(store) => store.delete(id).await,
+            Sessions::Redis(store) => store.delete(id).await,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SignOutWinsStore {
@@ -28,11 +99,6 @@ impl SignOutWinsStore {
     /// any request that could still hold it.
     pub fn new(inner: SqliteStore, remember: Duration) -> Self {
         SignOutWinsStore { inner, deleted: Arc::default(), remember }
-    }
-
-    /// The SQLite store underneath (for expired-session cleanup).
-    pub fn sqlite(&self) -> &SqliteStore {
-        &self.inner
     }
 }
 

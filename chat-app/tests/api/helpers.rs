@@ -90,11 +90,19 @@ pub struct Options {
     pub orders_stack: bool,
     /// chat-app's public URL says https (it still listens on plain http): Secure cookies.
     pub https_public_url: bool,
+    /// chat-app's public URL when something else (a load balancer) receives its requests.
+    pub public_url: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { emulator: emulator_config(), env: Vec::new(), orders_stack: false, https_public_url: false }
+        Options {
+            emulator: emulator_config(),
+            env: Vec::new(),
+            orders_stack: false,
+            https_public_url: false,
+            public_url: None,
+        }
     }
 }
 
@@ -105,16 +113,41 @@ pub fn emulator_config() -> EmulatorConfig {
     }
 }
 
+#[derive(Clone)]
 pub struct TestApp {
     /// Where chat-app listens (and its public URL, unless `https_public_url`).
     pub url: String,
     /// `Origin` value chat-app expects.
     pub origin: String,
-    pub idp: Running,
+    pub idp: Arc<Running>,
     pub settings: Settings,
-    pub stack: Option<crate::stack::OrdersStack>,
-    _app: service_kit::serve::Running<()>,
-    _dir: TempDir,
+    pub stack: Option<Arc<crate::stack::OrdersStack>>,
+    _app: Arc<service_kit::serve::Running<()>>,
+    _dir: Arc<TempDir>,
+}
+
+impl TestApp {
+    /// This app as a browser reaches it through something in front of it (a load balancer).
+    pub fn reached_at(&self, url: &str) -> TestApp {
+        TestApp { url: url.to_string(), ..self.clone() }
+    }
+
+    /// Another chat-app process with the same settings (public URL included, as behind a load
+    /// balancer), listening elsewhere: a second replica.
+    pub async fn replica(&self) -> TestApp {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = Application::build_on(listener, self.settings.clone()).await.unwrap().spawn();
+        TestApp {
+            url,
+            origin: self.origin.clone(),
+            idp: self.idp.clone(),
+            settings: self.settings.clone(),
+            stack: self.stack.clone(),
+            _app: Arc::new(app),
+            _dir: self._dir.clone(),
+        }
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -126,11 +159,15 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let public_url = if options.https_public_url { url.replace("http://", "https://") } else { url.clone() };
+    let public_url = match options.public_url {
+        Some(public_url) => public_url,
+        None if options.https_public_url => url.replace("http://", "https://"),
+        None => url.clone(),
+    };
     let mut emulator = options.emulator;
     emulator.vars.chat_app_url = public_url.clone();
     let idp = entra_emulator::Application::build(emulator).await.unwrap().spawn();
-    let stack = if options.orders_stack { Some(crate::stack::OrdersStack::spawn(&idp).await) } else { None };
+    let stack = if options.orders_stack { Some(Arc::new(crate::stack::OrdersStack::spawn(&idp).await)) } else { None };
     let mcp_url = stack.as_ref().map_or_else(|| "http://127.0.0.1:9/mcp".to_string(), |s| s.mcp_url.clone());
     let mut vars: BTreeMap<&'static str, String> = BTreeMap::from([
         ("IDENTITY_MANIFEST", REPOSITORY_MANIFEST.to_string()),
@@ -150,7 +187,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let settings = Settings::from(Env::from_map(vars)).unwrap();
     let origin = settings.origin();
     let app = Application::build_on(listener, settings.clone()).await.unwrap().spawn();
-    TestApp { url, origin, idp, settings, stack, _app: app, _dir: dir }
+    TestApp { url, origin, idp: Arc::new(idp), settings, stack, _app: Arc::new(app), _dir: Arc::new(dir) }
 }
 
 /// The built browser bundle, if `cargo xtask test` built one (`CHAT_APP_SITE_ROOT`).

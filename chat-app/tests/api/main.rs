@@ -9,5 +9,6 @@ mod helpers;
 mod mcp_client;
 mod pages;
 mod providers;
+mod replicas;
 mod sign_in;
 mod stack;

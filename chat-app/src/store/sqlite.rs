@@ -1,4 +1,4 @@
-//! chat-app's SQLite database: conversations and their entries, and the map from identity
+//! The SQLite backend (one replica): conversations and their entries, and the map from identity
 //! provider sessions to local ones. (tower-sessions keeps its own table in the same file.)
 
 use std::path::Path;
@@ -7,20 +7,17 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::transcript::{Entry, Transcript};
+use crate::transcript::{Entry, MAX_ENTRIES, Transcript};
 use service_kit::clock::unix_now;
 
-/// The most entries a page shows (and the model sees, at most).
-const MAX_ENTRIES: i64 = 400;
-
 #[derive(Clone)]
-pub struct Store {
+pub struct Sqlite {
     pool: SqlitePool,
 }
 
-impl Store {
+impl Sqlite {
     /// Opens (creating if needed) the database at `path` and runs the migrations.
-    pub async fn open(path: &Path) -> anyhow::Result<Store> {
+    pub async fn open(path: &Path) -> anyhow::Result<Sqlite> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create the directory of {}: {e}", path.display()))?;
@@ -40,11 +37,16 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| anyhow::anyhow!("cannot migrate the session database {}: {e}", path.display()))?;
-        Ok(Store { pool })
+        Ok(Sqlite { pool })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     pub async fn create_conversation(&self, owner_oid: &str) -> sqlx::Result<String> {
@@ -98,7 +100,7 @@ impl Store {
              ORDER BY seq DESC LIMIT ?) ORDER BY seq",
         )
         .bind(conversation)
-        .bind(MAX_ENTRIES)
+        .bind(MAX_ENTRIES as i64)
         .fetch_all(&self.pool)
         .await?;
         let entries = rows.iter().filter_map(|json| serde_json::from_str(json).ok()).collect();
