@@ -54,6 +54,10 @@ param ordersMcpAppIdUri string = ''
 @description('chat-app application (client) id, written by hooks/postprovision; empty on the first provision.')
 param chatAppClientId string = ''
 
+@description('chat-app replicas at most. More than one deploys Azure Managed Redis for the state they share.')
+@minValue(1)
+param chatAppMaxReplicas int = 1
+
 @description('Whether the chat-app container app exists already (azd: SERVICE_CHAT_APP_RESOURCE_EXISTS).')
 param chatAppExists bool = false
 
@@ -68,6 +72,7 @@ var tags = { 'azd-env-name': environmentName }
 var tenantId = tenant().tenantId
 
 var chatAppName = 'chat-app-${resourceToken}'
+var chatAppShared = chatAppMaxReplicas > 1
 var ordersMcpName = 'orders-mcp-${resourceToken}'
 var ordersApiName = 'orders-api-${resourceToken}'
 
@@ -240,7 +245,21 @@ module ordersMcp 'modules/container-app.bicep' = {
   }
 }
 
-// chat-app: the site users sign in to. Sessions are SQLite on the replica's disk, so one replica.
+// chat-app's shared state, when it runs more than one replica.
+module redis 'modules/redis.bicep' = if (chatAppShared) {
+  name: 'chat-app-redis'
+  scope: rg
+  params: {
+    name: 'redis-${resourceToken}'
+    location: location
+    tags: tags
+    principalId: chatAppIdentity.outputs.principalId
+  }
+}
+
+// chat-app: the site users sign in to. One replica keeps sessions in SQLite on its disk; more
+// share them in Redis, with session affinity so a turn's event stream and the user's answer to
+// an approval reach the replica running that turn.
 module chatApp 'modules/container-app.bicep' = {
   name: 'chat-app-app'
   scope: rg
@@ -257,13 +276,17 @@ module chatApp 'modules/container-app.bicep' = {
     exists: chatAppExists
     dataVolume: true
     minReplicas: 1
-    maxReplicas: 1
+    maxReplicas: chatAppMaxReplicas
+    stickySessions: chatAppShared
     env: concat(commonEnv, [
       { name: 'CHAT_APP_ADDR', value: '0.0.0.0:3000' }
       { name: 'CHAT_APP_URL', value: chatAppUrl }
       { name: 'CHAT_APP_CLIENT_ID', value: chatAppClientId }
       { name: 'CHAT_APP_MANAGED_IDENTITY_CLIENT_ID', value: chatAppIdentity.outputs.clientId }
       { name: 'CHAT_APP_SESSION_DB', value: '/data/sessions.db' }
+      { name: 'CHAT_APP_SESSION_STORE', value: chatAppShared ? redis!.outputs.url : 'sqlite' }
+      // Redis takes the identity's object id as the user name and an Entra token as password.
+      { name: 'CHAT_APP_REDIS_ENTRA_USER', value: chatAppShared ? chatAppIdentity.outputs.principalId : '' }
       { name: 'ORDERS_MCP_URL', value: '${ordersMcpPublicUrl}/mcp' }
       { name: 'ORDERS_MCP_CLIENT_ID', value: ordersMcpClientId }
       { name: 'ORDERS_MCP_APP_ID_URI', value: ordersMcpAppIdUri }

@@ -45,6 +45,9 @@ param minReplicas int = 1
 @minValue(1)
 param maxReplicas int = 1
 
+@description('Route a browser to the replica that served it before (session affinity, by cookie).')
+param stickySessions bool = false
+
 // Until `azd deploy` pushes the real image, the app runs a placeholder. It must answer on the
 // service's port, or the first revision never becomes healthy: Microsoft's ASP.NET sample image
 // listens where ASPNETCORE_HTTP_PORTS says (containerapps-helloworld only on 80).
@@ -99,6 +102,9 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
         targetPort: targetPort
         transport: 'auto'
         allowInsecure: false
+        stickySessions: {
+          affinity: stickySessions ? 'sticky' : 'none'
+        }
       }
       registries: [
         {

@@ -27,6 +27,7 @@ const OFFLINE: &str = "docker-compose.yml";
 const AZURE: &str = "docker-compose.azure.yml";
 /// An override of the offline file: the emulator on https, the services trusting its CA.
 const TLS: &str = "docker-compose.tls.yml";
+const REDIS: &str = "docker-compose.redis.yml";
 const SERVICES: [&str; 4] = ["emulator", "orders-api", "orders-mcp", "chat-app"];
 /// The offline file's OpenTelemetry trace viewer: not ours, so not in [`services`].
 const TRACE_VIEWER: &str = "trace-viewer";
@@ -216,6 +217,28 @@ fn every_value_the_offline_file_sets_is_read_by_the_service_and_parses() {
 #[test]
 fn every_value_the_azure_file_sets_is_read_by_the_service_and_parses() {
     check_every_value_is_read(AZURE, &AZURE_ENV.into_iter().collect());
+}
+
+/// The Redis variant as Compose merges it over the offline file: chat-app reads its store from
+/// the Redis service, which it waits for, and nothing else changes.
+#[test]
+fn the_redis_variant_merges_and_chat_app_uses_it() {
+    let mut command = compose_command();
+    command.current_dir(root()).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    let output = command.args(["-f", OFFLINE, "-f", REDIS, "config"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let merged: Value = serde_yaml::from_slice(&output.stdout).unwrap();
+    check_values_are_read(REDIS, &merged, tempfile::tempdir().unwrap().path());
+    let all = all_services(&merged);
+    let chat = environment(&all["chat-app"]);
+    assert_eq!(chat["CHAT_APP_SESSION_STORE"], "redis://redis:6379");
+    assert_eq!(all["chat-app"]["depends_on"]["redis"]["condition"].as_str(), Some("service_healthy"));
+    let image = all["redis"]["image"].as_str().unwrap();
+    assert!(
+        image.starts_with("redis:") && image.split(['.', ':', '-']).filter(|p| p.parse::<u32>().is_ok()).count() == 3,
+        "pinned: {image}"
+    );
+    assert!(all["redis"]["ports"].is_null(), "Redis is reachable from the stack only");
 }
 
 /// The https variant as Compose merges it over the offline file: every value is read and parses

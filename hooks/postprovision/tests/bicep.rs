@@ -21,7 +21,7 @@ use tree_sitter::{Node, Parser as TsParser, Tree};
 
 /// The API version of every resource type the templates use: current GA versions, chosen on
 /// purpose. A new type or version must be added here (and to docs/azure.md) deliberately.
-const API_VERSIONS: [(&str, &str); 10] = [
+const API_VERSIONS: [(&str, &str); 13] = [
     ("Microsoft.Resources/resourceGroups", "2024-03-01"),
     ("Microsoft.OperationalInsights/workspaces", "2023-09-01"),
     ("Microsoft.Insights/components", "2020-02-02"),
@@ -32,6 +32,9 @@ const API_VERSIONS: [(&str, &str); 10] = [
     ("Microsoft.App/containerApps", "2024-03-01"),
     ("Microsoft.CognitiveServices/accounts", "2024-10-01"),
     ("Microsoft.CognitiveServices/accounts/deployments", "2024-10-01"),
+    ("Microsoft.Cache/redisEnterprise", "2025-04-01"),
+    ("Microsoft.Cache/redisEnterprise/databases", "2025-04-01"),
+    ("Microsoft.Cache/redisEnterprise/databases/accessPolicyAssignments", "2025-04-01"),
 ];
 
 /// What `cargo xtask verify` reads from the azd environment (agreed with its owner).
@@ -83,6 +86,8 @@ fn service_env() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "AZURE_OPENAI_ENDPOINT",
                 "AZURE_OPENAI_DEPLOYMENT",
                 "CHAT_APP_SESSION_DB",
+                "CHAT_APP_SESSION_STORE",
+                "CHAT_APP_REDIS_ENTRA_USER",
             ]),
         ),
     ])
@@ -222,7 +227,14 @@ fn parse(path: &Path) -> BicepFile {
             "module_declaration" => {
                 let symbol = text(children[0], &source).to_string();
                 let module_path = path.parent().unwrap().join(unquote(text(children[1], &source)));
-                let body = children.iter().find(|c| c.kind() == "object").copied().unwrap();
+                // `module x '…' = { … }`, or `= if (condition) { … }`.
+                let conditional = children.iter().find(|c| c.kind() == "if_statement").map(|i| named_children(*i));
+                let body = children
+                    .iter()
+                    .chain(conditional.iter().flatten())
+                    .find(|c| c.kind() == "object")
+                    .copied()
+                    .unwrap();
                 let mut params = BTreeMap::new();
                 let mut names = BTreeSet::new();
                 for (key, value) in properties(body, &source) {
@@ -451,7 +463,17 @@ fn each_container_app_gets_exactly_what_its_service_reads() {
     assert_eq!(api.params["external"], "false");
     assert_eq!(api.params["maxReplicas"], "1");
     assert_eq!(api.params["dataVolume"], "true");
-    assert_eq!(seen["chat-app"].params["maxReplicas"], "1");
+    // chat-app scales out only with the state its replicas share (Redis), and then with session
+    // affinity (a turn's events and the user's answer to an approval stay with its replica).
+    let chat = seen["chat-app"];
+    assert_eq!(chat.params["maxReplicas"], "chatAppMaxReplicas");
+    assert_eq!(chat.params["stickySessions"], "chatAppShared");
+    assert!(main.variables["chatAppShared"].contains("chatAppMaxReplicas > 1"));
+    let redis = main.modules.iter().find(|m| m.path.ends_with("modules/redis.bicep")).unwrap();
+    assert_eq!(redis.params["principalId"], "chatAppIdentity.outputs.principalId");
+    assert!(chat.body_text.contains("chatAppShared ? redis!.outputs.url : 'sqlite'"), "{}", chat.body_text);
+    let cache = std::fs::read_to_string(root().join("infra/modules/redis.bicep")).unwrap();
+    assert!(cache.contains("accessKeysAuthentication: 'Disabled'"), "Entra only, no access key");
     assert_eq!(seen["orders-mcp"].params["external"], "true");
     assert_eq!(seen["chat-app"].params["external"], "true");
     // Azure OpenAI's role goes to chat-app's identity, and to nothing else.
