@@ -124,7 +124,6 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
     let (agent, store, turn_id) = (state.agent.clone(), state.store.clone(), turn.clone());
     // The turn outlives this request; its spans stay under the request's.
     let task = async move {
-        let _running = running;
         let done = Mutex::new(Transcript::default());
         let emit = |event: TurnEvent| {
             done.lock().unwrap_or_else(|p| p.into_inner()).apply(&event);
@@ -137,6 +136,7 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
         if let Err(e) = store.append(&conversation, &entries).await {
             tracing::error!(error = %e, "cannot save a turn");
         }
+        running.end().await;
         let _ = tx.send(TurnEvent::Done);
     };
     tokio::spawn(task.in_current_span());

@@ -36,6 +36,17 @@ pub enum Running {
     Shared(Lease),
 }
 
+impl Running {
+    /// Ends the mark now, before the turn reports that it is done (so the next message finds the
+    /// conversation free).
+    pub async fn end(self) {
+        match self {
+            Running::Here(here) => drop(here),
+            Running::Shared(lease) => lease.release().await,
+        }
+    }
+}
+
 pub struct RunningHere {
     turns: Arc<Turns>,
     conversation: String,

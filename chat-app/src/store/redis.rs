@@ -155,28 +155,23 @@ impl Redis {
         if taken.is_none() {
             return Ok(None);
         }
-        let (release, mut released) = oneshot::channel::<()>();
-        let pool = self.pool.clone();
+        let (renewing, mut ended) = oneshot::channel::<()>();
+        let (pool, renewed_key) = (self.pool.clone(), key.clone());
+        let renew_args = vec![token.clone(), LEASE.as_millis().to_string()];
         tokio::spawn(async move {
-            let renew_args = vec![token.clone(), LEASE.as_millis().to_string()];
             loop {
                 tokio::select! {
-                    _ = &mut released => break,
+                    _ = &mut ended => break,
                     () = tokio::time::sleep(LEASE / 3) => {
-                        let renewed: Result<i64, _> = pool.eval(RENEW, key.as_str(), renew_args.clone()).await;
+                        let renewed: Result<i64, _> = pool.eval(RENEW, renewed_key.as_str(), renew_args.clone()).await;
                         if let Err(e) = renewed {
                             tracing::warn!(error = %e, "cannot renew a turn's lease");
                         }
                     }
                 }
             }
-            let released: Result<i64, _> = pool.eval(RELEASE, key.as_str(), vec![token]).await;
-            if let Err(e) = released {
-                // It lapses by itself within LEASE.
-                tracing::warn!(error = %e, "cannot release a turn's lease");
-            }
         });
-        Ok(Some(Lease { _release: release }))
+        Ok(Some(Lease { pool: self.pool.clone(), key, token, released: false, _renewing: renewing }))
     }
 
     fn seconds(&self) -> i64 {
@@ -184,9 +179,43 @@ impl Redis {
     }
 }
 
-/// A replica's claim on a conversation's turn; dropping it releases the claim.
+/// A replica's claim on a conversation's turn, renewed while it lives. [`Lease::release`] frees
+/// the conversation before the turn says it is done, so the user's next message finds it free;
+/// dropping it unreleased (a turn that panicked) releases it in the background.
 pub struct Lease {
-    _release: oneshot::Sender<()>,
+    pool: Pool,
+    key: String,
+    token: String,
+    released: bool,
+    /// Dropped with the lease: stops the renewal.
+    _renewing: oneshot::Sender<()>,
+}
+
+impl Lease {
+    pub async fn release(mut self) {
+        self.released = true;
+        release(&self.pool, &self.key, &self.token).await;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let (pool, key, token) = (self.pool.clone(), std::mem::take(&mut self.key), std::mem::take(&mut self.token));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { release(&pool, &key, &token).await });
+        }
+    }
+}
+
+/// Deletes the lease if it is still `token`'s; on failure it lapses by itself within [`LEASE`].
+async fn release(pool: &Pool, key: &str, token: &str) {
+    let released: Result<i64, _> = pool.eval(RELEASE, key, vec![token.to_string()]).await;
+    if let Err(e) = released {
+        tracing::warn!(error = %e, "cannot release a turn's lease");
+    }
 }
 
 fn owner_key(conversation: &str) -> String {

@@ -179,8 +179,10 @@ async fn a_request_in_flight_at_sign_out_does_not_bring_the_session_back_on_anot
     assert!(there.load(&record.id).await.unwrap().is_none(), "sign-out must win");
 }
 
-/// One turn per conversation across replicas; the end of the turn (the lease dropped) frees the
-/// conversation at once. (A replica that dies stops renewing: the lease lapses within 30 s.)
+/// One turn per conversation across replicas. The end of a turn releases its lease before the
+/// turn says it is done, so the user's next message finds the conversation free at once; a lease
+/// dropped without that (a turn that panicked) is released in the background. (A replica that
+/// dies stops renewing: the lease lapses within 30 s.)
 #[tokio::test]
 async fn a_turn_lease_is_exclusive_and_released_when_dropped() {
     let server = RedisServer::start();
@@ -192,10 +194,13 @@ async fn a_turn_lease_is_exclusive_and_released_when_dropped() {
     let lease = a.lease_turn("c1").await.unwrap().expect("free");
     assert!(b.lease_turn("c1").await.unwrap().is_none(), "held by a");
     assert!(b.lease_turn("c2").await.unwrap().is_some(), "per conversation");
+    lease.release().await;
+    let lease = b.lease_turn("c1").await.unwrap().expect("released at once");
+    assert!(a.lease_turn("c1").await.unwrap().is_none(), "held by b");
     drop(lease);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if b.lease_turn("c1").await.unwrap().is_some() {
+        if a.lease_turn("c1").await.unwrap().is_some() {
             break;
         }
         assert!(Instant::now() < deadline, "the dropped lease was not released");
