@@ -154,6 +154,19 @@ module appsEnvironment 'modules/container-apps-environment.bicep' = {
     location: location
     tags: tags
     logAnalyticsWorkspaceName: monitoring.outputs.logAnalyticsWorkspaceName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+// Where operators follow one chat turn across the hops, from the traces the environment's
+// OpenTelemetry agent sends to Application Insights.
+module workbook 'modules/workbook.bicep' = {
+  name: 'identity-propagation-workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
   }
 }
 

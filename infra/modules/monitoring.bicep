@@ -37,8 +37,15 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
   properties: {
     Application_Type: 'web'
     WorkspaceResourceId: logAnalytics.id
-    // Telemetry is accepted only with an Entra token: the instrumentation key alone is not enough.
-    DisableLocalAuth: true
+    // Local (instrumentation-key) ingestion stays on because the Container Apps managed
+    // OpenTelemetry agent, which carries the services' traces and logs here, sends with the
+    // connection string only. Microsoft's "Collect and read OpenTelemetry data in Azure Container
+    // Apps": "the Application Insights resource must allow local authentication to receive data
+    // from the OpenTelemetry data agent". That page also says the instrumentation key is not a
+    // secret: it lets a holder write telemetry into this component, never read it. Reading
+    // (the portal, the workbook, KQL) still needs Entra and Azure RBAC. docs/azure.md explains
+    // the trade-off.
+    DisableLocalAuth: false
   }
 }
 
