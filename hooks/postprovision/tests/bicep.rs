@@ -438,7 +438,8 @@ fn the_environment_agent_sends_traces_and_logs_to_application_insights() {
         "the connection string is read from the deployed component, not passed in"
     );
     assert!(
-        environment.contains("appInsightsConfiguration:{connectionString:applicationInsights.properties.ConnectionString}")
+        environment
+            .contains("appInsightsConfiguration:{connectionString:applicationInsights.properties.ConnectionString}")
     );
     for signal in ["tracesConfiguration", "logsConfiguration"] {
         assert!(environment.contains(&format!("{signal}:{{destinations:['appInsights']}}")), "{signal}");
@@ -446,7 +447,8 @@ fn the_environment_agent_sends_traces_and_logs_to_application_insights() {
     let monitoring = squeeze("infra/modules/monitoring.bicep");
     assert!(monitoring.contains("DisableLocalAuth:false"), "the agent cannot send to a component without local auth");
     let main = parse(&root().join("infra/main.bicep"));
-    let environment = main.modules.iter().find(|m| m.path.ends_with("modules/container-apps-environment.bicep")).unwrap();
+    let environment =
+        main.modules.iter().find(|m| m.path.ends_with("modules/container-apps-environment.bicep")).unwrap();
     assert_eq!(environment.params["applicationInsightsName"], "monitoring.outputs.applicationInsightsName");
     let workbook = main.modules.iter().find(|m| m.path.ends_with("modules/workbook.bicep")).unwrap();
     assert_eq!(workbook.params["applicationInsightsName"], "monitoring.outputs.applicationInsightsName");

@@ -28,7 +28,8 @@ const ITEM_TYPES: [u64; 5] = [1, 3, 9, 11, 12];
 /// What a workbook scoped to an Application Insights component queries: its Logs (queryType 0).
 const RESOURCE_TYPE: &str = "microsoft.insights/components";
 /// Sample values for the workbook's parameters, so the analyzer sees the query the portal runs.
-const PARAMETER_SAMPLES: [(&str, &str); 2] = [("{Turn}", "0af7651916cd43dd8448eb211c80319c"), ("{TimeRange:grain}", "1h")];
+const PARAMETER_SAMPLES: [(&str, &str); 2] =
+    [("{Turn}", "0af7651916cd43dd8448eb211c80319c"), ("{TimeRange:grain}", "1h")];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -45,7 +46,9 @@ fn queries(workbook: &Value) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .filter(|item| item["type"] == 3)
-        .map(|item| (item["name"].as_str().unwrap().to_string(), item["content"]["query"].as_str().unwrap().to_string()))
+        .map(|item| {
+            (item["name"].as_str().unwrap().to_string(), item["content"]["query"].as_str().unwrap().to_string())
+        })
         .collect()
 }
 
@@ -160,7 +163,8 @@ fn analyzer() -> Option<PathBuf> {
         .expect("npm is needed for the KQL check (Debian: apt-get install nodejs npm)");
     if !installed.status.success() {
         if !registry_reachable("registry.npmjs.org") {
-            let _ = writeln!(std::io::stderr(), "SKIPPED: the KQL check needs registry.npmjs.org, which is unreachable");
+            let _ =
+                writeln!(std::io::stderr(), "SKIPPED: the KQL check needs registry.npmjs.org, which is unreachable");
             return None;
         }
         panic!("npm ci in {} failed: {}", dir.display(), String::from_utf8_lossy(&installed.stderr));
