@@ -13,6 +13,15 @@
 //! two, so the comparison is made in one run on the same machine at the same moment (this host's
 //! CPU speed drifts by tens of percent over minutes).
 //!
+//! Tracing overhead: two more copies of the stack run with the services' default log filter
+//! (`info,rmcp=warn`, as in Azure, so their spans exist), one with OpenTelemetry off (no
+//! `OTEL_*` variable) and one exporting every span (`OTEL_TRACES_SAMPLER=always_on`) over
+//! OTLP/HTTP to a receiver in this process, which decodes each export request with the
+//! OpenTelemetry protobuf types and answers as a collector does. They alternate with the others
+//! at each level, and their throughputs are printed side by side with the ratio against the
+//! target: exporting costs at most 10 % of the throughput. (That OpenTelemetry costs nothing
+//! when off is a comparison with a build without it: `BENCH_BASELINE_ORDERS_MCP`.)
+//!
 //! oha is installed into `target/tools/oha` with `cargo install --locked` when missing (a few
 //! minutes, once; never in CI, which does not run benchmarks).
 //!
@@ -23,10 +32,15 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use axum::http::{StatusCode, header};
 use entra_emulator::EmulatorConfig;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use prost::Message;
 use serde::Deserialize;
 
 const IDENTITY_HEADER: &str = "bench-header";
@@ -42,6 +56,10 @@ const SPEEDUP_TARGET: f64 = 1.8;
 /// Throughput at concurrency 64 against 16: no collapse.
 const C64_TARGET: f64 = 0.9;
 const IDLE_RSS_TARGET_MB: f64 = 16.0;
+/// Throughput exporting every span against OpenTelemetry off: at most 10 % less.
+const TRACING_TARGET: f64 = 0.9;
+/// The services' own log filter when `RUST_LOG` is unset (service_kit::telemetry), as deployed.
+const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
 const PEAK_RSS_TARGET_MB: f64 = 32.0;
 
 fn main() -> anyhow::Result<()> {
@@ -64,7 +82,7 @@ impl Drop for Service {
 
 impl Service {
     fn start(command: &mut Command) -> anyhow::Result<Service> {
-        let child = command.env("RUST_LOG", "warn").stdout(Stdio::null()).spawn()?;
+        let child = command.stdout(Stdio::null()).spawn()?;
         Ok(Service { child })
     }
 
@@ -103,12 +121,21 @@ struct Stack {
 }
 
 impl Stack {
-    async fn start(label: &'static str, mcp_bin: &Path, api_bin: &Path, idp_url: &str) -> anyhow::Result<Stack> {
+    /// `env`: more variables for both services (they override `RUST_LOG=warn`).
+    async fn start(
+        label: &'static str,
+        mcp_bin: &Path,
+        api_bin: &Path,
+        idp_url: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Stack> {
         let manifest = entra_manifest::REPOSITORY_MANIFEST;
         let data = tempfile::tempdir()?;
         let (api_addr, mcp_addr) = (free_port()?, free_port()?);
         let api = Service::start(
             Command::new(api_bin)
+                .env("RUST_LOG", "warn")
+                .envs(env.iter().copied())
                 .env("IDENTITY_MANIFEST", manifest)
                 .env("ENTRA_AUTHORITY", idp_url)
                 .env("ORDERS_API_ADDR", api_addr.to_string())
@@ -117,6 +144,8 @@ impl Stack {
         .with_context(|| format!("starting {}", api_bin.display()))?;
         let mcp = Service::start(
             Command::new(mcp_bin)
+                .env("RUST_LOG", "warn")
+                .envs(env.iter().copied())
                 .env("IDENTITY_MANIFEST", manifest)
                 .env("ENTRA_AUTHORITY", idp_url)
                 .env("ORDERS_MCP_ADDR", mcp_addr.to_string())
@@ -176,10 +205,19 @@ async fn run() -> anyhow::Result<()> {
     })
     .await?
     .spawn();
-    let mut stacks = vec![Stack::start("this build", &mcp_bin, &api_bin, &idp.url()).await?];
+    let receiver = Receiver::start().await?;
+    let mut stacks = vec![Stack::start("this build", &mcp_bin, &api_bin, &idp.url(), &[]).await?];
     if let Some(baseline) = &baseline_bin {
-        stacks.push(Stack::start("baseline", baseline, &api_bin, &idp.url()).await?);
+        stacks.push(Stack::start("baseline", baseline, &api_bin, &idp.url(), &[]).await?);
     }
+    let tracing_off = stacks.len();
+    stacks.push(Stack::start("otel off", &mcp_bin, &api_bin, &idp.url(), &[("RUST_LOG", DEFAULT_LOG_FILTER)]).await?);
+    let exporting = [
+        ("RUST_LOG", DEFAULT_LOG_FILTER),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
+        ("OTEL_TRACES_SAMPLER", "always_on"),
+    ];
+    stacks.push(Stack::start("otel on", &mcp_bin, &api_bin, &idp.url(), &exporting).await?);
     let idle: Vec<_> =
         stacks.iter().map(|s| Ok((s.api.memory()?.0, s.mcp.memory()?.0))).collect::<anyhow::Result<_>>()?;
 
@@ -190,6 +228,7 @@ async fn run() -> anyhow::Result<()> {
         oha_run(&oha, stack, &token, 16, 1).await?;
     }
     let exchanges = idp.handle().stats().on_behalf_of;
+    let spans_before = receiver.spans.load(Ordering::Relaxed);
 
     println!("\nfull path: tools/call get_order -> orders-mcp -> orders-api -> SQLite (warm OBO cache), load by oha");
     if let Some(baseline) = &baseline_bin {
@@ -222,6 +261,13 @@ async fn run() -> anyhow::Result<()> {
     }
     let exchanges_during_runs = idp.handle().stats().on_behalf_of - exchanges;
     println!("\nOn-Behalf-Of exchanges during the measured runs: {exchanges_during_runs}");
+    // The exporter sends a batch at most every few seconds: wait for the last ones.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let spans_exported = receiver.spans.load(Ordering::Relaxed) - spans_before;
+    let exported_calls: f64 = levels[tracing_off + 1].iter().map(|l| l.requests).sum();
+    if spans_exported == 0 {
+        bail!("the exporting stack sent no spans to the receiver: the tracing rows would measure nothing");
+    }
 
     let mut results = Vec::new();
     let ours = &levels[0];
@@ -253,8 +299,56 @@ async fn run() -> anyhow::Result<()> {
         Some(C64_TARGET),
         false,
     ));
-    if let Some(theirs) = levels.get(1) {
-        for (concurrency, (ours, theirs)) in LEVELS.iter().zip(ours.iter().zip(theirs)) {
+    println!(
+        "\ntracing overhead (both with RUST_LOG={DEFAULT_LOG_FILTER}; exporting every span over OTLP/HTTP to a \
+         receiver in this process, {:.1} spans per call)",
+        spans_exported as f64 / exported_calls.max(1.0)
+    );
+    println!(
+        "{:>11} {:>12} {:>16} {:>14} {:>8}",
+        "concurrency", "off req/s", "exporting req/s", "exporting/off", "target"
+    );
+    for (i, concurrency) in LEVELS.iter().enumerate() {
+        let (off, on) = (&levels[tracing_off][i], &levels[tracing_off + 1][i]);
+        let ratio = on.throughput / off.throughput;
+        println!(
+            "{concurrency:>11} {:>12.0} {:>16.0} {ratio:>14.2} {:>8}",
+            off.throughput,
+            on.throughput,
+            format!("≥ {TRACING_TARGET}")
+        );
+        let at = format!("concurrency {concurrency}");
+        results.push(row(
+            format!("full path, OpenTelemetry off, {at}: throughput"),
+            off.throughput,
+            "req/s",
+            None,
+            false,
+        ));
+        results.push(row(
+            format!("full path, exporting every span, {at}: throughput"),
+            on.throughput,
+            "req/s",
+            None,
+            false,
+        ));
+        results.push(row(
+            format!("full path: throughput exporting traces / off, {at}"),
+            ratio,
+            "×",
+            Some(TRACING_TARGET),
+            false,
+        ));
+    }
+    results.push(row(
+        "full path, exporting: spans received per call".into(),
+        spans_exported as f64 / exported_calls.max(1.0),
+        "spans",
+        None,
+        false,
+    ));
+    if baseline_bin.is_some() {
+        for (concurrency, (ours, theirs)) in LEVELS.iter().zip(ours.iter().zip(&levels[1])) {
             let c16 = *concurrency == 16;
             let at = format!("full path, baseline build, concurrency {concurrency}");
             results.push(row(format!("{at}: throughput"), theirs.throughput, "req/s", None, false));
@@ -306,6 +400,44 @@ async fn run() -> anyhow::Result<()> {
         println!("results written to {}", path.display());
     }
     Ok(())
+}
+
+/// An OTLP/HTTP trace receiver (`POST /v1/traces`) in this process: it decodes every export
+/// request, as a collector does, counts the spans and answers with an empty
+/// `ExportTraceServiceResponse`.
+struct Receiver {
+    /// The base URL, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    url: String,
+    spans: Arc<AtomicU64>,
+}
+
+impl Receiver {
+    async fn start() -> anyhow::Result<Receiver> {
+        let spans = Arc::new(AtomicU64::new(0));
+        let counted = spans.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let counted = counted.clone();
+                async move {
+                    let request = ExportTraceServiceRequest::decode(body).map_err(|_| StatusCode::BAD_REQUEST)?;
+                    let received: usize =
+                        request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+                    counted.fetch_add(received as u64, Ordering::Relaxed);
+                    let answer = ExportTraceServiceResponse::default().encode_to_vec();
+                    Ok::<_, StatusCode>(([(header::CONTENT_TYPE, "application/x-protobuf")], answer))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("the OTLP receiver stopped: {e}");
+            }
+        });
+        Ok(Receiver { url, spans })
+    }
 }
 
 /// A row of `cargo xtask bench`'s results table.
