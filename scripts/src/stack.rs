@@ -158,6 +158,26 @@ pub fn build(services: &[Service], release: bool) -> anyhow::Result<PathBuf> {
     Ok(crate::root().join("target").join(if release { "release" } else { "debug" }))
 }
 
+/// The services' binaries as `cargo test --workspace` builds them (same features, same profile,
+/// same target directory as the test calling this), brought up to date first: a no-op under
+/// `cargo xtask test`, a build when that test runs alone. For tests that run the services as
+/// processes (any package's: the test binary's own location names the target directory).
+pub fn workspace_binaries() -> anyhow::Result<PathBuf> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "--workspace", "--no-run", "--quiet"])
+        .current_dir(crate::root())
+        .status()?;
+    if !status.success() {
+        anyhow::bail!("building the workspace failed ({status})");
+    }
+    // A test runs from <target>/<profile>/deps/; the binaries are in <target>/<profile>/.
+    let exe = std::env::current_exe()?;
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| anyhow::anyhow!("{} is not in <target>/<profile>/deps", exe.display()))
+}
+
 /// Running services; stopped (interrupted, then killed if need be) on drop.
 pub struct Stack {
     children: Vec<(&'static str, Child)>,

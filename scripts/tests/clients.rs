@@ -17,8 +17,6 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-#[path = "support/binaries.rs"]
-mod binaries;
 
 use entra_emulator::{EmulatorConfig, Running, TlsSettings};
 use entra_manifest::{Manifest, REPOSITORY_MANIFEST};
@@ -292,7 +290,7 @@ async fn msal_python_and_azure_identity_complete_every_flow_over_https() {
 #[tokio::test(flavor = "multi_thread")]
 async fn azure_identity_gets_the_developers_token_from_the_broker_for_azure_openai_only() {
     let Some(python) = python() else { return };
-    let bin = binaries::workspace_binaries(&workspace());
+    let bin = xtask::stack::workspace_binaries().unwrap();
     let fake = TempDir::new().unwrap();
     let token = "developer-token-from-a-fake-azd";
     let azd = fake.path().join("azd");

@@ -16,8 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-#[path = "support/binaries.rs"]
-mod binaries;
 
 use clap::Parser;
 use serde_yaml::Value;
@@ -542,7 +540,7 @@ fn the_offline_file_as_processes_passes_xtask_verify() {
         })
         .collect();
 
-    let bin_dir = binaries::workspace_binaries(&root());
+    let bin_dir = xtask::stack::workspace_binaries().unwrap();
     let mut stack = xtask::stack::Stack::start(&specs, &bin_dir).unwrap();
     stack.wait_ready(&specs, Duration::from_secs(60)).unwrap();
 

@@ -11,6 +11,8 @@
 // Test code, helpers included: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -505,6 +507,9 @@ fn each_container_app_gets_exactly_what_its_service_reads() {
     for (service, module) in &seen {
         let names: BTreeSet<&str> = module.env_names.iter().map(String::as_str).collect();
         assert_eq!(names, expected[service.as_str()], "{service}");
+        // The fake ARM's container apps (tests/support) hold the same variables.
+        let faked = support::bicep_container_env(service, "dev", &support::Origins::default());
+        assert_eq!(faked.iter().map(|(k, _)| *k).collect::<BTreeSet<_>>(), names, "{service} in the fake ARM");
     }
     // orders-api: internal only, one replica, SQLite on its volume; chat-app's sessions too.
     let api = seen["orders-api"];

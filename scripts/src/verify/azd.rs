@@ -8,15 +8,16 @@ use url::Url;
 
 use super::target::{ENTRA, Target};
 
-/// The deployment in `env_file`, or in the current azd environment without one.
-pub fn target(env_file: Option<&Path>) -> anyhow::Result<Target> {
+/// The deployment in `env_file`, or in the current azd environment without one, whose services
+/// trust `authority` (default: Microsoft Entra ID).
+pub fn target(env_file: Option<&Path>, authority: Option<&Url>) -> anyhow::Result<Target> {
     let values = match env_file {
         Some(path) => {
             std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
         }
         None => env_values()?,
     };
-    from_values(&parse(&values))
+    from_values(&parse(&values), authority)
 }
 
 fn env_values() -> anyhow::Result<String> {
@@ -39,13 +40,13 @@ fn parse(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn from_values(env: &HashMap<String, String>) -> anyhow::Result<Target> {
+fn from_values(env: &HashMap<String, String>, authority: Option<&Url>) -> anyhow::Result<Target> {
     let get = |k: &str| env.get(k).cloned().ok_or_else(|| anyhow::anyhow!("the azd environment has no {k}"));
     Ok(Target {
         chat_app: Url::parse(&get("CHAT_APP_URL")?)?,
         orders_mcp: Some(Url::parse(&get("ORDERS_MCP_URL")?)?),
         orders_api: None,
-        authority: Url::parse(ENTRA)?,
+        authority: authority.cloned().map_or_else(|| Url::parse(ENTRA), Ok)?,
         tenant: get("AZURE_TENANT_ID")?,
         local: None,
     })

@@ -18,10 +18,10 @@ pub struct Options {
     #[arg(long)]
     pub local: bool,
     /// The deployment of the current azd environment (`azd env get-values`).
-    #[arg(long, conflicts_with_all = ["url", "mcp_url", "api_url", "authority", "tenant"])]
+    #[arg(long, conflicts_with_all = ["url", "mcp_url", "api_url", "tenant"])]
     pub azd: bool,
     /// The same, from a saved `azd env get-values` (for example .env.azure).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "mcp_url", "api_url", "authority", "tenant"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "mcp_url", "api_url", "tenant"])]
     pub env_file: Option<PathBuf>,
     /// chat-app's URL; without --local, the deployment reachable there is checked.
     #[arg(long, value_name = "URL")]
@@ -32,7 +32,10 @@ pub struct Options {
     /// orders-api's URL (reachable locally; internal in Azure).
     #[arg(long, value_name = "URL")]
     pub api_url: Option<Url>,
-    /// Where tokens come from [default: the emulator locally, Entra ID otherwise].
+    /// Where tokens come from [default: the emulator locally, Entra ID otherwise]. With --azd or
+    /// --env-file: the authority the deployment's services were given as `ENTRA_AUTHORITY`
+    /// when it is not the public cloud's (a national cloud, or the emulator standing in for
+    /// Entra in the dress rehearsal of hooks/postprovision).
     #[arg(long, value_name = "URL")]
     pub authority: Option<Url>,
     /// The Entra tenant of the deployment given with --url.
@@ -44,7 +47,7 @@ impl Options {
     /// The deployment these options name.
     pub fn target(&self) -> anyhow::Result<Target> {
         if self.azd || self.env_file.is_some() {
-            return azd::target(self.env_file.as_deref());
+            return azd::target(self.env_file.as_deref(), self.authority.as_ref());
         }
         match &self.url {
             Some(url) if !self.local => self.by_url(url),

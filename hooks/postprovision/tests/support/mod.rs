@@ -29,6 +29,12 @@ pub const ORDERS_MCP_URL: &str = "https://orders-mcp-abc123.happyfield-1234.swed
 pub const RESOURCE_TOKEN: &str = "abc123xyz7890";
 pub const CHAT_MI: &str = "6f1c2a9e-1111-4c1e-9f6a-000000000001";
 pub const MCP_MI: &str = "6f1c2a9e-2222-4c1e-9f6a-000000000002";
+/// The managed identities' client ids (what a token request names), as Bicep outputs them.
+pub const CHAT_MI_CLIENT: &str = "6f1c2a9e-1111-4c1e-9f6a-100000000001";
+pub const MCP_MI_CLIENT: &str = "6f1c2a9e-2222-4c1e-9f6a-100000000002";
+/// orders-api's internal ingress (`https://<name>.internal.<environment domain>`).
+pub const ORDERS_API_URL: &str = "https://orders-api-abc123.internal.happyfield-1234.swedencentral.azurecontainerapps.io";
+pub const OPENAI_ENDPOINT: &str = "https://oai-abc123xyz7890.openai.azure.com/";
 
 /// The environment variables infra/main.bicep gives each container app that the hook updates,
 /// as they are after the first `azd provision` (ids not known yet).
@@ -42,6 +48,70 @@ pub const CONTAINER_APPS: [(&str, &str, &[&str]); 3] = [
     ("chat-app", "chat-app-abc123", &["CHAT_APP_CLIENT_ID", "ORDERS_MCP_CLIENT_ID", "ORDERS_MCP_APP_ID_URI"]),
 ];
 
+/// The public origins of the two externally reachable container apps: Bicep computes them from
+/// the Container Apps environment's domain (`https://<app name>.<default domain>`).
+#[derive(Debug, Clone)]
+pub struct Origins {
+    pub chat_app: String,
+    pub orders_mcp: String,
+}
+
+impl Default for Origins {
+    fn default() -> Self {
+        Origins { chat_app: CHAT_APP_URL.into(), orders_mcp: ORDERS_MCP_URL.into() }
+    }
+}
+
+/// The environment infra/main.bicep gives container app `app` (`commonEnv` and the app's own
+/// list, in its order), as the first `azd provision` leaves it: the app registrations' ids
+/// are empty until the hook sets them. bicep.rs checks these names against main.bicep.
+pub fn bicep_container_env(app: &str, env_name: &str, origins: &Origins) -> Vec<(&'static str, String)> {
+    let mcp_host = url::Url::parse(&origins.orders_mcp).unwrap().host_str().unwrap().to_string();
+    let mut env = vec![
+        ("ENTRA_AUTHORITY", "https://login.microsoftonline.com".to_string()),
+        ("ENTRA_TENANT_ID", TENANT.to_string()),
+        ("LOG_FORMAT", "json".to_string()),
+        ("IDENTITY_SUFFIX", env_name.to_string()),
+    ];
+    let own: Vec<(&'static str, String)> = match app {
+        "orders-api" => vec![
+            ("ORDERS_API_ADDR", "0.0.0.0:3002".into()),
+            ("ORDERS_API_DATABASE", "/data/orders.db".into()),
+            ("ORDERS_API_PUBLIC_URL", ORDERS_API_URL.into()),
+            ("ORDERS_API_CLIENT_ID", String::new()),
+            ("ORDERS_API_APP_ID_URI", String::new()),
+        ],
+        "orders-mcp" => vec![
+            ("ORDERS_MCP_ADDR", "0.0.0.0:3001".into()),
+            ("ORDERS_MCP_PUBLIC_URL", origins.orders_mcp.clone()),
+            ("ORDERS_MCP_CLIENT_ID", String::new()),
+            ("ORDERS_MCP_APP_ID_URI", String::new()),
+            ("ORDERS_MCP_ALLOWED_HOSTS", mcp_host),
+            ("ORDERS_MCP_MANAGED_IDENTITY_CLIENT_ID", MCP_MI_CLIENT.into()),
+            ("ORDERS_MCP_DOWNSTREAM", "obo".into()),
+            ("ORDERS_API_URL", ORDERS_API_URL.into()),
+            ("ORDERS_API_CLIENT_ID", String::new()),
+            ("ORDERS_API_APP_ID_URI", String::new()),
+        ],
+        "chat-app" => vec![
+            ("CHAT_APP_ADDR", "0.0.0.0:3000".into()),
+            ("CHAT_APP_URL", origins.chat_app.clone()),
+            ("CHAT_APP_CLIENT_ID", String::new()),
+            ("CHAT_APP_MANAGED_IDENTITY_CLIENT_ID", CHAT_MI_CLIENT.into()),
+            ("CHAT_APP_SESSION_DB", "/data/sessions.db".into()),
+            ("ORDERS_MCP_URL", format!("{}/mcp", origins.orders_mcp)),
+            ("ORDERS_MCP_CLIENT_ID", String::new()),
+            ("ORDERS_MCP_APP_ID_URI", String::new()),
+            ("MODEL_PROVIDER", "azure".into()),
+            ("AZURE_OPENAI_ENDPOINT", OPENAI_ENDPOINT.into()),
+            ("AZURE_OPENAI_DEPLOYMENT", "gpt-5-mini".into()),
+        ],
+        other => panic!("main.bicep has no container app for {other}"),
+    };
+    env.extend(own);
+    env
+}
+
 /// An azd environment after `azd provision`, before the hook: its environment file and a copy
 /// of the repository's manifest (in `files`, for tests to edit), and the cloud.
 pub struct Provisioned {
@@ -49,6 +119,7 @@ pub struct Provisioned {
     pub files: tempfile::TempDir,
     pub env_name: String,
     pub manifest: PathBuf,
+    pub origins: Origins,
 }
 
 /// The tags the hook gives the apps of deployment (`env_name`, `subscription`, `token`).
@@ -62,16 +133,20 @@ impl Provisioned {
     }
 
     pub async fn with(config: Config, env_name: &str) -> Provisioned {
+        Provisioned::at(config, env_name, Origins::default()).await
+    }
+
+    /// A deployment whose public origins are `origins`.
+    pub async fn at(config: Config, env_name: &str, origins: Origins) -> Provisioned {
         let cloud = FakeCloud::start(config).await;
         let files = tempfile::tempdir().unwrap();
         let manifest = files.path().join("app-registrations.toml");
         std::fs::copy(entra_manifest::REPOSITORY_MANIFEST, &manifest).unwrap();
-        let provisioned = Provisioned { cloud, files, env_name: env_name.to_string(), manifest };
+        let provisioned = Provisioned { cloud, files, env_name: env_name.to_string(), manifest, origins };
         provisioned.write_env_file(env_name);
-        for (_, name, vars) in CONTAINER_APPS {
-            let mut env: Vec<(&str, &str)> =
-                vec![("ENTRA_AUTHORITY", "https://login.microsoftonline.com"), ("LOG_FORMAT", "json")];
-            env.extend(vars.iter().map(|v| (*v, "")));
+        for (app, name, _) in CONTAINER_APPS {
+            let env = bicep_container_env(app, env_name, &provisioned.origins);
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
             provisioned.cloud.add_container_app(SUBSCRIPTION, GROUP, name, &env);
         }
         provisioned
@@ -97,8 +172,9 @@ impl Provisioned {
             ("AZURE_TENANT_ID", TENANT),
             ("AZURE_RESOURCE_GROUP", GROUP),
             ("AZURE_RESOURCE_TOKEN", RESOURCE_TOKEN),
-            ("CHAT_APP_URL", CHAT_APP_URL),
-            ("ORDERS_MCP_PUBLIC_URL", ORDERS_MCP_URL),
+            ("CHAT_APP_URL", self.origins.chat_app.as_str()),
+            ("ORDERS_MCP_PUBLIC_URL", self.origins.orders_mcp.as_str()),
+            ("ORDERS_MCP_URL", &format!("{}/mcp", self.origins.orders_mcp)),
             ("CHAT_APP_MANAGED_IDENTITY_PRINCIPAL_ID", CHAT_MI),
             ("ORDERS_MCP_MANAGED_IDENTITY_PRINCIPAL_ID", MCP_MI),
         ] {
