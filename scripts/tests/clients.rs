@@ -17,7 +17,6 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-
 use entra_emulator::{EmulatorConfig, Running, TlsSettings};
 use entra_manifest::{Manifest, REPOSITORY_MANIFEST};
 use service_kit::settings::Env;

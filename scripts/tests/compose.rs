@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-
 use clap::Parser;
 use serde_yaml::Value;
 use service_kit::settings::Env;

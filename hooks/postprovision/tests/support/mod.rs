@@ -33,7 +33,8 @@ pub const MCP_MI: &str = "6f1c2a9e-2222-4c1e-9f6a-000000000002";
 pub const CHAT_MI_CLIENT: &str = "6f1c2a9e-1111-4c1e-9f6a-100000000001";
 pub const MCP_MI_CLIENT: &str = "6f1c2a9e-2222-4c1e-9f6a-100000000002";
 /// orders-api's internal ingress (`https://<name>.internal.<environment domain>`).
-pub const ORDERS_API_URL: &str = "https://orders-api-abc123.internal.happyfield-1234.swedencentral.azurecontainerapps.io";
+pub const ORDERS_API_URL: &str =
+    "https://orders-api-abc123.internal.happyfield-1234.swedencentral.azurecontainerapps.io";
 pub const OPENAI_ENDPOINT: &str = "https://oai-abc123xyz7890.openai.azure.com/";
 
 /// The environment variables infra/main.bicep gives each container app that the hook updates,
