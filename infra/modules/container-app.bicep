@@ -93,7 +93,8 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
     }
   }
   properties: {
-    managedEnvironmentId: environmentId
+    // `managedEnvironmentId` is the deprecated name of the same property (2024-03-01 schema).
+    environmentId: environmentId
     workloadProfileName: 'Consumption'
     configuration: {
       activeRevisionsMode: 'Single'

@@ -581,3 +581,276 @@ fn the_syntax_check_catches_broken_bicep() {
     let fine = "param name string\nresource x 'Microsoft.App/containerApps@2024-03-01' = {\n  name: name\n}\n";
     assert!(first_error(parser.parse(fine, None).unwrap().root_node()).is_none());
 }
+
+/// The property names the resource schemas allow in the objects the templates write, for the
+/// API versions of [`API_VERSIONS`]: a vendored subset of Azure/bicep-types-az
+/// (`generated/app/microsoft.app/2024-03-01/types.md`; for the registry,
+/// azure-resource-manager-schemas `schemas/2023-07-01/Microsoft.ContainerRegistry.json`),
+/// writable properties only. A name not listed for its object is not in the schema: ARM
+/// ignores it or refuses the deployment. Objects not listed here are not checked.
+const SCHEMA: &[(&str, &str, &[&str])] = &[
+    (
+        "Microsoft.App/containerApps",
+        "",
+        &["extendedLocation", "identity", "location", "managedBy", "name", "properties", "tags"],
+    ),
+    ("Microsoft.App/containerApps", "identity", &["type", "userAssignedIdentities"]),
+    (
+        "Microsoft.App/containerApps",
+        "properties",
+        &["configuration", "environmentId", "managedEnvironmentId", "template", "workloadProfileName"],
+    ),
+    (
+        "Microsoft.App/containerApps",
+        "properties.configuration",
+        &["activeRevisionsMode", "dapr", "ingress", "maxInactiveRevisions", "registries", "secrets", "service"],
+    ),
+    (
+        "Microsoft.App/containerApps",
+        "properties.configuration.ingress",
+        &[
+            "additionalPortMappings",
+            "allowInsecure",
+            "clientCertificateMode",
+            "corsPolicy",
+            "customDomains",
+            "exposedPort",
+            "external",
+            "ipSecurityRestrictions",
+            "stickySessions",
+            "targetPort",
+            "traffic",
+            "transport",
+        ],
+    ),
+    (
+        "Microsoft.App/containerApps",
+        "properties.configuration.registries[]",
+        &["identity", "passwordSecretRef", "server", "username"],
+    ),
+    (
+        "Microsoft.App/containerApps",
+        "properties.template",
+        &[
+            "containers",
+            "initContainers",
+            "revisionSuffix",
+            "scale",
+            "serviceBinds",
+            "terminationGracePeriodSeconds",
+            "volumes",
+        ],
+    ),
+    (
+        "Microsoft.App/containerApps",
+        "properties.template.containers[]",
+        &["args", "command", "env", "image", "name", "probes", "resources", "volumeMounts"],
+    ),
+    (
+        "Microsoft.App/containerApps",
+        "properties.template.containers[].probes[]",
+        &[
+            "failureThreshold",
+            "httpGet",
+            "initialDelaySeconds",
+            "periodSeconds",
+            "successThreshold",
+            "tcpSocket",
+            "terminationGracePeriodSeconds",
+            "timeoutSeconds",
+            "type",
+        ],
+    ),
+    (
+        "Microsoft.App/containerApps",
+        "properties.template.containers[].probes[].httpGet",
+        &["host", "httpHeaders", "path", "port", "scheme"],
+    ),
+    ("Microsoft.App/containerApps", "properties.template.containers[].resources", &["cpu", "memory"]),
+    (
+        "Microsoft.App/containerApps",
+        "properties.template.containers[].volumeMounts[]",
+        &["mountPath", "subPath", "volumeName"],
+    ),
+    ("Microsoft.App/containerApps", "properties.template.scale", &["maxReplicas", "minReplicas", "rules"]),
+    (
+        "Microsoft.App/containerApps",
+        "properties.template.volumes[]",
+        &["mountOptions", "name", "secrets", "storageName", "storageType"],
+    ),
+    ("Microsoft.App/managedEnvironments", "", &["kind", "location", "name", "properties", "tags"]),
+    (
+        "Microsoft.App/managedEnvironments",
+        "properties",
+        &[
+            "appLogsConfiguration",
+            "customDomainConfiguration",
+            "daprAIConnectionString",
+            "daprAIInstrumentationKey",
+            "daprConfiguration",
+            "infrastructureResourceGroup",
+            "kedaConfiguration",
+            "peerAuthentication",
+            "peerTrafficConfiguration",
+            "vnetConfiguration",
+            "workloadProfiles",
+            "zoneRedundant",
+        ],
+    ),
+    (
+        "Microsoft.App/managedEnvironments",
+        "properties.appLogsConfiguration",
+        &["destination", "logAnalyticsConfiguration"],
+    ),
+    (
+        "Microsoft.App/managedEnvironments",
+        "properties.appLogsConfiguration.logAnalyticsConfiguration",
+        &["customerId", "sharedKey"],
+    ),
+    (
+        "Microsoft.App/managedEnvironments",
+        "properties.workloadProfiles[]",
+        &["maximumCount", "minimumCount", "name", "workloadProfileType"],
+    ),
+    ("Microsoft.ContainerRegistry/registries", "", &["identity", "location", "name", "properties", "sku", "tags"]),
+    (
+        "Microsoft.ContainerRegistry/registries",
+        "properties",
+        &[
+            "adminUserEnabled",
+            "dataEndpointEnabled",
+            "encryption",
+            "networkRuleBypassOptions",
+            "networkRuleSet",
+            "policies",
+            "publicNetworkAccess",
+            "zoneRedundancy",
+        ],
+    ),
+    ("Microsoft.ContainerRegistry/registries", "sku", &["name"]),
+];
+
+/// Every property a resource declaration in `source` writes that [`SCHEMA`] does not allow,
+/// following the file's variables (the container app's `probes`).
+fn schema_violations(source: &str) -> Vec<String> {
+    let mut parser = TsParser::new();
+    parser.set_language(&tree_sitter_bicep::LANGUAGE.into()).unwrap();
+    let tree = parser.parse(source, None).unwrap();
+    let root_node = tree.root_node();
+    let variables: BTreeMap<&str, Node> = named_children(root_node)
+        .into_iter()
+        .filter(|n| n.kind() == "variable_declaration")
+        .map(|n| {
+            let children = named_children(n);
+            (text(children[0], source), children[1])
+        })
+        .collect();
+    let mut violations = Vec::new();
+    for declaration in named_children(root_node).into_iter().filter(|n| n.kind() == "resource_declaration") {
+        let children = named_children(declaration);
+        let type_version = unquote(text(children[1], source));
+        let kind = type_version.split('@').next().unwrap().to_string();
+        let symbol = text(children[0], source);
+        let body = *children.last().unwrap();
+        walk_schema(body, "", &kind, symbol, source, &variables, &mut violations);
+    }
+    violations
+}
+
+fn walk_schema(
+    node: Node,
+    path: &str,
+    kind: &str,
+    symbol: &str,
+    source: &str,
+    variables: &BTreeMap<&str, Node>,
+    out: &mut Vec<String>,
+) {
+    match node.kind() {
+        "object" => {
+            let allowed = SCHEMA.iter().find(|(k, p, _)| *k == kind && *p == path).map(|(_, _, names)| *names);
+            for (key, value) in properties(node, source) {
+                if let Some(allowed) = allowed
+                    && !allowed.contains(&key.as_str())
+                {
+                    out.push(format!("{symbol} ({kind}): {path}{}{key}", if path.is_empty() { "" } else { "." }));
+                }
+                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                walk_schema(value, &child, kind, symbol, source, variables, out);
+            }
+        }
+        "array" => {
+            for item in named_children(node) {
+                walk_schema(item, &format!("{path}[]"), kind, symbol, source, variables, out);
+            }
+        }
+        "identifier" => {
+            if let Some(value) = variables.get(text(node, source)) {
+                walk_schema(*value, path, kind, symbol, source, variables, out);
+            }
+        }
+        _ => {
+            for child in named_children(node) {
+                walk_schema(child, path, kind, symbol, source, variables, out);
+            }
+        }
+    }
+}
+
+/// "Bicep properties that are not in the resource schema removed" (#14): the registry's
+/// `anonymousPullEnabled` exists only in preview API versions, not in 2023-07-01.
+#[test]
+fn every_property_written_is_in_the_resource_schema() {
+    for file in bicep_files().values() {
+        let violations = schema_violations(&file.source);
+        assert!(violations.is_empty(), "{}: not in the resource schema: {violations:?}", file.path.display());
+    }
+    let registry = "resource r 'Microsoft.ContainerRegistry/registries@2023-07-01' = {\n  name: 'x'\n  \
+                    properties: {\n    adminUserEnabled: false\n    anonymousPullEnabled: false\n  }\n}\n";
+    assert_eq!(
+        schema_violations(registry),
+        ["r (Microsoft.ContainerRegistry/registries): properties.anonymousPullEnabled"]
+    );
+    let probe = "var probes = [\n  { type: 'Liveness', httpGet: { path: '/healthz', port: 1, verb: 'GET' } }\n]\n\
+                 resource a 'Microsoft.App/containerApps@2024-03-01' = {\n  name: 'a'\n  properties: {\n    \
+                 template: {\n      containers: [\n        { name: 'a', probes: true ? [] : probes }\n      ]\n    }\n  }\n}\n";
+    assert_eq!(
+        schema_violations(probe),
+        ["a (Microsoft.App/containerApps): properties.template.containers[].probes[].httpGet.verb"]
+    );
+}
+
+/// #14 item 9: Container Apps probes the service's own `/healthz` (liveness) and `/readyz`
+/// (readiness) on its port once the real image runs; the placeholder image that runs until the
+/// first deploy answers on that same port (ASP.NET's sample listens on `ASPNETCORE_HTTP_PORTS`),
+/// with the platform's default probes, so the first revision becomes healthy.
+#[test]
+fn probes_use_the_services_endpoints_and_the_placeholder_answers_on_the_service_port() {
+    let path = root().join("infra/modules/container-app.bicep");
+    let file = parse(&path);
+    let probes = &file.variables["probes"];
+    for (kind, endpoint) in [("Liveness", "/healthz"), ("Readiness", "/readyz")] {
+        let start = probes.find(&format!("type: '{kind}'")).unwrap_or_else(|| panic!("no {kind} probe"));
+        let probe = &probes[start..probes[start..].find('}').map_or(probes.len(), |end| start + end)];
+        assert!(probe.contains(&format!("httpGet: {{ path: '{endpoint}', port: targetPort")), "{kind}: {probe}");
+    }
+    assert!(file.variables["placeholderImage"].contains("mcr.microsoft.com/dotnet/samples:aspnetapp"));
+    assert!(file.source.contains("probes: placeholder ? [] : probes"), "the placeholder keeps the default probes");
+    assert!(
+        file.source.contains("{ name: 'ASPNETCORE_HTTP_PORTS', value: string(targetPort) }"),
+        "the placeholder must listen on the service's port"
+    );
+}
+
+/// #14 item 9: the Docker build context (everything `azd deploy` sends) leaves out local env
+/// files (client secrets for laptop runs) and azd's environments (`.azure/<env>/.env`).
+#[test]
+fn the_docker_context_leaves_out_env_files_and_azd_state() {
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    let patterns: BTreeSet<&str> =
+        ignore.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    for wanted in [".env", ".env.*", ".azure"] {
+        assert!(patterns.contains(wanted), ".dockerignore lacks {wanted}: {patterns:?}");
+    }
+    assert!(!patterns.iter().any(|p| p.starts_with('!')), "no exception re-includes anything: {patterns:?}");
+}
