@@ -623,6 +623,7 @@ const SCHEMA: &[(&str, &str, &[&str])] = &[
             "transport",
         ],
     ),
+    ("Microsoft.App/containerApps", "properties.configuration.ingress.stickySessions", &["affinity"]),
     (
         "Microsoft.App/containerApps",
         "properties.configuration.registries[]",

@@ -100,6 +100,9 @@ pub fn bicep_container_env(app: &str, env_name: &str, origins: &Origins) -> Vec<
             ("CHAT_APP_CLIENT_ID", String::new()),
             ("CHAT_APP_MANAGED_IDENTITY_CLIENT_ID", CHAT_MI_CLIENT.into()),
             ("CHAT_APP_SESSION_DB", "/data/sessions.db".into()),
+            // One replica (main.bicep's default `chatAppMaxReplicas`): sessions in SQLite, no Redis.
+            ("CHAT_APP_SESSION_STORE", "sqlite".into()),
+            ("CHAT_APP_REDIS_ENTRA_USER", String::new()),
             ("ORDERS_MCP_URL", format!("{}/mcp", origins.orders_mcp)),
             ("ORDERS_MCP_CLIENT_ID", String::new()),
             ("ORDERS_MCP_APP_ID_URI", String::new()),
