@@ -584,7 +584,8 @@ fn the_syntax_check_catches_broken_bicep() {
 
 /// The property names the resource schemas allow in the objects the templates write, for the
 /// API versions of [`API_VERSIONS`]: a vendored subset of Azure/bicep-types-az
-/// (`generated/app/microsoft.app/2024-03-01/types.md`; for the registry,
+/// (`generated/app/microsoft.app/2024-03-01/types.md`, and for the environment's two
+/// OpenTelemetry properties `2024-10-02-preview/types.md`, its API version; for the registry,
 /// azure-resource-manager-schemas `schemas/2023-07-01/Microsoft.ContainerRegistry.json`),
 /// writable properties only. A name not listed for its object is not in the schema: ARM
 /// ignores it or refuses the deployment. Objects not listed here are not checked.
@@ -684,6 +685,7 @@ const SCHEMA: &[(&str, &str, &[&str])] = &[
         "Microsoft.App/managedEnvironments",
         "properties",
         &[
+            "appInsightsConfiguration",
             "appLogsConfiguration",
             "customDomainConfiguration",
             "daprAIConnectionString",
@@ -691,6 +693,7 @@ const SCHEMA: &[(&str, &str, &[&str])] = &[
             "daprConfiguration",
             "infrastructureResourceGroup",
             "kedaConfiguration",
+            "openTelemetryConfiguration",
             "peerAuthentication",
             "peerTrafficConfiguration",
             "vnetConfiguration",
@@ -698,6 +701,18 @@ const SCHEMA: &[(&str, &str, &[&str])] = &[
             "zoneRedundant",
         ],
     ),
+    ("Microsoft.App/managedEnvironments", "properties.appInsightsConfiguration", &["connectionString"]),
+    (
+        "Microsoft.App/managedEnvironments",
+        "properties.openTelemetryConfiguration",
+        &["destinationsConfiguration", "logsConfiguration", "metricsConfiguration", "tracesConfiguration"],
+    ),
+    (
+        "Microsoft.App/managedEnvironments",
+        "properties.openTelemetryConfiguration.tracesConfiguration",
+        &["destinations", "includeDapr"],
+    ),
+    ("Microsoft.App/managedEnvironments", "properties.openTelemetryConfiguration.logsConfiguration", &["destinations"]),
     (
         "Microsoft.App/managedEnvironments",
         "properties.appLogsConfiguration",
