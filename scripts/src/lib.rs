@@ -4,11 +4,13 @@
 //! - `cargo xtask test`   formatting, lints, and every test (what CI runs)
 //! - `cargo xtask bench`  every benchmark, then one table of results against their targets
 //! - `cargo xtask verify` check a running deployment end to end
+//! - `cargo xtask soak`   the stack under load and faults: nothing hangs, nothing is lost
 //!
 //! A library too, so that tests can start the stack and verify it the way the commands do.
 
 pub mod bench;
 pub mod frontend;
+pub mod soak;
 pub mod stack;
 pub mod test;
 pub mod up;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use xtask::{bench, frontend, test, up, verify};
+use xtask::{bench, frontend, soak, test, up, verify};
 
 /// Developer and operator entry points.
 #[derive(Parser)]
@@ -41,6 +41,8 @@ enum Command {
     Bench,
     /// Check a running deployment end to end.
     Verify(Box<verify::Options>),
+    /// Run the stack under load and faults for a bounded time; fail when a bound breaks.
+    Soak(soak::Options),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Some(Command::Test) => test::run(),
         Some(Command::Bench) => bench::run(),
         Some(Command::Verify(options)) => verify::run(&options),
+        Some(Command::Soak(options)) => soak::run(&options),
         None => Cli::command().print_help().map_err(anyhow::Error::from),
     };
     match result {

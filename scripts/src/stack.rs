@@ -1,10 +1,11 @@
 //! The local stack as processes: the four services, their environment, readiness, and a clean
 //! stop. `xtask up` runs it for people; tests run it to check the whole system.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One service to start.
@@ -47,20 +48,51 @@ pub struct Tls {
     pub ca_file: PathBuf,
 }
 
-/// The offline stack on the standard ports: the emulator is the identity provider, its
+/// The four services' ports: [`Ports::STANDARD`] for people (`xtask up`), free ones for a run that
+/// must not collide with a stack already running (`xtask soak`).
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub chat_app: u16,
+    pub orders_mcp: u16,
+    pub orders_api: u16,
+    pub emulator: u16,
+}
+
+impl Ports {
+    pub const STANDARD: Ports = Ports { chat_app: 3000, orders_mcp: 3001, orders_api: 3002, emulator: 3003 };
+
+    /// Four ports free now (asked of the OS, then released for the services to bind).
+    pub fn free() -> anyhow::Result<Ports> {
+        let listeners: Vec<TcpListener> =
+            (0..4).map(|_| TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))).collect::<Result<_, _>>()?;
+        let port = |i: usize| listeners[i].local_addr().map(|a| a.port());
+        Ok(Ports { chat_app: port(0)?, orders_mcp: port(1)?, orders_api: port(2)?, emulator: port(3)? })
+    }
+}
+
+/// The offline stack on `ports`: the emulator is the identity provider, its
 /// managed-identity endpoint stands in for Azure's, and every id comes from the manifest
 /// (the services read it themselves). Browser-facing URLs use `localhost`; service-to-service
 /// calls use `127.0.0.1`, which also exercises the emulator's public/back-channel split.
 /// With `tls`, the emulator serves HTTPS and every service trusts its CA through `ENTRA_CA_FILE`.
-pub fn local(data_dir: &Path, site_env: &[(&'static str, String)], tls: Option<&Tls>) -> anyhow::Result<Vec<Service>> {
+pub fn local(
+    data_dir: &Path,
+    site_env: &[(&'static str, String)],
+    tls: Option<&Tls>,
+    ports: Ports,
+) -> anyhow::Result<Vec<Service>> {
+    let Ports { chat_app, orders_mcp, orders_api, emulator } = ports;
     // The managed-identity header secret of this run (the emulator checks it).
     let identity_header = service_kit::secret::hex::<16>()?;
     let data = |file: &str| data_dir.join(file).display().to_string();
     let idp = if tls.is_some() { "https" } else { "http" };
     let common = |extra: &[(&str, String)]| -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = vec![
-            ("ENTRA_AUTHORITY".into(), format!("{idp}://127.0.0.1:3003")),
-            ("ENTRA_PUBLIC_AUTHORITY".into(), format!("{idp}://localhost:3003")),
+            ("ENTRA_AUTHORITY".into(), format!("{idp}://127.0.0.1:{emulator}")),
+            ("ENTRA_PUBLIC_AUTHORITY".into(), format!("{idp}://localhost:{emulator}")),
+            // Every service renders the manifest's `{chat_app_url}` and `{orders_mcp_url}`.
+            ("CHAT_APP_URL".into(), format!("http://localhost:{chat_app}")),
+            ("ORDERS_MCP_PUBLIC_URL".into(), format!("http://localhost:{orders_mcp}")),
             ("IDENTITY_MANIFEST".into(), crate::root().join(entra_manifest::DEFAULT_PATH).display().to_string()),
         ];
         if let Some(tls) = tls {
@@ -70,9 +102,10 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)], tls: Option<&
         env
     };
     let mut emulator_env = vec![
-        ("EMULATOR_ADDR", "127.0.0.1:3003".to_string()),
-        ("EMULATOR_PUBLIC_URL", format!("{idp}://localhost:3003")),
-        ("EMULATOR_CHAT_APP_URL", "http://localhost:3000".into()),
+        ("EMULATOR_ADDR", format!("127.0.0.1:{emulator}")),
+        ("EMULATOR_PUBLIC_URL", format!("{idp}://localhost:{emulator}")),
+        ("EMULATOR_CHAT_APP_URL", format!("http://localhost:{chat_app}")),
+        ("EMULATOR_ORDERS_MCP_URL", format!("http://localhost:{orders_mcp}")),
         ("EMULATOR_IDENTITY_HEADER", identity_header.clone()),
     ];
     if let Some(tls) = tls {
@@ -80,21 +113,19 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)], tls: Option<&
             .extend([("EMULATOR_TLS", "true".to_string()), ("EMULATOR_DATA_DIR", tls.dir.display().to_string())]);
     }
     let managed_identity = [
-        ("IDENTITY_ENDPOINT", format!("{idp}://127.0.0.1:3003/msi/token")),
+        ("IDENTITY_ENDPOINT", format!("{idp}://127.0.0.1:{emulator}/msi/token")),
         ("IDENTITY_HEADER", identity_header.clone()),
     ];
     let mut chat_env = vec![
-        ("CHAT_APP_ADDR", "127.0.0.1:3000".to_string()),
-        ("CHAT_APP_URL", "http://localhost:3000".into()),
+        ("CHAT_APP_ADDR", format!("127.0.0.1:{chat_app}")),
         ("CHAT_APP_SESSION_DB", data("chat-app.db")),
-        ("ORDERS_MCP_URL", "http://127.0.0.1:3001/mcp".into()),
+        ("ORDERS_MCP_URL", format!("http://127.0.0.1:{orders_mcp}/mcp")),
     ];
     chat_env.extend(managed_identity.iter().cloned());
     chat_env.extend(site_env.iter().cloned());
     let mut mcp_env = vec![
-        ("ORDERS_MCP_ADDR", "127.0.0.1:3001".to_string()),
-        ("ORDERS_MCP_PUBLIC_URL", "http://localhost:3001".into()),
-        ("ORDERS_API_URL", "http://127.0.0.1:3002".into()),
+        ("ORDERS_MCP_ADDR", format!("127.0.0.1:{orders_mcp}")),
+        ("ORDERS_API_URL", format!("http://127.0.0.1:{orders_api}")),
     ];
     mcp_env.extend(managed_identity.iter().cloned());
     Ok(vec![
@@ -103,7 +134,7 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)], tls: Option<&
             bin: "entra-emulator",
             package: "entra-emulator",
             features: "",
-            port: 3003,
+            port: emulator,
             env: common(&emulator_env),
             ca_file: tls.map(|t| t.ca_file.clone()),
         },
@@ -112,10 +143,10 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)], tls: Option<&
             bin: "orders-api",
             package: "orders-api",
             features: "",
-            port: 3002,
+            port: orders_api,
             env: common(&[
-                ("ORDERS_API_ADDR", "127.0.0.1:3002".into()),
-                ("ORDERS_API_PUBLIC_URL", "http://localhost:3002".into()),
+                ("ORDERS_API_ADDR", format!("127.0.0.1:{orders_api}")),
+                ("ORDERS_API_PUBLIC_URL", format!("http://localhost:{orders_api}")),
                 ("ORDERS_API_DATABASE", data("orders.db")),
             ]),
             ca_file: None,
@@ -125,7 +156,7 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)], tls: Option<&
             bin: "orders-mcp",
             package: "orders-mcp",
             features: "",
-            port: 3001,
+            port: orders_mcp,
             env: common(&mcp_env),
             ca_file: None,
         },
@@ -134,7 +165,7 @@ pub fn local(data_dir: &Path, site_env: &[(&'static str, String)], tls: Option<&
             bin: "chat-app",
             package: "chat-app",
             features: "ssr",
-            port: 3000,
+            port: chat_app,
             env: common(&chat_env),
             ca_file: None,
         },
@@ -181,6 +212,8 @@ pub fn workspace_binaries() -> anyhow::Result<PathBuf> {
 /// Running services; stopped (interrupted, then killed if need be) on drop.
 pub struct Stack {
     children: Vec<(&'static str, Child)>,
+    /// Where each service's output goes (`<name>.log`, appended); the terminal when `None`.
+    log_dir: Option<PathBuf>,
 }
 
 /// Fails early, with the culprit named, if a port is taken.
@@ -196,9 +229,49 @@ pub fn check_ports_free(services: &[Service]) -> anyhow::Result<()> {
 impl Stack {
     /// Starts every service from `bin_dir`, prefixing each output line with the service name.
     pub fn start(services: &[Service], bin_dir: &Path) -> anyhow::Result<Stack> {
-        let mut stack = Stack { children: Vec::new() };
+        let mut stack = Stack { children: Vec::new(), log_dir: None };
         stack.start_more(services, bin_dir)?;
         Ok(stack)
+    }
+
+    /// An empty stack whose services, once started, write their output to `<log_dir>/<name>.log`.
+    pub fn logging_to(log_dir: &Path) -> Stack {
+        Stack { children: Vec::new(), log_dir: Some(log_dir.to_path_buf()) }
+    }
+
+    /// The process id of a running service.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children.iter().find(|(n, _)| *n == name).map(|(_, c)| c.id())
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to one service.
+    pub fn signal(&self, name: &str, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid(name).ok_or_else(|| anyhow::anyhow!("{name} is not running"))?;
+        let status = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {name}: {status}");
+        Ok(())
+    }
+
+    /// Ends one service with `signal` (`KILL`, `INT`, ...) and waits for it to exit (killing it
+    /// after 10 s if it has not).
+    pub fn end(&mut self, name: &str, signal: &str) -> anyhow::Result<()> {
+        self.signal(name, signal)?;
+        let index = self
+            .children
+            .iter()
+            .position(|(n, _)| *n == name)
+            .ok_or_else(|| anyhow::anyhow!("{name} is not running"))?;
+        let (_, mut child) = self.children.remove(index);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if matches!(child.try_wait(), Ok(None)) {
+            eprintln!("{name} did not stop within 10 s of SIG{signal}: killing it");
+            let _ = child.kill();
+        }
+        child.wait()?;
+        Ok(())
     }
 
     /// Starts more services into this stack.
@@ -213,6 +286,12 @@ impl Stack {
                 .stderr(Stdio::piped())
                 .spawn()
                 .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", path.display()))?;
+            let log = match &self.log_dir {
+                Some(dir) => Some(Arc::new(Mutex::new(
+                    std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{}.log", s.name)))?,
+                ))),
+                None => None,
+            };
             for pipe in [
                 child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
                 child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
@@ -221,9 +300,17 @@ impl Stack {
             .flatten()
             {
                 let name = s.name;
+                let log = log.clone();
                 std::thread::spawn(move || {
                     for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                        println!("[{name:>14}] {line}");
+                        match &log {
+                            Some(file) => {
+                                if let Ok(mut file) = file.lock() {
+                                    let _ = writeln!(file, "{line}");
+                                }
+                            }
+                            None => println!("[{name:>14}] {line}"),
+                        }
                     }
                 });
             }

@@ -21,7 +21,7 @@ pub fn run(release: bool, tls: bool, otel: Option<&Url>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data)?;
     let emulator_dir = data.join("emulator");
     let tls = tls.then(|| stack::Tls { ca_file: emulator_dir.join("ca.pem"), dir: emulator_dir });
-    let mut services = stack::local(&data, &site.env(), tls.as_ref())?;
+    let mut services = stack::local(&data, &site.env(), tls.as_ref(), stack::Ports::STANDARD)?;
     if let Some(endpoint) = otel {
         for service in &mut services {
             service.env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint.to_string()));
