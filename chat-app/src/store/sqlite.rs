@@ -75,7 +75,10 @@ impl Sqlite {
 
     /// Appends entries after the existing ones, atomically.
     pub async fn append(&self, conversation: &str, entries: &[Entry]) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        // A write transaction from the start: a deferred one reads first, then cannot upgrade once
+        // another connection has written, and SQLite fails it at once with "database is locked"
+        // instead of waiting for the busy timeout (https://sqlite.org/isolation.html).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let last: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM conversation_entries WHERE conversation_id = ?")
                 .bind(conversation)
@@ -123,5 +126,44 @@ impl Sqlite {
             .bind(sid)
             .fetch_all(&self.pool)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Found by `cargo xtask soak`: under parallel turns, appends failed at once with "database is
+    /// locked" (a 500 from /api/chat/send, a turn never saved). A deferred transaction that reads
+    /// first and then writes cannot upgrade its WAL read snapshot once another connection has
+    /// committed, and SQLite answers SQLITE_BUSY without waiting for the busy timeout
+    /// (https://sqlite.org/isolation.html, https://sqlite.org/lang_transaction.html: "BEGIN
+    /// IMMEDIATE ... start a write transaction immediately").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_appends_to_different_conversations_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("chat.db")).await.unwrap();
+        let mut conversations = Vec::new();
+        for _ in 0..8 {
+            conversations.push(store.create_conversation("oid").await.unwrap());
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for conversation in conversations.clone() {
+            let store = store.clone();
+            tasks.spawn(async move {
+                for i in 0..25 {
+                    store.append(&conversation, &[Entry::User { text: format!("{i}") }]).await?;
+                }
+                anyhow::Ok(())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap().unwrap();
+        }
+        for conversation in conversations {
+            assert_eq!(store.transcript(&conversation).await.unwrap().entries.len(), 25);
+        }
     }
 }
