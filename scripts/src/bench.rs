@@ -58,8 +58,7 @@ fn yes() -> bool {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let root = crate::root();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), std::path::PathBuf::from);
+    let target = crate::target_dir();
     let results = target.join("bench-results");
     let _ = std::fs::remove_dir_all(&results);
     std::fs::create_dir_all(&results)?;

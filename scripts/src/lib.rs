@@ -24,6 +24,11 @@ pub fn root() -> PathBuf {
     manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir)
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `target/` in the workspace).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
 /// Runs a command from the workspace root, echoing it, and fails if it fails.
 pub fn run_cmd(program: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<()> {
     println!("\n$ {program} {}", args.join(" "));

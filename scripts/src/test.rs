@@ -9,6 +9,10 @@ pub fn run() -> anyhow::Result<()> {
     println!("\n== building the chat-app client (wasm)");
     let site = frontend::build(false)?;
     run_cmd("cargo", &["test", "--workspace", "--no-fail-fast"], &site.env())?;
+    // The short soak (about 40 s): the services as `cargo test --workspace` just built them,
+    // under load and one of each fault. `cargo xtask soak` runs the full one.
+    println!("\n== the short soak");
+    crate::soak::soak(&crate::soak::Options::short(), &site.env(), &crate::target_dir().join("debug"))?;
     println!("\nall checks passed");
     Ok(())
 }

@@ -52,8 +52,11 @@ impl TokenSource {
             ("password", &user.password),
         ];
         let r = http.post(&self.authorize_endpoint).form(&form).send().await.map_err(describe)?;
-        let location =
-            r.headers().get("location").and_then(|v| v.to_str().ok()).ok_or(format!("login answered {}", r.status()))?;
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or(format!("login answered {}", r.status()))?;
         let code = Url::parse(location)
             .map_err(|e| e.to_string())?
             .query_pairs()
@@ -61,29 +64,42 @@ impl TokenSource {
             .map(|(_, v)| v.into_owned())
             .ok_or("no code in the redirect")?;
         let user_token = self
-            .token(http, &[
-                ("grant_type", "authorization_code"),
-                ("client_id", &self.cli_client_id),
-                ("code", &code),
-                ("redirect_uri", REDIRECT_URI),
-                ("code_verifier", &verifier),
-                ("scope", &self.mcp_scope),
-            ])
+            .token(
+                http,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", &self.cli_client_id),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT_URI),
+                    ("code_verifier", &verifier),
+                    ("scope", &self.mcp_scope),
+                ],
+            )
             .await?;
-        self.token(http, &[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("client_id", &self.mcp_client_id),
-            ("client_secret", &self.mcp_secret),
-            ("assertion", &user_token),
-            ("scope", &self.api_scope),
-            ("requested_token_use", "on_behalf_of"),
-        ])
+        self.token(
+            http,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("client_id", &self.mcp_client_id),
+                ("client_secret", &self.mcp_secret),
+                ("assertion", &user_token),
+                ("scope", &self.api_scope),
+                ("requested_token_use", "on_behalf_of"),
+            ],
+        )
         .await
     }
 
     async fn token(&self, http: &reqwest::Client, form: &[(&str, &str)]) -> Result<String, String> {
-        let body: Value =
-            http.post(&self.token_endpoint).form(form).send().await.map_err(describe)?.json().await.map_err(describe)?;
+        let body: Value = http
+            .post(&self.token_endpoint)
+            .form(form)
+            .send()
+            .await
+            .map_err(describe)?
+            .json()
+            .await
+            .map_err(describe)?;
         body["access_token"].as_str().map(str::to_string).ok_or_else(|| format!("no token: {body}"))
     }
 }
@@ -177,7 +193,8 @@ impl ApiUser {
         let orders = listed["orders"].as_array().cloned().unwrap_or_default();
         for order in orders {
             if order["owner_oid"].as_str() != Some(self.identity.oid.as_str()) {
-                self.recorder.leak(format!("{} was shown {} of {}", self.identity.name, order["id"], order["owner_oid"]));
+                self.recorder
+                    .leak(format!("{} was shown {} of {}", self.identity.name, order["id"], order["owner_oid"]));
             }
         }
     }

@@ -114,10 +114,7 @@ impl Injector {
         }
     }
 
-    async fn blocking(
-        &self,
-        f: impl FnOnce(&mut Stack) -> anyhow::Result<()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    async fn blocking(&self, f: impl FnOnce(&mut Stack) -> anyhow::Result<()> + Send + 'static) -> anyhow::Result<()> {
         let stack = self.stack.clone();
         tokio::task::spawn_blocking(move || {
             let mut stack = stack.lock().map_err(|_| anyhow::anyhow!("the stack's lock is poisoned"))?;

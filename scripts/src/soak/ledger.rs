@@ -21,7 +21,11 @@ pub struct Findings {
     pub leaked: Vec<String>,
 }
 
-pub async fn check(database: &Path, acknowledged: &[Acknowledged], shown: &[(String, String)]) -> anyhow::Result<Findings> {
+pub async fn check(
+    database: &Path,
+    acknowledged: &[Acknowledged],
+    shown: &[(String, String)],
+) -> anyhow::Result<Findings> {
     let mut db = SqliteConnectOptions::new().filename(database).read_only(true).connect().await?;
     let rows = sqlx::query("SELECT id, owner_oid, product FROM orders").fetch_all(&mut db).await?;
     let mut orders: BTreeMap<String, (String, String)> = BTreeMap::new();

@@ -67,7 +67,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
 
 /// Soaks the services built in `bin_dir`; fails when a bound is broken.
 pub fn soak(options: &Options, site_env: &[(&'static str, String)], bin_dir: &Path) -> anyhow::Result<()> {
-    let dir = crate::root().join("target").join("soak");
+    let dir = crate::target_dir().join("soak");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let ports = Ports::free()?;
@@ -87,11 +87,8 @@ pub fn soak(options: &Options, site_env: &[(&'static str, String)], bin_dir: &Pa
         stack.stop();
     }
     let (recorder, faults, memory) = result?;
-    let findings = runtime.block_on(ledger::check(
-        &dir.join("orders.db"),
-        &recorder.all_acknowledged(),
-        &recorder.all_shown(),
-    ))?;
+    let findings =
+        runtime.block_on(ledger::check(&dir.join("orders.db"), &recorder.all_acknowledged(), &recorder.all_shown()))?;
     let scale = options.duration as f64 / 120.0;
     let broken = report::print(&report::Run {
         users: options.users,
@@ -226,7 +223,8 @@ async fn load(
 
     // The faults: after warm-up, spread over the first three quarters of the run, so that the
     // stack runs faultless at the end and memory is judged on settled processes.
-    let injector = Injector { stack, services: services.to_vec(), bin_dir: bin_dir.to_path_buf(), recorder: recorder.clone() };
+    let injector =
+        Injector { stack, services: services.to_vec(), bin_dir: bin_dir.to_path_buf(), recorder: recorder.clone() };
     let plan = faults::plan(scale);
     let span = Duration::from_secs(options.duration).mul_f64(0.75).saturating_sub(warm);
     let gap = span / plan.len() as u32;

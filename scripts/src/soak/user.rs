@@ -78,8 +78,10 @@ impl User {
         let start = self.url("/auth/sign-in?return_to=%2Fchat");
         let page = self.browser.fetch("GET /auth/sign-in", &start, self.browser.request(Method::GET, &start)).await?;
         let authorize = redirect(&start, &page)?;
-        let form_page =
-            self.browser.fetch("GET emulator authorize", &authorize, self.browser.request(Method::GET, &authorize)).await?;
+        let form_page = self
+            .browser
+            .fetch("GET emulator authorize", &authorize, self.browser.request(Method::GET, &authorize))
+            .await?;
         let callback = match form_page.status {
             // Signed in at the emulator already (its session cookie): straight back.
             302 | 303 => redirect(&authorize, &form_page)?,
@@ -110,7 +112,11 @@ impl User {
                 if let Some(notice) = alert(&page.body) {
                     self.recorder.message(&format!("{path}: {notice}"));
                 }
-                self.check_shown(&page.body);
+                // Orders are data in the orders table; elsewhere ids are examples ("Cancel
+                // ORD-003") or what the user typed.
+                if let Some(table) = table(&page.body) {
+                    self.check_shown(table);
+                }
             }
             Ok(page) if page.location.as_deref().is_some_and(|l| l.contains("/auth/sign-in")) => {
                 self.recorder.message(&format!("{path}: sent to sign in again"));
@@ -163,7 +169,9 @@ impl User {
             turn.failed = true;
             self.recorder.message(&format!("chat stream: {}", entra_auth::acquire::describe(e)));
         }
-        self.check_shown(&format!("{}\n{}", turn.text, turn.results.join("\n")));
+        // The tools' results are the orders the user was shown (the reply may quote the
+        // planner's examples).
+        self.check_shown(&turn.results.join("\n"));
         turn
     }
 
@@ -273,6 +281,12 @@ fn alert(html: &str) -> Option<String> {
     let end = html[start..].find("</")? + start;
     let text = strip_tags(&html[start..end]);
     (!text.trim().is_empty()).then(|| unescape(text.trim()))
+}
+
+fn table(html: &str) -> Option<&str> {
+    let start = html.find("<table")?;
+    let end = html[start..].find("</table>")? + start;
+    Some(&html[start..end])
 }
 
 fn title(html: &str) -> Option<String> {

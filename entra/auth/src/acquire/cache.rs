@@ -15,8 +15,9 @@ use service_kit::clock::unix_now;
 use super::error::AcquireError;
 use super::token::AccessToken;
 
-/// Prune stale entries once the map grows past this many keys.
-const PRUNE_THRESHOLD: usize = 1024;
+/// The most keys the cache holds (one per user and scope for On-Behalf-Of: tokens of an hour
+/// are a few KiB each, so this bounds it to a few MiB).
+const CAPACITY: usize = 1024;
 
 #[derive(Clone)]
 struct Cached {
@@ -48,12 +49,8 @@ impl<K: Eq + Hash + Clone> TokenCache<K> {
 
     fn slot(&self, key: K) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if slots.len() >= PRUNE_THRESHOLD {
-            let now = unix_now();
-            // A slot being filled right now is locked: keep it.
-            slots.retain(|_, slot| {
-                slot.try_lock().map_or(true, |c| c.as_ref().is_some_and(|c| c.token.expires_on > now))
-            });
+        if slots.len() >= CAPACITY && !slots.contains_key(&key) {
+            make_room(&mut slots);
         }
         slots.entry(key).or_default().clone()
     }
@@ -89,6 +86,29 @@ impl<K: Eq + Hash + Clone> TokenCache<K> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Drops expired tokens and, if the cache is still full, those that expire soonest, down to
+/// three quarters of [`CAPACITY`] (so the next eviction is many new keys away). A slot being
+/// filled right now is locked: it stays.
+fn make_room<K: Eq + Hash + Clone>(slots: &mut HashMap<K, Slot>) {
+    let now = unix_now();
+    slots.retain(|_, slot| slot.try_lock().map_or(true, |c| c.as_ref().is_some_and(|c| c.token.expires_on > now)));
+    if slots.len() < CAPACITY {
+        return;
+    }
+    let mut by_expiry: Vec<(u64, K)> = slots
+        .iter()
+        .filter_map(|(key, slot)| {
+            let cached = slot.try_lock().ok()?;
+            Some((cached.as_ref().map_or(0, |c| c.token.expires_on), key.clone()))
+        })
+        .collect();
+    by_expiry.sort_unstable_by_key(|(expires_on, _)| *expires_on);
+    let excess = slots.len().saturating_sub(CAPACITY * 3 / 4);
+    for (_, key) in by_expiry.into_iter().take(excess) {
+        slots.remove(&key);
     }
 }
 
@@ -138,6 +158,20 @@ mod tests {
         assert_eq!(t.secret(), "new");
         let t = cache.get_or_fetch("k", || async { Ok(AccessToken::expiring_in("unused", 3600)) }).await.unwrap();
         assert_eq!(t.secret(), "new");
+    }
+
+    /// Many users, each with a token still valid: the map stays at its capacity instead of
+    /// growing with every user seen (issue #17's soak: memory flat under load).
+    #[tokio::test]
+    async fn the_cache_holds_at_most_its_capacity_of_valid_tokens() {
+        let cache = TokenCache::new(Duration::from_secs(300));
+        for user in 0..CAPACITY + 500 {
+            cache.get_or_fetch(user, || async { Ok(AccessToken::expiring_in("t", 3600)) }).await.unwrap();
+        }
+        assert!(cache.len() <= CAPACITY, "{} keys", cache.len());
+        // The newest key is still cached: no fetch.
+        let t = cache.get_or_fetch(CAPACITY + 499, || async { Err(AcquireError::NotConfigured("fetched".into())) });
+        assert!(t.await.is_ok());
     }
 
     #[test]
