@@ -274,12 +274,13 @@ fn unescape(s: &str) -> String {
     s.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
-/// The text of the page's first `role="alert"` element: what the person is told went wrong.
+/// The page's notice (title and detail): what the person is told went wrong. Failures kept in
+/// the conversation from earlier turns are history, not this page's state.
 fn alert(html: &str) -> Option<String> {
-    let at = html.find("role=\"alert\"")?;
+    let at = html.find("class=\"notice\" role=\"alert\"")?;
     let start = html[at..].find('>')? + at + 1;
-    let end = html[start..].find("</")? + start;
-    let text = strip_tags(&html[start..end]);
+    let end = html[start..].find("</section>")? + start;
+    let text = strip_tags(&html[start..end].replace("</h2>", ": "));
     (!text.trim().is_empty()).then(|| unescape(text.trim()))
 }
 
