@@ -54,6 +54,10 @@ impl ChatError {
     }
 }
 
+/// The last event of a turn cut short by chat-app stopping.
+pub const RESTARTING: &str =
+    "chat-app is restarting, so this reply stopped; your conversation is kept. Send your message again in a moment.";
+
 fn store_error(e: impl std::fmt::Display) -> ChatError {
     tracing::error!(error = %e, "conversation store failure");
     ChatError::Store(e.to_string())
@@ -191,10 +195,17 @@ pub async fn events(State(state): State<AppState>, session: Session, Path(turn):
     let Some(rx) = state.turns.take(&turn, &conversation) else {
         return (StatusCode::NOT_FOUND, "no such turn, or its events were already streamed").into_response();
     };
-    let events = stream::unfold(rx, |mut rx| async move {
-        let event = rx.recv().await?;
+    // Until the turn is done, or chat-app begins to stop: then one last event says so (found by
+    // `cargo xtask soak`: a turn waiting for an approval kept its stream, and so the graceful
+    // drain, open until the process was killed).
+    let events = stream::unfold((rx, Some(state.stopping.clone())), |(mut rx, stopping)| async move {
+        let stopping = stopping?;
+        let (event, stopping) = tokio::select! {
+            event = rx.recv() => (event?, Some(stopping)),
+            () = stopping.cancelled() => (TurnEvent::Error { message: RESTARTING.into(), sign_in: false }, None),
+        };
         let sse = Event::default().event(event.name()).json_data(&event).unwrap_or_else(|_| Event::default());
-        Some((Ok::<_, Infallible>(sse), rx))
+        Some((Ok::<_, Infallible>(sse), (rx, stopping)))
     });
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }

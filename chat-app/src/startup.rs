@@ -53,7 +53,8 @@ impl Service for ChatApp {
 
     async fn build(settings: Settings, local: SocketAddr, stopping: CancellationToken) -> anyhow::Result<Built<()>> {
         let public_url = settings.public_url.to_string();
-        let state = build_state(settings).await?;
+        let mut state = build_state(settings).await?;
+        state.stopping = stopping.clone();
         let cleanup = state.sessions.clone().delete_expired(Duration::from_secs(300));
         tokio::spawn(async move {
             tokio::select! {
@@ -124,6 +125,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         agent: Arc::new(agent),
         approvals,
         turns,
+        stopping: CancellationToken::new(),
         settings: Arc::new(settings),
     })
 }

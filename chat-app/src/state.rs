@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
+use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
 use crate::approvals::Approvals;
@@ -30,6 +31,9 @@ pub struct AppState {
     /// Tool calls waiting for the user's yes (the agent asks, the chat's answer route answers).
     pub approvals: Arc<Approvals>,
     pub turns: Arc<Turns>,
+    /// Cancelled when the server begins to stop: open turn streams end with a notice instead
+    /// of holding the graceful drain open (an approval can no longer reach a stopping process).
+    pub stopping: CancellationToken,
 }
 
 impl FromRef<AppState> for LeptosOptions {

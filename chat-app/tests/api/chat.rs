@@ -550,3 +550,33 @@ async fn an_answer_after_the_deadline_is_refused_and_the_call_never_runs() {
     assert!(text_of(&events).starts_with("Done: I placed ORD-"), "{events:?}");
     assert!(captured_logs().contains("CHAT_APP_APPROVAL=never"), "a warning at start");
 }
+
+/// Found by `cargo xtask soak`: when chat-app stopped (a restart, a deployment) while a turn
+/// waited for the user's approval, the answer could no longer reach it, the turn's event stream
+/// stayed open, and the graceful drain waited on it until the process was killed: the browser's
+/// request hung. Now the stream ends with a notice as the server begins to stop.
+#[tokio::test]
+async fn a_turn_waiting_for_approval_ends_with_a_notice_when_chat_app_stops() {
+    let app = with_stack(Vec::new()).await;
+    let alice = Browser::new(&app.origin);
+    alice.sign_in(&app, "alice").await;
+    let page = alice.send_message(&app, "Cancel ORD-001").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let turn: String = serde_json::from_str(&page.body).unwrap();
+    let url = format!("{}/api/chat/turns/{turn}/events", app.url);
+    let stream = tokio::time::timeout(Duration::from_secs(20), alice.get(&url));
+    let stop = async {
+        // The turn is waiting for the approval by then (it takes milliseconds).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::timeout(Duration::from_secs(20), app.stop_chat_app()).await
+    };
+    let (streamed, stopped) = tokio::join!(stream, stop);
+    let page = streamed.expect("the turn's stream stayed open after chat-app began to stop");
+    stopped.expect("chat-app's graceful stop waited on the turn's stream");
+    let events = crate::helpers::parse_sse(&page.body);
+    assert!(events.iter().any(|e| matches!(e, TurnEvent::ApprovalRequired { .. })), "{events:?}");
+    assert!(
+        matches!(events.last(), Some(TurnEvent::Error { message, .. }) if message == chat_app::chat::RESTARTING),
+        "{events:?}"
+    );
+}

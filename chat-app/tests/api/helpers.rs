@@ -150,6 +150,15 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Stops chat-app gracefully, as SIGINT does, and returns once it has stopped (this app must
+    /// not have been cloned).
+    pub async fn stop_chat_app(self) {
+        let app = Arc::try_unwrap(self._app).ok().expect("no other handle on this chat-app");
+        app.stop().await;
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_with(Options::default()).await
 }
