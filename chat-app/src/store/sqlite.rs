@@ -75,22 +75,20 @@ impl Sqlite {
 
     /// Appends entries after the existing ones, atomically.
     pub async fn append(&self, conversation: &str, entries: &[Entry]) -> anyhow::Result<()> {
-        // A write transaction from the start: a deferred one reads first, then cannot upgrade once
-        // another connection has written, and SQLite fails it at once with "database is locked"
-        // instead of waiting for the busy timeout (https://sqlite.org/isolation.html).
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let last: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM conversation_entries WHERE conversation_id = ?")
-                .bind(conversation)
-                .fetch_one(&mut *tx)
-                .await?;
-        for (i, entry) in entries.iter().enumerate() {
-            sqlx::query("INSERT INTO conversation_entries (conversation_id, seq, entry) VALUES (?, ?, ?)")
-                .bind(conversation)
-                .bind(last + 1 + i as i64)
-                .bind(serde_json::to_string(entry)?)
-                .execute(&mut *tx)
-                .await?;
+        // Each statement writes before it reads: a deferred transaction whose first statement
+        // only reads cannot upgrade its WAL snapshot once another connection has written, and
+        // SQLite fails it at once with "database is locked" instead of waiting for the busy
+        // timeout (https://sqlite.org/isolation.html).
+        let mut tx = self.pool.begin().await?;
+        for entry in entries {
+            sqlx::query(
+                "INSERT INTO conversation_entries (conversation_id, seq, entry) \
+                 SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2 FROM conversation_entries WHERE conversation_id = ?1",
+            )
+            .bind(conversation)
+            .bind(serde_json::to_string(entry)?)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -140,7 +138,8 @@ mod tests {
     /// first and then writes cannot upgrade its WAL read snapshot once another connection has
     /// committed, and SQLite answers SQLITE_BUSY without waiting for the busy timeout
     /// (https://sqlite.org/isolation.html, https://sqlite.org/lang_transaction.html: "BEGIN
-    /// IMMEDIATE ... start a write transaction immediately").
+    /// IMMEDIATE ... start a write transaction immediately"; a first statement that writes does the
+    /// same).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn parallel_appends_to_different_conversations_all_succeed() {
         let dir = tempfile::tempdir().unwrap();
