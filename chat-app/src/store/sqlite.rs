@@ -143,7 +143,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn parallel_appends_to_different_conversations_all_succeed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("chat.db")).await.unwrap();
+        let store = Sqlite::open(&dir.path().join("chat.db")).await.unwrap();
         let mut conversations = Vec::new();
         for _ in 0..8 {
             conversations.push(store.create_conversation("oid").await.unwrap());
