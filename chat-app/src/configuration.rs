@@ -34,6 +34,10 @@ pub struct Settings {
     /// `CHAT_APP_TRACE_URL`: a trace viewer's page for one trace, `{trace_id}` filled in; the
     /// trace panel links each tool call to its trace.
     pub trace_url: Option<TraceUrl>,
+    /// `CHAT_APP_PASSTHROUGH_DEMO_MCP_URL`: a second orders-mcp, started with
+    /// `ORDERS_MCP_DOWNSTREAM=passthrough`, that the presenter view's replay calls. Unset, no
+    /// replay is offered. In a deployment also needs `CHAT_APP_PASSTHROUGH_DEMO_IN_DEPLOYMENT=true`.
+    pub passthrough_demo_mcp_url: Option<Url>,
 }
 
 #[derive(Debug, Clone)]
@@ -208,6 +212,22 @@ impl Settings {
         };
         let names = identity.manifest.as_ref().map(|m| names_from(m, &identity.vars)).unwrap_or_default();
         let trace_url = env.optional("CHAT_APP_TRACE_URL", "a trace viewer URL template");
+        let passthrough_demo_mcp_url: Option<Url> =
+            env.optional("CHAT_APP_PASSTHROUGH_DEMO_MCP_URL", "a URL like http://localhost:3011/mcp");
+        let demo_in_deployment = env.flag("CHAT_APP_PASSTHROUGH_DEMO_IN_DEPLOYMENT", false);
+        // The replay forwards a user's token to a server that passes it on unchanged: a
+        // demonstration of what must not be done, so a deployment has to ask for it twice.
+        if let Some(why) = &identity.deployment
+            && passthrough_demo_mcp_url.is_some()
+            && !demo_in_deployment
+        {
+            env.problem(format!(
+                "CHAT_APP_PASSTHROUGH_DEMO_MCP_URL is set in a deployment ({}): the replay forwards users' tokens \
+                 to a passthrough orders-mcp, for the confused-deputy demonstration only. Unset it, or also set \
+                 CHAT_APP_PASSTHROUGH_DEMO_IN_DEPLOYMENT=true",
+                why.why()
+            ));
+        }
         env.finish()?;
         Ok(Settings {
             addr,
@@ -229,6 +249,7 @@ impl Settings {
             site,
             names,
             trace_url,
+            passthrough_demo_mcp_url,
         })
     }
 
@@ -483,6 +504,37 @@ mod tests {
             "{:?}",
             s.model
         );
+    }
+
+    /// The passthrough replay is for demonstrations: in Container Apps only when asked twice.
+    #[test]
+    fn the_passthrough_replay_in_a_deployment_needs_an_explicit_opt_in() {
+        let local = Env::from_map([
+            ("IDENTITY_MANIFEST", manifest()),
+            ("CHAT_APP_CLIENT_SECRET", "s".into()),
+            ("CHAT_APP_PASSTHROUGH_DEMO_MCP_URL", "http://localhost:3011/mcp".into()),
+        ]);
+        let s = Settings::from(local).unwrap();
+        assert_eq!(s.passthrough_demo_mcp_url.unwrap().as_str(), "http://localhost:3011/mcp");
+        let deployed = || {
+            vec![
+                ("ENTRA_AUTHORITY", "https://login.microsoftonline.com".to_string()),
+                ("ENTRA_TENANT_ID", "afb67780-0dec-4124-a11c-b6e461eb7aad".into()),
+                ("CHAT_APP_CLIENT_ID", "11111111-2222-4333-8444-555555555555".into()),
+                ("ORDERS_MCP_CLIENT_ID", "22222222-2222-4333-8444-555555555555".into()),
+                ("ORDERS_MCP_APP_ID_URI", "api://22222222-2222-4333-8444-555555555555".into()),
+                ("ORDERS_API_CLIENT_ID", "0d9f3b3e-1f8e-4b8a-9c43-2f4b5e6d7a8b".into()),
+                ("ORDERS_API_APP_ID_URI", "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-dev".into()),
+                ("CHAT_APP_CLIENT_SECRET", "s".into()),
+                ("CHAT_APP_PASSTHROUGH_DEMO_MCP_URL", "https://mcp-demo.example.com/mcp".into()),
+            ]
+        };
+        let err = Settings::from(Env::from_map(deployed())).unwrap_err().to_string();
+        assert!(err.contains("CHAT_APP_PASSTHROUGH_DEMO_IN_DEPLOYMENT=true"), "{err}");
+        let mut opted_in = deployed();
+        opted_in.push(("CHAT_APP_PASSTHROUGH_DEMO_IN_DEPLOYMENT", "true".into()));
+        let s = Settings::from(Env::from_map(opted_in));
+        assert!(s.as_ref().is_ok_and(|s| s.passthrough_demo_mcp_url.is_some()), "{:?}", s.err().map(|e| e.to_string()));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::{chat, orders};
 const PROTECTED_PAGES: [&str; 2] = ["/chat", "/orders"];
 
 /// Paths chat-app's own handlers (or the file server) answer: no page, nothing to load.
-const NOT_PAGES: [&str; 5] = ["/api/", "/assets/", "/auth/", "/healthz", "/readyz"];
+const NOT_PAGES: [&str; 6] = ["/api/", "/assets/", "/auth/", "/healthz", "/readyz", "/trace/"];
 /// The one page under `/auth/`.
 const SIGNED_OUT_PAGE: &str = "/auth/signed-out";
 

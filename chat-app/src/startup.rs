@@ -33,7 +33,7 @@ use crate::mcp::McpConnector;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::turns::Turns;
-use crate::{chat, headers, health, pages, ui};
+use crate::{chat, headers, health, pages, presenter, ui};
 
 const STYLESHEET: &str = include_str!("../style/main.css");
 
@@ -101,6 +101,14 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         settings.agent.clone(),
         approvals.clone(),
     );
+    let passthrough_demo = settings.passthrough_demo_mcp_url.clone().map(|url| {
+        tracing::warn!(
+            url = %url,
+            "CHAT_APP_PASSTHROUGH_DEMO_MCP_URL: the presenter view can replay read-only calls through a passthrough \
+             orders-mcp, which forwards the user's token unchanged (the confused-deputy demonstration)"
+        );
+        McpConnector::new(url, http.clone())
+    });
     let leptos = LeptosOptions::builder()
         .output_name(settings.site.output_name.as_str())
         .site_root(settings.site.root.to_string_lossy().as_ref())
@@ -126,6 +134,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         approvals,
         turns,
         stopping: CancellationToken::new(),
+        passthrough_demo,
         settings: Arc::new(settings),
     })
 }
@@ -177,6 +186,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/sign-out", post(routes::sign_out))
         .route("/auth/front-channel-logout", get(routes::front_channel_logout))
         .route("/api/chat/turns/{turn}/events", get(chat::events))
+        .merge(presenter::routes::routes())
         .route(ui::STYLESHEET, get(stylesheet))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

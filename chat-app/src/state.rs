@@ -12,6 +12,7 @@ use crate::auth::oidc::Oidc;
 use crate::auth::refresh::Refresher;
 use crate::auth::session_store::Sessions;
 use crate::configuration::Settings;
+use crate::mcp::McpConnector;
 use crate::store::Store;
 use crate::turns::Turns;
 
@@ -34,6 +35,9 @@ pub struct AppState {
     /// Cancelled when the server begins to stop: open turn streams end with a notice instead
     /// of holding the graceful drain open (an approval can no longer reach a stopping process).
     pub stopping: CancellationToken,
+    /// The passthrough orders-mcp the presenter view's replay calls, when the demonstration is
+    /// configured (`CHAT_APP_PASSTHROUGH_DEMO_MCP_URL`).
+    pub passthrough_demo: Option<McpConnector>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

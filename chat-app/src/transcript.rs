@@ -85,6 +85,13 @@ pub struct ToolCall {
     pub approval: Option<Box<Approval>>,
 }
 
+impl ToolCall {
+    /// The turn the call was made in: its id is `<turn>-<n>` (see `agent`).
+    pub fn turn(&self) -> Option<&str> {
+        self.id.rsplit_once('-').map(|(turn, _)| turn).filter(|t| !t.is_empty())
+    }
+}
+
 /// A state-changing call put to the signed-in user before it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Approval {
@@ -197,6 +204,18 @@ impl Transcript {
         })
     }
 
+    /// The entries of `turn`: from the question before its first tool call to the last entry
+    /// before the next question. `None` if no call of the conversation belongs to it.
+    pub fn turn(&self, turn: &str) -> Option<&[Entry]> {
+        let of_turn = |e: &Entry| matches!(e, Entry::Tool(call) if call.turn() == Some(turn));
+        let first = self.entries.iter().position(of_turn)?;
+        let last = self.entries.iter().rposition(of_turn)?;
+        let is_question = |e: &Entry| matches!(e, Entry::User { .. });
+        let start = self.entries[..first].iter().rposition(is_question).unwrap_or(first);
+        let end = self.entries[last..].iter().position(is_question).map_or(self.entries.len(), |i| last + i);
+        Some(&self.entries[start..end])
+    }
+
     pub fn find_call(&self, id: &str) -> Option<&ToolCall> {
         self.entries.iter().find_map(|e| match e {
             Entry::Tool(call) if call.id == id => Some(call),
@@ -234,6 +253,36 @@ mod tests {
         let Entry::Tool(call) = &t.entries[1] else { panic!("{:?}", t.entries[1]) };
         assert_eq!(call.outcome.as_ref().map(|o| o.summary.as_str()), Some("3 orders"));
         assert_eq!(call.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    }
+
+    #[test]
+    fn a_turn_is_its_question_its_calls_and_what_followed() {
+        let call = |id: &str| {
+            Entry::Tool(ToolCall {
+                id: id.into(),
+                name: "list_orders".into(),
+                arguments: json!({}),
+                outcome: None,
+                trace_id: None,
+                approval: None,
+            })
+        };
+        let (a, b) = ("11111111-2222-4333-8444-555555555555", "66666666-2222-4333-8444-555555555555");
+        let t = Transcript {
+            entries: vec![
+                Entry::User { text: "first".into() },
+                call(&format!("{a}-1")),
+                Entry::Assistant { text: "one".into() },
+                Entry::User { text: "second".into() },
+                call(&format!("{b}-1")),
+                call(&format!("{b}-2")),
+                Entry::Assistant { text: "two".into() },
+            ],
+        };
+        assert_eq!(t.turn(a).unwrap(), &t.entries[..3]);
+        assert_eq!(t.turn(b).unwrap(), &t.entries[3..]);
+        assert_eq!(t.turn("66666666-2222-4333-8444"), None, "a prefix of a turn id is no turn");
+        assert_eq!(t.turn("77777777-2222-4333-8444-555555555555"), None);
     }
 
     #[test]

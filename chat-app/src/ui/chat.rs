@@ -148,6 +148,8 @@ fn Chat(view: ChatView) -> impl IntoView {
                     transcript
                         .with(|t| traced_call(t, selected.get().as_deref()))
                         .map(|call| {
+                            let traced = call.outcome.as_ref().is_some_and(|o| !o.hops.is_empty());
+                            let presenter = call.turn().filter(|_| traced).map(|turn| view! { <PresenterLink turn=turn.to_string() /> });
                             let hops = call.outcome.map(|o| o.hops).unwrap_or_default();
                             let trace = call.trace_id.map(|id| view! { <TraceId id url=trace_url.get_value() /> });
                             let approval = call.approval.map(|approval| view! { <ApprovalTrace approval=*approval /> });
@@ -162,6 +164,7 @@ fn Chat(view: ChatView) -> impl IntoView {
                                 {approval}
                                 <HopChain hops names=names.get_value() />
                                 {trace}
+                                {presenter}
                             }
                                 .into_any()
                         })
@@ -177,6 +180,18 @@ fn Chat(view: ChatView) -> impl IntoView {
                 }}
             </aside>
         </div>
+    }
+}
+
+/// The turn's presenter view (a server-rendered page, so the router must not take the click).
+#[component]
+fn PresenterLink(turn: String) -> impl IntoView {
+    view! {
+        <p class="presenter-link">
+            <a href=format!("/trace/{turn}") target="_blank" rel="external noopener" data-testid="presenter-link">
+                "Presenter view: the turn as a sequence diagram"
+            </a>
+        </p>
     }
 }
 

@@ -8,7 +8,7 @@ mod notice;
 
 pub use notice::Notice;
 mod orders;
-mod trace;
+pub(crate) mod trace;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};

@@ -41,13 +41,13 @@ impl Change {
     }
 }
 
-fn name_of<'a>(names: &'a Names, id: &str) -> Option<&'a str> {
+pub(crate) fn name_of<'a>(names: &'a Names, id: &str) -> Option<&'a str> {
     names.iter().find(|(k, _)| k.eq_ignore_ascii_case(id)).map(|(_, v)| v.as_str())
 }
 
 /// GUIDs shortened to their first 8 digits, and the scheme dropped: what fits on a slide. The
 /// full value stays in the element's `title`.
-fn short(value: &str) -> String {
+pub(crate) fn short(value: &str) -> String {
     let value = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://")).unwrap_or(value);
     let mut out = String::with_capacity(value.len());
     let mut rest = value;

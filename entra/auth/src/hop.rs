@@ -48,6 +48,20 @@ pub struct TokenSummary {
     pub exp: i64,
     /// The last characters of the token identifier (`uti`), enough to tell tokens apart.
     pub token_id_suffix: String,
+    /// The token's JOSE header as this hop read it (the presenter view shows it). Absent in
+    /// records made before hops kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<TokenHeader>,
+}
+
+/// A token's JOSE header: which key signed it and how. Never the signature.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenHeader {
+    pub alg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typ: Option<String>,
+    /// The signing key's id in the tenant's JWKS.
+    pub kid: String,
 }
 
 /// How the token arrived at a hop.
@@ -111,7 +125,17 @@ impl TokenSummary {
             #[serde(default)]
             uti: String,
         }
-        let c: Claims = crate::jwt::decode_payload(token.split('.').nth(1)?).ok()?;
+        #[derive(Deserialize)]
+        struct Header {
+            #[serde(default)]
+            alg: String,
+            typ: Option<String>,
+            #[serde(default)]
+            kid: String,
+        }
+        let mut segments = token.split('.');
+        let header: Option<Header> = segments.next().and_then(|h| crate::jwt::decode_payload(h).ok());
+        let c: Claims = crate::jwt::decode_payload(segments.next()?).ok()?;
         Some(TokenSummary {
             aud: c.aud,
             iss: c.iss,
@@ -124,6 +148,7 @@ impl TokenSummary {
             tid: c.tid,
             exp: c.exp,
             token_id_suffix: id_suffix(&c.uti),
+            header: header.map(|h| TokenHeader { alg: h.alg, typ: h.typ, kid: h.kid }),
         })
     }
 }

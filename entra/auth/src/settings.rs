@@ -46,7 +46,7 @@ pub enum Deployment {
 }
 
 impl Deployment {
-    fn why(&self) -> &'static str {
+    pub fn why(&self) -> &'static str {
         match self {
             Deployment::ContainerApps => "CONTAINER_APP_NAME is set: this runs in Azure Container Apps",
             Deployment::EntraAuthority => "ENTRA_AUTHORITY is Microsoft Entra's",

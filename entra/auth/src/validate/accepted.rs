@@ -69,6 +69,7 @@ mod tests {
             audience: "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local".into(),
             issuer: "iss".into(),
             expires_at,
+            header: Default::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ValidationError;
 use super::issuers::Issuers;
 use super::jws::Registered;
-use crate::hop::{Decision, Hop, How, TokenSummary};
+use crate::hop::{Decision, Hop, How, TokenHeader, TokenSummary};
 
 /// Entra access-token version (`ver` claim), chosen by the *resource's* manifest entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -60,6 +60,9 @@ pub struct Caller {
     pub issuer: String,
     /// Seconds since the Unix epoch.
     pub expires_at: i64,
+    /// The token's JOSE header (`alg`, `typ`, `kid`), for the hop trace.
+    #[serde(default)]
+    pub header: TokenHeader,
 }
 
 impl Claims {
@@ -95,6 +98,7 @@ impl Caller {
             tid: self.tid.clone(),
             exp: self.expires_at,
             token_id_suffix: crate::hop::id_suffix(&self.token_id),
+            header: Some(self.header.clone()),
         }
     }
 
@@ -110,7 +114,12 @@ impl Caller {
     }
 
     /// From claims whose signature and registered claims were checked.
-    pub(super) fn from_claims(c: Claims, tenant_id: &str, issuers: &Issuers) -> Result<Caller, ValidationError> {
+    pub(super) fn from_claims(
+        c: Claims,
+        header: TokenHeader,
+        tenant_id: &str,
+        issuers: &Issuers,
+    ) -> Result<Caller, ValidationError> {
         let (Some(iss), Some(aud), Some(exp)) = (c.iss, c.aud, c.exp) else {
             return Err(ValidationError::MissingClaim);
         };
@@ -152,6 +161,7 @@ impl Caller {
             audience: aud,
             issuer: iss,
             expires_at: exp,
+            header,
         })
     }
 }

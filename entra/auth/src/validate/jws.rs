@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ValidationError;
 use super::issuers::Issuers;
+use crate::hop::TokenHeader;
 use crate::jwt;
 
 /// Tokens longer than this are refused before any parsing. Entra access tokens are a few KB,
@@ -33,6 +34,7 @@ pub(crate) fn verifying_key(n: &str, e: &str) -> Option<VerifyingKey> {
 #[derive(Deserialize)]
 struct Header {
     alg: Option<String>,
+    typ: Option<String>,
     kid: Option<String>,
     crit: Option<serde_json::Value>,
 }
@@ -40,6 +42,8 @@ struct Header {
 /// A token split into its parts, its header checked, its signature not yet.
 pub(crate) struct Jws<'a> {
     pub kid: String,
+    /// The header's `typ`, kept for the hop trace only.
+    pub typ: Option<String>,
     /// `header.payload`: the bytes the signature covers.
     signed: &'a str,
     payload: &'a str,
@@ -78,7 +82,12 @@ impl<'a> Jws<'a> {
             _ => return Err(ValidationError::MissingKeyId),
         };
         let signed = &token[..header.len() + 1 + payload.len()];
-        Ok(Jws { kid, signed, payload, signature })
+        Ok(Jws { kid, typ: parsed.typ, signed, payload, signature })
+    }
+
+    /// The header as the hop trace shows it (`alg` is RS256: nothing else gets this far).
+    pub fn header(&self) -> TokenHeader {
+        TokenHeader { alg: "RS256".to_string(), typ: self.typ.clone(), kid: self.kid.clone() }
     }
 
     /// Checks the signature with `key`, then decodes the payload as `C`.

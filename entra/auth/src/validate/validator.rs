@@ -54,7 +54,7 @@ impl TokenValidator {
         let (loaded, key) = self.keys.key(current, &jws.kid).await?;
         let claims: Claims = jws.verify(&key)?;
         claims.registered().check(now, leeway, &loaded.issuers, &self.config.audiences)?;
-        let caller = Caller::from_claims(claims, &self.config.tenant_id, &loaded.issuers)?;
+        let caller = Caller::from_claims(claims, jws.header(), &self.config.tenant_id, &loaded.issuers)?;
         loaded.accepted.insert(token, &caller, now, leeway);
         Ok(caller)
     }
