@@ -9,6 +9,7 @@
 use entra_auth::acquire::AccessToken;
 use entra_auth::hop::{Decision, How};
 
+use super::sequence::refusal;
 use crate::mcp::{McpConnector, McpError};
 use crate::transcript::{ToolCall, ToolOutcome};
 
@@ -61,10 +62,15 @@ pub fn reason(replayed: &ToolCall) -> String {
     let api = outcome.hops.iter().find(|h| h.service == "orders-api");
     let mcp = outcome.hops.iter().find(|h| h.service == "orders-mcp");
     match (mcp, api) {
+        // orders-api names the first check the token fails: for a v2 token at this v1 resource that
+        // is the issuer, before the audience; either way it was issued for someone else.
         (Some(mcp), None) if outcome.is_error && outcome.summary.contains("refused the token") => format!(
-            "orders-api refused the forwarded token because it was issued for orders-mcp (aud {}), not for \
-             orders-api: a token is good only at the API it names, which is why orders-mcp exchanges it On-Behalf-Of.",
-            mcp.token.aud
+            "orders-api refused the forwarded token because it was issued for orders-mcp (aud {}, a v{} token), not \
+             for orders-api (its answer: “{}”): a token is good only at the API it names, which is why orders-mcp \
+             exchanges it On-Behalf-Of.",
+            mcp.token.aud,
+            mcp.token.ver,
+            refusal(&outcome.summary)
         ),
         (_, Some(api)) if api.how == How::Forwarded && api.decision == Decision::Allowed => {
             "orders-api accepted a token issued for orders-mcp (it was started with \

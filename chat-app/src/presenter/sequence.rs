@@ -268,7 +268,11 @@ impl Builder<'_> {
         message.verdict = Some(match api {
             Some(api) => verdict(Lifeline::OrdersApi, api),
             // orders-api reports a hop only for a token it validated: this one it did not.
-            None => Verdict { at: Lifeline::OrdersApi, outcome: Outcome::Denied, text: clip(&outcome.summary) },
+            None => Verdict {
+                at: Lifeline::OrdersApi,
+                outcome: Outcome::Denied,
+                text: clip(&format!("✗ 401: {}", refusal(&outcome.summary))),
+            },
         });
         if let Some(api) = api {
             if api.decision == Decision::Allowed {
@@ -367,6 +371,13 @@ fn card(names: &Names, title: &str, t: &TokenSummary, previous: Option<&TokenSum
 
 fn field(name: &'static str, value: String, full: String, changed: bool) -> Field {
     Field { name, value: clip(&value), full, changed }
+}
+
+/// orders-api's own words in orders-mcp's report of a refused token ("orders-api refused the
+/// token: <reason> (passthrough mode: ...)"), or the whole summary.
+pub fn refusal(summary: &str) -> &str {
+    let reason = summary.split_once("refused the token: ").map_or(summary, |(_, reason)| reason);
+    reason.split(" (passthrough mode").next().unwrap_or(reason)
 }
 
 /// At most [`MAX_LABEL`] characters, control characters as spaces.
@@ -468,6 +479,6 @@ pub(crate) mod tests {
         assert!(at_api.token.as_ref().unwrap().claims.iter().all(|c| !c.changed), "the very same token");
         let verdict = at_api.verdict.as_ref().unwrap();
         assert_eq!(verdict.outcome, Outcome::Denied);
-        assert!(verdict.text.contains("invalid audience"));
+        assert_eq!(verdict.text, "✗ 401: invalid audience");
     }
 }

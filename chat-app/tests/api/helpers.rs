@@ -92,6 +92,9 @@ pub struct Options {
     pub https_public_url: bool,
     /// chat-app's public URL when something else (a load balancer) receives its requests.
     pub public_url: Option<String>,
+    /// With `orders_stack`: also a passthrough orders-mcp, configured as chat-app's
+    /// `CHAT_APP_PASSTHROUGH_DEMO_MCP_URL` (the presenter view's replay).
+    pub passthrough_demo: bool,
 }
 
 impl Default for Options {
@@ -102,6 +105,7 @@ impl Default for Options {
             orders_stack: false,
             https_public_url: false,
             public_url: None,
+            passthrough_demo: false,
         }
     }
 }
@@ -176,7 +180,11 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let mut emulator = options.emulator;
     emulator.vars.chat_app_url = public_url.clone();
     let idp = entra_emulator::Application::build(emulator).await.unwrap().spawn();
-    let stack = if options.orders_stack { Some(Arc::new(crate::stack::OrdersStack::spawn(&idp).await)) } else { None };
+    let stack = if options.orders_stack {
+        Some(Arc::new(crate::stack::OrdersStack::spawn_with(&idp, options.passthrough_demo).await))
+    } else {
+        None
+    };
     let mcp_url = stack.as_ref().map_or_else(|| "http://127.0.0.1:9/mcp".to_string(), |s| s.mcp_url.clone());
     let mut vars: BTreeMap<&'static str, String> = BTreeMap::from([
         ("IDENTITY_MANIFEST", REPOSITORY_MANIFEST.to_string()),
@@ -190,6 +198,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
             site_root().map_or_else(|| dir.path().join("site").display().to_string(), |p| p.display().to_string()),
         ),
     ]);
+    if let Some(url) = stack.as_ref().and_then(|s| s.passthrough_mcp_url.clone()) {
+        vars.insert("CHAT_APP_PASSTHROUGH_DEMO_MCP_URL", url);
+    }
     for (k, v) in options.env {
         vars.insert(k, v);
     }

@@ -8,6 +8,7 @@ mod fake_openai;
 mod helpers;
 mod mcp_client;
 mod pages;
+mod presenter;
 mod providers;
 mod replicas;
 mod sign_in;

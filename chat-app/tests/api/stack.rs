@@ -13,13 +13,23 @@ use tokio::net::TcpListener;
 pub struct OrdersStack {
     pub mcp_url: String,
     pub api_url: String,
+    /// A second orders-mcp forwarding the user's token unchanged (`ORDERS_MCP_DOWNSTREAM=passthrough`),
+    /// for the presenter view's confused-deputy replay.
+    pub passthrough_mcp_url: Option<String>,
     _api: Running<()>,
     _mcp: Running<()>,
+    _passthrough: Option<Running<()>>,
     _dir: TempDir,
 }
 
 impl OrdersStack {
     pub async fn spawn(idp: &entra_emulator::Running) -> OrdersStack {
+        Self::spawn_with(idp, false).await
+    }
+
+    /// With `passthrough`, also the passthrough orders-mcp in front of the same orders-api
+    /// (which does not accept its tokens: no `ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE`).
+    pub async fn spawn_with(idp: &entra_emulator::Running, passthrough: bool) -> OrdersStack {
         let dir = tempfile::tempdir().unwrap();
         let api = orders_api::configuration::Settings::from_env(Env::from_map([
             ("ORDERS_API_ADDR", "127.0.0.1:0".to_string()),
@@ -43,7 +53,31 @@ impl OrdersStack {
         ]))
         .unwrap();
         let mcp = orders_mcp::startup::Application::build_on(listener, mcp).await.unwrap().spawn();
-        OrdersStack { mcp_url: format!("{mcp_base}/mcp"), api_url, _api: api, _mcp: mcp, _dir: dir }
+        let (passthrough_mcp_url, passthrough) = if passthrough {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let settings = orders_mcp::configuration::Settings::from_env(Env::from_map([
+                ("ORDERS_MCP_PUBLIC_URL", base.clone()),
+                ("ORDERS_API_URL", api_url.clone()),
+                ("IDENTITY_MANIFEST", REPOSITORY_MANIFEST.to_string()),
+                ("ENTRA_AUTHORITY", idp.url()),
+                ("ORDERS_MCP_DOWNSTREAM", "passthrough".to_string()),
+            ]))
+            .unwrap();
+            let running = orders_mcp::startup::Application::build_on(listener, settings).await.unwrap().spawn();
+            (Some(format!("{base}/mcp")), Some(running))
+        } else {
+            (None, None)
+        };
+        OrdersStack {
+            mcp_url: format!("{mcp_base}/mcp"),
+            api_url,
+            passthrough_mcp_url,
+            _api: api,
+            _mcp: mcp,
+            _passthrough: passthrough,
+            _dir: dir,
+        }
     }
 
     /// The ids of the orders `user` owns, straight from orders-api.
