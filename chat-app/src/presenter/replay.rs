@@ -12,6 +12,8 @@ use entra_auth::hop::{Decision, How};
 use super::sequence::refusal;
 use crate::mcp::{McpConnector, McpError};
 use crate::transcript::{ToolCall, ToolOutcome};
+use crate::ui::trace::{name_of, short};
+use crate::views::Names;
 
 /// Why a replay did not run.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +57,7 @@ async fn run(session: &crate::mcp::McpSession, call: &ToolCall) -> Result<ToolCa
 }
 
 /// The replay's lesson in one sentence.
-pub fn reason(replayed: &ToolCall) -> String {
+pub fn reason(replayed: &ToolCall, names: &Names) -> String {
     let Some(outcome) = &replayed.outcome else {
         return "The replay did not run.".to_string();
     };
@@ -65,10 +67,10 @@ pub fn reason(replayed: &ToolCall) -> String {
         // orders-api names the first check the token fails: for a v2 token at this v1 resource that
         // is the issuer, before the audience; either way it was issued for someone else.
         (Some(mcp), None) if outcome.is_error && outcome.summary.contains("refused the token") => format!(
-            "orders-api refused the forwarded token because it was issued for orders-mcp (aud {}, a v{} token), not \
-             for orders-api (its answer: “{}”): a token is good only at the API it names, which is why orders-mcp \
+            "orders-api refused the forwarded token because it was issued for orders-mcp (aud: {}, a v{} token), \
+             not for orders-api (its answer: “{}”): a token is good only at the API it names, which is why orders-mcp \
              exchanges it On-Behalf-Of.",
-            mcp.token.aud,
+            name_of(names, &mcp.token.aud).map_or_else(|| short(&mcp.token.aud), String::from),
             mcp.token.ver,
             refusal(&outcome.summary)
         ),

@@ -183,7 +183,7 @@ async fn replay_call(
     let names = &state.settings.names;
     let view = ReplayView {
         tool: call.name.clone(),
-        reason: reason(&replayed),
+        reason: reason(&replayed, names),
         original: build("On-Behalf-Of", &single(call), names, How::Obo),
         replayed: build("Forwarded", &single(replayed.clone()), names, How::Forwarded),
         replayed_svg: String::new(),

@@ -169,7 +169,8 @@ fn draw_verdict(out: &mut String, verdict: &Verdict, y: f64) -> f64 {
         Outcome::Denied => ("#fff1f2", "#e11d48", "#9f1239"),
         Outcome::Refused => ("#fff4e5", "#f59e0b", "#8a3b00"),
     };
-    let width = text_width(&verdict.text, 17.0) + 28.0;
+    // Bold text runs wider than the plain estimate.
+    let width = text_width(&verdict.text, 18.5) + 28.0;
     let left = (x(verdict.at) - width / 2.0).clamp(12.0, (WIDTH - 12.0 - width).max(12.0));
     let _ = write!(
         out,
@@ -178,7 +179,7 @@ fn draw_verdict(out: &mut String, verdict: &Verdict, y: f64) -> f64 {
         ty = y + 23.0,
         text = xml(&verdict.text),
     );
-    y + 48.0
+    y + 60.0
 }
 
 #[cfg(test)]

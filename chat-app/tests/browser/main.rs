@@ -302,3 +302,103 @@ async fn an_injected_instruction_waits_for_the_administrators_click() {
     assert_eq!(client.find_all(Locator::Css("#trace .hop")).await.unwrap().len(), 3, "the hops of the call");
     client.close().await.unwrap();
 }
+
+/// Sets the page's viewport (not the window) to `width` × `height` CSS pixels.
+async fn set_viewport(client: &Client, width: u32, height: u32) {
+    let (mut w, mut h) = (width, height);
+    for _ in 0..3 {
+        client.set_window_size(w, h).await.unwrap();
+        let inner = client.execute("return [window.innerWidth, window.innerHeight]", vec![]).await.unwrap();
+        let (iw, ih) = (inner[0].as_u64().unwrap() as u32, inner[1].as_u64().unwrap() as u32);
+        if (iw, ih) == (width, height) {
+            return;
+        }
+        (w, h) = (w + width - iw, h + height - ih);
+    }
+    panic!("cannot set a {width}×{height} viewport");
+}
+
+/// `docs/<name>`: the presenter view's screenshots are part of the documentation.
+fn docs_screenshot(name: &str, png: &[u8]) {
+    assert!(png.len() > 10_000 && png.starts_with(b"\x89PNG"), "a real screenshot");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots").join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {} (copy to docs/ when it changes)", path.display());
+}
+
+/// Issue #18's presenter view in a projector-sized browser: from the chat's trace panel to the
+/// turn's sequence diagram, readable at 1280×720 (drawn at full size, text ≥ 16 px), and the
+/// confused-deputy replay showing orders-api refuse the forwarded token next to the
+/// On-Behalf-Of call that worked.
+#[tokio::test]
+async fn the_presenter_view_on_a_projector() {
+    require_bundle();
+    let app = spawn_with(Options { orders_stack: true, passthrough_demo: true, ..Options::default() }).await;
+    let (_driver, client) = Driver::start().await;
+    sign_in(&client, &app, "alice").await;
+    ask(&client, "show my orders").await;
+
+    wait_until(&client, "the presenter link", |s| s.contains("presenter-link")).await;
+    let link = wait_for(&client, "#trace [data-testid='presenter-link']").await;
+    let href = link.attr("href").await.unwrap().unwrap();
+    assert!(href.starts_with("/trace/"), "{href}");
+    assert_eq!(link.attr("target").await.unwrap().as_deref(), Some("_blank"), "the chat stays open");
+    set_viewport(&client, 1280, 720).await;
+    client.goto(&format!("{}{href}", app.url)).await.unwrap();
+    wait_for(&client, "figure[data-testid='diagram'] svg").await;
+
+    // The browser parsed the SVG: every lifeline, the decoded tokens, the verdicts.
+    let texts = client
+        .execute(
+            "return Array.from(document.querySelectorAll(\"figure[data-testid='diagram'] svg text\")).map(t => t.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let texts: Vec<String> = serde_json::from_value(texts).unwrap();
+    for lifeline in ["Browser", "chat-app", "Model", "orders-mcp", "Entra ID", "orders-api", "SQLite"] {
+        assert!(texts.iter().any(|t| t == lifeline), "{lifeline} missing: {texts:?}");
+    }
+    assert!(texts.iter().any(|t| t.starts_with("audorders-api") && t.ends_with("◆ changed")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("orders-api accepted the token (On-Behalf-Of)")));
+    // Large type: the diagram is drawn at (nearly) its 1280-unit size, so 16-unit text stays
+    // at least 15 px, and nothing but the page scrolls sideways.
+    let scale = client
+        .execute(
+            "const s = document.querySelector(\"figure[data-testid='diagram'] svg\"); \
+             return [s.getBoundingClientRect().width / 1280, document.documentElement.scrollWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (scale, scroll_width) = (scale[0].as_f64().unwrap(), scale[1].as_u64().unwrap());
+    assert!(scale >= 0.94, "the diagram is shrunk to {scale:.2} of its size at 1280×720");
+    assert!(scroll_width <= 1280, "the page scrolls sideways ({scroll_width} px)");
+    docs_screenshot("presenter-view.png", &client.screenshot().await.unwrap());
+
+    // The On-Behalf-Of token's card, where the audience changes.
+    client
+        .execute(
+            "const t = Array.from(document.querySelectorAll('svg text')).find(t => t.textContent.startsWith('On-Behalf-Of token')); \
+             window.scrollTo(0, t.getBoundingClientRect().top + window.scrollY - 180);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    docs_screenshot("presenter-obo.png", &client.screenshot().await.unwrap());
+
+    // The replay: the same call, the user's token forwarded; orders-api refuses it.
+    client.find(Locator::Css("[data-testid='replay']")).await.unwrap().click().await.unwrap();
+    let reason = wait_for(&client, "[data-testid='replay-reason']").await.text().await.unwrap();
+    assert!(
+        reason.starts_with("orders-api refused the forwarded token because it was issued for orders-mcp"),
+        "{reason}"
+    );
+    let paths = client.find(Locator::Css(".compare")).await.unwrap().text().await.unwrap();
+    assert!(paths.contains("orders-api accepted the token (On-Behalf-Of)") && paths.contains("✗ 401"), "{paths}");
+    docs_screenshot("presenter-replay.png", &client.screenshot().await.unwrap());
+
+    assert_no_jwt("the presenter view", &client.source().await.unwrap());
+    client.close().await.unwrap();
+}
