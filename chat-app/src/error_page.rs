@@ -5,7 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use leptos::prelude::*;
 
-use crate::ui::{Notice, STYLESHEET};
+use crate::server_page;
+use crate::ui::Notice;
 
 /// A page saying what went wrong and offering the way back to the start page.
 pub fn error_page(status: StatusCode, title: &'static str, detail: &str) -> Response {
@@ -15,31 +16,12 @@ pub fn error_page(status: StatusCode, title: &'static str, detail: &str) -> Resp
 /// Like [`error_page`], with a specific next step.
 pub fn page(status: StatusCode, title: &'static str, detail: &str, action: (String, String)) -> Response {
     let detail = detail.to_string();
-    let owner = Owner::new();
-    let html = owner.with(|| {
+    let html = server_page::render(title, None, (), move || {
         view! {
-            <!DOCTYPE html>
-            <html lang="en">
-                <head>
-                    <meta charset="utf-8" />
-                    <meta name="viewport" content="width=device-width, initial-scale=1" />
-                    <title>{format!("{title} · Orders Copilot")}</title>
-                    <link rel="stylesheet" href=STYLESHEET />
-                </head>
-                <body>
-                    <header class="topbar">
-                        <a class="brand" href="/">
-                            <span class="brand-mark" aria-hidden="true"></span>
-                            "Orders Copilot"
-                        </a>
-                    </header>
-                    <main id="main">
-                        <Notice title detail action />
-                    </main>
-                </body>
-            </html>
+            <main id="main">
+                <Notice title detail action />
+            </main>
         }
-        .to_html()
     });
     let mut response = (status, Html(html)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -37,6 +37,8 @@ pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod presenter;
 #[cfg(feature = "ssr")]
+mod server_page;
+#[cfg(feature = "ssr")]
 pub mod startup;
 #[cfg(feature = "ssr")]
 pub mod state;

@@ -5,8 +5,8 @@
 use leptos::prelude::*;
 
 use super::sequence::{Diagram, Outcome};
+use crate::server_page;
 use crate::transcript::ToolCall;
-use crate::ui::STYLESHEET;
 
 /// What the page shows.
 pub struct PresenterPage<'a> {
@@ -63,48 +63,31 @@ pub fn render(page: PresenterPage<'_>) -> String {
     });
     let svg_href = format!("/trace/{turn}/diagram.svg");
     let mermaid_href = format!("/trace/{turn}/diagram.mmd");
-    let owner = Owner::new();
-    owner.with(|| {
+    let nav = view! {
+        <nav>
+            <a href="/chat">"Back to the chat"</a>
+        </nav>
+    };
+    server_page::render(&format!("{title} · Presenter view"), Some("presenter-body"), nav, move || {
         view! {
-            <!DOCTYPE html>
-            <html lang="en">
-                <head>
-                    <meta charset="utf-8" />
-                    <meta name="viewport" content="width=device-width, initial-scale=1" />
-                    <title>{format!("{title} · Presenter view · Orders Copilot")}</title>
-                    <link rel="stylesheet" href=STYLESHEET />
-                </head>
-                <body class="presenter-body">
-                    <header class="topbar">
-                        <a class="brand" href="/">
-                            <span class="brand-mark" aria-hidden="true"></span>
-                            "Orders Copilot"
+            <main id="main" class="presenter">
+                <div class="presenter-head">
+                    <h1>"One turn, every hop"</h1>
+                    {question}
+                    <div class="downloads">
+                        <a class="button" href=svg_href download="" data-testid="download-svg">
+                            "Download SVG"
                         </a>
-                        <nav>
-                            <a href="/chat">"Back to the chat"</a>
-                        </nav>
-                    </header>
-                    <main id="main" class="presenter">
-                        <div class="presenter-head">
-                            <h1>"One turn, every hop"</h1>
-                            {question}
-                            <div class="downloads">
-                                <a class="button" href=svg_href download="" data-testid="download-svg">
-                                    "Download SVG"
-                                </a>
-                                <a class="button" href=mermaid_href download="" data-testid="download-mermaid">
-                                    "Download Mermaid"
-                                </a>
-                            </div>
-                            {replay_forms}
-                        </div>
-                        {replay}
-                        <figure class="diagram" data-testid="diagram" inner_html=svg></figure>
-                    </main>
-                </body>
-            </html>
+                        <a class="button" href=mermaid_href download="" data-testid="download-mermaid">
+                            "Download Mermaid"
+                        </a>
+                    </div>
+                    {replay_forms}
+                </div>
+                {replay}
+                <figure class="diagram" data-testid="diagram" inner_html=svg></figure>
+            </main>
         }
-        .to_html()
     })
 }
 
