@@ -186,13 +186,14 @@ module openAi 'modules/openai.bicep' = {
   }
 }
 
-// Every service: where Entra is, which tenant, JSON logs, and the environment's name (the
-// suffix of the app registrations' identifier URIs).
+// Every service: where Entra is, which tenant, JSON logs, and the suffix of the app
+// registrations' identifier URIs: `<environment>-<resource token>`, exactly what postprovision
+// gives them (unique per deployment, so two people's `dev` environments never share an app).
 var commonEnv = [
   { name: 'ENTRA_AUTHORITY', value: 'https://login.microsoftonline.com' }
   { name: 'ENTRA_TENANT_ID', value: tenantId }
   { name: 'LOG_FORMAT', value: 'json' }
-  { name: 'IDENTITY_SUFFIX', value: environmentName }
+  { name: 'IDENTITY_SUFFIX', value: '${environmentName}-${resourceToken}' }
 ]
 
 // orders-api: internal ingress only, one replica, SQLite on the replica's own disk, seeded at

@@ -511,6 +511,12 @@ fn each_container_app_gets_exactly_what_its_service_reads() {
         let faked = support::bicep_container_env(service, "dev", &support::Origins::default());
         assert_eq!(faked.iter().map(|(k, _)| *k).collect::<BTreeSet<_>>(), names, "{service} in the fake ARM");
     }
+    // The identifier URIs' suffix is the hook's (`Deployment::suffix`: environment and resource
+    // token), so a service that renders the manifest names the URI the hook registered.
+    assert!(
+        main.variables["commonEnv"]
+            .contains("{ name: 'IDENTITY_SUFFIX', value: '${environmentName}-${resourceToken}' }")
+    );
     // orders-api: internal only, one replica, SQLite on its volume; chat-app's sessions too.
     let api = seen["orders-api"];
     assert_eq!(api.params["external"], "false");

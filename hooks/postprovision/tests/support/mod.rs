@@ -72,7 +72,7 @@ pub fn bicep_container_env(app: &str, env_name: &str, origins: &Origins) -> Vec<
         ("ENTRA_AUTHORITY", "https://login.microsoftonline.com".to_string()),
         ("ENTRA_TENANT_ID", TENANT.to_string()),
         ("LOG_FORMAT", "json".to_string()),
-        ("IDENTITY_SUFFIX", env_name.to_string()),
+        ("IDENTITY_SUFFIX", format!("{env_name}-{RESOURCE_TOKEN}")),
     ];
     let own: Vec<(&'static str, String)> = match app {
         "orders-api" => vec![
