@@ -119,7 +119,11 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
     let Some(running) = state.turns.begin(&conversation).await.map_err(store_error)? else {
         return Err(ChatError::Busy);
     };
-    let previous = state.store.transcript(&conversation).await.map_err(store_error)?;
+    // Only the messages the model sees go into the turn: the whole transcript (up to
+    // `MAX_ENTRIES`, tool results and traces included: hundreds of KiB for a long
+    // conversation) held by every running turn, approvals waited for included, was what made
+    // chat-app's memory grow with its users' conversations (found by `cargo xtask soak`).
+    let history = history(&state.store.transcript(&conversation).await.map_err(store_error)?);
     state.store.append(&conversation, &[Entry::User { text: text.clone() }]).await.map_err(store_error)?;
 
     let turn = uuid::Uuid::new_v4().to_string();
@@ -135,7 +139,7 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
             let _ = tx.send(event);
         };
         let turn = Turn { id: &turn_id, conversation: &conversation, oid: &oid, user_name: &user_name };
-        agent.run(&turn, history(&previous), text, &token, &emit).await;
+        agent.run(&turn, history, text, &token, &emit).await;
         let entries = done.into_inner().unwrap_or_else(|p| p.into_inner()).entries;
         if let Err(e) = store.append(&conversation, &entries).await {
             tracing::error!(error = %e, "cannot save a turn");
