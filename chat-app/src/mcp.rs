@@ -17,12 +17,12 @@ use entra_auth::hop::{Decision, Hop, How, MCP_META_KEY, TokenSummary};
 use entra_auth::span_attributes;
 use rmcp::ServiceError;
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, JsonObject, ProtocolVersion,
-    RequestMetaObject,
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, JsonObject,
+    ProtocolVersion, RequestMetaObject,
 };
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_client::{StreamableHttpClientTransportConfig, StreamableHttpError};
 use serde_json::Value;
 use url::Url;
 
@@ -52,6 +52,17 @@ pub struct ToolSpec {
     /// The server annotates the tool `readOnlyHint: true`. Absent means it may change things
     /// (the annotation's default is `false`).
     pub read_only: bool,
+    /// The server annotates the tool `idempotentHint: true`: calling it twice with the same
+    /// arguments does what calling it once does (meaningful only when not read-only).
+    pub idempotent: bool,
+}
+
+impl ToolSpec {
+    /// Whether a call whose fate is unknown (sent, no answer) may be sent again: it changes
+    /// nothing, or sending it twice does what sending it once does.
+    fn may_resend(&self) -> bool {
+        self.read_only || self.idempotent
+    }
 }
 
 #[derive(Clone)]
@@ -84,6 +95,9 @@ pub struct McpSession {
     service: RunningService<RoleClient, ClientConfig>,
     /// What chat-app sends, summarised without validation (it is not the token's audience).
     sent: Option<TokenSummary>,
+    /// To call again on a fresh connection when this one failed (see [`McpSession::call`]).
+    connector: McpConnector,
+    token: AccessToken,
 }
 
 impl McpConnector {
@@ -115,7 +129,12 @@ impl McpConnector {
                 McpError::Unreachable(self.url.to_string())
             }
         })?;
-        let session = McpSession { service, sent: TokenSummary::from_unverified(token.secret()) };
+        let session = McpSession {
+            service,
+            sent: TokenSummary::from_unverified(token.secret()),
+            connector: self.clone(),
+            token: token.clone(),
+        };
         tracing::debug!(revision = ?session.revision().map(|v| v.to_string()), "connected to orders-mcp");
         Ok(session)
     }
@@ -143,13 +162,30 @@ impl McpSession {
                 description: t.description.map(|d| d.to_string()).unwrap_or_default(),
                 parameters: Value::Object((*t.input_schema).clone()),
                 read_only: t.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true),
+                idempotent: t.annotations.as_ref().and_then(|a| a.idempotent_hint) == Some(true),
             })
             .collect())
     }
 
     /// Calls a tool. Failures (the tool's own, or reaching it) are outcomes with `is_error`.
+    ///
+    /// A call lost in transport (orders-mcp restarted under a connection, say) is made once
+    /// more on a fresh connection when that cannot do anything twice: the request never left
+    /// (the connection was refused), or the tool changes nothing or is idempotent. A
+    /// state-changing call that may have reached the server is not: `create_order` sent twice
+    /// would place two orders. Whatever the transport said goes to the log, not to the user.
+    pub async fn call(&self, tool: &ToolSpec, arguments: JsonObject) -> ToolOutcome {
+        self.call_tool(&tool.name, arguments, tool.may_resend()).await
+    }
+
+    /// Calls `name`, a tool the caller knows changes nothing (`list_orders` for the orders
+    /// page), without listing the tools first.
+    pub async fn call_read_only(&self, name: &str, arguments: JsonObject) -> ToolOutcome {
+        self.call_tool(name, arguments, true).await
+    }
+
     #[tracing::instrument(name = "mcp.call_tool", skip_all, fields(otel.kind = "client", tool = name))]
-    pub async fn call(&self, name: &str, arguments: JsonObject) -> ToolOutcome {
+    async fn call_tool(&self, name: &str, arguments: JsonObject, may_resend: bool) -> ToolOutcome {
         let started = Instant::now();
         let mut params = CallToolRequestParams::new(name.to_string()).with_arguments(arguments);
         // W3C Trace Context travels in the request's `_meta` (MCP SEP-414): one HTTP request of
@@ -162,7 +198,17 @@ impl McpSession {
             }
             params.meta = Some(meta);
         }
-        let result = self.service.call_tool(params).await;
+        let mut result = self.service.call_tool(params.clone()).await;
+        if let Err(e) = &result
+            && let Some(lost) = Lost::of(e)
+            && (lost == Lost::NotSent || may_resend)
+        {
+            tracing::warn!(error = %e, tool = name, "tool call lost in transport; calling again on a fresh connection");
+            tokio::time::sleep(RESEND_AFTER).await;
+            if let Some(again) = self.on_fresh_connection(params).await {
+                result = again;
+            }
+        }
         let elapsed = started.elapsed();
         match result {
             Ok(result) => {
@@ -188,10 +234,10 @@ impl McpSession {
             Err(e) => {
                 let refused = e.is_authorization_required();
                 tracing::warn!(error = %e, tool = name, "tool call failed");
-                let message = if refused {
-                    "orders-mcp refused the token".to_string()
-                } else {
-                    format!("orders-mcp could not run {name}: {}", service_error(e))
+                let message = match (refused, Lost::of(&e)) {
+                    (true, _) => "orders-mcp refused the token".to_string(),
+                    (false, Some(lost)) => lost.message(name, may_resend),
+                    (false, None) => format!("orders-mcp could not run {name}: {}", service_error(e)),
                 };
                 let decision = if refused { Decision::Denied { reason: message.clone() } } else { Decision::Allowed };
                 ToolOutcome {
@@ -203,6 +249,15 @@ impl McpSession {
                 }
             }
         }
+    }
+
+    /// `params` sent again on a new connection (a new HTTP connection, and on an older revision
+    /// a new session); `None` if orders-mcp cannot be reached at all.
+    async fn on_fresh_connection(&self, params: CallToolRequestParams) -> Option<Result<CallToolResult, ServiceError>> {
+        let fresh = self.connector.connect(&self.token).await.ok()?;
+        let result = fresh.service.call_tool(params).await;
+        fresh.close().await;
+        Some(result)
     }
 
     fn own_hop(&self, elapsed: Duration, decision: Decision) -> Vec<Hop> {
@@ -222,6 +277,53 @@ impl McpSession {
     /// Ends the connection (on an older revision, the session: the server drops its state).
     pub async fn close(self) {
         let _ = self.service.cancel().await;
+    }
+}
+
+/// How long a call lost in transport waits before it is sent again: about what a restarting
+/// orders-mcp takes to listen again, short enough not to be noticed in a reply.
+const RESEND_AFTER: Duration = Duration::from_millis(300);
+
+/// How far a call that failed in transport got, as far as chat-app can tell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Lost {
+    /// No connection could be made: the request never left.
+    NotSent,
+    /// Sent, or possibly sent, and no answer came (the connection closed or reset): the server
+    /// may have done it.
+    Unanswered,
+}
+
+impl Lost {
+    /// `None`: the failure is not the transport's (orders-mcp answered with an error).
+    fn of(e: &ServiceError) -> Option<Lost> {
+        match e {
+            ServiceError::TransportSend(e) => {
+                let refused = e
+                    .error
+                    .downcast_ref::<StreamableHttpError<reqwest::Error>>()
+                    .is_some_and(|e| matches!(e, StreamableHttpError::Client(e) if e.is_connect()));
+                Some(if refused { Lost::NotSent } else { Lost::Unanswered })
+            }
+            ServiceError::TransportClosed => Some(Lost::Unanswered),
+            _ => None,
+        }
+    }
+
+    /// What the user (and the model) is told: plain words; the transport's own text is logged.
+    fn message(self, name: &str, may_resend: bool) -> String {
+        match self {
+            Lost::NotSent => {
+                format!("orders-mcp is unavailable right now, so {name} did not run. Please try again in a moment.")
+            }
+            Lost::Unanswered if may_resend => {
+                format!("orders-mcp stopped answering, so {name} did not complete. Please try again in a moment.")
+            }
+            Lost::Unanswered => format!(
+                "orders-mcp stopped answering while {name} was being sent: it may or may not have been done. \
+                 Check your orders before trying again."
+            ),
+        }
     }
 }
 

@@ -39,7 +39,7 @@ pub async fn my_orders(state: &AppState, session: &Session) -> Result<OrdersView
     let mcp = state.agent.mcp().connect(&token).await?;
     let mut args = Map::new();
     args.insert("limit".into(), json!(PAGE_SIZE));
-    let outcome = mcp.call("list_orders", args).await;
+    let outcome = mcp.call_read_only("list_orders", args).await;
     mcp.close().await;
     if outcome.is_error {
         return Err(OrdersError::Tool(outcome.summary));

@@ -50,10 +50,10 @@ pub async fn describe(
 
 /// The order `id` as `get_order` shows it now, if the server offers that tool read-only.
 async fn current_order(session: &McpSession, tools: &[ToolSpec], id: &str) -> Option<String> {
-    tools.iter().find(|t| t.name == "get_order" && t.read_only)?;
+    let tool = tools.iter().find(|t| t.name == "get_order" && t.read_only)?;
     let mut arguments = Map::new();
     arguments.insert("id".into(), Value::String(id.to_string()));
-    let outcome = session.call("get_order", arguments).await;
+    let outcome = session.call(tool, arguments).await;
     if outcome.is_error {
         return None;
     }
@@ -85,7 +85,14 @@ mod tests {
     use super::*;
 
     fn tool(name: &str, read_only: bool) -> ToolSpec {
-        ToolSpec { name: name.into(), title: None, description: String::new(), parameters: Value::Null, read_only }
+        ToolSpec {
+            name: name.into(),
+            title: None,
+            description: String::new(),
+            parameters: Value::Null,
+            read_only,
+            idempotent: false,
+        }
     }
 
     #[test]

@@ -202,7 +202,7 @@ impl Agent {
                 return format!("{TOOL_ERROR_PREFIX}{for_model}");
             }
         }
-        let outcome = session.call(&call.name, arguments).await;
+        let outcome = session.call(tool, arguments).await;
         emit(TurnEvent::ToolResult {
             id: ui_id.to_string(),
             summary: outcome.summary.clone(),

@@ -277,6 +277,7 @@ mod tests {
                 description: String::new(),
                 parameters: json!({"type": "object", "properties": {"order_id": {"type": "string"}}}),
                 read_only: !name.ends_with("_order") || name == "get_order",
+                idempotent: false,
             })
             .collect()
     }

@@ -45,7 +45,7 @@ async fn run(session: &crate::mcp::McpSession, call: &ToolCall) -> Result<ToolCa
         serde_json::Value::Object(map) => map.clone(),
         _ => serde_json::Map::new(),
     };
-    let outcome = session.call(&call.name, arguments).await;
+    let outcome = session.call(tool, arguments).await;
     Ok(ToolCall {
         id: call.id.clone(),
         name: call.name.clone(),

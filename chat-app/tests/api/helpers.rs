@@ -21,6 +21,7 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 use url::Url;
 
+use crate::front::Front;
 pub use chat_app::transcript::TurnEvent;
 
 pub const COOKIE: &str = "chat_session";
@@ -95,6 +96,8 @@ pub struct Options {
     /// With `orders_stack`: also a passthrough orders-mcp, configured as chat-app's
     /// `CHAT_APP_PASSTHROUGH_DEMO_MCP_URL` (the presenter view's replay).
     pub passthrough_demo: bool,
+    /// With `orders_stack`: chat-app reaches orders-mcp through a [`Front`] that can crash.
+    pub mcp_front: bool,
 }
 
 impl Default for Options {
@@ -106,6 +109,7 @@ impl Default for Options {
             https_public_url: false,
             public_url: None,
             passthrough_demo: false,
+            mcp_front: false,
         }
     }
 }
@@ -126,6 +130,8 @@ pub struct TestApp {
     pub idp: Arc<Running>,
     pub settings: Settings,
     pub stack: Option<Arc<crate::stack::OrdersStack>>,
+    /// Between chat-app and orders-mcp, with `Options::mcp_front`.
+    pub mcp_front: Option<Arc<Front>>,
     _app: Arc<service_kit::serve::Running<()>>,
     _dir: Arc<TempDir>,
 }
@@ -148,6 +154,7 @@ impl TestApp {
             idp: self.idp.clone(),
             settings: self.settings.clone(),
             stack: self.stack.clone(),
+            mcp_front: self.mcp_front.clone(),
             _app: Arc::new(app),
             _dir: self._dir.clone(),
         }
@@ -185,7 +192,14 @@ pub async fn spawn_with(options: Options) -> TestApp {
     } else {
         None
     };
-    let mcp_url = stack.as_ref().map_or_else(|| "http://127.0.0.1:9/mcp".to_string(), |s| s.mcp_url.clone());
+    let mut mcp_url = stack.as_ref().map_or_else(|| "http://127.0.0.1:9/mcp".to_string(), |s| s.mcp_url.clone());
+    let mut mcp_front = None;
+    if options.mcp_front {
+        let backend = Url::parse(&mcp_url).unwrap().socket_addrs(|| None).unwrap()[0];
+        let front = Front::start(backend).await;
+        mcp_url = format!("http://{}/mcp", front.addr);
+        mcp_front = Some(Arc::new(front));
+    }
     let mut vars: BTreeMap<&'static str, String> = BTreeMap::from([
         ("IDENTITY_MANIFEST", REPOSITORY_MANIFEST.to_string()),
         ("ENTRA_AUTHORITY", idp.url()),
@@ -207,7 +221,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let settings = Settings::from(Env::from_map(vars)).unwrap();
     let origin = settings.origin();
     let app = Application::build_on(listener, settings.clone()).await.unwrap().spawn();
-    TestApp { url, origin, idp: Arc::new(idp), settings, stack, _app: Arc::new(app), _dir: Arc::new(dir) }
+    TestApp { url, origin, idp: Arc::new(idp), settings, stack, mcp_front, _app: Arc::new(app), _dir: Arc::new(dir) }
 }
 
 /// The built browser bundle, if `cargo xtask test` built one (`CHAT_APP_SITE_ROOT`).

@@ -5,8 +5,10 @@
 
 mod chat;
 mod fake_openai;
+mod front;
 mod helpers;
 mod mcp_client;
+mod mcp_outage;
 mod pages;
 mod presenter;
 mod providers;

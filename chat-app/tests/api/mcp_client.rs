@@ -40,17 +40,19 @@ async fn speaks_2026_07_28_with_orders_mcp() {
     let session = connector(&orders.mcp_url).connect(&token(&idp, "alice")).await.unwrap();
     assert_eq!(session.revision(), Some(ProtocolVersion::V_2026_07_28));
 
-    let mut names: Vec<String> = session.tools().await.unwrap().into_iter().map(|t| t.name).collect();
+    let tools = session.tools().await.unwrap();
+    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
     names.sort();
     assert_eq!(names, ["cancel_order", "create_order", "get_order", "list_orders", "whoami"]);
 
-    let whoami = session.call("whoami", serde_json::Map::new()).await;
+    let tool = |name: &str| tools.iter().find(|t| t.name == name).unwrap();
+    let whoami = session.call(tool("whoami"), serde_json::Map::new()).await;
     assert!(!whoami.is_error, "{}", whoami.for_model);
     let oid = idp.handle().manifest().user("alice").unwrap().oid.clone();
     assert_eq!(whoami.structured.as_ref().unwrap()["oid"], oid);
     let mut arguments = serde_json::Map::new();
     arguments.insert("id".into(), json!("ORD-001"));
-    let order = session.call("get_order", arguments).await;
+    let order = session.call(tool("get_order"), arguments).await;
     assert_eq!(order.structured.as_ref().map(|o| o["id"].clone()), Some(json!("ORD-001")), "{}", order.for_model);
     // Each call reports chat-app's hop, then orders-mcp's and orders-api's.
     let services: Vec<&str> = order.hops.iter().map(|h| h.service.as_str()).collect();
@@ -114,7 +116,7 @@ async fn falls_back_to_initialize_with_a_2025_11_25_server() {
     assert_eq!(tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["echo"]);
     let mut arguments = serde_json::Map::new();
     arguments.insert("text".into(), json!("hello"));
-    let outcome = session.call("echo", arguments).await;
+    let outcome = session.call(&tools[0], arguments).await;
     assert!(!outcome.is_error, "{}", outcome.for_model);
     assert_eq!(outcome.for_model, "echo: hello");
     session.close().await;

@@ -22,6 +22,7 @@ fn tools() -> Vec<ToolSpec> {
         description: "List the signed-in user's orders.".into(),
         parameters: json!({"type": "object", "properties": {"status": {"type": "string"}}}),
         read_only: true,
+        idempotent: false,
     }]
 }
 

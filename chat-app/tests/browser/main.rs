@@ -11,6 +11,8 @@
 
 #[path = "../api/fake_openai.rs"]
 mod fake_openai;
+#[path = "../api/front.rs"]
+mod front;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[path = "../api/stack.rs"]

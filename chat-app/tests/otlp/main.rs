@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
 
+#[path = "../api/front.rs"]
+mod front;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[path = "../api/stack.rs"]
