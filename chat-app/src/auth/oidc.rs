@@ -15,6 +15,13 @@ use url::Url;
 
 use crate::configuration::Settings;
 
+/// How long a person's sign-in waits for the identity provider (code redemption, and the keys
+/// if they are not cached) before the page says it is unreachable. Shorter than the token
+/// client's own timeout (15 s, for back-channel calls nobody watches): an identity provider
+/// that accepts connections and never answers (stopped, overloaded) otherwise holds the
+/// browser on a blank page for 15 s.
+pub const SIGN_IN_WAIT: Duration = Duration::from_secs(5);
+
 /// The parts of the v2 discovery document chat-app uses. The emulator (like Entra) puts
 /// browser-facing URLs in the authorization and end-session endpoints.
 #[derive(Debug, Clone, Deserialize)]
@@ -135,9 +142,16 @@ impl Oidc {
         Ok(url)
     }
 
-    /// Redeems the authorization code and validates the ID token against `nonce`.
+    /// Redeems the authorization code and validates the ID token against `nonce`, or says the
+    /// identity provider is unreachable when that takes longer than [`SIGN_IN_WAIT`].
     #[tracing::instrument(name = "oidc.redeem", skip_all)]
     pub async fn redeem(&self, code: &str, code_verifier: &str, nonce: &str) -> Result<SignedIn, OidcError> {
+        tokio::time::timeout(SIGN_IN_WAIT, self.redeem_now(code, code_verifier, nonce))
+            .await
+            .map_err(|_| OidcError::Unreachable(format!("no answer within {} s", SIGN_IN_WAIT.as_secs())))?
+    }
+
+    async fn redeem_now(&self, code: &str, code_verifier: &str, nonce: &str) -> Result<SignedIn, OidcError> {
         let tokens = self.client.authorization_code(code, &self.redirect_uri, code_verifier, &self.scope).await?;
         let id_token = tokens.id_token.as_ref().ok_or(OidcError::Missing("ID token"))?;
         let id = self.id_tokens.validate_id_token(id_token.expose_secret(), nonce).await?;

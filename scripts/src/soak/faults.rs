@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::stack::{Service, Stack};
 
-use super::record::Recorder;
+use super::record::{BOUND, Recorder};
 use super::user::User;
 
 /// Longer than this to serve users again after the faulty service is back is a failure.
@@ -66,7 +66,7 @@ impl Injector {
     pub async fn inject(&self, fault: Fault, probe: &mut User) -> Outcome {
         let window = self.recorder.fault_started(fault.name);
         let started = Instant::now();
-        let result = self.break_and_restore(fault).await;
+        let result = self.break_and_restore(fault, probe).await;
         let down = started.elapsed();
         let (recovered, error) = match result {
             Ok(()) => {
@@ -87,7 +87,7 @@ impl Injector {
         Outcome { fault, down, recovered, error }
     }
 
-    async fn break_and_restore(&self, fault: Fault) -> anyhow::Result<()> {
+    async fn break_and_restore(&self, fault: Fault, probe: &User) -> anyhow::Result<()> {
         let service = self
             .services
             .iter()
@@ -96,9 +96,19 @@ impl Injector {
             .ok_or_else(|| anyhow::anyhow!("no service {}", fault.service))?;
         match fault.kind {
             Kind::Pause(how_long) => {
-                self.blocking(move |stack| stack.signal(service.name, "STOP")).await?;
-                tokio::time::sleep(how_long).await;
-                self.blocking(move |stack| stack.signal(service.name, "CONT")).await
+                // Someone is on the identity provider's login page as it stops: their browser
+                // comes back with a code chat-app cannot redeem until it continues.
+                let mut returning = probe.another()?;
+                let callback =
+                    returning.authorize().await.map_err(|e| anyhow::anyhow!("sign-in before the pause: {e}"))?;
+                let name = service.name;
+                self.blocking(move |stack| stack.signal(name, "STOP")).await?;
+                let resume = async {
+                    tokio::time::sleep(how_long).await;
+                    self.blocking(move |stack| stack.signal(name, "CONT")).await
+                };
+                let (_, resumed) = tokio::join!(self.sign_in_while_stopped(returning, callback, probe), resume);
+                resumed
             }
             Kind::Kill | Kind::Restart => {
                 let signal = if matches!(fault.kind, Kind::Kill) { "KILL" } else { "INT" };
@@ -112,6 +122,27 @@ impl Injector {
                 .await
             }
         }
+    }
+
+    /// What people signing in while the identity provider is stopped see: one back from its
+    /// login page with a code, then one starting afresh. chat-app must answer each within the
+    /// bound (the identity provider's own page cannot, and is its own: the browser waits on it).
+    async fn sign_in_while_stopped(&self, mut returning: User, callback: url::Url, probe: &User) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let seen = match returning.finish_sign_in(&callback).await {
+            Ok(()) => "signed in".to_string(),
+            Err(e) => e,
+        };
+        self.recorder.message(&format!("sign-in, back from the login page: {seen}"));
+        let Ok(mut fresh) = probe.another() else { return };
+        let seen = match fresh.authorize().await {
+            Ok(_) => "the sign-in page answered once the identity provider was back".to_string(),
+            Err(e) if e.contains("timed out") => {
+                format!("the identity provider's sign-in page did not answer within {} s", BOUND.as_secs())
+            }
+            Err(e) => e,
+        };
+        self.recorder.message(&format!("sign-in, starting afresh: {seen}"));
     }
 
     async fn blocking(&self, f: impl FnOnce(&mut Stack) -> anyhow::Result<()> + Send + 'static) -> anyhow::Result<()> {

@@ -45,6 +45,11 @@ impl User {
         Ok(User { identity, browser: Browser::new(recorder.clone())?, chat_app, recorder, signed_in: false })
     }
 
+    /// The same person in a new browser (no cookies), not signed in.
+    pub fn another(&self) -> anyhow::Result<User> {
+        User::new(self.identity.clone(), self.chat_app.clone(), self.recorder.clone())
+    }
+
     /// Runs the user's loop until `until`. `think` spaces the user's actions.
     pub async fn run(mut self, until: Instant, think: Duration) {
         let mut step = 0usize;
@@ -75,6 +80,13 @@ impl User {
 
     /// chat-app's sign-in → the emulator's login form → its callback → back to `/chat`.
     pub async fn sign_in(&mut self) -> Result<(), String> {
+        let callback = self.authorize().await?;
+        self.finish_sign_in(&callback).await
+    }
+
+    /// The first half of a sign-in: chat-app sends the browser to the emulator, which signs the
+    /// user in and sends it back: the callback URL, not yet followed.
+    pub async fn authorize(&mut self) -> Result<Url, String> {
         let start = self.url("/auth/sign-in?return_to=%2Fchat");
         let page = self.browser.fetch("GET /auth/sign-in", &start, self.browser.request(Method::GET, &start)).await?;
         let authorize = redirect(&start, &page)?;
@@ -95,9 +107,19 @@ impl User {
             }
             status => return Err(format!("the emulator's sign-in page answered {status}")),
         };
+        Ok(callback)
+    }
+
+    /// The second half: chat-app's callback redeems the code and lands the user on `/chat`;
+    /// otherwise the page's notice is the error.
+    pub async fn finish_sign_in(&mut self, callback: &Url) -> Result<(), String> {
         let back =
-            self.browser.fetch("GET /auth/callback", &callback, self.browser.request(Method::GET, &callback)).await?;
-        let landed = redirect(&callback, &back)?;
+            self.browser.fetch("GET /auth/callback", callback, self.browser.request(Method::GET, callback)).await?;
+        if back.status != 302 && back.status != 303 {
+            let notice = alert(&back.body).or_else(|| title(&back.body)).unwrap_or_default();
+            return Err(format!("{} {notice}", back.status));
+        }
+        let landed = redirect(callback, &back)?;
         if landed.path() != "/chat" {
             return Err(format!("sign-in ended at {landed}"));
         }
