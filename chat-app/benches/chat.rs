@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that cannot set up should stop
 
+#[path = "../tests/api/front.rs"]
+mod front;
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
 #[path = "../tests/api/stack.rs"]

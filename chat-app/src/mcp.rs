@@ -153,7 +153,23 @@ impl McpSession {
     /// The server's tools, as the model sees them.
     #[tracing::instrument(name = "mcp.list_tools", skip_all)]
     pub async fn tools(&self) -> Result<Vec<ToolSpec>, McpError> {
-        let tools = self.service.list_all_tools().await.map_err(service_error)?;
+        let tools = match self.service.list_all_tools().await {
+            Ok(tools) => tools,
+            // Listing changes nothing: lost in transport, it is asked again on a fresh
+            // connection, as a read-only call is (see `call`).
+            Err(e) if Lost::of(&e).is_some() => {
+                tracing::warn!(error = %e, "tools/list lost in transport; asking again on a fresh connection");
+                tokio::time::sleep(RESEND_AFTER).await;
+                let fresh = self.connector.connect(&self.token).await?;
+                let listed = fresh.service.list_all_tools().await;
+                fresh.close().await;
+                listed.map_err(|e| {
+                    tracing::warn!(error = %e, "tools/list failed again");
+                    self.unreachable_if_lost(e)
+                })?
+            }
+            Err(e) => return Err(service_error(e)),
+        };
         Ok(tools
             .into_iter()
             .map(|t| ToolSpec {
@@ -248,6 +264,14 @@ impl McpSession {
                     hops: self.own_hop(elapsed, decision),
                 }
             }
+        }
+    }
+
+    /// The transport's failures as "unavailable" (their text is logged by the caller).
+    fn unreachable_if_lost(&self, e: ServiceError) -> McpError {
+        match Lost::of(&e) {
+            Some(_) => McpError::Unreachable(self.connector.url().to_string()),
+            None => service_error(e),
         }
     }
 

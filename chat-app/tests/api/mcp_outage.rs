@@ -103,3 +103,20 @@ async fn an_order_approved_while_orders_mcp_restarts_is_placed_once_it_is_back()
     assert!(text_of(&events).starts_with("Done: I placed ORD-"), "{}", text_of(&events));
     assert_eq!(stack.order_ids_of(&app.idp, "alice").await.len(), before + 1, "placed exactly once");
 }
+
+#[tokio::test]
+async fn a_tool_list_lost_in_flight_is_asked_again_on_a_fresh_connection() {
+    let app = with_front().await;
+    let front = app.mcp_front.clone().unwrap();
+    let hers = app.stack.as_ref().unwrap().order_ids_of(&app.idp, "alice").await;
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+
+    front.lose_next("tools/list");
+    let events = browser.chat(&app, "show my orders").await;
+    assert_eq!(front.lost(), 1, "the turn's tools/list request was lost");
+    assert_plain(&events);
+    assert_eq!(events.last(), Some(&TurnEvent::Done), "{events:?}");
+    let text = text_of(&events);
+    assert!(hers.iter().all(|id| text.contains(id.as_str())), "{text}");
+}
