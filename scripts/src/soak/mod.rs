@@ -5,7 +5,8 @@
 //! pages and run chat turns that list, create and cancel their own orders (approving each
 //! state-changing call), while a quarter as many clients create and cancel orders on orders-api
 //! directly, retrying with Idempotency-Keys. Meanwhile, one at a time: chat-app restarted,
-//! orders-api and orders-mcp killed with SIGKILL and restarted, the emulator stopped. Then it
+//! orders-api and orders-mcp killed with SIGKILL and restarted, the emulator stopped (and two
+//! people sign in meanwhile: chat-app must answer them within the bound). Then it
 //! stops the stack, reads orders-api's SQLite file, prints one table, and fails when a bound is
 //! broken: a request open longer than 10 s, a 5xx or unanswered request outside a fault window,
 //! a fault the stack does not recover from within 30 s (no other service restarted), an
