@@ -67,11 +67,17 @@ pub fn init_with(settings: TelemetrySettings) -> Telemetry {
         }
     });
     let otel = provider.as_ref().map(|p| {
+        // Only what a trace shows, nothing per poll: no busy/idle timings (two clock reads at
+        // every enter and exit of a span, which an async span does at every poll), and no
+        // OpenTelemetry context made current on entering a span (nothing here reads
+        // `opentelemetry::Context::current()`; parents come from the `tracing` span tree).
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(env!("CARGO_PKG_NAME")))
             .with_level(true)
             .with_threads(false)
             .with_location(false)
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
     });
     let installed = tracing_subscriber::registry().with(filter).with(logs).with(otel).try_init().is_ok();
     if !installed {
