@@ -56,15 +56,16 @@ impl<P: Policy> FromRequestParts<AppState> for Permitted<P> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = state.guard.authenticate(parts).await.map_err(IntoResponse::into_response)?;
         let how = how_it_arrived(&caller, state.passthrough_audience.as_deref());
-        let effective = match how {
-            How::Forwarded => passthrough_grant(&caller),
-            _ => caller.clone(),
+        let permitted = |effective: &Caller| state.guard.check::<P>(effective).map(|()| user(effective));
+        let permitted = match how {
+            How::Forwarded => permitted(&passthrough_grant(&caller)),
+            // The caller as it is: checked in place, not copied (this runs on every request).
+            _ => permitted(&caller),
         };
         if let Some(slot) = parts.extensions.get::<HopSlot>() {
             slot.record(caller, how);
         }
-        state.guard.check::<P>(&effective).map_err(denied)?;
-        Ok(Permitted(user(&effective), PhantomData))
+        Ok(Permitted(permitted.map_err(denied)?, PhantomData))
     }
 }
 

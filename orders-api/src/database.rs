@@ -1,7 +1,8 @@
 //! The SQLite file: opening it safely, migrating it, and telling whether it is usable.
 //!
 //! One writer connection serialises every write in this process, so writers never contend
-//! with each other; WAL lets readers (a small read-only pool) run alongside it; and
+//! with each other; WAL lets readers (a few read-only connections, [`readers`]) run alongside
+//! it; and
 //! `busy_timeout` makes any other process's lock (a `--reset` run, `sqlite3` in a terminal) a
 //! short wait rather than a `database is locked` error.
 //!
@@ -12,12 +13,18 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::domain::timestamp_now;
+
+mod readers;
+
+pub use readers::Reader;
+use readers::Readers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -26,12 +33,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read connections, opened as needed. sqlx runs each SQLite connection on its own thread, so a
 /// request waiting for a free one costs more than an idle thread: the benchmark's p99 at
 /// concurrency 16 fell several-fold going from 4 to 16.
-const READERS: u32 = 16;
+const READERS: usize = 16;
 
 #[derive(Clone)]
 pub struct Database {
     path: PathBuf,
-    reader: SqlitePool,
+    readers: Arc<Readers>,
     writer: SqlitePool,
 }
 
@@ -97,24 +104,19 @@ impl Database {
         .execute(&writer)
         .await
         .map_err(|e| classify(path, DatabaseProblem::CannotOpen, &e))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .acquire_timeout(Duration::from_secs(30))
-            // A local file needs no liveness ping; skipping it halves the hops per query.
-            .test_before_acquire(false)
-            .connect_with(options.read_only(true))
-            .await
-            .map_err(|e| classify(path, DatabaseProblem::CannotOpen, &e))?;
-        Ok(Database { path: path.to_path_buf(), reader, writer })
+        let readers = Readers::new(options.read_only(true), READERS);
+        // Opened now, so a file this process may write but not read fails here, not later.
+        readers.acquire().await.map_err(|e| classify(path, DatabaseProblem::CannotOpen, &e))?;
+        Ok(Database { path: path.to_path_buf(), readers: Arc::new(readers), writer })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Read-only connections for queries.
-    pub fn reader(&self) -> &SqlitePool {
-        &self.reader
+    /// A read-only connection for one query (or a few in a row).
+    pub async fn reader(&self) -> Result<Reader<'_>, sqlx::Error> {
+        self.readers.acquire().await
     }
 
     /// The single connection every write goes through.
@@ -139,13 +141,17 @@ impl Database {
             .map_err(|e| e.to_string())?
             .map_err(|e: io::Error| format!("the database file is not writable: {e}"))?;
         // Then the service's own connections.
-        sqlx::query(query).fetch_optional(&self.reader).await.map_err(|e| format!("the read pool fails: {e}"))?;
+        let read = async {
+            let mut reader = self.reader().await?;
+            sqlx::query(query).fetch_optional(&mut *reader).await.inspect_err(|_| reader.discard())
+        };
+        read.await.map_err(|e| format!("the read connections fail: {e}"))?;
         Ok(())
     }
 
     /// Closes every connection, checkpointing the WAL into the file.
     pub async fn close(&self) {
-        self.reader.close().await;
+        self.readers.close().await;
         self.writer.close().await;
     }
 }

@@ -9,7 +9,15 @@ use crate::domain::{
     timestamp_now,
 };
 
-const COLUMNS: &str = "seq, owner_oid, customer_name, product, quantity, status, created_at, updated_at";
+macro_rules! columns {
+    () => {
+        "seq, owner_oid, customer_name, product, quantity, status, created_at, updated_at"
+    };
+}
+const COLUMNS: &str = columns!();
+/// One order, if `owner_oid` owns it (the owner check is part of the read, not a second query).
+const GET_OWNED: &str = concat!("SELECT ", columns!(), " FROM orders WHERE seq = ?1 AND owner_oid = ?2");
+const GET_ANY: &str = concat!("SELECT ", columns!(), " FROM orders WHERE seq = ?1");
 
 #[derive(Clone)]
 pub struct OrderStore {
@@ -91,7 +99,10 @@ impl OrderStore {
         }
         // One extra row tells whether another page follows.
         query.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit.get()) + 1);
-        let rows: Vec<OrderRow> = query.build_query_as().fetch_all(self.db.reader()).await?;
+        let mut reader = self.db.reader().await?;
+        let rows: Vec<OrderRow> =
+            query.build_query_as().fetch_all(&mut *reader).await.inspect_err(|_| reader.discard())?;
+        drop(reader);
         let more = rows.len() > limit.get() as usize;
         let orders = rows.into_iter().take(limit.get() as usize).map(Order::try_from).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if more { orders.last().map(|o| Cursor::after(o.id).encode()) } else { None };
@@ -100,10 +111,15 @@ impl OrderStore {
 
     #[tracing::instrument(name = "store.get", skip_all, fields(order = %id, visibility = ?visibility))]
     pub async fn get(&self, id: OrderId, visibility: Visibility<'_>) -> Result<Option<Order>, sqlx::Error> {
-        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM orders WHERE seq = "));
-        query.push_bind(id.seq());
-        push_visibility(&mut query, visibility);
-        let row: Option<OrderRow> = query.build_query_as().fetch_optional(self.db.reader()).await?;
+        // Fixed statements rather than a built one: the hottest query, one round trip, and its
+        // text (the key of each connection's prepared statement cache) is not formatted per call.
+        let query = match visibility {
+            Visibility::Owner(oid) => sqlx::query_as(GET_OWNED).bind(id.seq()).bind(oid),
+            Visibility::All => sqlx::query_as(GET_ANY).bind(id.seq()),
+        };
+        let mut reader = self.db.reader().await?;
+        let row: Option<OrderRow> = query.fetch_optional(&mut *reader).await.inspect_err(|_| reader.discard())?;
+        drop(reader);
         row.map(Order::try_from).transpose()
     }
 

@@ -6,7 +6,7 @@
 //! Monitor workbook's queries (`infra/workbook/`) may name only these (a test checks). Values
 //! come from validated claims, never from a token, code, secret or cookie.
 
-use service_kit::telemetry::context::set_attribute;
+use service_kit::telemetry::context::{exporting, set_attribute};
 use tracing::Span;
 
 use crate::hop::{Decision, Hop, How};
@@ -51,6 +51,10 @@ pub fn grant(how: How) -> &'static str {
 
 /// Puts `hop` on `span` (a no-op when traces are not exported).
 pub fn record_hop(span: &Span, hop: &Hop) {
+    // Checked here too, not only per attribute: the values are copies, made on every request.
+    if !exporting() {
+        return;
+    }
     let t = &hop.token;
     set_attribute(span, SERVICE, hop.service.clone());
     set_attribute(span, USER, t.oid.clone());
