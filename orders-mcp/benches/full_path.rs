@@ -9,9 +9,12 @@
 //! each service spent per request.
 //!
 //! With `BENCH_BASELINE_ORDERS_MCP=<path to another orders-mcp binary>` (an older build, say),
-//! that binary runs beside this one on its own orders-api, each level alternating between the
-//! two, so the comparison is made in one run on the same machine at the same moment (this host's
-//! CPU speed drifts by tens of percent over minutes).
+//! that binary runs beside this one on its own orders-api (`BENCH_BASELINE_ORDERS_API=<path>`
+//! for another orders-api build too), each level alternating between the two, so the comparison
+//! is made in one run on the same machine at the same moment (this host's CPU speed drifts by
+//! tens of percent over minutes).
+//!
+//! The call is chat-app's: MCP 2026-07-28, with `_meta` and the `Mcp-Method`/`Mcp-Name` headers.
 //!
 //! Tracing overhead: two more copies of the stack run with the services' default log filter
 //! (`info,rmcp=warn`, as in Azure, so their spans exist), one with OpenTelemetry off (no
@@ -45,8 +48,16 @@ use serde::Deserialize;
 
 const IDENTITY_HEADER: &str = "bench-header";
 const LEVELS: [usize; 3] = [1, 16, 64];
-const BODY: &str =
-    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_order","arguments":{"id":"ORD-001"}}}"#;
+/// The call as chat-app's MCP client (rmcp, MCP 2026-07-28) sends it: the revision and the
+/// client in `_meta`, the method and tool mirrored in `Mcp-Method`/`Mcp-Name` ([`HEADERS`]).
+const BODY: &str = concat!(
+    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_order","arguments":{"id":"ORD-001"},"#,
+    r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","#,
+    r#""io.modelcontextprotocol/clientInfo":{"name":"chat-app","version":"0.1.0"},"#,
+    r#""io.modelcontextprotocol/clientCapabilities":{},"progressToken":0}}}"#
+);
+const HEADERS: [(&str, &str); 3] =
+    [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "get_order")];
 
 const P99_TARGET_MS: f64 = 5.0;
 const MCP_CPU_TARGET_US: f64 = 60.0;
@@ -169,6 +180,7 @@ impl Stack {
             .bearer_auth(token)
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
+            .headers(HEADERS.iter().map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap())).collect())
             .body(BODY)
             .send()
             .await?
@@ -198,6 +210,8 @@ async fn run() -> anyhow::Result<()> {
     let api_bin = orders_api_binary()?;
     let mcp_bin = PathBuf::from(env!("CARGO_BIN_EXE_orders-mcp"));
     let baseline_bin = std::env::var_os("BENCH_BASELINE_ORDERS_MCP").map(PathBuf::from);
+    // The baseline stack's orders-api: another build too, or this one.
+    let baseline_api_bin = std::env::var_os("BENCH_BASELINE_ORDERS_API").map_or_else(|| api_bin.clone(), PathBuf::from);
 
     let idp = entra_emulator::Application::build(EmulatorConfig {
         identity_header: Some(IDENTITY_HEADER.into()),
@@ -208,7 +222,7 @@ async fn run() -> anyhow::Result<()> {
     let receiver = Receiver::start().await?;
     let mut stacks = vec![Stack::start("this build", &mcp_bin, &api_bin, &idp.url(), &[]).await?];
     if let Some(baseline) = &baseline_bin {
-        stacks.push(Stack::start("baseline", baseline, &api_bin, &idp.url(), &[]).await?);
+        stacks.push(Stack::start("baseline", baseline, &baseline_api_bin, &idp.url(), &[]).await?);
     }
     let tracing_off = stacks.len();
     stacks.push(Stack::start("otel off", &mcp_bin, &api_bin, &idp.url(), &[("RUST_LOG", DEFAULT_LOG_FILTER)]).await?);
@@ -233,6 +247,7 @@ async fn run() -> anyhow::Result<()> {
     println!("\nfull path: tools/call get_order -> orders-mcp -> orders-api -> SQLite (warm OBO cache), load by oha");
     if let Some(baseline) = &baseline_bin {
         println!("baseline orders-mcp: {} (alternating with this build)", baseline.display());
+        println!("baseline orders-api: {}", baseline_api_bin.display());
     }
     println!("{seconds} s per level\n");
     println!(
@@ -529,7 +544,11 @@ async fn oha_run(oha: &Path, stack: &Stack, token: &str, concurrency: usize, sec
     let mut command = tokio::process::Command::new(oha);
     command.args(["--no-tui", "--output-format", "json", "-w", "-m", "POST", "-T", "application/json"]);
     command.args(["-c", &concurrency.to_string(), "-z", &format!("{seconds}s")]);
-    command.args(["-A", "application/json, text/event-stream", "-d", BODY, "-H"]);
+    command.args(["-A", "application/json, text/event-stream", "-d", BODY]);
+    for (name, value) in HEADERS {
+        command.arg("-H").arg(format!("{name}: {value}"));
+    }
+    command.arg("-H");
     command.arg(format!("Authorization: Bearer {token}")).arg(&stack.url);
     let output = command.stderr(Stdio::inherit()).output().await.context("running oha")?;
     let after = (stack.api.cpu()?, stack.mcp.cpu()?);

@@ -4,16 +4,28 @@
 //! rmcp answers each stateless request by standing up a service for it: the message parsed
 //! through `serde_json::Value`, a peer with a 1024-slot channel, three tasks, channels and
 //! cancellation tokens between them. That was most of orders-mcp's CPU per tool call (README,
-//! "where the time goes"). The direct route recognises one exact shape: a `POST` sending and
-//! accepting JSON, from a client on a revision before 2026-07-28 (or naming none), with no
-//! session, no `Origin`, an allowed `Host`, no other `Mcp-*` header, a `Content-Length` within the
-//! limit, and a body that reads as `{"jsonrpc":"2.0","id":…,"method":"tools/call","params":
-//! {"name":…,"arguments":…}}` with arguments that parse. It answers by running the same tool
-//! code ([`OrdersTools::call`]) and serialising rmcp's own response type, stripped for a legacy
-//! peer with rmcp's own functions, as rmcp's handler does. Anything else, including everything
-//! that would be refused, goes to rmcp unchanged (with the body already read), so rmcp stays the
-//! judge of the protocol; `tests/api/mcp_endpoint.rs` checks that both routes answer the same
-//! call with the same bytes.
+//! "where the time goes"). The direct route recognises two exact shapes of a `POST` sending and
+//! accepting JSON, with no session, no `Origin`, an allowed `Host` and a `Content-Length` within
+//! the limit:
+//!
+//! - from a client on a revision before 2026-07-28 (or naming none), with no other `Mcp-*`
+//!   header, a body that reads as `{"jsonrpc":"2.0","id":…,"method":"tools/call","params":
+//!   {"name":…,"arguments":…}}`;
+//! - from a 2026-07-28 client, as rmcp's client sends it (chat-app's calls): `MCP-Protocol-Version:
+//!   2026-07-28`, `Mcp-Method: tools/call` and `Mcp-Name` equal to the tool's name (one of each,
+//!   no other `Mcp-*` header), and the same body with a `_meta` carrying exactly what 2026-07-28
+//!   requires and nothing else rmcp would act on: `io.modelcontextprotocol/protocolVersion`
+//!   `2026-07-28`, `io.modelcontextprotocol/clientCapabilities`, and optionally
+//!   `io.modelcontextprotocol/clientInfo`, `progressToken`, `traceparent` and `tracestate`
+//!   (checked with rmcp's own accessors, so a value rmcp would not decode sends the call to rmcp).
+//!
+//! In both the arguments must parse. The route answers by running the same tool code
+//! ([`OrdersTools::call`]) under the same span as rmcp's handler ([`call_span`]) and serialising
+//! rmcp's own response type, finished for the revision with rmcp's own functions, as rmcp's
+//! handler does. Anything else, including everything that would be refused (a header that
+//! disagrees with the body, a Base64-encoded `Mcp-Name`, a revision rmcp does not serve), goes to
+//! rmcp unchanged (with the body already read), so rmcp stays the judge of the protocol;
+//! `tests/api/mcp_endpoint.rs` checks that both routes answer the same calls the same way.
 
 use std::sync::Arc;
 
@@ -21,19 +33,35 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{RequestId, ServerJsonRpcMessage, ServerResult};
+use rmcp::model::{JsonObject, ProtocolVersion, RequestId, RequestMetaObject, ServerJsonRpcMessage, ServerResult};
 use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use serde::Deserialize;
+use tracing::Instrument;
 
 use crate::auth::Authenticated;
 use crate::configuration::AllowedHosts;
-use crate::tools::{OrdersTools, ToolCall};
+use crate::tools::{OrdersTools, ToolCall, call_span};
 
-/// The protocol revisions the direct route answers (and no header at all, which rmcp reads as
-/// 2025-03-26). Before 2026-07-28 a stateless tool call means the same in each; from 2026-07-28
-/// on, per-request `_meta`, standard headers and result shapes apply, and rmcp handles them.
-const DIRECT_REVISIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
+/// The revisions before 2026-07-28 the direct route answers (and no header at all, which rmcp
+/// reads as 2025-03-26): a stateless tool call means the same in each.
+const LEGACY_REVISIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
+/// The revision whose calls carry their revision and client in `_meta` and mirror the method and
+/// tool name in `Mcp-Method`/`Mcp-Name` ("Streamable HTTP", "Request Metadata"; SEP-2243).
+const MODERN_REVISION: &str = "2026-07-28";
+const MCP_METHOD: &str = "mcp-method";
+const MCP_NAME: &str = "mcp-name";
+/// The `_meta` keys a direct 2026-07-28 call may carry: what the revision requires, the client's
+/// name, W3C Trace Context, and the progress token rmcp's client puts on every request (these
+/// tools report no progress, so it changes nothing). Any other (a log level, ...) is rmcp's.
+const MODERN_META_KEYS: &[&str] = &[
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientCapabilities",
+    "io.modelcontextprotocol/clientInfo",
+    "traceparent",
+    "tracestate",
+    "progressToken",
+];
 
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
@@ -56,39 +84,48 @@ impl McpEndpoint {
         McpEndpoint { rmcp, tools, allowed_hosts, max_body }
     }
 
-    /// Whether the request's method and headers are those of a plain stateless call. Every
-    /// check errs towards `false`: a request that fails one is rmcp's, which accepts or refuses
-    /// it by the rules of its revision.
-    fn direct_headers(&self, method: &Method, headers: &HeaderMap) -> bool {
-        let only = |name: header::HeaderName| {
+    /// Which direct shape the request's method and headers are, if any. Every check errs
+    /// towards `None`: a request that fails one is rmcp's, which accepts or refuses it by the
+    /// rules of its revision.
+    fn direct_shape<'h>(&self, method: &Method, headers: &'h HeaderMap) -> Option<Shape<'h>> {
+        let only = |name: &str| {
             let mut values = headers.get_all(name).iter();
             match (values.next(), values.next()) {
                 (Some(value), None) => value.to_str().ok(),
                 _ => None,
             }
         };
-        let revision_ok = match only(header::HeaderName::from_static("mcp-protocol-version")) {
-            Some(revision) => DIRECT_REVISIONS.contains(&revision),
-            None => !headers.contains_key("mcp-protocol-version"),
+        let shape = match only("mcp-protocol-version") {
+            Some(MODERN_REVISION) => {
+                if only(MCP_METHOD) != Some("tools/call") {
+                    return None;
+                }
+                Shape::Modern { tool: only(MCP_NAME)? }
+            }
+            Some(revision) if LEGACY_REVISIONS.contains(&revision) => Shape::Legacy,
+            None if !headers.contains_key("mcp-protocol-version") => Shape::Legacy,
+            _ => return None,
         };
-        let content_type_ok = only(header::CONTENT_TYPE).is_some_and(|v| v.eq_ignore_ascii_case(JSON));
-        let length_ok = only(header::CONTENT_LENGTH)
+        let content_type_ok = only(header::CONTENT_TYPE.as_str()).is_some_and(|v| v.eq_ignore_ascii_case(JSON));
+        let length_ok = only(header::CONTENT_LENGTH.as_str())
             .and_then(|v| v.parse::<usize>().ok())
             .is_some_and(|length| length <= self.max_body);
-        let accept_ok = only(header::ACCEPT).is_some_and(accepts_json_and_event_stream);
-        let host_ok = only(header::HOST).is_some_and(|host| self.host_allowed(host));
-        // SEP-2243's standard headers (`Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`), a session id:
-        // rmcp checks them against the body.
-        let other_mcp_headers =
-            headers.keys().any(|name| name.as_str().starts_with("mcp-") && name.as_str() != "mcp-protocol-version");
-        method == Method::POST
-            && revision_ok
+        let accept_ok = only(header::ACCEPT.as_str()).is_some_and(accepts_json_and_event_stream);
+        let host_ok = only(header::HOST.as_str()).is_some_and(|host| self.host_allowed(host));
+        // A session id, `Mcp-Param-*`, or the standard headers on a legacy call: rmcp checks
+        // them against the body.
+        let mirrored = |name: &str| matches!(shape, Shape::Modern { .. }) && (name == MCP_METHOD || name == MCP_NAME);
+        let other_mcp_headers = headers.keys().any(|name| {
+            name.as_str().starts_with("mcp-") && name.as_str() != "mcp-protocol-version" && !mirrored(name.as_str())
+        });
+        let plain = method == Method::POST
             && content_type_ok
             && length_ok
             && accept_ok
             && host_ok
             && !other_mcp_headers
-            && !headers.contains_key(header::ORIGIN)
+            && !headers.contains_key(header::ORIGIN);
+        plain.then_some(shape)
     }
 
     /// `Host` is one of the allowed host names, with or without a port. (Allowed entries that
@@ -123,17 +160,60 @@ fn accepts_json_and_event_stream(accept: &str) -> bool {
     json && event_stream
 }
 
+/// The two request shapes the direct route answers.
+#[derive(Clone, Copy)]
+enum Shape<'h> {
+    /// A revision before 2026-07-28: no `_meta`.
+    Legacy,
+    /// 2026-07-28, with the `Mcp-Name` header's value.
+    Modern { tool: &'h str },
+}
+
 /// A JSON-RPC `tools/call` request with nothing else in it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ToolCallRequest {
+struct ToolCallRequest<P> {
     // Read only to check them: "2.0" and "tools/call".
     #[serde(rename = "jsonrpc")]
     _jsonrpc: JsonRpcVersion,
     id: RequestId,
     #[serde(rename = "method")]
     _method: ToolsCallMethod,
-    params: ToolCall,
+    params: P,
+}
+
+/// A 2026-07-28 call's `params`: the tool, its arguments and the request's `_meta`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModernParams {
+    name: String,
+    arguments: Option<JsonObject>,
+    #[serde(rename = "_meta")]
+    meta: RequestMetaObject,
+}
+
+impl ModernParams {
+    /// The call, when rmcp would dispatch it as it is: `_meta` as 2026-07-28 requires (by
+    /// rmcp's own checks) with only the keys in [`MODERN_META_KEYS`], the `Mcp-Name` header
+    /// equal to the tool's name, and arguments that parse.
+    fn into_call(self, header_tool: &str) -> Option<(ToolCall, RequestMetaObject)> {
+        let meta = self.meta;
+        let meta_ok = meta.keys().all(|key| MODERN_META_KEYS.contains(&key.as_str()))
+            && meta.protocol_version() == Some(ProtocolVersion::V_2026_07_28)
+            && meta.missing_required_keys(&ProtocolVersion::V_2026_07_28).is_empty()
+            && (!meta.contains_key("io.modelcontextprotocol/clientInfo") || meta.client_info().is_some())
+            && (!meta.contains_key("progressToken") || meta.get_progress_token().is_some());
+        if !meta_ok || header_tool != self.name {
+            return None;
+        }
+        let mut call = JsonObject::new();
+        call.insert("name".into(), self.name.into());
+        if let Some(arguments) = self.arguments {
+            call.insert("arguments".into(), arguments.into());
+        }
+        let call = serde_json::from_value(call.into()).ok()?;
+        Some((call, meta))
+    }
 }
 
 #[derive(Deserialize)]
@@ -150,23 +230,39 @@ enum ToolsCallMethod {
 
 /// The handler of `/mcp` (every method), behind the authentication middleware.
 pub async fn serve(State(endpoint): State<Arc<McpEndpoint>>, request: Request) -> Response {
-    if !endpoint.direct_headers(request.method(), request.headers()) {
+    let Some(shape) = endpoint.direct_shape(request.method(), request.headers()) else {
         return endpoint.rmcp.handle(request).await.into_response();
-    }
+    };
+    // The `Mcp-Name` value outlives the request's headers, which go to rmcp on a fallback.
+    let modern_tool = match shape {
+        Shape::Legacy => None,
+        Shape::Modern { tool } => Some(tool.to_owned()),
+    };
     let (parts, body) = request.into_parts();
     // Within the limit: `Content-Length` said so, and hyper holds the body to it.
     let Ok(bytes) = axum::body::to_bytes(body, endpoint.max_body).await else {
         return (StatusCode::BAD_REQUEST, "Bad Request: the request body could not be read").into_response();
     };
     let who = parts.extensions.get::<Arc<Authenticated>>().cloned();
-    let (Ok(call), Some(who)) = (serde_json::from_slice::<ToolCallRequest>(&bytes), who) else {
+    let read = match &modern_tool {
+        None => serde_json::from_slice::<ToolCallRequest<ToolCall>>(&bytes).ok().map(|r| (r.id, r.params, None)),
+        Some(tool) => serde_json::from_slice::<ToolCallRequest<ModernParams>>(&bytes)
+            .ok()
+            .and_then(|r| r.params.into_call(tool).map(|(call, meta)| (r.id, call, Some(meta)))),
+    };
+    let (Some((id, call, meta)), Some(who)) = (read, who) else {
         return endpoint.rmcp.handle(Request::from_parts(parts, Body::from(bytes))).await.into_response();
     };
-    let mut result = ServerResult::CallToolResult(endpoint.tools.call(&who, call.params).await);
-    // What rmcp's handler does for a peer on a revision before 2026-07-28.
-    result.strip_result_type_for_legacy_peer();
-    result.strip_non_object_output_for_legacy_peer();
-    match serde_json::to_vec(&ServerJsonRpcMessage::response(result, call.id)) {
+    let span = call_span(call.name(), meta.as_deref());
+    let mut result = ServerResult::CallToolResult(endpoint.tools.call(&who, call).instrument(span).await);
+    // What rmcp's handler does with a result for a peer on each revision.
+    if meta.is_some() {
+        result.fill_missing_cache_hints();
+    } else {
+        result.strip_result_type_for_legacy_peer();
+        result.strip_non_object_output_for_legacy_peer();
+    }
+    match serde_json::to_vec(&ServerJsonRpcMessage::response(result, id)) {
         Ok(body) => ([(header::CONTENT_TYPE, HeaderValue::from_static(JSON))], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot serialise a tool result");
@@ -177,7 +273,116 @@ pub async fn serve(State(endpoint): State<Arc<McpEndpoint>>, request: Request) -
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
+
     use super::*;
+    use crate::configuration::Downstream;
+    use crate::orders_api::{OrdersApi, TokenSource};
+
+    fn endpoint() -> McpEndpoint {
+        let base = url::Url::parse("http://127.0.0.1:9/").unwrap();
+        let api = OrdersApi::new(base, Duration::from_secs(1), TokenSource::Passthrough).unwrap();
+        let tools = OrdersTools::new(Arc::new(api), Downstream::Passthrough);
+        let factory = tools.clone();
+        let rmcp = StreamableHttpService::new(
+            move || Ok(factory.clone()),
+            Arc::new(NeverSessionManager::default()),
+            StreamableHttpServerConfig::default(),
+        );
+        McpEndpoint::new(rmcp, tools, AllowedHosts::Only(vec!["localhost".into()]), 4096)
+    }
+
+    /// The headers rmcp's Streamable HTTP client sends with a 2026-07-28 `tools/call` (its
+    /// `post_message`, and the SEP-2243 headers it mirrors from the body).
+    fn modern_headers(tool: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("host", "localhost:3001"),
+            ("accept", "text/event-stream, application/json"),
+            ("content-type", "application/json"),
+            ("content-length", "300"),
+            ("authorization", "Bearer x"),
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", tool),
+        ] {
+            headers.append(name, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    const MODERN_CALL: &str = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_order","arguments":{"id":"ORD-001"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"chat-app","version":"0.1.0"},"io.modelcontextprotocol/clientCapabilities":{},"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","progressToken":0}}}"#;
+
+    fn read_modern(body: &str, tool: &str) -> bool {
+        serde_json::from_str::<ToolCallRequest<ModernParams>>(body)
+            .ok()
+            .and_then(|r| r.params.into_call(tool))
+            .is_some()
+    }
+
+    #[test]
+    fn revision_2026_07_28_calls_as_rmcp_clients_send_them_are_read_directly() {
+        let endpoint = endpoint();
+        let headers = modern_headers("get_order");
+        assert!(matches!(endpoint.direct_shape(&Method::POST, &headers), Some(Shape::Modern { tool: "get_order" })));
+        assert!(read_modern(MODERN_CALL, "get_order"));
+        // Without trace context, or without the optional client name.
+        let mut call: serde_json::Value = serde_json::from_str(MODERN_CALL).unwrap();
+        let meta = call["params"]["_meta"].as_object_mut().unwrap();
+        meta.remove("traceparent");
+        meta.remove("progressToken");
+        meta.remove("io.modelcontextprotocol/clientInfo");
+        assert!(read_modern(&call.to_string(), "get_order"));
+    }
+
+    #[test]
+    fn revision_2026_07_28_calls_rmcp_must_judge_are_left_to_it() {
+        let endpoint = endpoint();
+        let shape = |headers: &HeaderMap| endpoint.direct_shape(&Method::POST, headers).is_some();
+        for (name, value) in [("mcp-method", "tools/list"), ("mcp-protocol-version", "2099-01-01")] {
+            let mut headers = modern_headers("get_order");
+            headers.insert(name, HeaderValue::from_static(value));
+            assert!(!shape(&headers), "{name}: {value}");
+        }
+        for (name, value) in [("mcp-name", "get_order"), ("mcp-session-id", "s"), ("mcp-param-id", "ORD-001")] {
+            let mut headers = modern_headers("get_order");
+            headers.append(name, HeaderValue::from_static(value));
+            assert!(!shape(&headers), "{name}: {value}");
+        }
+        let mut headers = modern_headers("get_order");
+        headers.remove("mcp-name");
+        assert!(!shape(&headers));
+        // The standard headers on a legacy call: rmcp decides what they mean there.
+        let mut headers = modern_headers("get_order");
+        headers.insert("mcp-protocol-version", HeaderValue::from_static("2025-11-25"));
+        assert!(!shape(&headers));
+
+        // `Mcp-Name` names another tool (or encodes it); `_meta` short of 2026-07-28's rules or
+        // carrying more; arguments that do not parse.
+        assert!(!read_modern(MODERN_CALL, "cancel_order"));
+        assert!(!read_modern(MODERN_CALL, "=?base64?Z2V0X29yZGVy?="));
+        let changed = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut call: serde_json::Value = serde_json::from_str(MODERN_CALL).unwrap();
+            edit(&mut call);
+            read_modern(&call.to_string(), "get_order")
+        };
+        let meta = "_meta";
+        assert!(!changed(&|c| c["params"][meta]["io.modelcontextprotocol/protocolVersion"] = "2025-11-25".into()));
+        assert!(!changed(&|c| {
+            c["params"][meta].as_object_mut().unwrap().remove("io.modelcontextprotocol/clientCapabilities");
+        }));
+        assert!(!changed(&|c| c["params"][meta]["io.modelcontextprotocol/clientCapabilities"] = 1.into()));
+        assert!(!changed(&|c| c["params"][meta]["io.modelcontextprotocol/clientInfo"] = "x".into()));
+        assert!(!changed(&|c| c["params"][meta]["progressToken"] = serde_json::json!({})));
+        assert!(!changed(&|c| c["params"][meta]["io.modelcontextprotocol/logLevel"] = "debug".into()));
+        assert!(!changed(&|c| c["params"]["arguments"]["id"] = 7.into()));
+        assert!(!changed(&|c| c["params"]["task"] = serde_json::json!({})));
+        assert!(!changed(&|c| {
+            c["params"].as_object_mut().unwrap().remove(meta);
+        }));
+    }
 
     #[test]
     fn accept_headers_with_weights_are_left_to_rmcp() {
@@ -190,7 +395,7 @@ mod tests {
 
     #[test]
     fn only_plain_tool_calls_are_read_directly() {
-        let read = |body: &str| serde_json::from_str::<ToolCallRequest>(body).is_ok();
+        let read = |body: &str| serde_json::from_str::<ToolCallRequest<ToolCall>>(body).is_ok();
         assert!(read(
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_order","arguments":{"id":"ORD-001"}}}"#
         ));

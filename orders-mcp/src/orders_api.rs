@@ -228,10 +228,12 @@ impl OrdersApi {
         let mut retried = false;
         loop {
             let (token, how) = self.token(who).await?;
-            let mut request = self
-                .http
-                .request(call.method.clone(), url.clone())
-                .query(&call.query)
+            let mut request = self.http.request(call.method.clone(), url.clone());
+            if !call.query.is_empty() {
+                // Not for an empty query: reqwest would still run its serializer over the URL.
+                request = request.query(&call.query);
+            }
+            let mut request = request
                 .bearer_auth(token.secret())
                 .headers(trace_headers())
                 .header(header::ACCEPT, "application/json")

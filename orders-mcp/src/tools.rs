@@ -83,6 +83,19 @@ pub enum ToolCall {
     CancelOrder(OrderIdArgs),
 }
 
+impl ToolCall {
+    /// The tool's name, as `tools/list` gives it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ToolCall::Whoami => "whoami",
+            ToolCall::ListOrders(_) => "list_orders",
+            ToolCall::GetOrder(_) => "get_order",
+            ToolCall::CreateOrder(_) => "create_order",
+            ToolCall::CancelOrder(_) => "cancel_order",
+        }
+    }
+}
+
 /// The caller, as orders-mcp validated their token.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct WhoAmI {
@@ -284,27 +297,13 @@ impl OrdersTools {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for OrdersTools {
-    /// Every tool call under one span that continues the client's trace: MCP carries W3C Trace
-    /// Context in the request's `_meta` (`traceparent`, `tracestate`; SEP-414, "Document
-    /// OpenTelemetry Trace Context Propagation Conventions"), since one HTTP request of a
-    /// Streamable HTTP session is not one call.
+    /// Every tool call under one span that continues the client's trace ([`call_span`]).
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let span = tracing::info_span!(
-            "mcp.tools/call",
-            otel.name = %format_args!("tools/call {}", request.name),
-            otel.kind = "server",
-            tool = %request.name,
-        );
-        let meta = &context.meta;
-        service_kit::telemetry::context::continue_trace_from(&span, |key| match key {
-            "traceparent" => meta.get_traceparent().map(String::from),
-            "tracestate" => meta.get_tracestate().map(String::from),
-            _ => None,
-        });
+        let span = call_span(&request.name, Some(&*context.meta));
         self.tool_router.call(ToolCallContext::new(self, request, context)).instrument(span).await
     }
 
@@ -319,6 +318,27 @@ impl ServerHandler for OrdersTools {
                  create_order to place an order and cancel_order to cancel one.",
             )
     }
+}
+
+/// The span of one tool call, continuing the client's trace from the request's `_meta`: MCP
+/// carries W3C Trace Context there (`traceparent`, `tracestate`; SEP-414, "Document OpenTelemetry
+/// Trace Context Propagation Conventions"), since one HTTP request of a Streamable HTTP session
+/// is not one call. rmcp's route and the direct route ([`crate::mcp_endpoint`]) both use it.
+pub fn call_span(tool: &str, meta: Option<&MetaObject>) -> Span {
+    let span = tracing::info_span!(
+        "mcp.tools/call",
+        otel.name = %format_args!("tools/call {tool}"),
+        otel.kind = "server",
+        tool = %tool,
+    );
+    if let Some(meta) = meta {
+        service_kit::telemetry::context::continue_trace_from(&span, |key| match key {
+            "traceparent" => meta.get_traceparent().map(String::from),
+            "tracestate" => meta.get_tracestate().map(String::from),
+            _ => None,
+        });
+    }
+    span
 }
 
 /// The caller the auth middleware put on the request. Without it the request never passed the

@@ -20,6 +20,17 @@ async fn post(
     revision: Option<&str>,
     body: &Value,
 ) -> (StatusCode, String, Value) {
+    let headers: Vec<(&str, &str)> = revision.map(|r| ("mcp-protocol-version", r)).into_iter().collect();
+    post_with(stack, token, accept, &headers, body).await
+}
+
+async fn post_with(
+    stack: &TestStack,
+    token: &str,
+    accept: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> (StatusCode, String, Value) {
     let mut request = stack
         .http
         .post(&stack.mcp_url)
@@ -27,8 +38,8 @@ async fn post(
         .header(header::ACCEPT, accept)
         .header(header::CONTENT_TYPE, "application/json")
         .body(body.to_string());
-    if let Some(revision) = revision {
-        request = request.header("mcp-protocol-version", revision);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let response = request.send().await.unwrap();
     let status = response.status();
@@ -108,4 +119,81 @@ async fn other_messages_are_answered_by_rmcp() {
     let call = tool_call(json!(4), "get_order", json!({"id": "ORD-001"}));
     let (status, _, _) = post(&stack, &token, PLAIN_ACCEPT, Some("1999-01-01"), &call).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+const MODERN: &str = "2026-07-28";
+
+/// A 2026-07-28 call as rmcp's client (chat-app's) sends it: the revision and the client in
+/// `_meta`, W3C Trace Context and a progress token beside them ("Request Metadata"; SEP-414).
+fn modern_call(id: Value, name: &str, arguments: Value) -> Value {
+    let mut call = tool_call(id, name, arguments);
+    call["params"]["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": {"name": "chat-app", "version": "0.1.0"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "progressToken": 0,
+    });
+    call
+}
+
+/// 2026-07-28 calls with their `Mcp-Method`/`Mcp-Name` headers take the direct route; the same
+/// calls sent to rmcp (weighted `Accept`) answer the same. Calls whose headers disagree with the
+/// body, or whose `_meta` is not what 2026-07-28 requires, are refused the same way by both
+/// (rmcp judges them: the direct route hands them over).
+#[tokio::test]
+async fn revision_2026_07_28_calls_get_the_same_answer_from_both_routes() {
+    let stack = TestStack::spawn().await;
+    let token = stack.user_token("alice");
+    let calls = [
+        modern_call(json!(1), "whoami", json!({})),
+        modern_call(json!("a"), "list_orders", json!({"limit": 2})),
+        modern_call(json!(3), "get_order", json!({"id": "ORD-001"})),
+        modern_call(json!(4), "get_order", json!({"id": "not an id"})),
+        modern_call(json!(5), "get_order", json!({"id": "ORD-005"})),
+        modern_call(json!(6), "cancel_order", json!({"id": "ORD-999"})),
+    ];
+    for body in &calls {
+        let name = body["params"]["name"].as_str().unwrap();
+        let headers = [("mcp-protocol-version", MODERN), ("mcp-method", "tools/call"), ("mcp-name", name)];
+        let direct = post_with(&stack, &token, PLAIN_ACCEPT, &headers, body).await;
+        let rmcp = post_with(&stack, &token, WEIGHTED_ACCEPT, &headers, body).await;
+        assert_eq!(direct.0, StatusCode::OK, "{body}: {direct:?}");
+        assert_eq!(direct.2["result"]["resultType"], "complete", "{body}: {direct:?}");
+        assert!(direct.2["result"]["content"].is_array(), "{body}: {direct:?}");
+        assert_eq!(direct, rmcp, "{body}");
+    }
+
+    let call = modern_call(json!(7), "get_order", json!({"id": "ORD-001"}));
+    let mut no_capabilities = call.clone();
+    no_capabilities["params"]["_meta"].as_object_mut().unwrap().remove("io.modelcontextprotocol/clientCapabilities");
+    let mut bad_client_info = call.clone();
+    bad_client_info["params"]["_meta"]["io.modelcontextprotocol/clientInfo"] = json!("chat-app");
+    let mut older_in_meta = call.clone();
+    older_in_meta["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2025-11-25");
+    let mut progress = call.clone();
+    progress["params"]["_meta"]["progressToken"] = json!({"not": "a token"});
+    let headers =
+        |name: &'static str| vec![("mcp-protocol-version", MODERN), ("mcp-method", "tools/call"), ("mcp-name", name)];
+    let cases: [(&str, Vec<(&str, &str)>, &Value); 10] = [
+        ("Mcp-Name names another tool", headers("cancel_order"), &call),
+        ("no Mcp-Name", vec![("mcp-protocol-version", MODERN), ("mcp-method", "tools/call")], &call),
+        (
+            "Mcp-Method names another method",
+            vec![("mcp-protocol-version", MODERN), ("mcp-method", "tools/list"), ("mcp-name", "get_order")],
+            &call,
+        ),
+        ("two Mcp-Name headers", [headers("get_order"), vec![("mcp-name", "get_order")]].concat(), &call),
+        ("a Base64-encoded Mcp-Name", headers("=?base64?Z2V0X29yZGVy?="), &call),
+        ("MCP-Protocol-Version disagrees with _meta", headers("get_order"), &older_in_meta),
+        ("_meta without clientCapabilities", headers("get_order"), &no_capabilities),
+        ("_meta with a clientInfo that is not one", headers("get_order"), &bad_client_info),
+        ("_meta with a progress token that is not one", headers("get_order"), &progress),
+        ("a left-over session id", [headers("get_order"), vec![("mcp-session-id", "left-over")]].concat(), &call),
+    ];
+    for (why, headers, body) in cases {
+        let direct = post_with(&stack, &token, PLAIN_ACCEPT, &headers, body).await;
+        let rmcp = post_with(&stack, &token, WEIGHTED_ACCEPT, &headers, body).await;
+        assert_eq!(direct, rmcp, "{why}");
+    }
 }
