@@ -25,6 +25,10 @@
 //! target: exporting costs at most 10 % of the throughput. (That OpenTelemetry costs nothing
 //! when off is a comparison with a build without it: `BENCH_BASELINE_ORDERS_MCP`.)
 //!
+//! The machine's speed is measured in the same run, before the loads and after them: the time of
+//! one RSA-2048 signature check (the floor of a token validation), on the emulator's key, so the
+//! CPU per call can be read against it and the drift during the run is visible.
+//!
 //! oha is installed into `target/tools/oha` with `cargo install --locked` when missing (a few
 //! minutes, once; never in CI, which does not run benchmarks).
 //!
@@ -175,17 +179,15 @@ impl Stack {
     /// One call, checked: the load generator only counts status codes, so the answer it will
     /// get is checked here to be a successful tool result.
     async fn check(&self, token: &str) -> anyhow::Result<()> {
-        let body = reqwest::Client::new()
+        let mut request = reqwest::Client::new()
             .post(&self.url)
             .bearer_auth(token)
             .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .headers(HEADERS.iter().map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap())).collect())
-            .body(BODY)
-            .send()
-            .await?
-            .text()
-            .await?;
+            .header("content-type", "application/json");
+        for (name, value) in HEADERS {
+            request = request.header(name, value);
+        }
+        let body = request.body(BODY).send().await?.text().await?;
         if !body.contains("\"isError\":false") || !body.contains("ORD-001") {
             bail!("{}: unexpected answer to the benchmark's call: {body}", self.label);
         }
@@ -236,6 +238,8 @@ async fn run() -> anyhow::Result<()> {
         stacks.iter().map(|s| Ok((s.api.memory()?.0, s.mcp.memory()?.0))).collect::<anyhow::Result<_>>()?;
 
     let token = idp.handle().user_token("alice", "chat-app", "orders-mcp", &["access_as_user"])?;
+    let rsa = RsaFloor::new(&idp, &token).await?;
+    let rsa_before = rsa.measure()?;
     // Warm-up: keys fetched by both services, alice's On-Behalf-Of token cached.
     for stack in &stacks {
         stack.check(&token).await?;
@@ -274,6 +278,11 @@ async fn run() -> anyhow::Result<()> {
             results.push(level);
         }
     }
+    let rsa_after = rsa.measure()?;
+    println!(
+        "\nRSA-2048 signature check (the machine's speed; the floor of a token validation): {rsa_before:.1} µs before \
+         the loads, {rsa_after:.1} µs after"
+    );
     let exchanges_during_runs = idp.handle().stats().on_behalf_of - exchanges;
     println!("\nOn-Behalf-Of exchanges during the measured runs: {exchanges_during_runs}");
     // The exporter sends a batch at most every few seconds: wait for the last ones.
@@ -285,6 +294,8 @@ async fn run() -> anyhow::Result<()> {
     }
 
     let mut results = Vec::new();
+    results.push(row("full path run: RSA-2048 signature check before the loads".into(), rsa_before, "µs", None, true));
+    results.push(row("full path run: RSA-2048 signature check after the loads".into(), rsa_after, "µs", None, true));
     let ours = &levels[0];
     for (concurrency, level) in LEVELS.iter().zip(ours) {
         let at = format!("full path tools/call get_order (oha), concurrency {concurrency}");
@@ -508,6 +519,49 @@ fn varint(bytes: &mut &[u8]) -> Option<u64> {
         }
     }
     None
+}
+
+/// One RSA-2048 signature check on the emulator's published key: what a full token validation
+/// cannot go below, and a reading of the machine's speed at that moment.
+struct RsaFloor {
+    key: aws_lc_rs::signature::ParsedPublicKey,
+    signed: String,
+    signature: Vec<u8>,
+}
+
+impl RsaFloor {
+    async fn new(idp: &entra_emulator::Running, token: &str) -> anyhow::Result<RsaFloor> {
+        use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let url = format!("{}/{}/discovery/v2.0/keys", idp.url(), idp.handle().tenant_id());
+        let jwks: serde_json::Value = reqwest::get(url).await?.json().await?;
+        let decode = |field: &str| -> anyhow::Result<Vec<u8>> {
+            Ok(URL_SAFE_NO_PAD.decode(jwks["keys"][0][field].as_str().context("no JWK field")?)?)
+        };
+        let (n, e) = (decode("n")?, decode("e")?);
+        let key = RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
+            .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+            .map_err(|_| anyhow::anyhow!("the emulator's key does not parse"))?;
+        let (signed, signature) = token.rsplit_once('.').context("not a JWT")?;
+        Ok(RsaFloor { key, signed: signed.to_string(), signature: URL_SAFE_NO_PAD.decode(signature)? })
+    }
+
+    /// µs per check: the median of 9 rounds of 200.
+    fn measure(&self) -> anyhow::Result<f64> {
+        let mut rounds = Vec::new();
+        for _ in 0..9 {
+            let started = Instant::now();
+            for _ in 0..200 {
+                self.key
+                    .verify_sig(self.signed.as_bytes(), &self.signature)
+                    .map_err(|_| anyhow::anyhow!("the token's signature does not verify"))?;
+            }
+            rounds.push(started.elapsed().as_secs_f64() * 1e6 / 200.0);
+        }
+        rounds.sort_by(f64::total_cmp);
+        Ok(rounds[rounds.len() / 2])
+    }
 }
 
 /// A row of `cargo xtask bench`'s results table.

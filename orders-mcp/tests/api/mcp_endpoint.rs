@@ -175,7 +175,7 @@ async fn revision_2026_07_28_calls_get_the_same_answer_from_both_routes() {
     progress["params"]["_meta"]["progressToken"] = json!({"not": "a token"});
     let headers =
         |name: &'static str| vec![("mcp-protocol-version", MODERN), ("mcp-method", "tools/call"), ("mcp-name", name)];
-    let cases: [(&str, Vec<(&str, &str)>, &Value); 10] = [
+    let cases = [
         ("Mcp-Name names another tool", headers("cancel_order"), &call),
         ("no Mcp-Name", vec![("mcp-protocol-version", MODERN), ("mcp-method", "tools/call")], &call),
         (
