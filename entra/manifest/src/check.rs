@@ -8,8 +8,8 @@ use toml::Spanned;
 
 use crate::error::{ManifestError, line_of};
 use crate::model::{
-    App, Client, FederatedCredential, ManagedIdentity, Manifest, MemberType, PreAuthorized, RequiredAccess,
-    RoleAssignment, Tenant, User,
+    AgentIdentity, App, Client, FederatedCredential, ManagedIdentity, Manifest, MemberType, PreAuthorized,
+    RequiredAccess, RoleAssignment, Tenant, User,
 };
 use crate::raw;
 use crate::template::{PLACEHOLDERS, Template};
@@ -45,12 +45,96 @@ impl<'a> Checker<'a> {
         let clients = self.clients(&raw.client);
         // The apps themselves first, so references between them can be checked after.
         let mut apps = self.apps(&raw.app, &clients);
-        self.references(&raw.app, &mut apps, &clients, &managed_identities);
+        let lookup = apps.clone();
+        self.references(&raw.app, &mut apps, &lookup, &clients, &managed_identities);
+        for (name, app) in &raw.app {
+            if let Some(first) = app.inheritable_permission.first() {
+                self.error(
+                    first.resource.span(),
+                    format!("app {name:?} has inheritable permissions: only an agent_blueprint can"),
+                );
+            }
+        }
+        let (agent_blueprints, agent_identities) =
+            self.agents(&raw.agent_blueprint, &raw.agent_identity, &apps, &clients, &managed_identities);
         let users = self.users(&raw.user, &apps);
         match self.errors.into_iter().min_by_key(|e| e.line) {
             Some(first) => Err(first),
-            None => Ok(Manifest { tenant, apps, clients, managed_identities, users }),
+            None => {
+                Ok(Manifest { tenant, apps, clients, managed_identities, agent_blueprints, agent_identities, users })
+            }
         }
+    }
+
+    /// Agent ID: blueprints are checked like apps (their scopes, pre-authorized clients and
+    /// federated credentials), plus their inheritable permissions, which must name scopes of
+    /// the manifest's apps; every agent identity names a blueprint.
+    fn agents(
+        &mut self,
+        raw_blueprints: &BTreeMap<String, raw::App>,
+        raw_identities: &BTreeMap<String, raw::AgentIdentity>,
+        apps: &BTreeMap<String, App>,
+        clients: &BTreeMap<String, Client>,
+        managed_identities: &BTreeMap<String, ManagedIdentity>,
+    ) -> (BTreeMap<String, App>, BTreeMap<String, AgentIdentity>) {
+        let mut blueprints: BTreeMap<String, App> = BTreeMap::new();
+        for (name, raw) in raw_blueprints {
+            if apps.contains_key(name) {
+                self.error(raw.client_id.span(), format!("agent blueprint {name:?} has the same name as an app"));
+            }
+            blueprints.insert(name.clone(), self.app(name, raw, clients));
+        }
+        // A blueprint's own scopes are looked up among the blueprints, the rest among the apps.
+        let mut lookup = apps.clone();
+        lookup.extend(blueprints.clone());
+        self.references(raw_blueprints, &mut blueprints, &lookup, clients, managed_identities);
+        for (name, raw) in raw_blueprints {
+            let inheritable = raw
+                .inheritable_permission
+                .iter()
+                .filter_map(|req| {
+                    let resource = req.resource.get_ref();
+                    if !apps.contains_key(resource) {
+                        self.error(
+                            req.resource.span(),
+                            format!("inheritable_permission names {resource:?}, which is not an app in this manifest"),
+                        );
+                        return None;
+                    }
+                    Some(RequiredAccess {
+                        resource: resource.clone(),
+                        scopes: self.scopes_of(apps, resource, &req.scopes),
+                    })
+                })
+                .collect();
+            if let Some(entry) = blueprints.get_mut(name) {
+                entry.inheritable_permissions = inheritable;
+            }
+        }
+        let identities = raw_identities
+            .iter()
+            .map(|(name, raw)| {
+                self.unique_id(&raw.client_id, format!("agent identity {name:?}"));
+                let blueprint = raw.blueprint.get_ref();
+                if !blueprints.contains_key(blueprint) {
+                    self.error(
+                        raw.blueprint.span(),
+                        format!(
+                            "agent identity {name:?} names blueprint {blueprint:?}, which is not an agent_blueprint"
+                        ),
+                    );
+                }
+                let identity = AgentIdentity {
+                    name: name.clone(),
+                    display_name: raw.display_name.clone(),
+                    client_id: self.guid(&raw.client_id, "client_id"),
+                    object_id: self.guid(&raw.object_id, "object_id"),
+                    blueprint: blueprint.clone(),
+                };
+                (name.clone(), identity)
+            })
+            .collect();
+        (blueprints, identities)
     }
 
     fn managed_identities(
@@ -133,24 +217,28 @@ impl<'a> Checker<'a> {
             redirect_uris: app.redirect_uris.iter().map(|t| self.template(t)).collect(),
             front_channel_logout_url: app.front_channel_logout_url.as_ref().map(|t| self.template(t)),
             emulator_client_secret: app.emulator_client_secret.clone(),
+            inheritable_permissions: Vec::new(),
         }
     }
 
     /// What each app says about the others: pre-authorized clients, required access, known
     /// client applications, federated credentials.
+    /// `lookup` is every app a reference may name (the apps, plus the blueprints themselves
+    /// when `targets` are blueprints).
     fn references(
         &mut self,
         raw: &BTreeMap<String, raw::App>,
-        apps: &mut BTreeMap<String, App>,
+        targets: &mut BTreeMap<String, App>,
+        lookup: &BTreeMap<String, App>,
         clients: &BTreeMap<String, Client>,
         managed_identities: &BTreeMap<String, ManagedIdentity>,
     ) {
         for (name, app) in raw {
-            let pre_authorized = self.pre_authorized(name, app, apps, clients);
-            let required_access = self.required_access(app, apps);
-            let known = self.known_clients(app, apps);
+            let pre_authorized = self.pre_authorized(name, app, lookup, clients);
+            let required_access = self.required_access(app, lookup);
+            let known = self.known_clients(app, lookup);
             let federated = self.federated_credentials(app, managed_identities);
-            if let Some(entry) = apps.get_mut(name) {
+            if let Some(entry) = targets.get_mut(name) {
                 entry.pre_authorized = pre_authorized;
                 entry.required_access = required_access;
                 entry.known_client_applications = known;

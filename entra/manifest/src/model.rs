@@ -17,7 +17,27 @@ pub struct Manifest {
     /// First-party clients that exist in every tenant (Azure CLI, VS Code), by manifest name.
     pub clients: BTreeMap<String, Client>,
     pub managed_identities: BTreeMap<String, ManagedIdentity>,
+    /// Microsoft Entra Agent ID blueprints, by manifest name: apps that hold the credential and
+    /// the inheritable permissions of their agent identities. Kept apart from [`Self::apps`]:
+    /// they are created through the Agent ID Graph APIs, not as ordinary app registrations.
+    pub agent_blueprints: BTreeMap<String, App>,
+    /// Agent identities, by manifest name: each a child of one blueprint.
+    pub agent_identities: BTreeMap<String, AgentIdentity>,
     pub users: Vec<User>,
+}
+
+/// An agent identity (Microsoft Entra Agent ID): a service principal with no credential of its
+/// own, parented by a blueprint whose credential it acts with and whose inheritable permissions
+/// it receives.
+#[derive(Debug, Clone)]
+pub struct AgentIdentity {
+    pub name: String,
+    pub display_name: String,
+    /// The agent identity's app id: `azp` / `appid` of the tokens it gets.
+    pub client_id: String,
+    pub object_id: String,
+    /// Manifest name of the parent blueprint.
+    pub blueprint: String,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +67,10 @@ pub struct App {
     pub front_channel_logout_url: Option<Template>,
     /// The emulator's client secret: a local fallback only, never applied to a real tenant.
     pub emulator_client_secret: Option<String>,
+    /// Blueprints only: delegated permissions every child agent identity inherits (Entra's
+    /// `inheritablePermissions`, kind `enumeratedScopes`): the one way an agent identity gets
+    /// consent, since it cannot be consented to interactively.
+    pub inheritable_permissions: Vec<RequiredAccess>,
 }
 
 impl App {
@@ -165,6 +189,14 @@ impl Manifest {
 
     pub fn app_by_client_id(&self, client_id: &str) -> Option<&App> {
         self.apps.values().find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+    }
+
+    pub fn agent_blueprint_by_client_id(&self, client_id: &str) -> Option<&App> {
+        self.agent_blueprints.values().find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+    }
+
+    pub fn agent_identity_by_client_id(&self, client_id: &str) -> Option<&AgentIdentity> {
+        self.agent_identities.values().find(|a| a.client_id.eq_ignore_ascii_case(client_id))
     }
 
     pub fn user(&self, name: &str) -> Option<&User> {

@@ -17,6 +17,12 @@ pub struct Manifest {
     pub client: BTreeMap<String, Client>,
     #[serde(default)]
     pub managed_identity: BTreeMap<String, ManagedIdentity>,
+    /// Microsoft Entra Agent ID: agent identity blueprints (an app, written like one, plus
+    /// `inheritable_permission`) and the agent identities they parent.
+    #[serde(default)]
+    pub agent_blueprint: BTreeMap<String, App>,
+    #[serde(default)]
+    pub agent_identity: BTreeMap<String, AgentIdentity>,
     #[serde(default)]
     pub user: Vec<User>,
 }
@@ -54,6 +60,9 @@ pub struct App {
     pub redirect_uris: Vec<Spanned<String>>,
     pub front_channel_logout_url: Option<Spanned<String>>,
     pub emulator_client_secret: Option<String>,
+    /// Agent identity blueprints only.
+    #[serde(default)]
+    pub inheritable_permission: Vec<RequiredAccess>,
 }
 
 /// Entra issues v1 tokens when `requestedAccessTokenVersion` is unset.
@@ -80,6 +89,15 @@ pub struct RequiredAccess {
 pub struct FederatedCredential {
     pub name: String,
     pub managed_identity: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentIdentity {
+    pub display_name: String,
+    pub client_id: Spanned<String>,
+    pub object_id: Spanned<String>,
+    pub blueprint: Spanned<String>,
 }
 
 #[derive(Deserialize)]

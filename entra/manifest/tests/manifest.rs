@@ -108,3 +108,43 @@ fn a_missing_file_says_so() {
     let err = Manifest::load("/nonexistent/app-registrations.toml").unwrap_err();
     assert!(err.to_string().contains("cannot read the identity manifest"), "{err}");
 }
+
+/// Microsoft Entra Agent ID: the blueprint holds the credential (chat-app's managed identity)
+/// and the inheritable permission for orders-mcp's scope; the agent identity is its child. They
+/// are not ordinary apps, so nothing that walks `apps` (postprovision, the default flow) sees them.
+#[test]
+fn the_agent_blueprint_and_its_agent_identity() {
+    let m = Manifest::parse(&repo_manifest(), FILE).unwrap();
+    let blueprint = &m.agent_blueprints["orders-copilot"];
+    assert_eq!(blueprint.access_token_version, 2);
+    assert!(blueprint.scope("access_as_user").is_some());
+    assert_eq!(blueprint.pre_authorized[0].client, "chat-app");
+    assert_eq!(blueprint.federated_credentials[0].managed_identity, "chat-app");
+    assert_eq!(blueprint.inheritable_permissions[0].resource, "orders-mcp");
+    assert_eq!(blueprint.inheritable_permissions[0].scopes, ["access_as_user"]);
+    let agent = &m.agent_identities["orders-copilot-agent"];
+    assert_eq!(agent.display_name, "Orders Copilot agent");
+    assert_eq!(agent.blueprint, "orders-copilot");
+    assert_eq!(m.agent_identity_by_client_id(&agent.client_id).unwrap().name, "orders-copilot-agent");
+    assert!(m.app("orders-copilot").is_none() && m.app_by_client_id(&blueprint.client_id).is_none());
+}
+
+#[test]
+fn agent_references_are_checked() {
+    let err = error_for(|t| t.replace("blueprint = \"orders-copilot\"", "blueprint = \"nope\""));
+    assert!(err.message.contains("not an agent_blueprint"), "{err}");
+    let err = error_for(|t| {
+        t.replace(
+            "[[agent_blueprint.orders-copilot.inheritable_permission]]\nresource = \"orders-mcp\"\nscopes = [\"access_as_user\"]",
+            "[[agent_blueprint.orders-copilot.inheritable_permission]]\nresource = \"orders-mcp\"\nscopes = [\"Orders.Everything\"]",
+        )
+    });
+    assert!(err.message.contains("Orders.Everything"), "{err}");
+    let err = error_for(|t| {
+        t.replace(
+            "[[app.orders-mcp.scope]]",
+            "[[app.orders-mcp.inheritable_permission]]\nresource = \"orders-api\"\nscopes = [\"Orders.Read\"]\n\n[[app.orders-mcp.scope]]",
+        )
+    });
+    assert!(err.message.contains("only an agent_blueprint"), "{err}");
+}
