@@ -156,6 +156,7 @@ impl Emulator {
             scopes: &scopes,
             roles: &roles,
             session_id: None,
+            agent: None,
         })?)
     }
 
@@ -188,7 +189,10 @@ impl Emulator {
 
     pub(crate) fn resource(&self, name: &str) -> anyhow::Result<directory::Resource> {
         let m = &self.0.dir.manifest;
-        let app = m.app(name).ok_or_else(|| anyhow::anyhow!("no app {name:?} in the manifest"))?;
+        let app = m
+            .app(name)
+            .or_else(|| m.agent_blueprints.get(name))
+            .ok_or_else(|| anyhow::anyhow!("no app {name:?} in the manifest"))?;
         self.0.dir.resource(&app.client_id).ok_or_else(|| anyhow::anyhow!("{name:?} is not a resource"))
     }
 

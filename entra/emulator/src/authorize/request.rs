@@ -37,6 +37,9 @@ pub fn parse(emulator: &Emulator, params: &HashMap<String, String>) -> Result<Au
     let get = |k: &str| params.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let client_id = get("client_id").ok_or_else(|| Failure::Page(EntraError::missing_parameter("client_id")))?;
     let client = dir.client(&client_id).map_err(Failure::Page)?;
+    if client.agent_blueprint().is_some() || dir.is_agent_blueprint(&client.client_id) {
+        return Err(Failure::Page(no_interactive_agent(&client.client_id)));
+    }
     let redirect_uri =
         get("redirect_uri").ok_or_else(|| Failure::Page(EntraError::missing_parameter("redirect_uri")))?;
     client.check_redirect_uri(&redirect_uri).map_err(Failure::Page)?;
@@ -97,4 +100,21 @@ pub fn parse(emulator: &Emulator, params: &HashMap<String, String>) -> Result<Au
         (None, _) => {}
     }
     Ok(request)
+}
+
+/// Agent identities and their blueprints never sign a user in: "Agent identity blueprints can't
+/// initiate interactive authorization (/authorize) flows directly ... Like their parent
+/// blueprints, child agent identities can't initiate interactive /authorize flows. Consequently,
+/// users can't grant them consent interactively (attempting this on the child identity returns
+/// the error AADSTS82014)" (Agent OAuth flows: On behalf of flow). A blueprint may use
+/// /authorize for consent only (`response_type=none`), which the emulator does not offer; it
+/// answers both with AADSTS82014.
+fn no_interactive_agent(client_id: &str) -> EntraError {
+    EntraError::new(
+        "invalid_request",
+        82014,
+        format!(
+            "Application '{client_id}' is an agent identity or agent identity blueprint: it cannot use interactive /authorize flows, and cannot be consented to interactively. Grant its permissions as inheritable permissions on the blueprint."
+        ),
+    )
 }

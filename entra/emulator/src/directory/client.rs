@@ -1,7 +1,7 @@
 //! A client application as the token and authorize endpoints see it: an app registration of the
 //! manifest (confidential) or a public client (Azure CLI, VS Code), and its redirect URIs.
 
-use entra_manifest::{App, Client, Manifest, Vars};
+use entra_manifest::{AgentIdentity, App, Client, Manifest, Vars};
 
 use crate::error::EntraError;
 
@@ -12,6 +12,10 @@ pub enum ClientKind {
     Confidential { secret: Option<String>, federated_principals: Vec<String> },
     /// Cannot hold a secret (Azure CLI, VS Code): must not present one; PKCE is required.
     Public,
+    /// A Microsoft Entra Agent ID agent identity: no credential of its own. It authenticates
+    /// with a token its blueprint got for it (client credentials with `fmi_path`), and never
+    /// signs a user in interactively.
+    AgentIdentity { blueprint_client_id: String },
 }
 
 /// A client application as the token endpoint needs it.
@@ -53,6 +57,25 @@ impl ClientApp {
             redirect_uris: client.redirect_uris.clone(),
             front_channel_logout_url: None,
             kind: ClientKind::Public,
+        }
+    }
+
+    pub fn agent_identity(agent: &AgentIdentity, blueprint_client_id: &str) -> Self {
+        ClientApp {
+            client_id: agent.client_id.clone(),
+            display_name: agent.display_name.clone(),
+            object_id: agent.object_id.clone(),
+            redirect_uris: Vec::new(),
+            front_channel_logout_url: None,
+            kind: ClientKind::AgentIdentity { blueprint_client_id: blueprint_client_id.to_string() },
+        }
+    }
+
+    /// The blueprint's app id, when this client is an agent identity.
+    pub fn agent_blueprint(&self) -> Option<&str> {
+        match &self.kind {
+            ClientKind::AgentIdentity { blueprint_client_id } => Some(blueprint_client_id),
+            _ => None,
         }
     }
 

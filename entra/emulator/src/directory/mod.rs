@@ -37,8 +37,13 @@ impl Directory {
 
     pub fn client(&self, client_id: &str) -> Result<ClientApp, EntraError> {
         let m = &self.manifest;
-        if let Some(app) = m.app_by_client_id(client_id) {
+        if let Some(app) = m.app_by_client_id(client_id).or_else(|| m.agent_blueprint_by_client_id(client_id)) {
             return Ok(ClientApp::confidential(app, m, &self.vars));
+        }
+        if let Some(agent) = m.agent_identity_by_client_id(client_id)
+            && let Some(blueprint) = m.agent_blueprints.get(&agent.blueprint)
+        {
+            return Ok(ClientApp::agent_identity(agent, &blueprint.client_id));
         }
         if let Some(client) = m.clients.values().find(|c| c.client_id.eq_ignore_ascii_case(client_id)) {
             return Ok(ClientApp::public(client));
@@ -46,13 +51,20 @@ impl Directory {
         Err(EntraError::unknown_client(client_id))
     }
 
-    /// Finds a resource by identifier URI, `api://<client id>`, or client id.
+    /// Whether `client_id` is an agent identity blueprint's.
+    pub fn is_agent_blueprint(&self, client_id: &str) -> bool {
+        self.manifest.agent_blueprint_by_client_id(client_id).is_some()
+    }
+
+    /// Finds a resource (an app, or an agent identity blueprint: the user's token for an agent
+    /// is for its blueprint) by identifier URI, `api://<client id>`, or client id.
     pub fn resource(&self, identifier: &str) -> Option<Resource> {
         let id = identifier.trim_end_matches('/');
         let bare = id.strip_prefix("api://").unwrap_or(id);
         self.manifest
             .apps
             .values()
+            .chain(self.manifest.agent_blueprints.values())
             .find(|app| {
                 app.client_id.eq_ignore_ascii_case(bare)
                     || app.identifier_uri.as_ref().is_some_and(|t| t.render(&self.vars).eq_ignore_ascii_case(id))

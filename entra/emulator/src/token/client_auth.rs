@@ -46,6 +46,27 @@ pub fn authenticate(
     let secret = params.get("client_secret").cloned().or_else(|| basic.map(|(_, s)| s));
     let assertion = params.get("client_assertion");
     match &client.kind {
+        ClientKind::AgentIdentity { blueprint_client_id } => {
+            if secret.is_some() {
+                // Agent identities hold no credential ("Agent identities ... don't have their
+                // own credentials", Agent ID): a secret can only be a mistake. Entra documents no
+                // code for this exact case; we answer as for a secret the app does not have.
+                return Err(EntraError::new(
+                    "invalid_client",
+                    7000215,
+                    format!(
+                        "Invalid client secret provided: agent identity '{}' has no credential of its own; present its blueprint's token as client_assertion.",
+                        client.client_id
+                    ),
+                ));
+            }
+            let Some(assertion) = assertion else {
+                return Err(EntraError::credential_required());
+            };
+            check_assertion_type(params)?;
+            check_agent_assertion(emulator, assertion, &client.client_id, blueprint_client_id)?;
+            Ok((client, ClientAuth::Assertion))
+        }
         ClientKind::Public => {
             if secret.is_some() || assertion.is_some() {
                 return Err(EntraError::new(
@@ -58,13 +79,7 @@ pub fn authenticate(
         }
         ClientKind::Confidential { secret: expected, federated_principals } => {
             if let Some(assertion) = assertion {
-                if params.get("client_assertion_type").map(String::as_str) != Some(ASSERTION_TYPE) {
-                    return Err(EntraError::new(
-                        "invalid_request",
-                        50027,
-                        "Invalid client_assertion_type: expected urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
-                    ));
-                }
+                check_assertion_type(params)?;
                 check_client_assertion(emulator, assertion, federated_principals)?;
                 return Ok((client, ClientAuth::Assertion));
             }
@@ -82,6 +97,17 @@ pub fn authenticate(
             }
         }
     }
+}
+
+fn check_assertion_type(params: &Params) -> Result<(), EntraError> {
+    if params.get("client_assertion_type").map(String::as_str) != Some(ASSERTION_TYPE) {
+        return Err(EntraError::new(
+            "invalid_request",
+            50027,
+            "Invalid client_assertion_type: expected urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+        ));
+    }
+    Ok(())
 }
 
 /// [`authenticate`], for grants only a confidential client may use (On-Behalf-Of, client
@@ -110,14 +136,7 @@ fn check_client_assertion(
     assertion: &str,
     federated_principals: &[String],
 ) -> Result<(), EntraError> {
-    let claims = emulator.0.keys.verify(assertion).map_err(|problem| match problem {
-        Unverified::Expired => {
-            EntraError::new("invalid_client", 700024, "Client assertion is not within its valid time range.")
-        }
-        Unverified::Signature | Unverified::Malformed => {
-            EntraError::new("invalid_client", 700027, "Client assertion failed signature validation.")
-        }
-    })?;
+    let claims = verify_assertion(emulator, assertion)?;
     if !is_own_issuer(emulator, &claims) {
         return Err(EntraError::new(
             "invalid_client",
@@ -142,6 +161,57 @@ fn check_client_assertion(
         ));
     }
     Ok(())
+}
+
+/// An agent identity's client assertion: the token its own blueprint got for it with
+/// `fmi_path` (client credentials, audience `api://AzureADTokenExchange`, `sub` = the agent
+/// identity), from this issuer. Anything else is refused like a federated credential that
+/// matches nothing (AADSTS700211/700212/700213), the closest documented shapes.
+fn check_agent_assertion(
+    emulator: &Emulator,
+    assertion: &str,
+    agent_id: &str,
+    blueprint_id: &str,
+) -> Result<(), EntraError> {
+    let claims = verify_assertion(emulator, assertion)?;
+    if !is_own_issuer(emulator, &claims) {
+        return Err(EntraError::new(
+            "invalid_client",
+            700211,
+            "No matching federated identity record found for presented assertion issuer.",
+        ));
+    }
+    let aud = claims["aud"].as_str().unwrap_or_default();
+    if !TOKEN_EXCHANGE_AUDIENCES.contains(&aud) {
+        return Err(EntraError::new(
+            "invalid_client",
+            700212,
+            "No matching federated identity record found for presented assertion audience.",
+        ));
+    }
+    let issued_to = claims["azp"].as_str().or_else(|| claims["appid"].as_str()).unwrap_or_default();
+    let sub = claims["sub"].as_str().unwrap_or_default();
+    if !issued_to.eq_ignore_ascii_case(blueprint_id) || !sub.eq_ignore_ascii_case(agent_id) {
+        return Err(EntraError::new(
+            "invalid_client",
+            700213,
+            format!(
+                "No matching federated identity record found for presented assertion subject '{sub}': an agent identity accepts only its own blueprint's token for it (fmi_path)."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn verify_assertion(emulator: &Emulator, assertion: &str) -> Result<Value, EntraError> {
+    emulator.0.keys.verify(assertion).map_err(|problem| match problem {
+        Unverified::Expired => {
+            EntraError::new("invalid_client", 700024, "Client assertion is not within its valid time range.")
+        }
+        Unverified::Signature | Unverified::Malformed => {
+            EntraError::new("invalid_client", 700027, "Client assertion failed signature validation.")
+        }
+    })
 }
 
 /// `Authorization: Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).

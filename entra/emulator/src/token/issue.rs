@@ -43,6 +43,7 @@ pub fn for_user(emulator: &Emulator, issue: Issue) -> Result<Value, EntraError> 
         scopes: &granted,
         roles: &roles,
         session_id: Some(&issue.session_id),
+        agent: None,
     })?;
     let mut body = Map::new();
     body.insert("access_token".into(), json!(sign(emulator, &access)?));
