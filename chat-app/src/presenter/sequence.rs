@@ -411,6 +411,7 @@ pub(crate) mod tests {
             exp: 1_900_000_000,
             token_id_suffix: "AbC123".into(),
             header: Some(TokenHeader { alg: "RS256".into(), typ: Some("JWT".into()), kid: "key-1".into() }),
+            agent: None,
         }
     }
 

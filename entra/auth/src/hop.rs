@@ -52,6 +52,59 @@ pub struct TokenSummary {
     /// records made before hops kept it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<TokenHeader>,
+    /// The agent acting for the user, when the token names one (Microsoft Entra Agent ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentActor>,
+}
+
+/// The agent a token names (Microsoft Entra Agent ID): shown at every hop, never a reason to
+/// allow anything. Authorization stays on `scp`/`roles` and the user; Microsoft's guidance for
+/// resources is to validate agent tokens like any other and not to authorize on the blueprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentActor {
+    /// The agent identity's app id.
+    pub id: String,
+    /// Its blueprint's app id (`xms_par_app_azp`).
+    pub blueprint_id: String,
+    pub named_as: AgentNamedAs,
+}
+
+/// Where in the token the agent is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentNamedAs {
+    /// The token was issued to the agent: `azp`/`appid` is the agent identity, and
+    /// `xms_par_app_azp` (present only in agent tokens) names its blueprint.
+    Client,
+    /// A middle tier exchanged an agent's token On-Behalf-Of: the middle tier is `azp`/`appid`,
+    /// the agent the prior actor (`act`). Entra's docs do not describe this token; the
+    /// emulator's choice, see docs/agent-identity.md.
+    PriorActor,
+}
+
+/// RFC 8693's `act` claim, as the emulator writes it for a middle tier's token.
+#[cfg(feature = "server")]
+#[derive(Debug, Deserialize)]
+pub(crate) struct Act {
+    sub: Option<String>,
+    xms_par_app_azp: Option<String>,
+}
+
+/// The agent a token's claims name: `xms_par_app_azp` present marks a token issued to an agent
+/// identity (then `client_id`, its `azp`/`appid`, is the agent), else a prior actor in `act`.
+#[cfg(feature = "server")]
+pub(crate) fn agent_of(client_id: &str, xms_par_app_azp: Option<&str>, act: Option<&Act>) -> Option<AgentActor> {
+    match (xms_par_app_azp, act) {
+        (Some(blueprint), _) if !blueprint.is_empty() && !client_id.is_empty() => Some(AgentActor {
+            id: client_id.to_string(),
+            blueprint_id: blueprint.to_string(),
+            named_as: AgentNamedAs::Client,
+        }),
+        (_, Some(Act { sub: Some(id), xms_par_app_azp: Some(blueprint) })) => {
+            Some(AgentActor { id: id.clone(), blueprint_id: blueprint.clone(), named_as: AgentNamedAs::PriorActor })
+        }
+        _ => None,
+    }
 }
 
 /// A token's JOSE header: which key signed it and how. Never the signature.
@@ -124,6 +177,8 @@ impl TokenSummary {
             exp: i64,
             #[serde(default)]
             uti: String,
+            xms_par_app_azp: Option<String>,
+            act: Option<Act>,
         }
         #[derive(Deserialize)]
         struct Header {
@@ -136,19 +191,22 @@ impl TokenSummary {
         let mut segments = token.split('.');
         let header: Option<Header> = segments.next().and_then(|h| crate::jwt::decode_payload(h).ok());
         let c: Claims = crate::jwt::decode_payload(segments.next()?).ok()?;
+        let client_id = c.azp.or(c.appid).unwrap_or_default();
+        let agent = agent_of(&client_id, c.xms_par_app_azp.as_deref(), c.act.as_ref());
         Some(TokenSummary {
             aud: c.aud,
             iss: c.iss,
             ver: c.ver,
             scp: c.scp.map(|s| s.split(' ').filter(|s| !s.is_empty()).map(String::from).collect()).unwrap_or_default(),
             roles: c.roles,
-            client_id: c.azp.or(c.appid).unwrap_or_default(),
+            client_id,
             oid: c.oid,
             name: c.name,
             tid: c.tid,
             exp: c.exp,
             token_id_suffix: id_suffix(&c.uti),
             header: header.map(|h| TokenHeader { alg: h.alg, typ: h.typ, kid: h.kid }),
+            agent,
         })
     }
 }

@@ -1,6 +1,8 @@
 //! How an app proves who it is to Entra: the one credential type of the workspace, built from
 //! settings in one place (`entra_auth::settings::Identity::credential`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -28,6 +30,14 @@ pub enum Credential {
     /// The developer's own sign-in (azd, Azure CLI): tokens for Azure resources from a laptop.
     /// It cannot authenticate an app registration.
     Developer(Arc<DeveloperSignIn>),
+    /// A client assertion from elsewhere: an agent identity's, which its blueprint gets for it
+    /// ([`AgentIdentityAssertion`](super::AgentIdentityAssertion)).
+    Assertion(Arc<dyn ClientAssertion>),
+}
+
+/// Something that produces a client assertion (a JWT for `client_assertion`) on demand.
+pub trait ClientAssertion: std::fmt::Debug + Send + Sync {
+    fn assertion(&self) -> Pin<Box<dyn Future<Output = Result<AccessToken, AcquireError>> + Send + '_>>;
 }
 
 impl Credential {
@@ -41,6 +51,11 @@ impl Credential {
         match self {
             Credential::ManagedIdentity(mi) => {
                 let assertion = mi.token(TOKEN_EXCHANGE_AUDIENCE).await?;
+                form.push(("client_assertion_type", JWT_BEARER_ASSERTION.to_string()));
+                form.push(("client_assertion", assertion.secret().to_string()));
+            }
+            Credential::Assertion(source) => {
+                let assertion = source.assertion().await?;
                 form.push(("client_assertion_type", JWT_BEARER_ASSERTION.to_string()));
                 form.push(("client_assertion", assertion.secret().to_string()));
             }
@@ -62,7 +77,7 @@ impl Credential {
         match self {
             Credential::ManagedIdentity(mi) => mi.token(scope).await,
             Credential::Developer(sign_in) => sign_in.token(scope).await,
-            Credential::Secret(_) => Err(AcquireError::NotConfigured(
+            Credential::Secret(_) | Credential::Assertion(_) => Err(AcquireError::NotConfigured(
                 "a client secret gets resource tokens only through a token endpoint: use a managed identity or the \
                  developer sign-in"
                     .into(),

@@ -5,6 +5,7 @@
 //!
 //! Tokens are held as [`AccessToken`], whose `Debug` never prints the secret.
 
+mod agent;
 mod cache;
 mod client;
 mod credential;
@@ -15,9 +16,10 @@ mod managed_identity;
 mod obo;
 mod token;
 
+pub use agent::AgentIdentityAssertion;
 pub use cache::TokenCache;
 pub use client::{ConfidentialClient, TokenResponse};
-pub use credential::{Credential, TOKEN_EXCHANGE_AUDIENCE};
+pub use credential::{ClientAssertion, Credential, TOKEN_EXCHANGE_AUDIENCE};
 pub use developer::{DeveloperSignIn, Executor};
 pub use error::{AcquireError, describe};
 pub use managed_identity::{ManagedIdentityCredential, ManagedIdentitySource};

@@ -70,6 +70,7 @@ mod tests {
             issuer: "iss".into(),
             expires_at,
             header: Default::default(),
+            agent: None,
         }
     }
 

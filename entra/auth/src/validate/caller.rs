@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ValidationError;
 use super::issuers::Issuers;
 use super::jws::Registered;
-use crate::hop::{Decision, Hop, How, TokenHeader, TokenSummary};
+use crate::hop::{Act, AgentActor, Decision, Hop, How, TokenHeader, TokenSummary, agent_of};
 
 /// Entra access-token version (`ver` claim), chosen by the *resource's* manifest entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,6 +63,11 @@ pub struct Caller {
     /// The token's JOSE header (`alg`, `typ`, `kid`), for the hop trace.
     #[serde(default)]
     pub header: TokenHeader,
+    /// The agent acting for the user, when the token names one (Microsoft Entra Agent ID: the
+    /// agent identity is `client_id` when `xms_par_app_azp` is present). For the record and for
+    /// policies about agents; never a grant: scopes and roles decide.
+    #[serde(default)]
+    pub agent: Option<AgentActor>,
 }
 
 impl Claims {
@@ -84,6 +89,11 @@ impl Caller {
         self.kind == CallerKind::User
     }
 
+    /// Whether an agent acts in this call (directly, or before a middle tier).
+    pub fn is_agent(&self) -> bool {
+        self.agent.is_some()
+    }
+
     /// What this hop saw, for the hop trace.
     pub fn summary(&self) -> TokenSummary {
         TokenSummary {
@@ -99,6 +109,7 @@ impl Caller {
             exp: self.expires_at,
             token_id_suffix: crate::hop::id_suffix(&self.token_id),
             header: Some(self.header.clone()),
+            agent: self.agent.clone(),
         }
     }
 
@@ -139,6 +150,7 @@ impl Caller {
         }
         .ok_or(ValidationError::MissingClaim)?;
         let oid = c.oid.ok_or(ValidationError::MissingClaim)?;
+        let agent = agent_of(&client_id, c.xms_par_app_azp.as_deref(), c.act.as_ref());
         let scopes: Vec<String> = c
             .scp
             .as_deref()
@@ -162,6 +174,7 @@ impl Caller {
             issuer: iss,
             expires_at: exp,
             header,
+            agent,
         })
     }
 }
@@ -186,4 +199,7 @@ pub(super) struct Claims {
     upn: Option<String>,
     unique_name: Option<String>,
     uti: Option<String>,
+    /// Present only in tokens issued to an agent identity: its blueprint's app id.
+    xms_par_app_azp: Option<String>,
+    act: Option<Act>,
 }
