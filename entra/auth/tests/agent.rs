@@ -127,3 +127,40 @@ async fn no_resource_authorizes_on_xms_par_app_azp() {
     app_only["xms_par_app_azp"] = json!(m.agent_blueprints["orders-copilot"].client_id);
     assert_eq!(call(idp.handle().sign(&app_only).unwrap()).await, 403);
 }
+
+/// A middle tier's On-Behalf-Of cache keeps a user's calls through an agent apart from their own:
+/// the token it gets names the agent (`act`), so reusing it for the user's direct calls would
+/// show (and authorize) an agent that is not there, and the other way round.
+#[tokio::test]
+async fn a_middle_tiers_cache_keeps_calls_through_an_agent_apart() {
+    let idp = emulator().await;
+    let m = idp.handle().manifest().clone();
+    let http = reqwest::Client::new();
+    let endpoint =
+        ConfidentialClient::token_endpoint(&Url::parse(&idp.url()).unwrap(), idp.handle().tenant_id()).unwrap();
+    let mcp = OnBehalfOf::new(ConfidentialClient::new(
+        http,
+        endpoint,
+        &m.app("orders-mcp").unwrap().client_id,
+        Credential::Secret("orders-mcp-local-secret".into()),
+    ));
+    let at_mcp = TokenValidator::new(support::validator_config(&idp, "orders-mcp"), reqwest::Client::new());
+    let at_api = TokenValidator::new(support::validator_config(&idp, "orders-api"), reqwest::Client::new());
+    let api_scope = "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default";
+
+    let own = idp.handle().user_token("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
+    let own_caller = at_mcp.validate(&own).await.unwrap();
+    let direct = mcp.token(&own_caller, &own, api_scope).await.unwrap();
+    assert!(at_api.validate(direct.secret()).await.unwrap().agent.is_none());
+
+    let sign_in = idp.handle().user_token("alice", "chat-app", "orders-copilot", &["access_as_user"]).unwrap();
+    let mut config = support::validator_config(&idp, "orders-mcp");
+    config.audiences = vec![m.agent_blueprints["orders-copilot"].client_id.clone()];
+    let user = TokenValidator::new(config, reqwest::Client::new()).validate(&sign_in).await.unwrap();
+    let agent_token = agent_obo(&idp).token(&user, &sign_in, MCP_SCOPE).await.unwrap();
+    let agent_caller = at_mcp.validate(agent_token.secret()).await.unwrap();
+    let through_agent = mcp.token(&agent_caller, agent_token.secret(), api_scope).await.unwrap();
+    let seen = at_api.validate(through_agent.secret()).await.unwrap();
+    assert_eq!(seen.agent.map(|a| a.named_as), Some(AgentNamedAs::PriorActor), "not the cached direct token");
+    assert_eq!(seen.oid, own_caller.oid);
+}

@@ -13,9 +13,16 @@ use super::token::AccessToken;
 use crate::span_attributes;
 use crate::validate::Caller;
 
-/// Cache key: the user (tenant + object id) and the requested scope. Two users never share an
-/// entry; one user's calls share one exchange.
-type Key = (String, String, String);
+/// Cache key: the user (tenant + object id), the agent acting for them (Microsoft Entra Agent
+/// ID; empty when none) and the requested scope. Two users never share an entry; one user's
+/// calls through an agent never reuse a token exchanged for their own calls, or the other way
+/// round: the result names the agent (see `hop::AgentActor`), and policies downstream tell them apart.
+type Key = (String, String, String, String);
+
+fn key(caller: &Caller, scope: &str) -> Key {
+    let agent = caller.agent.as_ref().map(|a| a.id.clone()).unwrap_or_default();
+    (caller.tid.clone(), caller.oid.clone(), agent, scope.to_string())
+}
 
 pub struct OnBehalfOf {
     client: ConfidentialClient,
@@ -33,7 +40,7 @@ impl OnBehalfOf {
         if !caller.is_user() {
             return Err(AcquireError::NotConfigured("On-Behalf-Of needs a user token, not an app-only token".into()));
         }
-        let key = (caller.tid.clone(), caller.oid.clone(), scope.to_string());
+        let key = key(caller, scope);
         let issued = AtomicBool::new(false);
         let token = self
             .cache
@@ -49,7 +56,7 @@ impl OnBehalfOf {
 
     /// Drops `caller`'s cached token for `scope`, e.g. after the downstream API refused it.
     pub fn forget(&self, caller: &Caller, scope: &str) {
-        self.cache.invalidate(&(caller.tid.clone(), caller.oid.clone(), scope.to_string()));
+        self.cache.invalidate(&key(caller, scope));
     }
 
     pub fn client(&self) -> &ConfidentialClient {
