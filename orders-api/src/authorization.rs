@@ -9,6 +9,11 @@
 //!
 //! A user sees and changes only their own orders (`owner_oid` = token `oid`); `Orders.Admin`
 //! sees and changes all. App-only tokens carry no scope, so every policy refuses them.
+//!
+//! A call by an agent (Microsoft Entra Agent ID: the token names one, see
+//! `entra_auth::hop::AgentActor`) is judged by the same scopes and roles, never by which agent or
+//! blueprint it is; `ORDERS_API_AGENT_POLICY` can then only take away (agents read-only, or
+//! users' own tokens only).
 
 use std::marker::PhantomData;
 
@@ -19,7 +24,9 @@ use entra_auth::guard::{AuthError, Policy};
 use entra_auth::hop::How;
 use entra_auth::validate::Caller;
 
+use crate::configuration::AgentPolicy;
 use crate::domain::User;
+use crate::error::ApiError;
 use crate::hop_trace::{DenyReason, HopSlot};
 use crate::permissions::{ADMIN, READ, READ_WRITE, SCOPES};
 use crate::state::AppState;
@@ -56,7 +63,12 @@ impl<P: Policy> FromRequestParts<AppState> for Permitted<P> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = state.guard.authenticate(parts).await.map_err(IntoResponse::into_response)?;
         let how = how_it_arrived(&caller, state.passthrough_audience.as_deref());
-        let permitted = |effective: &Caller| state.guard.check::<P>(effective).map(|()| user(effective));
+        let read = parts.method.is_safe();
+        let permitted = |effective: &Caller| -> Result<User, Response> {
+            state.guard.check::<P>(effective).map_err(denied)?;
+            agent_allowed(state.agent_policy, effective, read).map_err(IntoResponse::into_response)?;
+            Ok(user(effective))
+        };
         let permitted = match how {
             How::Forwarded => permitted(&passthrough_grant(&caller)),
             // The caller as it is: checked in place, not copied (this runs on every request).
@@ -65,7 +77,7 @@ impl<P: Policy> FromRequestParts<AppState> for Permitted<P> {
         if let Some(slot) = parts.extensions.get::<HopSlot>() {
             slot.record(caller, how);
         }
-        Ok(Permitted(permitted.map_err(denied)?, PhantomData))
+        Ok(Permitted(permitted?, PhantomData))
     }
 }
 
@@ -87,6 +99,26 @@ fn passthrough_grant(caller: &Caller) -> Caller {
     }
     granted.roles.clear();
     granted
+}
+
+/// `ORDERS_API_AGENT_POLICY` for a caller that passed the scope and role checks.
+fn agent_allowed(policy: AgentPolicy, caller: &Caller, read: bool) -> Result<(), ApiError> {
+    let Some(agent) = &caller.agent else {
+        return Ok(());
+    };
+    let who = caller.name.as_deref().unwrap_or(&caller.oid);
+    match policy {
+        AgentPolicy::Allow => Ok(()),
+        AgentPolicy::ReadOnly if read => Ok(()),
+        AgentPolicy::ReadOnly => Err(ApiError::AgentRefused(format!(
+            "agent {} acts for {who}: agents may read orders here but not change them              (ORDERS_API_AGENT_POLICY=read-only); {who} can do it with their own sign-in",
+            agent.id
+        ))),
+        AgentPolicy::UsersOnly => Err(ApiError::AgentRefused(format!(
+            "this API accepts a user's own token only (ORDERS_API_AGENT_POLICY=users-only); this one is agent {}'s,              acting for {who}",
+            agent.id
+        ))),
+    }
 }
 
 fn denied(error: AuthError) -> Response {

@@ -35,8 +35,25 @@ pub struct Settings {
     pub passthrough_audience: Option<String>,
     /// Owners of the demo orders, from the manifest; empty when there is none.
     pub seed_users: Vec<SeedUser>,
+    /// `ORDERS_API_AGENT_POLICY`: what a call by an agent (Microsoft Entra Agent ID) may do.
+    pub agent_policy: AgentPolicy,
     /// `ENTRA_CA_FILE`: extra roots for HTTPS to the identity provider.
     pub trust: Trust,
+}
+
+/// What orders-api lets an agent do for its user. Whatever the policy, an agent never gets more
+/// than its token's scopes: the policy only takes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgentPolicy {
+    /// `allow` (the default): an agent acts with its user's delegated permissions.
+    #[default]
+    Allow,
+    /// `read-only`: an agent may read; creating, cancelling or deleting needs the user's own
+    /// token. (An exception for calls the person approved in chat-app is not built yet: no
+    /// proof of that approval reaches orders-api; docs/agent-identity.md.)
+    ReadOnly,
+    /// `users-only`: every call must carry a user's own token; an agent's is refused.
+    UsersOnly,
 }
 
 impl Settings {
@@ -62,6 +79,12 @@ API, for the passthrough demonstration only. Unset it, or also set ORDERS_API_PA
         }
         let app = identity.app(&mut env, "ORDERS_API", "orders-api");
         let seed_users = identity.manifest.as_ref().map_or_else(Vec::new, seed::seed_users);
+        let agent_policy =
+            match env.choice("ORDERS_API_AGENT_POLICY", &["allow", "read-only", "users-only"], "allow").as_str() {
+                "read-only" => AgentPolicy::ReadOnly,
+                "users-only" => AgentPolicy::UsersOnly,
+                _ => AgentPolicy::Allow,
+            };
         env.finish()?;
         Ok(Settings {
             addr,
@@ -74,6 +97,7 @@ API, for the passthrough demonstration only. Unset it, or also set ORDERS_API_PA
             app_id_uri: app.app_id_uri,
             passthrough_audience,
             seed_users,
+            agent_policy,
             trust: identity.trust,
         })
     }

@@ -32,12 +32,15 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 503: the order store cannot answer (details are logged, not returned).
     Unavailable,
+    /// 403: the call is an agent's and `ORDERS_API_AGENT_POLICY` does not let agents do this.
+    AgentRefused(String),
 }
 
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
             ApiError::BadRequest(detail) => (StatusCode::BAD_REQUEST, "bad-request", detail.clone()),
+            ApiError::AgentRefused(detail) => (StatusCode::FORBIDDEN, "agent-refused", detail.clone()),
             ApiError::Validation(detail) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", detail.clone()),
             ApiError::IdempotencyKeyReused => (
                 StatusCode::UNPROCESSABLE_ENTITY,

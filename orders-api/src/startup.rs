@@ -106,6 +106,7 @@ pub fn router(settings: &Settings, database: Database) -> Result<Router, StartEr
     let state = AppState {
         guard,
         passthrough_audience: settings.passthrough_audience.as_deref().map(Arc::from),
+        agent_policy: settings.agent_policy,
         store: OrderStore::new(database.clone()),
         database,
         docs: Docs::new(&document),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use entra_auth::guard::ResourceGuard;
 
+use crate::configuration::AgentPolicy;
 use crate::database::Database;
 use crate::routes::docs::Docs;
 use crate::store::OrderStore;
@@ -15,6 +16,7 @@ pub struct AppState {
     pub guard: ResourceGuard,
     /// The orders-mcp audience, when passthrough tokens are (explicitly) accepted.
     pub passthrough_audience: Option<Arc<str>>,
+    pub agent_policy: AgentPolicy,
     pub store: OrderStore,
     pub database: Database,
     pub docs: Docs,
