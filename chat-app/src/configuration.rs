@@ -28,6 +28,9 @@ pub struct Settings {
     pub session: SessionSettings,
     pub model: ModelSettings,
     pub agent: AgentSettings,
+    /// `CHAT_APP_AGENT_IDENTITY=entra-agent-id`: the agent acts as its own Microsoft Entra
+    /// Agent ID identity. `None` (the default, `none`): it uses the user's sign-in token.
+    pub agent_identity: Option<AgentIdentitySettings>,
     pub site: SiteSettings,
     /// Friendly names for ids in tokens (from the identity manifest), for the trace panel.
     pub names: Vec<(String, String)>,
@@ -123,6 +126,28 @@ pub struct AgentSettings {
     pub approval_timeout: Duration,
 }
 
+/// The agent's own identity (Microsoft Entra Agent ID; docs/agent-identity.md). The user signs
+/// in for the blueprint; the agent exchanges that token On-Behalf-Of, as the agent identity, for
+/// orders-mcp's, the blueprint authenticated by chat-app's managed identity. `Debug` shows no
+/// secret (the credential is a managed identity).
+#[derive(Debug, Clone)]
+pub struct AgentIdentitySettings {
+    /// `CHAT_APP_AGENT_BLUEPRINT_ID`: the blueprint's app id (default: the manifest's).
+    pub blueprint_id: String,
+    /// `CHAT_APP_AGENT_BLUEPRINT_APP_ID_URI`: the blueprint's Application ID URI, whose
+    /// `access_as_user` the user signs in for (default: the manifest's).
+    pub blueprint_app_id_uri: String,
+    /// `CHAT_APP_AGENT_ID`: the agent identity's app id (default: the manifest's).
+    pub agent_id: String,
+    /// `CHAT_APP_AGENT_NAME`: how the trace names the agent (default: the manifest's display name).
+    pub agent_name: String,
+    /// The blueprint's credential: chat-app's managed identity (`IDENTITY_ENDPOINT`,
+    /// `IDENTITY_HEADER`), which the blueprint's federated credential trusts. Never a secret.
+    pub blueprint_credential: Credential,
+    /// What the agent asks for: orders-mcp's `access_as_user`.
+    pub orders_mcp_scope: String,
+}
+
 /// Which tool calls the signed-in user must approve before they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApprovalPolicy {
@@ -177,14 +202,14 @@ impl Settings {
             Credential::Secret(SecretString::from(""))
         });
         let store = store_settings(&mut env, &credential);
-        let scope = match &orders_mcp.app_id_uri {
-            Some(uri) => sign_in_scope(uri),
-            None => {
-                env.problem(
-                    "ORDERS_MCP_APP_ID_URI is not set and the identity manifest has no orders-mcp identifier URI",
-                );
-                String::new()
-            }
+        let orders_mcp_uri = orders_mcp.app_id_uri.clone().unwrap_or_else(|| {
+            env.problem("ORDERS_MCP_APP_ID_URI is not set and the identity manifest has no orders-mcp identifier URI");
+            String::new()
+        });
+        let agent_identity = agent_identity_settings(&mut env, &identity, &orders_mcp_uri);
+        let scope = match &agent_identity {
+            Some(agent) => sign_in_scope(&agent.blueprint_app_id_uri),
+            None => sign_in_scope(&orders_mcp_uri),
         };
 
         let session = SessionSettings {
@@ -210,7 +235,11 @@ impl Settings {
             pkg_dir: env.string("LEPTOS_SITE_PKG_DIR", "pkg"),
             output_name: env.string("LEPTOS_OUTPUT_NAME", "chat_app"),
         };
-        let names = identity.manifest.as_ref().map(|m| names_from(m, &identity.vars)).unwrap_or_default();
+        let mut names = identity.manifest.as_ref().map(|m| names_from(m, &identity.vars)).unwrap_or_default();
+        if let Some(agent) = &agent_identity {
+            // First, so it wins over the manifest's (emulator) entries in a deployment.
+            names.insert(0, (agent.agent_id.clone(), agent.agent_name.clone()));
+        }
         let trace_url = env.optional("CHAT_APP_TRACE_URL", "a trace viewer URL template");
         let passthrough_demo_mcp_url: Option<Url> =
             env.optional("CHAT_APP_PASSTHROUGH_DEMO_MCP_URL", "a URL like http://localhost:3011/mcp");
@@ -246,6 +275,7 @@ impl Settings {
             session,
             model,
             agent,
+            agent_identity,
             site,
             names,
             trace_url,
@@ -305,9 +335,61 @@ fn store_settings(env: &mut Env, app_credential: &Credential) -> StoreSettings {
     StoreSettings::Redis(RedisSettings { url: url.into(), entra })
 }
 
-/// What chat-app asks for at sign-in: an ID token, a refresh token, and a token for orders-mcp.
-pub fn sign_in_scope(orders_mcp_app_id_uri: &str) -> String {
-    format!("openid profile offline_access {}/access_as_user", orders_mcp_app_id_uri.trim_end_matches('/'))
+/// What chat-app asks for at sign-in: an ID token, a refresh token, and a token for orders-mcp
+/// (for the agent identity blueprint in agent mode: the user's token is for the blueprint).
+pub fn sign_in_scope(app_id_uri: &str) -> String {
+    format!("openid profile offline_access {}/access_as_user", app_id_uri.trim_end_matches('/'))
+}
+
+/// `CHAT_APP_AGENT_IDENTITY`: `none` (the default) or `entra-agent-id`, with the blueprint and
+/// agent identity from their variables or, offline, the manifest.
+fn agent_identity_settings(env: &mut Env, identity: &Identity, orders_mcp_uri: &str) -> Option<AgentIdentitySettings> {
+    if env.choice("CHAT_APP_AGENT_IDENTITY", &["none", "entra-agent-id"], "none") != "entra-agent-id" {
+        return None;
+    }
+    let manifest = identity.manifest.as_ref().filter(|_| identity.deployment.is_none());
+    let blueprint = manifest.and_then(|m| m.agent_blueprints.values().next());
+    let agent = manifest.and_then(|m| m.agent_identities.values().next());
+    let required = |env: &mut Env, var: &str, default: Option<String>| {
+        env.get(var).or(default).unwrap_or_else(|| {
+            env.problem(format!("CHAT_APP_AGENT_IDENTITY=entra-agent-id needs {var} (the postprovision hook sets it)"));
+            String::new()
+        })
+    };
+    let blueprint_id = required(env, "CHAT_APP_AGENT_BLUEPRINT_ID", blueprint.map(|b| b.client_id.clone()));
+    let blueprint_uri = blueprint.and_then(|b| b.identifier_uri.as_ref()).map(|t| t.render(&identity.vars));
+    let blueprint_app_id_uri = required(env, "CHAT_APP_AGENT_BLUEPRINT_APP_ID_URI", blueprint_uri);
+    let agent_id = required(env, "CHAT_APP_AGENT_ID", agent.map(|a| a.client_id.clone()));
+    let agent_name = env
+        .get("CHAT_APP_AGENT_NAME")
+        .or_else(|| agent.map(|a| a.display_name.clone()))
+        .unwrap_or_else(|| "the agent".to_string());
+    let blueprint_credential = managed_identity(env).unwrap_or_else(|| {
+        env.problem(
+            "CHAT_APP_AGENT_IDENTITY=entra-agent-id needs chat-app's managed identity (IDENTITY_ENDPOINT and              IDENTITY_HEADER): it is the blueprint's credential, and a blueprint takes no secret here",
+        );
+        Credential::Secret(SecretString::from(""))
+    });
+    Some(AgentIdentitySettings {
+        blueprint_id,
+        blueprint_app_id_uri,
+        agent_id,
+        agent_name,
+        blueprint_credential,
+        orders_mcp_scope: format!("{}/access_as_user", orders_mcp_uri.trim_end_matches('/')),
+    })
+}
+
+/// chat-app's managed identity even when a client secret authenticates the app registration
+/// (locally, the emulator's broker serves the identity endpoint).
+fn managed_identity(env: &mut Env) -> Option<Credential> {
+    let mut without_secret = Env::from_map(
+        ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "CHAT_APP_MANAGED_IDENTITY_CLIENT_ID"]
+            .into_iter()
+            .filter_map(|name| env.get(name).map(|value| (name, value))),
+    );
+    let identity = Identity::from_env(&mut without_secret);
+    identity.credential(&mut without_secret, "CHAT_APP", "chat-app")
 }
 
 fn model_settings(env: &mut Env, app_credential: &Credential) -> ModelSettings {
@@ -365,13 +447,7 @@ fn azure_openai_credential(env: &mut Env, app_credential: &Credential) -> Creden
     }
     // An explicit client secret won for the app registration; the managed-identity endpoint
     // (the broker, on a laptop) still serves Azure OpenAI.
-    let mut without_secret = Env::from_map(
-        ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "CHAT_APP_MANAGED_IDENTITY_CLIENT_ID"]
-            .into_iter()
-            .filter_map(|name| env.get(name).map(|value| (name, value))),
-    );
-    let identity = Identity::from_env(&mut without_secret);
-    match identity.credential(&mut without_secret, "CHAT_APP", "chat-app") {
+    match managed_identity(env) {
         Some(credential) => credential,
         None => {
             env.problem("AZURE_OPENAI_CREDENTIAL=managed-identity needs IDENTITY_ENDPOINT and IDENTITY_HEADER");
@@ -391,6 +467,15 @@ fn names_from(m: &entra_manifest::Manifest, vars: &entra_manifest::Vars) -> Vec<
     }
     for (name, client) in &m.clients {
         names.push((client.client_id.clone(), name.clone()));
+    }
+    for (name, blueprint) in &m.agent_blueprints {
+        names.push((blueprint.client_id.clone(), format!("{name} (agent blueprint)")));
+        if let Some(uri) = &blueprint.identifier_uri {
+            names.push((uri.render(vars), format!("{name} (agent blueprint)")));
+        }
+    }
+    for agent in m.agent_identities.values() {
+        names.push((agent.client_id.clone(), agent.display_name.clone()));
     }
     names
 }

@@ -287,8 +287,9 @@ impl McpSession {
     fn own_hop(&self, elapsed: Duration, decision: Decision) -> Vec<Hop> {
         let hop = self.sent.clone().map(|token| Hop {
             service: SERVICE.to_string(),
+            // An agent's token (Entra Agent ID mode) came from the agent's own On-Behalf-Of.
+            how: if token.agent.is_some() { How::Obo } else { How::SignIn },
             token,
-            how: How::SignIn,
             decision,
             elapsed_ms: elapsed.as_secs_f64() * 1000.0,
         });

@@ -23,6 +23,7 @@ use crate::agent::model::ChatModel;
 use crate::agent::openai::OpenAiModel;
 use crate::agent::planner::Planner;
 use crate::approvals::Approvals;
+use crate::auth::agent_identity::AgentTokens;
 use crate::auth::oidc::Oidc;
 use crate::auth::refresh::Refresher;
 use crate::auth::session::SESSION_COOKIE;
@@ -82,6 +83,13 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         );
     }
     let oidc = Arc::new(Oidc::new(&settings, http.clone(), settings.identity.credential.clone())?);
+    let agent_tokens = match &settings.agent_identity {
+        Some(agent) => {
+            tracing::info!(agent = %agent.agent_name, agent_id = %agent.agent_id, "the agent acts as its own Entra Agent ID identity");
+            Some(Arc::new(AgentTokens::new(&settings, agent, http.clone())?))
+        }
+        None => None,
+    };
     let store = Store::open(&settings.store, settings.session.absolute).await?;
     let sessions = match &store {
         Store::Sqlite(db) => Sessions::sqlite(db.pool().clone(), settings.session.absolute).await?,
@@ -127,6 +135,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         origin: settings.origin().into(),
         idp_origin: settings.identity.public_authority.origin().ascii_serialization().into(),
         refresher: Arc::new(Refresher::new(oidc.clone())),
+        agent_tokens,
         oidc,
         store,
         sessions,

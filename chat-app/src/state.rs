@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
 use crate::approvals::Approvals;
+use crate::auth::agent_identity::AgentTokens;
 use crate::auth::oidc::Oidc;
 use crate::auth::refresh::Refresher;
 use crate::auth::session_store::Sessions;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub idp_origin: Arc<str>,
     pub oidc: Arc<Oidc>,
     pub refresher: Arc<Refresher>,
+    /// The agent's own identity, in `CHAT_APP_AGENT_IDENTITY=entra-agent-id` mode.
+    pub agent_tokens: Option<Arc<AgentTokens>>,
     pub store: Store,
     pub sessions: Sessions,
     pub agent: Arc<Agent>,

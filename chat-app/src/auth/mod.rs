@@ -7,7 +7,9 @@
 //! - [`session`]: who is signed in, and a fresh access token for them.
 //! - [`session_store`]: where sessions are kept, and a signed-out one stays deleted.
 //! - [`origin`]: the cross-site request check.
+//! - [`agent_identity`]: the agent's own token for orders-mcp (Microsoft Entra Agent ID mode).
 
+pub mod agent_identity;
 pub mod oidc;
 pub mod origin;
 pub mod refresh;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use service_kit::clock::unix_now;
 use tower_sessions::Session;
 
+use super::agent_identity::AgentTokenError;
 use super::refresh::{RefreshError, Tokens};
 use crate::state::AppState;
 use crate::views::{SIGN_IN_REQUIRED, UserView};
@@ -61,6 +62,9 @@ pub enum SignInError {
     IdpUnavailable,
     #[error("the session store failed: {0}")]
     Store(String),
+    /// Agent mode: the agent could not exchange the sign-in for its token for orders-mcp.
+    #[error("{0}")]
+    Agent(String),
 }
 
 impl SignInError {
@@ -70,6 +74,7 @@ impl SignInError {
             SignInError::Required => StatusCode::UNAUTHORIZED,
             SignInError::IdpUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             SignInError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SignInError::Agent(_) => StatusCode::BAD_GATEWAY,
         }
     }
 }
@@ -95,10 +100,35 @@ pub async fn touch(session: &Session, mut user: UserSession) {
     }
 }
 
-/// The user and a fresh access token for orders-mcp, renewed from the refresh token when it is
-/// about to expire. When renewal is refused the user must sign in again: the tokens are
-/// dropped, the conversation is kept.
+/// The user and a fresh access token for orders-mcp: the sign-in token, or in agent mode the
+/// agent's own token exchanged from it (see [`crate::auth::agent_identity`]).
 pub async fn access_token(state: &AppState, session: &Session) -> Result<(UserSession, AccessToken), SignInError> {
+    let (user, token) = sign_in_token(state, session).await?;
+    let Some(agent) = &state.agent_tokens else {
+        return Ok((user, token));
+    };
+    match agent.for_orders_mcp(&token).await {
+        Ok(token) => Ok((user, token)),
+        Err(AgentTokenError::SignIn(reason)) => {
+            tracing::info!(%reason, "the sign-in token is not valid for the agent; the user must sign in again");
+            let _ = session.remove_value(keys::USER).await;
+            Err(SignInError::Required)
+        }
+        Err(AgentTokenError::Exchange(e)) if e.is_transient() => {
+            tracing::warn!(error = %e, "the agent's token exchange failed: identity provider unreachable");
+            Err(SignInError::IdpUnavailable)
+        }
+        Err(e @ AgentTokenError::Exchange(_)) => {
+            tracing::warn!(error = %e, "the agent's token exchange was refused");
+            Err(SignInError::Agent(e.to_string()))
+        }
+    }
+}
+
+/// The user and a fresh sign-in access token, renewed from the refresh token when it is about
+/// to expire. When renewal is refused the user must sign in again: the tokens are dropped, the
+/// conversation is kept.
+async fn sign_in_token(state: &AppState, session: &Session) -> Result<(UserSession, AccessToken), SignInError> {
     let mut user = current_user(session).await.ok_or(SignInError::Required)?;
     if !user.tokens.needs_refresh(unix_now()) {
         let token = user.tokens.access();

@@ -149,7 +149,7 @@ fn HopCard(step: usize, hop: Hop, previous: Option<TokenSummary>, names: Names) 
         // The token was accepted: the request failed on its merits, not the identity.
         Decision::Refused { reason } => ("decision refused", format!("token accepted · refused: {reason}")),
     };
-    let fields = [
+    let mut fields = vec![
         ("Audience", named(&t.aud), Change::of(p, |p| p.aud != t.aud)),
         (
             "Issuer",
@@ -165,6 +165,13 @@ fn HopCard(step: usize, hop: Hop, previous: Option<TokenSummary>, names: Names) 
             Change::of(p, |p| p.token_id_suffix != t.token_id_suffix),
         ),
     ];
+    // Microsoft Entra Agent ID: who acts for the user, as this hop's token names it.
+    if let Some(agent) = &t.agent {
+        let agent_name = name_of(&names, &agent.id).unwrap_or("an agent");
+        let value = format!("{user}, through agent {agent_name} (agent id {})", short(&agent.id));
+        let full = format!("agent id {}, blueprint {}", agent.id, agent.blueprint_id);
+        fields.push(("Agent", (value, full), Change::of(p, |p| p.agent.as_ref().map(|a| &a.id) != Some(&agent.id))));
+    }
     let rows = fields
         .into_iter()
         .map(|(label, (value, full), change)| {

@@ -98,6 +98,11 @@ pub struct Options {
     pub passthrough_demo: bool,
     /// With `orders_stack`: chat-app reaches orders-mcp through a [`Front`] that can crash.
     pub mcp_front: bool,
+    /// `CHAT_APP_AGENT_IDENTITY=entra-agent-id`, the blueprint's credential from the emulator's
+    /// managed-identity endpoint (standing in for chat-app's managed identity).
+    pub agent_identity: bool,
+    /// With `orders_stack`: extra orders-api variables.
+    pub orders_api_env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -110,6 +115,8 @@ impl Default for Options {
             public_url: None,
             passthrough_demo: false,
             mcp_front: false,
+            agent_identity: false,
+            orders_api_env: Vec::new(),
         }
     }
 }
@@ -188,7 +195,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
     emulator.vars.chat_app_url = public_url.clone();
     let idp = entra_emulator::Application::build(emulator).await.unwrap().spawn();
     let stack = if options.orders_stack {
-        Some(Arc::new(crate::stack::OrdersStack::spawn_with(&idp, options.passthrough_demo).await))
+        Some(Arc::new(
+            crate::stack::OrdersStack::spawn_configured(&idp, options.passthrough_demo, &options.orders_api_env).await,
+        ))
     } else {
         None
     };
@@ -214,6 +223,11 @@ pub async fn spawn_with(options: Options) -> TestApp {
     ]);
     if let Some(url) = stack.as_ref().and_then(|s| s.passthrough_mcp_url.clone()) {
         vars.insert("CHAT_APP_PASSTHROUGH_DEMO_MCP_URL", url);
+    }
+    if options.agent_identity {
+        vars.insert("CHAT_APP_AGENT_IDENTITY", "entra-agent-id".into());
+        vars.insert("IDENTITY_ENDPOINT", format!("{}/msi/token", idp.url()));
+        vars.insert("IDENTITY_HEADER", "test-identity-header".into());
     }
     for (k, v) in options.env {
         vars.insert(k, v);

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
 
+mod agent_identity;
 mod chat;
 mod fake_openai;
 mod front;

@@ -30,14 +30,24 @@ impl OrdersStack {
     /// With `passthrough`, also the passthrough orders-mcp in front of the same orders-api
     /// (which does not accept its tokens: no `ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE`).
     pub async fn spawn_with(idp: &entra_emulator::Running, passthrough: bool) -> OrdersStack {
+        Self::spawn_configured(idp, passthrough, &[]).await
+    }
+
+    /// With extra orders-api variables (`ORDERS_API_AGENT_POLICY`, ...).
+    pub async fn spawn_configured(
+        idp: &entra_emulator::Running,
+        passthrough: bool,
+        api_env: &[(&'static str, String)],
+    ) -> OrdersStack {
         let dir = tempfile::tempdir().unwrap();
-        let api = orders_api::configuration::Settings::from_env(Env::from_map([
+        let mut vars = vec![
             ("ORDERS_API_ADDR", "127.0.0.1:0".to_string()),
             ("ORDERS_API_DATABASE", dir.path().join("orders.db").display().to_string()),
             ("IDENTITY_MANIFEST", REPOSITORY_MANIFEST.to_string()),
             ("ENTRA_AUTHORITY", idp.url()),
-        ]))
-        .unwrap();
+        ];
+        vars.extend(api_env.iter().cloned());
+        let api = orders_api::configuration::Settings::from_env(Env::from_map(vars)).unwrap();
         let api = orders_api::startup::Application::build(api).await.unwrap().spawn();
         let api_url = api.url();
 
