@@ -633,4 +633,44 @@ mod tests {
         assert!(matches!(s.identity.credential, Credential::ManagedIdentity(_)));
         assert!(format!("{:?}", s.identity.credential).contains("client_id: Some("));
     }
+
+    /// Agent mode: sign-in is for the blueprint, the blueprint's credential is the managed
+    /// identity even when a secret signs users in, and without a managed identity it does not
+    /// start; the default mode is unchanged.
+    #[test]
+    fn agent_identity_mode_needs_the_managed_identity_and_signs_in_for_the_blueprint() {
+        let default =
+            Settings::from(Env::from_map([("IDENTITY_MANIFEST", manifest()), ("CHAT_APP_CLIENT_SECRET", "s".into())]))
+                .unwrap();
+        assert!(default.agent_identity.is_none());
+        assert!(default.identity.scope.ends_with("http://localhost:3001/mcp/access_as_user"));
+
+        let err = Settings::from(Env::from_map([
+            ("IDENTITY_MANIFEST", manifest()),
+            ("CHAT_APP_CLIENT_SECRET", "s".into()),
+            ("CHAT_APP_AGENT_IDENTITY", "entra-agent-id".into()),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("needs chat-app's managed identity"), "{err}");
+
+        let s = Settings::from(Env::from_map([
+            ("IDENTITY_MANIFEST", manifest()),
+            ("CHAT_APP_CLIENT_SECRET", "s".into()),
+            ("CHAT_APP_AGENT_IDENTITY", "entra-agent-id".into()),
+            ("IDENTITY_ENDPOINT", "http://localhost:3003/msi/token".into()),
+            ("IDENTITY_HEADER", "h".into()),
+        ]))
+        .unwrap();
+        let agent = s.agent_identity.as_ref().unwrap();
+        assert!(matches!(agent.blueprint_credential, Credential::ManagedIdentity(_)));
+        assert!(matches!(s.identity.credential, Credential::Secret(_)), "users still sign in with the secret");
+        assert_eq!(
+            s.identity.scope,
+            "openid profile offline_access api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-copilot-agent-local/access_as_user"
+        );
+        assert_eq!(agent.orders_mcp_scope, "http://localhost:3001/mcp/access_as_user");
+        assert_eq!(agent.agent_name, "Orders Copilot agent");
+        assert!(s.names.iter().any(|(id, name)| id == &agent.agent_id && name == "Orders Copilot agent"));
+    }
 }

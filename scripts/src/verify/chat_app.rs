@@ -10,10 +10,10 @@ use url::Url;
 use super::http::Http;
 use super::report::{Check, Report, truncate};
 
-pub async fn check(http: &Http, base: &Url, report: &mut Report) {
+pub async fn check(http: &Http, base: &Url, orders_mcp: Option<&Url>, report: &mut Report) {
     let headers = landing_page(http, base, report).await;
     security_headers(headers.as_ref(), report);
-    sign_in(http, base, report).await;
+    sign_in(http, base, orders_mcp, report).await;
     let sign_out = base.join("/auth/sign-out").map_err(|e| e.to_string());
     let cross_site = match sign_out {
         Ok(url) => http.client().post(url).header("origin", "https://evil.example").send().await.map_err(describe),
@@ -66,7 +66,7 @@ const REDIRECT: &str = "sign-in redirects to the IdP with PKCE S256, state and n
 
 /// `/auth/sign-in` redirects with an authorization-code + PKCE request and sets a session
 /// cookie; no token shows in either.
-async fn sign_in(http: &Http, base: &Url, report: &mut Report) {
+async fn sign_in(http: &Http, base: &Url, orders_mcp: Option<&Url>, report: &mut Report) {
     let response = match base.join("/auth/sign-in") {
         Ok(url) => http.get(url.as_str()).await,
         Err(e) => Err(e.to_string()),
@@ -84,6 +84,9 @@ async fn sign_in(http: &Http, base: &Url, report: &mut Report) {
     let redirect = Url::parse(&location)
         .map_err(|_| format!("{} without an absolute Location", r.status()))
         .and_then(authorization_request);
+    if let Ok(url) = &redirect {
+        report.record("chat-app agent identity mode", Ok::<_, String>(agent_mode(url, orders_mcp)), Clone::clone);
+    }
     report.record(REDIRECT, redirect, |u| format!("{}{}", u.host_str().unwrap_or_default(), u.path()));
     let https = base.scheme() == "https";
     let session = cookies.iter().find(|c| c.contains("HttpOnly")).cloned();
@@ -103,6 +106,19 @@ async fn sign_in(http: &Http, base: &Url, report: &mut Report) {
     );
 }
 
+/// `CHAT_APP_AGENT_IDENTITY`, as the sign-in request shows it: the user's token is for
+/// orders-mcp (`none`), or for something else, the agent identity blueprint (`entra-agent-id`).
+fn agent_mode(authorize: &Url, orders_mcp: Option<&Url>) -> String {
+    let scope = authorize.query_pairs().find(|(k, _)| k == "scope").map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let resource = scope.split(' ').find_map(|s| s.strip_suffix("/access_as_user")).unwrap_or_default().to_string();
+    let mcp = orders_mcp.map(|u| u.as_str().trim_end_matches('/').to_string());
+    match mcp {
+        Some(mcp) if mcp == resource => "none: the sign-in token is for orders-mcp".into(),
+        Some(_) => format!("entra-agent-id: the sign-in token is for the agent blueprint {resource}"),
+        None => format!("unknown (sign-in for {resource}; no orders-mcp URL to compare)"),
+    }
+}
+
 /// An authorization-code request with PKCE S256, `state` and `nonce`.
 fn authorization_request(url: Url) -> Check<Url> {
     let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
@@ -112,4 +128,24 @@ fn authorization_request(url: Url) -> Check<Url> {
         && q.contains_key("nonce")
         && q.get("response_type").map(String::as_str) == Some("code");
     if ok { Ok(url) } else { Err(format!("not an authorization-code + PKCE request: {url}")) }
+}
+
+#[cfg(test)]
+mod agent_mode_tests {
+    use super::agent_mode;
+    use url::Url;
+
+    #[test]
+    fn the_sign_in_scope_tells_the_agent_identity_mode() {
+        let mcp = Url::parse("http://localhost:3001/mcp").unwrap();
+        let authorize = |scope: &str| {
+            let mut url = Url::parse("http://localhost:3003/t/oauth2/v2.0/authorize").unwrap();
+            url.query_pairs_mut().append_pair("scope", scope);
+            url
+        };
+        let default = authorize("openid profile offline_access http://localhost:3001/mcp/access_as_user");
+        assert!(agent_mode(&default, Some(&mcp)).starts_with("none"));
+        let agent = authorize("openid profile offline_access api://t/orders-copilot-agent-local/access_as_user");
+        assert!(agent_mode(&agent, Some(&mcp)).starts_with("entra-agent-id"));
+    }
 }

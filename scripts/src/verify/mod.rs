@@ -70,7 +70,7 @@ async fn check(http: &Http, target: &Target, report: &mut Report) {
     identity_provider::check(http, target, report).await;
     resource_metadata::check(http, target, report).await;
     unauthenticated::check(http, target, report).await;
-    chat_app::check(http, &target.chat_app, report).await;
+    chat_app::check(http, &target.chat_app, target.orders_mcp.as_ref(), report).await;
     match &target.local {
         Some(local) => {
             with_tokens(http, target, local, report).await;
