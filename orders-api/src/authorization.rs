@@ -63,16 +63,22 @@ impl<P: Policy> FromRequestParts<AppState> for Permitted<P> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = state.guard.authenticate(parts).await.map_err(IntoResponse::into_response)?;
         let how = how_it_arrived(&caller, state.passthrough_audience.as_deref());
-        let read = parts.method.is_safe();
-        let permitted = |effective: &Caller| -> Result<User, Response> {
-            state.guard.check::<P>(effective).map_err(denied)?;
-            agent_allowed(state.agent_policy, effective, read).map_err(IntoResponse::into_response)?;
-            Ok(user(effective))
-        };
-        let permitted = match how {
-            How::Forwarded => permitted(&passthrough_grant(&caller)),
+        let granted;
+        let effective = match how {
+            How::Forwarded => {
+                granted = passthrough_grant(&caller);
+                &granted
+            }
             // The caller as it is: checked in place, not copied (this runs on every request).
-            _ => permitted(&caller),
+            _ => &caller,
+        };
+        // Scopes and roles first, then what ORDERS_API_AGENT_POLICY takes away.
+        let permitted = match state.guard.check::<P>(effective) {
+            Err(refused) => Err(denied(refused)),
+            Ok(()) => match agent_allowed(state.agent_policy, effective, parts.method.is_safe()) {
+                Err(refused) => Err(refused.into_response()),
+                Ok(()) => Ok(user(effective)),
+            },
         };
         if let Some(slot) = parts.extensions.get::<HopSlot>() {
             slot.record(caller, how);
