@@ -13,21 +13,12 @@ use entra_emulator::EmulatorConfig;
 use crate::fake_openai::{Expect, FakeOpenAi, Reply, plant_injection};
 use crate::helpers::{
     Browser, Options, PendingCall, TestApp, TurnEvent, assert_no_jwt, captured_logs, emulator_config, spawn_with,
+    text_of,
 };
 use chat_app::transcript::{Entry, Transcript};
 
 async fn with_stack(env: Vec<(&'static str, String)>) -> TestApp {
     spawn_with(Options { orders_stack: true, env, ..Options::default() }).await
-}
-
-fn text_of(events: &[TurnEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            TurnEvent::Text { delta } => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn tool_calls(events: &[TurnEvent]) -> Vec<(String, Value)> {

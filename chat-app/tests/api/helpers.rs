@@ -26,6 +26,17 @@ pub use chat_app::transcript::TurnEvent;
 
 pub const COOKIE: &str = "chat_session";
 
+/// The assistant's text in a turn's events.
+pub fn text_of(events: &[TurnEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TurnEvent::Text { delta } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Every log line the process wrote (at `info`, and `debug` for chat-app), for leak checks.
 pub fn captured_logs() -> String {
     String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()

@@ -7,20 +7,10 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{Browser, Options, TestApp, TurnEvent, spawn_with};
+use crate::helpers::{Browser, Options, TestApp, TurnEvent, spawn_with, text_of};
 
 async fn with_front() -> TestApp {
     spawn_with(Options { orders_stack: true, mcp_front: true, ..Options::default() }).await
-}
-
-fn text_of(events: &[TurnEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            TurnEvent::Text { delta } => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Each tool result: (summary, is_error).

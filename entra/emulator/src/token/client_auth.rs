@@ -136,28 +136,13 @@ fn check_client_assertion(
     assertion: &str,
     federated_principals: &[String],
 ) -> Result<(), EntraError> {
-    let claims = verify_assertion(emulator, assertion)?;
-    if !is_own_issuer(emulator, &claims) {
-        return Err(EntraError::new(
-            "invalid_client",
-            700211,
-            "No matching federated identity record found for presented assertion issuer.",
-        ));
-    }
+    let claims = exchange_assertion(emulator, assertion)?;
     let sub = claims["sub"].as_str().unwrap_or_default();
     if !federated_principals.iter().any(|p| p.eq_ignore_ascii_case(sub)) {
         return Err(EntraError::new(
             "invalid_client",
             700213,
             format!("No matching federated identity record found for presented assertion subject '{sub}'."),
-        ));
-    }
-    let aud = claims["aud"].as_str().unwrap_or_default();
-    if !TOKEN_EXCHANGE_AUDIENCES.contains(&aud) {
-        return Err(EntraError::new(
-            "invalid_client",
-            700212,
-            "No matching federated identity record found for presented assertion audience.",
         ));
     }
     Ok(())
@@ -173,6 +158,24 @@ fn check_agent_assertion(
     agent_id: &str,
     blueprint_id: &str,
 ) -> Result<(), EntraError> {
+    let claims = exchange_assertion(emulator, assertion)?;
+    let issued_to = claims["azp"].as_str().or_else(|| claims["appid"].as_str()).unwrap_or_default();
+    let sub = claims["sub"].as_str().unwrap_or_default();
+    if !issued_to.eq_ignore_ascii_case(blueprint_id) || !sub.eq_ignore_ascii_case(agent_id) {
+        return Err(EntraError::new(
+            "invalid_client",
+            700213,
+            format!(
+                "No matching federated identity record found for presented assertion subject '{sub}': an agent identity accepts only its own blueprint's token for it (fmi_path)."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The claims of a token this emulator issued for the token-exchange audience, the part every
+/// assertion-as-credential shares; the caller then checks whom it names.
+fn exchange_assertion(emulator: &Emulator, assertion: &str) -> Result<Value, EntraError> {
     let claims = verify_assertion(emulator, assertion)?;
     if !is_own_issuer(emulator, &claims) {
         return Err(EntraError::new(
@@ -189,18 +192,7 @@ fn check_agent_assertion(
             "No matching federated identity record found for presented assertion audience.",
         ));
     }
-    let issued_to = claims["azp"].as_str().or_else(|| claims["appid"].as_str()).unwrap_or_default();
-    let sub = claims["sub"].as_str().unwrap_or_default();
-    if !issued_to.eq_ignore_ascii_case(blueprint_id) || !sub.eq_ignore_ascii_case(agent_id) {
-        return Err(EntraError::new(
-            "invalid_client",
-            700213,
-            format!(
-                "No matching federated identity record found for presented assertion subject '{sub}': an agent identity accepts only its own blueprint's token for it (fmi_path)."
-            ),
-        ));
-    }
-    Ok(())
+    Ok(claims)
 }
 
 fn verify_assertion(emulator: &Emulator, assertion: &str) -> Result<Value, EntraError> {
