@@ -305,6 +305,53 @@ async fn an_injected_instruction_waits_for_the_administrators_click() {
     client.close().await.unwrap();
 }
 
+/// Issue #20 in the browser: with `CHAT_APP_AGENT_IDENTITY=entra-agent-id` Alice signs in (for
+/// the agent's blueprint), and the trace panel names the agent at every hop, orders-mcp and
+/// orders-api included, with Alice as the user throughout. orders-api runs with
+/// `ORDERS_API_AGENT_POLICY=read-only`: a write the agent proposes and Alice approves needs her
+/// own token there, so orders-api refuses it, and the page says why; nothing is written.
+#[tokio::test]
+async fn the_agent_acts_for_alice_in_a_real_browser() {
+    require_bundle();
+    let app = spawn_with(Options {
+        orders_stack: true,
+        agent_identity: true,
+        orders_api_env: vec![("ORDERS_API_AGENT_POLICY", "read-only".into())],
+        ..Options::default()
+    })
+    .await;
+    let agent_id = app.idp.handle().manifest().agent_identities["orders-copilot-agent"].client_id.clone();
+    let stack = app.stack.as_ref().unwrap();
+    let before = stack.order_ids_of(&app.idp, "alice").await;
+    let (_driver, client) = Driver::start().await;
+    sign_in(&client, &app, "alice").await;
+
+    let log = ask(&client, "show my orders").await;
+    assert!(log.contains(before[0].as_str()), "{log}");
+    let through = format!("Alice Johnson, through agent Orders Copilot agent (agent id {}…)", &agent_id[..8]);
+    let hops = client.find_all(Locator::Css("#trace .hop")).await.unwrap();
+    let mut services = Vec::new();
+    for hop in &hops {
+        services.push(hop.attr("data-service").await.unwrap().unwrap_or_default());
+        let user = hop.find(Locator::Css("[data-field='user']")).await.unwrap().text().await.unwrap();
+        assert!(user.contains("Alice Johnson"), "{user}");
+        let agent = hop.find(Locator::Css("[data-field='agent'] .value")).await.unwrap().text().await.unwrap();
+        assert_eq!(agent, through);
+    }
+    assert_eq!(services, ["chat-app", "orders-mcp", "orders-api"]);
+
+    wait_for(&client, "#message").await.send_keys("Order 2 keyboards").await.unwrap();
+    client.find(Locator::Css("#send")).await.unwrap().click().await.unwrap();
+    wait_for(&client, ".approval button[data-answer='approve']").await.click().await.unwrap();
+    let reason = "agents may read orders here but not change them";
+    wait_until(&client, "orders-api's refusal", |s| s.contains(reason) && !s.contains("Working on it")).await;
+    let api = client.find(Locator::Css("#trace .hop[data-service='orders-api'] .decision")).await.unwrap();
+    let decision = api.text().await.unwrap().to_lowercase(); // shown in capitals (CSS)
+    assert!(decision.starts_with("denied") && decision.contains(reason), "{decision}");
+    assert_eq!(stack.order_ids_of(&app.idp, "alice").await, before, "the refused write changed nothing");
+    client.close().await.unwrap();
+}
+
 /// Sets the page's viewport (not the window) to `width` × `height` CSS pixels.
 async fn set_viewport(client: &Client, width: u32, height: u32) {
     let (mut w, mut h) = (width, height);
