@@ -6,7 +6,7 @@
 //! Every string here may come from someone else (a display name, a product, the model's text):
 //! the model keeps them as plain text, and each renderer escapes them for its format.
 
-use entra_auth::hop::{Decision, Hop, How, TokenSummary};
+use entra_auth::hop::{AgentNamedAs, Decision, Hop, How, TokenSummary};
 
 use crate::transcript::{ApprovalState, Entry, ToolCall};
 use crate::ui::trace::{name_of, short};
@@ -366,6 +366,24 @@ fn card(names: &Names, title: &str, t: &TokenSummary, previous: Option<&TokenSum
             differs(&|s| s.token_id_suffix.clone()),
         ),
     ]);
+    // Microsoft Entra Agent ID: where the token names the agent acting for the user
+    // (docs/agent-identity.md), right after the client it was issued to.
+    if let Some(agent) = &t.agent {
+        let agent_of = |s: &TokenSummary| s.agent.as_ref().map(|a| a.id.clone()).unwrap_or_default();
+        let fields = match agent.named_as {
+            AgentNamedAs::Client => vec![field(
+                "xms_par_app_azp",
+                named(&agent.blueprint_id),
+                agent.blueprint_id.clone(),
+                differs(&|s| s.agent.as_ref().map(|a| a.blueprint_id.clone()).unwrap_or_default()),
+            )],
+            AgentNamedAs::PriorActor => {
+                vec![field("act.sub", named(&agent.id), agent.id.clone(), differs(&agent_of))]
+            }
+        };
+        let at = claims.iter().position(|f| f.name == client_claim).map_or(claims.len(), |i| i + 1);
+        claims.splice(at..at, fields);
+    }
     TokenCard { title: title.to_string(), header, claims }
 }
 
@@ -481,5 +499,31 @@ pub(crate) mod tests {
         let verdict = at_api.verdict.as_ref().unwrap();
         assert_eq!(verdict.outcome, Outcome::Denied);
         assert_eq!(verdict.text, "✗ 401: invalid audience");
+    }
+
+    /// Agent mode (#20): the slide names the agent where each token does, the blueprint beside the
+    /// agent as client at orders-mcp, the agent as prior actor after orders-mcp's On-Behalf-Of.
+    #[test]
+    fn an_agents_tokens_name_the_agent_on_the_slide() {
+        use entra_auth::hop::AgentActor;
+        let mut turn = obo_turn("Alice");
+        let actor = |named_as| AgentActor { id: "agent-id".into(), blueprint_id: "blueprint-id".into(), named_as };
+        let hops = &mut turn.calls[0].outcome.as_mut().unwrap().hops;
+        for hop in hops.iter_mut().take(2) {
+            hop.token.client_id = "agent-id".into();
+            hop.token.agent = Some(actor(AgentNamedAs::Client));
+        }
+        hops[2].token.agent = Some(actor(AgentNamedAs::PriorActor));
+        let names: Names = vec![("agent-id".into(), "Orders Copilot agent".into())];
+        let d = build("t", &turn, &names, How::Obo);
+        let cards: Vec<&TokenCard> = d.messages.iter().filter_map(|m| m.token.as_ref()).collect();
+        let at_mcp = cards.first().unwrap();
+        let names_of = |c: &TokenCard| c.claims.iter().map(|f| f.name).collect::<Vec<_>>();
+        assert_eq!(&names_of(at_mcp)[4..6], ["azp", "xms_par_app_azp"], "{:?}", names_of(at_mcp));
+        assert!(at_mcp.claims[4].value.starts_with("Orders Copilot agent"));
+        let at_api = cards.last().unwrap();
+        let act = at_api.claims.iter().find(|f| f.name == "act.sub").unwrap();
+        assert!(act.value.starts_with("Orders Copilot agent") && act.full == "agent-id", "{act:?}");
+        assert!(!at_api.claims.iter().any(|f| f.name == "xms_par_app_azp"), "orders-mcp is no agent");
     }
 }
