@@ -18,13 +18,16 @@ use crate::agent::model::Message;
 use crate::approvals::{Answer, AnswerError, Answerer};
 use crate::auth::session::{SignInError, UserSession, access_token, current_user, keys, touch};
 use crate::state::AppState;
-use crate::transcript::{ApprovalState, Entry, Transcript, TurnEvent};
+use crate::transcript::{ApprovalState, Entry, PAGE_ENTRIES, Transcript, TurnEvent};
 use crate::views::{ChatView, SIGN_IN_REQUIRED};
 
 /// The longest message accepted.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
 /// Earlier messages the model sees.
 const HISTORY_MESSAGES: usize = 20;
+/// The entries read to find them: a turn is a question, its tool calls and the answer, so this
+/// holds the last [`HISTORY_MESSAGES`] unless turns average more than two tool calls.
+const HISTORY_ENTRIES: usize = HISTORY_MESSAGES * 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
@@ -80,7 +83,7 @@ async fn conversation(state: &AppState, session: &Session, user: &UserSession) -
 pub async fn load(state: &AppState, session: &Session) -> Result<ChatView, ChatError> {
     let user = current_user(session).await.ok_or(SignInError::Required)?;
     let conversation = conversation(state, session, &user).await?;
-    let transcript = state.store.transcript(&conversation).await.map_err(store_error)?;
+    let transcript = state.store.transcript(&conversation, PAGE_ENTRIES).await.map_err(store_error)?;
     // Offered once. Removing marks the session changed, which saves it: only when there is one.
     let draft: Option<String> = session.get(keys::DRAFT).await.map_err(store_error)?;
     if draft.is_some() {
@@ -123,7 +126,7 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
     // `MAX_ENTRIES`, tool results and traces included: hundreds of KiB for a long
     // conversation) held by every running turn, approvals waited for included, was what made
     // chat-app's memory grow with its users' conversations (found by `cargo xtask soak`).
-    let history = history(&state.store.transcript(&conversation).await.map_err(store_error)?);
+    let history = history(&state.store.transcript(&conversation, HISTORY_ENTRIES).await.map_err(store_error)?);
     state.store.append(&conversation, &[Entry::User { text: text.clone() }]).await.map_err(store_error)?;
 
     let turn = uuid::Uuid::new_v4().to_string();

@@ -6,8 +6,13 @@ use entra_auth::hop::Hop;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The most entries of a conversation a page shows (and the model sees, at most).
+/// The most entries of a conversation kept (older ones are dropped as new ones arrive).
 pub const MAX_ENTRIES: usize = 400;
+/// The most entries the chat page shows: the latest. A page load reads, renders and serialises
+/// what it shows, so this bounds its cost (the soak's chat-app memory grew with the length of
+/// conversations while pages carried up to [`MAX_ENTRIES`]); the presenter view still finds any
+/// kept turn.
+pub const PAGE_ENTRIES: usize = 100;
 
 /// One event of a chat turn, sent as a Server-Sent Event named [`TurnEvent::name`] whose data
 /// is this value as JSON.

@@ -23,7 +23,7 @@ use super::{mermaid, svg};
 use crate::auth::session::{SignInError, UserSession, access_token, current_user, keys};
 use crate::error_page::error_page;
 use crate::state::AppState;
-use crate::transcript::ToolCall;
+use crate::transcript::{MAX_ENTRIES, ToolCall};
 use crate::views::sign_in_url;
 
 pub fn routes() -> Router<AppState> {
@@ -65,7 +65,7 @@ async fn own_turn(
     if state.store.owner(&conversation).await?.as_deref() != Some(user.oid.as_str()) {
         return Ok(None);
     }
-    let transcript = state.store.transcript(&conversation).await?;
+    let transcript = state.store.transcript(&conversation, MAX_ENTRIES).await?;
     Ok(transcript.turn(turn).map(TurnRecord::from_entries))
 }
 

@@ -72,11 +72,12 @@ impl Store {
         }
     }
 
-    /// The latest entries of a conversation, oldest first.
-    pub async fn transcript(&self, conversation: &str) -> anyhow::Result<Transcript> {
+    /// The latest `most` entries of a conversation (at most [`MAX_ENTRIES`](crate::transcript::MAX_ENTRIES) are kept), oldest
+    /// first.
+    pub async fn transcript(&self, conversation: &str, most: usize) -> anyhow::Result<Transcript> {
         match self {
-            Store::Sqlite(db) => db.transcript(conversation).await,
-            Store::Redis(redis) => redis.transcript(conversation).await,
+            Store::Sqlite(db) => db.transcript(conversation, most).await,
+            Store::Redis(redis) => redis.transcript(conversation, most).await,
         }
     }
 

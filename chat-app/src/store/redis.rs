@@ -122,8 +122,9 @@ impl Redis {
         Ok(())
     }
 
-    pub async fn transcript(&self, conversation: &str) -> anyhow::Result<Transcript> {
-        let rows: Vec<String> = self.pool.lrange(entries_key(conversation), -(MAX_ENTRIES as i64), -1).await?;
+    pub async fn transcript(&self, conversation: &str, most: usize) -> anyhow::Result<Transcript> {
+        let rows: Vec<String> =
+            self.pool.lrange(entries_key(conversation), -(most.min(MAX_ENTRIES) as i64), -1).await?;
         let entries = rows.iter().filter_map(|json| serde_json::from_str(json).ok()).collect();
         Ok(Transcript { entries })
     }

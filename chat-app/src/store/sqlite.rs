@@ -95,13 +95,13 @@ impl Sqlite {
     }
 
     /// The latest entries of a conversation, oldest first.
-    pub async fn transcript(&self, conversation: &str) -> anyhow::Result<Transcript> {
+    pub async fn transcript(&self, conversation: &str, most: usize) -> anyhow::Result<Transcript> {
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT entry FROM (SELECT seq, entry FROM conversation_entries WHERE conversation_id = ? \
              ORDER BY seq DESC LIMIT ?) ORDER BY seq",
         )
         .bind(conversation)
-        .bind(MAX_ENTRIES as i64)
+        .bind(most.min(MAX_ENTRIES) as i64)
         .fetch_all(&self.pool)
         .await?;
         let entries = rows.iter().filter_map(|json| serde_json::from_str(json).ok()).collect();
@@ -162,7 +162,32 @@ mod tests {
             done.unwrap().unwrap();
         }
         for conversation in conversations {
-            assert_eq!(store.transcript(&conversation).await.unwrap().entries.len(), 25);
+            assert_eq!(store.transcript(&conversation, MAX_ENTRIES).await.unwrap().entries.len(), 25);
         }
+    }
+
+    /// A page reads only the latest entries it shows, in order; at most `MAX_ENTRIES` are kept.
+    #[tokio::test]
+    async fn a_transcript_is_the_latest_entries_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open(&dir.path().join("chat.db")).await.unwrap();
+        let conversation = store.create_conversation("oid").await.unwrap();
+        let entries: Vec<Entry> = (0..MAX_ENTRIES + 10).map(|i| Entry::User { text: i.to_string() }).collect();
+        store.append(&conversation, &entries).await.unwrap();
+        let texts = |t: Transcript| -> Vec<String> {
+            t.entries
+                .into_iter()
+                .map(|e| match e {
+                    Entry::User { text } => text,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        let page = texts(store.transcript(&conversation, 3).await.unwrap());
+        let last = MAX_ENTRIES + 9;
+        assert_eq!(page, [(last - 2).to_string(), (last - 1).to_string(), last.to_string()]);
+        let all = texts(store.transcript(&conversation, MAX_ENTRIES + 100).await.unwrap());
+        assert_eq!(all.len(), MAX_ENTRIES);
+        assert_eq!(all.last().map(String::as_str), Some(last.to_string().as_str()));
     }
 }
