@@ -54,6 +54,22 @@ param ordersMcpAppIdUri string = ''
 @description('chat-app application (client) id, written by hooks/postprovision; empty on the first provision.')
 param chatAppClientId string = ''
 
+@description('Agent mode of chat-app: none (the agent uses the sign-in of the user) or entra-agent-id (the agent acts as its own Microsoft Entra Agent ID identity, which hooks/postprovision then creates).')
+@allowed([
+  'none'
+  'entra-agent-id'
+])
+param chatAppAgentIdentity string = 'none'
+
+@description('Agent mode: application id of the agent identity blueprint, written by hooks/postprovision; empty otherwise.')
+param chatAppAgentBlueprintId string = ''
+
+@description('Agent mode: application id URI of the agent identity blueprint (what users sign in for), written by hooks/postprovision.')
+param chatAppAgentBlueprintAppIdUri string = ''
+
+@description('Agent mode: application id of the agent identity, written by hooks/postprovision; empty otherwise.')
+param chatAppAgentId string = ''
+
 @description('chat-app replicas at most. More than one deploys Azure Managed Redis for the state they share.')
 @minValue(1)
 param chatAppMaxReplicas int = 1
@@ -296,6 +312,10 @@ module chatApp 'modules/container-app.bicep' = {
       { name: 'CHAT_APP_ADDR', value: '0.0.0.0:3000' }
       { name: 'CHAT_APP_URL', value: chatAppUrl }
       { name: 'CHAT_APP_CLIENT_ID', value: chatAppClientId }
+      { name: 'CHAT_APP_AGENT_IDENTITY', value: chatAppAgentIdentity }
+      { name: 'CHAT_APP_AGENT_BLUEPRINT_ID', value: chatAppAgentBlueprintId }
+      { name: 'CHAT_APP_AGENT_BLUEPRINT_APP_ID_URI', value: chatAppAgentBlueprintAppIdUri }
+      { name: 'CHAT_APP_AGENT_ID', value: chatAppAgentId }
       { name: 'CHAT_APP_MANAGED_IDENTITY_CLIENT_ID', value: chatAppIdentity.outputs.clientId }
       { name: 'CHAT_APP_SESSION_DB', value: '/data/sessions.db' }
       { name: 'CHAT_APP_SESSION_STORE', value: chatAppShared ? redis!.outputs.url : 'sqlite' }

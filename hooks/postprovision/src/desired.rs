@@ -13,8 +13,8 @@ use entra_manifest::{App, Manifest, MemberType};
 
 use crate::deployment::{Deployment, TAG};
 use crate::model::{
-    Api, AppRole, Application, FederatedCredential, PermissionScope, PreAuthorizedApplication, RequiredResourceAccess,
-    ResourceAccess, Web,
+    Api, AppRole, Application, FederatedCredential, InheritablePermission, InheritableScopes, PermissionScope,
+    PreAuthorizedApplication, RequiredResourceAccess, ResourceAccess, Web,
 };
 
 /// Federated credentials whose description starts with this were made by the hook: it may
@@ -137,6 +137,21 @@ impl Context<'_> {
                 subject: self.deployment.principal_ids.get(&f.managed_identity).cloned().unwrap_or_default(),
                 audiences: vec![TOKEN_EXCHANGE_AUDIENCE.to_string()],
                 description: Some(format!("{FIC_MARKER}: trusts the {} managed identity", f.managed_identity)),
+            })
+            .collect()
+    }
+}
+
+impl Context<'_> {
+    /// The inheritable permissions `blueprint` must have: the manifest's scope values, per
+    /// resource app (`enumeratedScopes`: exactly those, nothing more).
+    pub fn inheritable_permissions(&self, blueprint: &App) -> Vec<InheritablePermission> {
+        blueprint
+            .inheritable_permissions
+            .iter()
+            .map(|p| InheritablePermission {
+                resource_app_id: self.client_app_id(&p.resource),
+                inheritable_scopes: InheritableScopes::enumerated(&p.scopes),
             })
             .collect()
     }

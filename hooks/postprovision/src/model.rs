@@ -166,3 +166,63 @@ pub struct AppRoleAssignment {
     pub resource_id: String,
     pub app_role_id: String,
 }
+
+/// Delegated permissions an agent identity blueprint's agent identities inherit from it, for
+/// one resource app (Graph v1.0 `inheritablePermission`, keyed by `resourceAppId`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InheritablePermission {
+    pub resource_app_id: String,
+    #[serde(default)]
+    pub inheritable_scopes: InheritableScopes,
+}
+
+/// `enumeratedScopes`: only the listed scope values are inherited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InheritableScopes {
+    #[serde(rename = "@odata.type", default)]
+    pub odata_type: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub scopes: Vec<String>,
+}
+
+/// The `@odata.type` and `kind` of [`InheritableScopes::enumerated`].
+const ENUMERATED_TYPE: &str = "#microsoft.graph.enumeratedScopes";
+const ENUMERATED_KIND: &str = "enumerated";
+
+impl InheritableScopes {
+    /// Exactly `scopes` (sorted, deduplicated: Graph requires unique entries).
+    pub fn enumerated(scopes: &[String]) -> InheritableScopes {
+        let mut scopes = scopes.to_vec();
+        scopes.sort();
+        scopes.dedup();
+        InheritableScopes { odata_type: ENUMERATED_TYPE.into(), kind: ENUMERATED_KIND.into(), scopes }
+    }
+
+    /// Whether two grant the same scopes, whatever the order.
+    pub fn same_as(&self, other: &InheritableScopes) -> bool {
+        let sorted = |s: &InheritableScopes| {
+            let mut scopes = s.scopes.clone();
+            scopes.sort();
+            scopes
+        };
+        self.kind == other.kind && sorted(self) == sorted(other)
+    }
+}
+
+/// An agent identity (Graph v1.0 `agentIdentity`, a service principal): found by its tag.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentIdentity {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub app_id: String,
+    /// The app id of the blueprint it was created from.
+    #[serde(default, deserialize_with = "nullable")]
+    pub agent_identity_blueprint_id: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub tags: Vec<String>,
+}

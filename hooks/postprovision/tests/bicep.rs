@@ -89,6 +89,10 @@ fn service_env() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "CHAT_APP_ADDR",
                 "CHAT_APP_URL",
                 "CHAT_APP_CLIENT_ID",
+                "CHAT_APP_AGENT_IDENTITY",
+                "CHAT_APP_AGENT_BLUEPRINT_ID",
+                "CHAT_APP_AGENT_BLUEPRINT_APP_ID_URI",
+                "CHAT_APP_AGENT_ID",
                 "ORDERS_MCP_URL",
                 "ORDERS_MCP_CLIENT_ID",
                 "ORDERS_MCP_APP_ID_URI",
@@ -547,6 +551,31 @@ fn each_container_app_gets_exactly_what_its_service_reads() {
         assert!(seen.values().any(|m| m.env_names.contains(&key)), "no container app declares {key}");
     }
     assert!(seen.values().all(|m| !m.body_text.contains("secretRef")));
+}
+
+/// Agent mode is chosen in the azd environment (`CHAT_APP_AGENT_IDENTITY`, default `none`),
+/// passed to Bicep, given to chat-app as is, and read by the hook under the same name, which
+/// then writes the blueprint's and the agent's ids that come back as parameters.
+#[test]
+fn agent_mode_reaches_chat_app_and_the_hook_from_one_azd_variable() {
+    let main = parse(&root().join("infra/main.bicep"));
+    let param = main.params.iter().find(|p| p.name == "chatAppAgentIdentity").expect("chatAppAgentIdentity");
+    assert!(param.has_default, "agent mode is opt-in");
+    let allowed = param.decorators.iter().find(|d| d.starts_with("@allowed")).expect("@allowed");
+    assert!(allowed.contains("'none'") && allowed.contains("'entra-agent-id'"), "{allowed}");
+    assert!(main.source.contains("param chatAppAgentIdentity string = 'none'"));
+    let parameters = std::fs::read_to_string(root().join("infra/main.parameters.json")).unwrap();
+    assert!(parameters.contains(&format!("${{{}=none}}", variables::AGENT_IDENTITY)), "{parameters}");
+    let chat =
+        main.modules.iter().find(|m| m.params.get("serviceName").is_some_and(|s| unquote(s) == "chat-app")).unwrap();
+    for (name, value) in [
+        (variables::AGENT_IDENTITY, "chatAppAgentIdentity"),
+        (variables::AGENT_BLUEPRINT_ID, "chatAppAgentBlueprintId"),
+        (variables::AGENT_BLUEPRINT_APP_ID_URI, "chatAppAgentBlueprintAppIdUri"),
+        (variables::AGENT_ID, "chatAppAgentId"),
+    ] {
+        assert!(chat.body_text.contains(&format!("{{ name: '{name}', value: {value} }}")), "chat-app gets {name}");
+    }
 }
 
 #[test]

@@ -178,7 +178,8 @@ async fn the_first_run_creates_exactly_what_the_manifest_says() {
     for (_, container_app, vars) in support::CONTAINER_APPS {
         let actual = d.cloud.container_env(container_app);
         for var in vars {
-            assert_eq!(actual[*var], env[*var], "{container_app} {var}");
+            // Agent mode's ids stay empty outside agent mode.
+            assert_eq!(actual[*var], env.get(*var).cloned().unwrap_or_default(), "{container_app} {var}");
         }
         assert_eq!(actual["LOG_FORMAT"], "json", "other variables are untouched");
     }
@@ -285,7 +286,15 @@ user_consent_display_name = \"Export your orders\"\nuser_consent_description = \
 }
 
 async fn clean_run_snapshot() -> (Value, BTreeMap<String, String>, usize) {
+    clean_run_snapshot_in(false).await
+}
+
+/// What a first run against an empty tenant leaves (`agent_mode`: with chat-app's agent mode on).
+async fn clean_run_snapshot_in(agent_mode: bool) -> (Value, BTreeMap<String, String>, usize) {
     let d = Provisioned::new().await;
+    if agent_mode {
+        d.set_agent_mode();
+    }
     d.run(&["apply"]).await.1.unwrap();
     let mut env = d.env_values();
     normalize_env(&mut env);
@@ -295,7 +304,8 @@ async fn clean_run_snapshot() -> (Value, BTreeMap<String, String>, usize) {
 /// App ids differ from run to run: compare the environment's shape, not the GUIDs.
 fn normalize_env(env: &mut BTreeMap<String, String>) {
     for (key, value) in env.iter_mut() {
-        if key.ends_with("_CLIENT_ID") && postprovision::deployment::is_guid(value) {
+        let an_id = key.ends_with("_CLIENT_ID") || key == "CHAT_APP_AGENT_BLUEPRINT_ID" || key == "CHAT_APP_AGENT_ID";
+        if an_id && postprovision::deployment::is_guid(value) {
             *value = "<guid>".into();
         }
     }
@@ -864,14 +874,17 @@ fn service_identities(env: &BTreeMap<String, String>, container_app: &str) -> Re
 /// the provision's outputs, the hook (failing at each Graph write in turn, then run again), the
 /// services' identity settings from what the hook wrote into the container apps (they refuse
 /// the placeholders before), and `azd down`'s cleanup, which also works right after a failure.
+/// In agent mode, so the agent blueprint, its principal, inheritable permission, consent and
+/// the agent identity each take their turn at failing too.
 #[tokio::test]
 async fn dress_rehearsal_from_preprovision_to_down_with_a_failure_at_every_write() {
-    let reference = clean_run_snapshot().await;
+    let reference = clean_run_snapshot_in(true).await;
     for failed_after in 0..reference.2 {
         let mut config = Config::new(TENANT);
         config.fail_after_writes = Some((failed_after, Fault::Refuse));
         config.grant_replication = Duration::from_millis(50);
         let d = Provisioned::with(config, "dev").await;
+        d.set_agent_mode();
         std::fs::copy(
             std::path::Path::new(entra_manifest::REPOSITORY_MANIFEST).with_file_name("main.parameters.json"),
             d.files.path().join("main.parameters.json"),
@@ -907,9 +920,285 @@ async fn dress_rehearsal_from_preprovision_to_down_with_a_failure_at_every_write
                 .unwrap_or_else(|e| panic!("{container_app}: {e}"));
             assert!(ids.iter().all(|id| env.values().any(|v| v == id)), "{container_app}: {ids:?}");
         }
+        let chat = d.cloud.container_env("chat-app-abc123");
+        for key in ["CHAT_APP_AGENT_BLUEPRINT_ID", "CHAT_APP_AGENT_BLUEPRINT_APP_ID_URI", "CHAT_APP_AGENT_ID"] {
+            assert!(!chat[key].is_empty() && chat[key] == env[key], "chat-app {key} after {failed_after}");
+        }
 
         let (out, result) = d.run(&["cleanup"]).await;
         result.unwrap_or_else(|e| panic!("{out}\n{e}"));
         assert!(d.cloud.dir(|dir| dir.applications.is_empty() && dir.service_principals.is_empty()), "{out}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agent mode (CHAT_APP_AGENT_IDENTITY=entra-agent-id): Microsoft Entra Agent ID through Graph v1.0.
+
+/// The blueprint's Application ID URI in the test deployment (the manifest's
+/// `api://{tenant_id}/orders-copilot-agent-{suffix}`).
+const BLUEPRINT_URI: &str = "api://5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a/orders-copilot-agent-dev-abc123xyz7890";
+
+/// Everything agent mode needs, created in the order Graph requires and once: the blueprint
+/// (sponsored by the signed-in user: "You must specify the displayName property and sponsors
+/// relationship", https://learn.microsoft.com/graph/api/agentidentityblueprint-post?view=graph-rest-1.0)
+/// with its identifier URI, scope, pre-authorized chat-app and federated credential trusting
+/// chat-app's managed identity; its principal, through its own type; the inheritable
+/// permission and its admin consent; the agent identity, from the blueprint's principal
+/// ("Create agentIdentity", https://learn.microsoft.com/graph/api/agentidentity-post?view=graph-rest-1.0),
+/// with no credential of its own; the ids chat-app reads. A second run changes nothing.
+#[tokio::test]
+async fn agent_mode_creates_the_blueprint_its_principal_the_agent_identity_and_their_permissions() {
+    let d = Provisioned::new().await;
+    d.set_agent_mode();
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    let me = d.cloud.shared.config.lock().unwrap().me.clone();
+    let manifest = Manifest::load(&d.manifest).unwrap();
+    let m_blueprint = &manifest.agent_blueprints["orders-copilot"];
+
+    let apps: Vec<Value> = d.cloud.dir(|dir| dir.applications.values().cloned().collect());
+    assert_eq!(apps.len(), 4, "3 apps + the blueprint");
+    let blueprint = app(&d, "orders-copilot", &apps);
+    let chat = app(&d, "chat-app", &apps);
+    let mcp = app(&d, "orders-mcp", &apps);
+    assert_eq!(blueprint["@odata.type"], "#microsoft.graph.agentIdentityBlueprint");
+    assert_eq!(blueprint["sponsors"], json!([me]));
+    assert_eq!(blueprint["displayName"], format!("Orders Copilot agent blueprint (dev {RESOURCE_TOKEN})"));
+    assert_eq!(blueprint["identifierUris"], json!([BLUEPRINT_URI]));
+    assert_eq!(blueprint["api"]["requestedAccessTokenVersion"], 2);
+    let scope = &blueprint["api"]["oauth2PermissionScopes"][0];
+    assert_eq!(
+        (scope["value"].as_str(), scope["id"].as_str()),
+        (Some("access_as_user"), Some(m_blueprint.scopes[0].id.as_str()))
+    );
+    assert_eq!(
+        blueprint["api"]["preAuthorizedApplications"],
+        json!([{"appId": chat["appId"], "delegatedPermissionIds": [m_blueprint.scopes[0].id]}])
+    );
+    let (fics, inheritable, sps, grants) = d.cloud.dir(|dir| {
+        let id = blueprint["id"].as_str().unwrap();
+        (dir.federated[id].clone(), dir.inheritable[id].clone(), dir.service_principals.clone(), dir.grants.clone())
+    });
+    assert_eq!(fics.len(), 1);
+    assert_eq!(
+        (fics[0]["subject"].as_str(), fics[0]["name"].as_str()),
+        (Some(CHAT_MI), Some("chat-app-managed-identity"))
+    );
+    assert_eq!(
+        inheritable,
+        [json!({"resourceAppId": mcp["appId"], "inheritableScopes": {
+            "@odata.type": "#microsoft.graph.enumeratedScopes", "kind": "enumerated", "scopes": ["access_as_user"]}})]
+    );
+    let principal = sps.values().find(|sp| sp["appId"] == blueprint["appId"]).unwrap();
+    assert_eq!(principal["@odata.type"], "#microsoft.graph.agentIdentityBlueprintPrincipal");
+    let mcp_sp = sps.values().find(|sp| sp["appId"] == mcp["appId"]).unwrap();
+    let consent = grants.values().find(|g| g["clientId"] == principal["id"]).unwrap();
+    assert_eq!(
+        (consent["resourceId"].clone(), consent["scope"].clone()),
+        (mcp_sp["id"].clone(), json!("access_as_user"))
+    );
+    assert_eq!(consent["consentType"], "AllPrincipals");
+    let agent = sps.values().find(|sp| sp["agentIdentityBlueprintId"] == blueprint["appId"]).unwrap();
+    assert_eq!(agent["@odata.type"], "#microsoft.graph.agentIdentity");
+    assert_eq!(agent["displayName"], format!("Orders Copilot agent (dev {RESOURCE_TOKEN})"));
+    assert_eq!(agent["sponsors"], json!([me]));
+    assert_eq!((agent["passwordCredentials"].clone(), agent["keyCredentials"].clone()), (json!([]), json!([])));
+    assert!(!d.cloud.dir(|dir| dir.federated.contains_key(agent["id"].as_str().unwrap())), "no credential of its own");
+
+    // chat-app's agent mode reads these (chat-app/src/configuration.rs).
+    let env = d.env_values();
+    assert_eq!(env["CHAT_APP_AGENT_BLUEPRINT_ID"], blueprint["appId"].as_str().unwrap());
+    assert_eq!(env["CHAT_APP_AGENT_BLUEPRINT_APP_ID_URI"], BLUEPRINT_URI);
+    assert_eq!(env["CHAT_APP_AGENT_ID"], agent["appId"].as_str().unwrap());
+    let container = d.cloud.container_env("chat-app-abc123");
+    for key in ["CHAT_APP_AGENT_BLUEPRINT_ID", "CHAT_APP_AGENT_BLUEPRINT_APP_ID_URI", "CHAT_APP_AGENT_ID"] {
+        assert_eq!(container[key], env[key], "{key}");
+    }
+    assert_eq!(container["CHAT_APP_AGENT_IDENTITY"], "entra-agent-id");
+
+    // In Graph's order: blueprint, its principal, its inheritable permission, consent, agent.
+    let writes = d.cloud.writes();
+    let at = |w: &str| writes.iter().position(|x| x == w).unwrap_or_else(|| panic!("{w}: {writes:#?}"));
+    assert!(
+        at("POST /v1.0/applications/microsoft.graph.agentIdentityBlueprint")
+            < at("POST /v1.0/servicePrincipals/microsoft.graph.agentIdentityBlueprintPrincipal")
+    );
+    assert!(
+        at("POST /v1.0/servicePrincipals/microsoft.graph.agentIdentityBlueprintPrincipal")
+            < at("POST /v1.0/servicePrincipals/microsoft.graph.agentIdentity")
+    );
+    assert_eq!(writes.iter().filter(|w| w.contains("agentIdentityBlueprint/inheritablePermissions")).count(), 1);
+
+    let (out, result) = d.run(&["apply"]).await;
+    assert!(result.unwrap().changes.is_empty(), "{out}");
+    assert!(out.contains("Nothing to change"), "{out}");
+}
+
+/// `--dry-run` in agent mode plans the agent objects and writes nothing; the apply that follows
+/// makes exactly that plan.
+#[tokio::test]
+async fn agent_mode_dry_run_plans_the_agent_objects() {
+    let d = Provisioned::new().await;
+    d.set_agent_mode();
+    let (out, result) = d.run(&["--dry-run"]).await;
+    let planned = result.unwrap_or_else(|e| panic!("{out}\n{e}")).changes;
+    assert!(d.cloud.writes().is_empty());
+    for (object, name) in [
+        ("agent blueprint", "orders-copilot"),
+        ("agent blueprint principal", "orders-copilot"),
+        ("inheritable permission", "orders-copilot"),
+        ("admin consent", "orders-copilot"),
+        ("agent identity", "orders-copilot-agent"),
+        ("azd env", "CHAT_APP_AGENT_ID"),
+    ] {
+        assert!(planned.iter().any(|c| c.object == object && c.name == name), "{object} {name}:\n{out}");
+    }
+    let (_, applied) = d.run(&["apply"]).await;
+    let triples = |changes: &[postprovision::plan::Change]| {
+        changes.iter().map(|c| (c.action, c.object, c.name.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(triples(&applied.unwrap().changes), triples(&planned));
+}
+
+/// Outside agent mode the hook plans nothing for the agent objects and never deletes them:
+/// turning agent mode off leaves what agent mode made (only `azd down` removes it).
+#[tokio::test]
+async fn outside_agent_mode_the_agent_objects_are_neither_made_nor_removed() {
+    let d = Provisioned::new().await;
+    d.run(&["apply"]).await.1.unwrap();
+    assert!(d.cloud.writes().iter().all(|w| !w.contains("agentIdentity")), "{:#?}", d.cloud.writes());
+    d.set_agent_mode();
+    d.run(&["apply"]).await.1.unwrap();
+    let mut values = d.env_values();
+    values.insert("CHAT_APP_AGENT_IDENTITY".into(), "none".into());
+    std::fs::write(d.env_file(), postprovision::dotenv::render(&values)).unwrap();
+    let writes = d.cloud.writes().len();
+    let (out, result) = d.run(&["apply"]).await;
+    assert!(result.unwrap().changes.is_empty(), "{out}");
+    assert_eq!(d.cloud.writes().len(), writes);
+    assert_eq!(d.cloud.dir(|dir| dir.applications.len()), 4, "the blueprint stays");
+
+    // `azd down` removes them in the reverse order: agent identity, blueprint principal, blueprint.
+    let (out, result) = d.run(&["cleanup"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert!(d.cloud.dir(|dir| dir.applications.is_empty() && dir.service_principals.is_empty()), "{out}");
+    let deletes: Vec<String> = d.cloud.writes()[writes..].to_vec();
+    assert!(deletes[0].starts_with("DELETE /v1.0/servicePrincipals/"), "the agent identity first: {deletes:#?}");
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("delete"))
+        .filter(|l| l.contains(" orders-copilot: ") || l.contains(" orders-copilot-agent: "))
+        .collect();
+    assert!(lines[0].contains("delete agent identity orders-copilot-agent"), "{out}");
+    assert!(lines[1].contains("delete service principal orders-copilot"), "{out}");
+    assert!(lines[2].contains("delete application orders-copilot"), "{out}");
+}
+
+/// Without Agent ID Developer or Agent ID Administrator, Graph refuses the blueprint (403): the
+/// run stops there, naming the roles, Graph's known issue with the Azure CLI's sign-in, and
+/// how to go on without agent mode.
+#[tokio::test]
+async fn without_an_agent_id_role_agent_mode_stops_with_what_to_ask_for() {
+    let mut config = Config::new(TENANT);
+    config.agent_id_role = false;
+    let d = Provisioned::with(config, "dev").await;
+    d.set_agent_mode();
+    let (out, result) = d.run(&["apply"]).await;
+    let message = result.unwrap_err();
+    for expected in [
+        "403",
+        "Agent ID Developer",
+        "Agent ID Administrator",
+        "Directory.AccessAsUser.All",
+        "azd env set CHAT_APP_AGENT_IDENTITY none",
+    ] {
+        assert!(message.contains(expected), "{expected}:\n{out}\n{message}");
+    }
+    assert!(d.cloud.dir(|dir| dir.applications.values().all(|a| a["@odata.type"].is_null())), "no blueprint");
+}
+
+/// Without an administrator the blueprint's admin consent cannot be granted, and agent mode
+/// cannot do without it (agent identities cannot be consented to interactively): the run says
+/// so and gives the exact request for an administrator.
+#[tokio::test]
+async fn without_an_administrator_the_blueprint_consent_is_asked_for_exactly() {
+    let mut config = Config::new(TENANT);
+    config.admin = false;
+    let d = Provisioned::with(config, "dev").await;
+    d.set_agent_mode();
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    let principal = d.cloud.dir(|dir| {
+        let blueprint = dir.applications.values().find(|a| a["@odata.type"].is_string()).unwrap().clone();
+        dir.service_principals.values().find(|sp| sp["appId"] == blueprint["appId"]).unwrap()["id"].clone()
+    });
+    assert!(out.contains("admin consent for agent blueprint orders-copilot -> orders-mcp (access_as_user) was not granted, and agent mode needs it"), "{out}");
+    assert!(out.contains(&format!("\"clientId\":{principal}")), "{out}");
+    assert!(
+        out.contains("az rest --method POST --url https://graph.microsoft.com/v1.0/oauth2PermissionGrants"),
+        "{out}"
+    );
+}
+
+/// The fake refuses what Graph documents it refuses, so the hook's passing runs show it obeys:
+/// each request here breaks one rule (see tests/support/fake_cloud/graph/agents.rs for the
+/// sources) and gets Graph's error body.
+#[tokio::test]
+async fn the_fake_graph_refuses_agent_objects_made_out_of_order_or_without_a_sponsor() {
+    let d = Provisioned::new().await;
+    let me = d.cloud.shared.config.lock().unwrap().me.clone();
+    let sponsor = json!([format!("https://graph.microsoft.com/v1.0/users/{me}")]);
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let request =
+            http.post(format!("{}/{path}", d.cloud.graph_url())).bearer_auth(support::fake_cloud::TOKEN).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let refused = |(status, body): (u16, Value), what: &str| {
+        assert_eq!(status, 400, "{what}: {body}");
+        assert!(body["error"]["code"].is_string() && body["error"]["innerError"].is_object(), "{what}: {body}");
+    };
+    refused(
+        post("applications/microsoft.graph.agentIdentityBlueprint", json!({"displayName": "b"})).await,
+        "no sponsor",
+    );
+    let (status, blueprint) = post(
+        "applications/microsoft.graph.agentIdentityBlueprint",
+        json!({"displayName": "b", "sponsors@odata.bind": sponsor}),
+    )
+    .await;
+    assert_eq!(status, 201, "{blueprint}");
+    let blueprint_id = blueprint["appId"].as_str().unwrap();
+    refused(post("servicePrincipals", json!({"appId": blueprint_id})).await, "a plain service principal");
+    let agent = json!({"displayName": "a", "agentIdentityBlueprintId": blueprint_id, "sponsors@odata.bind": sponsor});
+    refused(post("servicePrincipals/microsoft.graph.agentIdentity", agent.clone()).await, "before the principal");
+    let (status, _) =
+        post("servicePrincipals/microsoft.graph.agentIdentityBlueprintPrincipal", json!({"appId": blueprint_id})).await;
+    assert_eq!(status, 201);
+    let mut without_sponsor = agent.clone();
+    without_sponsor.as_object_mut().unwrap().remove("sponsors@odata.bind");
+    refused(post("servicePrincipals/microsoft.graph.agentIdentity", without_sponsor).await, "agent without a sponsor");
+    let mut with_secret = agent.clone();
+    with_secret["passwordCredentials"] = json!([{"displayName": "secret"}]);
+    refused(post("servicePrincipals/microsoft.graph.agentIdentity", with_secret).await, "an agent's own credential");
+    assert_eq!(post("servicePrincipals/microsoft.graph.agentIdentity", agent).await.0, 201);
+    let permissions = format!(
+        "applications/{}/microsoft.graph.agentIdentityBlueprint/inheritablePermissions",
+        blueprint["id"].as_str().unwrap()
+    );
+    let scopes =
+        |list: Value| json!({"@odata.type": "#microsoft.graph.enumeratedScopes", "kind": "enumerated", "scopes": list});
+    refused(
+        post(&permissions, json!({"resourceAppId": blueprint_id, "inheritableScopes": scopes(json!([]))})).await,
+        "no scopes",
+    );
+    refused(
+        post(&permissions, json!({"resourceAppId": blueprint_id, "inheritableScopes": scopes(json!(["Orders.Nope"]))}))
+            .await,
+        "a scope the resource does not publish",
+    );
 }

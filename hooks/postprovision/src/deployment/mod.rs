@@ -10,8 +10,8 @@ use entra_manifest::{Manifest, Vars};
 use service_kit::settings::{Env, SettingsError};
 
 use variables::{
-    ASSIGN_ROLES, AZD_ENV_NAME, AZD_SUBSCRIPTION_ID, CHAT_APP_URL, ORDERS_MCP_PUBLIC_URL, RESOURCE_GROUP,
-    RESOURCE_TOKEN, TENANT_ID, container_app_key, federated_identities, principal_id_key,
+    AGENT_IDENTITY, AGENT_MODE, ASSIGN_ROLES, AZD_ENV_NAME, AZD_SUBSCRIPTION_ID, CHAT_APP_URL, ORDERS_MCP_PUBLIC_URL,
+    RESOURCE_GROUP, RESOURCE_TOKEN, TENANT_ID, container_app_key, federated_identities, principal_id_key,
 };
 
 /// Every app registration the hook makes carries this tag (and the more specific ones below).
@@ -119,6 +119,10 @@ pub struct Deployment {
     pub principal_ids: BTreeMap<String, String>,
     pub container_apps: Option<ContainerApps>,
     pub assign_roles: Vec<RoleRequest>,
+    /// chat-app runs as its own agent identity ([`AGENT_IDENTITY`] = [`AGENT_MODE`]): the hook
+    /// also creates the manifest's agent blueprints and agent identities. Off, it leaves them
+    /// alone (neither plans nor deletes them).
+    pub agent_mode: bool,
     /// Every value the environment holds, to tell which outputs actually change.
     pub values: BTreeMap<String, String>,
 }
@@ -163,6 +167,10 @@ impl Deployment {
                 Err(problem) => env.problem(problem),
             }
         }
+        let agent_mode = env.choice(AGENT_IDENTITY, &["none", AGENT_MODE], "none") == AGENT_MODE;
+        if agent_mode && manifest.agent_identities.is_empty() {
+            env.problem(format!("{AGENT_IDENTITY}={AGENT_MODE} needs an [agent_identity.*] in the identity manifest"));
+        }
         env.finish()?;
         match (id, chat_app_url, orders_mcp_url) {
             (Some(id), Some(chat_app_url), Some(orders_mcp_url)) => Ok(Deployment {
@@ -172,6 +180,7 @@ impl Deployment {
                 principal_ids,
                 container_apps,
                 assign_roles,
+                agent_mode,
                 values,
             }),
             // `finish` has already reported whichever is missing.
@@ -335,6 +344,19 @@ mod tests {
         assert_eq!(apps.apps.len(), 2);
         assert_eq!(apps.apps["orders-api"], "orders-api-abc");
         assert_eq!(d.assign_roles, [RoleRequest { app: "orders-api".into(), role: "Orders.Admin".into() }]);
+    }
+
+    #[test]
+    fn agent_mode_is_opt_in_and_spelled_as_chat_app_spells_it() {
+        let d = Deployment::from_values(values(&complete()), &manifest(), &[]).unwrap();
+        assert!(!d.agent_mode, "off unless asked for");
+        let mut pairs = complete();
+        pairs.push(("CHAT_APP_AGENT_IDENTITY", "entra-agent-id"));
+        assert!(Deployment::from_values(values(&pairs), &manifest(), &[]).unwrap().agent_mode);
+        pairs.pop();
+        pairs.push(("CHAT_APP_AGENT_IDENTITY", "agent-id"));
+        let err = Deployment::from_values(values(&pairs), &manifest(), &[]).unwrap_err().to_string();
+        assert!(err.contains("CHAT_APP_AGENT_IDENTITY=\"agent-id\" is not one of: none, entra-agent-id"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,17 @@ pub const ORDERS_MCP_PUBLIC_URL: &str = "ORDERS_MCP_PUBLIC_URL";
 /// App roles to give the signed-in user, e.g. `orders-api/Orders.Admin` (comma-separated).
 pub const ASSIGN_ROLES: &str = "ORDERS_COPILOT_ASSIGN_ROLES";
 
+/// chat-app's agent mode (`none` or `entra-agent-id`), set by you (`azd env set`) and given to
+/// chat-app by Bicep: in agent mode the hook also creates the manifest's Agent ID objects.
+pub const AGENT_IDENTITY: &str = "CHAT_APP_AGENT_IDENTITY";
+/// The value of [`AGENT_IDENTITY`] that turns agent mode on.
+pub const AGENT_MODE: &str = "entra-agent-id";
+/// Written by the hook in agent mode, read by chat-app: the blueprint's app id, its
+/// Application ID URI (what users sign in for) and the agent identity's app id.
+pub const AGENT_BLUEPRINT_ID: &str = "CHAT_APP_AGENT_BLUEPRINT_ID";
+pub const AGENT_BLUEPRINT_APP_ID_URI: &str = "CHAT_APP_AGENT_BLUEPRINT_APP_ID_URI";
+pub const AGENT_ID: &str = "CHAT_APP_AGENT_ID";
+
 /// `orders-mcp` -> `ORDERS_MCP`: how a manifest name appears in variable names.
 pub fn env_prefix(name: &str) -> String {
     name.to_ascii_uppercase().replace('-', "_")
@@ -68,14 +79,18 @@ pub fn written_keys(manifest: &Manifest) -> Vec<String> {
             keys.push(app_id_uri_key(name));
         }
     }
+    if !manifest.agent_identities.is_empty() {
+        keys.extend([AGENT_BLUEPRINT_ID, AGENT_BLUEPRINT_APP_ID_URI, AGENT_ID].map(str::to_string));
+    }
     keys
 }
 
-/// Managed identities that some app's federated credential trusts.
+/// Managed identities that some app's (or agent blueprint's) federated credential trusts.
 pub fn federated_identities(manifest: &Manifest) -> Vec<String> {
     let mut names: Vec<String> = manifest
         .apps
         .values()
+        .chain(manifest.agent_blueprints.values())
         .flat_map(|app| app.federated_credentials.iter().map(|f| f.managed_identity.clone()))
         .collect();
     names.sort();
@@ -112,7 +127,10 @@ mod tests {
                 "ORDERS_API_CLIENT_ID",
                 "ORDERS_API_APP_ID_URI",
                 "ORDERS_MCP_CLIENT_ID",
-                "ORDERS_MCP_APP_ID_URI"
+                "ORDERS_MCP_APP_ID_URI",
+                "CHAT_APP_AGENT_BLUEPRINT_ID",
+                "CHAT_APP_AGENT_BLUEPRINT_APP_ID_URI",
+                "CHAT_APP_AGENT_ID",
             ]
         );
     }

@@ -1,20 +1,70 @@
 //! App registrations: found by their tag (created when missing), then patched until they
 //! match the manifest, phase by phase (see [`crate::diff`]). An app this deployment did not
 //! create is never changed: one already holding a wanted identifier URI stops the run.
+//!
+//! Agent identity blueprints (Microsoft Entra Agent ID) are application objects too, created
+//! and addressed through their own type (Graph v1.0 "Create agentIdentityBlueprint",
+//! https://learn.microsoft.com/graph/api/agentidentityblueprint-post?view=graph-rest-1.0:
+//! `POST /applications/microsoft.graph.agentIdentityBlueprint`, with `displayName` and the
+//! `sponsors` relationship required); everything else about them goes the same way.
 
 use entra_manifest::App;
 use reqwest::Method;
 use serde_json::json;
 
-use super::error::RunError;
+use super::error::{AGENT_ID_FORBIDDEN, APPLICATIONS_FORBIDDEN, RunError};
 use super::run::Run;
 use crate::deployment::TAG;
 use crate::diff::{self, Phase};
 use crate::model::Application;
 use crate::plan::{Action, Change};
 
-/// An app registration as this run knows it.
+/// Which kind of application object a manifest entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An ordinary app registration (`[app.*]`).
+    App,
+    /// An agent identity blueprint (`[agent_blueprint.*]`).
+    Blueprint,
+}
+
+impl Kind {
+    /// The collection new objects of this kind are posted to.
+    fn create_path(self) -> &'static str {
+        match self {
+            Kind::App => "applications",
+            Kind::Blueprint => "applications/microsoft.graph.agentIdentityBlueprint",
+        }
+    }
+
+    /// Where Graph addresses the object with object id `id`.
+    fn path(self, id: &str) -> String {
+        match self {
+            Kind::App => format!("applications/{id}"),
+            Kind::Blueprint => format!("applications/{id}/microsoft.graph.agentIdentityBlueprint"),
+        }
+    }
+
+    /// What a `403` on it means.
+    pub fn forbidden_hint(self) -> &'static str {
+        match self {
+            Kind::App => APPLICATIONS_FORBIDDEN,
+            Kind::Blueprint => AGENT_ID_FORBIDDEN,
+        }
+    }
+
+    /// What the plan calls it.
+    pub fn object(self) -> &'static str {
+        match self {
+            Kind::App => "application",
+            Kind::Blueprint => "agent blueprint",
+        }
+    }
+}
+
+/// An app registration (or agent blueprint) as this run knows it.
 pub struct Registration {
+    pub kind: Kind,
     pub object_id: String,
     pub app_id: String,
     /// Its properties in Graph (once [`update`]d: as the manifest wants them).
@@ -24,19 +74,27 @@ pub struct Registration {
 }
 
 impl Registration {
-    fn found(current: Application) -> Registration {
-        Registration { object_id: current.id.clone(), app_id: current.app_id.clone(), current, planned: false }
+    fn found(kind: Kind, current: Application) -> Registration {
+        Registration { kind, object_id: current.id.clone(), app_id: current.app_id.clone(), current, planned: false }
+    }
+
+    /// Where Graph addresses it: `applications/{id}`, or a blueprint's typed path.
+    pub fn path(&self) -> String {
+        self.kind.path(&self.object_id)
     }
 }
 
 /// The registration tagged for manifest app `name` in this deployment, created with just its
 /// name and tags when there is none ([`update`] sets the rest, once every app id is known).
 /// `identifier_uris`: the ones it will have; an app of someone else's holding one stops the run.
+/// `sponsor`: a blueprint's sponsor (object id of the signed-in user), required to create one.
 #[tracing::instrument(skip_all, fields(app = name))]
 pub async fn find_or_create(
     run: &mut Run<'_>,
     name: &str,
     app: &App,
+    kind: Kind,
+    sponsor: Option<&str>,
     identifier_uris: &[String],
 ) -> Result<Registration, RunError> {
     let id = run.id;
@@ -45,7 +103,7 @@ pub async fn find_or_create(
     let found: Vec<Application> = run.list("applications", &[("$filter", &filter)]).await?;
     match found.len() {
         0 => {}
-        1 => return Ok(Registration::found(found.into_iter().next().unwrap_or_default())),
+        1 => return Ok(Registration::found(kind, found.into_iter().next().unwrap_or_default())),
         count => {
             let ids = found.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", ");
             return Err(RunError::Duplicate { tag, count, ids });
@@ -63,15 +121,23 @@ pub async fn find_or_create(
             });
         }
     }
-    let body = json!({
+    let mut body = json!({
         "displayName": id.display_name(&app.display_name),
         "signInAudience": "AzureADMyOrg",
         "tags": [TAG, id.tag(), tag],
     });
-    let change = Change::new(Action::Create, "application", name, format!("tagged {tag}"));
-    Ok(match run.write(change, Method::POST, "applications", Some(body.clone())).await? {
-        Some(created) => Registration::found(run.parse(created, "applications")?),
+    let mut detail = format!("tagged {tag}");
+    if let Some(sponsor) = sponsor.filter(|_| kind == Kind::Blueprint) {
+        // A blueprint needs a sponsor at creation: the person accountable for it.
+        body["sponsors@odata.bind"] = json!([format!("https://graph.microsoft.com/v1.0/users/{sponsor}")]);
+        detail.push_str(&format!(", sponsored by the signed-in user {sponsor}"));
+    }
+    let change = Change::new(Action::Create, kind.object(), name, detail);
+    let path = kind.create_path();
+    Ok(match run.write_as(change, Method::POST, path, Some(body.clone()), kind.forbidden_hint()).await? {
+        Some(created) => Registration::found(kind, run.parse(created, path)?),
         None => Registration {
+            kind,
             object_id: format!("<{name} object id>"),
             app_id: format!("<{name} app id>"),
             current: serde_json::from_value(body).unwrap_or_default(),
@@ -91,9 +157,9 @@ pub async fn update(
 ) -> Result<(), RunError> {
     let next = diff::after(&registration.current, wanted, phase);
     if let Some(patch) = diff::patch(&registration.current, &next) {
-        let path = format!("applications/{}", registration.object_id);
-        let change = Change::new(Action::Update, "application", name, patch.details.join("; "));
-        run.write(change, Method::PATCH, &path, Some(patch.body)).await?;
+        let change = Change::new(Action::Update, registration.kind.object(), name, patch.details.join("; "));
+        let hint = registration.kind.forbidden_hint();
+        run.write_as(change, Method::PATCH, &registration.path(), Some(patch.body), hint).await?;
     }
     registration.current = next;
     Ok(())

@@ -5,13 +5,21 @@
 //! ids and scopes (pre-authorized clients, required access), and admin consent names every
 //! service principal. The application patches themselves go phase by phase, in the order Graph
 //! accepts them ([`Phase`]).
+//!
+//! In agent mode ([`Deployment::agent_mode`]) the manifest's agent blueprints go along with the
+//! apps (a blueprint is an application object: same phases, its principal and federated
+//! credential in the same steps), then come their inheritable permissions, their admin consent
+//! and, last, the agent identities, which need their blueprint's principal. Off, none of them
+//! is read, planned or deleted.
 
 use std::collections::BTreeMap;
 
-use super::applications;
+use super::agent_identities;
+use super::applications::{self, Kind};
 use super::error::RunError;
 use super::federated_credentials;
 use super::grants;
+use super::inheritable_permissions;
 use super::outputs;
 use super::run::{Run, Summary};
 use super::service_principals;
@@ -31,18 +39,33 @@ pub async fn apply(mut run: Run<'_>, deployment: &Deployment) -> Result<Summary,
     ));
     tenant::check(&run).await?;
 
-    // 1. Every app registration exists, so every app id is known.
+    // Agent mode: the signed-in user sponsors the agent objects (Graph requires a sponsor at
+    // creation), known before any write.
+    let off = BTreeMap::new();
+    let blueprints = if deployment.agent_mode { &manifest.agent_blueprints } else { &off };
+    let sponsor = if deployment.agent_mode {
+        Some(tenant::signed_in_user(&run).await?.ok_or(RunError::NoSponsor)?)
+    } else {
+        None
+    };
+    let entries = || {
+        let apps = manifest.apps.iter().map(|(name, app)| (name, app, Kind::App));
+        apps.chain(blueprints.iter().map(|(name, app)| (name, app, Kind::Blueprint)))
+    };
+
+    // 1. Every app registration (and blueprint) exists, so every app id is known.
     let vars = deployment.vars();
     let mut registrations = BTreeMap::new();
-    for (name, app) in &manifest.apps {
+    for (name, app, kind) in entries() {
         let uris: Vec<String> = app.identifier_uri.iter().map(|t| t.render(&vars)).collect();
-        registrations.insert(name.clone(), applications::find_or_create(&mut run, name, app, &uris).await?);
+        let registration = applications::find_or_create(&mut run, name, app, kind, sponsor.as_deref(), &uris).await?;
+        registrations.insert(name.clone(), registration);
     }
     let app_ids: BTreeMap<String, String> =
         registrations.iter().map(|(name, r)| (name.clone(), r.app_id.clone())).collect();
-    let wanted = Context { manifest, deployment, app_ids: &app_ids };
+    let context = Context { manifest, deployment, app_ids: &app_ids };
     let wanted: BTreeMap<String, _> =
-        manifest.apps.iter().map(|(name, app)| (name.clone(), wanted.application(app))).collect();
+        entries().map(|(name, app, _)| (name.clone(), context.application(app))).collect();
 
     // 2. Each registration matches the manifest, one phase at a time for all of them.
     for phase in Phase::ALL {
@@ -52,29 +75,51 @@ pub async fn apply(mut run: Run<'_>, deployment: &Deployment) -> Result<Summary,
         }
     }
 
-    // 3. Each app has its service principal.
+    // 3. Each app (and blueprint) has its service principal.
     let mut principals = BTreeMap::new();
     for (name, registration) in &registrations {
         principals.insert(name.clone(), service_principals::find_or_create(&mut run, name, registration).await?);
     }
 
     // 4. Each app trusts the managed identities the manifest names.
-    let context = Context { manifest, deployment, app_ids: &app_ids };
-    for (name, app) in &manifest.apps {
+    for (name, app, _) in entries() {
         let Some(registration) = registrations.get(name) else { continue };
         federated_credentials::update(&mut run, name, registration, &context.federated_credentials(app)).await?;
     }
 
-    // 5. Admin consent for each app's required access (optional: pre-authorization already
-    //    spares users a prompt for the project's own APIs), then the signed-in user's app roles.
-    for (name, app) in &manifest.apps {
+    // 5. What each blueprint's agent identities inherit, and an administrator's consent to it.
+    for (name, blueprint) in blueprints {
         let Some(registration) = registrations.get(name) else { continue };
-        grants::admin_consent(&mut run, deployment, name, app, registration, &principals).await?;
+        let permissions = context.inheritable_permissions(blueprint);
+        inheritable_permissions::update(&mut run, name, registration, &permissions).await?;
+    }
+
+    // 6. Admin consent for each app's required access (optional: pre-authorization already
+    //    spares users a prompt for the project's own APIs) and each blueprint's inheritable
+    //    permissions (required: agent identities cannot be consented to), then the signed-in
+    //    user's app roles.
+    for (name, app, kind) in entries() {
+        let Some(registration) = registrations.get(name) else { continue };
+        let access = match kind {
+            Kind::App => &app.required_access,
+            Kind::Blueprint => &app.inheritable_permissions,
+        };
+        grants::admin_consent(&mut run, deployment, name, access, registration, &principals).await?;
     }
     grants::assign_roles(&mut run, deployment, &principals).await?;
 
-    // 6. The ids go to the azd environment, then to the container apps.
-    let published = outputs::values(&run, deployment, &registrations);
+    // 7. The agent identities, from their blueprint's principal.
+    let mut agents = BTreeMap::new();
+    if let Some(sponsor) = &sponsor {
+        for (name, agent) in &manifest.agent_identities {
+            let Some(blueprint) = registrations.get(&agent.blueprint) else { continue };
+            let app_id = agent_identities::find_or_create(&mut run, name, agent, blueprint, sponsor).await?;
+            agents.insert(name.clone(), app_id);
+        }
+    }
+
+    // 8. The ids go to the azd environment, then to the container apps.
+    let published = outputs::values(&run, deployment, &registrations, &agents);
     outputs::write_to_azd_env(&mut run, deployment, &published)?;
     outputs::update_container_apps(&mut run, deployment, &published).await?;
 

@@ -1,10 +1,12 @@
 //! `cleanup` (azd's predown hook): removes the app registrations this deployment's runs
 //! created, and their service principals, for good; never an app without this deployment's tag.
+//! Agent ID objects go in the reverse of their creation: the agent identities (tagged like the
+//! apps), then each blueprint's principal, then the blueprint, which is an application.
 
 use super::error::RunError;
 use super::run::{Run, Summary};
 use super::tenant;
-use crate::model::{Application, ServicePrincipal};
+use crate::model::{AgentIdentity, Application, ServicePrincipal};
 use crate::plan::{Action, Change};
 use crate::rest::NotFound;
 
@@ -14,12 +16,26 @@ pub async fn cleanup(mut run: Run<'_>) -> Result<Summary, RunError> {
     run.say(&format!("Removing the app registrations tagged {tag} from tenant {}.", run.id.tenant_id));
     tenant::check(&run).await?;
     let filter = format!("tags/any(t:t eq '{tag}')");
+    let agents: Vec<AgentIdentity> = run.list("servicePrincipals", &[("$filter", &filter)]).await?;
+    for agent in &agents {
+        let change = Change::new(
+            Action::Delete,
+            "agent identity",
+            &name_in(&tag, &agent.tags, &agent.id),
+            format!("object id {}", agent.id),
+        );
+        run.delete(change, &format!("servicePrincipals/{}", agent.id), NotFound::Gone).await?;
+    }
     let apps: Vec<Application> = run.list("applications", &[("$filter", &filter)]).await?;
     for app in &apps {
-        let name = app.tags.iter().find_map(|t| t.strip_prefix(&format!("{tag}:"))).unwrap_or(&app.display_name);
-        remove(&mut run, name, app).await?;
+        remove(&mut run, &name_in(&tag, &app.tags, &app.display_name), app).await?;
     }
     Ok(run.finish(&format!("no app registrations are tagged {tag}")))
+}
+
+/// The manifest name an object's tags give it (`<deployment tag>:<name>`), else `fallback`.
+fn name_in(tag: &str, tags: &[String], fallback: &str) -> String {
+    tags.iter().find_map(|t| t.strip_prefix(&format!("{tag}:"))).unwrap_or(fallback).to_string()
 }
 
 /// Deletes `app` (manifest app `name`) and its service principals, then purges it.

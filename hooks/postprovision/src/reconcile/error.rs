@@ -26,20 +26,41 @@ create: if that one is a leftover of yours, delete it (`az ad app delete --id {o
 otherwise use another azd environment name"
     )]
     Foreign { uri: String, object_id: String, display_name: String, tags: String },
+    #[error(
+        "agent mode (CHAT_APP_AGENT_IDENTITY=entra-agent-id) needs a signed-in user to sponsor the agent blueprint \
+and agent identity (Graph requires a sponsor at creation), but the sign-in is not a user: sign in as yourself \
+(`azd auth login`) and run again"
+    )]
+    NoSponsor,
     #[error("stopped after {done} change(s): {cause}\n{hint}{}", RESUME)]
     Stopped { done: usize, cause: String, hint: String },
 }
 
+/// What a `403` on an app registration means.
+pub const APPLICATIONS_FORBIDDEN: &str = "Your account lacks a permission this needs: creating app registrations \
+needs the Application Developer role (or 'Users can register applications' on); updating them needs you to own them \
+or be an Application Administrator.\n";
+
+/// What a `403` on an Agent ID object means (Graph v1.0 "Create agentIdentityBlueprint",
+/// "Create agentIdentityBlueprintPrincipal", "Create agentIdentity": the roles, and the known
+/// issue with clients granted `Directory.AccessAsUser.All`, as the Azure CLI is).
+pub const AGENT_ID_FORBIDDEN: &str = "Your account lacks a permission agent mode needs: creating agent identity \
+blueprints, their principals and agent identities needs the Agent ID Developer role (for the blueprints you create, \
+which you then own) or Agent ID Administrator. If you hold one and Graph still answers 403, this is Graph's documented \
+known issue: a client granted Directory.AccessAsUser.All, as the Azure CLI is, has its Agent ID permissions ignored \
+(https://learn.microsoft.com/graph/api/agentidentityblueprint-post?view=graph-rest-1.0). Until then, turn agent mode \
+off (`azd env set CHAT_APP_AGENT_IDENTITY none`) and run again: the rest of the deployment works without it.\n";
+
 impl RunError {
-    /// Stopped by a refused or failed request, after `done` changes.
+    /// Stopped by a refused or failed request on an app registration, after `done` changes.
     pub fn stopped(done: usize, cause: &ApiError) -> RunError {
-        let hint = if cause.is_forbidden() {
-            "Your account lacks a permission this needs: creating app registrations needs the Application \
-Developer role (or 'Users can register applications' on); updating them needs you to own them or be an \
-Application Administrator.\n"
-        } else {
-            ""
-        };
+        RunError::stopped_with(done, cause, APPLICATIONS_FORBIDDEN)
+    }
+
+    /// Stopped by a refused or failed request, after `done` changes; `forbidden` says what a
+    /// `403` means for this request.
+    pub fn stopped_with(done: usize, cause: &ApiError, forbidden: &str) -> RunError {
+        let hint = if cause.is_forbidden() { forbidden } else { "" };
         RunError::Stopped { done, cause: cause.to_string(), hint: hint.to_string() }
     }
 }

@@ -1,6 +1,9 @@
 //! Federated identity credentials: each app trusts the managed identities the manifest names,
 //! so no secret exists anywhere. Only credentials the hook made (marked in their description)
-//! are updated or removed; ones added by hand stay.
+//! are updated or removed; ones added by hand stay. An agent blueprint's credentials are
+//! addressed through its typed path ("Create federatedIdentityCredential" for "an application
+//! or an agentIdentityBlueprint",
+//! https://learn.microsoft.com/graph/api/federatedidentitycredential-post?view=graph-rest-1.0).
 
 use reqwest::Method;
 use serde_json::json;
@@ -21,7 +24,8 @@ pub async fn update(
     registration: &Registration,
     wanted: &[FederatedCredential],
 ) -> Result<(), RunError> {
-    let path = format!("applications/{}/federatedIdentityCredentials", registration.object_id);
+    let path = format!("{}/federatedIdentityCredentials", registration.path());
+    let hint = registration.kind.forbidden_hint();
     let existing: Vec<FederatedCredential> =
         if registration.planned { Vec::new() } else { run.list(&path, &[]).await? };
     for fic in wanted {
@@ -29,7 +33,7 @@ pub async fn update(
         match existing.iter().find(|e| e.name == fic.name) {
             None => {
                 let change = Change::new(Action::Create, "federated credential", name, detail);
-                run.write(change, Method::POST, &path, Some(json!(fic))).await?;
+                run.write_as(change, Method::POST, &path, Some(json!(fic)), hint).await?;
             }
             Some(e)
                 if e.issuer != fic.issuer
@@ -41,7 +45,7 @@ pub async fn update(
                 let body = json!({
                     "issuer": fic.issuer, "subject": fic.subject, "audiences": fic.audiences, "description": fic.description,
                 });
-                run.write(change, Method::PATCH, &format!("{path}/{}", e.id), Some(body)).await?;
+                run.write_as(change, Method::PATCH, &format!("{path}/{}", e.id), Some(body), hint).await?;
             }
             Some(_) => {}
         }
@@ -50,7 +54,7 @@ pub async fn update(
     for stale in existing.iter().filter(made_here).filter(|e| !wanted.iter().any(|w| w.name == e.name)) {
         let detail = format!("{}: no longer in the manifest", stale.name);
         let change = Change::new(Action::Delete, "federated credential", name, detail);
-        run.write(change, Method::DELETE, &format!("{path}/{}", stale.id), None).await?;
+        run.write_as(change, Method::DELETE, &format!("{path}/{}", stale.id), None, hint).await?;
     }
     Ok(())
 }

@@ -4,38 +4,46 @@
 //! extra: pre-authorization (chat-app on orders-mcp, orders-mcp on orders-api) already lets
 //! every user sign in and use the tools without a prompt for the project's own APIs.
 //!
+//! An agent blueprint's admin consent is not an extra: agent identities cannot be consented to
+//! interactively and get delegated permissions only by inheriting the `AllPrincipals` grants of
+//! their blueprint's principal ("List inheritedOAuth2PermissionGrants": "only inherited grants
+//! where consentType is AllPrincipals",
+//! https://learn.microsoft.com/graph/api/agentidentity-list-inheritedoauth2permissiongrants?view=graph-rest-beta).
+//! Without an administrator the run says exactly what to ask one for.
+//!
 //! Both name service principals created moments before, which Graph may refuse as "Not a valid
 //! reference update." for minutes: see [`Run::try_write_replicated`].
 
 use std::collections::BTreeMap;
 
-use entra_manifest::App;
+use entra_manifest::RequiredAccess;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::applications::Registration;
+use super::applications::{Kind, Registration};
 use super::error::RunError;
 use super::run::Run;
 use super::service_principals::Principal;
+use super::tenant;
 use crate::deployment::Deployment;
 use crate::desired;
 use crate::model::{AppRoleAssignment, PermissionGrant};
 use crate::plan::{Action, Change};
-use crate::rest::NotFound;
 
-/// Grants (or updates) admin consent for manifest app `name`'s required access. `principals`:
-/// every app's service principal, by manifest app name.
+/// Grants (or updates) admin consent for manifest app or blueprint `name` on `wanted` (an app's
+/// required access, a blueprint's inheritable permissions). `principals`: every service
+/// principal, by manifest name.
 #[tracing::instrument(skip_all, fields(app = name))]
 pub async fn admin_consent(
     run: &mut Run<'_>,
     deployment: &Deployment,
     name: &str,
-    app: &App,
+    wanted: &[RequiredAccess],
     registration: &Registration,
     principals: &BTreeMap<String, Principal>,
 ) -> Result<(), RunError> {
     let Some(client) = principals.get(name) else { return Ok(()) };
-    if app.required_access.is_empty() {
+    if wanted.is_empty() {
         return Ok(());
     }
     let existing: Vec<PermissionGrant> = if client.planned {
@@ -44,7 +52,7 @@ pub async fn admin_consent(
         let filter = format!("clientId eq '{}'", client.id);
         run.list("oauth2PermissionGrants", &[("$filter", &filter)]).await?
     };
-    for access in &app.required_access {
+    for access in wanted {
         let Some(resource) = principals.get(&access.resource) else { continue };
         let scope = desired::consent_scopes(&access.scopes);
         let detail = format!("{name} -> {}: {scope} (all users)", access.resource);
@@ -74,17 +82,42 @@ pub async fn admin_consent(
         };
         match result {
             Ok(()) => {}
-            Err(e) if e.is_forbidden() => run.note(format!(
-                "admin consent for {name} -> {} was not granted: it needs a Cloud Application Administrator or \
-Application Administrator (or Global Administrator). It is optional: {name} is pre-authorized, so users are not \
-asked to consent to it. An administrator can grant it at \
-https://login.microsoftonline.com/{}/adminconsent?client_id={}",
-                access.resource, deployment.id.tenant_id, registration.app_id
-            )),
+            Err(e) if e.is_forbidden() => {
+                let note = match registration.kind {
+                    Kind::App => optional_consent_note(deployment, name, &access.resource, registration),
+                    Kind::Blueprint => blueprint_consent_note(name, &access.resource, &client.id, &resource.id, &scope),
+                };
+                run.note(note)
+            }
             Err(e) => return Err(run.stopped(&e)),
         }
     }
     Ok(())
+}
+
+/// Admin consent for an app's required access, which pre-authorization makes optional.
+fn optional_consent_note(deployment: &Deployment, name: &str, resource: &str, registration: &Registration) -> String {
+    format!(
+        "admin consent for {name} -> {resource} was not granted: it needs a Cloud Application Administrator or \
+Application Administrator (or Global Administrator). It is optional: {name} is pre-authorized, so users are not \
+asked to consent to it. An administrator can grant it at \
+https://login.microsoftonline.com/{}/adminconsent?client_id={}",
+        deployment.id.tenant_id, registration.app_id
+    )
+}
+
+/// Admin consent for a blueprint's inheritable permissions, which agent mode cannot do without:
+/// the exact Graph request for an administrator to send.
+fn blueprint_consent_note(name: &str, resource: &str, client_id: &str, resource_id: &str, scope: &str) -> String {
+    let body =
+        json!({"clientId": client_id, "consentType": "AllPrincipals", "resourceId": resource_id, "scope": scope});
+    format!(
+        "admin consent for agent blueprint {name} -> {resource} ({scope}) was not granted, and agent mode needs it: \
+agent identities cannot be consented to interactively, they inherit their blueprint's admin consent. Ask a Cloud \
+Application Administrator or Application Administrator to grant it, e.g. with \
+`az rest --method POST --url https://graph.microsoft.com/v1.0/oauth2PermissionGrants --body '{body}'`, \
+then run the hook again"
+    )
 }
 
 /// Gives the signed-in user the app roles asked for (`--assign-role`, `ORDERS_COPILOT_ASSIGN_ROLES`).
@@ -99,12 +132,7 @@ pub async fn assign_roles(
     if deployment.assign_roles.is_empty() {
         return Ok(());
     }
-    let me = match run.graph.send(Method::GET, "me", &[], None, NotFound::Error).await {
-        Ok(answer) => answer.body.and_then(|b| b.get("id").and_then(Value::as_str).map(str::to_string)),
-        Err(e) if matches!(e.status(), Some(400..=499)) => None,
-        Err(e) => return Err(run.stopped(&e)),
-    };
-    let Some(me) = me else {
+    let Some(me) = tenant::signed_in_user(run).await? else {
         run.note("no signed-in user (the sign-in is an application): app roles were not assigned".to_string());
         return Ok(());
     };

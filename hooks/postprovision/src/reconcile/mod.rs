@@ -6,18 +6,21 @@
 //!
 //! - `apply`: the steps in the order they run, one call each (the place to reorder them);
 //!   `cleanup`: the way back.
-//! - The steps, one module each: `tenant` (the sign-in's tenant), `applications`
-//!   (registrations), `service_principals`, `federated_credentials`, `grants` (admin consent,
-//!   app roles), `outputs` (the azd environment, the container apps).
+//! - The steps, one module each: `tenant` (the sign-in's tenant and user), `applications`
+//!   (registrations and agent blueprints), `service_principals`, `federated_credentials`,
+//!   `inheritable_permissions` (a blueprint's), `grants` (admin consent, app roles),
+//!   `agent_identities`, `outputs` (the azd environment, the container apps).
 //! - `run`: what a run works on, its writes (or, in a dry run, their plan) and its [`Summary`];
 //!   `error`: why a run stops.
 
+mod agent_identities;
 mod applications;
 mod apply;
 mod cleanup;
 mod error;
 mod federated_credentials;
 mod grants;
+mod inheritable_permissions;
 mod outputs;
 mod run;
 mod service_principals;

@@ -1,5 +1,6 @@
-//! Publishing what the services need to know: each app's client id and application id URI,
-//! to the azd environment and to the container apps that declare those variables.
+//! Publishing what the services need to know: each app's client id and application id URI
+//! (and in agent mode chat-app's blueprint and agent identity), to the azd environment and to
+//! the container apps that declare those variables.
 
 use std::collections::BTreeMap;
 
@@ -10,11 +11,13 @@ use crate::container_apps;
 use crate::deployment::{Deployment, variables};
 use crate::plan::{Action, Change};
 
-/// The values to publish, by variable name. `registrations`: by manifest app name.
+/// The values to publish, by variable name. `registrations`: by manifest app (or blueprint)
+/// name; `agents`: agent identities' app ids, by manifest name.
 pub fn values(
     run: &Run<'_>,
     deployment: &Deployment,
     registrations: &BTreeMap<String, Registration>,
+    agents: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
     let vars = deployment.vars();
     let mut outputs = BTreeMap::new();
@@ -24,6 +27,19 @@ pub fn values(
         }
         if let Some(uri) = &app.identifier_uri {
             outputs.insert(variables::app_id_uri_key(name), uri.render(&vars));
+        }
+    }
+    // chat-app acts as the manifest's (first) agent identity, as its configuration reads it.
+    let agent = run.manifest.agent_identities.iter().next();
+    if let Some((name, agent)) = agent
+        && let Some(agent_id) = agents.get(name)
+        && let (Some(registration), Some(blueprint)) =
+            (registrations.get(&agent.blueprint), run.manifest.agent_blueprints.get(&agent.blueprint))
+    {
+        outputs.insert(variables::AGENT_ID.to_string(), agent_id.clone());
+        outputs.insert(variables::AGENT_BLUEPRINT_ID.to_string(), registration.app_id.clone());
+        if let Some(uri) = &blueprint.identifier_uri {
+            outputs.insert(variables::AGENT_BLUEPRINT_APP_ID_URI.to_string(), uri.render(&vars));
         }
     }
     outputs

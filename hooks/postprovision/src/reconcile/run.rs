@@ -110,6 +110,18 @@ impl<'a> Run<'a> {
         self.send(change, method, path, body).await.map_err(|e| self.stopped(&e))
     }
 
+    /// Like [`Self::write`]; a refusal's message explains a `403` with `forbidden`.
+    pub async fn write_as(
+        &mut self,
+        change: Change,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        forbidden: &str,
+    ) -> Result<Option<Value>, RunError> {
+        self.send(change, method, path, body).await.map_err(|e| RunError::stopped_with(self.done(), &e, forbidden))
+    }
+
     /// Like [`Self::write`], but hands a refusal back to the caller, which may work around it.
     pub async fn try_write(
         &mut self,

@@ -1,10 +1,13 @@
 //! Service principals: each app registration's identity in this tenant, which consent and
-//! role assignments name.
+//! role assignments name. An agent blueprint's is an agent identity blueprint principal,
+//! created through its own type ("Create agentIdentityBlueprintPrincipal",
+//! https://learn.microsoft.com/graph/api/agentidentityblueprintprincipal-post?view=graph-rest-1.0);
+//! agent identities are created from it.
 
 use reqwest::Method;
 use serde_json::json;
 
-use super::applications::Registration;
+use super::applications::{Kind, Registration};
 use super::error::RunError;
 use super::run::Run;
 use crate::model::ServicePrincipal;
@@ -17,9 +20,18 @@ pub struct Principal {
     pub planned: bool,
 }
 
-/// The service principal of `registration` (manifest app `name`), created when missing.
+/// The service principal of `registration` (manifest app or blueprint `name`), created when missing.
 #[tracing::instrument(skip_all, fields(app = name))]
 pub async fn find_or_create(run: &mut Run<'_>, name: &str, registration: &Registration) -> Result<Principal, RunError> {
+    let (object, path, detail) = if registration.kind == Kind::Blueprint {
+        (
+            "agent blueprint principal",
+            "servicePrincipals/microsoft.graph.agentIdentityBlueprintPrincipal",
+            "the blueprint's identity in this tenant, which its agent identities are created from",
+        )
+    } else {
+        ("service principal", "servicePrincipals", "the app's identity in this tenant")
+    };
     let existing: Vec<ServicePrincipal> = if registration.planned {
         Vec::new()
     } else {
@@ -29,12 +41,10 @@ pub async fn find_or_create(run: &mut Run<'_>, name: &str, registration: &Regist
     if let Some(sp) = existing.into_iter().next() {
         return Ok(Principal { id: sp.id, planned: false });
     }
-    let change = Change::new(Action::Create, "service principal", name, "the app's identity in this tenant");
+    let change = Change::new(Action::Create, object, name, detail);
     let body = json!({ "appId": registration.app_id });
-    Ok(match run.write(change, Method::POST, "servicePrincipals", Some(body)).await? {
-        Some(created) => {
-            Principal { id: run.parse::<ServicePrincipal>(created, "servicePrincipals")?.id, planned: false }
-        }
+    Ok(match run.write_as(change, Method::POST, path, Some(body), registration.kind.forbidden_hint()).await? {
+        Some(created) => Principal { id: run.parse::<ServicePrincipal>(created, path)?.id, planned: false },
         None => Principal { id: format!("<{name} service principal>"), planned: true },
     })
 }

@@ -46,7 +46,18 @@ pub const CONTAINER_APPS: [(&str, &str, &[&str]); 3] = [
         "orders-mcp-abc123",
         &["ORDERS_MCP_CLIENT_ID", "ORDERS_MCP_APP_ID_URI", "ORDERS_API_CLIENT_ID", "ORDERS_API_APP_ID_URI"],
     ),
-    ("chat-app", "chat-app-abc123", &["CHAT_APP_CLIENT_ID", "ORDERS_MCP_CLIENT_ID", "ORDERS_MCP_APP_ID_URI"]),
+    (
+        "chat-app",
+        "chat-app-abc123",
+        &[
+            "CHAT_APP_CLIENT_ID",
+            "ORDERS_MCP_CLIENT_ID",
+            "ORDERS_MCP_APP_ID_URI",
+            "CHAT_APP_AGENT_BLUEPRINT_ID",
+            "CHAT_APP_AGENT_BLUEPRINT_APP_ID_URI",
+            "CHAT_APP_AGENT_ID",
+        ],
+    ),
 ];
 
 /// The public origins of the two externally reachable container apps: Bicep computes them from
@@ -98,6 +109,11 @@ pub fn bicep_container_env(app: &str, env_name: &str, origins: &Origins) -> Vec<
             ("CHAT_APP_ADDR", "0.0.0.0:3000".into()),
             ("CHAT_APP_URL", origins.chat_app.clone()),
             ("CHAT_APP_CLIENT_ID", String::new()),
+            // main.bicep's default `chatAppAgentIdentity`; the ids are the hook's, in agent mode.
+            ("CHAT_APP_AGENT_IDENTITY", "none".into()),
+            ("CHAT_APP_AGENT_BLUEPRINT_ID", String::new()),
+            ("CHAT_APP_AGENT_BLUEPRINT_APP_ID_URI", String::new()),
+            ("CHAT_APP_AGENT_ID", String::new()),
             ("CHAT_APP_MANAGED_IDENTITY_CLIENT_ID", CHAT_MI_CLIENT.into()),
             ("CHAT_APP_SESSION_DB", "/data/sessions.db".into()),
             // One replica (main.bicep's default `chatAppMaxReplicas`): sessions in SQLite, no Redis.
@@ -154,6 +170,20 @@ impl Provisioned {
             provisioned.cloud.add_container_app(SUBSCRIPTION, GROUP, name, &env);
         }
         provisioned
+    }
+
+    /// Agent mode, as `azd env set CHAT_APP_AGENT_IDENTITY entra-agent-id` and the next
+    /// provision leave it: in the azd environment and in chat-app's container.
+    pub fn set_agent_mode(&self) {
+        let mut values = self.env_values();
+        values.insert("CHAT_APP_AGENT_IDENTITY".into(), "entra-agent-id".into());
+        std::fs::write(self.env_file(), postprovision::dotenv::render(&values)).unwrap();
+        self.cloud.dir(|d| {
+            let app = d.container_apps.values_mut().find(|a| a["name"] == "chat-app-abc123").unwrap();
+            let env = app["properties"]["template"]["containers"][0]["env"].as_array_mut().unwrap();
+            let var = env.iter_mut().find(|e| e["name"] == "CHAT_APP_AGENT_IDENTITY").unwrap();
+            var["value"] = "entra-agent-id".into();
+        });
     }
 
     /// The tag on every app of this deployment.

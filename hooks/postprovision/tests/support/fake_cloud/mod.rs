@@ -7,7 +7,7 @@
 //! identifier URIs (soft-deleted apps keep theirs), https redirect URIs, no removal of an
 //! enabled scope or app role, pre-authorized permission ids must exist, a service principal
 //! needs an existing application, admin consent and role assignments need an administrator,
-//! unknown properties are refused.
+//! unknown properties are refused; and Microsoft Entra Agent ID's (`graph/agents.rs`).
 //!
 //! Faults to inject: `429` + `Retry-After` every n-th request, replication delay (`404` for an
 //! object just created), and a failure or a hang after n writes (a killed run).
@@ -150,6 +150,13 @@ impl FakeCloud {
                     names.push((sp["id"].as_str().unwrap().to_string(), format!("<sp {tag}>")));
                 }
             }
+            // Agent identities: their own ids, named by their tag.
+            for agent in d.service_principals.values().filter(|sp| sp["agentIdentityBlueprintId"].is_string()) {
+                let tag =
+                    agent["tags"].as_array().and_then(|t| t.last()).and_then(Value::as_str).unwrap_or("?").to_string();
+                names.push((agent["id"].as_str().unwrap().to_string(), format!("<agent {tag}>")));
+                names.push((agent["appId"].as_str().unwrap().to_string(), format!("<agent appId {tag}>")));
+            }
             names.push((self.shared.config.lock().unwrap().me.clone(), "<me>".into()));
             let strip = |v: &Value| {
                 let mut v = v.clone();
@@ -177,6 +184,7 @@ impl FakeCloud {
                 "applications": d.applications.values().cloned().collect::<Vec<_>>(),
                 "servicePrincipals": sorted(&d.service_principals),
                 "federated": federated,
+                "inheritable": d.inheritable.clone(),
                 "grants": sorted(&d.grants),
                 "assignments": sorted(&d.assignments),
                 "deleted": d.deleted.len(),

@@ -24,6 +24,9 @@ pub struct Config {
     pub tenant_id: String,
     pub me: String,
     pub admin: bool,
+    /// The signed-in user holds Agent ID Developer or Agent ID Administrator: may create agent
+    /// blueprints, their principals and agent identities.
+    pub agent_id_role: bool,
     pub page_size: usize,
     /// Every n-th request is throttled.
     pub throttle_every: Option<usize>,
@@ -47,6 +50,7 @@ impl Config {
             tenant_id: tenant_id.to_string(),
             me: uuid::Uuid::new_v4().to_string(),
             admin: true,
+            agent_id_role: true,
             page_size: 2,
             throttle_every: None,
             retry_after_secs: 0,
@@ -66,6 +70,8 @@ pub struct Directory {
     pub service_principals: BTreeMap<String, Value>,
     /// Application object id -> its credentials.
     pub federated: BTreeMap<String, Vec<Value>>,
+    /// Agent blueprint object id -> its inheritable permissions.
+    pub inheritable: BTreeMap<String, Vec<Value>>,
     pub grants: BTreeMap<String, Value>,
     pub assignments: BTreeMap<String, Value>,
     pub container_apps: BTreeMap<String, Value>,

@@ -1,7 +1,8 @@
 //! The fake Microsoft Graph v1.0: the endpoints the hook calls, with Graph's filters, paging,
 //! replication delay and permission rules. What makes an application valid lives in
-//! [`applications`].
+//! [`applications`]; Microsoft Entra Agent ID's objects and rules in [`agents`].
 
+mod agents;
 mod applications;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,20 @@ fn not_a_valid_reference() -> Response {
     bad_request("Not a valid reference update.")
 }
 
+/// An application as `POST /applications` creates it, before the request's fields.
+fn new_application(base: &str, id: &str, app_id: &str) -> Value {
+    json!({
+        "@odata.context": format!("{base}/v1.0/$metadata#applications/$entity"),
+        "id": id, "appId": app_id, "displayName": null, "signInAudience": "AzureADMyOrg", "tags": [],
+        "identifierUris": [], "description": null, "appRoles": [],
+        "api": {"acceptMappedClaims": null, "knownClientApplications": [], "requestedAccessTokenVersion": null,
+                "oauth2PermissionScopes": [], "preAuthorizedApplications": []},
+        "web": {"homePageUrl": null, "logoutUrl": null, "redirectUris": [],
+                "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false}},
+        "requiredResourceAccess": [], "passwordCredentials": [], "keyCredentials": [],
+    })
+}
+
 /// Answers one Graph v1.0 request; `segments`: its path after `/v1.0/`.
 pub fn route(
     dir: &mut Directory,
@@ -70,6 +85,13 @@ pub fn route(
             }
             list(base, "applications", query, items, config.page_size)
         }
+        (Method::POST, ["applications", "microsoft.graph.agentIdentityBlueprint"]) => {
+            let Some(fields) = body_obj.as_object() else { return bad_request("A request body is required.") };
+            match agents::create_blueprint(dir, config, base, fields.clone()) {
+                Ok(app) => json_response(StatusCode::CREATED, app),
+                Err(r) => r,
+            }
+        }
         (Method::POST, ["applications"]) => {
             let Some(fields) = body_obj.as_object() else { return bad_request("A request body is required.") };
             if let Some(r) = applications::unknown_property(fields) {
@@ -80,16 +102,7 @@ pub fn route(
             }
             let id = new_id();
             let app_id = new_id();
-            let mut app = json!({
-                "@odata.context": format!("{base}/v1.0/$metadata#applications/$entity"),
-                "id": id, "appId": app_id, "displayName": null, "signInAudience": "AzureADMyOrg", "tags": [],
-                "identifierUris": [], "description": null, "appRoles": [],
-                "api": {"acceptMappedClaims": null, "knownClientApplications": [], "requestedAccessTokenVersion": null,
-                        "oauth2PermissionScopes": [], "preAuthorizedApplications": []},
-                "web": {"homePageUrl": null, "logoutUrl": null, "redirectUris": [],
-                        "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false}},
-                "requiredResourceAccess": [], "passwordCredentials": [], "keyCredentials": [],
-            });
+            let mut app = new_application(base, &id, &app_id);
             if let Err(r) = applications::apply(dir, config, &id, &mut app, fields) {
                 return r;
             }
@@ -120,11 +133,45 @@ pub fn route(
                 (Method::DELETE, []) => {
                     let app = dir.applications.remove(&id).unwrap_or_default();
                     dir.federated.remove(&id);
+                    dir.inheritable.remove(&id);
                     dir.deleted.insert(id, app);
                     no_content()
                 }
                 (m, ["federatedIdentityCredentials", fic @ ..]) => {
                     applications::federated_credentials(dir, &id, m, fic, base, query, body_obj)
+                }
+                // The cast to a blueprint: only a blueprint is one.
+                (m, ["microsoft.graph.agentIdentityBlueprint", more @ ..]) => {
+                    if !agents::is_blueprint(&dir.applications[&id]) {
+                        return not_found(&id);
+                    }
+                    if m != Method::GET && !config.agent_id_role {
+                        return forbidden();
+                    }
+                    match (m, more) {
+                        (Method::GET, []) => json_response(StatusCode::OK, dir.applications[&id].clone()),
+                        (Method::PATCH, []) => {
+                            let Some(fields) = body_obj.as_object() else {
+                                return bad_request("A request body is required.");
+                            };
+                            if let Some(r) = applications::unknown_property(fields) {
+                                return r;
+                            }
+                            let mut app = dir.applications[&id].clone();
+                            if let Err(r) = applications::apply(dir, config, &id, &mut app, fields) {
+                                return r;
+                            }
+                            dir.applications.insert(id, app);
+                            no_content()
+                        }
+                        (m, ["federatedIdentityCredentials", fic @ ..]) => {
+                            applications::federated_credentials(dir, &id, m, fic, base, query, body_obj)
+                        }
+                        (m, ["inheritablePermissions", permission @ ..]) => {
+                            agents::inheritable_permissions(dir, &id, m, permission, base, query, body_obj)
+                        }
+                        _ => error(StatusCode::METHOD_NOT_ALLOWED, "Request_BadRequest", "Unsupported request."),
+                    }
                 }
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "Request_BadRequest", "Unsupported request."),
             }
@@ -141,12 +188,23 @@ pub fn route(
             }
             list(base, "servicePrincipals", query, items, config.page_size)
         }
+        (Method::POST, ["servicePrincipals", "microsoft.graph.agentIdentityBlueprintPrincipal"]) => {
+            agents::create_blueprint_principal(dir, config, &body_obj)
+        }
+        (Method::POST, ["servicePrincipals", "microsoft.graph.agentIdentity"]) => {
+            agents::create_agent_identity(dir, config, &body_obj)
+        }
         (Method::POST, ["servicePrincipals"]) => {
             let app_id = body_obj["appId"].as_str().unwrap_or_default().to_string();
             let app = dir.applications.values().find(|a| a["appId"] == app_id.as_str()).cloned();
             if dir.lags(&app_id) || app.is_none() {
                 return bad_request(&format!(
                     "The appId '{app_id}' of the service principal does not reference a valid application object."
+                ));
+            }
+            if app.as_ref().is_some_and(agents::is_blueprint) {
+                return bad_request(&format!(
+                    "The appId '{app_id}' is an agent identity blueprint: create its principal as an agentIdentityBlueprintPrincipal."
                 ));
             }
             if dir.service_principals.values().any(|sp| sp["appId"] == app_id.as_str()) {
