@@ -367,9 +367,10 @@ fn meta(who: &Authenticated, sent: Option<SentToken>, api_hop: Option<Hop>) -> M
 
 fn success<T: Serialize>(value: &T, text: String, meta: MetaObject) -> CallToolResult {
     let structured = serde_json::to_value(value).unwrap_or(Value::Null);
-    let mut result = CallToolResult::structured(structured.clone());
-    // A short summary first, then the JSON, for clients that read only text content.
-    result.content = vec![ContentBlock::text(text), ContentBlock::text(structured.to_string())];
+    // Its content is the JSON as text; a short summary goes before it, for clients that read
+    // only text content. (Not a copy of the tree serialised again: that was per call.)
+    let mut result = CallToolResult::structured(structured);
+    result.content.insert(0, ContentBlock::text(text));
     result.meta = Some(meta);
     result
 }
