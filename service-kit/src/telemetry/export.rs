@@ -1,5 +1,5 @@
-//! The OTLP span exporter: a batch of spans as one OTLP `ExportTraceServiceRequest` (the
-//! OpenTelemetry protobuf types), sent with the workspace's one HTTP client, reqwest, either
+//! The OTLP span exporter: a batch of spans as one OTLP `ExportTraceServiceRequest` (encoded
+//! by [`super::encode`]), sent with the workspace's one HTTP client, reqwest, either
 //! as OTLP/HTTP (`application/x-protobuf`, the specification's default) or as OTLP/gRPC (one
 //! length-prefixed message over HTTP/2, `grpc-status` in the trailers), which is what the
 //! Container Apps managed agent speaks.
@@ -16,16 +16,13 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use futures::channel::oneshot;
 use http_body_util::BodyExt;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use prost::Message;
 use tokio::runtime::Runtime;
 use url::Url;
 
+use super::encode::{ResourceFields, export_request};
 use super::settings::{OtlpSettings, Protocol};
 
 /// The gRPC method of the OTLP trace service (opentelemetry-proto, `trace_service.proto`).
@@ -38,7 +35,7 @@ pub struct OtlpExporter {
     protocol: Protocol,
     headers: HeaderMap,
     timeout: Duration,
-    resource: ResourceAttributesWithSchema,
+    resource: ResourceFields,
 }
 
 impl fmt::Debug for OtlpExporter {
@@ -93,22 +90,19 @@ impl OtlpExporter {
             protocol: settings.protocol,
             headers,
             timeout: settings.timeout,
-            resource: (&Resource::builder_empty().build()).into(),
+            resource: ResourceFields::default(),
         })
     }
 
-    fn request(&self, batch: Vec<SpanData>) -> reqwest::RequestBuilder {
-        let message =
-            ExportTraceServiceRequest { resource_spans: group_spans_by_resource_and_scope(batch, &self.resource) };
+    fn request(&self, batch: &[SpanData]) -> reqwest::RequestBuilder {
+        let message = export_request(batch, &self.resource);
         let request = self.http.post(self.url.clone()).headers(self.headers.clone()).timeout(self.timeout);
         match self.protocol {
-            Protocol::HttpProtobuf => {
-                request.header(header::CONTENT_TYPE, "application/x-protobuf").body(message.encode_to_vec())
-            }
+            Protocol::HttpProtobuf => request.header(header::CONTENT_TYPE, "application/x-protobuf").body(message),
             Protocol::Grpc => request
                 .header(header::CONTENT_TYPE, "application/grpc")
                 .header(header::TE, "trailers")
-                .body(grpc_frame(&message.encode_to_vec())),
+                .body(grpc_frame(&message)),
         }
     }
 }
@@ -148,7 +142,7 @@ async fn outcome(protocol: Protocol, response: reqwest::Response) -> Result<(), 
 impl SpanExporter for OtlpExporter {
     fn export(&self, batch: Vec<SpanData>) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let (done, result) = oneshot::channel();
-        let (request, protocol) = (self.request(batch), self.protocol);
+        let (request, protocol) = (self.request(&batch), self.protocol);
         let spawned = self.runtime.0.as_ref().map(|runtime| {
             runtime.spawn(async move {
                 let sent = match request.send().await {

@@ -71,9 +71,12 @@ pub fn init_with(settings: TelemetrySettings) -> Telemetry {
         // every enter and exit of a span, which an async span does at every poll), and no
         // OpenTelemetry context made current on entering a span (nothing here reads
         // `opentelemetry::Context::current()`; parents come from the `tracing` span tree).
+        // No `level`/`target` attributes either: every span would carry two more that no
+        // view, query or test reads (the span's name and `service.name` say where it is from).
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(env!("CARGO_PKG_NAME")))
-            .with_level(true)
+            .with_level(false)
+            .with_target(false)
             .with_threads(false)
             .with_location(false)
             .with_tracked_inactivity(false)

@@ -11,6 +11,7 @@
 //! themselves in `Debug`, and span attributes come from validated claims, never a token.
 
 pub mod context;
+mod encode;
 pub mod export;
 mod install;
 mod logs;
