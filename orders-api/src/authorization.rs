@@ -13,7 +13,9 @@
 //! A call by an agent (Microsoft Entra Agent ID: the token names one, see
 //! `entra_auth::hop::AgentActor`) is judged by the same scopes and roles, never by which agent or
 //! blueprint it is; `ORDERS_API_AGENT_POLICY` can then only take away (agents read-only, or
-//! users' own tokens only).
+//! users' own tokens only, or agents' writes only with the user's step-up: the token's `acrs`
+//! holds the approval's authentication context, as validated by entra-auth; nothing else a
+//! request carries counts as approval).
 
 use std::marker::PhantomData;
 
@@ -23,6 +25,8 @@ use axum::response::{IntoResponse, Response};
 use entra_auth::guard::{AuthError, Policy};
 use entra_auth::hop::How;
 use entra_auth::validate::Caller;
+
+use entra_auth::claims_challenge::ClaimsChallenge;
 
 use crate::configuration::AgentPolicy;
 use crate::domain::User;
@@ -75,7 +79,7 @@ impl<P: Policy> FromRequestParts<AppState> for Permitted<P> {
         // Scopes and roles first, then what ORDERS_API_AGENT_POLICY takes away.
         let permitted = match state.guard.check::<P>(effective) {
             Err(refused) => Err(denied(refused)),
-            Ok(()) => match agent_allowed(state.agent_policy, effective, parts.method.is_safe()) {
+            Ok(()) => match agent_allowed(state.agent_policy, &state.approval, effective, parts.method.is_safe()) {
                 Err(refused) => Err(refused.into_response()),
                 Ok(()) => Ok(user(effective)),
             },
@@ -108,14 +112,30 @@ fn passthrough_grant(caller: &Caller) -> Caller {
 }
 
 /// `ORDERS_API_AGENT_POLICY` for a caller that passed the scope and role checks.
-fn agent_allowed(policy: AgentPolicy, caller: &Caller, read: bool) -> Result<(), ApiError> {
+fn agent_allowed(policy: AgentPolicy, approval: &ClaimsChallenge, caller: &Caller, read: bool) -> Result<(), ApiError> {
     let Some(agent) = &caller.agent else {
         return Ok(());
     };
     let who = caller.name.as_deref().unwrap_or(&caller.oid);
     match policy {
         AgentPolicy::Allow => Ok(()),
-        AgentPolicy::ReadOnly if read => Ok(()),
+        AgentPolicy::ReadOnly | AgentPolicy::ApprovedWrites if read => Ok(()),
+        AgentPolicy::ApprovedWrites => {
+            // Fail closed: a challenge naming no context is never satisfied.
+            let needed = approval.auth_contexts();
+            if !needed.is_empty() && needed.iter().all(|c| caller.has_auth_context(c)) {
+                return Ok(());
+            }
+            let context = needed.join(" ");
+            Err(ApiError::StepUpRequired {
+                challenge: approval.header_value(),
+                detail: format!(
+                    "needs step-up {context}: agent {} acts for {who}, and an agent's change to orders needs {who}'s \
+                     fresh confirmation at sign-in (authentication context {context}, ORDERS_API_AGENT_POLICY=approved-writes)",
+                    agent.id
+                ),
+            })
+        }
         AgentPolicy::ReadOnly => Err(ApiError::AgentRefused(format!(
             "agent {} acts for {who}: agents may read orders here but not change them              (ORDERS_API_AGENT_POLICY=read-only); {who} can do it with their own sign-in",
             agent.id

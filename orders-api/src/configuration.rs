@@ -37,6 +37,12 @@ pub struct Settings {
     pub seed_users: Vec<SeedUser>,
     /// `ORDERS_API_AGENT_POLICY`: what a call by an agent (Microsoft Entra Agent ID) may do.
     pub agent_policy: AgentPolicy,
+    /// `ORDERS_API_APPROVAL_AUTH_CONTEXT` (default `c1`): the Conditional Access authentication
+    /// context an agent's write needs under `approved-writes`.
+    pub approval_auth_context: String,
+    /// Where a claims challenge sends the user to step up: the public authority's v2 authorize
+    /// endpoint for the tenant.
+    pub step_up_authorization_uri: String,
     /// `ENTRA_CA_FILE`: extra roots for HTTPS to the identity provider.
     pub trust: Trust,
 }
@@ -54,6 +60,9 @@ pub enum AgentPolicy {
     ReadOnly,
     /// `users-only`: every call must carry a user's own token; an agent's is refused.
     UsersOnly,
+    /// `approved-writes`: an agent may read; its writes need the token to show the user stepped
+    /// up for the approval's authentication context (`acrs`), else a claims challenge (401).
+    ApprovedWrites,
 }
 
 impl Settings {
@@ -79,12 +88,24 @@ API, for the passthrough demonstration only. Unset it, or also set ORDERS_API_PA
         }
         let app = identity.app(&mut env, "ORDERS_API", "orders-api");
         let seed_users = identity.manifest.as_ref().map_or_else(Vec::new, seed::seed_users);
-        let agent_policy =
-            match env.choice("ORDERS_API_AGENT_POLICY", &["allow", "read-only", "users-only"], "allow").as_str() {
-                "read-only" => AgentPolicy::ReadOnly,
-                "users-only" => AgentPolicy::UsersOnly,
-                _ => AgentPolicy::Allow,
-            };
+        let policies = ["allow", "read-only", "users-only", "approved-writes"];
+        let agent_policy = match env.choice("ORDERS_API_AGENT_POLICY", &policies, "allow").as_str() {
+            "read-only" => AgentPolicy::ReadOnly,
+            "users-only" => AgentPolicy::UsersOnly,
+            "approved-writes" => AgentPolicy::ApprovedWrites,
+            _ => AgentPolicy::Allow,
+        };
+        let approval_auth_context = env.string("ORDERS_API_APPROVAL_AUTH_CONTEXT", "c1");
+        if !entra_manifest::is_auth_context_id(&approval_auth_context) {
+            env.problem(format!(
+                "ORDERS_API_APPROVAL_AUTH_CONTEXT={approval_auth_context:?} is not an authentication context id (c1 ... c99)"
+            ));
+        }
+        let step_up_authorization_uri = format!(
+            "{}/{}/oauth2/v2.0/authorize",
+            identity.public_authority.as_str().trim_end_matches('/'),
+            identity.tenant_id
+        );
         env.finish()?;
         Ok(Settings {
             addr,
@@ -98,6 +119,8 @@ API, for the passthrough demonstration only. Unset it, or also set ORDERS_API_PA
             passthrough_audience,
             seed_users,
             agent_policy,
+            approval_auth_context,
+            step_up_authorization_uri,
             trust: identity.trust,
         })
     }

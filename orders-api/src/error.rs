@@ -5,7 +5,7 @@
 //! are mapped here too, so no client ever sees a plain-text or empty error body.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use service_kit::problem::Problem;
 
@@ -34,6 +34,12 @@ pub enum ApiError {
     Unavailable,
     /// 403: the call is an agent's and `ORDERS_API_AGENT_POLICY` does not let agents do this.
     AgentRefused(String),
+    /// 401 with a claims challenge: an agent's write under `approved-writes` whose token lacks
+    /// the approval's authentication context (`acrs`). The `WWW-Authenticate` value, then why.
+    StepUpRequired {
+        challenge: String,
+        detail: String,
+    },
 }
 
 impl ApiError {
@@ -41,6 +47,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(detail) => (StatusCode::BAD_REQUEST, "bad-request", detail.clone()),
             ApiError::AgentRefused(detail) => (StatusCode::FORBIDDEN, "agent-refused", detail.clone()),
+            ApiError::StepUpRequired { detail, .. } => (StatusCode::UNAUTHORIZED, "step-up-required", detail.clone()),
             ApiError::Validation(detail) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", detail.clone()),
             ApiError::IdempotencyKeyReused => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -80,6 +87,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, detail) = self.parts();
         let mut response = Problem::new(status, slug, detail.clone()).into_response();
+        if let ApiError::StepUpRequired { challenge, .. } = &self
+            && let Ok(value) = HeaderValue::from_str(challenge)
+        {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
         response.extensions_mut().insert(DenyReason(detail));
         response
     }

@@ -224,7 +224,7 @@ problem_response!(
 );
 problem_response!(
     Unauthorized,
-    "No valid token (slugs `missing-token`, `invalid-request`, `invalid-token`).",
+    "No valid token (slugs `missing-token`, `invalid-request`, `invalid-token`); or an agent's write under `ORDERS_API_AGENT_POLICY=approved-writes` without the user's step-up (slug `step-up-required`, a claims challenge: `error=\"insufficient_claims\"`, `claims` = base64 of the authentication context request).",
     challenge = true,
     hop = false
 );

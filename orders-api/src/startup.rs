@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
+use entra_auth::claims_challenge::ClaimsChallenge;
 use entra_auth::guard::ResourceGuard;
 use entra_auth::metadata::ProtectedResourceMetadata;
 use entra_auth::validate::{TokenValidator, TokenVersion, ValidatorConfig};
@@ -107,6 +108,10 @@ pub fn router(settings: &Settings, database: Database) -> Result<Router, StartEr
         guard,
         passthrough_audience: settings.passthrough_audience.as_deref().map(Arc::from),
         agent_policy: settings.agent_policy,
+        approval: Arc::new(ClaimsChallenge::for_auth_context(
+            settings.step_up_authorization_uri.clone(),
+            &settings.approval_auth_context,
+        )),
         store: OrderStore::new(database.clone()),
         database,
         docs: Docs::new(&document),

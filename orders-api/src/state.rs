@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
+use entra_auth::claims_challenge::ClaimsChallenge;
 use entra_auth::guard::ResourceGuard;
 
 use crate::configuration::AgentPolicy;
@@ -17,6 +18,8 @@ pub struct AppState {
     /// The orders-mcp audience, when passthrough tokens are (explicitly) accepted.
     pub passthrough_audience: Option<Arc<str>>,
     pub agent_policy: AgentPolicy,
+    /// The step-up `approved-writes` demands of an agent's write.
+    pub approval: Arc<ClaimsChallenge>,
     pub store: OrderStore,
     pub database: Database,
     pub docs: Docs,

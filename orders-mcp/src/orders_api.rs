@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use entra_auth::acquire::{AccessToken, AcquireError, OnBehalfOf, describe};
+use entra_auth::claims_challenge::ClaimsChallenge;
 use entra_auth::hop::{HOP_HEADER, Hop, How, TokenSummary};
 use reqwest::{Method, StatusCode, header};
 use serde::Serialize;
@@ -63,6 +64,10 @@ pub enum CallError {
     Unreachable { reason: String },
     #[error("orders-api refused the token: {reason}{hint}")]
     TokenRefused { reason: String, hint: &'static str },
+    /// orders-api wants a token the user stepped up for (a claims challenge, Conditional Access
+    /// authentication context): only the user's client can get one, so it goes back to it.
+    #[error("orders-api needs you to confirm this at sign-in first ({}): {detail}", .challenge.auth_contexts().join(", "))]
+    StepUpRequired { challenge: ClaimsChallenge, detail: String },
     /// Any other error status, with orders-api's problem detail.
     #[error("orders-api answered {status}: {detail}")]
     Status { status: StatusCode, detail: String },
@@ -258,8 +263,11 @@ impl OrdersApi {
                 CallError::Unreachable { reason }
             })?;
             Span::current().record("status", response.status().as_u16());
+            // A claims challenge is not a stale token: a fresh exchange of the same user token
+            // would carry the same claims. It goes back to the client instead.
             if response.status() == StatusCode::UNAUTHORIZED
                 && !retried
+                && claims_challenge(&response).is_none()
                 && let TokenSource::Obo { obo, scope } = &self.tokens
             {
                 // A cached token orders-api no longer accepts (keys rolled over, token revoked,
@@ -275,6 +283,7 @@ impl OrdersApi {
 
     async fn read<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, CallError> {
         let status = response.status();
+        let step_up = claims_challenge(&response);
         let challenge = response
             .headers()
             .get(header::WWW_AUTHENTICATE)
@@ -288,6 +297,11 @@ impl OrdersApi {
         let detail = serde_json::from_slice::<Problem>(&body)
             .map(|p| p.detail)
             .unwrap_or_else(|_| status.canonical_reason().unwrap_or("error").to_string());
+        if status == StatusCode::UNAUTHORIZED
+            && let Some(challenge) = step_up
+        {
+            return Err(CallError::StepUpRequired { challenge, detail });
+        }
         if status == StatusCode::UNAUTHORIZED {
             let hint = match self.tokens {
                 TokenSource::Passthrough => PASSTHROUGH_HINT,
@@ -310,6 +324,12 @@ fn sent_token(who: &Authenticated, token: &AccessToken, how: How, api_hop: Optio
         (_, None) => TokenSummary::from_unverified(token.secret())?,
     };
     Some(SentToken { how, token: summary })
+}
+
+/// orders-api's claims challenge, if its answer is one.
+fn claims_challenge(response: &reqwest::Response) -> Option<ClaimsChallenge> {
+    let header = response.headers().get(header::WWW_AUTHENTICATE)?.to_str().ok()?;
+    ClaimsChallenge::parse(header)
 }
 
 /// The `error_description` of an RFC 6750 challenge.

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use entra_auth::claims_challenge::MCP_META_KEY as CLAIMS_CHALLENGE_META_KEY;
 use entra_auth::hop::{Decision, Hop, How, MCP_META_KEY};
 use entra_auth::span_attributes;
 use http::request::Parts;
@@ -388,6 +389,11 @@ fn respond<T: Serialize>(who: &Authenticated, traced: Traced<T>, text: impl FnOn
         Ok(value) => success(&value, text(&value), meta),
         Err(e) => {
             tracing::warn!(oid = %who.caller.oid, error = %e, "tool call failed");
+            let mut meta = meta;
+            if let CallError::StepUpRequired { challenge, .. } = &e {
+                // For the MCP client's code (chat-app asks its user to step up), not the model.
+                meta.insert(CLAIMS_CHALLENGE_META_KEY.to_string(), Value::String(challenge.header_value()));
+            }
             failure(&e.to_string(), meta)
         }
     }

@@ -145,7 +145,7 @@ impl TurnRecord {
                 Entry::User { text } => record.question = Some(text.clone()),
                 Entry::Tool(call) => record.calls.push(call.clone()),
                 Entry::Assistant { text } => record.answer = Some(text.clone()),
-                Entry::Error { message } => record.answer = Some(message.clone()),
+                Entry::Error { message } | Entry::StepUp { message, .. } => record.answer = Some(message.clone()),
             }
         }
         record
@@ -384,6 +384,12 @@ fn card(names: &Names, title: &str, t: &TokenSummary, previous: Option<&TokenSum
         let at = claims.iter().position(|f| f.name == client_claim).map_or(claims.len(), |i| i + 1);
         claims.splice(at..at, fields);
     }
+    // Conditional Access step-up (`approved-writes`, docs/agent-identity.md): the contexts the
+    // user confirmed, shown where a token carries them.
+    if !t.acrs.is_empty() {
+        let acrs = t.acrs.join(" ");
+        claims.push(field("acrs", acrs.clone(), acrs, differs(&|s| s.acrs.join(" "))));
+    }
     TokenCard { title: title.to_string(), header, claims }
 }
 
@@ -430,6 +436,7 @@ pub(crate) mod tests {
             token_id_suffix: "AbC123".into(),
             header: Some(TokenHeader { alg: "RS256".into(), typ: Some("JWT".into()), kid: "key-1".into() }),
             agent: None,
+            acrs: vec![],
         }
     }
 

@@ -55,6 +55,9 @@ pub struct TokenSummary {
     /// The agent acting for the user, when the token names one (Microsoft Entra Agent ID).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentActor>,
+    /// Conditional Access authentication contexts the user stepped up for (`acrs`), e.g. `c1`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acrs: Vec<String>,
 }
 
 /// The agent a token names (Microsoft Entra Agent ID): shown at every hop, never a reason to
@@ -179,6 +182,8 @@ impl TokenSummary {
             uti: String,
             xms_par_app_azp: Option<String>,
             act: Option<Act>,
+            #[serde(default)]
+            acrs: Vec<String>,
         }
         #[derive(Deserialize)]
         struct Header {
@@ -207,6 +212,7 @@ impl TokenSummary {
             token_id_suffix: id_suffix(&c.uti),
             header: header.map(|h| TokenHeader { alg: h.alg, typ: h.typ, kid: h.kid }),
             agent,
+            acrs: c.acrs,
         })
     }
 }

@@ -11,6 +11,7 @@
 //!   credential type.
 //! - [`settings`]: the identity settings every service reads the same way, and its credential.
 //! - [`pkce`]: RFC 7636 for the sign-in client and the emulator's token endpoint.
+//! - [`claims_challenge`]: Conditional Access step-up (`insufficient_claims`, `acrs`), both sides.
 //! - [`hop`]: the hop-trace record each service reports (built from a `Caller`, never a token).
 //! - [`span_attributes`]: the same record as OpenTelemetry span attributes, one list of names.
 //!
@@ -21,6 +22,8 @@ pub mod hop;
 
 #[cfg(feature = "server")]
 pub mod acquire;
+#[cfg(feature = "server")]
+pub mod claims_challenge;
 #[cfg(feature = "server")]
 pub mod guard;
 #[cfg(feature = "server")]

@@ -85,6 +85,8 @@ pub struct AccessClaims<'a> {
     /// Sign-in session id, when a browser session exists.
     pub session_id: Option<&'a str>,
     pub agent: Option<Agent>,
+    /// Conditional Access authentication contexts satisfied (`acrs`), delegated tokens only.
+    pub acrs: &'a [String],
 }
 
 impl<'a> AccessClaims<'a> {
@@ -100,6 +102,7 @@ impl<'a> AccessClaims<'a> {
             roles: &[],
             session_id: None,
             agent: None,
+            acrs: &[],
         }
     }
 }
@@ -154,6 +157,11 @@ pub fn access_token(
             put("scp", json!(c.scopes.join(" ")));
             if let Some(sid) = c.session_id {
                 put("sid", json!(sid));
+            }
+            // "acrs: Indicates the authentication context IDs of the operations that the bearer
+            // is eligible to perform" (access token claims reference).
+            if !c.acrs.is_empty() {
+                put("acrs", json!(c.acrs));
             }
             if v1 {
                 let (given, family) = split_name(&user.display_name);

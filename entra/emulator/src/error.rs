@@ -23,6 +23,8 @@ pub struct EntraError {
     pub message: String,
     /// Entra's `suberror`, e.g. `consent_required`.
     pub suberror: Option<&'static str>,
+    /// `interaction_required` only: the claims request (JSON) to send interactively.
+    pub claims: Option<String>,
 }
 
 impl EntraError {
@@ -32,11 +34,16 @@ impl EntraError {
             "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
-        EntraError { status, error, code, message: message.into(), suberror: None }
+        EntraError { status, error, code, message: message.into(), suberror: None, claims: None }
     }
 
     pub fn with_suberror(mut self, suberror: &'static str) -> Self {
         self.suberror = Some(suberror);
+        self
+    }
+
+    pub fn with_claims(mut self, claims: String) -> Self {
+        self.claims = Some(claims);
         self
     }
 
@@ -153,6 +160,8 @@ struct Body {
     error_uri: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     suberror: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claims: Option<String>,
 }
 
 pub fn timestamp() -> String {
@@ -173,6 +182,7 @@ impl IntoResponse for EntraError {
             correlation_id,
             error_uri: self.error_uri(),
             suberror: self.suberror,
+            claims: self.claims,
         };
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

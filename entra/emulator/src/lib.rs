@@ -21,6 +21,7 @@ pub mod testing;
 pub mod tls;
 
 mod admin;
+mod auth_context;
 mod authorize;
 mod claims;
 mod codes;

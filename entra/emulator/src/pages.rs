@@ -127,6 +127,36 @@ pub fn login(
     page("Sign in to your account", &body)
 }
 
+/// The step-up page: the signed-in user confirms, with their password again, what the
+/// authentication contexts stand for (Entra runs the Conditional Access policy targeting them:
+/// MFA, a compliant device...). One demo-user button, as on the sign-in page.
+pub fn step_up(
+    action: &str,
+    client_name: &str,
+    contexts: &[&str],
+    fields: &[(String, String)],
+    user: &LoginUser,
+    error: Option<&str>,
+) -> Response {
+    let title = format!("Confirm: {}", contexts.join("; "));
+    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
+    let body = format!(
+        "<h1>{title}</h1><p class=\"muted\"><strong>{client}</strong> asks you to confirm this as <strong>{name}</strong> \
+         ({upn}) before it continues.</p>{error}\
+         <form method=\"post\" action=\"{action}\">{carried}<input type=\"hidden\" name=\"step_up\" value=\"confirm\">\
+         <input type=\"hidden\" name=\"password\" value=\"{password}\">\
+         <button class=\"primary\" type=\"submit\" data-step-up=\"confirm\">Confirm as {name}</button></form>",
+        title = esc(&title),
+        client = esc(client_name),
+        name = esc(&user.display_name),
+        upn = esc(&user.upn),
+        action = esc(action),
+        carried = hidden(fields),
+        password = esc(&user.password),
+    );
+    page(&title, &body)
+}
+
 /// Device-code entry: the user types the code shown on the device, then signs in.
 pub fn device(action: &str, users: &[LoginUser], user_code: Option<&str>, error: Option<&str>) -> Response {
     let options: String = users

@@ -157,6 +157,7 @@ impl Emulator {
             roles: &roles,
             session_id: None,
             agent: None,
+            acrs: &[],
         })?)
     }
 

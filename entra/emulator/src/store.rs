@@ -80,6 +80,8 @@ pub struct AuthCode {
     pub session_id: String,
     pub expires_at: i64,
     pub redeemed: bool,
+    /// The authentication contexts the user stepped up for in this authorization request.
+    pub acrs: Vec<String>,
 }
 
 impl Expiring for AuthCode {
@@ -96,6 +98,10 @@ pub struct RefreshGrant {
     pub scope: String,
     pub session_id: String,
     pub expires_at: i64,
+    /// The authentication contexts stepped up for, and when: refreshed tokens keep them while
+    /// the step-up is fresh (`auth_context::STEP_UP_LIFETIME_SECS`).
+    pub acrs: Vec<String>,
+    pub stepped_up_at: i64,
 }
 
 impl Expiring for RefreshGrant {

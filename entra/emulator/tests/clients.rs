@@ -387,7 +387,7 @@ async fn on_behalf_of_with_a_managed_identity_assertion_and_with_a_secret() {
     {
         let client = ConfidentialClient::new(http.clone(), token_endpoint.clone(), &mcp.client_id, credential);
         let obo = client
-            .on_behalf_of(&user_token, "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default")
+            .on_behalf_of(&user_token, "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default", None)
             .await
             .unwrap();
         let caller = api.validate(obo.access_token.expose_secret()).await.unwrap();

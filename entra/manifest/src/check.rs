@@ -8,8 +8,8 @@ use toml::Spanned;
 
 use crate::error::{ManifestError, line_of};
 use crate::model::{
-    AgentIdentity, App, Client, FederatedCredential, ManagedIdentity, Manifest, MemberType, PreAuthorized,
-    RequiredAccess, RoleAssignment, Tenant, User,
+    AgentIdentity, App, AuthContext, Client, FederatedCredential, ManagedIdentity, Manifest, MemberType, PreAuthorized,
+    RequiredAccess, RoleAssignment, Tenant, User, is_auth_context_id,
 };
 use crate::raw;
 use crate::template::{PLACEHOLDERS, Template};
@@ -58,12 +58,33 @@ impl<'a> Checker<'a> {
         let (agent_blueprints, agent_identities) =
             self.agents(&raw.agent_blueprint, &raw.agent_identity, &apps, &clients, &managed_identities);
         let users = self.users(&raw.user, &apps);
+        let auth_contexts = self.auth_contexts(&raw.auth_context);
         match self.errors.into_iter().min_by_key(|e| e.line) {
             Some(first) => Err(first),
-            None => {
-                Ok(Manifest { tenant, apps, clients, managed_identities, agent_blueprints, agent_identities, users })
-            }
+            None => Ok(Manifest {
+                tenant,
+                apps,
+                clients,
+                managed_identities,
+                agent_blueprints,
+                agent_identities,
+                users,
+                auth_contexts,
+            }),
         }
+    }
+
+    /// Authentication context ids are `c1` through `c99`.
+    fn auth_contexts(&mut self, raw: &BTreeMap<String, raw::AuthContext>) -> BTreeMap<String, AuthContext> {
+        let mut contexts = BTreeMap::new();
+        for (id, context) in raw {
+            if !is_auth_context_id(id) {
+                self.error(context.display_name.span(), format!("auth_context {id:?} must be c1 ... c99"));
+            }
+            let display_name = context.display_name.get_ref().clone();
+            contexts.insert(id.clone(), AuthContext { id: id.clone(), display_name });
+        }
+        contexts
     }
 
     /// Agent ID: blueprints are checked like apps (their scopes, pre-authorized clients and

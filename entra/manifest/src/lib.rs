@@ -16,7 +16,7 @@ mod template;
 pub use error::ManifestError;
 pub use load::{DEFAULT_PATH, REPOSITORY_MANIFEST};
 pub use model::{
-    AgentIdentity, App, AppRole, Client, DEFAULT_SCOPE, FederatedCredential, ManagedIdentity, Manifest, MemberType,
-    PreAuthorized, RequiredAccess, RoleAssignment, Scope, Tenant, User,
+    AgentIdentity, App, AppRole, AuthContext, Client, DEFAULT_SCOPE, FederatedCredential, ManagedIdentity, Manifest,
+    MemberType, PreAuthorized, RequiredAccess, RoleAssignment, Scope, Tenant, User, is_auth_context_id,
 };
 pub use template::{Template, Vars};

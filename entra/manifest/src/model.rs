@@ -24,6 +24,25 @@ pub struct Manifest {
     /// Agent identities, by manifest name: each a child of one blueprint.
     pub agent_identities: BTreeMap<String, AgentIdentity>,
     pub users: Vec<User>,
+    /// Conditional Access authentication contexts, by id (`c1` ... `c99`): the step-ups an API
+    /// may demand through a claims challenge. In a tenant an administrator creates them
+    /// (Conditional Access, Authentication contexts) and a policy that targets each.
+    pub auth_contexts: BTreeMap<String, AuthContext>,
+}
+
+/// Whether `id` is an authentication context id: `c1` through `c99` (Microsoft Graph's
+/// authenticationContextClassReference: "Supported values are c1 through c99").
+pub fn is_auth_context_id(id: &str) -> bool {
+    let number = id.strip_prefix('c').filter(|n| !n.starts_with('0') && n.len() <= 2);
+    number.and_then(|n| n.parse::<u8>().ok()).is_some_and(|n| (1..=99).contains(&n))
+}
+
+/// A Conditional Access authentication context ("Developer guide to Conditional Access
+/// authentication context": ids `c1` through `c99`).
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    pub id: String,
+    pub display_name: String,
 }
 
 /// An agent identity (Microsoft Entra Agent ID): a service principal with no credential of its
@@ -197,6 +216,10 @@ impl Manifest {
 
     pub fn agent_identity_by_client_id(&self, client_id: &str) -> Option<&AgentIdentity> {
         self.agent_identities.values().find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+    }
+
+    pub fn auth_context(&self, id: &str) -> Option<&AuthContext> {
+        self.auth_contexts.get(id)
     }
 
     pub fn user(&self, name: &str) -> Option<&User> {

@@ -25,6 +25,15 @@ pub struct Manifest {
     pub agent_identity: BTreeMap<String, AgentIdentity>,
     #[serde(default)]
     pub user: Vec<User>,
+    /// Conditional Access authentication contexts (`c1` ... `c99`) the apps ask for.
+    #[serde(default)]
+    pub auth_context: BTreeMap<String, AuthContext>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthContext {
+    pub display_name: Spanned<String>,
 }
 
 #[derive(Deserialize)]

@@ -78,3 +78,71 @@ async fn naming_a_blueprint_grants_nothing() {
     assert_eq!(app.get("/api/orders/ORD-001", &token).await.status(), 200);
     assert_problem(app.create(&token, &order()).await, 403, "insufficient-scope").await;
 }
+
+/// The agent's token after Alice stepped up: `acrs` names the approval's authentication context.
+fn through_agent_stepped_up(app: &TestApp, user: &str, acrs: &[&str]) -> String {
+    let mut claims = app.idp.handle().user_claims(user, "orders-mcp", "orders-api", ALL_SCOPES).unwrap();
+    claims["act"] = json!({ "sub": AGENT, "xms_par_app_azp": BLUEPRINT });
+    claims["acrs"] = json!(acrs);
+    app.idp.handle().sign(&claims).unwrap()
+}
+
+/// The claims challenge of "Claims challenges, claims requests and client capabilities"
+/// (learn.microsoft.com/entra/identity-platform/claims-challenge): `401`, `WWW-Authenticate:
+/// Bearer realm="", authorization_uri="...", error="insufficient_claims", claims="<base64>"`,
+/// the claims being the request for the authentication context ("Developer guide to
+/// Conditional Access authentication context": `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`).
+#[tokio::test]
+async fn approved_writes_challenges_an_agent_write_without_the_step_up() {
+    use base64::Engine;
+    let app = spawn_app_with(&[("ORDERS_API_AGENT_POLICY", "approved-writes")]).await;
+    let agent = through_agent(&app, "alice", ALL_SCOPES);
+    // Reads need no step-up.
+    assert_eq!(app.get("/api/orders/ORD-001", &agent).await.status(), 200);
+
+    let refused = app.create(&agent, &order()).await;
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap().to_string();
+    let hop = hop_of(&refused).unwrap();
+    let body = assert_problem(refused, 401, "step-up-required").await;
+    let authorize = format!("{}/{}/oauth2/v2.0/authorize", app.idp.url(), app.idp.handle().tenant_id());
+    let prefix =
+        format!("Bearer realm=\"\", authorization_uri=\"{authorize}\", error=\"insufficient_claims\", claims=\"");
+    assert!(challenge.starts_with(&prefix), "{challenge}");
+    let encoded = challenge[prefix.len()..].strip_suffix('"').unwrap();
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()).unwrap();
+    assert_eq!(claims, json!({"access_token": {"acrs": {"essential": true, "value": "c1"}}}));
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.starts_with("needs step-up c1: ") && detail.contains("Alice Johnson"), "{detail}");
+    assert!(!detail.contains(&agent), "no token in the body");
+    assert!(matches!(&hop.decision, Decision::Denied { reason } if reason == detail), "{hop:?}");
+    assert_eq!(app.cancel("ORD-001", &agent).await.status(), 401);
+
+    // Another context than the one configured is not the approval.
+    let other = through_agent_stepped_up(&app, "alice", &["c2"]);
+    assert_eq!(app.create(&other, &order()).await.status(), 401);
+    // The stepped-up token writes, and the hop shows the step-up.
+    let created = app.create(&through_agent_stepped_up(&app, "alice", &["c1"]), &order()).await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(hop_of(&created).unwrap().token.acrs, ["c1"]);
+    // Alice's own token (no agent) needs no step-up.
+    assert_eq!(app.create(&app.token("alice", ALL_SCOPES), &order()).await.status(), 201);
+}
+
+/// The approval is proof only inside the validated token: headers claiming it (`acrs`, a claims
+/// request) count for nothing; the write is still challenged.
+#[tokio::test]
+async fn approval_claimed_anywhere_but_the_validated_token_counts_for_nothing() {
+    let app = spawn_app_with(&[("ORDERS_API_AGENT_POLICY", "approved-writes")]).await;
+    let agent = through_agent(&app, "alice", ALL_SCOPES);
+    let response = app
+        .request(reqwest::Method::POST, "/api/orders", &agent)
+        .header("acrs", "c1")
+        .header("x-ms-claims", r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#)
+        .header("x-approved-by", "alice")
+        .json(&order())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 401, "step-up-required").await;
+}

@@ -197,3 +197,53 @@ async fn revision_2026_07_28_calls_get_the_same_answer_from_both_routes() {
         assert_eq!(direct, rmcp, "{why}");
     }
 }
+
+/// orders-api under `ORDERS_API_AGENT_POLICY=approved-writes` answers an agent's write with a
+/// claims challenge ("Claims challenges, claims requests and client capabilities",
+/// learn.microsoft.com/entra/identity-platform/claims-challenge: a middle tier passes it back to
+/// its client, which alone can have the user step up). orders-mcp does not swallow it: the
+/// failed tool result carries the `WWW-Authenticate` value in `_meta`, the same on both routes;
+/// the model's text names no claims. With a stepped-up token (`acrs: ["c1"]`) orders-mcp's
+/// On-Behalf-Of asks for `acrs` again, and never reuses the token it exchanged before the step-up.
+#[tokio::test]
+async fn a_claims_challenge_goes_back_to_the_client_on_both_routes() {
+    const AGENT: &str = "98aefba4-0c15-419e-93ac-168d8ce3f23f";
+    const BLUEPRINT: &str = "413b01b4-ed3c-45fc-82c1-3b2cc97131b9";
+    let mut stack = TestStack::spawn().await;
+    stack.api.restart_with(&[("ORDERS_API_AGENT_POLICY", "approved-writes")]).await;
+    let agent_token = |acrs: &[&str]| {
+        let mut claims = stack.emulator.user_claims("alice", "chat-app", "orders-mcp", &["access_as_user"]).unwrap();
+        claims["azp"] = json!(AGENT);
+        claims["xms_par_app_azp"] = json!(BLUEPRINT);
+        if !acrs.is_empty() {
+            claims["acrs"] = json!(acrs);
+        }
+        stack.emulator.sign(&claims).unwrap()
+    };
+    let token = agent_token(&[]);
+    // A read first: its exchanged token (no acrs) is now cached for Alice through the agent.
+    let read =
+        post(&stack, &token, PLAIN_ACCEPT, None, &tool_call(json!(1), "get_order", json!({"id": "ORD-001"}))).await;
+    assert_eq!(read.2["result"]["isError"], json!(false), "{read:?}");
+
+    let create = tool_call(json!(2), "create_order", json!({"product": "Keyboard", "quantity": 1}));
+    let direct = post(&stack, &token, PLAIN_ACCEPT, None, &create).await;
+    let rmcp = post(&stack, &token, WEIGHTED_ACCEPT, None, &create).await;
+    assert_eq!(direct, rmcp);
+    let result = &direct.2["result"];
+    assert_eq!(result["isError"], json!(true), "{direct:?}");
+    let challenge = result["_meta"]["dev.orders-copilot/claims-challenge"].as_str().unwrap();
+    let parsed = entra_auth::claims_challenge::ClaimsChallenge::parse(challenge).unwrap();
+    assert_eq!(parsed.auth_contexts(), ["c1"]);
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("confirm") && !text.contains("acrs\""), "{text}");
+    let hops = result["_meta"][entra_auth::hop::MCP_META_KEY].as_array().unwrap();
+    assert_eq!(hops.len(), 2, "orders-api's refusal is on the trace: {hops:?}");
+
+    // Stepped up: the exchange keeps `acrs` and the write goes through.
+    let stepped = agent_token(&["c1"]);
+    let created = post(&stack, &stepped, PLAIN_ACCEPT, None, &create).await;
+    assert_eq!(created.2["result"]["isError"], json!(false), "{created:?}");
+    let hops = created.2["result"]["_meta"][entra_auth::hop::MCP_META_KEY].as_array().unwrap();
+    assert_eq!(hops[1]["token"]["acrs"], json!(["c1"]), "{hops:?}");
+}

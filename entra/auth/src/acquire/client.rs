@@ -86,15 +86,24 @@ impl ConfidentialClient {
         read_response(endpoint, result).await
     }
 
-    /// On-Behalf-Of: exchanges the user's token (`assertion`) for one for `scope`.
-    pub async fn on_behalf_of(&self, assertion: &str, scope: &str) -> Result<TokenResponse, AcquireError> {
-        self.request(&[
+    /// On-Behalf-Of: exchanges the user's token (`assertion`) for one for `scope`; `claims`, a
+    /// claims request (JSON) for the new token, e.g. the authentication context it must keep.
+    pub async fn on_behalf_of(
+        &self,
+        assertion: &str,
+        scope: &str,
+        claims: Option<&str>,
+    ) -> Result<TokenResponse, AcquireError> {
+        let mut params = vec![
             ("grant_type", JWT_BEARER_GRANT),
             ("requested_token_use", "on_behalf_of"),
             ("assertion", assertion),
             ("scope", scope),
-        ])
-        .await
+        ];
+        if let Some(claims) = claims {
+            params.push(("claims", claims));
+        }
+        self.request(&params).await
     }
 
     /// Client credentials: a token for this app itself (no user), e.g. `api://x/.default`.

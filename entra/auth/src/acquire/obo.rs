@@ -1,5 +1,10 @@
 //! On-Behalf-Of: a middle-tier API exchanges the user's token for a token to call the next
 //! API as that same user. Results are cached per user and scope until shortly before expiry.
+//!
+//! A user token that carries Conditional Access authentication contexts (`acrs`, after a
+//! step-up) is exchanged asking for them again (`claims`): Entra issues `acrs` only when a
+//! client requests it, and the next API may demand it ("Claims challenges, claims requests and
+//! client capabilities"). Such a token is cached apart from the same user's token without them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,11 +22,23 @@ use crate::validate::Caller;
 /// ID; empty when none) and the requested scope. Two users never share an entry; one user's
 /// calls through an agent never reuse a token exchanged for their own calls, or the other way
 /// round: the result names the agent (see `hop::AgentActor`), and policies downstream tell them apart.
-type Key = (String, String, String, String);
+/// Last, the authentication contexts of the user's token: a token exchanged before a step-up
+/// (no `acrs`) is never handed out for a request whose token has stepped up, nor the reverse.
+type Key = (String, String, String, String, Vec<String>);
 
 fn key(caller: &Caller, scope: &str) -> Key {
     let agent = caller.agent.as_ref().map(|a| a.id.clone()).unwrap_or_default();
-    (caller.tid.clone(), caller.oid.clone(), agent, scope.to_string())
+    let mut acrs = caller.acrs.clone();
+    acrs.sort();
+    (caller.tid.clone(), caller.oid.clone(), agent, scope.to_string(), acrs)
+}
+
+/// The claims request that keeps the user's authentication contexts through the exchange.
+pub fn auth_context_claims(acrs: &[String]) -> Option<String> {
+    if acrs.is_empty() {
+        return None;
+    }
+    Some(serde_json::json!({ "access_token": { "acrs": { "essential": true, "values": acrs } } }).to_string())
 }
 
 pub struct OnBehalfOf {
@@ -46,7 +63,8 @@ impl OnBehalfOf {
             .cache
             .get_or_fetch(key, || async {
                 issued.store(true, Ordering::Relaxed);
-                Ok(self.client.on_behalf_of(user_token, scope).await?.access())
+                let claims = auth_context_claims(&caller.acrs);
+                Ok(self.client.on_behalf_of(user_token, scope, claims.as_deref()).await?.access())
             })
             .await?;
         let source = if issued.load(Ordering::Relaxed) { "issued" } else { "cache" };

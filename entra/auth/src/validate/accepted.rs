@@ -71,6 +71,7 @@ mod tests {
             expires_at,
             header: Default::default(),
             agent: None,
+            acrs: Vec::new(),
         }
     }
 

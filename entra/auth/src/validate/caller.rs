@@ -68,6 +68,12 @@ pub struct Caller {
     /// policies about agents; never a grant: scopes and roles decide.
     #[serde(default)]
     pub agent: Option<AgentActor>,
+    /// Conditional Access authentication contexts the user satisfied (`acrs`: "the
+    /// authentication context IDs of the operations that the bearer is eligible to perform",
+    /// access token claims reference). Read only from the validated token: a step-up is proof
+    /// only here, never in a header or a request body.
+    #[serde(default)]
+    pub acrs: Vec<String>,
 }
 
 impl Claims {
@@ -94,6 +100,11 @@ impl Caller {
         self.agent.is_some()
     }
 
+    /// Whether the token carries authentication context `id` (`acrs`).
+    pub fn has_auth_context(&self, id: &str) -> bool {
+        self.acrs.iter().any(|a| a == id)
+    }
+
     /// What this hop saw, for the hop trace.
     pub fn summary(&self) -> TokenSummary {
         TokenSummary {
@@ -110,6 +121,7 @@ impl Caller {
             token_id_suffix: crate::hop::id_suffix(&self.token_id),
             header: Some(self.header.clone()),
             agent: self.agent.clone(),
+            acrs: self.acrs.clone(),
         }
     }
 
@@ -175,6 +187,7 @@ impl Caller {
             expires_at: exp,
             header,
             agent,
+            acrs: c.acrs.unwrap_or_default(),
         })
     }
 }
@@ -202,4 +215,5 @@ pub(super) struct Claims {
     /// Present only in tokens issued to an agent identity: its blueprint's app id.
     xms_par_app_azp: Option<String>,
     act: Option<Act>,
+    acrs: Option<Vec<String>>,
 }

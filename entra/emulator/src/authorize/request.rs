@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::auth_context;
 use crate::directory::ClientApp;
 use crate::error::EntraError;
 use crate::state::Emulator;
@@ -21,6 +22,8 @@ pub struct AuthorizeRequest {
     pub login_hint: Option<String>,
     pub form_post: bool,
     pub client_info: bool,
+    /// Authentication contexts asked for through the `claims` parameter: the user steps up.
+    pub acrs: Vec<String>,
     /// Everything received but the credentials, to carry through the login form.
     pub fields: Vec<(String, String)>,
 }
@@ -45,7 +48,7 @@ pub fn parse(emulator: &Emulator, params: &HashMap<String, String>) -> Result<Au
     client.check_redirect_uri(&redirect_uri).map_err(Failure::Page)?;
     let mut fields: Vec<(String, String)> = params
         .iter()
-        .filter(|(k, _)| !["login", "password"].contains(&k.as_str()))
+        .filter(|(k, _)| !["login", "password", "step_up"].contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     fields.sort();
@@ -60,6 +63,7 @@ pub fn parse(emulator: &Emulator, params: &HashMap<String, String>) -> Result<Au
         login_hint: get("login_hint"),
         form_post: get("response_mode").as_deref() == Some("form_post"),
         client_info: get("client_info").as_deref() == Some("1"),
+        acrs: Vec::new(),
         fields,
     };
     // From here on the redirect URI is trusted: errors go back to the client.
@@ -99,7 +103,8 @@ pub fn parse(emulator: &Emulator, params: &HashMap<String, String>) -> Result<Au
         }
         (None, _) => {}
     }
-    Ok(request)
+    let acrs = auth_context::requested(emulator, get("claims").as_deref()).map_err(fail)?;
+    Ok(AuthorizeRequest { acrs, ..request })
 }
 
 /// Agent identities and their blueprints never sign a user in: "Agent identity blueprints can't

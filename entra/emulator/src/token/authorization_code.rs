@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::client_auth;
 use super::issue::{self, Issue};
 use super::params::{Params, required, resource, wants_client_info};
+use crate::auth_context;
 use crate::error::EntraError;
 use crate::state::Emulator;
 
@@ -65,6 +66,10 @@ pub fn redeem(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Resu
             scopes.oidc.push(oidc);
         }
     }
+    // The token request may repeat the claims request; it cannot ask for more than the user
+    // stepped up for at authorize.
+    let acrs = auth_context::granted(emulator, params.get("claims").map(String::as_str), &grant.acrs)?;
+    let acrs = if acrs.is_empty() { grant.acrs.clone() } else { acrs };
     let response = issue::for_user(
         emulator,
         Issue {
@@ -76,6 +81,8 @@ pub fn redeem(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Resu
             session_id: grant.session_id,
             nonce: grant.nonce,
             client_info: wants_client_info(params),
+            acrs,
+            stepped_up_at: service_kit::clock::unix_now_i64(),
         },
     )?;
     emulator.count(|c| &c.authorization_code);

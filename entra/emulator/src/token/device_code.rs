@@ -59,6 +59,8 @@ pub fn redeem(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Resu
             session_id,
             nonce: None,
             client_info: wants_client_info(params),
+            acrs: Vec::new(),
+            stepped_up_at: 0,
         },
     )?;
     emulator.count(|c| &c.device_code);

@@ -23,6 +23,9 @@ pub struct Issue<'a> {
     pub session_id: String,
     pub nonce: Option<String>,
     pub client_info: bool,
+    /// Authentication contexts the user stepped up for (`acrs`), and when.
+    pub acrs: Vec<String>,
+    pub stepped_up_at: i64,
 }
 
 /// The response to a user's grant (authorization code, refresh token, device code).
@@ -44,6 +47,7 @@ pub fn for_user(emulator: &Emulator, issue: Issue) -> Result<Value, EntraError> 
         roles: &roles,
         session_id: Some(&issue.session_id),
         agent: None,
+        acrs: &issue.acrs,
     })?;
     let mut body = Map::new();
     body.insert("access_token".into(), json!(sign(emulator, &access)?));
@@ -75,6 +79,8 @@ pub fn for_user(emulator: &Emulator, issue: Issue) -> Result<Value, EntraError> 
                 scope: issue.scope_text,
                 session_id: issue.session_id,
                 expires_at: unix_now_i64() + inner.config.refresh_token_lifetime.as_secs() as i64,
+                acrs: issue.acrs,
+                stepped_up_at: issue.stepped_up_at,
             },
         );
         body.insert("refresh_token".into(), json!(refresh));

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::client_auth;
 use super::issue;
 use super::params::{Params, required, resource};
+use crate::auth_context;
 use crate::claims::{AccessClaims, Agent, Subject};
 use crate::directory::ClientApp;
 use crate::error::EntraError;
@@ -46,6 +47,14 @@ pub fn exchange(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Re
         Some(blueprint) => Some(Agent::Client { blueprint: blueprint.to_string() }),
         None => upstream_agent(&claims),
     };
+    // Authentication contexts pass through On-Behalf-Of only when asked for (`claims`) and
+    // already satisfied by the user's token: OBO has no user to step up, so a missing one is
+    // `interaction_required` with the claims for the client (docs/agent-identity.md).
+    let held: Vec<String> = claims["acrs"]
+        .as_array()
+        .map(|ids| ids.iter().filter_map(Value::as_str).map(String::from).collect())
+        .unwrap_or_default();
+    let acrs = auth_context::granted(emulator, params.get("claims").map(String::as_str), &held)?;
     let access = emulator.access_claims(&AccessClaims {
         subject: Subject::User(user),
         client_id: &client.client_id,
@@ -55,6 +64,7 @@ pub fn exchange(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Re
         roles: &roles,
         session_id: claims["sid"].as_str(),
         agent,
+        acrs: &acrs,
     })?;
     let body = issue::access_only(emulator, &access, Some(resource.full_scopes(&granted).join(" ")))?;
     emulator.count(|c| &c.on_behalf_of);

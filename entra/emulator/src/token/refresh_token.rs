@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::client_auth;
 use super::issue::{self, Issue};
 use super::params::{Params, required, resource, wants_client_info};
+use crate::auth_context;
 use crate::error::EntraError;
 use crate::state::Emulator;
 
@@ -41,6 +42,11 @@ pub fn redeem(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Resu
         // A refresh token keeps its offline access: the response carries the next one.
         scopes.oidc.push("offline_access".into());
     }
+    // A step-up counts while it is fresh; after that the refreshed token no longer carries it,
+    // and a `claims` request for it needs the user again (interaction_required).
+    let fresh = service_kit::clock::unix_now_i64() - grant.stepped_up_at < auth_context::STEP_UP_LIFETIME_SECS;
+    let held = if fresh { grant.acrs.clone() } else { Vec::new() };
+    auth_context::granted(emulator, params.get("claims").map(String::as_str), &held)?;
     let response = issue::for_user(
         emulator,
         Issue {
@@ -52,6 +58,8 @@ pub fn redeem(emulator: &Emulator, params: &Params, headers: &HeaderMap) -> Resu
             session_id: grant.session_id,
             nonce: None,
             client_info: wants_client_info(params),
+            acrs: held,
+            stepped_up_at: grant.stepped_up_at,
         },
     )?;
     emulator.count(|c| &c.refresh_token);
