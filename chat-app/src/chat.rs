@@ -179,7 +179,7 @@ fn history(t: &Transcript) -> Vec<Message> {
         .filter_map(|e| match e {
             Entry::User { text } => Some(Message::User(text.clone())),
             Entry::Assistant { text } => Some(Message::Assistant { text: text.clone(), tool_calls: Vec::new() }),
-            Entry::Tool(_) | Entry::Error { .. } => None,
+            Entry::Tool(_) | Entry::StepUp { .. } | Entry::Error { .. } => None,
         })
         .collect();
     let skip = messages.len().saturating_sub(HISTORY_MESSAGES);

@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use entra_auth::acquire::AccessToken;
+use entra_auth::claims_challenge::{ClaimsChallenge, MCP_META_KEY as CLAIMS_CHALLENGE_META_KEY};
 use entra_auth::hop::{Decision, Hop, How, MCP_META_KEY, TokenSummary};
 use entra_auth::span_attributes;
 use rmcp::ServiceError;
@@ -82,6 +83,10 @@ pub struct ToolOutcome {
     pub structured: Option<Value>,
     /// chat-app's hop, then those orders-mcp reported (its own, then orders-api's).
     pub hops: Vec<Hop>,
+    /// The authentication contexts a failed call needs the user to step up for (a claims
+    /// challenge orders-mcp passed back in `_meta`); empty otherwise. Only ids (`c1` ... `c99`)
+    /// are kept: where to sign in comes from chat-app's configuration, never from the challenge.
+    pub step_up: Vec<String>,
 }
 
 /// The revision chat-app asks for first.
@@ -238,6 +243,15 @@ impl McpSession {
                     .and_then(|v| serde_json::from_value(v.clone()).ok())
                     .unwrap_or_default();
                 let is_error = result.is_error.unwrap_or(false);
+                let step_up = result
+                    .meta
+                    .as_ref()
+                    .filter(|_| is_error)
+                    .and_then(|m| m.get(CLAIMS_CHALLENGE_META_KEY))
+                    .and_then(Value::as_str)
+                    .and_then(ClaimsChallenge::parse)
+                    .map(|c| c.auth_contexts())
+                    .unwrap_or_default();
                 let structured = result.structured_content.filter(|v| !v.is_null());
                 let for_model = match (&structured, is_error) {
                     (Some(v), false) => v.to_string(),
@@ -245,7 +259,7 @@ impl McpSession {
                 };
                 let mut hops = self.own_hop(elapsed, Decision::Allowed);
                 hops.extend(reported);
-                ToolOutcome { summary: summarise(&text, name), for_model, is_error, structured, hops }
+                ToolOutcome { summary: summarise(&text, name), for_model, is_error, structured, hops, step_up }
             }
             Err(e) => {
                 let refused = e.is_authorization_required();
@@ -262,6 +276,7 @@ impl McpSession {
                     is_error: true,
                     structured: None,
                     hops: self.own_hop(elapsed, decision),
+                    step_up: Vec::new(),
                 }
             }
         }

@@ -191,6 +191,7 @@ pub fn router(state: AppState) -> Router {
         )));
     Router::new()
         .route("/auth/sign-in", get(routes::sign_in))
+        .route("/auth/step-up", get(routes::step_up))
         .route("/auth/callback", get(routes::callback))
         .route("/auth/sign-out", post(routes::sign_out))
         .route("/auth/front-channel-logout", get(routes::front_channel_logout))

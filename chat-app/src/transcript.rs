@@ -36,6 +36,10 @@ pub enum TurnEvent {
     ApprovalRequired { id: String, approval: Approval },
     /// The user answered, or the time to answer ran out.
     ApprovalDecided { id: String, state: ApprovalState },
+    /// orders-api wants the user to step up before this change (a claims challenge orders-mcp
+    /// passed back): the turn ends here; `contexts` are the authentication contexts to confirm
+    /// at sign-in (`/auth/step-up`). The model never sees them.
+    StepUp { message: String, contexts: Vec<String> },
     /// The turn failed; `sign_in` asks the browser to sign in again (the chat is kept).
     Error {
         message: String,
@@ -55,24 +59,36 @@ impl TurnEvent {
             TurnEvent::ToolResult { .. } => "tool_result",
             TurnEvent::ApprovalRequired { .. } => "approval_required",
             TurnEvent::ApprovalDecided { .. } => "approval_decided",
+            TurnEvent::StepUp { .. } => "step_up",
             TurnEvent::Error { .. } => "error",
             TurnEvent::Done => "done",
         }
     }
 
     /// Every event name, for a client subscribing to each.
-    pub const NAMES: [&'static str; 7] =
-        ["text", "tool_call", "tool_result", "approval_required", "approval_decided", "error", "done"];
+    pub const NAMES: [&'static str; 8] =
+        ["text", "tool_call", "tool_result", "approval_required", "approval_decided", "step_up", "error", "done"];
 }
 
 /// One item of a conversation, as shown and as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entry {
-    User { text: String },
-    Assistant { text: String },
+    User {
+        text: String,
+    },
+    Assistant {
+        text: String,
+    },
     Tool(ToolCall),
-    Error { message: String },
+    /// The turn stopped for the user's step-up: a message and a "Confirm with sign-in" link.
+    StepUp {
+        message: String,
+        contexts: Vec<String>,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// A tool call and, once it answered, its outcome.
@@ -184,6 +200,9 @@ impl Transcript {
                 if let Some(approval) = self.call_mut(id).and_then(|c| c.approval.as_mut()) {
                     approval.state = state.clone();
                 }
+            }
+            TurnEvent::StepUp { message, contexts } => {
+                self.entries.push(Entry::StepUp { message: message.clone(), contexts: contexts.clone() })
             }
             TurnEvent::Error { message, .. } => self.entries.push(Entry::Error { message: message.clone() }),
             TurnEvent::Done => {}

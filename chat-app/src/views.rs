@@ -15,6 +15,11 @@ pub fn sign_in_url(return_to: &str) -> String {
     format!("/auth/sign-in?return_to={}", if return_to.starts_with('/') { return_to } else { "/" })
 }
 
+/// Where "Confirm with sign-in" leads: a sign-in asking for the authentication `contexts`.
+pub fn step_up_url(contexts: &[String]) -> String {
+    format!("/auth/step-up?contexts={}", contexts.join(","))
+}
+
 /// The signed-in user, as pages show them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserView {

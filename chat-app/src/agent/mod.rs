@@ -52,6 +52,10 @@ pub struct Turn<'a> {
     pub user_name: &'a str,
 }
 
+/// What the user reads when orders-api wants their step-up before a change.
+const STEP_UP_NEEDED: &str = "The orders service needs you to confirm this change with a fresh sign-in before the \
+agent may make it. Confirm with sign-in, then ask again.";
+
 #[derive(Debug, thiserror::Error)]
 enum TurnError {
     #[error(transparent)]
@@ -60,6 +64,9 @@ enum TurnError {
     Model(#[from] ModelError),
     #[error("chat-app could not make the random value that fences a tool result ({0}), so the turn stopped.")]
     Random(#[from] RandomError),
+    /// orders-api answered a claims challenge: the user must step up; the turn ends here.
+    #[error("{}", STEP_UP_NEEDED)]
+    StepUp(Vec<String>),
 }
 
 impl Agent {
@@ -89,6 +96,9 @@ impl Agent {
         let clock = TurnClock::start(self.limits.timeout);
         match clock.limit(self.steps(turn, &clock, history, request, token, emit)).await {
             Ok(Ok(())) => {}
+            Ok(Err(TurnError::StepUp(contexts))) => {
+                emit(TurnEvent::StepUp { message: STEP_UP_NEEDED.to_string(), contexts });
+            }
             Ok(Err(e)) => {
                 let sign_in = matches!(e, TurnError::Mcp(McpError::Refused(_)));
                 emit(TurnEvent::Error { message: e.to_string(), sign_in });
@@ -146,7 +156,7 @@ impl Agent {
             for call in completion.tool_calls {
                 calls_made += 1;
                 let ui_id = format!("{}-{calls_made}", turn.id);
-                let content = self.call_tool(session, &tools, turn, clock, &ui_id, &call, emit).await;
+                let content = self.call_tool(session, &tools, turn, clock, &ui_id, &call, emit).await?;
                 messages.push(Message::Tool { content: fence(&call.name, &content)?, call_id: call.id });
             }
         }
@@ -157,7 +167,8 @@ impl Agent {
     }
 
     /// Calls one tool (once the user approved it, if it must be) and returns what the model
-    /// reads about the result.
+    /// reads about the result; a claims challenge ends the turn ([`TurnError::StepUp`]) before
+    /// the model reads anything of it.
     #[allow(clippy::too_many_arguments)] // the call, where it happens, and who is told
     async fn call_tool(
         &self,
@@ -168,7 +179,7 @@ impl Agent {
         ui_id: &str,
         call: &ToolCall,
         emit: Emit<'_>,
-    ) -> String {
+    ) -> Result<String, TurnError> {
         let announce = |arguments: Value| {
             emit(TurnEvent::ToolCall {
                 id: ui_id.to_string(),
@@ -189,17 +200,17 @@ impl Agent {
         };
         let arguments = match parse_arguments(&call.arguments) {
             Ok(args) => args,
-            Err(problem) => return fail(Value::String(call.arguments.clone()), problem),
+            Err(problem) => return Ok(fail(Value::String(call.arguments.clone()), problem)),
         };
         let Some(tool) = tools.iter().find(|t| t.name == call.name) else {
-            return fail(Value::Object(arguments), format!("orders-mcp offers no tool named {:?}", call.name));
+            return Ok(fail(Value::Object(arguments), format!("orders-mcp offers no tool named {:?}", call.name)));
         };
         announce(Value::Object(arguments.clone()));
         if needs_approval(self.limits.approval, tool) {
             let state = self.ask(session, tools, turn, clock, ui_id, tool, &arguments, emit).await;
             if let Some((summary, for_model)) = not_done(&state) {
                 emit(TurnEvent::ToolResult { id: ui_id.to_string(), summary, is_error: true, hops: vec![] });
-                return format!("{TOOL_ERROR_PREFIX}{for_model}");
+                return Ok(format!("{TOOL_ERROR_PREFIX}{for_model}"));
             }
         }
         let outcome = session.call(tool, arguments).await;
@@ -209,7 +220,10 @@ impl Agent {
             is_error: outcome.is_error,
             hops: outcome.hops,
         });
-        if outcome.is_error { format!("{TOOL_ERROR_PREFIX}{}", outcome.for_model) } else { outcome.for_model }
+        if !outcome.step_up.is_empty() {
+            return Err(TurnError::StepUp(outcome.step_up));
+        }
+        Ok(if outcome.is_error { format!("{TOOL_ERROR_PREFIX}{}", outcome.for_model) } else { outcome.for_model })
     }
 
     /// Puts the call to the user and waits (the turn's clock stopped) for their answer.

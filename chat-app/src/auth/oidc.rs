@@ -122,6 +122,7 @@ impl Oidc {
         nonce: &str,
         code_challenge: &str,
         login_hint: Option<&str>,
+        step_up: &[String],
     ) -> Result<Url, OidcError> {
         let mut url = self.discovery().await?.authorization_endpoint.clone();
         {
@@ -134,7 +135,8 @@ impl Oidc {
                 .append_pair("state", state)
                 .append_pair("nonce", nonce)
                 .append_pair("code_challenge", code_challenge)
-                .append_pair("code_challenge_method", "S256");
+                .append_pair("code_challenge_method", "S256")
+                .append_pair("claims", &claims_request(step_up));
             if let Some(hint) = login_hint {
                 q.append_pair("login_hint", hint);
             }
@@ -186,4 +188,16 @@ impl Oidc {
     pub async fn issuer(&self) -> Option<String> {
         self.discovery().await.ok().map(|d| d.issuer.clone())
     }
+}
+
+/// The `claims` request of every sign-in: client capability `cp1` ("this client handles claims
+/// challenges": `{"access_token":{"xms_cc":{"values":["cp1"]}}}`, "Claims challenges, claims
+/// requests and client capabilities"), and for a step-up the authentication contexts orders-api
+/// challenged for (`acrs`, essential). Built here from ids only, never copied from a challenge.
+pub fn claims_request(step_up: &[String]) -> String {
+    let mut access = serde_json::json!({ "xms_cc": { "values": ["cp1"] } });
+    if !step_up.is_empty() {
+        access["acrs"] = serde_json::json!({ "essential": true, "values": step_up });
+    }
+    serde_json::json!({ "access_token": access }).to_string()
 }

@@ -1,5 +1,5 @@
-//! The sign-in routes: `/auth/sign-in`, `/auth/callback`, `/auth/sign-out` (POST),
-//! `/auth/front-channel-logout`. (`/auth/signed-out` is a page of the app.)
+//! The sign-in routes: `/auth/sign-in`, `/auth/step-up`, `/auth/callback`, `/auth/sign-out`
+//! (POST), `/auth/front-channel-logout`. (`/auth/signed-out` is a page of the app.)
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -24,6 +24,10 @@ pub struct PendingSignIn {
     verifier: String,
     return_to: String,
     started_at: u64,
+    /// A step-up (`/auth/step-up`): the authentication contexts asked for. The callback then
+    /// accepts only the user already signed in here.
+    #[serde(default)]
+    step_up: Vec<String>,
 }
 
 /// A sign-in must complete within this many seconds.
@@ -32,13 +36,14 @@ const PENDING_LIFETIME: u64 = 600;
 impl PendingSignIn {
     /// Fresh one-time values from the operating system's generator (no fallback: a predictable
     /// `state` or verifier would defeat them).
-    fn new(return_to: String) -> Result<Self, RandomError> {
+    fn new(return_to: String, step_up: Vec<String>) -> Result<Self, RandomError> {
         Ok(PendingSignIn {
             state: secret::urlsafe::<32>()?,
             nonce: secret::urlsafe::<32>()?,
             verifier: pkce::verifier()?,
             return_to,
             started_at: unix_now(),
+            step_up,
         })
     }
 }
@@ -102,14 +107,53 @@ fn no_randomness(e: &RandomError) -> Response {
 /// Starts authorization code + PKCE: `state`, `nonce` and the verifier stay in the session.
 #[tracing::instrument(name = "auth.sign_in", skip_all)]
 pub async fn sign_in(State(state): State<AppState>, session: Session, Query(q): Query<SignInQuery>) -> Response {
-    let pending = match PendingSignIn::new(safe_return_to(q.return_to.as_deref())) {
+    let pending = match PendingSignIn::new(safe_return_to(q.return_to.as_deref()), Vec::new()) {
         Ok(pending) => pending,
         Err(e) => return no_randomness(&e),
     };
     let login_hint = q.login_hint.filter(|h| !h.is_empty() && h.len() <= 256);
+    start(&state, &session, pending, login_hint.as_deref()).await
+}
+
+#[derive(Deserialize)]
+pub struct StepUpQuery {
+    /// Authentication context ids, comma-separated (`c1`); anything else is dropped.
+    contexts: Option<String>,
+}
+
+/// "Confirm with sign-in" after orders-api's claims challenge: the signed-in user signs in again
+/// asking for the authentication contexts (`claims`), and the stepped-up tokens replace the
+/// session's. The authorize endpoint is chat-app's configured authority, never a challenge's
+/// `authorization_uri`; the link names context ids only (`c1` ... `c99`). Like `/auth/sign-in`
+/// it only starts a flow: the callback's `state`, PKCE and the same-user check protect it.
+#[tracing::instrument(name = "auth.step_up", skip_all)]
+pub async fn step_up(State(state): State<AppState>, session: Session, Query(q): Query<StepUpQuery>) -> Response {
+    let user = match session.get::<UserSession>(keys::USER).await {
+        Ok(user) => user,
+        Err(e) => return session_failed(e),
+    };
+    let Some(user) = user else {
+        return Redirect::to("/auth/sign-in?return_to=/chat").into_response();
+    };
+    let contexts = q.contexts.unwrap_or_default();
+    let contexts: Vec<String> =
+        contexts.split(',').filter(|c| entra_manifest::is_auth_context_id(c)).map(String::from).collect();
+    if contexts.is_empty() {
+        return refused("This confirmation link names nothing to confirm.");
+    }
+    let pending = match PendingSignIn::new("/chat".into(), contexts) {
+        Ok(pending) => pending,
+        Err(e) => return no_randomness(&e),
+    };
+    start(&state, &session, pending, user.username.as_deref()).await
+}
+
+/// Sends the browser to the identity provider for `pending`, which waits in the session.
+async fn start(state: &AppState, session: &Session, pending: PendingSignIn, login_hint: Option<&str>) -> Response {
+    let challenge = pkce::challenge(&pending.verifier);
     let url = match state
         .oidc
-        .authorize_url(&pending.state, &pending.nonce, &pkce::challenge(&pending.verifier), login_hint.as_deref())
+        .authorize_url(&pending.state, &pending.nonce, &challenge, login_hint, &pending.step_up)
         .await
     {
         Ok(url) => url,
@@ -189,6 +233,19 @@ pub async fn callback(State(state): State<AppState>, session: Session, Query(q):
         return refused("The identity provider issued no refresh token.");
     };
     let id = signed_in.id;
+    if !pending.step_up.is_empty() {
+        // A step-up confirms the user already here; another account's tokens are not taken.
+        let current = match session.get::<UserSession>(keys::USER).await {
+            Ok(current) => current,
+            Err(e) => return session_failed(e),
+        };
+        if current.is_none_or(|u| u.oid != id.oid) {
+            tracing::warn!("step-up refused: another account than the signed-in one");
+            return refused(
+                "The confirmation was made by another account than the one signed in here, so it was not used.",
+            );
+        }
+    }
     let user = UserSession {
         oid: id.oid,
         tid: id.tid,

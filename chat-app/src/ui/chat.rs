@@ -232,6 +232,16 @@ fn render_entry(entry: &Entry, selected: RwSignal<Option<String>>) -> AnyView {
             </div>
         }
         .into_any(),
+        Entry::StepUp { message, contexts } => view! {
+            <div class="msg failure" role="alert">
+                <span class="speaker">"Confirmation needed"</span>
+                <p>{message.clone()}</p>
+                <a class="button" href=crate::views::step_up_url(contexts) rel="external" data-testid="step-up">
+                    "Confirm with sign-in"
+                </a>
+            </div>
+        }
+        .into_any(),
         Entry::Tool(call) => render_tool(call, selected),
     }
 }

@@ -172,6 +172,12 @@ fn HopCard(step: usize, hop: Hop, previous: Option<TokenSummary>, names: Names) 
         let full = format!("agent id {}, blueprint {}", agent.id, agent.blueprint_id);
         fields.push(("Agent", (value, full), Change::of(p, |p| p.agent.as_ref().map(|a| &a.id) != Some(&agent.id))));
     }
+    // The user's Conditional Access step-up (`acrs`), which orders-api's `approved-writes` needs.
+    if !t.acrs.is_empty() {
+        let value = format!("step-up: {}", t.acrs.join(", "));
+        let full = "authentication contexts the user confirmed at sign-in (acrs)".to_string();
+        fields.push(("Step-up", (value, full), Change::of(p, |p| p.acrs != t.acrs)));
+    }
     let rows = fields
         .into_iter()
         .map(|(label, (value, full), change)| {

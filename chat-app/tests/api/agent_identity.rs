@@ -80,7 +80,7 @@ async fn the_agents_token_is_cached_per_user() {
 
 /// orders-api with `ORDERS_API_AGENT_POLICY=read-only`: the agent reads; a write it proposes,
 /// even with the person's yes in chat-app, is refused at orders-api with a reason the user sees
-/// (approved writes are not excepted yet: docs/agent-identity.md).
+/// (`approved-writes` is the policy that lets an approved write through, with the user's step-up).
 #[tokio::test]
 async fn orders_api_can_refuse_an_agents_writes_with_a_clear_reason() {
     let app = spawn_with(Options {
@@ -108,4 +108,98 @@ async fn orders_api_can_refuse_an_agents_writes_with_a_clear_reason() {
     let page = browser.post_form(&format!("{}/api/chat/load", app.url), &[], Some(&app.origin)).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("agents may read orders here but not change them"), "the user sees why");
+}
+
+/// `ORDERS_API_AGENT_POLICY=approved-writes`, through the real services: Alice approves the
+/// agent's write, orders-api answers with a claims challenge (learn.microsoft.com/entra/
+/// identity-platform/claims-challenge), the turn ends asking her to confirm with sign-in; the
+/// step-up runs the authorization code flow with `claims` asking for `acrs` c1 at the emulator
+/// (its confirmation page), she asks again, approves, and the order is written, the trace
+/// showing `acrs` at every hop after the step-up.
+#[tokio::test]
+async fn an_approved_write_goes_through_after_alice_steps_up() {
+    let app = spawn_with(Options {
+        orders_stack: true,
+        agent_identity: true,
+        orders_api_env: vec![("ORDERS_API_AGENT_POLICY", "approved-writes".into())],
+        ..Options::default()
+    })
+    .await;
+    let stack = app.stack.clone().unwrap();
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+    let before = stack.orders_in_database().await.len();
+
+    let events = browser.chat_answering(&app, "Order 2 keyboards", true).await;
+    let Some(TurnEvent::StepUp { message, contexts }) = events.iter().find(|e| matches!(e, TurnEvent::StepUp { .. }))
+    else {
+        panic!("{events:?}")
+    };
+    assert_eq!(contexts, &["c1"]);
+    assert!(message.contains("Confirm with sign-in"), "{message}");
+    let refused = events
+        .iter()
+        .find_map(|e| match e {
+            TurnEvent::ToolResult { hops, .. } => hops.iter().find(|h| h.service == "orders-api"),
+            _ => None,
+        })
+        .expect("orders-api's hop");
+    assert!(matches!(&refused.decision, Decision::Denied { reason } if reason.starts_with("needs step-up c1")));
+    assert_eq!(stack.orders_in_database().await.len(), before, "nothing written");
+
+    // "Confirm with sign-in": the emulator's step-up page for the signed-in Alice.
+    let start = browser.get(&format!("{}/auth/step-up?contexts=c1", app.url)).await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    let authorize = start.location().unwrap();
+    assert!(authorize.starts_with(&app.idp.url()), "the configured authority: {authorize}");
+    let claims: serde_json::Value = serde_json::from_str(
+        &url::Url::parse(&authorize).unwrap().query_pairs().find(|(k, _)| k == "claims").unwrap().1,
+    )
+    .unwrap();
+    assert_eq!(claims["access_token"]["acrs"]["values"], serde_json::json!(["c1"]));
+    assert_eq!(claims["access_token"]["xms_cc"]["values"], serde_json::json!(["cp1"]));
+    let page = browser.get(&authorize).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Confirm: Allow the agent to change orders for you"), "{}", page.body);
+    let fields = hidden_fields(&page.body);
+    let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let confirmed = browser.post_form(&form_action(&authorize), &form, None).await;
+    let back = browser.get(&confirmed.location().expect("the code goes back to chat-app")).await;
+    assert_eq!(back.location().as_deref(), Some("/chat"), "{}", back.body);
+
+    let events = browser.chat_answering(&app, "Order 2 keyboards", true).await;
+    let Some(TurnEvent::ToolResult { is_error: false, hops, .. }) =
+        events.iter().find(|e| matches!(e, TurnEvent::ToolResult { .. }))
+    else {
+        panic!("{events:?}")
+    };
+    for hop in hops {
+        assert_eq!(hop.token.acrs, ["c1"], "{hop:?}");
+    }
+    let orders = stack.orders_in_database().await;
+    assert_eq!(orders.len(), before + 1);
+    let alice = app.idp.handle().manifest().user("alice").unwrap().oid.clone();
+    assert_eq!(orders.last().unwrap().0, alice);
+}
+
+/// The authorize URL without its query: where the emulator's forms post.
+fn form_action(authorize: &str) -> String {
+    let mut url = url::Url::parse(authorize).unwrap();
+    url.set_query(None);
+    url.to_string()
+}
+
+/// The hidden inputs of the step-up page's form (the request, `step_up`, the demo password).
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let unescape = |s: &str| {
+        s.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    };
+    html.split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|input| {
+            let attr =
+                |name: &str| unescape(input.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap());
+            (attr("name"), attr("value"))
+        })
+        .collect()
 }

@@ -90,6 +90,16 @@ impl OrdersStack {
         }
     }
 
+    /// `(owner_oid, product, quantity)` of every order, read from orders-api's SQLite file.
+    pub async fn orders_in_database(&self) -> Vec<(String, String, i64)> {
+        let url = format!("sqlite://{}?mode=ro", self._dir.path().join("orders.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let rows =
+            sqlx::query_as("SELECT owner_oid, product, quantity FROM orders ORDER BY seq").fetch_all(&pool).await;
+        pool.close().await;
+        rows.unwrap()
+    }
+
     /// The ids of the orders `user` owns, straight from orders-api.
     pub async fn order_ids_of(&self, idp: &entra_emulator::Running, user: &str) -> Vec<String> {
         self.orders_seen_by(idp, user).await.iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()

@@ -352,6 +352,44 @@ async fn the_agent_acts_for_alice_in_a_real_browser() {
     client.close().await.unwrap();
 }
 
+/// `ORDERS_API_AGENT_POLICY=approved-writes` in the browser: Alice approves the agent's write,
+/// orders-api wants her step-up (a claims challenge), the chat offers "Confirm with sign-in";
+/// she confirms on the emulator's step-up page, asks again, approves, and the order is written
+/// with the trace showing the step-up.
+#[tokio::test]
+async fn alice_steps_up_for_the_agents_write_in_a_real_browser() {
+    require_bundle();
+    let app = spawn_with(Options {
+        orders_stack: true,
+        agent_identity: true,
+        orders_api_env: vec![("ORDERS_API_AGENT_POLICY", "approved-writes".into())],
+        ..Options::default()
+    })
+    .await;
+    let stack = app.stack.as_ref().unwrap();
+    let before = stack.order_ids_of(&app.idp, "alice").await.len();
+    let (_driver, client) = Driver::start().await;
+    sign_in(&client, &app, "alice").await;
+
+    wait_for(&client, "#message").await.send_keys("Order 2 keyboards").await.unwrap();
+    client.find(Locator::Css("#send")).await.unwrap().click().await.unwrap();
+    wait_for(&client, ".approval button[data-answer='approve']").await.click().await.unwrap();
+    wait_for(&client, "a[data-testid='step-up']").await.click().await.unwrap();
+    wait_for(&client, "button[data-step-up='confirm']").await.click().await.unwrap();
+    wait_for(&client, "body[data-hydrated] #message").await;
+    assert_eq!(stack.order_ids_of(&app.idp, "alice").await.len(), before, "nothing written before the step-up");
+
+    wait_for(&client, "#message").await.send_keys("Order 2 keyboards").await.unwrap();
+    client.find(Locator::Css("#send")).await.unwrap().click().await.unwrap();
+    wait_for(&client, ".approval button[data-answer='approve']").await.click().await.unwrap();
+    wait_until(&client, "the created order", |s| s.contains("Created order") && !s.contains("Working on it")).await;
+    let step_up =
+        client.find(Locator::Css("#trace .hop[data-service='orders-api'] [data-field='step-up'] .value")).await;
+    assert_eq!(step_up.unwrap().text().await.unwrap(), "step-up: c1");
+    assert_eq!(stack.order_ids_of(&app.idp, "alice").await.len(), before + 1);
+    client.close().await.unwrap();
+}
+
 /// Sets the page's viewport (not the window) to `width` × `height` CSS pixels.
 async fn set_viewport(client: &Client, width: u32, height: u32) {
     let (mut w, mut h) = (width, height);
