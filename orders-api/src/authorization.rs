@@ -22,11 +22,10 @@ use std::marker::PhantomData;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use entra_auth::claims_challenge::ClaimsChallenge;
 use entra_auth::guard::{AuthError, Policy};
 use entra_auth::hop::How;
 use entra_auth::validate::Caller;
-
-use entra_auth::claims_challenge::ClaimsChallenge;
 
 use crate::configuration::AgentPolicy;
 use crate::domain::User;
