@@ -15,6 +15,9 @@ use entra_emulator::{EmulatorConfig, Running};
 use serde_json::{Value, json};
 use url::Url;
 
+mod support;
+use support::submit;
+
 const CHAT_SECRET: &str = "chat-app-local-secret";
 const MCP_SECRET: &str = "orders-mcp-local-secret";
 const REDIRECT: &str = "http://localhost:3000/auth/callback";
@@ -31,31 +34,9 @@ fn browser() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
-fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-}
-
 fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-/// Posts the form around the first occurrence of `marker` in `html`, as a click on it would.
-async fn submit(http: &reqwest::Client, html: &str, marker: &str) -> reqwest::Response {
-    let at = html.find(marker).unwrap_or_else(|| panic!("no {marker} in {html}"));
-    let start = html[..at].rfind("<form").unwrap();
-    let form = &html[start..at];
-    let action = unescape(form.split("action=\"").nth(1).unwrap().split('"').next().unwrap());
-    let fields: Vec<(String, String)> = form
-        .split("<input type=\"hidden\" ")
-        .skip(1)
-        .map(|input| {
-            let attr =
-                |name: &str| unescape(input.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap());
-            (attr("name"), attr("value"))
-        })
-        .collect();
-    http.post(action).form(&fields).send().await.unwrap()
 }
 
 fn authorize_url(idp: &Running, claims: Option<&str>, challenge: &str) -> Url {

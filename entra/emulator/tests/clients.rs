@@ -25,6 +25,8 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 use url::Url;
 
+mod support;
+
 const IDENTITY_HEADER: &str = "test-identity-header";
 
 async fn start(configure: impl FnOnce(&mut EmulatorConfig)) -> Running {
@@ -85,30 +87,13 @@ async fn discover(idp: &Running, client: &str, secret: Option<&str>, redirect: &
     Oidc { client, metadata }
 }
 
-fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-}
-
 /// Submits the login page's form for `user`, as a browser would on a click.
 async fn sign_in_through_form(page_url: &Url, user: &str) -> reqwest::Response {
     let http = browser();
     let page = http.get(page_url.clone()).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    let button = html.find(&format!("data-user=\"{user}\"")).expect("a button for the user");
-    let form_start = html[..button].rfind("<form").unwrap();
-    let form = &html[form_start..button];
-    let action = unescape(form.split("action=\"").nth(1).unwrap().split('"').next().unwrap());
-    let fields: Vec<(String, String)> = form
-        .split("<input type=\"hidden\" ")
-        .skip(1)
-        .map(|input| {
-            let attr =
-                |name: &str| unescape(input.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap());
-            (attr("name"), attr("value"))
-        })
-        .collect();
-    http.post(action).form(&fields).send().await.unwrap()
+    support::submit(&http, &html, &format!("data-user=\"{user}\"")).await
 }
 
 fn redirect_params(response: &reqwest::Response) -> std::collections::HashMap<String, String> {
