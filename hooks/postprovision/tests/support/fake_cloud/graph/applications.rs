@@ -33,6 +33,20 @@ pub fn unknown_property(fields: &Map<String, Value>) -> Option<Response> {
         .map(|k| bad_request(&format!("Property '{k}' does not exist on type 'microsoft.graph.application'.")))
 }
 
+/// `PATCH` of application `id` (which exists), through its plain path or the blueprint cast.
+pub fn patch(dir: &mut Directory, config: &Config, id: String, body: &Value) -> Response {
+    let Some(fields) = body.as_object() else { return bad_request("A request body is required.") };
+    if let Some(r) = unknown_property(fields) {
+        return r;
+    }
+    let mut app = dir.applications[&id].clone();
+    if let Err(r) = apply(dir, config, &id, &mut app, fields) {
+        return r;
+    }
+    dir.applications.insert(id, app);
+    no_content()
+}
+
 /// Applies `fields` to `app` (complex properties are replaced whole, as Graph does) after
 /// checking Graph's rules. Rules that depend on the app's own state read it as stored before
 /// this request: a property set in the same request does not count yet.

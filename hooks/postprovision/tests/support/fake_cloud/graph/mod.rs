@@ -118,18 +118,7 @@ pub fn route(
             }
             match (method.clone(), rest) {
                 (Method::GET, []) => json_response(StatusCode::OK, dir.applications[&id].clone()),
-                (Method::PATCH, []) => {
-                    let Some(fields) = body_obj.as_object() else { return bad_request("A request body is required.") };
-                    if let Some(r) = applications::unknown_property(fields) {
-                        return r;
-                    }
-                    let mut app = dir.applications[&id].clone();
-                    if let Err(r) = applications::apply(dir, config, &id, &mut app, fields) {
-                        return r;
-                    }
-                    dir.applications.insert(id, app);
-                    no_content()
-                }
+                (Method::PATCH, []) => applications::patch(dir, config, id, &body_obj),
                 (Method::DELETE, []) => {
                     let app = dir.applications.remove(&id).unwrap_or_default();
                     dir.federated.remove(&id);
@@ -150,20 +139,7 @@ pub fn route(
                     }
                     match (m, more) {
                         (Method::GET, []) => json_response(StatusCode::OK, dir.applications[&id].clone()),
-                        (Method::PATCH, []) => {
-                            let Some(fields) = body_obj.as_object() else {
-                                return bad_request("A request body is required.");
-                            };
-                            if let Some(r) = applications::unknown_property(fields) {
-                                return r;
-                            }
-                            let mut app = dir.applications[&id].clone();
-                            if let Err(r) = applications::apply(dir, config, &id, &mut app, fields) {
-                                return r;
-                            }
-                            dir.applications.insert(id, app);
-                            no_content()
-                        }
+                        (Method::PATCH, []) => applications::patch(dir, config, id, &body_obj),
                         (m, ["federatedIdentityCredentials", fic @ ..]) => {
                             applications::federated_credentials(dir, &id, m, fic, base, query, body_obj)
                         }
