@@ -83,13 +83,7 @@ async fn the_agents_token_is_cached_per_user() {
 /// (`approved-writes` is the policy that lets an approved write through, with the user's step-up).
 #[tokio::test]
 async fn orders_api_can_refuse_an_agents_writes_with_a_clear_reason() {
-    let app = spawn_with(Options {
-        orders_stack: true,
-        agent_identity: true,
-        orders_api_env: vec![("ORDERS_API_AGENT_POLICY", "read-only".into())],
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_with(Options::agent_mode_with_policy("read-only")).await;
     let browser = Browser::new(&app.origin);
     browser.sign_in(&app, "alice").await;
     let events = browser.chat(&app, "show my orders").await;
@@ -118,13 +112,7 @@ async fn orders_api_can_refuse_an_agents_writes_with_a_clear_reason() {
 /// showing `acrs` at every hop after the step-up.
 #[tokio::test]
 async fn an_approved_write_goes_through_after_alice_steps_up() {
-    let app = spawn_with(Options {
-        orders_stack: true,
-        agent_identity: true,
-        orders_api_env: vec![("ORDERS_API_AGENT_POLICY", "approved-writes".into())],
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_with(Options::agent_mode_with_policy("approved-writes")).await;
     let stack = app.stack.clone().unwrap();
     let browser = Browser::new(&app.origin);
     browser.sign_in(&app, "alice").await;

@@ -116,6 +116,19 @@ pub struct Options {
     pub orders_api_env: Vec<(&'static str, String)>,
 }
 
+impl Options {
+    /// chat-app in agent mode (`agent_identity`) with the real services, orders-api under
+    /// `ORDERS_API_AGENT_POLICY=policy`.
+    pub fn agent_mode_with_policy(policy: &str) -> Options {
+        Options {
+            orders_stack: true,
+            agent_identity: true,
+            orders_api_env: vec![("ORDERS_API_AGENT_POLICY", policy.into())],
+            ..Options::default()
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {

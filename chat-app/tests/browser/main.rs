@@ -313,13 +313,7 @@ async fn an_injected_instruction_waits_for_the_administrators_click() {
 #[tokio::test]
 async fn the_agent_acts_for_alice_in_a_real_browser() {
     require_bundle();
-    let app = spawn_with(Options {
-        orders_stack: true,
-        agent_identity: true,
-        orders_api_env: vec![("ORDERS_API_AGENT_POLICY", "read-only".into())],
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_with(Options::agent_mode_with_policy("read-only")).await;
     let agent_id = app.idp.handle().manifest().agent_identities["orders-copilot-agent"].client_id.clone();
     let stack = app.stack.as_ref().unwrap();
     let before = stack.order_ids_of(&app.idp, "alice").await;
@@ -359,13 +353,7 @@ async fn the_agent_acts_for_alice_in_a_real_browser() {
 #[tokio::test]
 async fn alice_steps_up_for_the_agents_write_in_a_real_browser() {
     require_bundle();
-    let app = spawn_with(Options {
-        orders_stack: true,
-        agent_identity: true,
-        orders_api_env: vec![("ORDERS_API_AGENT_POLICY", "approved-writes".into())],
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_with(Options::agent_mode_with_policy("approved-writes")).await;
     let stack = app.stack.as_ref().unwrap();
     let before = stack.order_ids_of(&app.idp, "alice").await.len();
     let (_driver, client) = Driver::start().await;
