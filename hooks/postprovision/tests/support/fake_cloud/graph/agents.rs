@@ -104,12 +104,8 @@ pub fn create_blueprint_principal(dir: &mut Directory, config: &Config, body: &V
     if !is_blueprint(&app) {
         return bad_request(&format!("The appId '{app_id}' does not reference an agent identity blueprint."));
     }
-    if dir.service_principals.values().any(|sp| sp["appId"] == app_id.as_str()) {
-        return error(
-            StatusCode::CONFLICT,
-            "Request_MultipleObjectsWithSameKeyValue",
-            "The service principal cannot be created, updated, or restored because the service principal name is already in use.",
-        );
+    if let Some(taken) = super::principal_exists(dir, &app_id) {
+        return taken;
     }
     let id = new_id();
     let sp = json!({"@odata.type": BLUEPRINT_PRINCIPAL_TYPE, "id": id, "appId": app_id,

@@ -36,6 +36,17 @@ fn matches(filter: Option<&String>, item: &Value) -> Result<bool, Response> {
 
 /// A service principal created moments ago, named by a grant before every replica knows it:
 /// Graph answers this for minutes (microsoftgraph/microsoft-graph-docs#9738, #20133).
+/// Graph's conflict when an application already has its (one) service principal.
+fn principal_exists(dir: &Directory, app_id: &str) -> Option<Response> {
+    dir.service_principals.values().any(|sp| sp["appId"] == app_id).then(|| {
+        error(
+            StatusCode::CONFLICT,
+            "Request_MultipleObjectsWithSameKeyValue",
+            "The service principal cannot be created, updated, or restored because the service principal name is already in use.",
+        )
+    })
+}
+
 fn not_a_valid_reference() -> Response {
     bad_request("Not a valid reference update.")
 }
@@ -183,12 +194,8 @@ pub fn route(
                     "The appId '{app_id}' is an agent identity blueprint: create its principal as an agentIdentityBlueprintPrincipal."
                 ));
             }
-            if dir.service_principals.values().any(|sp| sp["appId"] == app_id.as_str()) {
-                return error(
-                    StatusCode::CONFLICT,
-                    "Request_MultipleObjectsWithSameKeyValue",
-                    "The service principal cannot be created, updated, or restored because the service principal name is already in use.",
-                );
+            if let Some(taken) = principal_exists(dir, &app_id) {
+                return taken;
             }
             let id = new_id();
             let sp = json!({"id": id, "appId": app_id, "displayName": app.map(|a| a["displayName"].clone()),
