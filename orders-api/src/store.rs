@@ -82,7 +82,7 @@ impl OrderStore {
         OrderStore { db }
     }
 
-    #[tracing::instrument(name = "store.list", skip_all, fields(visibility = ?visibility))]
+    #[tracing::instrument(name = "store.list", skip_all, fields(visibility = ?visibility, status = ?status, limit = limit.get()))]
     pub async fn list(
         &self,
         visibility: Visibility<'_>,

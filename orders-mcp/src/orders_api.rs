@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use service_kit::problem::Problem;
 use service_kit::telemetry::context::trace_headers;
+use tracing::Span;
 use tracing::field::Empty;
-use tracing::{Instrument, Span};
 use url::Url;
 
 use crate::auth::Authenticated;
@@ -200,12 +200,8 @@ impl OrdersApi {
         match &self.tokens {
             TokenSource::Passthrough => Ok((who.token.clone(), How::Forwarded)),
             TokenSource::Obo { obo, scope } => {
-                // Cached, or exchanged at the identity provider: the span times either.
-                let token = obo
-                    .token(&who.caller, who.token.secret(), scope)
-                    .instrument(tracing::info_span!("obo.token", otel.kind = "client", %scope))
-                    .await
-                    .map_err(CallError::Exchange)?;
+                // Cached, or exchanged at the identity provider (under its own span).
+                let token = obo.token(&who.caller, who.token.secret(), scope).await.map_err(CallError::Exchange)?;
                 Ok((token, How::Obo))
             }
         }

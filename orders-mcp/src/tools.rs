@@ -220,7 +220,6 @@ impl OrdersTools {
         }
     }
 
-    #[tracing::instrument(name = "tool.whoami", skip_all, fields(oid = %who.caller.oid))]
     fn run_whoami(&self, who: &Authenticated) -> CallToolResult {
         let c = &who.caller;
         let me = WhoAmI {
@@ -248,7 +247,6 @@ impl OrdersTools {
         success(&me, text, meta(who, None, None))
     }
 
-    #[tracing::instrument(name = "tool.list_orders", skip_all, fields(oid = %who.caller.oid))]
     async fn run_list_orders(&self, who: &Authenticated, args: ListOrdersArgs) -> CallToolResult {
         let traced = self.api.list_orders(who, args.status, args.limit, args.cursor).await;
         respond(who, traced, |page| {
@@ -266,7 +264,6 @@ impl OrdersTools {
         })
     }
 
-    #[tracing::instrument(name = "tool.get_order", skip_all, fields(oid = %who.caller.oid, order = ?args.id))]
     async fn run_get_order(&self, who: &Authenticated, args: OrderIdArgs) -> CallToolResult {
         let id = match OrderId::parse(&args.id) {
             Ok(id) => id,
@@ -276,7 +273,6 @@ impl OrdersTools {
         respond_about(who, &id, traced, |order| format!("Order {order}"))
     }
 
-    #[tracing::instrument(name = "tool.create_order", skip_all, fields(oid = %who.caller.oid))]
     async fn run_create_order(&self, who: &Authenticated, args: CreateOrderArgs) -> CallToolResult {
         let order = NewOrder { product: args.product, quantity: args.quantity };
         // One key per tool call: orders-mcp's own retry (after a refused cached token) cannot
@@ -285,7 +281,6 @@ impl OrdersTools {
         respond(who, traced, |order| format!("Created order {order}"))
     }
 
-    #[tracing::instrument(name = "tool.cancel_order", skip_all, fields(oid = %who.caller.oid, order = ?args.id))]
     async fn run_cancel_order(&self, who: &Authenticated, args: OrderIdArgs) -> CallToolResult {
         let id = match OrderId::parse(&args.id) {
             Ok(id) => id,
@@ -325,6 +320,9 @@ impl ServerHandler for OrdersTools {
 /// carries W3C Trace Context there (`traceparent`, `tracestate`; SEP-414, "Document OpenTelemetry
 /// Trace Context Propagation Conventions"), since one HTTP request of a Streamable HTTP session
 /// is not one call. rmcp's route and the direct route ([`crate::mcp_endpoint`]) both use it.
+/// It is the tool's only span: orders-mcp's hop record becomes its attributes ([`meta`]), and
+/// the call to orders-api is its child. (A span per tool method under it repeated the same
+/// facts at the cost of one more span per call: see the README's tracing overhead.)
 pub fn call_span(tool: &str, meta: Option<&MetaObject>) -> Span {
     let span = tracing::info_span!(
         "mcp.tools/call",

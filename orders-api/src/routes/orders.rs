@@ -82,7 +82,6 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64
         (status = 503, response = Unavailable),
     )
 )]
-#[tracing::instrument(skip_all, fields(oid = %user.oid, status = ?query.status, limit = ?query.limit))]
 pub async fn list_orders(
     Permitted(user, _): Permitted<ReadOrders>,
     State(store): State<OrderStore>,
@@ -109,7 +108,6 @@ pub async fn list_orders(
         (status = 503, response = Unavailable),
     )
 )]
-#[tracing::instrument(skip_all, fields(oid = %user.oid, order = %id))]
 pub async fn get_order(
     Permitted(user, _): Permitted<ReadOrders>,
     State(store): State<OrderStore>,
@@ -145,7 +143,6 @@ pub async fn get_order(
         (status = 503, response = Unavailable),
     )
 )]
-#[tracing::instrument(skip_all, fields(oid = %user.oid, idempotency_key = key.is_some()))]
 pub async fn create_order(
     Permitted(user, _): Permitted<WriteOrders>,
     State(state): State<AppState>,
@@ -186,7 +183,6 @@ pub async fn create_order(
         (status = 503, response = Unavailable),
     )
 )]
-#[tracing::instrument(skip_all, fields(oid = %user.oid, order = %id))]
 pub async fn cancel_order(
     Permitted(user, _): Permitted<WriteOrders>,
     State(store): State<OrderStore>,
@@ -215,9 +211,8 @@ pub async fn cancel_order(
         (status = 503, response = Unavailable),
     )
 )]
-#[tracing::instrument(skip_all, fields(oid = %admin.oid, order = %id))]
 pub async fn delete_order(
-    Permitted(admin, _): Permitted<DeleteOrders>,
+    Permitted(_admin, _): Permitted<DeleteOrders>,
     State(store): State<OrderStore>,
     Path(id): Path<OrderId>,
 ) -> Result<StatusCode, ApiError> {

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use service_kit::telemetry::context::set_attribute;
+use tracing::Instrument;
 
 use super::cache::TokenCache;
 use super::client::ConfidentialClient;
@@ -61,14 +62,20 @@ impl OnBehalfOf {
         let issued = AtomicBool::new(false);
         let token = self
             .cache
-            .get_or_fetch(key, || async {
+            .get_or_fetch(key, || {
                 issued.store(true, Ordering::Relaxed);
+                // A span for the exchange only (a request to the identity provider, which
+                // continues it); a cache hit is a lookup, noted on the caller's span below.
+                let span = tracing::info_span!("obo.token", otel.kind = "client", %scope);
+                set_attribute(&span, span_attributes::TOKEN_SOURCE, "issued");
                 let claims = auth_context_claims(&caller.acrs);
-                Ok(self.client.on_behalf_of(user_token, scope, claims.as_deref()).await?.access())
+                async move { Ok(self.client.on_behalf_of(user_token, scope, claims.as_deref()).await?.access()) }
+                    .instrument(span)
             })
             .await?;
-        let source = if issued.load(Ordering::Relaxed) { "issued" } else { "cache" };
-        set_attribute(&tracing::Span::current(), span_attributes::TOKEN_SOURCE, source);
+        if !issued.load(Ordering::Relaxed) {
+            set_attribute(&tracing::Span::current(), span_attributes::TOKEN_SOURCE, "cache");
+        }
         Ok(token)
     }
 
