@@ -6,7 +6,7 @@
 //! Monitor workbook's queries (`infra/workbook/`) may name only these (a test checks). Values
 //! come from validated claims, never from a token, code, secret or cookie.
 
-use service_kit::telemetry::context::{exporting, set_attribute};
+use service_kit::telemetry::context::{KeyValue, exporting, set_attribute, set_attributes};
 use tracing::Span;
 
 use crate::hop::{Decision, Hop, How};
@@ -49,36 +49,32 @@ pub fn grant(how: How) -> &'static str {
     }
 }
 
-/// Puts `hop` on `span` (a no-op when traces are not exported).
+/// Puts `hop` on `span` (a no-op when traces are not exported), in one update of the span.
 pub fn record_hop(span: &Span, hop: &Hop) {
-    // Checked here too, not only per attribute: the values are copies, made on every request.
+    // Checked here, not only where they are set: the values are copies, made on every request.
     if !exporting() {
         return;
     }
     let t = &hop.token;
-    set_attribute(span, SERVICE, hop.service.clone());
-    set_attribute(span, USER, t.oid.clone());
-    set_attribute(span, TENANT, t.tid.clone());
-    set_attribute(span, AUDIENCE, t.aud.clone());
-    set_attribute(span, TOKEN_VERSION, t.ver.clone());
-    set_attribute(span, SCOPES, t.scp.join(" "));
-    set_attribute(span, ROLES, t.roles.join(" "));
-    set_attribute(span, CLIENT, t.client_id.clone());
-    set_attribute(span, GRANT, grant(hop.how));
-    record_decision(span, &hop.decision);
-}
-
-/// Puts a decision on `span`: [`OUTCOME`], and [`REASON`] unless allowed.
-pub fn record_decision(span: &Span, decision: &Decision) {
-    let (outcome, reason) = match decision {
+    let (outcome, reason) = match &hop.decision {
         Decision::Allowed => ("allowed", None),
         Decision::Denied { reason } => ("denied", Some(reason)),
         Decision::Refused { reason } => ("refused", Some(reason)),
     };
-    set_attribute(span, OUTCOME, outcome);
-    if let Some(reason) = reason {
-        set_attribute(span, REASON, reason.clone());
-    }
+    let attributes = [
+        KeyValue::new(SERVICE, hop.service.clone()),
+        KeyValue::new(USER, t.oid.clone()),
+        KeyValue::new(TENANT, t.tid.clone()),
+        KeyValue::new(AUDIENCE, t.aud.clone()),
+        KeyValue::new(TOKEN_VERSION, t.ver.clone()),
+        KeyValue::new(SCOPES, t.scp.join(" ")),
+        KeyValue::new(ROLES, t.roles.join(" ")),
+        KeyValue::new(CLIENT, t.client_id.clone()),
+        KeyValue::new(GRANT, grant(hop.how)),
+        KeyValue::new(OUTCOME, outcome),
+    ];
+    let reason = reason.map(|r| KeyValue::new(REASON, r.clone()));
+    set_attributes(span, attributes.into_iter().chain(reason));
 }
 
 /// A refusal before any token was accepted (missing, expired, wrong audience, ...): `service`
