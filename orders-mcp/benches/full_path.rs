@@ -5,8 +5,9 @@
 //! orders-mcp and orders-api run as the real release binaries in child processes, so their
 //! memory and CPU time can be read from `/proc/<pid>/`; the Entra emulator runs in this process
 //! (it is only asked for keys and one exchange, during warm-up). Each concurrency level runs oha
-//! for `BENCH_SECONDS` (default 5) and prints throughput, latency percentiles and the CPU time
-//! each service spent per request.
+//! for `BENCH_ROUNDS` (default 3) rounds of `BENCH_SECONDS` (default 5) against each stack in
+//! turn and prints throughput, latency percentiles (the median round's) and the CPU time each
+//! service spent per request.
 //!
 //! With `BENCH_BASELINE_ORDERS_MCP=<path to another orders-mcp binary>` (an older build, say),
 //! that binary runs beside this one on its own orders-api (`BENCH_BASELINE_ORDERS_API=<path>`
@@ -198,6 +199,7 @@ impl Stack {
 /// What one oha run measured, with the services' CPU time over it.
 struct Level {
     requests: f64,
+    seconds: f64,
     throughput: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -206,8 +208,35 @@ struct Level {
     mcp_cpu_us: f64,
 }
 
+impl Level {
+    /// One level from several rounds of it: throughput and CPU per call over all their requests,
+    /// the median round's latencies (oha's percentiles of different runs cannot be merged).
+    fn combine(rounds: &[Level]) -> Level {
+        let requests: f64 = rounds.iter().map(|l| l.requests).sum();
+        let seconds: f64 = rounds.iter().map(|l| l.seconds).sum();
+        let per_call =
+            |cpu: fn(&Level) -> f64| rounds.iter().map(|l| cpu(l) * l.requests).sum::<f64>() / requests.max(1.0);
+        let median = |of: fn(&Level) -> f64| {
+            let mut values: Vec<f64> = rounds.iter().map(of).collect();
+            values.sort_by(f64::total_cmp);
+            values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        Level {
+            requests,
+            seconds,
+            throughput: requests / seconds,
+            p50_ms: median(|l| l.p50_ms),
+            p99_ms: median(|l| l.p99_ms),
+            errors: rounds.iter().map(|l| l.errors).sum(),
+            api_cpu_us: per_call(|l| l.api_cpu_us),
+            mcp_cpu_us: per_call(|l| l.mcp_cpu_us),
+        }
+    }
+}
+
 async fn run() -> anyhow::Result<()> {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
     let oha = oha_binary()?;
     let api_bin = orders_api_binary()?;
     let mcp_bin = PathBuf::from(env!("CARGO_BIN_EXE_orders-mcp"));
@@ -253,7 +282,7 @@ async fn run() -> anyhow::Result<()> {
         println!("baseline orders-mcp: {} (alternating with this build)", baseline.display());
         println!("baseline orders-api: {}", baseline_api_bin.display());
     }
-    println!("{seconds} s per level\n");
+    println!("{rounds} rounds of {seconds} s per level, the builds taking turns in each round\n");
     println!(
         "{:>10} {:>11} {:>9} {:>8} {:>7} {:>7} {:>6}   CPU µs per request: orders-mcp orders-api",
         "build", "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "errors"
@@ -261,8 +290,16 @@ async fn run() -> anyhow::Result<()> {
     // levels[stack][level]
     let mut levels: Vec<Vec<Level>> = stacks.iter().map(|_| Vec::new()).collect();
     for concurrency in LEVELS {
-        for (stack, results) in stacks.iter().zip(levels.iter_mut()) {
-            let level = oha_run(&oha, stack, &token, concurrency, seconds).await?;
+        // Rounds in turn, not one long run per build: this host's speed drifts by tens of
+        // percent over minutes, and each build should see the same drift.
+        let mut runs: Vec<Vec<Level>> = stacks.iter().map(|_| Vec::new()).collect();
+        for _ in 0..rounds {
+            for (stack, runs) in stacks.iter().zip(runs.iter_mut()) {
+                runs.push(oha_run(&oha, stack, &token, concurrency, seconds).await?);
+            }
+        }
+        for ((stack, results), runs) in stacks.iter().zip(levels.iter_mut()).zip(&runs) {
+            let level = Level::combine(runs);
             println!(
                 "{:>10} {:>11} {:>9} {:>8.0} {:>7.2} {:>7.2} {:>6}   {:>30.0} {:>10.0}",
                 stack.label,
@@ -617,6 +654,7 @@ async fn oha_run(oha: &Path, stack: &Stack, token: &str, concurrency: usize, sec
     let per_request = |a: Duration, b: Duration| (b - a).as_micros() as f64 / requests.max(1.0);
     Ok(Level {
         requests,
+        seconds: report.summary.total,
         throughput: requests / report.summary.total,
         p50_ms: report.latency_percentiles.p50.unwrap_or(f64::NAN) * 1000.0,
         p99_ms: report.latency_percentiles.p99.unwrap_or(f64::NAN) * 1000.0,
