@@ -158,7 +158,7 @@ so the hook never created anything for it.",
         retry: io.retry,
         prompt: io.device_code_prompt,
     };
-    let run = Run::new(&graph, arm, store.as_mut(), &manifest, &id, mode, io.out, agent_sign_in);
+    let run = Run::new(&graph, arm, store.as_mut(), &manifest, &id, mode, io.out).with_agent_id_sign_in(agent_sign_in);
     let result = match &deployment {
         Some(deployment) => reconcile::apply(run, deployment).await,
         None => reconcile::cleanup(run).await,

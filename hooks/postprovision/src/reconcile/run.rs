@@ -59,7 +59,8 @@ pub struct Run<'a> {
     /// writes, which Graph ignores the Azure CLI's permissions for. Set by
     /// [`Self::sign_in_for_agent_id`]; the sign-in itself happens at the first such write.
     agent_graph: Option<Rest>,
-    agent_sign_in: AgentIdSignIn,
+    /// `None`: this run makes no Agent ID writes.
+    agent_sign_in: Option<AgentIdSignIn>,
     /// Azure Resource Manager, for the container apps; `None` leaves them alone.
     pub arm: Option<&'a Rest>,
     /// Where the published ids go.
@@ -81,12 +82,11 @@ impl<'a> Run<'a> {
         id: &'a DeploymentId,
         mode: Mode,
         out: &'a mut dyn Write,
-        agent_sign_in: AgentIdSignIn,
     ) -> Self {
         Run {
             graph,
             agent_graph: None,
-            agent_sign_in,
+            agent_sign_in: None,
             arm,
             azd_env,
             manifest,
@@ -97,10 +97,19 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// How this run signs in for Agent ID writes.
+    pub fn with_agent_id_sign_in(mut self, settings: AgentIdSignIn) -> Self {
+        self.agent_sign_in = Some(settings);
+        self
+    }
+
     /// From now on Agent ID writes go through public client `client_id`, as the developer
     /// signed in to it by device code (once, at the first such write; never in a dry run).
     pub fn sign_in_for_agent_id(&mut self, client_id: &str) -> Result<(), RunError> {
-        let settings = &self.agent_sign_in;
+        let Some(settings) = &self.agent_sign_in else {
+            let source = AcquireError::NotConfigured("no device-code sign-in configured for Agent ID writes".into());
+            return Err(self.stopped(&ApiError::Token { scope: GRAPH_SCOPE, source }));
+        };
         let sign_in = DeviceCodeSignIn::new(
             settings.authority.clone(),
             &self.id.tenant_id,
