@@ -334,6 +334,26 @@ async fn throttling_and_replication_delay_are_retried() {
     assert_eq!(d.cloud.writes().len(), reference.2, "no write was made twice");
 }
 
+/// The same in agent mode, plus Entra's own delay: the device-code sign-in to the provisioning
+/// client made moments before is answered AADSTS700016 ("not found in the directory") a few
+/// times, and retried like Graph's replication delay, before the code is shown.
+#[tokio::test]
+async fn agent_mode_rides_out_throttling_and_replication_delay() {
+    let reference = clean_run_snapshot_in(true).await;
+    let mut config = Config::new(TENANT);
+    config.throttle_every = Some(4);
+    config.lag = 2;
+    config.client_lag = 3;
+    let d = Provisioned::with(config, "dev").await;
+    d.set_agent_mode();
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert_eq!(d.cloud.dir(|dir| (dir.client_lag_answers, dir.device_sign_ins)), (3, 1), "{out}");
+    assert!(d.cloud.dir(|dir| dir.throttled >= 10 && dir.lag_answers >= 10));
+    same_result(&d, &reference);
+    assert_eq!(d.cloud.writes().len(), reference.2, "no write was made twice");
+}
+
 #[tokio::test]
 async fn retry_after_is_honoured() {
     let mut config = Config::new(TENANT);

@@ -58,7 +58,9 @@ fn device_code(dir: &mut Directory, config: &Config, form: &BTreeMap<String, Str
             "The request body must contain the following parameter: 'scope'.",
         );
     }
-    if !dir.applications.values().any(|a| a["appId"] == client_id.as_str()) {
+    let known = dir.applications.values().any(|a| a["appId"] == client_id.as_str());
+    if !known || dir.client_lag_answers < config.client_lag {
+        dir.client_lag_answers += usize::from(known);
         return entra_error(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",

@@ -67,6 +67,9 @@ pub struct Config {
     pub device_interval: u64,
     /// Its `expires_in` (Entra: 900).
     pub device_expires_in: u64,
+    /// Device-code requests answered AADSTS700016 ("not found in the directory") before the
+    /// token service knows a new client: Entra's replication delay after an app registration.
+    pub client_lag: usize,
 }
 
 impl Config {
@@ -87,6 +90,7 @@ impl Config {
             device_sign_in: DeviceSignIn::Approve,
             device_interval: 0,
             device_expires_in: 900,
+            client_lag: 0,
         }
     }
 }
@@ -122,6 +126,8 @@ pub struct Directory {
     pub tokens: HashMap<String, Caller>,
     /// Device codes handed out: (client id, tenant, polls so far).
     pub device_codes: HashMap<String, (String, u32)>,
+    /// Device-code requests answered as if the client did not exist yet.
+    pub client_lag_answers: usize,
     /// Device-code sign-ins completed (tokens issued).
     pub device_sign_ins: usize,
     /// Successful writes: "METHOD path".
