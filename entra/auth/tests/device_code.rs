@@ -32,7 +32,7 @@ fn sign_in(idp: &Running) -> (DeviceCodeSignIn, mpsc::UnboundedReceiver<String>)
     let (tx, rx) = mpsc::unbounded_channel();
     let prompt = Arc::new(move |message: &str| drop(tx.send(message.to_string())));
     let authority = Url::parse(&idp.url()).unwrap();
-    (DeviceCodeSignIn::new(authority, &idp.handle().tenant_id(), AZURE_CLI, prompt).unwrap(), rx)
+    (DeviceCodeSignIn::new(authority, idp.handle().tenant_id(), AZURE_CLI, prompt).unwrap(), rx)
 }
 
 /// The person reads the message, opens the page and enters the code: approves as `login`, or declines.

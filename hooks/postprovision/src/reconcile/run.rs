@@ -3,9 +3,8 @@
 //! and a real one take the same path.
 
 use std::io::Write;
-use std::time::Instant;
-
 use std::sync::Arc;
+use std::time::Instant;
 
 use entra_auth::acquire::{AcquireError, Credential, DeviceCodeSignIn, Prompt};
 use entra_manifest::Manifest;
@@ -211,6 +210,7 @@ impl<'a> Run<'a> {
         self.send(change, method, path, body).await.map(drop)
     }
 
+    /// [`Self::send_as`] an ordinary object: through the azd / Azure CLI sign-in.
     async fn send(
         &mut self,
         change: Change,
