@@ -1,14 +1,21 @@
 //! entra-auth's device-code sign-in (`DeviceCodeSignIn`, RFC 8628) against the Entra emulator's
 //! device authorization and token endpoints: a person approves the code at the verification
 //! page while the client polls (the token is the person's, through the public client); a
-//! declined or expired code ends the sign-in with what happened, never a hang.
+//! declined or expired code ends the sign-in with what happened, never a hang. And, against a
+//! stub token service, that the client waits `interval` between polls and 5 s more after
+//! `slow_down` (RFC 8628 §3.5), which the emulator never sends.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure report
 
 mod support;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::post;
+use serde_json::json;
 
 use entra_auth::acquire::{AcquireError, DeviceCodeSignIn};
 use entra_auth::validate::TokenValidator;
@@ -84,4 +91,49 @@ async fn an_unanswered_code_ends_when_it_expires() {
     let error = tokio::time::timeout(Duration::from_secs(30), sign_in.token(MCP_SCOPE)).await.unwrap().unwrap_err();
     assert!(matches!(&error, AcquireError::Rejected { error, .. } if error == "expired_token"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+/// A token service that asks to slow down once, recording when each poll came.
+#[tokio::test]
+async fn polls_wait_the_interval_and_five_seconds_more_after_slow_down() {
+    let polls: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let seen = polls.clone();
+    let app = Router::new()
+        .route(
+            "/t/oauth2/v2.0/devicecode",
+            post(|| async {
+                axum::Json(json!({"device_code": "d", "user_code": "U", "verification_uri": "https://example.test",
+                                  "expires_in": 60, "interval": 1, "message": "enter U"}))
+            }),
+        )
+        .route(
+            "/t/oauth2/v2.0/token",
+            post(move || {
+                let seen = seen.clone();
+                async move {
+                    let mut polls = seen.lock().unwrap();
+                    polls.push(Instant::now());
+                    if polls.len() == 1 {
+                        let body = json!({"error": "slow_down", "error_description": "poll less often"});
+                        (StatusCode::BAD_REQUEST, axum::Json(body))
+                    } else {
+                        (
+                            StatusCode::OK,
+                            axum::Json(json!({"access_token": "a", "token_type": "Bearer", "expires_in": 3599})),
+                        )
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let sign_in = DeviceCodeSignIn::new(authority, "t", "c", Arc::new(|_: &str| {})).unwrap();
+    let started = Instant::now();
+    let token = sign_in.token("s/.default").await.unwrap();
+    assert_eq!(token.secret(), "a");
+    let polls = polls.lock().unwrap().clone();
+    assert_eq!(polls.len(), 2);
+    assert!(polls[0] - started >= Duration::from_secs(1), "the interval before the first poll");
+    assert!(polls[1] - polls[0] >= Duration::from_secs(6), "1 s + 5 s after slow_down: {:?}", polls[1] - polls[0]);
 }
