@@ -1472,3 +1472,59 @@ async fn a_declined_or_expired_device_code_sign_in_stops_the_run_saying_so() {
         );
     }
 }
+
+/// The fake Entra's device-code sign-in is as strict as Entra's: a client that does not allow
+/// public client flows gets AADSTS7000218 (the confidential-client error), one without an
+/// administrator's consent to its Graph permissions AADSTS65001 ("Microsoft identity platform
+/// and the OAuth 2.0 device authorization grant flow", https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code;
+/// AADSTS error codes, https://learn.microsoft.com/entra/identity-platform/reference-error-codes);
+/// a consented public client gets a token with exactly the consented scopes.
+#[tokio::test]
+async fn the_fake_entra_signs_in_only_a_consented_public_client() {
+    let d = Provisioned::new().await;
+    let http = reqwest::Client::new();
+    let graph = |method: reqwest::Method, path: &str, body: Value| {
+        let request = http
+            .request(method, format!("{}/{path}", d.cloud.graph_url()))
+            .bearer_auth(support::fake_cloud::TOKEN)
+            .json(&body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap_or(Value::Null) }
+    };
+    // The person approves at the second poll (the first is `authorization_pending`).
+    let sign_in = |client: String| {
+        let http = http.clone();
+        let base = format!("{}/{TENANT}/oauth2/v2.0", d.cloud.url);
+        async move {
+            let form = [("client_id", client.as_str()), ("scope", "https://graph.microsoft.com/.default")];
+            let code: Value =
+                http.post(format!("{base}/devicecode")).form(&form).send().await.unwrap().json().await.unwrap();
+            let device_code = code["device_code"].as_str().unwrap().to_string();
+            let mut last = Value::Null;
+            for _ in 0..2 {
+                let form = [
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("client_id", client.as_str()),
+                    ("device_code", device_code.as_str()),
+                ];
+                last = http.post(format!("{base}/token")).form(&form).send().await.unwrap().json().await.unwrap();
+            }
+            last
+        }
+    };
+    let app = graph(reqwest::Method::POST, "applications", json!({"displayName": "p"})).await;
+    let (object_id, client) = (app["id"].as_str().unwrap().to_string(), app["appId"].as_str().unwrap().to_string());
+    let refused = sign_in(client.clone()).await;
+    assert_eq!((refused["error"].clone(), refused["error_codes"].clone()), (json!("invalid_client"), json!([7000218])));
+
+    graph(reqwest::Method::PATCH, &format!("applications/{object_id}"), json!({"isFallbackPublicClient": true})).await;
+    let refused = sign_in(client.clone()).await;
+    assert_eq!((refused["error"].clone(), refused["error_codes"].clone()), (json!("invalid_grant"), json!([65001])));
+
+    let sp = graph(reqwest::Method::POST, "servicePrincipals", json!({"appId": client})).await;
+    let grant = json!({"clientId": sp["id"], "consentType": "AllPrincipals", "resourceId": GRAPH_PRINCIPAL_ID,
+                       "scope": "AgentIdentity.Create.All"});
+    graph(reqwest::Method::POST, "oauth2PermissionGrants", grant).await;
+    let token = sign_in(client).await;
+    assert_eq!(token["scope"], "AgentIdentity.Create.All", "{token}");
+    assert!(token["access_token"].is_string());
+}
