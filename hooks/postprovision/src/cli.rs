@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use entra_auth::acquire::Executor;
+use entra_auth::acquire::{Executor, Prompt};
 use entra_manifest::Manifest;
 use service_kit::settings::Env;
 
@@ -14,12 +14,13 @@ use crate::azd::{AzdCli, DotEnvFile, EnvStore};
 use crate::credential::{ARM_SCOPE, GRAPH_SCOPE, developer_sign_in};
 use crate::deployment::{Deployment, DeploymentId};
 use crate::preprovision::{self as model_check, ModelChoice};
-use crate::reconcile::{self, Mode, Run, Summary};
+use crate::reconcile::{self, AgentIdSignIn, Mode, Run, Summary};
 use crate::rest::Rest;
 use crate::retry::RetryPolicy;
 
 pub const GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 pub const ARM_URL: &str = "https://management.azure.com";
+pub const AUTHORITY: &str = "https://login.microsoftonline.com";
 
 /// Applies infra/app-registrations.toml to the Entra tenant of an azd environment: app
 /// registrations, service principals, federated credentials, admin consent; then writes the
@@ -52,6 +53,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL", default_value = ARM_URL)]
     pub arm_url: String,
 
+    /// Microsoft Entra authority of agent mode's device-code sign-in.
+    #[arg(long, global = true, value_name = "URL", default_value = AUTHORITY)]
+    pub authority: url::Url,
+
     /// Give the signed-in user an app role, e.g. orders-api/Orders.Admin (repeatable; also
     /// ORDERS_COPILOT_ASSIGN_ROLES in the azd environment, comma-separated).
     #[arg(long = "assign-role", global = true, value_name = "APP/ROLE")]
@@ -80,6 +85,8 @@ pub struct Io<'a> {
     /// Runs the CLIs of the developer sign-in (`azd auth token`, `az account get-access-token`);
     /// `None` runs the real ones on `PATH`.
     pub sign_in_clis: Option<Arc<dyn Executor>>,
+    /// Shows agent mode's device-code sign-in message (`main`: on stderr).
+    pub device_code_prompt: Prompt,
     pub retry: RetryPolicy,
     pub out: &'a mut dyn Write,
 }
@@ -145,7 +152,13 @@ so the hook never created anything for it.",
         .map_err(|e| e.to_string())?;
     let arm = (!cli.skip_container_apps).then_some(&arm);
     let mode = if cli.dry_run { Mode::DryRun } else { Mode::Write };
-    let run = Run::new(&graph, arm, store.as_mut(), &manifest, &id, mode, io.out);
+    let agent_sign_in = AgentIdSignIn {
+        authority: cli.authority.clone(),
+        graph_url: cli.graph_url.clone(),
+        retry: io.retry,
+        prompt: io.device_code_prompt,
+    };
+    let run = Run::new(&graph, arm, store.as_mut(), &manifest, &id, mode, io.out).with_agent_id_sign_in(agent_sign_in);
     let result = match &deployment {
         Some(deployment) => reconcile::apply(run, deployment).await,
         None => reconcile::cleanup(run).await,

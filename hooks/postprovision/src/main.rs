@@ -17,6 +17,8 @@ async fn main() -> ExitCode {
             .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
             .collect(),
         sign_in_clis: None,
+        // The device-code message is for the person at the terminal, not for azd's log of stdout.
+        device_code_prompt: std::sync::Arc::new(|message: &str| eprintln!("{message}")),
         retry: RetryPolicy::default(),
         out: &mut stdout,
     };

@@ -13,6 +13,8 @@ use serde_json::Value;
 use crate::retry::RetryPolicy;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// Entra's "Application with identifier ... was not found in the directory".
+const CLIENT_NOT_FOUND: u32 = 700016;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -118,11 +120,23 @@ impl Rest {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let token = self
-                .credential
-                .token(self.scope)
-                .await
-                .map_err(|source| ApiError::Token { scope: self.scope, source })?;
+            let token = match self.credential.token(self.scope).await {
+                Ok(token) => token,
+                // AADSTS700016: the client signing in was registered moments ago and the token
+                // service does not know it yet (replication, like Graph's 404 for a new object).
+                Err(source) if source.codes().contains(&CLIENT_NOT_FOUND) && attempt < self.retry.attempts => {
+                    let wait = self.retry.delay(attempt, &reqwest::header::HeaderMap::new());
+                    tracing::info!(
+                        service = self.service,
+                        scope = self.scope,
+                        ?wait,
+                        "sign-in client not known yet; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(source) => return Err(ApiError::Token { scope: self.scope, source }),
+            };
             let mut request = self.http.request(method.clone(), &url).bearer_auth(token.secret()).query(query);
             if let Some(body) = body {
                 request = request.json(body);

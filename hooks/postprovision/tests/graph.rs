@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use entra_manifest::Manifest;
 use serde_json::{Value, json};
-use support::fake_cloud::{Config, Fault};
+use support::fake_cloud::{Config, DeviceSignIn, Fault, GRAPH_PRINCIPAL_ID, GRAPH_SCOPE_IDS};
 use support::{CHAT_APP_URL, CHAT_MI, MCP_MI, Provisioned, RESOURCE_TOKEN, SUBSCRIPTION, TENANT};
 
 /// orders-api's Application ID URI in the test deployment: the tenant id names it, the suffix
@@ -330,6 +330,26 @@ async fn throttling_and_replication_delay_are_retried() {
     let (throttled, lagged) = d.cloud.dir(|dir| (dir.throttled, dir.lag_answers));
     assert!(throttled >= 10, "{throttled} requests throttled");
     assert!(lagged >= 10, "{lagged} requests answered as not yet replicated");
+    same_result(&d, &reference);
+    assert_eq!(d.cloud.writes().len(), reference.2, "no write was made twice");
+}
+
+/// The same in agent mode, plus Entra's own delay: the device-code sign-in to the provisioning
+/// client made moments before is answered AADSTS700016 ("not found in the directory") a few
+/// times, and retried like Graph's replication delay, before the code is shown.
+#[tokio::test]
+async fn agent_mode_rides_out_throttling_and_replication_delay() {
+    let reference = clean_run_snapshot_in(true).await;
+    let mut config = Config::new(TENANT);
+    config.throttle_every = Some(4);
+    config.lag = 2;
+    config.client_lag = 3;
+    let d = Provisioned::with(config, "dev").await;
+    d.set_agent_mode();
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert_eq!(d.cloud.dir(|dir| (dir.client_lag_answers, dir.device_sign_ins)), (3, 1), "{out}");
+    assert!(d.cloud.dir(|dir| dir.throttled >= 10 && dir.lag_answers >= 10));
     same_result(&d, &reference);
     assert_eq!(d.cloud.writes().len(), reference.2, "no write was made twice");
 }
@@ -945,19 +965,23 @@ const BLUEPRINT_URI: &str = "api://5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a/orders-c
 /// chat-app's managed identity; its principal, through its own type; the inheritable
 /// permission and its admin consent; the agent identity, from the blueprint's principal
 /// ("Create agentIdentity", https://learn.microsoft.com/graph/api/agentidentity-post?view=graph-rest-1.0),
-/// with no credential of its own; the ids chat-app reads. A second run changes nothing.
+/// with no credential of its own; the ids chat-app reads. All of it written through the
+/// provisioning client the developer signed in to once, by device code (the fake refuses these
+/// writes from the Azure CLI's token). A second run changes nothing and needs no sign-in.
 #[tokio::test]
 async fn agent_mode_creates_the_blueprint_its_principal_the_agent_identity_and_their_permissions() {
     let d = Provisioned::new().await;
     d.set_agent_mode();
     let (out, result) = d.run(&["apply"]).await;
     result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert!(out.contains(&format!("{}To sign in, use a web browser", support::PROMPTED)), "{out}");
+    assert_eq!(d.cloud.dir(|dir| dir.device_sign_ins), 1, "one sign-in for the whole run");
     let me = d.cloud.shared.config.lock().unwrap().me.clone();
     let manifest = Manifest::load(&d.manifest).unwrap();
     let m_blueprint = &manifest.agent_blueprints["orders-copilot"];
 
     let apps: Vec<Value> = d.cloud.dir(|dir| dir.applications.values().cloned().collect());
-    assert_eq!(apps.len(), 4, "3 apps + the blueprint");
+    assert_eq!(apps.len(), 5, "3 apps + the blueprint + the provisioning client");
     let blueprint = app(&d, "orders-copilot", &apps);
     let chat = app(&d, "chat-app", &apps);
     let mcp = app(&d, "orders-mcp", &apps);
@@ -1032,6 +1056,7 @@ async fn agent_mode_creates_the_blueprint_its_principal_the_agent_identity_and_t
     let (out, result) = d.run(&["apply"]).await;
     assert!(result.unwrap().changes.is_empty(), "{out}");
     assert!(out.contains("Nothing to change"), "{out}");
+    assert_eq!(d.cloud.dir(|dir| dir.device_sign_ins), 1, "nothing to write, no sign-in: {out}");
 }
 
 /// `--dry-run` in agent mode plans the agent objects and writes nothing; the apply that follows
@@ -1076,7 +1101,7 @@ async fn outside_agent_mode_the_agent_objects_are_neither_made_nor_removed() {
     let (out, result) = d.run(&["apply"]).await;
     assert!(result.unwrap().changes.is_empty(), "{out}");
     assert_eq!(d.cloud.writes().len(), writes);
-    assert_eq!(d.cloud.dir(|dir| dir.applications.len()), 4, "the blueprint stays");
+    assert_eq!(d.cloud.dir(|dir| dir.applications.len()), 5, "the blueprint (and its provisioning client) stays");
 
     // `azd down` removes them in the reverse order: agent identity, blueprint principal, blueprint.
     let (out, result) = d.run(&["cleanup"]).await;
@@ -1094,9 +1119,9 @@ async fn outside_agent_mode_the_agent_objects_are_neither_made_nor_removed() {
     assert!(lines[2].contains("delete application orders-copilot"), "{out}");
 }
 
-/// Without Agent ID Developer or Agent ID Administrator, Graph refuses the blueprint (403): the
-/// run stops there, naming the roles, Graph's known issue with the Azure CLI's sign-in, and
-/// how to go on without agent mode.
+/// Without Agent ID Developer or Agent ID Administrator, Graph refuses the blueprint (403), even
+/// through the provisioning client: the run stops there, naming the roles and how to go on
+/// without agent mode.
 #[tokio::test]
 async fn without_an_agent_id_role_agent_mode_stops_with_what_to_ask_for() {
     let mut config = Config::new(TENANT);
@@ -1105,27 +1130,49 @@ async fn without_an_agent_id_role_agent_mode_stops_with_what_to_ask_for() {
     d.set_agent_mode();
     let (out, result) = d.run(&["apply"]).await;
     let message = result.unwrap_err();
-    for expected in [
-        "403",
-        "Agent ID Developer",
-        "Agent ID Administrator",
-        "Directory.AccessAsUser.All",
-        "azd env set CHAT_APP_AGENT_IDENTITY none",
-    ] {
+    for expected in ["403", "Agent ID Developer", "Agent ID Administrator", "azd env set CHAT_APP_AGENT_IDENTITY none"]
+    {
         assert!(message.contains(expected), "{expected}:\n{out}\n{message}");
     }
     assert!(d.cloud.dir(|dir| dir.applications.values().all(|a| a["@odata.type"].is_null())), "no blueprint");
 }
 
-/// Without an administrator the blueprint's admin consent cannot be granted, and agent mode
-/// cannot do without it (agent identities cannot be consented to interactively): the run says
-/// so and gives the exact request for an administrator.
+/// Without an administrator neither the provisioning client's consent nor the blueprint's can
+/// be granted, and agent mode cannot do without them (the Agent ID writes go through the one;
+/// agent identities cannot be consented to interactively, they inherit the other): the run
+/// stops at the first, giving the exact request for an administrator, and once one sent it,
+/// the next run goes through and gives the exact request for the second.
 #[tokio::test]
 async fn without_an_administrator_the_blueprint_consent_is_asked_for_exactly() {
     let mut config = Config::new(TENANT);
     config.admin = false;
     let d = Provisioned::with(config, "dev").await;
     d.set_agent_mode();
+    let (out, result) = d.run(&["apply"]).await;
+    let message = result.unwrap_err();
+    let client = d.cloud.dir(|dir| {
+        let app = dir.applications.values().find(|a| a["isFallbackPublicClient"] == true).unwrap().clone();
+        dir.service_principals.values().find(|sp| sp["appId"] == app["appId"]).unwrap()["id"].clone()
+    });
+    let scope = "AgentIdentity.Create.All AgentIdentity.DeleteRestore.All AgentIdentityBlueprint.ReadWrite.All \
+AgentIdentityBlueprintPrincipal.ReadWrite.All";
+    let request =
+        json!({"clientId": client, "consentType": "AllPrincipals", "resourceId": GRAPH_PRINCIPAL_ID, "scope": scope});
+    assert!(message.contains(&format!("--body '{request}'")), "{out}\n{message}");
+    assert!(message.contains("Cloud Application Administrator"), "{message}");
+    assert!(d.cloud.dir(|dir| dir.applications.values().all(|a| a["@odata.type"].is_null())), "no blueprint yet");
+
+    // An administrator sends exactly that request.
+    d.cloud.config(|c| c.admin = true);
+    let response = reqwest::Client::new()
+        .post(format!("{}/oauth2PermissionGrants", d.cloud.graph_url()))
+        .bearer_auth(support::fake_cloud::TOKEN)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    d.cloud.config(|c| c.admin = false);
     let (out, result) = d.run(&["apply"]).await;
     result.unwrap_or_else(|e| panic!("{out}\n{e}"));
     let principal = d.cloud.dir(|dir| {
@@ -1148,10 +1195,11 @@ async fn the_fake_graph_refuses_agent_objects_made_out_of_order_or_without_a_spo
     let d = Provisioned::new().await;
     let me = d.cloud.shared.config.lock().unwrap().me.clone();
     let sponsor = json!([format!("https://graph.microsoft.com/v1.0/users/{me}")]);
+    // Signed in through a client Graph honours Agent ID permissions for (see the test below).
+    let token = d.cloud.token_for(&[&AGENT_ID_SCOPES[..], &["Application.ReadWrite.All"]].concat());
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| {
-        let request =
-            http.post(format!("{}/{path}", d.cloud.graph_url())).bearer_auth(support::fake_cloud::TOKEN).json(&body);
+        let request = http.post(format!("{}/{path}", d.cloud.graph_url())).bearer_auth(&token).json(&body);
         async move {
             let response = request.send().await.unwrap();
             let status = response.status().as_u16();
@@ -1201,4 +1249,282 @@ async fn the_fake_graph_refuses_agent_objects_made_out_of_order_or_without_a_spo
             .await,
         "a scope the resource does not publish",
     );
+}
+
+/// The provisioning client's delegated permissions (hooks/postprovision/src/reconcile/provisioning_client.rs).
+const AGENT_ID_SCOPES: [&str; 4] = [
+    "AgentIdentity.Create.All",
+    "AgentIdentity.DeleteRestore.All",
+    "AgentIdentityBlueprint.ReadWrite.All",
+    "AgentIdentityBlueprintPrincipal.ReadWrite.All",
+];
+
+/// Graph's known issue on every Agent ID write API: "If the client is granted either the
+/// Directory.AccessAsUser.All or Directory.ReadWrite.All permission, the client's permissions to
+/// create, update, and delete Agent IDs are ignored, which can cause requests to fail with 403
+/// Forbidden error" (https://learn.microsoft.com/graph/api/agentidentityblueprint-post?view=graph-rest-1.0,
+/// and the same include on agentidentityblueprintprincipal-post, agentidentity-post, their
+/// update and delete, inheritable permissions and federated credentials). The fake refuses
+/// each such write from the Azure CLI's token (which azd's is too) and from a client holding
+/// the Agent ID permissions plus `Directory.ReadWrite.All`, and accepts it from one holding
+/// the Agent ID permissions alone; so the hook's passing agent-mode runs show it does not use
+/// the Azure CLI's sign-in for them.
+#[tokio::test]
+async fn the_fake_graph_refuses_agent_id_writes_from_the_azure_cli_as_graph_documents() {
+    let d = Provisioned::new().await;
+    let me = d.cloud.shared.config.lock().unwrap().me.clone();
+    let sponsor = json!([format!("https://graph.microsoft.com/v1.0/users/{me}")]);
+    let agent_id = d.cloud.token_for(&AGENT_ID_SCOPES);
+    let voided = d.cloud.token_for(&[&AGENT_ID_SCOPES[..], &["Directory.ReadWrite.All"]].concat());
+    let http = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: String, token: String, body: Option<Value>| {
+        let mut request = http.request(method, format!("{}/{path}", d.cloud.graph_url())).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Refused to the Azure CLI and to the voided client, then done by the Agent ID client.
+    let write = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let send = &send;
+        let (agent_id, voided) = (agent_id.clone(), voided.clone());
+        async move {
+            for (who, token) in
+                [("the Azure CLI", support::fake_cloud::TOKEN.to_string()), ("Directory.ReadWrite.All", voided)]
+            {
+                let (status, body) = send(method.clone(), path.clone(), token, body.clone()).await;
+                assert_eq!(status, 403, "{method} {path} as {who}: {body}");
+                assert_eq!(body["error"]["code"], "Authorization_RequestDenied", "{body}");
+                assert_eq!(body["error"]["message"], "Insufficient privileges to complete the operation.");
+            }
+            let (status, body) = send(method.clone(), path.clone(), agent_id, body).await;
+            assert!(status < 300, "{method} {path} through the Agent ID client: {status} {body}");
+            body
+        }
+    };
+    let blueprint = write(
+        reqwest::Method::POST,
+        "applications/microsoft.graph.agentIdentityBlueprint".into(),
+        Some(json!({"displayName": "b", "sponsors@odata.bind": sponsor})),
+    )
+    .await;
+    let (object_id, app_id) = (blueprint["id"].as_str().unwrap(), blueprint["appId"].as_str().unwrap());
+    let typed = format!("applications/{object_id}/microsoft.graph.agentIdentityBlueprint");
+    write(reqwest::Method::PATCH, typed.clone(), Some(json!({"api": {"requestedAccessTokenVersion": 2}}))).await;
+    let fic = json!({"name": "mi", "issuer": "https://login.microsoftonline.com/t/v2.0", "subject": CHAT_MI,
+                     "audiences": ["api://AzureADTokenExchange"]});
+    write(reqwest::Method::POST, format!("{typed}/federatedIdentityCredentials"), Some(fic)).await;
+    let principal = write(
+        reqwest::Method::POST,
+        "servicePrincipals/microsoft.graph.agentIdentityBlueprintPrincipal".into(),
+        Some(json!({"appId": app_id})),
+    )
+    .await;
+    let agent = write(
+        reqwest::Method::POST,
+        "servicePrincipals/microsoft.graph.agentIdentity".into(),
+        Some(json!({"displayName": "a", "agentIdentityBlueprintId": app_id, "sponsors@odata.bind": sponsor})),
+    )
+    .await;
+    write(reqwest::Method::DELETE, format!("servicePrincipals/{}", agent["id"].as_str().unwrap()), None).await;
+    write(reqwest::Method::DELETE, format!("servicePrincipals/{}", principal["id"].as_str().unwrap()), None).await;
+    write(reqwest::Method::DELETE, format!("applications/{object_id}"), None).await;
+    write(reqwest::Method::DELETE, format!("directory/deletedItems/{object_id}"), None).await;
+
+    // The Azure CLI's token still does what is not Agent ID's: an ordinary app registration.
+    let (status, _) = send(
+        reqwest::Method::POST,
+        "applications".into(),
+        support::fake_cloud::TOKEN.into(),
+        Some(json!({"displayName": "x"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
+/// Agent mode's provisioning client (Graph ignores the Azure CLI's Agent ID permissions, see the
+/// test above): made with the Azure CLI's sign-in before any Agent ID write, once, as a
+/// single-tenant public client (device code flow) with no credential, asking for exactly the
+/// Agent ID permissions the hook's calls need (never Directory.AccessAsUser.All or
+/// Directory.ReadWrite.All), admin consented; set back when changed; planned by a dry run;
+/// removed last by `azd down`.
+#[tokio::test]
+async fn the_provisioning_client_is_made_once_with_exactly_the_agent_id_permissions() {
+    let d = Provisioned::new().await;
+    d.set_agent_mode();
+    let (out, result) = d.run(&["--dry-run"]).await;
+    let planned = result.unwrap_or_else(|e| panic!("{out}\n{e}")).changes;
+    assert!(planned.iter().any(|c| c.object == "application" && c.name == "agent-id-provisioning"), "{out}");
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+
+    let tag = d.app_tag("agent-id-provisioning");
+    let find = |d: &Provisioned| {
+        d.cloud.dir(|dir| {
+            let app = dir
+                .applications
+                .values()
+                .find(|a| a["tags"].as_array().unwrap().contains(&json!(tag)))
+                .cloned()
+                .unwrap();
+            let sp = dir.service_principals.values().find(|sp| sp["appId"] == app["appId"]).cloned().unwrap();
+            let grants: Vec<Value> = dir.grants.values().filter(|g| g["clientId"] == sp["id"]).cloned().collect();
+            let federated = dir.federated.get(app["id"].as_str().unwrap()).cloned().unwrap_or_default();
+            (app, grants, federated)
+        })
+    };
+    let name_of = |id: &Value| GRAPH_SCOPE_IDS.iter().find(|(_, i)| id == *i).map(|(name, _)| *name).unwrap();
+    let (app, grants, federated) = find(&d);
+    assert_eq!(app["displayName"], format!("Orders Copilot provisioning (Agent ID) (dev {RESOURCE_TOKEN})"));
+    assert_eq!(
+        (app["signInAudience"].clone(), app["isFallbackPublicClient"].clone()),
+        (json!("AzureADMyOrg"), json!(true))
+    );
+    assert_eq!((app["passwordCredentials"].clone(), app["keyCredentials"].clone()), (json!([]), json!([])));
+    assert!(federated.is_empty(), "no credential: a public client");
+    let access = app["requiredResourceAccess"].as_array().unwrap();
+    assert_eq!(access.len(), 1);
+    assert_eq!(access[0]["resourceAppId"], "00000003-0000-0000-c000-000000000000");
+    let mut asked: Vec<&str> = access[0]["resourceAccess"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert_eq!(a["type"], "Scope", "delegated only");
+            name_of(&a["id"])
+        })
+        .collect();
+    asked.sort();
+    assert_eq!(asked, AGENT_ID_SCOPES);
+    assert_eq!(grants.len(), 1);
+    assert_eq!(
+        (grants[0]["resourceId"].clone(), grants[0]["consentType"].clone(), grants[0]["scope"].clone()),
+        (json!(GRAPH_PRINCIPAL_ID), json!("AllPrincipals"), json!(AGENT_ID_SCOPES.join(" ")))
+    );
+    for forbidden in ["Directory.AccessAsUser.All", "Directory.ReadWrite.All"] {
+        assert!(!asked.contains(&forbidden) && !grants[0]["scope"].as_str().unwrap().contains(forbidden));
+    }
+    let writes = d.cloud.writes();
+    let first_agent_id = writes.iter().position(|w| w.contains("agentIdentity")).unwrap();
+    assert!(writes[..first_agent_id].iter().any(|w| w == "POST /v1.0/oauth2PermissionGrants"), "{writes:#?}");
+
+    // Someone widens it (the voiding permission) and turns public client flows off: set back.
+    let directory = GRAPH_SCOPE_IDS.iter().find(|(n, _)| *n == "Directory.AccessAsUser.All").unwrap().1;
+    d.cloud.dir(|dir| {
+        let app = dir.applications.get_mut(app["id"].as_str().unwrap()).unwrap();
+        app["requiredResourceAccess"][0]["resourceAccess"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"id": directory, "type": "Scope"}));
+        app["isFallbackPublicClient"] = json!(false);
+    });
+    let (out, result) = d.run(&["apply"]).await;
+    let changes = result.unwrap_or_else(|e| panic!("{out}\n{e}")).changes;
+    assert_eq!(changes.len(), 1, "{out}");
+    assert_eq!((changes[0].object, changes[0].name.as_str()), ("application", "agent-id-provisioning"));
+    assert_eq!(find(&d).0["requiredResourceAccess"], app["requiredResourceAccess"]);
+    assert_eq!(find(&d).0["isFallbackPublicClient"], true);
+    let (out, result) = d.run(&["apply"]).await;
+    assert!(result.unwrap().changes.is_empty(), "{out}");
+
+    // `azd down`: the Agent ID objects through it, then it, last.
+    let (out, result) = d.run(&["cleanup"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert!(d.cloud.dir(|dir| dir.applications.is_empty() && dir.service_principals.is_empty()), "{out}");
+    let deletes: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("delete application")).collect();
+    assert!(deletes.last().unwrap().contains("agent-id-provisioning"), "{out}");
+}
+
+/// The device-code sign-in ends one way or the other, never hangs: declined at the verification
+/// page, or never answered until the code expires (RFC 8628 §3.5: `authorization_declined`,
+/// `expired_token`; the client stops at `expires_in`). The run stops before any Agent ID write,
+/// saying why, and the next run, signed in, finishes the job.
+#[tokio::test]
+async fn a_declined_or_expired_device_code_sign_in_stops_the_run_saying_so() {
+    for (answer, expected) in [
+        (DeviceSignIn::Decline, "the sign-in was declined at the verification page"),
+        (DeviceSignIn::Expire, "expired before the sign-in was completed"),
+    ] {
+        let mut config = Config::new(TENANT);
+        config.device_sign_in = answer;
+        // Entra's interval (5 s) and lifetime (15 min), scaled down: two polls, then the code expires.
+        config.device_interval = 1;
+        config.device_expires_in = 3;
+        let d = Provisioned::with(config, "dev").await;
+        d.set_agent_mode();
+        let started = Instant::now();
+        let (out, result) = tokio::time::timeout(Duration::from_secs(30), d.run(&["apply"])).await.expect("no hang");
+        let message = result.unwrap_err();
+        assert!(message.contains(expected) && message.contains("stopped after"), "{answer:?}:\n{out}\n{message}");
+        assert!(out.contains(support::PROMPTED), "the code was shown: {out}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{answer:?}: {:?}", started.elapsed());
+        assert!(d.cloud.dir(|dir| dir.applications.values().all(|a| a["@odata.type"].is_null())), "no blueprint");
+
+        d.cloud.config(|c| c.device_sign_in = DeviceSignIn::Approve);
+        let (out, result) = d.run(&["apply"]).await;
+        result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+        assert!(
+            d.cloud.dir(|dir| dir.service_principals.values().any(|sp| sp["agentIdentityBlueprintId"].is_string()))
+        );
+    }
+}
+
+/// The fake Entra's device-code sign-in is as strict as Entra's: a client that does not allow
+/// public client flows gets AADSTS7000218 (the confidential-client error), one without an
+/// administrator's consent to its Graph permissions AADSTS65001 ("Microsoft identity platform
+/// and the OAuth 2.0 device authorization grant flow", https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code;
+/// AADSTS error codes, https://learn.microsoft.com/entra/identity-platform/reference-error-codes);
+/// a consented public client gets a token with exactly the consented scopes.
+#[tokio::test]
+async fn the_fake_entra_signs_in_only_a_consented_public_client() {
+    let d = Provisioned::new().await;
+    let http = reqwest::Client::new();
+    let graph = |method: reqwest::Method, path: &str, body: Value| {
+        let request = http
+            .request(method, format!("{}/{path}", d.cloud.graph_url()))
+            .bearer_auth(support::fake_cloud::TOKEN)
+            .json(&body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap_or(Value::Null) }
+    };
+    // The person approves at the second poll (the first is `authorization_pending`).
+    let sign_in = |client: String| {
+        let http = http.clone();
+        let base = format!("{}/{TENANT}/oauth2/v2.0", d.cloud.url);
+        async move {
+            let form = [("client_id", client.as_str()), ("scope", "https://graph.microsoft.com/.default")];
+            let code: Value =
+                http.post(format!("{base}/devicecode")).form(&form).send().await.unwrap().json().await.unwrap();
+            let device_code = code["device_code"].as_str().unwrap().to_string();
+            let mut last = Value::Null;
+            for _ in 0..2 {
+                let form = [
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("client_id", client.as_str()),
+                    ("device_code", device_code.as_str()),
+                ];
+                last = http.post(format!("{base}/token")).form(&form).send().await.unwrap().json().await.unwrap();
+            }
+            last
+        }
+    };
+    let app = graph(reqwest::Method::POST, "applications", json!({"displayName": "p"})).await;
+    let (object_id, client) = (app["id"].as_str().unwrap().to_string(), app["appId"].as_str().unwrap().to_string());
+    let refused = sign_in(client.clone()).await;
+    assert_eq!((refused["error"].clone(), refused["error_codes"].clone()), (json!("invalid_client"), json!([7000218])));
+
+    graph(reqwest::Method::PATCH, &format!("applications/{object_id}"), json!({"isFallbackPublicClient": true})).await;
+    let refused = sign_in(client.clone()).await;
+    assert_eq!((refused["error"].clone(), refused["error_codes"].clone()), (json!("invalid_grant"), json!([65001])));
+
+    let sp = graph(reqwest::Method::POST, "servicePrincipals", json!({"appId": client})).await;
+    let grant = json!({"clientId": sp["id"], "consentType": "AllPrincipals", "resourceId": GRAPH_PRINCIPAL_ID,
+                       "scope": "AgentIdentity.Create.All"});
+    graph(reqwest::Method::POST, "oauth2PermissionGrants", grant).await;
+    let token = sign_in(client).await;
+    assert_eq!(token["scope"], "AgentIdentity.Create.All", "{token}");
+    assert!(token["access_token"].is_string());
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::developer::DeveloperSignIn;
+use super::device_code::DeviceCodeSignIn;
 use super::error::AcquireError;
 use super::managed_identity::ManagedIdentityCredential;
 use super::token::AccessToken;
@@ -30,6 +31,9 @@ pub enum Credential {
     /// The developer's own sign-in (azd, Azure CLI): tokens for Azure resources from a laptop.
     /// It cannot authenticate an app registration.
     Developer(Arc<DeveloperSignIn>),
+    /// A person signed in through a public client by device code: tokens for resources as that
+    /// person, through that client. It cannot authenticate an app registration either.
+    DeviceCode(Arc<DeviceCodeSignIn>),
     /// A client assertion from elsewhere: an agent identity's, which its blueprint gets for it
     /// ([`AgentIdentityAssertion`](super::AgentIdentityAssertion)).
     Assertion(Arc<dyn ClientAssertion>),
@@ -60,9 +64,9 @@ impl Credential {
                 form.push(("client_assertion", assertion.secret().to_string()));
             }
             Credential::Secret(secret) => form.push(("client_secret", secret.expose_secret().to_string())),
-            Credential::Developer(_) => {
+            Credential::Developer(_) | Credential::DeviceCode(_) => {
                 return Err(AcquireError::NotConfigured(
-                    "a developer sign-in cannot authenticate an app registration: configure a managed identity \
+                    "a developer or device-code sign-in cannot authenticate an app registration: configure a managed identity \
                      (IDENTITY_ENDPOINT, IDENTITY_HEADER) or, locally, a client secret"
                         .into(),
                 ));
@@ -77,6 +81,7 @@ impl Credential {
         match self {
             Credential::ManagedIdentity(mi) => mi.token(scope).await,
             Credential::Developer(sign_in) => sign_in.token(scope).await,
+            Credential::DeviceCode(sign_in) => sign_in.token(scope).await,
             Credential::Secret(_) | Credential::Assertion(_) => Err(AcquireError::NotConfigured(
                 "a client secret gets resource tokens only through a token endpoint: use a managed identity or the \
                  developer sign-in"

@@ -1,7 +1,7 @@
 //! Obtaining tokens: from a managed identity, from the developer's own CLI sign-in, as a
-//! confidential client (authorization code, refresh, client credentials), and On-Behalf-Of a
-//! user, with a cache that refreshes before expiry and collapses concurrent misses into one
-//! request.
+//! confidential client (authorization code, refresh, client credentials), by a person's
+//! device-code sign-in through a public client, and On-Behalf-Of a user, with a cache that
+//! refreshes before expiry and collapses concurrent misses into one request.
 //!
 //! Tokens are held as [`AccessToken`], whose `Debug` never prints the secret.
 
@@ -10,6 +10,7 @@ mod cache;
 mod client;
 mod credential;
 mod developer;
+mod device_code;
 mod error;
 mod http;
 mod managed_identity;
@@ -21,6 +22,7 @@ pub use cache::TokenCache;
 pub use client::{ConfidentialClient, TokenResponse};
 pub use credential::{ClientAssertion, Credential, TOKEN_EXCHANGE_AUDIENCE};
 pub use developer::{DeveloperSignIn, Executor};
+pub use device_code::{DeviceCodeSignIn, Prompt};
 pub use error::{AcquireError, describe};
 pub use managed_identity::{ManagedIdentityCredential, ManagedIdentitySource};
 pub use obo::OnBehalfOf;

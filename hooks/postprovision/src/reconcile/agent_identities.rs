@@ -31,7 +31,6 @@ pub async fn find_or_create(
 ) -> Result<String, RunError> {
     let id = run.id;
     let tag = id.app_tag(name);
-    let hint = Kind::Blueprint.forbidden_hint();
     let existing: Vec<AgentIdentity> = if blueprint.planned {
         Vec::new()
     } else {
@@ -43,7 +42,7 @@ pub async fn find_or_create(
         }
         let detail = format!("object id {}: made from an earlier blueprint", found.id);
         let change = Change::new(Action::Delete, "agent identity", name, detail);
-        run.delete(change, &format!("servicePrincipals/{}", found.id), NotFound::Gone).await?;
+        run.delete(Kind::Blueprint, change, &format!("servicePrincipals/{}", found.id), NotFound::Gone).await?;
     }
     let body = json!({
         "displayName": id.display_name(&agent.display_name),
@@ -53,7 +52,7 @@ pub async fn find_or_create(
     });
     let detail = format!("from blueprint {}, sponsored by the signed-in user {sponsor}, tagged {tag}", agent.blueprint);
     let change = Change::new(Action::Create, "agent identity", name, detail);
-    Ok(match run.write_as(change, Method::POST, CREATE_PATH, Some(body), hint).await? {
+    Ok(match run.write_as(Kind::Blueprint, change, Method::POST, CREATE_PATH, Some(body)).await? {
         Some(created) => run.parse::<AgentIdentity>(created, CREATE_PATH)?.app_id,
         None => format!("<{name} agent id>"),
     })

@@ -134,7 +134,7 @@ pub async fn find_or_create(
     }
     let change = Change::new(Action::Create, kind.object(), name, detail);
     let path = kind.create_path();
-    Ok(match run.write_as(change, Method::POST, path, Some(body.clone()), kind.forbidden_hint()).await? {
+    Ok(match run.write_as(kind, change, Method::POST, path, Some(body.clone())).await? {
         Some(created) => Registration::found(kind, run.parse(created, path)?),
         None => Registration {
             kind,
@@ -158,8 +158,7 @@ pub async fn update(
     let next = diff::after(&registration.current, wanted, phase);
     if let Some(patch) = diff::patch(&registration.current, &next) {
         let change = Change::new(Action::Update, registration.kind.object(), name, patch.details.join("; "));
-        let hint = registration.kind.forbidden_hint();
-        run.write_as(change, Method::PATCH, &registration.path(), Some(patch.body), hint).await?;
+        run.write_as(registration.kind, change, Method::PATCH, &registration.path(), Some(patch.body)).await?;
     }
     registration.current = next;
     Ok(())

@@ -10,7 +10,8 @@
 //! apps (a blueprint is an application object: same phases, its principal and federated
 //! credential in the same steps), then come their inheritable permissions, their admin consent
 //! and, last, the agent identities, which need their blueprint's principal. Off, none of them
-//! is read, planned or deleted.
+//! is read, planned or deleted. Before them all comes the provisioning client their writes go
+//! through (Graph refuses them from the Azure CLI's: see [`super::provisioning_client`]).
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,7 @@ use super::federated_credentials;
 use super::grants;
 use super::inheritable_permissions;
 use super::outputs;
+use super::provisioning_client;
 use super::run::{Run, Summary};
 use super::service_principals;
 use super::tenant;
@@ -48,6 +50,10 @@ pub async fn apply(mut run: Run<'_>, deployment: &Deployment) -> Result<Summary,
     } else {
         None
     };
+    // 0. Agent mode: the client the developer signs in to for the Agent ID writes.
+    if deployment.agent_mode {
+        provisioning_client::ensure(&mut run).await?;
+    }
     let entries = || {
         let apps = manifest.apps.iter().map(|(name, app)| (name, app, Kind::App));
         apps.chain(blueprints.iter().map(|(name, app)| (name, app, Kind::Blueprint)))

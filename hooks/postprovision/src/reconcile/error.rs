@@ -32,6 +32,14 @@ and agent identity (Graph requires a sponsor at creation), but the sign-in is no
 (`azd auth login`) and run again"
     )]
     NoSponsor,
+    #[error(
+        "agent mode's Agent ID writes go through the provisioning client ({name}), which needs an administrator's \
+consent to its Microsoft Graph permissions, and your account cannot grant it. Ask a Cloud Application \
+Administrator or Application Administrator (or Global Administrator) to grant it, e.g. with {request}, then run \
+the hook again (or turn agent mode off: `azd env set CHAT_APP_AGENT_IDENTITY none`)",
+        name = super::provisioning_client::NAME
+    )]
+    ProvisioningConsent { request: String },
     #[error("stopped after {done} change(s): {cause}\n{hint}{}", RESUME)]
     Stopped { done: usize, cause: String, hint: String },
 }
@@ -42,14 +50,12 @@ needs the Application Developer role (or 'Users can register applications' on); 
 or be an Application Administrator.\n";
 
 /// What a `403` on an Agent ID object means (Graph v1.0 "Create agentIdentityBlueprint",
-/// "Create agentIdentityBlueprintPrincipal", "Create agentIdentity": the roles, and the known
-/// issue with clients granted `Directory.AccessAsUser.All`, as the Azure CLI is).
+/// "Create agentIdentityBlueprintPrincipal", "Create agentIdentity": the roles). The writes go
+/// through the provisioning client, so the Azure CLI's `Directory.AccessAsUser.All` is not the cause.
 pub const AGENT_ID_FORBIDDEN: &str = "Your account lacks a permission agent mode needs: creating agent identity \
 blueprints, their principals and agent identities needs the Agent ID Developer role (for the blueprints you create, \
-which you then own) or Agent ID Administrator. If you hold one and Graph still answers 403, this is Graph's documented \
-known issue: a client granted Directory.AccessAsUser.All, as the Azure CLI is, has its Agent ID permissions ignored \
-(https://learn.microsoft.com/graph/api/agentidentityblueprint-post?view=graph-rest-1.0). Until then, turn agent mode \
-off (`azd env set CHAT_APP_AGENT_IDENTITY none`) and run again: the rest of the deployment works without it.\n";
+which you then own) or Agent ID Administrator. Ask for one, or turn agent mode off \
+(`azd env set CHAT_APP_AGENT_IDENTITY none`) and run again: the rest of the deployment works without it.\n";
 
 impl RunError {
     /// Stopped by a refused or failed request on an app registration, after `done` changes.

@@ -25,7 +25,7 @@ pub async fn update(
     wanted: &[FederatedCredential],
 ) -> Result<(), RunError> {
     let path = format!("{}/federatedIdentityCredentials", registration.path());
-    let hint = registration.kind.forbidden_hint();
+    let kind = registration.kind;
     let existing: Vec<FederatedCredential> =
         if registration.planned { Vec::new() } else { run.list(&path, &[]).await? };
     for fic in wanted {
@@ -33,7 +33,7 @@ pub async fn update(
         match existing.iter().find(|e| e.name == fic.name) {
             None => {
                 let change = Change::new(Action::Create, "federated credential", name, detail);
-                run.write_as(change, Method::POST, &path, Some(json!(fic)), hint).await?;
+                run.write_as(kind, change, Method::POST, &path, Some(json!(fic))).await?;
             }
             Some(e)
                 if e.issuer != fic.issuer
@@ -45,7 +45,7 @@ pub async fn update(
                 let body = json!({
                     "issuer": fic.issuer, "subject": fic.subject, "audiences": fic.audiences, "description": fic.description,
                 });
-                run.write_as(change, Method::PATCH, &format!("{path}/{}", e.id), Some(body), hint).await?;
+                run.write_as(kind, change, Method::PATCH, &format!("{path}/{}", e.id), Some(body)).await?;
             }
             Some(_) => {}
         }
@@ -54,7 +54,7 @@ pub async fn update(
     for stale in existing.iter().filter(made_here).filter(|e| !wanted.iter().any(|w| w.name == e.name)) {
         let detail = format!("{}: no longer in the manifest", stale.name);
         let change = Change::new(Action::Delete, "federated credential", name, detail);
-        run.write_as(change, Method::DELETE, &format!("{path}/{}", stale.id), None, hint).await?;
+        run.write_as(kind, change, Method::DELETE, &format!("{path}/{}", stale.id), None).await?;
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ use crate::deployment::Deployment;
 use crate::desired;
 use crate::model::{AppRoleAssignment, PermissionGrant};
 use crate::plan::{Action, Change};
+use crate::rest::ApiError;
 
 /// Grants (or updates) admin consent for manifest app or blueprint `name` on `wanted` (an app's
 /// required access, a blueprint's inheritable permissions). `principals`: every service
@@ -46,41 +47,12 @@ pub async fn admin_consent(
     if wanted.is_empty() {
         return Ok(());
     }
-    let existing: Vec<PermissionGrant> = if client.planned {
-        Vec::new()
-    } else {
-        let filter = format!("clientId eq '{}'", client.id);
-        run.list("oauth2PermissionGrants", &[("$filter", &filter)]).await?
-    };
+    let existing = existing(run, client).await?;
     for access in wanted {
         let Some(resource) = principals.get(&access.resource) else { continue };
         let scope = desired::consent_scopes(&access.scopes);
         let detail = format!("{name} -> {}: {scope} (all users)", access.resource);
-        let grant = existing.iter().find(|g| g.resource_id == resource.id && g.consent_type == "AllPrincipals");
-        let result = match grant {
-            None => {
-                let change = Change::new(Action::Create, "admin consent", name, detail);
-                let body = json!(PermissionGrant {
-                    id: String::new(),
-                    client_id: client.id.clone(),
-                    consent_type: "AllPrincipals".into(),
-                    principal_id: None,
-                    resource_id: resource.id.clone(),
-                    scope: scope.clone(),
-                });
-                run.try_write_replicated(change, Method::POST, "oauth2PermissionGrants", Some(body)).await
-            }
-            Some(g)
-                if desired::consent_scopes(&g.scope.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-                    != scope =>
-            {
-                let change = Change::new(Action::Update, "admin consent", name, detail);
-                let path = format!("oauth2PermissionGrants/{}", g.id);
-                run.try_write(change, Method::PATCH, &path, Some(json!({ "scope": scope }))).await
-            }
-            Some(_) => Ok(()),
-        };
-        match result {
+        match grant(run, name, detail, client, resource, &scope, &existing).await {
             Ok(()) => {}
             Err(e) if e.is_forbidden() => {
                 let note = match registration.kind {
@@ -93,6 +65,60 @@ pub async fn admin_consent(
         }
     }
     Ok(())
+}
+
+/// The `AllPrincipals` grants Graph holds for service principal `client`.
+pub async fn existing(run: &Run<'_>, client: &Principal) -> Result<Vec<PermissionGrant>, RunError> {
+    if client.planned {
+        return Ok(Vec::new());
+    }
+    let filter = format!("clientId eq '{}'", client.id);
+    let grants: Vec<PermissionGrant> = run.list("oauth2PermissionGrants", &[("$filter", &filter)]).await?;
+    Ok(grants.into_iter().filter(|g| g.consent_type == "AllPrincipals").collect())
+}
+
+/// Makes `client`'s admin consent on `resource` exactly `scope` (space-separated), given its
+/// `existing` grants: creates or updates one grant, or leaves it. Hands a refusal back.
+pub async fn grant(
+    run: &mut Run<'_>,
+    name: &str,
+    detail: String,
+    client: &Principal,
+    resource: &Principal,
+    scope: &str,
+    existing: &[PermissionGrant],
+) -> Result<(), ApiError> {
+    match existing.iter().find(|g| g.resource_id == resource.id) {
+        None => {
+            let change = Change::new(Action::Create, "admin consent", name, detail);
+            let body = json!(PermissionGrant {
+                id: String::new(),
+                client_id: client.id.clone(),
+                consent_type: "AllPrincipals".into(),
+                principal_id: None,
+                resource_id: resource.id.clone(),
+                scope: scope.to_string(),
+            });
+            run.try_write_replicated(change, Method::POST, "oauth2PermissionGrants", Some(body)).await
+        }
+        Some(g)
+            if desired::consent_scopes(&g.scope.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                != scope =>
+        {
+            let change = Change::new(Action::Update, "admin consent", name, detail);
+            let path = format!("oauth2PermissionGrants/{}", g.id);
+            run.try_write(change, Method::PATCH, &path, Some(json!({ "scope": scope }))).await
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// The exact Graph request an administrator sends to grant `client_id` admin consent for
+/// `scope` on `resource_id` (service principal object ids).
+pub fn admin_request(client_id: &str, resource_id: &str, scope: &str) -> String {
+    let body =
+        json!({"clientId": client_id, "consentType": "AllPrincipals", "resourceId": resource_id, "scope": scope});
+    format!("`az rest --method POST --url https://graph.microsoft.com/v1.0/oauth2PermissionGrants --body '{body}'`")
 }
 
 /// Admin consent for an app's required access, which pre-authorization makes optional.
@@ -109,14 +135,11 @@ https://login.microsoftonline.com/{}/adminconsent?client_id={}",
 /// Admin consent for a blueprint's inheritable permissions, which agent mode cannot do without:
 /// the exact Graph request for an administrator to send.
 fn blueprint_consent_note(name: &str, resource: &str, client_id: &str, resource_id: &str, scope: &str) -> String {
-    let body =
-        json!({"clientId": client_id, "consentType": "AllPrincipals", "resourceId": resource_id, "scope": scope});
     format!(
         "admin consent for agent blueprint {name} -> {resource} ({scope}) was not granted, and agent mode needs it: \
 agent identities cannot be consented to interactively, they inherit their blueprint's admin consent. Ask a Cloud \
-Application Administrator or Application Administrator to grant it, e.g. with \
-`az rest --method POST --url https://graph.microsoft.com/v1.0/oauth2PermissionGrants --body '{body}'`, \
-then run the hook again"
+Application Administrator or Application Administrator to grant it, e.g. with {}, then run the hook again",
+        admin_request(client_id, resource_id, scope)
     )
 }
 

@@ -23,7 +23,7 @@ pub async fn update(
     wanted: &[InheritablePermission],
 ) -> Result<(), RunError> {
     let path = format!("{}/inheritablePermissions", blueprint.path());
-    let hint = blueprint.kind.forbidden_hint();
+    let kind = blueprint.kind;
     let existing: Vec<InheritablePermission> =
         if blueprint.planned { Vec::new() } else { run.list(&path, &[]).await? };
     let same_resource = |a: &InheritablePermission, b: &InheritablePermission| {
@@ -38,12 +38,12 @@ pub async fn update(
         match existing.iter().find(|e| same_resource(e, permission)) {
             None => {
                 let change = Change::new(Action::Create, "inheritable permission", name, detail);
-                run.write_as(change, Method::POST, &path, Some(json!(permission)), hint).await?;
+                run.write_as(kind, change, Method::POST, &path, Some(json!(permission))).await?;
             }
             Some(e) if !e.inheritable_scopes.same_as(&permission.inheritable_scopes) => {
                 let change = Change::new(Action::Update, "inheritable permission", name, detail);
                 let body = json!({ "inheritableScopes": permission.inheritable_scopes });
-                run.write_as(change, Method::PATCH, &format!("{path}/{}", e.resource_app_id), Some(body), hint).await?;
+                run.write_as(kind, change, Method::PATCH, &format!("{path}/{}", e.resource_app_id), Some(body)).await?;
             }
             Some(_) => {}
         }
@@ -51,7 +51,7 @@ pub async fn update(
     for stale in existing.iter().filter(|e| !wanted.iter().any(|w| same_resource(e, w))) {
         let detail = format!("{}: no longer in the manifest", stale.resource_app_id);
         let change = Change::new(Action::Delete, "inheritable permission", name, detail);
-        run.write_as(change, Method::DELETE, &format!("{path}/{}", stale.resource_app_id), None, hint).await?;
+        run.write_as(kind, change, Method::DELETE, &format!("{path}/{}", stale.resource_app_id), None).await?;
     }
     Ok(())
 }

@@ -6,7 +6,8 @@
 //!
 //! - `apply`: the steps in the order they run, one call each (the place to reorder them);
 //!   `cleanup`: the way back.
-//! - The steps, one module each: `tenant` (the sign-in's tenant and user), `applications`
+//! - The steps, one module each: `tenant` (the sign-in's tenant and user),
+//!   `provisioning_client` (agent mode's: the client Agent ID writes go through), `applications`
 //!   (registrations and agent blueprints), `service_principals`, `federated_credentials`,
 //!   `inheritable_permissions` (a blueprint's), `grants` (admin consent, app roles),
 //!   `agent_identities`, `outputs` (the azd environment, the container apps).
@@ -22,6 +23,7 @@ mod federated_credentials;
 mod grants;
 mod inheritable_permissions;
 mod outputs;
+mod provisioning_client;
 mod run;
 mod service_principals;
 mod tenant;
@@ -29,4 +31,4 @@ mod tenant;
 pub use apply::apply;
 pub use cleanup::cleanup;
 pub use error::RunError;
-pub use run::{Mode, Run, Summary};
+pub use run::{AgentIdSignIn, Mode, Run, Summary};

@@ -3,18 +3,24 @@
 //! and a real one take the same path.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Instant;
 
+use entra_auth::acquire::{AcquireError, Credential, DeviceCodeSignIn, Prompt};
 use entra_manifest::Manifest;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use url::Url;
 
+use super::applications::Kind;
 use super::error::RunError;
 use crate::azd::EnvStore;
+use crate::credential::GRAPH_SCOPE;
 use crate::deployment::DeploymentId;
 use crate::plan::{Change, table};
 use crate::rest::{ApiError, NotFound, Rest};
+use crate::retry::RetryPolicy;
 
 /// Whether a run writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +39,27 @@ pub struct Summary {
     pub notes: Vec<String>,
 }
 
+/// How agent mode signs the developer in for its Agent ID writes: by device code, through the
+/// provisioning client ([`super::provisioning_client`]), at this authority.
+pub struct AgentIdSignIn {
+    /// `https://login.microsoftonline.com` (or a test's stand-in).
+    pub authority: Url,
+    pub graph_url: String,
+    pub retry: RetryPolicy,
+    /// Shows the developer the device-code message.
+    pub prompt: Prompt,
+}
+
 pub struct Run<'a> {
+    /// Microsoft Graph as the developer's azd / Azure CLI sign-in: every read, and every write
+    /// but Agent ID's.
     pub graph: &'a Rest,
+    /// Microsoft Graph as the developer signed in through the provisioning client: Agent ID's
+    /// writes, which Graph ignores the Azure CLI's permissions for. Set by
+    /// [`Self::sign_in_for_agent_id`]; the sign-in itself happens at the first such write.
+    agent_graph: Option<Rest>,
+    /// `None`: this run makes no Agent ID writes.
+    agent_sign_in: Option<AgentIdSignIn>,
     /// Azure Resource Manager, for the container apps; `None` leaves them alone.
     pub arm: Option<&'a Rest>,
     /// Where the published ids go.
@@ -57,7 +82,56 @@ impl<'a> Run<'a> {
         mode: Mode,
         out: &'a mut dyn Write,
     ) -> Self {
-        Run { graph, arm, azd_env, manifest, id, mode, out, summary: Summary::default() }
+        Run {
+            graph,
+            agent_graph: None,
+            agent_sign_in: None,
+            arm,
+            azd_env,
+            manifest,
+            id,
+            mode,
+            out,
+            summary: Summary::default(),
+        }
+    }
+
+    /// How this run signs in for Agent ID writes.
+    pub fn with_agent_id_sign_in(mut self, settings: AgentIdSignIn) -> Self {
+        self.agent_sign_in = Some(settings);
+        self
+    }
+
+    /// From now on Agent ID writes go through public client `client_id`, as the developer
+    /// signed in to it by device code (once, at the first such write; never in a dry run).
+    pub fn sign_in_for_agent_id(&mut self, client_id: &str) -> Result<(), RunError> {
+        let Some(settings) = &self.agent_sign_in else {
+            let source = AcquireError::NotConfigured("no device-code sign-in configured for Agent ID writes".into());
+            return Err(self.stopped(&ApiError::Token { scope: GRAPH_SCOPE, source }));
+        };
+        let sign_in = DeviceCodeSignIn::new(
+            settings.authority.clone(),
+            &self.id.tenant_id,
+            client_id,
+            Arc::clone(&settings.prompt),
+        )
+        .map_err(|source| self.stopped(&ApiError::Token { scope: GRAPH_SCOPE, source }))?;
+        let credential = Credential::DeviceCode(Arc::new(sign_in));
+        let graph = Rest::new("Microsoft Graph", &settings.graph_url, GRAPH_SCOPE, credential, settings.retry)
+            .map_err(|e| self.stopped(&e))?;
+        self.agent_graph = Some(graph);
+        Ok(())
+    }
+
+    /// Where writes to an object of `kind` go.
+    fn graph_for(&self, kind: Kind) -> Result<&Rest, ApiError> {
+        match kind {
+            Kind::App => Ok(self.graph),
+            Kind::Blueprint => self.agent_graph.as_ref().ok_or(ApiError::Token {
+                scope: GRAPH_SCOPE,
+                source: AcquireError::NotConfigured("no provisioning client to sign in to for Agent ID writes".into()),
+            }),
+        }
     }
 
     pub fn say(&mut self, line: &str) {
@@ -110,16 +184,19 @@ impl<'a> Run<'a> {
         self.send(change, method, path, body).await.map_err(|e| self.stopped(&e))
     }
 
-    /// Like [`Self::write`]; a refusal's message explains a `403` with `forbidden`.
+    /// Like [`Self::write`], for an object of `kind`: an Agent ID object's writes go through
+    /// the provisioning client, and a refusal's message explains a `403` for that kind.
     pub async fn write_as(
         &mut self,
+        kind: Kind,
         change: Change,
         method: Method,
         path: &str,
         body: Option<Value>,
-        forbidden: &str,
     ) -> Result<Option<Value>, RunError> {
-        self.send(change, method, path, body).await.map_err(|e| RunError::stopped_with(self.done(), &e, forbidden))
+        self.send_as(kind, change, method, path, body)
+            .await
+            .map_err(|e| RunError::stopped_with(self.done(), &e, kind.forbidden_hint()))
     }
 
     /// Like [`Self::write`], but hands a refusal back to the caller, which may work around it.
@@ -133,9 +210,22 @@ impl<'a> Run<'a> {
         self.send(change, method, path, body).await.map(drop)
     }
 
-    /// Plans `change` in a dry run; otherwise sends it and records it once Graph accepted it.
+    /// [`Self::send_as`] an ordinary object: through the azd / Azure CLI sign-in.
     async fn send(
         &mut self,
+        change: Change,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Option<Value>, ApiError> {
+        self.send_as(Kind::App, change, method, path, body).await
+    }
+
+    /// Plans `change` in a dry run; otherwise sends it (as [`Self::graph_for`] `kind` says) and
+    /// records it once Graph accepted it.
+    async fn send_as(
+        &mut self,
+        kind: Kind,
         change: Change,
         method: Method,
         path: &str,
@@ -145,7 +235,7 @@ impl<'a> Run<'a> {
             self.plan(change);
             return Ok(None);
         }
-        let answer = self.graph.send(method, path, &[], body.as_ref(), NotFound::Lag).await?;
+        let answer = self.graph_for(kind)?.send(method, path, &[], body.as_ref(), NotFound::Lag).await?;
         self.record(change);
         Ok(answer.body)
     }
@@ -183,13 +273,23 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Records `change`; when writing also deletes `path` from Graph.
-    pub async fn delete(&mut self, change: Change, path: &str, not_found: NotFound) -> Result<(), RunError> {
+    /// Records `change`; when writing also deletes `path` (an object of `kind`) from Graph.
+    pub async fn delete(
+        &mut self,
+        kind: Kind,
+        change: Change,
+        path: &str,
+        not_found: NotFound,
+    ) -> Result<(), RunError> {
         if self.mode == Mode::DryRun {
             self.plan(change);
             return Ok(());
         }
-        self.graph.send(Method::DELETE, path, &[], None, not_found).await.map_err(|e| self.stopped(&e))?;
+        let graph = self.graph_for(kind).map_err(|e| self.stopped(&e))?;
+        graph
+            .send(Method::DELETE, path, &[], None, not_found)
+            .await
+            .map_err(|e| RunError::stopped_with(self.done(), &e, kind.forbidden_hint()))?;
         self.record(change);
         Ok(())
     }

@@ -43,7 +43,7 @@ pub async fn find_or_create(run: &mut Run<'_>, name: &str, registration: &Regist
     }
     let change = Change::new(Action::Create, object, name, detail);
     let body = json!({ "appId": registration.app_id });
-    Ok(match run.write_as(change, Method::POST, path, Some(body), registration.kind.forbidden_hint()).await? {
+    Ok(match run.write_as(registration.kind, change, Method::POST, path, Some(body)).await? {
         Some(created) => Principal { id: run.parse::<ServicePrincipal>(created, path)?.id, planned: false },
         None => Principal { id: format!("<{name} service principal>"), planned: true },
     })

@@ -247,6 +247,9 @@ impl Provisioned {
             self.cloud.graph_url(),
             "--arm-url".into(),
             self.cloud.url.clone(),
+            // The fake serves Entra's device-code endpoints too (agent mode's sign-in).
+            "--authority".into(),
+            self.cloud.url.clone(),
         ];
         argv.extend(args.iter().map(|a| a.to_string()));
         run_cli(argv, BTreeMap::new()).await
@@ -262,11 +265,28 @@ pub fn fast_retries() -> RetryPolicy {
     }
 }
 
-/// Runs the hook as `main` does, signed in to azd with the token the fake cloud accepts.
+/// What the device-code sign-in showed the developer (stderr for real) starts with this in the
+/// output [`run_cli`] returns.
+pub const PROMPTED: &str = "[stderr] ";
+
+/// Runs the hook as `main` does, signed in to azd with the token the fake cloud accepts. The
+/// output is stdout, then any device-code message (after [`PROMPTED`]).
 pub async fn run_cli(argv: Vec<String>, process_env: BTreeMap<String, String>) -> (String, Result<Summary, String>) {
     let cli = Cli::try_parse_from(argv).unwrap();
     let mut out = Vec::new();
-    let io = Io { process_env, sign_in_clis: Some(Clis::azd_signed_in(TOKEN)), retry: fast_retries(), out: &mut out };
+    let prompts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let shown = prompts.clone();
+    let io = Io {
+        process_env,
+        sign_in_clis: Some(Clis::azd_signed_in(TOKEN)),
+        device_code_prompt: std::sync::Arc::new(move |message: &str| shown.lock().unwrap().push(message.to_string())),
+        retry: fast_retries(),
+        out: &mut out,
+    };
     let result = cli::run(cli, io).await;
-    (String::from_utf8(out).unwrap(), result)
+    let mut out = String::from_utf8(out).unwrap();
+    for message in prompts.lock().unwrap().iter() {
+        out.push_str(&format!("{PROMPTED}{message}\n"));
+    }
+    (out, result)
 }

@@ -10,14 +10,37 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::reply::{bad_request, error};
-use super::state::{Fault, Shared};
-use super::{arm, graph};
+use super::state::{Caller, Fault, Shared};
+use super::{arm, entra, graph};
 
-/// The only bearer token the fake accepts.
+/// The token the developer's azd / Azure CLI sign-in gets (tests/support/clis.rs).
 pub const TOKEN: &str = "fake-graph-token";
+/// The Azure CLI's first-party client id, which azd uses too.
+pub const AZURE_CLI_CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
 
-/// Every request: the bearer token, throttling and injected faults first, then Graph (`/v1.0/...`)
-/// or ARM; successful writes are logged.
+/// Who [`TOKEN`] speaks for: the Azure CLI's client with the delegated Microsoft Graph
+/// permissions it is preauthorized for, `Directory.AccessAsUser.All` among them (what a real
+/// `az account get-access-token --resource-type ms-graph` token's `scp` claim holds).
+pub fn azure_cli() -> Caller {
+    let scopes = [
+        "Application.ReadWrite.All",
+        "AppRoleAssignment.ReadWrite.All",
+        "AuditLog.Read.All",
+        "DelegatedPermissionGrant.ReadWrite.All",
+        "Directory.AccessAsUser.All",
+        "email",
+        "Group.ReadWrite.All",
+        "openid",
+        "profile",
+        "User.Read.All",
+        "User.ReadWrite.All",
+    ];
+    Caller { client_id: AZURE_CLI_CLIENT_ID.into(), scopes: scopes.map(str::to_string).to_vec() }
+}
+
+/// Every request: Entra's token endpoints (no bearer token); otherwise the bearer token,
+/// throttling and injected faults first, then Graph (`/v1.0/...`) or ARM; successful writes
+/// are logged.
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -27,9 +50,26 @@ pub async fn handle(
 ) -> Response {
     let config = shared.config.lock().unwrap().clone();
     let base = shared.base.lock().unwrap().clone();
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {TOKEN}")) {
-        return error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token is empty or invalid.");
+    if let Some(response) = entra::route(&mut shared.dir.lock().unwrap(), &config, &method, uri.path(), &body) {
+        return response;
     }
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let caller = match bearer {
+        Some(TOKEN) => azure_cli(),
+        Some(token) => match shared.dir.lock().unwrap().tokens.get(token) {
+            Some(caller) => caller.clone(),
+            None => {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "InvalidAuthenticationToken",
+                    "Access token is empty or invalid.",
+                );
+            }
+        },
+        None => {
+            return error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token is empty or invalid.");
+        }
+    };
     let is_write = method != Method::GET;
     let fault = {
         let mut dir = shared.dir.lock().unwrap();
@@ -74,7 +114,7 @@ pub async fn handle(
         let mut dir = shared.dir.lock().unwrap();
         let response = if let Some(graph_path) = path.strip_prefix("/v1.0/") {
             let segments: Vec<&str> = graph_path.split('/').collect();
-            graph::route(&mut dir, &config, &base, &method, &segments, &query, body)
+            graph::route(&mut dir, &config, &caller, &base, &method, &segments, &query, body)
         } else {
             arm::route(&mut dir, &base, &method, &path, &query, body)
         };

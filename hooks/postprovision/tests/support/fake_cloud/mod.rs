@@ -7,7 +7,9 @@
 //! identifier URIs (soft-deleted apps keep theirs), https redirect URIs, no removal of an
 //! enabled scope or app role, pre-authorized permission ids must exist, a service principal
 //! needs an existing application, admin consent and role assignments need an administrator,
-//! unknown properties are refused; and Microsoft Entra Agent ID's (`graph/agents.rs`).
+//! unknown properties are refused; and Microsoft Entra Agent ID's (`graph/agents.rs`), the
+//! Azure CLI's token refused for Agent ID writes among them. Entra's device-code sign-in
+//! (`entra.rs`) issues the other tokens it accepts.
 //!
 //! Faults to inject: `429` + `Retry-After` every n-th request, replication delay (`404` for an
 //! object just created), and a failure or a hang after n writes (a killed run).
@@ -16,6 +18,7 @@
 #![allow(clippy::result_large_err)]
 
 mod arm;
+mod entra;
 mod graph;
 mod http;
 mod reply;
@@ -28,8 +31,9 @@ use axum::Router;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-pub use http::TOKEN;
-pub use state::{Config, Directory, Fault, Shared};
+pub use graph::{GRAPH_PRINCIPAL_ID, GRAPH_SCOPE_IDS};
+pub use http::{AZURE_CLI_CLIENT_ID, TOKEN};
+pub use state::{Caller, Config, DeviceSignIn, Directory, Fault, Shared};
 
 pub struct FakeCloud {
     pub url: String,
@@ -44,6 +48,10 @@ impl FakeCloud {
             hung: Notify::new(),
             base: Mutex::new(String::new()),
         });
+        {
+            let graph = graph::microsoft_graph();
+            shared.dir.lock().unwrap().first_party.insert(GRAPH_PRINCIPAL_ID.to_string(), graph);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         *shared.base.lock().unwrap() = url.clone();
@@ -62,6 +70,18 @@ impl FakeCloud {
 
     pub fn dir<T>(&self, read: impl FnOnce(&mut Directory) -> T) -> T {
         read(&mut self.shared.dir.lock().unwrap())
+    }
+
+    /// A token for a client of the test's own holding exactly the delegated Microsoft Graph
+    /// permissions `scopes`, as if signed in to it.
+    pub fn token_for(&self, scopes: &[&str]) -> String {
+        let token = format!("fake-test-token-{}", uuid::Uuid::new_v4());
+        let caller = Caller {
+            client_id: uuid::Uuid::new_v4().to_string(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        };
+        self.dir(|d| d.tokens.insert(token.clone(), caller));
+        token
     }
 
     pub fn writes(&self) -> Vec<String> {
@@ -158,6 +178,7 @@ impl FakeCloud {
                 names.push((agent["appId"].as_str().unwrap().to_string(), format!("<agent appId {tag}>")));
             }
             names.push((self.shared.config.lock().unwrap().me.clone(), "<me>".into()));
+            names.push((GRAPH_PRINCIPAL_ID.to_string(), "<Microsoft Graph sp>".into()));
             let strip = |v: &Value| {
                 let mut v = v.clone();
                 if let Some(o) = v.as_object_mut() {

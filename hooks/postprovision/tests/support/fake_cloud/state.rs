@@ -19,6 +19,24 @@ pub enum Fault {
     HangAfterWrite,
 }
 
+/// How the person answers agent mode's device-code sign-in at the verification page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSignIn {
+    Approve,
+    Decline,
+    /// Never answers: the code expires (the token endpoint says `authorization_pending` until
+    /// the client stops at `expires_in`).
+    Expire,
+}
+
+/// Who a bearer token speaks for: the client it was issued to and the delegated Microsoft Graph
+/// permissions in its `scp` claim.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub tenant_id: String,
@@ -42,6 +60,16 @@ pub struct Config {
     /// `api://{appId}` or `api://{tenantId}/{appId}`.
     pub default_uris_only: bool,
     pub fail_after_writes: Option<(usize, Fault)>,
+    /// The device-code sign-in: the person's answer, given at the second poll (the first is
+    /// answered `authorization_pending`).
+    pub device_sign_in: DeviceSignIn,
+    /// The device authorization response's `interval` (Entra sends 5; tests need not wait).
+    pub device_interval: u64,
+    /// Its `expires_in` (Entra: 900).
+    pub device_expires_in: u64,
+    /// Device-code requests answered AADSTS700016 ("not found in the directory") before the
+    /// token service knows a new client: Entra's replication delay after an app registration.
+    pub client_lag: usize,
 }
 
 impl Config {
@@ -59,6 +87,10 @@ impl Config {
             verified_domains: vec!["contoso.onmicrosoft.com".to_string()],
             default_uris_only: false,
             fail_after_writes: None,
+            device_sign_in: DeviceSignIn::Approve,
+            device_interval: 0,
+            device_expires_in: 900,
+            client_lag: 0,
         }
     }
 }
@@ -68,6 +100,9 @@ pub struct Directory {
     pub applications: BTreeMap<String, Value>,
     pub deleted: BTreeMap<String, Value>,
     pub service_principals: BTreeMap<String, Value>,
+    /// Microsoft's own service principals in every tenant (Microsoft Graph's): listed and
+    /// grantable like the others, never created or deleted by the hook.
+    pub first_party: BTreeMap<String, Value>,
     /// Application object id -> its credentials.
     pub federated: BTreeMap<String, Vec<Value>>,
     /// Agent blueprint object id -> its inheritable permissions.
@@ -87,6 +122,14 @@ pub struct Directory {
     pub usages: BTreeMap<String, Vec<Value>>,
     /// Answers of 400 "Not a valid reference update." given.
     pub reference_lag_answers: usize,
+    /// Tokens the device-code sign-in issued, and who they speak for.
+    pub tokens: HashMap<String, Caller>,
+    /// Device codes handed out: (client id, tenant, polls so far).
+    pub device_codes: HashMap<String, (String, u32)>,
+    /// Device-code requests answered as if the client did not exist yet.
+    pub client_lag_answers: usize,
+    /// Device-code sign-ins completed (tokens issued).
+    pub device_sign_ins: usize,
     /// Successful writes: "METHOD path".
     pub writes: Vec<String>,
     pub requests: usize,

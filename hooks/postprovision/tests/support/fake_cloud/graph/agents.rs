@@ -22,6 +22,15 @@
 //!   https://learn.microsoft.com/graph/api/resources/enumeratedscopes?view=graph-rest-1.0);
 //!   `resourceAppId` is its key (one per resource app).
 //!
+//! - every create, update and delete of them is refused (403) to a client granted
+//!   `Directory.AccessAsUser.All` or `Directory.ReadWrite.All`, as the Azure CLI is ("Known
+//!   issue: If the client is granted either the Directory.AccessAsUser.All or
+//!   Directory.ReadWrite.All permission, the client's permissions to create, update, and delete
+//!   Agent IDs are ignored, which can cause requests to fail with 403 Forbidden error", on each
+//!   Agent ID write API, e.g. https://learn.microsoft.com/graph/api/agentidentityblueprint-post?view=graph-rest-1.0),
+//!   and otherwise needs one of the delegated permissions that API's table lists
+//!   ([`write_permissions`]).
+//!
 //! New objects replicate like applications do ([`super::super::state::Config::lag`]).
 
 use std::collections::BTreeMap;
@@ -31,7 +40,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::super::reply::{bad_request, error, forbidden, json_response, list, new_id, no_content, not_found};
-use super::super::state::{Config, Directory};
+use super::super::state::{Caller, Config, Directory};
 
 pub const BLUEPRINT_TYPE: &str = "#microsoft.graph.agentIdentityBlueprint";
 const AGENT_IDENTITY_TYPE: &str = "#microsoft.graph.agentIdentity";
@@ -39,6 +48,59 @@ const BLUEPRINT_PRINCIPAL_TYPE: &str = "#microsoft.graph.agentIdentityBlueprintP
 
 pub fn is_blueprint(app: &Value) -> bool {
     app["@odata.type"] == BLUEPRINT_TYPE
+}
+
+// The delegated permissions each Agent ID write takes (least privileged first), from each API's
+// "Permissions" table in Graph v1.0.
+const BLUEPRINT_CREATE: &[&str] = &["AgentIdentityBlueprint.Create", "AgentIdentityBlueprint.ReadWrite.All"];
+const BLUEPRINT_UPDATE: &[&str] = &["AgentIdentityBlueprint.ReadWrite.All"];
+const BLUEPRINT_CREDENTIALS: &[&str] =
+    &["AgentIdentityBlueprint.AddRemoveCreds.All", "AgentIdentityBlueprint.ReadWrite.All"];
+const BLUEPRINT_DELETE: &[&str] = &["AgentIdentityBlueprint.DeleteRestore.All", "AgentIdentityBlueprint.ReadWrite.All"];
+const PRINCIPAL_CREATE: &[&str] =
+    &["AgentIdentityBlueprintPrincipal.Create", "AgentIdentityBlueprintPrincipal.ReadWrite.All"];
+const PRINCIPAL_DELETE: &[&str] =
+    &["AgentIdentityBlueprintPrincipal.DeleteRestore.All", "AgentIdentityBlueprintPrincipal.ReadWrite.All"];
+const AGENT_CREATE: &[&str] = &["AgentIdentity.Create.All", "AgentIdentity.ReadWrite.All"];
+const AGENT_DELETE: &[&str] = &["AgentIdentity.DeleteRestore.All"];
+
+/// Whether the write `method` `segments` creates, updates or deletes an Agent ID object, and
+/// if so the delegated permissions that allow it (any one).
+pub fn write_permissions(dir: &Directory, method: &Method, segments: &[&str]) -> Option<&'static [&'static str]> {
+    let blueprint = |id: &str| dir.applications.get(id).is_some_and(is_blueprint);
+    let principal_type = |id: &str| dir.service_principals.get(id).map(|sp| sp["@odata.type"].clone());
+    match (method, segments) {
+        (&Method::POST, ["applications", "microsoft.graph.agentIdentityBlueprint"]) => Some(BLUEPRINT_CREATE),
+        (m, ["applications", id, rest @ ..]) if blueprint(id) => {
+            let rest = rest.strip_prefix(&["microsoft.graph.agentIdentityBlueprint"]).unwrap_or(rest);
+            match (m, rest) {
+                (&Method::DELETE, []) => Some(BLUEPRINT_DELETE),
+                (_, ["federatedIdentityCredentials", ..]) => Some(BLUEPRINT_CREDENTIALS),
+                (&Method::POST, ["inheritablePermissions"]) => Some(BLUEPRINT_CREATE),
+                _ => Some(BLUEPRINT_UPDATE),
+            }
+        }
+        (&Method::POST, ["servicePrincipals", "microsoft.graph.agentIdentityBlueprintPrincipal"]) => {
+            Some(PRINCIPAL_CREATE)
+        }
+        (&Method::POST, ["servicePrincipals", "microsoft.graph.agentIdentity"]) => Some(AGENT_CREATE),
+        (&Method::DELETE, ["servicePrincipals", id, ..]) => match principal_type(id) {
+            Some(t) if t == AGENT_IDENTITY_TYPE => Some(AGENT_DELETE),
+            Some(t) if t == BLUEPRINT_PRINCIPAL_TYPE => Some(PRINCIPAL_DELETE),
+            _ => None,
+        },
+        (&Method::DELETE, ["directory", "deletedItems", id]) if dir.deleted.get(*id).is_some_and(is_blueprint) => {
+            Some(BLUEPRINT_DELETE)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `caller` may make an Agent ID write that takes one of `accepted`: never a client
+/// granted `Directory.AccessAsUser.All` or `Directory.ReadWrite.All` (Graph's known issue).
+pub fn authorize(caller: &Caller, accepted: &[&str]) -> bool {
+    let has = |scope: &str| caller.scopes.iter().any(|s| s == scope);
+    !has("Directory.AccessAsUser.All") && !has("Directory.ReadWrite.All") && accepted.iter().any(|s| has(s))
 }
 
 /// Checks `sponsors@odata.bind`: present, non-empty, each a user of the tenant.

@@ -14,7 +14,7 @@ use super::super::reply::{
 };
 use super::super::state::{Config, Directory};
 
-const APP_PROPERTIES: [&str; 9] = [
+const APP_PROPERTIES: [&str; 10] = [
     "displayName",
     "signInAudience",
     "tags",
@@ -24,6 +24,7 @@ const APP_PROPERTIES: [&str; 9] = [
     "web",
     "requiredResourceAccess",
     "description",
+    "isFallbackPublicClient",
 ];
 
 pub fn unknown_property(fields: &Map<String, Value>) -> Option<Response> {

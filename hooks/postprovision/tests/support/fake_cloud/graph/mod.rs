@@ -12,7 +12,48 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::reply::{bad_request, error, forbidden, json_response, list, new_id, no_content, not_found};
-use super::state::{Config, Directory};
+use super::state::{Caller, Config, Directory};
+
+/// Microsoft Graph's service principal's object id in the fake tenant.
+pub const GRAPH_PRINCIPAL_ID: &str = "9f1e0c55-0000-4000-8000-00000000a001";
+
+/// The delegated permissions the fake's Microsoft Graph publishes, with their ids: the real ids
+/// of the three long-standing ones, the fake's own for Agent ID's (the hook reads them from
+/// the service principal, as it must in a real tenant).
+pub const GRAPH_SCOPE_IDS: [(&str, &str); 13] = [
+    ("Application.ReadWrite.All", "bdfbf15f-ee85-4955-8675-146e8e5296b5"),
+    ("Directory.AccessAsUser.All", "0e263e50-5827-48a4-b97c-d940288653c7"),
+    ("Directory.ReadWrite.All", "c5366453-9fb0-48a5-a156-24f0c49a4b84"),
+    ("AgentIdentity.Create.All", "9f1e0c55-0000-4000-8000-000000000101"),
+    ("AgentIdentity.DeleteRestore.All", "9f1e0c55-0000-4000-8000-000000000102"),
+    ("AgentIdentity.ReadWrite.All", "9f1e0c55-0000-4000-8000-000000000103"),
+    ("AgentIdentityBlueprint.Create", "9f1e0c55-0000-4000-8000-000000000104"),
+    ("AgentIdentityBlueprint.AddRemoveCreds.All", "9f1e0c55-0000-4000-8000-000000000105"),
+    ("AgentIdentityBlueprint.DeleteRestore.All", "9f1e0c55-0000-4000-8000-000000000106"),
+    ("AgentIdentityBlueprint.ReadWrite.All", "9f1e0c55-0000-4000-8000-000000000107"),
+    ("AgentIdentityBlueprintPrincipal.Create", "9f1e0c55-0000-4000-8000-000000000108"),
+    ("AgentIdentityBlueprintPrincipal.DeleteRestore.All", "9f1e0c55-0000-4000-8000-000000000109"),
+    ("AgentIdentityBlueprintPrincipal.ReadWrite.All", "9f1e0c55-0000-4000-8000-000000000110"),
+];
+
+/// Microsoft Graph's service principal, present in every tenant.
+pub fn microsoft_graph() -> Value {
+    let scopes: Vec<Value> = GRAPH_SCOPE_IDS
+        .iter()
+        .map(|(value, id)| json!({"id": id, "value": value, "type": "Admin", "isEnabled": true}))
+        .collect();
+    json!({"id": GRAPH_PRINCIPAL_ID, "appId": "00000003-0000-0000-c000-000000000000", "displayName": "Microsoft Graph",
+           "servicePrincipalType": "Application", "tags": [], "oauth2PermissionScopes": scopes})
+}
+
+/// The permissions a write through the plain Graph API (not Agent ID's) takes from a delegated
+/// caller: any of these.
+const DIRECTORY_WRITE: [&str; 4] = [
+    "Application.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "DelegatedPermissionGrant.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+];
 
 /// Supports the filters the hook uses: `tags/any(t:t eq 'x')`, `identifierUris/any(x:x eq 'x')`
 /// and `<property> eq 'x'`.
@@ -62,13 +103,16 @@ fn new_application(base: &str, id: &str, app_id: &str) -> Value {
         "web": {"homePageUrl": null, "logoutUrl": null, "redirectUris": [],
                 "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false}},
         "requiredResourceAccess": [], "passwordCredentials": [], "keyCredentials": [],
+        "isFallbackPublicClient": null,
     })
 }
 
-/// Answers one Graph v1.0 request; `segments`: its path after `/v1.0/`.
+/// Answers one Graph v1.0 request from `caller`; `segments`: its path after `/v1.0/`.
+#[allow(clippy::too_many_arguments)]
 pub fn route(
     dir: &mut Directory,
     config: &Config,
+    caller: &Caller,
     base: &str,
     method: &Method,
     segments: &[&str],
@@ -77,6 +121,15 @@ pub fn route(
 ) -> Response {
     let filter = query.get("$filter");
     let body_obj = body.clone().unwrap_or(Value::Null);
+    if *method != Method::GET {
+        let allowed = match agents::write_permissions(dir, method, segments) {
+            Some(accepted) => agents::authorize(caller, accepted),
+            None => caller.scopes.iter().any(|s| DIRECTORY_WRITE.contains(&s.as_str())),
+        };
+        if !allowed {
+            return forbidden();
+        }
+    }
     match (method.clone(), segments) {
         (Method::GET, ["organization"]) => {
             list(base, "organization", query, vec![json!({"id": config.tenant_id, "displayName": "Contoso"})], 10)
@@ -166,7 +219,7 @@ pub fn route(
 
         (Method::GET, ["servicePrincipals"]) => {
             let mut items = Vec::new();
-            for sp in dir.service_principals.values() {
+            for sp in dir.first_party.values().chain(dir.service_principals.values()) {
                 match matches(filter, sp) {
                     Ok(true) => items.push(sp.clone()),
                     Ok(false) => {}
@@ -276,7 +329,8 @@ pub fn route(
             }
             for key in ["clientId", "resourceId"] {
                 let id = body_obj[key].as_str().unwrap_or_default().to_string();
-                if dir.lags(&id) || !dir.service_principals.contains_key(&id) {
+                let known = dir.service_principals.contains_key(&id) || dir.first_party.contains_key(&id);
+                if dir.lags(&id) || !known {
                     return not_found(&id);
                 }
                 if !dir.referable(&id) {
