@@ -4,40 +4,15 @@
 //! identity (trusted by the app registration through a federated identity credential: no
 //! secret exists anywhere), or a client secret, only for local runs.
 
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use service_kit::telemetry::context::trace_headers;
 use url::Url;
 
 use super::credential::Credential;
 use super::error::AcquireError;
-use super::http::{REQUEST_TIMEOUT, lenient_u64, read_response};
-use super::token::AccessToken;
+use super::http::{REQUEST_TIMEOUT, read_response};
+use super::token::TokenResponse;
 
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-
-/// The successful token endpoint answer. `Debug` shows no token.
-#[derive(Clone, Debug, Deserialize)]
-pub struct TokenResponse {
-    pub access_token: SecretString,
-    #[serde(default)]
-    pub token_type: String,
-    /// Seconds; Entra sends a number, some endpoints a string.
-    #[serde(deserialize_with = "lenient_u64")]
-    pub expires_in: u64,
-    #[serde(default)]
-    pub scope: Option<String>,
-    #[serde(default)]
-    pub refresh_token: Option<SecretString>,
-    #[serde(default)]
-    pub id_token: Option<SecretString>,
-}
-
-impl TokenResponse {
-    pub fn access(&self) -> AccessToken {
-        AccessToken::expiring_in(self.access_token.expose_secret(), self.expires_in)
-    }
-}
 
 /// An app registration acting as a confidential client against one tenant's token endpoint.
 #[derive(Clone, Debug)]

@@ -16,10 +16,9 @@ use serde::Deserialize;
 use url::Url;
 
 use super::cache::TokenCache;
-use super::client::TokenResponse;
 use super::error::AcquireError;
 use super::http::{REQUEST_TIMEOUT, lenient_u64, read_response};
-use super::token::AccessToken;
+use super::token::{AccessToken, TokenResponse};
 
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// RFC 8628 §3.5: "If no value is provided, clients MUST use 5 as the default."

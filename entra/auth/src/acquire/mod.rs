@@ -19,11 +19,11 @@ mod token;
 
 pub use agent::AgentIdentityAssertion;
 pub use cache::TokenCache;
-pub use client::{ConfidentialClient, TokenResponse};
+pub use client::ConfidentialClient;
 pub use credential::{ClientAssertion, Credential, TOKEN_EXCHANGE_AUDIENCE};
 pub use developer::{DeveloperSignIn, Executor};
 pub use device_code::{DeviceCodeSignIn, Prompt};
 pub use error::{AcquireError, describe};
 pub use managed_identity::{ManagedIdentityCredential, ManagedIdentitySource};
 pub use obo::OnBehalfOf;
-pub use token::AccessToken;
+pub use token::{AccessToken, TokenResponse};

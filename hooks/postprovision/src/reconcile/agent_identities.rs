@@ -8,8 +8,9 @@ use entra_manifest::AgentIdentity as ManifestAgent;
 use reqwest::Method;
 use serde_json::json;
 
-use super::applications::{Kind, Registration};
+use super::applications::Registration;
 use super::error::RunError;
+use super::kind::Kind;
 use super::run::Run;
 use crate::deployment::TAG;
 use crate::model::AgentIdentity;

@@ -12,55 +12,13 @@ use entra_manifest::App;
 use reqwest::Method;
 use serde_json::json;
 
-use super::error::{AGENT_ID_FORBIDDEN, APPLICATIONS_FORBIDDEN, RunError};
+use super::error::RunError;
+use super::kind::Kind;
 use super::run::Run;
 use crate::deployment::TAG;
 use crate::diff::{self, Phase};
 use crate::model::Application;
 use crate::plan::{Action, Change};
-
-/// Which kind of application object a manifest entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// An ordinary app registration (`[app.*]`).
-    App,
-    /// An agent identity blueprint (`[agent_blueprint.*]`).
-    Blueprint,
-}
-
-impl Kind {
-    /// The collection new objects of this kind are posted to.
-    fn create_path(self) -> &'static str {
-        match self {
-            Kind::App => "applications",
-            Kind::Blueprint => "applications/microsoft.graph.agentIdentityBlueprint",
-        }
-    }
-
-    /// Where Graph addresses the object with object id `id`.
-    fn path(self, id: &str) -> String {
-        match self {
-            Kind::App => format!("applications/{id}"),
-            Kind::Blueprint => format!("applications/{id}/microsoft.graph.agentIdentityBlueprint"),
-        }
-    }
-
-    /// What a `403` on it means.
-    pub fn forbidden_hint(self) -> &'static str {
-        match self {
-            Kind::App => APPLICATIONS_FORBIDDEN,
-            Kind::Blueprint => AGENT_ID_FORBIDDEN,
-        }
-    }
-
-    /// What the plan calls it.
-    pub fn object(self) -> &'static str {
-        match self {
-            Kind::App => "application",
-            Kind::Blueprint => "agent blueprint",
-        }
-    }
-}
 
 /// An app registration (or agent blueprint) as this run knows it.
 pub struct Registration {

@@ -16,11 +16,12 @@
 use std::collections::BTreeMap;
 
 use super::agent_identities;
-use super::applications::{self, Kind};
+use super::applications;
 use super::error::RunError;
 use super::federated_credentials;
 use super::grants;
 use super::inheritable_permissions;
+use super::kind::Kind;
 use super::outputs;
 use super::provisioning_client;
 use super::run::{Run, Summary};

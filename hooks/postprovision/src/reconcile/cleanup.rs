@@ -6,8 +6,8 @@
 
 use serde::Deserialize;
 
-use super::applications::Kind;
 use super::error::RunError;
+use super::kind::Kind;
 use super::provisioning_client;
 use super::run::{Run, Summary};
 use super::tenant;

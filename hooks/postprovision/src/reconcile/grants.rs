@@ -20,8 +20,9 @@ use entra_manifest::RequiredAccess;
 use reqwest::Method;
 use serde_json::json;
 
-use super::applications::{Kind, Registration};
+use super::applications::Registration;
 use super::error::RunError;
+use super::kind::Kind;
 use super::run::Run;
 use super::service_principals::Principal;
 use super::tenant;

@@ -10,7 +10,8 @@
 //!   `provisioning_client` (agent mode's: the client Agent ID writes go through), `applications`
 //!   (registrations and agent blueprints), `service_principals`, `federated_credentials`,
 //!   `inheritable_permissions` (a blueprint's), `grants` (admin consent, app roles),
-//!   `agent_identities`, `outputs` (the azd environment, the container apps).
+//!   `agent_identities`, `outputs` (the azd environment, the container apps); `kind`: the two
+//!   kinds of application object (app registration, agent blueprint).
 //! - `run`: what a run works on, its writes (or, in a dry run, their plan) and its [`Summary`];
 //!   `error`: why a run stops.
 
@@ -22,6 +23,7 @@ mod error;
 mod federated_credentials;
 mod grants;
 mod inheritable_permissions;
+mod kind;
 mod outputs;
 mod provisioning_client;
 mod run;

@@ -19,9 +19,10 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::applications::{Kind, Registration};
+use super::applications::Registration;
 use super::error::RunError;
 use super::grants;
+use super::kind::Kind;
 use super::run::Run;
 use super::service_principals::{self, Principal};
 use crate::deployment::TAG;

@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use super::applications::Kind;
 use super::error::RunError;
+use super::kind::Kind;
 use crate::azd::EnvStore;
 use crate::credential::GRAPH_SCOPE;
 use crate::deployment::DeploymentId;

@@ -7,8 +7,9 @@
 use reqwest::Method;
 use serde_json::json;
 
-use super::applications::{Kind, Registration};
+use super::applications::Registration;
 use super::error::RunError;
+use super::kind::Kind;
 use super::run::Run;
 use crate::model::ServicePrincipal;
 use crate::plan::{Action, Change};
