@@ -13,7 +13,8 @@
 //! that binary runs beside this one on its own orders-api (`BENCH_BASELINE_ORDERS_API=<path>`
 //! for another orders-api build too), each level alternating between the two, so the comparison
 //! is made in one run on the same machine at the same moment (this host's CPU speed drifts by
-//! tens of percent over minutes).
+//! tens of percent over minutes). An older build that cannot read today's identity manifest
+//! gets its own checkout's through `BENCH_BASELINE_MANIFEST=<path>`.
 //!
 //! The call is chat-app's: MCP 2026-07-28, with `_meta` and the `Mcp-Method`/`Mcp-Name` headers.
 //!
@@ -137,7 +138,8 @@ struct Stack {
 }
 
 impl Stack {
-    /// `env`: more variables for both services (they override `RUST_LOG=warn`).
+    /// `env`: more variables for both services (they override `RUST_LOG=warn` and the
+    /// repository's `IDENTITY_MANIFEST`).
     async fn start(
         label: &'static str,
         mcp_bin: &Path,
@@ -151,8 +153,8 @@ impl Stack {
         let api = Service::start(
             Command::new(api_bin)
                 .env("RUST_LOG", "warn")
-                .envs(env.iter().copied())
                 .env("IDENTITY_MANIFEST", manifest)
+                .envs(env.iter().copied())
                 .env("ENTRA_AUTHORITY", idp_url)
                 .env("ORDERS_API_ADDR", api_addr.to_string())
                 .env("ORDERS_API_DATABASE", data.path().join("orders.db")),
@@ -161,8 +163,8 @@ impl Stack {
         let mcp = Service::start(
             Command::new(mcp_bin)
                 .env("RUST_LOG", "warn")
-                .envs(env.iter().copied())
                 .env("IDENTITY_MANIFEST", manifest)
+                .envs(env.iter().copied())
                 .env("ENTRA_AUTHORITY", idp_url)
                 .env("ORDERS_MCP_ADDR", mcp_addr.to_string())
                 .env("ORDERS_MCP_PUBLIC_URL", format!("http://{mcp_addr}"))
@@ -253,7 +255,11 @@ async fn run() -> anyhow::Result<()> {
     let receiver = Receiver::start().await?;
     let mut stacks = vec![Stack::start("this build", &mcp_bin, &api_bin, &idp.url(), &[]).await?];
     if let Some(baseline) = &baseline_bin {
-        stacks.push(Stack::start("baseline", baseline, &baseline_api_bin, &idp.url(), &[]).await?);
+        // An older build may not read today's manifest (sections added since): its own
+        // checkout's, with the same apps, through BENCH_BASELINE_MANIFEST.
+        let manifest = std::env::var("BENCH_BASELINE_MANIFEST").ok();
+        let env: Vec<(&str, &str)> = manifest.iter().map(|m| ("IDENTITY_MANIFEST", m.as_str())).collect();
+        stacks.push(Stack::start("baseline", baseline, &baseline_api_bin, &idp.url(), &env).await?);
     }
     let tracing_off = stacks.len();
     stacks.push(Stack::start("otel off", &mcp_bin, &api_bin, &idp.url(), &[("RUST_LOG", DEFAULT_LOG_FILTER)]).await?);
