@@ -305,4 +305,28 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     {
         assert!(!exported.contains(secret), "{what} was exported");
     }
+
+    // The next turn's tool call finds orders-mcp's On-Behalf-Of token cached: no exchange, so no
+    // `obo.token` span, and the call to orders-api says where its token came from.
+    let again = browser.chat(&app, "show my orders").await;
+    assert!(again.iter().any(|e| matches!(e, TurnEvent::ToolResult { is_error: false, .. })), "{again:?}");
+    let second_turn = async {
+        loop {
+            tokio::task::spawn_blocking(|| telemetry().flush()).await.unwrap();
+            let received = receiver().1.lock().unwrap().clone();
+            let turns: Vec<Span> = received.spans.iter().filter(|s| s.name == "POST /api/chat/send").cloned().collect();
+            if turns.len() == 2 {
+                let trace = turns.into_iter().find(|s| s.trace_id != send.trace_id).unwrap().trace_id;
+                break received.spans.into_iter().filter(|s| s.trace_id == trace).collect::<Vec<_>>();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let spans = tokio::time::timeout(Duration::from_secs(30), second_turn).await.expect("the second turn is exported");
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    assert!(!names.contains(&"obo.token"), "no exchange for a cached token: {names:?}");
+    let [api_call] = spans.iter().filter(|s| s.name == "orders_api.call").collect::<Vec<_>>()[..] else {
+        panic!("one call to orders-api in the second turn: {names:?}")
+    };
+    assert_eq!(attribute(api_call, attr::TOKEN_SOURCE).as_deref(), Some("cache"));
 }
