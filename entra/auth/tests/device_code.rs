@@ -137,3 +137,34 @@ async fn polls_wait_the_interval_and_five_seconds_more_after_slow_down() {
     assert!(polls[0] - started >= Duration::from_secs(1), "the interval before the first poll");
     assert!(polls[1] - polls[0] >= Duration::from_secs(6), "1 s + 5 s after slow_down: {:?}", polls[1] - polls[0]);
 }
+
+/// A tenant whose Conditional Access blocks the device code flow ("Microsoft recommends
+/// blocking device code flow wherever possible": learn.microsoft.com/entra/identity/
+/// conditional-access/concept-authentication-flows) answers the poll with AADSTS53003; the
+/// error says what to ask for instead of a bare code.
+#[tokio::test]
+async fn a_sign_in_blocked_by_conditional_access_says_why() {
+    let app = Router::new()
+        .route(
+            "/t/oauth2/v2.0/devicecode",
+            post(|| async {
+                axum::Json(json!({"device_code": "d", "user_code": "U", "verification_uri": "https://example.test",
+                                  "expires_in": 60, "interval": 0, "message": "enter U"}))
+            }),
+        )
+        .route(
+            "/t/oauth2/v2.0/token",
+            post(|| async {
+                let body = json!({"error": "invalid_grant", "error_codes": [53003],
+                                  "error_description": "AADSTS53003: Access has been blocked by Conditional Access policies."});
+                (StatusCode::BAD_REQUEST, axum::Json(body))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let sign_in = DeviceCodeSignIn::new(authority, "t", "provisioning-client", Arc::new(|_: &str| {})).unwrap();
+    let error = sign_in.token("s/.default").await.unwrap_err().to_string();
+    assert!(error.contains("AADSTS53003"), "{error}");
+    assert!(error.contains("block the device code flow") && error.contains("provisioning-client"), "{error}");
+}

@@ -137,6 +137,23 @@ impl DeviceCodeSignIn {
                         codes,
                     });
                 }
+                // AADSTS53003: Conditional Access blocked the sign-in. "Microsoft recommends
+                // blocking device code flow wherever possible" ("Conditional Access:
+                // Authentication flows", learn.microsoft.com/entra/identity/conditional-access/
+                // concept-authentication-flows), so this is the likely cause: say so.
+                Err(AcquireError::Rejected { status, error, description, codes }) if codes.contains(&53003) => {
+                    return Err(AcquireError::Rejected {
+                        status,
+                        error,
+                        description: format!(
+                            "{description} (Conditional Access refused this device-code sign-in; many tenants block \
+                             the device code flow, as Microsoft recommends: an administrator of the policy can \
+                             exclude client {})",
+                            self.client_id
+                        ),
+                        codes,
+                    });
+                }
                 Err(e) => return Err(e),
             }
         }
