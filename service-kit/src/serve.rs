@@ -14,10 +14,12 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::Request;
+use axum::body::Body;
+use axum::http::{Request, Response};
 use axum::serve::{ListenerExt, TapIo};
 use futures::future::BoxFuture;
 use tokio::net::{TcpListener, TcpStream};
@@ -25,8 +27,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnRequest, TraceLayer};
 use tracing::Span;
+use tracing::field::Empty;
 
 use crate::tls::TlsListener;
 use crate::tls::rustls::ServerConfig;
@@ -211,14 +214,27 @@ impl<H> Drop for Running<H> {
 pub type Plain = TapIo<TcpListener, fn(&mut TcpStream)>;
 
 /// See [`request_spans`].
-pub type RequestSpans<B> = TraceLayer<SharedClassifier<ServerErrorsAsFailures>, fn(&Request<B>) -> Span>;
+pub type RequestSpans<B> = TraceLayer<
+    SharedClassifier<ServerErrorsAsFailures>,
+    fn(&Request<B>) -> Span,
+    DefaultOnRequest,
+    fn(&Response<Body>, Duration, &Span),
+>;
 
 /// The request span every service logs under: method and path only. Never the query string:
 /// it can carry an authorization code, `state`, a front-channel `sid`, or a token a careless
 /// client put there. When traces are exported, the span continues the caller's W3C trace
 /// context (`traceparent`), so one chat turn is one trace across the services.
+///
+/// Its attributes are OpenTelemetry's for an HTTP server span (`http.request.method`,
+/// `url.path`, `http.response.status_code`; a 5xx marks the span failed, a 4xx does not:
+/// "Semantic conventions for HTTP spans", opentelemetry.io/docs/specs/semconv/http/http-spans),
+/// which is what trace viewers and Application Insights read a request's method, path and
+/// result from.
 pub fn request_spans<B>() -> RequestSpans<B> {
-    TraceLayer::new_for_http().make_span_with(request_span::<B> as fn(&Request<B>) -> Span)
+    TraceLayer::new_for_http()
+        .make_span_with(request_span::<B> as fn(&Request<B>) -> Span)
+        .on_response(response_status as fn(&Response<Body>, Duration, &Span))
 }
 
 fn request_span<B>(request: &Request<B>) -> Span {
@@ -226,11 +242,23 @@ fn request_span<B>(request: &Request<B>) -> Span {
         "request",
         otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
         otel.kind = "server",
-        method = %request.method(),
-        path = %request.uri().path(),
+        http.request.method = %request.method(),
+        url.path = %request.uri().path(),
+        http.response.status_code = Empty,
+        otel.status_code = Empty,
     );
     crate::telemetry::context::continue_trace(&span, request.headers());
     span
+}
+
+/// The response's status on its request span, and tower-http's default debug line.
+fn response_status(response: &Response<Body>, latency: Duration, span: &Span) {
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    tracing::debug!(parent: span, status = status.as_u16(), latency_ms = latency.as_millis(), "finished processing request");
 }
 
 /// `listener` with Nagle's algorithm off on each accepted connection. Responses written in

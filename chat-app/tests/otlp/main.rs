@@ -237,6 +237,11 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     let [exchange] = token_requests[..] else { panic!("one token request in the turn's trace: {token_requests:?}") };
     assert_eq!(exchange.parent_span_id, obo.span_id, "the token endpoint continues the OBO span (traceparent header)");
     let api = one("GET /api/orders");
+    // An HTTP server span as OpenTelemetry's semantic conventions name it (what trace viewers
+    // and Application Insights read a request's method, path and result from).
+    assert_eq!(attribute(api, "http.request.method").as_deref(), Some("GET"));
+    assert_eq!(attribute(api, "url.path").as_deref(), Some("/api/orders"));
+    assert_eq!(attribute(api, "http.response.status_code").as_deref(), Some("200"));
     let api_call = parent_of(api).expect("orders-api continues orders-mcp's call");
     assert_eq!(api_call.name, "orders_api.call");
     assert!(is_ancestor(tool, api_call));
