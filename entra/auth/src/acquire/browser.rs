@@ -139,18 +139,8 @@ impl BrowserSignIn {
         // A URL with an http scheme and a host always takes a port.
         let _ = redirect_uri.set_port(Some(port));
 
-        let redirects = Redirects { state: Arc::clone(&state), answers };
-        let path = redirect_uri.path().to_string();
-        let app = Router::new().route(&path, axum::routing::get(redirected)).with_state(redirects);
-        // The listeners stop (after answering what they received) when `stop` is dropped.
-        let (stop, stopped) = watch::channel(());
-        for listener in std::iter::once(listener).chain(extra) {
-            let (app, mut stopped) = (app.clone(), stopped.clone());
-            let shutdown = async move { while stopped.changed().await.is_ok() {} };
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-            });
-        }
+        let listeners = std::iter::once(listener).chain(extra);
+        let stop = serve(listeners, redirect_uri.path(), Redirects { state: Arc::clone(&state), answers });
 
         let mut authorize = self.endpoint("authorize")?;
         authorize
@@ -234,6 +224,21 @@ impl BrowserSignIn {
     fn cannot_listen(&self, e: &std::io::Error) -> AcquireError {
         AcquireError::NotConfigured(format!("browser sign-in: cannot listen on the loopback interface: {e}"))
     }
+}
+
+/// Serves the redirect URI's path on `listeners` until the returned sender is dropped (then each
+/// answers what it received and stops).
+fn serve(listeners: impl Iterator<Item = TcpListener>, path: &str, redirects: Redirects) -> watch::Sender<()> {
+    let app = Router::new().route(path, axum::routing::get(redirected)).with_state(redirects);
+    let (stop, stopped) = watch::channel(());
+    for listener in listeners {
+        let (app, mut stopped) = (app.clone(), stopped.clone());
+        let shutdown = async move { while stopped.changed().await.is_ok() {} };
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        });
+    }
+    stop
 }
 
 /// One redirect to the listener. An answer whose `state` is not this sign-in's is refused and
