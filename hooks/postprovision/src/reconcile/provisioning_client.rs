@@ -127,7 +127,7 @@ pub async fn ensure(run: &mut Run<'_>) -> Result<(), RunError> {
         }
         Err(e) => return Err(run.stopped(&e)),
     }
-    run.sign_in_for_agent_id(&registration.app_id)
+    run.sign_in_for_agent_id(&registration.app_id, REDIRECT_URI)
 }
 
 async fn graph_principal(run: &Run<'_>) -> Result<GraphPrincipal, RunError> {

@@ -15,7 +15,6 @@ use url::Url;
 
 use super::error::RunError;
 use super::kind::Kind;
-use super::provisioning_client::REDIRECT_URI;
 use crate::azd::EnvStore;
 use crate::credential::GRAPH_SCOPE;
 use crate::deployment::DeploymentId;
@@ -118,8 +117,9 @@ impl<'a> Run<'a> {
     }
 
     /// From now on Agent ID writes go through public client `client_id`, as the developer
-    /// signed in to it (once, at the first such write; never in a dry run).
-    pub fn sign_in_for_agent_id(&mut self, client_id: &str) -> Result<(), RunError> {
+    /// signed in to it (once, at the first such write; never in a dry run); a browser sign-in
+    /// comes back to its loopback `redirect_uri`.
+    pub fn sign_in_for_agent_id(&mut self, client_id: &str, redirect_uri: &str) -> Result<(), RunError> {
         let Some(settings) = &self.agent_sign_in else {
             let source = AcquireError::NotConfigured("no sign-in configured for Agent ID writes".into());
             return Err(self.stopped(&ApiError::Token { scope: GRAPH_SCOPE, source }));
@@ -127,7 +127,7 @@ impl<'a> Run<'a> {
         let (authority, tenant, prompt) =
             (settings.authority.clone(), &self.id.tenant_id, Arc::clone(&settings.prompt));
         let credential = match settings.flow {
-            SignInFlow::Browser => BrowserSignIn::new(authority, tenant, client_id, REDIRECT_URI, prompt)
+            SignInFlow::Browser => BrowserSignIn::new(authority, tenant, client_id, redirect_uri, prompt)
                 .map(|sign_in| Credential::Browser(Arc::new(sign_in.with_time_limit(settings.time_limit)))),
             SignInFlow::DeviceCode => DeviceCodeSignIn::new(authority, tenant, client_id, prompt)
                 .map(|sign_in| Credential::DeviceCode(Arc::new(sign_in))),
