@@ -355,6 +355,21 @@ async fn agent_mode_rides_out_throttling_and_replication_delay() {
     assert_eq!(d.cloud.writes().len(), reference.2, "no write was made twice");
 }
 
+/// The same through the browser sign-in: the provisioning client made moments before is not
+/// found at Entra's page (AADSTS700016) a few times; the message tells the person to wait and
+/// reload, and the sign-in completes when they do.
+#[tokio::test]
+async fn agent_mode_in_the_browser_rides_out_the_new_clients_replication() {
+    let mut config = Config::new(TENANT);
+    config.client_lag = 2;
+    let d = Provisioned::with(config, "dev").await;
+    d.set_agent_mode();
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert!(out.contains("wait a minute and reload the page"), "{out}");
+    assert_eq!(d.cloud.dir(|dir| (dir.client_lag_answers, dir.browser_sign_ins)), (2, 1), "{out}");
+}
+
 #[tokio::test]
 async fn retry_after_is_honoured() {
     let mut config = Config::new(TENANT);

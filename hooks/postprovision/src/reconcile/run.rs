@@ -127,8 +127,19 @@ impl<'a> Run<'a> {
         let (authority, tenant, prompt) =
             (settings.authority.clone(), &self.id.tenant_id, Arc::clone(&settings.prompt));
         let credential = match settings.flow {
-            SignInFlow::Browser => BrowserSignIn::new(authority, tenant, client_id, redirect_uri, prompt)
-                .map(|sign_in| Credential::Browser(Arc::new(sign_in.with_time_limit(settings.time_limit)))),
+            SignInFlow::Browser => {
+                // A client registered moments ago may not have reached the sign-in service yet;
+                // the page then says so, and only the person can try again (the device code
+                // flow retries AADSTS700016 itself, in `Rest::send`).
+                let prompt: Prompt = Arc::new(move |message: &str| {
+                    prompt(&format!(
+                        "{message}\nIf the page says AADSTS700016 (application not found), the client was registered \
+moments ago: wait a minute and reload the page."
+                    ))
+                });
+                BrowserSignIn::new(authority, tenant, client_id, redirect_uri, prompt)
+                    .map(|sign_in| Credential::Browser(Arc::new(sign_in.with_time_limit(settings.time_limit))))
+            }
             SignInFlow::DeviceCode => DeviceCodeSignIn::new(authority, tenant, client_id, prompt)
                 .map(|sign_in| Credential::DeviceCode(Arc::new(sign_in))),
         }

@@ -273,14 +273,22 @@ pub const PROMPTED: &str = "[stderr] ";
 pub const SIGN_IN_TIME_LIMIT: Duration = Duration::from_secs(3);
 
 /// The person at the terminal: opens the address a browser sign-in shows, as a browser does
-/// (following the fake Entra's redirect to the hook's loopback listener).
+/// (following the fake Entra's redirect to the hook's loopback listener), and reloads it while
+/// the page says the client is not found yet, as the message tells them to.
 fn follow_sign_in_address(message: &str) {
     let Some(address) = message.split_whitespace().find(|w| w.starts_with("http") && w.contains("/authorize?")) else {
         return;
     };
-    let address = address.to_string();
+    let (address, reload) = (address.to_string(), message.contains("AADSTS700016") && message.contains("reload"));
     tokio::spawn(async move {
-        let _ = reqwest::get(address).await;
+        for _ in 0..10 {
+            let Ok(page) = reqwest::get(&address).await else { return };
+            let not_found = page.text().await.is_ok_and(|text| text.contains("AADSTS700016"));
+            if !(not_found && reload) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     });
 }
 

@@ -2,8 +2,9 @@
 //!
 //! In the browser ("Microsoft identity platform and OAuth 2.0 authorization code flow",
 //! https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow): `GET
-//! /{tenant}/oauth2/v2.0/authorize` checks the client and its redirect URI first and shows a
-//! problem with either on a page (never redirecting to an unverified URI); the redirect URI
+//! /{tenant}/oauth2/v2.0/authorize` checks the client (a new one is "not found", AADSTS700016,
+//! until it replicates: [`Config::client_lag`]) and its redirect URI first and shows a problem
+//! with either on a page (never redirecting to an unverified URI); the redirect URI
 //! must match one of the app's `publicClient.redirectUris`, exactly but for the port of a
 //! loopback one ("the port component ... is ignored for the purposes of matching a redirect
 //! URI"; `localhost` and `127.0.0.1` differ: https://learn.microsoft.com/entra/identity-platform/reply-url).
@@ -129,11 +130,17 @@ fn redirect_to(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
 fn authorize(dir: &mut Directory, config: &Config, query: &BTreeMap<String, String>) -> Response {
     let get = |k: &str| query.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let client_id = get("client_id").unwrap_or_default();
-    let Some(app) = dir.applications.values().find(|a| a["appId"] == client_id) else {
+    // A client registered moments ago is unknown until it replicates, as at `/devicecode`.
+    let known = dir.applications.values().any(|a| a["appId"] == client_id);
+    if !known || dir.client_lag_answers < config.client_lag {
+        dir.client_lag_answers += usize::from(known);
         return error_page(
             700016,
             &format!("Application with identifier '{client_id}' was not found in the directory."),
         );
+    }
+    let Some(app) = dir.applications.values().find(|a| a["appId"] == client_id) else {
+        return error_page(700016, "Application not found.");
     };
     let redirect_uri = get("redirect_uri").unwrap_or_default();
     let registered = app["publicClient"]["redirectUris"].as_array().cloned().unwrap_or_default();
