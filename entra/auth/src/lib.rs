@@ -6,9 +6,9 @@
 //!   lifetime, tenant) and turn it into a typed [`Caller`](validate::Caller).
 //! - [`guard`]: the axum side of that: answers `401`/`403` with RFC 6750 challenges pointing at
 //!   the RFC 9728 metadata served by [`metadata`].
-//! - [`acquire`]: obtain tokens: managed identity, developer sign-in, device code, confidential client,
-//!   On-Behalf-Of, cached per user and scope; [`Credential`](acquire::Credential) is the one
-//!   credential type.
+//! - [`acquire`]: obtain tokens: managed identity, developer sign-in, a person's browser or
+//!   device-code sign-in, confidential client, On-Behalf-Of, cached per user and scope;
+//!   [`Credential`](acquire::Credential) is the one credential type.
 //! - [`settings`]: the identity settings every service reads the same way, and its credential.
 //! - [`pkce`]: RFC 7636 for the sign-in client and the emulator's token endpoint.
 //! - [`claims_challenge`]: Conditional Access step-up (`insufficient_claims`, `acrs`), both sides.

@@ -14,7 +14,7 @@ use crate::azd::{AzdCli, DotEnvFile, EnvStore};
 use crate::credential::{ARM_SCOPE, GRAPH_SCOPE, developer_sign_in};
 use crate::deployment::{Deployment, DeploymentId};
 use crate::preprovision::{self as model_check, ModelChoice};
-use crate::reconcile::{self, AgentIdSignIn, Mode, Run, Summary};
+use crate::reconcile::{self, AgentIdSignIn, Mode, Run, SignInFlow, Summary};
 use crate::rest::Rest;
 use crate::retry::RetryPolicy;
 
@@ -53,7 +53,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL", default_value = ARM_URL)]
     pub arm_url: String,
 
-    /// Microsoft Entra authority of agent mode's device-code sign-in.
+    /// Microsoft Entra authority of agent mode's sign-in to its provisioning client.
     #[arg(long, global = true, value_name = "URL", default_value = AUTHORITY)]
     pub authority: url::Url,
 
@@ -61,6 +61,12 @@ pub struct Cli {
     /// ORDERS_COPILOT_ASSIGN_ROLES in the azd environment, comma-separated).
     #[arg(long = "assign-role", global = true, value_name = "APP/ROLE")]
     pub assign_roles: Vec<String>,
+
+    /// Agent mode: sign in to the provisioning client by device code instead of in a browser on
+    /// this machine, e.g. over SSH or in Codespaces (also ORDERS_COPILOT_SIGN_IN=device-code in
+    /// the azd environment).
+    #[arg(long, global = true)]
+    pub device_code: bool,
 
     /// Leave the container apps alone (the ids still go to the azd environment).
     #[arg(long, global = true)]
@@ -85,8 +91,10 @@ pub struct Io<'a> {
     /// Runs the CLIs of the developer sign-in (`azd auth token`, `az account get-access-token`);
     /// `None` runs the real ones on `PATH`.
     pub sign_in_clis: Option<Arc<dyn Executor>>,
-    /// Shows agent mode's device-code sign-in message (`main`: on stderr).
-    pub device_code_prompt: Prompt,
+    /// Shows agent mode's sign-in message: the address to open, or the device code (`main`: on stderr).
+    pub sign_in_prompt: Prompt,
+    /// How long agent mode's browser sign-in waits for the person (`main`: 5 minutes).
+    pub sign_in_time_limit: std::time::Duration,
     pub retry: RetryPolicy,
     pub out: &'a mut dyn Write,
 }
@@ -154,9 +162,11 @@ so the hook never created anything for it.",
     let mode = if cli.dry_run { Mode::DryRun } else { Mode::Write };
     let agent_sign_in = AgentIdSignIn {
         authority: cli.authority.clone(),
+        flow: sign_in_flow(cli.device_code, &values)?,
+        time_limit: io.sign_in_time_limit,
         graph_url: cli.graph_url.clone(),
         retry: io.retry,
-        prompt: io.device_code_prompt,
+        prompt: io.sign_in_prompt,
     };
     let run = Run::new(&graph, arm, store.as_mut(), &manifest, &id, mode, io.out).with_agent_id_sign_in(agent_sign_in);
     let result = match &deployment {
@@ -164,6 +174,16 @@ so the hook never created anything for it.",
         None => reconcile::cleanup(run).await,
     };
     result.map_err(|e| e.to_string())
+}
+
+/// How agent mode signs in to its provisioning client: `--device-code`, else
+/// [`SIGN_IN`](crate::deployment::variables::SIGN_IN) in the azd environment, else the browser.
+fn sign_in_flow(device_code: bool, values: &BTreeMap<String, String>) -> Result<SignInFlow, String> {
+    use crate::deployment::variables::{SIGN_IN, SIGN_IN_FLOWS};
+    let mut env = Env::from_map(values.clone());
+    let chosen = env.choice(SIGN_IN, &SIGN_IN_FLOWS, SIGN_IN_FLOWS[0]);
+    env.finish().map_err(|e| e.to_string())?;
+    Ok(if device_code || chosen == SIGN_IN_FLOWS[1] { SignInFlow::DeviceCode } else { SignInFlow::Browser })
 }
 
 /// `preprovision`: the model check, before anything is provisioned (so before any Bicep output).

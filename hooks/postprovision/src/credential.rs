@@ -1,7 +1,7 @@
 //! Where the hook's access tokens (Microsoft Graph, Azure Resource Manager) come from: the
 //! developer's own azd or Azure CLI sign-in, as the workspace's one credential type. Agent
 //! mode's Agent ID writes are the exception: Graph ignores the Azure CLI's permissions for them,
-//! so they go with a device-code sign-in to the hook's provisioning client
+//! so they go with a browser (or device-code) sign-in to the hook's provisioning client
 //! (`reconcile::provisioning_client`, `reconcile::Run::sign_in_for_agent_id`).
 
 use std::sync::Arc;

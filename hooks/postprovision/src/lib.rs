@@ -8,7 +8,7 @@
 //!   remove (`cleanup`).
 //! - [`rest`]: Graph / ARM requests with retries ([`retry`]: throttling, replication delay).
 //! - [`credential`]: tokens from the developer's azd / Azure CLI sign-in, for the deployment's
-//!   tenant (agent mode's Agent ID writes: a device-code sign-in to its provisioning client).
+//!   tenant (agent mode's Agent ID writes: a browser or device-code sign-in to its provisioning client).
 //! - [`azd`] (with [`dotenv`]), [`container_apps`]: where the resulting ids go.
 //! - [`plan`]: the changes a run makes, and the dry run's table.
 //! - [`preprovision`]: the Azure OpenAI model and quota check before provisioning.

@@ -17,8 +17,9 @@ async fn main() -> ExitCode {
             .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
             .collect(),
         sign_in_clis: None,
-        // The device-code message is for the person at the terminal, not for azd's log of stdout.
-        device_code_prompt: std::sync::Arc::new(|message: &str| eprintln!("{message}")),
+        // The sign-in message is for the person at the terminal, not for azd's log of stdout.
+        sign_in_prompt: std::sync::Arc::new(|message: &str| eprintln!("{message}")),
+        sign_in_time_limit: entra_auth::acquire::DEFAULT_TIME_LIMIT,
         retry: RetryPolicy::default(),
         out: &mut stdout,
     };

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use entra_manifest::Manifest;
 use serde_json::{Value, json};
-use support::fake_cloud::{Config, DeviceSignIn, Fault, GRAPH_PRINCIPAL_ID, GRAPH_SCOPE_IDS};
+use support::fake_cloud::{Config, Fault, GRAPH_PRINCIPAL_ID, GRAPH_SCOPE_IDS, SignInAnswer};
 use support::{CHAT_APP_URL, CHAT_MI, MCP_MI, Provisioned, RESOURCE_TOKEN, SUBSCRIPTION, TENANT};
 
 /// orders-api's Application ID URI in the test deployment: the tenant id names it, the suffix
@@ -334,9 +334,9 @@ async fn throttling_and_replication_delay_are_retried() {
     assert_eq!(d.cloud.writes().len(), reference.2, "no write was made twice");
 }
 
-/// The same in agent mode, plus Entra's own delay: the device-code sign-in to the provisioning
-/// client made moments before is answered AADSTS700016 ("not found in the directory") a few
-/// times, and retried like Graph's replication delay, before the code is shown.
+/// The same in agent mode, plus Entra's own delay: the device-code sign-in (`--device-code`) to
+/// the provisioning client made moments before is answered AADSTS700016 ("not found in the
+/// directory") a few times, and retried like Graph's replication delay, before the code is shown.
 #[tokio::test]
 async fn agent_mode_rides_out_throttling_and_replication_delay() {
     let reference = clean_run_snapshot_in(true).await;
@@ -346,12 +346,28 @@ async fn agent_mode_rides_out_throttling_and_replication_delay() {
     config.client_lag = 3;
     let d = Provisioned::with(config, "dev").await;
     d.set_agent_mode();
-    let (out, result) = d.run(&["apply"]).await;
+    let (out, result) = d.run(&["apply", "--device-code"]).await;
     result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert!(out.contains(&format!("{}To sign in, use a web browser", support::PROMPTED)), "{out}");
     assert_eq!(d.cloud.dir(|dir| (dir.client_lag_answers, dir.device_sign_ins)), (3, 1), "{out}");
     assert!(d.cloud.dir(|dir| dir.throttled >= 10 && dir.lag_answers >= 10));
     same_result(&d, &reference);
     assert_eq!(d.cloud.writes().len(), reference.2, "no write was made twice");
+}
+
+/// The same through the browser sign-in: the provisioning client made moments before is not
+/// found at Entra's page (AADSTS700016) a few times; the message tells the person to wait and
+/// reload, and the sign-in completes when they do.
+#[tokio::test]
+async fn agent_mode_in_the_browser_rides_out_the_new_clients_replication() {
+    let mut config = Config::new(TENANT);
+    config.client_lag = 2;
+    let d = Provisioned::with(config, "dev").await;
+    d.set_agent_mode();
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert!(out.contains("wait a minute and reload the page"), "{out}");
+    assert_eq!(d.cloud.dir(|dir| (dir.client_lag_answers, dir.browser_sign_ins)), (2, 1), "{out}");
 }
 
 #[tokio::test]
@@ -966,16 +982,17 @@ const BLUEPRINT_URI: &str = "api://5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a/orders-c
 /// permission and its admin consent; the agent identity, from the blueprint's principal
 /// ("Create agentIdentity", https://learn.microsoft.com/graph/api/agentidentity-post?view=graph-rest-1.0),
 /// with no credential of its own; the ids chat-app reads. All of it written through the
-/// provisioning client the developer signed in to once, by device code (the fake refuses these
-/// writes from the Azure CLI's token). A second run changes nothing and needs no sign-in.
+/// provisioning client the developer signed in to once, in the browser (the default; the fake
+/// refuses these writes from the Azure CLI's token). A second run changes nothing and needs no
+/// sign-in.
 #[tokio::test]
 async fn agent_mode_creates_the_blueprint_its_principal_the_agent_identity_and_their_permissions() {
     let d = Provisioned::new().await;
     d.set_agent_mode();
     let (out, result) = d.run(&["apply"]).await;
     result.unwrap_or_else(|e| panic!("{out}\n{e}"));
-    assert!(out.contains(&format!("{}To sign in, use a web browser", support::PROMPTED)), "{out}");
-    assert_eq!(d.cloud.dir(|dir| dir.device_sign_ins), 1, "one sign-in for the whole run");
+    assert!(out.contains(&format!("{}To sign in, open this page in a browser", support::PROMPTED)), "{out}");
+    assert_eq!(d.cloud.dir(|dir| (dir.browser_sign_ins, dir.device_sign_ins)), (1, 0), "one sign-in for the whole run");
     let me = d.cloud.shared.config.lock().unwrap().me.clone();
     let manifest = Manifest::load(&d.manifest).unwrap();
     let m_blueprint = &manifest.agent_blueprints["orders-copilot"];
@@ -1056,7 +1073,7 @@ async fn agent_mode_creates_the_blueprint_its_principal_the_agent_identity_and_t
     let (out, result) = d.run(&["apply"]).await;
     assert!(result.unwrap().changes.is_empty(), "{out}");
     assert!(out.contains("Nothing to change"), "{out}");
-    assert_eq!(d.cloud.dir(|dir| dir.device_sign_ins), 1, "nothing to write, no sign-in: {out}");
+    assert_eq!(d.cloud.dir(|dir| dir.browser_sign_ins), 1, "nothing to write, no sign-in: {out}");
 }
 
 /// `--dry-run` in agent mode plans the agent objects and writes nothing; the apply that follows
@@ -1348,7 +1365,8 @@ async fn the_fake_graph_refuses_agent_id_writes_from_the_azure_cli_as_graph_docu
 
 /// Agent mode's provisioning client (Graph ignores the Azure CLI's Agent ID permissions, see the
 /// test above): made with the Azure CLI's sign-in before any Agent ID write, once, as a
-/// single-tenant public client (device code flow) with no credential, asking for exactly the
+/// single-tenant public client (browser sign-in: the loopback redirect URI `http://127.0.0.1/`,
+/// whatever port; device code flow: public client flows allowed) with no credential, asking for exactly the
 /// Agent ID permissions the hook's calls need (never Directory.AccessAsUser.All or
 /// Directory.ReadWrite.All), admin consented; set back when changed; planned by a dry run;
 /// removed last by `azd down`.
@@ -1384,6 +1402,8 @@ async fn the_provisioning_client_is_made_once_with_exactly_the_agent_id_permissi
         (app["signInAudience"].clone(), app["isFallbackPublicClient"].clone()),
         (json!("AzureADMyOrg"), json!(true))
     );
+    assert_eq!(app["publicClient"]["redirectUris"], json!(["http://127.0.0.1/"]));
+    assert_eq!(app["web"]["redirectUris"], json!([]), "no web platform: a public client");
     assert_eq!((app["passwordCredentials"].clone(), app["keyCredentials"].clone()), (json!([]), json!([])));
     assert!(federated.is_empty(), "no credential: a public client");
     let access = app["requiredResourceAccess"].as_array().unwrap();
@@ -1412,7 +1432,8 @@ async fn the_provisioning_client_is_made_once_with_exactly_the_agent_id_permissi
     let first_agent_id = writes.iter().position(|w| w.contains("agentIdentity")).unwrap();
     assert!(writes[..first_agent_id].iter().any(|w| w == "POST /v1.0/oauth2PermissionGrants"), "{writes:#?}");
 
-    // Someone widens it (the voiding permission) and turns public client flows off: set back.
+    // Someone widens it (the voiding permission), turns public client flows off and removes the
+    // loopback redirect URI: set back.
     let directory = GRAPH_SCOPE_IDS.iter().find(|(n, _)| *n == "Directory.AccessAsUser.All").unwrap().1;
     d.cloud.dir(|dir| {
         let app = dir.applications.get_mut(app["id"].as_str().unwrap()).unwrap();
@@ -1421,6 +1442,7 @@ async fn the_provisioning_client_is_made_once_with_exactly_the_agent_id_permissi
             .unwrap()
             .push(json!({"id": directory, "type": "Scope"}));
         app["isFallbackPublicClient"] = json!(false);
+        app["publicClient"]["redirectUris"] = json!([]);
     });
     let (out, result) = d.run(&["apply"]).await;
     let changes = result.unwrap_or_else(|e| panic!("{out}\n{e}")).changes;
@@ -1428,8 +1450,17 @@ async fn the_provisioning_client_is_made_once_with_exactly_the_agent_id_permissi
     assert_eq!((changes[0].object, changes[0].name.as_str()), ("application", "agent-id-provisioning"));
     assert_eq!(find(&d).0["requiredResourceAccess"], app["requiredResourceAccess"]);
     assert_eq!(find(&d).0["isFallbackPublicClient"], true);
+    assert_eq!(find(&d).0["publicClient"]["redirectUris"], json!(["http://127.0.0.1/"]));
     let (out, result) = d.run(&["apply"]).await;
     assert!(result.unwrap().changes.is_empty(), "{out}");
+    // Only the redirect URI changed (to one the browser sign-in does not use): set back too.
+    d.cloud.dir(|dir| {
+        dir.applications.get_mut(app["id"].as_str().unwrap()).unwrap()["publicClient"]["redirectUris"] =
+            json!(["http://localhost/"]);
+    });
+    let (out, result) = d.run(&["apply"]).await;
+    assert_eq!(result.unwrap_or_else(|e| panic!("{out}\n{e}")).changes.len(), 1, "{out}");
+    assert_eq!(find(&d).0["publicClient"]["redirectUris"], json!(["http://127.0.0.1/"]));
 
     // `azd down`: the Agent ID objects through it, then it, last.
     let (out, result) = d.run(&["cleanup"]).await;
@@ -1446,31 +1477,83 @@ async fn the_provisioning_client_is_made_once_with_exactly_the_agent_id_permissi
 #[tokio::test]
 async fn a_declined_or_expired_device_code_sign_in_stops_the_run_saying_so() {
     for (answer, expected) in [
-        (DeviceSignIn::Decline, "the sign-in was declined at the verification page"),
-        (DeviceSignIn::Expire, "expired before the sign-in was completed"),
+        (SignInAnswer::Decline, "the sign-in was declined at the verification page"),
+        (SignInAnswer::Expire, "expired before the sign-in was completed"),
     ] {
         let mut config = Config::new(TENANT);
-        config.device_sign_in = answer;
+        config.sign_in_answer = answer;
         // Entra's interval (5 s) and lifetime (15 min), scaled down: two polls, then the code expires.
         config.device_interval = 1;
         config.device_expires_in = 3;
         let d = Provisioned::with(config, "dev").await;
         d.set_agent_mode();
         let started = Instant::now();
-        let (out, result) = tokio::time::timeout(Duration::from_secs(30), d.run(&["apply"])).await.expect("no hang");
+        let run = d.run(&["apply", "--device-code"]);
+        let (out, result) = tokio::time::timeout(Duration::from_secs(30), run).await.expect("no hang");
         let message = result.unwrap_err();
         assert!(message.contains(expected) && message.contains("stopped after"), "{answer:?}:\n{out}\n{message}");
-        assert!(out.contains(support::PROMPTED), "the code was shown: {out}");
+        assert!(out.contains(&format!("{}To sign in, use a web browser", support::PROMPTED)), "the code: {out}");
         assert!(started.elapsed() < Duration::from_secs(10), "{answer:?}: {:?}", started.elapsed());
         assert!(d.cloud.dir(|dir| dir.applications.values().all(|a| a["@odata.type"].is_null())), "no blueprint");
 
-        d.cloud.config(|c| c.device_sign_in = DeviceSignIn::Approve);
-        let (out, result) = d.run(&["apply"]).await;
+        d.cloud.config(|c| c.sign_in_answer = SignInAnswer::Approve);
+        let (out, result) = d.run(&["apply", "--device-code"]).await;
         result.unwrap_or_else(|e| panic!("{out}\n{e}"));
         assert!(
             d.cloud.dir(|dir| dir.service_principals.values().any(|sp| sp["agentIdentityBlueprintId"].is_string()))
         );
     }
+}
+
+/// The browser sign-in ends one way or the other, never hangs: refused at Entra's page (the
+/// redirect brings `error=access_denied`, "Microsoft identity platform and OAuth 2.0
+/// authorization code flow", Error response, https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow),
+/// or never finished until the time limit. The run stops before any Agent ID write, saying why,
+/// and the next run, signed in, finishes the job.
+#[tokio::test]
+async fn a_refused_or_unfinished_browser_sign_in_stops_the_run_saying_so() {
+    for (answer, expected) in
+        [(SignInAnswer::Decline, "access_denied"), (SignInAnswer::Expire, "nobody finished signing in to client")]
+    {
+        let mut config = Config::new(TENANT);
+        config.sign_in_answer = answer;
+        let d = Provisioned::with(config, "dev").await;
+        d.set_agent_mode();
+        let started = Instant::now();
+        let (out, result) = tokio::time::timeout(Duration::from_secs(30), d.run(&["apply"])).await.expect("no hang");
+        let message = result.unwrap_err();
+        assert!(message.contains(expected) && message.contains("stopped after"), "{answer:?}:\n{out}\n{message}");
+        assert!(out.contains(&format!("{}To sign in, open this page", support::PROMPTED)), "{out}");
+        assert!(started.elapsed() < support::SIGN_IN_TIME_LIMIT * 3, "{answer:?}: {:?}", started.elapsed());
+        assert!(d.cloud.dir(|dir| dir.applications.values().all(|a| a["@odata.type"].is_null())), "no blueprint");
+
+        d.cloud.config(|c| c.sign_in_answer = SignInAnswer::Approve);
+        let (out, result) = d.run(&["apply"]).await;
+        result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+        assert_eq!(d.cloud.dir(|dir| dir.browser_sign_ins), 1, "{out}");
+    }
+}
+
+/// `--device-code`, or `ORDERS_COPILOT_SIGN_IN=device-code` in the azd environment, chooses the
+/// device code flow (machines without a browser); the default is the browser; another value is
+/// refused before anything is written.
+#[tokio::test]
+async fn the_device_code_flow_is_chosen_by_flag_or_azd_environment() {
+    let d = Provisioned::new().await;
+    d.set_agent_mode();
+    let mut values = d.env_values();
+    values.insert("ORDERS_COPILOT_SIGN_IN".into(), "devicecode".into());
+    std::fs::write(d.env_file(), postprovision::dotenv::render(&values)).unwrap();
+    let (out, result) = d.run(&["apply"]).await;
+    let message = result.unwrap_err();
+    assert!(message.contains("ORDERS_COPILOT_SIGN_IN=\"devicecode\" is not one of: browser, device-code"), "{message}");
+    assert!(d.cloud.writes().is_empty(), "{out}");
+
+    values.insert("ORDERS_COPILOT_SIGN_IN".into(), "device-code".into());
+    std::fs::write(d.env_file(), postprovision::dotenv::render(&values)).unwrap();
+    let (out, result) = d.run(&["apply"]).await;
+    result.unwrap_or_else(|e| panic!("{out}\n{e}"));
+    assert_eq!(d.cloud.dir(|dir| (dir.device_sign_ins, dir.browser_sign_ins)), (1, 0), "{out}");
 }
 
 /// The fake Entra's device-code sign-in is as strict as Entra's: a client that does not allow
@@ -1527,4 +1610,112 @@ async fn the_fake_entra_signs_in_only_a_consented_public_client() {
     let token = sign_in(client).await;
     assert_eq!(token["scope"], "AgentIdentity.Create.All", "{token}");
     assert!(token["access_token"].is_string());
+}
+
+/// The fake Entra's browser sign-in is as strict as Entra's. `/authorize`: the redirect URI must
+/// be one of the app's `publicClient.redirectUris`, exactly but for the port of a loopback one
+/// ("the port component ... is ignored for the purposes of matching a redirect URI"; the host is
+/// not: `localhost` is not `127.0.0.1`, https://learn.microsoft.com/entra/identity-platform/reply-url),
+/// else AADSTS50011 on a page, never a redirect; a public client must send PKCE, `S256`
+/// ("Microsoft identity platform and OAuth 2.0 authorization code flow",
+/// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow). `/token`: a code
+/// is redeemed once (AADSTS54005), by its client, with its redirect URI and the verifier of its
+/// challenge (AADSTS50148).
+#[tokio::test]
+async fn the_fake_entra_browser_sign_in_checks_redirect_uri_pkce_and_code_as_entra_does() {
+    let d = Provisioned::new().await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let graph = |method: reqwest::Method, path: &str, body: Value| {
+        let request = http
+            .request(method, format!("{}/{path}", d.cloud.graph_url()))
+            .bearer_auth(support::fake_cloud::TOKEN)
+            .json(&body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap_or(Value::Null) }
+    };
+    let app = graph(
+        reqwest::Method::POST,
+        "applications",
+        json!({"displayName": "p", "publicClient": {"redirectUris": ["http://127.0.0.1/"]}}),
+    )
+    .await;
+    let client = app["appId"].as_str().unwrap().to_string();
+    let sp = graph(reqwest::Method::POST, "servicePrincipals", json!({"appId": client})).await;
+    let grant = json!({"clientId": sp["id"], "consentType": "AllPrincipals", "resourceId": GRAPH_PRINCIPAL_ID,
+                       "scope": "AgentIdentity.Create.All"});
+    graph(reqwest::Method::POST, "oauth2PermissionGrants", grant).await;
+    let refused = graph(
+        reqwest::Method::POST,
+        "applications",
+        json!({"displayName": "q", "publicClient": {"redirectUris": ["http://192.168.1.2/"]}}),
+    )
+    .await;
+    assert!(refused["error"]["message"].as_str().unwrap().contains("must use https"), "{refused}");
+
+    let base = format!("{}/{TENANT}/oauth2/v2.0", d.cloud.url);
+    let verifier = entra_auth::pkce::verifier().unwrap();
+    let challenge = entra_auth::pkce::challenge(&verifier);
+    // `/authorize` with `redirect_uri` and PKCE `method`: the status and where it redirects to.
+    let authorize = |redirect_uri: &str, method: Option<&str>| {
+        let mut query = vec![
+            ("client_id", client.clone()),
+            ("response_type", "code".to_string()),
+            ("redirect_uri", redirect_uri.to_string()),
+            ("scope", "https://graph.microsoft.com/.default".to_string()),
+            ("state", "s".to_string()),
+        ];
+        if let Some(method) = method {
+            query.extend([("code_challenge", challenge.clone()), ("code_challenge_method", method.to_string())]);
+        }
+        let request = http.get(format!("{base}/authorize")).query(&query);
+        async move {
+            let answer = request.send().await.unwrap();
+            let location = answer.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+            let params: BTreeMap<String, String> = location
+                .as_deref()
+                .map(|l| url::Url::parse(l).unwrap().query_pairs().into_owned().collect())
+                .unwrap_or_default();
+            (answer.status().as_u16(), location, params, answer.text().await.unwrap())
+        }
+    };
+    for other in ["http://localhost:50000/", "http://127.0.0.1:50000/other", "https://127.0.0.1:50000/"] {
+        let (status, location, _, page) = authorize(other, Some("S256")).await;
+        assert_eq!((status, location), (400, None), "{other}: shown on a page, never sent there");
+        assert!(page.contains("AADSTS50011"), "{other}: {page}");
+    }
+    let (_, _, params, _) = authorize("http://127.0.0.1:50000/", None).await;
+    assert_eq!((params["error"].as_str(), params["state"].as_str()), ("invalid_request", "s"), "PKCE required");
+    let (_, _, params, _) = authorize("http://127.0.0.1:50000/", Some("plain")).await;
+    assert!(params["error_description"].contains("S256"), "{params:?}");
+
+    let (status, location, params, _) = authorize("http://127.0.0.1:50000/", Some("S256")).await;
+    assert_eq!(status, 302);
+    assert!(location.unwrap().starts_with("http://127.0.0.1:50000/?code="), "any port");
+    assert_eq!(params["state"], "s");
+    let redeem = |code: &str, client: &str, redirect_uri: &str, verifier: &str| {
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("client_id", client),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+        ];
+        let request = http.post(format!("{base}/token")).form(&form);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let code = params["code"].clone();
+    let wrong = redeem(&code, &client, "http://127.0.0.1:50000/", "another-verifier-another-verifier-another-v").await;
+    assert_eq!(wrong["error_codes"], json!([50148]), "{wrong}");
+    let used = redeem(&code, &client, "http://127.0.0.1:50000/", &verifier).await;
+    assert_eq!(used["error_codes"], json!([54005]), "a code is tried once: {used}");
+
+    let (_, _, params, _) = authorize("http://127.0.0.1:50001/", Some("S256")).await;
+    let moved = redeem(&params["code"], &client, "http://127.0.0.1:50002/", &verifier).await;
+    assert_eq!(moved["error"], "invalid_grant", "another redirect URI: {moved}");
+    let (_, _, params, _) = authorize("http://127.0.0.1:50001/", Some("S256")).await;
+    let other = redeem(&params["code"], "another-client", "http://127.0.0.1:50001/", &verifier).await;
+    assert_eq!(other["error"], "invalid_grant", "another client: {other}");
+    let (_, _, params, _) = authorize("http://127.0.0.1:50001/", Some("S256")).await;
+    let token = redeem(&params["code"], &client, "http://127.0.0.1:50001/", &verifier).await;
+    assert_eq!(token["scope"], "AgentIdentity.Create.All", "{token}");
+    assert_eq!(d.cloud.dir(|dir| dir.browser_sign_ins), 1);
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::browser::BrowserSignIn;
 use super::developer::DeveloperSignIn;
 use super::device_code::DeviceCodeSignIn;
 use super::error::AcquireError;
@@ -34,6 +35,9 @@ pub enum Credential {
     /// A person signed in through a public client by device code: tokens for resources as that
     /// person, through that client. It cannot authenticate an app registration either.
     DeviceCode(Arc<DeviceCodeSignIn>),
+    /// A person signed in through a public client in their browser (authorization code with
+    /// PKCE, loopback redirect): the same, where device code sign-in is blocked.
+    Browser(Arc<BrowserSignIn>),
     /// A client assertion from elsewhere: an agent identity's, which its blueprint gets for it
     /// ([`AgentIdentityAssertion`](super::AgentIdentityAssertion)).
     Assertion(Arc<dyn ClientAssertion>),
@@ -64,9 +68,9 @@ impl Credential {
                 form.push(("client_assertion", assertion.secret().to_string()));
             }
             Credential::Secret(secret) => form.push(("client_secret", secret.expose_secret().to_string())),
-            Credential::Developer(_) | Credential::DeviceCode(_) => {
+            Credential::Developer(_) | Credential::DeviceCode(_) | Credential::Browser(_) => {
                 return Err(AcquireError::NotConfigured(
-                    "a developer or device-code sign-in cannot authenticate an app registration: configure a managed identity \
+                    "a developer, device-code or browser sign-in cannot authenticate an app registration: configure a managed identity \
                      (IDENTITY_ENDPOINT, IDENTITY_HEADER) or, locally, a client secret"
                         .into(),
                 ));
@@ -82,6 +86,7 @@ impl Credential {
             Credential::ManagedIdentity(mi) => mi.token(scope).await,
             Credential::Developer(sign_in) => sign_in.token(scope).await,
             Credential::DeviceCode(sign_in) => sign_in.token(scope).await,
+            Credential::Browser(sign_in) => sign_in.token(scope).await,
             Credential::Secret(_) | Credential::Assertion(_) => Err(AcquireError::NotConfigured(
                 "a client secret gets resource tokens only through a token endpoint: use a managed identity or the \
                  developer sign-in"

@@ -13,6 +13,9 @@ pub enum AcquireError {
     BadResponse { endpoint: String, reason: String },
     #[error("{0}")]
     NotConfigured(String),
+    /// A person's interactive sign-in did not finish in the time it was given.
+    #[error("{0}")]
+    NotCompleted(String),
 }
 
 impl AcquireError {

@@ -1,11 +1,12 @@
 //! Obtaining tokens: from a managed identity, from the developer's own CLI sign-in, as a
 //! confidential client (authorization code, refresh, client credentials), by a person's
-//! device-code sign-in through a public client, and On-Behalf-Of a user, with a cache that
+//! sign-in through a public client (in the browser, or by device code), and On-Behalf-Of a user, with a cache that
 //! refreshes before expiry and collapses concurrent misses into one request.
 //!
 //! Tokens are held as [`AccessToken`], whose `Debug` never prints the secret.
 
 mod agent;
+mod browser;
 mod cache;
 mod client;
 mod credential;
@@ -18,6 +19,7 @@ mod obo;
 mod token;
 
 pub use agent::AgentIdentityAssertion;
+pub use browser::{BrowserSignIn, DEFAULT_TIME_LIMIT};
 pub use cache::TokenCache;
 pub use client::ConfidentialClient;
 pub use credential::{ClientAssertion, Credential, TOKEN_EXCHANGE_AUDIENCE};

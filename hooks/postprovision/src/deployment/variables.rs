@@ -20,6 +20,12 @@ pub const ORDERS_MCP_PUBLIC_URL: &str = "ORDERS_MCP_PUBLIC_URL";
 /// App roles to give the signed-in user, e.g. `orders-api/Orders.Admin` (comma-separated).
 pub const ASSIGN_ROLES: &str = "ORDERS_COPILOT_ASSIGN_ROLES";
 
+/// How the developer signs in to agent mode's provisioning client: `browser` (the default) or
+/// `device-code` (machines without a browser; also `--device-code`).
+pub const SIGN_IN: &str = "ORDERS_COPILOT_SIGN_IN";
+/// The values of [`SIGN_IN`], the default first.
+pub const SIGN_IN_FLOWS: [&str; 2] = ["browser", "device-code"];
+
 /// chat-app's agent mode (`none` or `entra-agent-id`), set by you (`azd env set`) and given to
 /// chat-app by Bicep: in agent mode the hook also creates the manifest's Agent ID objects.
 pub const AGENT_IDENTITY: &str = "CHAT_APP_AGENT_IDENTITY";

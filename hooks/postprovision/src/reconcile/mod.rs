@@ -33,4 +33,4 @@ mod tenant;
 pub use apply::apply;
 pub use cleanup::cleanup;
 pub use error::RunError;
-pub use run::{AgentIdSignIn, Mode, Run, Summary};
+pub use run::{AgentIdSignIn, Mode, Run, SignInFlow, Summary};

@@ -1,5 +1,5 @@
-//! Agent mode's provisioning client: the app registration the developer signs in to (by device
-//! code) for the Agent ID writes, made with the azd / Azure CLI sign-in before them.
+//! Agent mode's provisioning client: the app registration the developer signs in to (in the
+//! browser, or by device code) for the Agent ID writes, made with the azd / Azure CLI sign-in before them.
 //!
 //! Why: Graph ignores a client's Agent ID permissions when it holds `Directory.AccessAsUser.All`
 //! or `Directory.ReadWrite.All`, and answers 403 ("Known issue" on every Agent ID write API,
@@ -32,6 +32,13 @@ use crate::plan::{Action, Change};
 /// Its name in tags and in the plan (not a manifest app: the hook's own).
 pub const NAME: &str = "agent-id-provisioning";
 const DISPLAY_NAME: &str = "Orders Copilot provisioning (Agent ID)";
+/// The browser sign-in's loopback redirect URI (`publicClient.redirectUris`). Entra ignores the
+/// port of a loopback redirect URI when matching, so the sign-in's ephemeral port needs no
+/// registration of its own; it prefers the IP literal to `localhost` ("Redirect URI (reply URL)
+/// restrictions and limitations", Localhost exceptions,
+/// https://learn.microsoft.com/entra/identity-platform/reply-url). The Agent 365 CLI registers
+/// `http://localhost:8400/` for its custom client the same way.
+pub const REDIRECT_URI: &str = "http://127.0.0.1/";
 /// Microsoft Graph's application id, the same in every tenant.
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
@@ -60,7 +67,17 @@ struct ProvisioningApp {
     #[serde(default)]
     is_fallback_public_client: Option<bool>,
     #[serde(default)]
+    public_client: PublicClient,
+    #[serde(default)]
     required_resource_access: Vec<RequiredResourceAccess>,
+}
+
+/// The app's mobile and desktop platform: where a public client's sign-in may redirect to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicClient {
+    #[serde(default)]
+    redirect_uris: Vec<String>,
 }
 
 /// Microsoft Graph's service principal and the delegated permissions it publishes.
@@ -110,7 +127,7 @@ pub async fn ensure(run: &mut Run<'_>) -> Result<(), RunError> {
         }
         Err(e) => return Err(run.stopped(&e)),
     }
-    run.sign_in_for_agent_id(&registration.app_id)
+    run.sign_in_for_agent_id(&registration.app_id, REDIRECT_URI)
 }
 
 async fn graph_principal(run: &Run<'_>) -> Result<GraphPrincipal, RunError> {
@@ -126,8 +143,8 @@ async fn graph_principal(run: &Run<'_>) -> Result<GraphPrincipal, RunError> {
 }
 
 /// The provisioning app of this deployment (by its tag), created or patched until it is a
-/// single-tenant public client ("Allow public client flows": the device code flow) asking for
-/// exactly `wanted`.
+/// single-tenant public client ("Allow public client flows": the device code flow; the loopback
+/// [`REDIRECT_URI`]: the browser sign-in) asking for exactly `wanted`.
 async fn find_or_create(run: &mut Run<'_>, wanted: &[RequiredResourceAccess]) -> Result<Registration, RunError> {
     let id = run.id;
     let tag = id.app_tag(NAME);
@@ -149,11 +166,14 @@ async fn find_or_create(run: &mut Run<'_>, wanted: &[RequiredResourceAccess]) ->
             "displayName": id.display_name(DISPLAY_NAME),
             "signInAudience": "AzureADMyOrg",
             "isFallbackPublicClient": true,
+            "publicClient": { "redirectUris": [REDIRECT_URI] },
             "requiredResourceAccess": wanted,
             "tags": [TAG, id.tag(), tag],
         });
-        let detail =
-            format!("public client for the Agent ID writes (Microsoft Graph: {}), tagged {tag}", SCOPES.join(" "));
+        let detail = format!(
+            "public client ({REDIRECT_URI}) for the Agent ID writes (Microsoft Graph: {}), tagged {tag}",
+            SCOPES.join(" ")
+        );
         let change = Change::new(Action::Create, "application", NAME, detail);
         return Ok(match run.write_as(Kind::App, change, Method::POST, "applications", Some(body)).await? {
             Some(created) => {
@@ -163,9 +183,16 @@ async fn find_or_create(run: &mut Run<'_>, wanted: &[RequiredResourceAccess]) ->
             None => registration(format!("<{NAME} object id>"), format!("<{NAME} app id>"), true),
         });
     };
-    if app.is_fallback_public_client != Some(true) || app.required_resource_access != wanted {
-        let body = json!({ "isFallbackPublicClient": true, "requiredResourceAccess": wanted });
-        let detail = format!("public client, Microsoft Graph: {}", SCOPES.join(" "));
+    if app.is_fallback_public_client != Some(true)
+        || app.public_client.redirect_uris != [REDIRECT_URI]
+        || app.required_resource_access != wanted
+    {
+        let body = json!({
+            "isFallbackPublicClient": true,
+            "publicClient": { "redirectUris": [REDIRECT_URI] },
+            "requiredResourceAccess": wanted,
+        });
+        let detail = format!("public client ({REDIRECT_URI}), Microsoft Graph: {}", SCOPES.join(" "));
         let change = Change::new(Action::Update, "application", NAME, detail);
         run.write_as(Kind::App, change, Method::PATCH, &format!("applications/{}", app.id), Some(body)).await?;
     }

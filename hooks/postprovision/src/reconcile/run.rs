@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use entra_auth::acquire::{AcquireError, Credential, DeviceCodeSignIn, Prompt};
+use entra_auth::acquire::{AcquireError, BrowserSignIn, Credential, DeviceCodeSignIn, Prompt};
 use entra_manifest::Manifest;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -39,14 +39,28 @@ pub struct Summary {
     pub notes: Vec<String>,
 }
 
-/// How agent mode signs the developer in for its Agent ID writes: by device code, through the
-/// provisioning client ([`super::provisioning_client`]), at this authority.
+/// How the developer signs in to the provisioning client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInFlow {
+    /// In a browser on this machine (authorization code + PKCE, loopback redirect): works where
+    /// Conditional Access blocks the device code flow, as Microsoft recommends tenants do.
+    Browser,
+    /// By device code (`--device-code`): for machines without a browser (SSH, Codespaces).
+    DeviceCode,
+}
+
+/// How agent mode signs the developer in for its Agent ID writes: through the provisioning
+/// client ([`super::provisioning_client`]), at this authority.
 pub struct AgentIdSignIn {
     /// `https://login.microsoftonline.com` (or a test's stand-in).
     pub authority: Url,
+    pub flow: SignInFlow,
+    /// How long the browser sign-in waits for the person (the device code's own lifetime
+    /// bounds the other).
+    pub time_limit: std::time::Duration,
     pub graph_url: String,
     pub retry: RetryPolicy,
-    /// Shows the developer the device-code message.
+    /// Shows the developer where to sign in (the address to open, or the device-code message).
     pub prompt: Prompt,
 }
 
@@ -103,20 +117,33 @@ impl<'a> Run<'a> {
     }
 
     /// From now on Agent ID writes go through public client `client_id`, as the developer
-    /// signed in to it by device code (once, at the first such write; never in a dry run).
-    pub fn sign_in_for_agent_id(&mut self, client_id: &str) -> Result<(), RunError> {
+    /// signed in to it (once, at the first such write; never in a dry run); a browser sign-in
+    /// comes back to its loopback `redirect_uri`.
+    pub fn sign_in_for_agent_id(&mut self, client_id: &str, redirect_uri: &str) -> Result<(), RunError> {
         let Some(settings) = &self.agent_sign_in else {
-            let source = AcquireError::NotConfigured("no device-code sign-in configured for Agent ID writes".into());
+            let source = AcquireError::NotConfigured("no sign-in configured for Agent ID writes".into());
             return Err(self.stopped(&ApiError::Token { scope: GRAPH_SCOPE, source }));
         };
-        let sign_in = DeviceCodeSignIn::new(
-            settings.authority.clone(),
-            &self.id.tenant_id,
-            client_id,
-            Arc::clone(&settings.prompt),
-        )
+        let (authority, tenant, prompt) =
+            (settings.authority.clone(), &self.id.tenant_id, Arc::clone(&settings.prompt));
+        let credential = match settings.flow {
+            SignInFlow::Browser => {
+                // A client registered moments ago may not have reached the sign-in service yet;
+                // the page then says so, and only the person can try again (the device code
+                // flow retries AADSTS700016 itself, in `Rest::send`).
+                let prompt: Prompt = Arc::new(move |message: &str| {
+                    prompt(&format!(
+                        "{message}\nIf the page says AADSTS700016 (application not found), the client was registered \
+moments ago: wait a minute and reload the page."
+                    ))
+                });
+                BrowserSignIn::new(authority, tenant, client_id, redirect_uri, prompt)
+                    .map(|sign_in| Credential::Browser(Arc::new(sign_in.with_time_limit(settings.time_limit))))
+            }
+            SignInFlow::DeviceCode => DeviceCodeSignIn::new(authority, tenant, client_id, prompt)
+                .map(|sign_in| Credential::DeviceCode(Arc::new(sign_in))),
+        }
         .map_err(|source| self.stopped(&ApiError::Token { scope: GRAPH_SCOPE, source }))?;
-        let credential = Credential::DeviceCode(Arc::new(sign_in));
         let graph = Rest::new("Microsoft Graph", &settings.graph_url, GRAPH_SCOPE, credential, settings.retry)
             .map_err(|e| self.stopped(&e))?;
         self.agent_graph = Some(graph);

@@ -247,7 +247,7 @@ impl Provisioned {
             self.cloud.graph_url(),
             "--arm-url".into(),
             self.cloud.url.clone(),
-            // The fake serves Entra's device-code endpoints too (agent mode's sign-in).
+            // The fake serves Entra's sign-in endpoints too (agent mode's sign-in).
             "--authority".into(),
             self.cloud.url.clone(),
         ];
@@ -265,12 +265,35 @@ pub fn fast_retries() -> RetryPolicy {
     }
 }
 
-/// What the device-code sign-in showed the developer (stderr for real) starts with this in the
+/// What agent mode's sign-in showed the developer (stderr for real) starts with this in the
 /// output [`run_cli`] returns.
 pub const PROMPTED: &str = "[stderr] ";
 
+/// How long the browser sign-in waits in tests (the person answers at once, or never).
+pub const SIGN_IN_TIME_LIMIT: Duration = Duration::from_secs(3);
+
+/// The person at the terminal: opens the address a browser sign-in shows, as a browser does
+/// (following the fake Entra's redirect to the hook's loopback listener), and reloads it while
+/// the page says the client is not found yet, as the message tells them to.
+fn follow_sign_in_address(message: &str) {
+    let Some(address) = message.split_whitespace().find(|w| w.starts_with("http") && w.contains("/authorize?")) else {
+        return;
+    };
+    let (address, reload) = (address.to_string(), message.contains("AADSTS700016") && message.contains("reload"));
+    tokio::spawn(async move {
+        for _ in 0..10 {
+            let Ok(page) = reqwest::get(&address).await else { return };
+            let not_found = page.text().await.is_ok_and(|text| text.contains("AADSTS700016"));
+            if !(not_found && reload) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
+
 /// Runs the hook as `main` does, signed in to azd with the token the fake cloud accepts. The
-/// output is stdout, then any device-code message (after [`PROMPTED`]).
+/// output is stdout, then any sign-in message (after [`PROMPTED`]).
 pub async fn run_cli(argv: Vec<String>, process_env: BTreeMap<String, String>) -> (String, Result<Summary, String>) {
     let cli = Cli::try_parse_from(argv).unwrap();
     let mut out = Vec::new();
@@ -279,7 +302,11 @@ pub async fn run_cli(argv: Vec<String>, process_env: BTreeMap<String, String>) -
     let io = Io {
         process_env,
         sign_in_clis: Some(Clis::azd_signed_in(TOKEN)),
-        device_code_prompt: std::sync::Arc::new(move |message: &str| shown.lock().unwrap().push(message.to_string())),
+        sign_in_prompt: std::sync::Arc::new(move |message: &str| {
+            shown.lock().unwrap().push(message.to_string());
+            follow_sign_in_address(message);
+        }),
+        sign_in_time_limit: SIGN_IN_TIME_LIMIT,
         retry: fast_retries(),
         out: &mut out,
     };

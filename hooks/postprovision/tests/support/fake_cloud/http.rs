@@ -50,7 +50,7 @@ pub async fn handle(
 ) -> Response {
     let config = shared.config.lock().unwrap().clone();
     let base = shared.base.lock().unwrap().clone();
-    if let Some(response) = entra::route(&mut shared.dir.lock().unwrap(), &config, &method, uri.path(), &body) {
+    if let Some(response) = entra::route(&mut shared.dir.lock().unwrap(), &config, &method, &uri, &body) {
         return response;
     }
     let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));

@@ -8,8 +8,8 @@
 //! enabled scope or app role, pre-authorized permission ids must exist, a service principal
 //! needs an existing application, admin consent and role assignments need an administrator,
 //! unknown properties are refused; and Microsoft Entra Agent ID's (`graph/agents.rs`), the
-//! Azure CLI's token refused for Agent ID writes among them. Entra's device-code sign-in
-//! (`entra.rs`) issues the other tokens it accepts.
+//! Azure CLI's token refused for Agent ID writes among them. Entra's sign-ins to a public
+//! client (`entra.rs`: browser, device code) issue the other tokens it accepts.
 //!
 //! Faults to inject: `429` + `Retry-After` every n-th request, replication delay (`404` for an
 //! object just created), and a failure or a hang after n writes (a killed run).
@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 
 pub use graph::{GRAPH_PRINCIPAL_ID, GRAPH_SCOPE_IDS};
 pub use http::{AZURE_CLI_CLIENT_ID, TOKEN};
-pub use state::{Caller, Config, DeviceSignIn, Directory, Fault, Shared};
+pub use state::{AuthCode, Caller, Config, Directory, Fault, Shared, SignInAnswer};
 
 pub struct FakeCloud {
     pub url: String,

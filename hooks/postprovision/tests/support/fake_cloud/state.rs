@@ -19,14 +19,25 @@ pub enum Fault {
     HangAfterWrite,
 }
 
-/// How the person answers agent mode's device-code sign-in at the verification page.
+/// How the person answers agent mode's sign-in: at the device-code verification page, or at
+/// the browser sign-in's `/authorize` page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceSignIn {
+pub enum SignInAnswer {
     Approve,
+    /// Device code: `authorization_declined`; browser: `error=access_denied` in the redirect.
     Decline,
-    /// Never answers: the code expires (the token endpoint says `authorization_pending` until
-    /// the client stops at `expires_in`).
+    /// Never answers: the device code expires (the token endpoint says `authorization_pending`
+    /// until the client stops at `expires_in`); the browser page is never finished.
     Expire,
+}
+
+/// An authorization code the browser sign-in's `/authorize` issued: single use, for this
+/// client, redirect URI and PKCE challenge only.
+#[derive(Debug, Clone)]
+pub struct AuthCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
 }
 
 /// Who a bearer token speaks for: the client it was issued to and the delegated Microsoft Graph
@@ -60,9 +71,9 @@ pub struct Config {
     /// `api://{appId}` or `api://{tenantId}/{appId}`.
     pub default_uris_only: bool,
     pub fail_after_writes: Option<(usize, Fault)>,
-    /// The device-code sign-in: the person's answer, given at the second poll (the first is
-    /// answered `authorization_pending`).
-    pub device_sign_in: DeviceSignIn,
+    /// The person's answer to agent mode's sign-in: at the second device-code poll (the first
+    /// is answered `authorization_pending`), or at the browser sign-in's `/authorize` page.
+    pub sign_in_answer: SignInAnswer,
     /// The device authorization response's `interval` (Entra sends 5; tests need not wait).
     pub device_interval: u64,
     /// Its `expires_in` (Entra: 900).
@@ -87,7 +98,7 @@ impl Config {
             verified_domains: vec!["contoso.onmicrosoft.com".to_string()],
             default_uris_only: false,
             fail_after_writes: None,
-            device_sign_in: DeviceSignIn::Approve,
+            sign_in_answer: SignInAnswer::Approve,
             device_interval: 0,
             device_expires_in: 900,
             client_lag: 0,
@@ -130,6 +141,10 @@ pub struct Directory {
     pub client_lag_answers: usize,
     /// Device-code sign-ins completed (tokens issued).
     pub device_sign_ins: usize,
+    /// Authorization codes issued by `/authorize`, not yet redeemed.
+    pub auth_codes: HashMap<String, AuthCode>,
+    /// Browser sign-ins completed (codes redeemed for tokens).
+    pub browser_sign_ins: usize,
     /// Successful writes: "METHOD path".
     pub writes: Vec<String>,
     pub requests: usize,

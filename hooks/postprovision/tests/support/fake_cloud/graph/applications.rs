@@ -1,6 +1,6 @@
 //! Graph's rules for application objects: known properties only, unique identifier URIs
 //! (soft-deleted apps keep theirs), Entra's identifier-URI policy for apps that issue v1
-//! tokens, https redirect URIs, no removal of an enabled scope or app role, pre-authorized
+//! tokens, https redirect URIs (http only for a public client's loopback ones), no removal of an enabled scope or app role, pre-authorized
 //! permission ids must already be stored; and their federated identity credentials.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use super::super::reply::{
 };
 use super::super::state::{Config, Directory};
 
-const APP_PROPERTIES: [&str; 10] = [
+const APP_PROPERTIES: [&str; 11] = [
     "displayName",
     "signInAudience",
     "tags",
@@ -22,6 +22,7 @@ const APP_PROPERTIES: [&str; 10] = [
     "api",
     "appRoles",
     "web",
+    "publicClient",
     "requiredResourceAccess",
     "description",
     "isFallbackPublicClient",
@@ -90,6 +91,18 @@ pub fn apply(
             }
         }
     }
+    // A public client's (mobile and desktop) redirect URIs: `http` only on the loopback
+    // interface ("Localhost exceptions", https://learn.microsoft.com/entra/identity-platform/reply-url).
+    if let Some(public) = fields.get("publicClient") {
+        for uri in public["redirectUris"].as_array().into_iter().flatten() {
+            let uri = uri.as_str().unwrap_or_default();
+            let loopback = url::Url::parse(uri)
+                .is_ok_and(|u| u.scheme() == "http" && matches!(u.host_str(), Some("localhost" | "127.0.0.1")));
+            if !(uri.starts_with("https://") || loopback) {
+                return Err(bad_request(&format!("Redirect URI {uri} must use https unless it is localhost.")));
+            }
+        }
+    }
     let retired = |old: &Value, new: &Value| {
         old.as_array()
             .into_iter()
@@ -144,6 +157,11 @@ pub fn apply(
                                      "oauth2PermissionScopes": [], "preAuthorizedApplications": []});
                 merge(&mut api, v);
                 api
+            }
+            ("publicClient", v) => {
+                let mut public = json!({"redirectUris": []});
+                merge(&mut public, v);
+                public
             }
             ("web", v) => {
                 let mut web = json!({"homePageUrl": null, "logoutUrl": null, "redirectUris": [],

@@ -102,6 +102,7 @@ fn new_application(base: &str, id: &str, app_id: &str) -> Value {
                 "oauth2PermissionScopes": [], "preAuthorizedApplications": []},
         "web": {"homePageUrl": null, "logoutUrl": null, "redirectUris": [],
                 "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false}},
+        "publicClient": {"redirectUris": []},
         "requiredResourceAccess": [], "passwordCredentials": [], "keyCredentials": [],
         "isFallbackPublicClient": null,
     })
