@@ -30,29 +30,21 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use url::Url;
 
-use super::cache::TokenCache;
-use super::device_code::Prompt;
 use super::error::AcquireError;
-use super::http::{REQUEST_TIMEOUT, read_response};
+use super::http::read_response;
+use super::public_client::{Prompt, PublicClient};
 use super::token::{AccessToken, TokenResponse};
 use crate::pkce;
 
-/// Tokens are fetched again when they have less than this left (a new fetch is a new sign-in).
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// How long the person has to finish signing in, unless [`BrowserSignIn::with_time_limit`] says otherwise.
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(300);
 
 /// A public client signing a person in through their browser, for one tenant. Tokens are
 /// cached per scope, so a run signs in once.
 pub struct BrowserSignIn {
-    http: reqwest::Client,
-    authority: Url,
-    tenant: String,
-    client_id: String,
+    client: PublicClient,
     redirect_uri: Url,
-    prompt: Prompt,
     time_limit: Duration,
-    cache: TokenCache<String>,
 }
 
 /// What the browser brought back to the redirect URI, `state` already checked.
@@ -91,19 +83,10 @@ impl BrowserSignIn {
         {
             return Err(not_loopback());
         }
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| AcquireError::NotConfigured(format!("browser sign-in: {e}")))?;
         Ok(BrowserSignIn {
-            http,
-            authority,
-            tenant: tenant.to_string(),
-            client_id: client_id.to_string(),
+            client: PublicClient::new("browser sign-in", authority, tenant, client_id, prompt)?,
             redirect_uri,
-            prompt,
             time_limit: DEFAULT_TIME_LIMIT,
-            cache: TokenCache::new(REFRESH_MARGIN),
         })
     }
 
@@ -114,18 +97,12 @@ impl BrowserSignIn {
     }
 
     pub fn client_id(&self) -> &str {
-        &self.client_id
+        &self.client.client_id
     }
 
     /// A token for `scope` (e.g. `https://graph.microsoft.com/.default`), signing in when none is cached.
     pub async fn token(&self, scope: &str) -> Result<AccessToken, AcquireError> {
-        self.cache.get_or_fetch(scope.to_string(), || self.sign_in(scope)).await
-    }
-
-    fn endpoint(&self, name: &str) -> Result<Url, AcquireError> {
-        let base = self.authority.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}/{}/oauth2/v2.0/{name}", self.tenant))
-            .map_err(|e| AcquireError::NotConfigured(format!("browser sign-in: authority {base}: {e}")))
+        self.client.token(scope, || self.sign_in(scope)).await
     }
 
     async fn sign_in(&self, scope: &str) -> Result<AccessToken, AcquireError> {
@@ -142,10 +119,10 @@ impl BrowserSignIn {
         let listeners = std::iter::once(listener).chain(extra);
         let stop = serve(listeners, redirect_uri.path(), Redirects { state: Arc::clone(&state), answers });
 
-        let mut authorize = self.endpoint("authorize")?;
+        let mut authorize = self.client.endpoint("authorize")?;
         authorize
             .query_pairs_mut()
-            .append_pair("client_id", &self.client_id)
+            .append_pair("client_id", &self.client.client_id)
             .append_pair("response_type", "code")
             .append_pair("redirect_uri", redirect_uri.as_str())
             .append_pair("response_mode", "query")
@@ -153,7 +130,7 @@ impl BrowserSignIn {
             .append_pair("state", &state)
             .append_pair("code_challenge", &pkce::challenge(&verifier))
             .append_pair("code_challenge_method", "S256");
-        (self.prompt)(&format!("To sign in, open this page in a browser on this machine: {authorize}"));
+        (self.client.prompt)(&format!("To sign in, open this page in a browser on this machine: {authorize}"));
 
         let answer = tokio::time::timeout(self.time_limit, answered.recv()).await;
         drop(stop);
@@ -174,7 +151,7 @@ impl BrowserSignIn {
             Ok(None) | Err(_) => {
                 return Err(AcquireError::NotCompleted(format!(
                     "nobody finished signing in to client {} in the browser within {} s",
-                    self.client_id,
+                    self.client.client_id,
                     self.time_limit.as_secs()
                 )));
             }
@@ -190,18 +167,18 @@ impl BrowserSignIn {
         redirect_uri: &Url,
         scope: &str,
     ) -> Result<AccessToken, AcquireError> {
-        let token_endpoint = self.endpoint("token")?;
+        let token_endpoint = self.client.endpoint("token")?;
         let form = [
             ("grant_type", "authorization_code"),
-            ("client_id", self.client_id.as_str()),
+            ("client_id", self.client.client_id.as_str()),
             ("code", code),
             ("redirect_uri", redirect_uri.as_str()),
             ("code_verifier", verifier),
             ("scope", scope),
         ];
-        let result = self.http.post(token_endpoint.clone()).form(&form).send().await;
+        let result = self.client.http.post(token_endpoint.clone()).form(&form).send().await;
         let response: TokenResponse = read_response(token_endpoint.as_str(), result).await?;
-        tracing::info!(scope, client_id = %self.client_id, "browser sign-in token");
+        tracing::info!(scope, client_id = %self.client.client_id, "browser sign-in token");
         Ok(response.access())
     }
 
@@ -287,9 +264,7 @@ fn aadsts_codes(description: &str) -> Vec<u32> {
 impl std::fmt::Debug for BrowserSignIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BrowserSignIn")
-            .field("authority", &self.authority.as_str())
-            .field("tenant", &self.tenant)
-            .field("client_id", &self.client_id)
+            .field("client", &self.client)
             .field("redirect_uri", &self.redirect_uri.as_str())
             .finish_non_exhaustive()
     }

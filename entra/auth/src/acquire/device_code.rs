@@ -9,15 +9,14 @@
 //! Used by tools a developer runs (the post-provision hook), where the sign-in must be through a
 //! client of their own choosing rather than the Azure CLI's.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use url::Url;
 
-use super::cache::TokenCache;
 use super::error::AcquireError;
-use super::http::{REQUEST_TIMEOUT, lenient_u64, read_response};
+use super::http::{lenient_u64, read_response};
+use super::public_client::{Prompt, PublicClient};
 use super::token::{AccessToken, TokenResponse};
 
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -25,12 +24,6 @@ const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const DEFAULT_INTERVAL: u64 = 5;
 /// RFC 8628 §3.5: on `slow_down` "the interval MUST be increased by 5 seconds".
 const SLOW_DOWN: u64 = 5;
-/// Tokens are fetched again when they have less than this left (a new fetch is a new sign-in).
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
-
-/// Shows the person what to do: Entra's `message` ("To sign in, use a web browser to open the
-/// page ... and enter the code ...").
-pub type Prompt = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The device authorization response (RFC 8628 §3.2, Entra's field names).
 #[derive(Deserialize)]
@@ -51,63 +44,41 @@ struct DeviceAuthorization {
 /// A public client signing a person in by device code, for one tenant. Tokens are cached per
 /// scope, so a run signs in once.
 pub struct DeviceCodeSignIn {
-    http: reqwest::Client,
-    authority: Url,
-    tenant: String,
-    client_id: String,
-    prompt: Prompt,
-    cache: TokenCache<String>,
+    client: PublicClient,
 }
 
 impl DeviceCodeSignIn {
     /// `authority`: e.g. `https://login.microsoftonline.com`; `client_id`: a public client
     /// ("Allow public client flows") registered in `tenant`.
     pub fn new(authority: Url, tenant: &str, client_id: &str, prompt: Prompt) -> Result<Self, AcquireError> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| AcquireError::NotConfigured(format!("device code sign-in: {e}")))?;
-        Ok(DeviceCodeSignIn {
-            http,
-            authority,
-            tenant: tenant.to_string(),
-            client_id: client_id.to_string(),
-            prompt,
-            cache: TokenCache::new(REFRESH_MARGIN),
-        })
+        Ok(DeviceCodeSignIn { client: PublicClient::new("device code sign-in", authority, tenant, client_id, prompt)? })
     }
 
     pub fn client_id(&self) -> &str {
-        &self.client_id
+        &self.client.client_id
     }
 
     /// A token for `scope` (e.g. `https://graph.microsoft.com/.default`), signing in when none is cached.
     pub async fn token(&self, scope: &str) -> Result<AccessToken, AcquireError> {
-        self.cache.get_or_fetch(scope.to_string(), || self.sign_in(scope)).await
-    }
-
-    fn endpoint(&self, name: &str) -> Result<Url, AcquireError> {
-        let base = self.authority.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}/{}/oauth2/v2.0/{name}", self.tenant))
-            .map_err(|e| AcquireError::NotConfigured(format!("device code sign-in: authority {base}: {e}")))
+        self.client.token(scope, || self.sign_in(scope)).await
     }
 
     async fn sign_in(&self, scope: &str) -> Result<AccessToken, AcquireError> {
-        let devicecode = self.endpoint("devicecode")?;
-        let form = [("client_id", self.client_id.as_str()), ("scope", scope)];
-        let result = self.http.post(devicecode.clone()).form(&form).send().await;
+        let devicecode = self.client.endpoint("devicecode")?;
+        let form = [("client_id", self.client.client_id.as_str()), ("scope", scope)];
+        let result = self.client.http.post(devicecode.clone()).form(&form).send().await;
         let grant: DeviceAuthorization = read_response(devicecode.as_str(), result).await?;
         let message = grant.message.clone().unwrap_or_else(|| {
             format!("To sign in, open {} and enter the code {}.", grant.verification_uri, grant.user_code)
         });
-        (self.prompt)(&message);
+        (self.client.prompt)(&message);
         self.poll(&grant, scope).await
     }
 
     /// Polls the token endpoint until the sign-in ends one way or the other; never past the
     /// code's expiry.
     async fn poll(&self, grant: &DeviceAuthorization, scope: &str) -> Result<AccessToken, AcquireError> {
-        let token_endpoint = self.endpoint("token")?;
+        let token_endpoint = self.client.endpoint("token")?;
         let deadline = Instant::now() + Duration::from_secs(grant.expires_in);
         let mut interval = grant.interval.unwrap_or(DEFAULT_INTERVAL);
         loop {
@@ -117,13 +88,13 @@ impl DeviceCodeSignIn {
             tokio::time::sleep(Duration::from_secs(interval)).await;
             let form = [
                 ("grant_type", DEVICE_CODE_GRANT),
-                ("client_id", self.client_id.as_str()),
+                ("client_id", self.client.client_id.as_str()),
                 ("device_code", grant.device_code.as_str()),
             ];
-            let result = self.http.post(token_endpoint.clone()).form(&form).send().await;
+            let result = self.client.http.post(token_endpoint.clone()).form(&form).send().await;
             match read_response::<TokenResponse>(token_endpoint.as_str(), result).await {
                 Ok(response) => {
-                    tracing::info!(scope, client_id = %self.client_id, "device code sign-in token");
+                    tracing::info!(scope, client_id = %self.client.client_id, "device code sign-in token");
                     return Ok(response.access());
                 }
                 Err(AcquireError::Rejected { error, .. }) if error == "authorization_pending" => {}
@@ -149,7 +120,7 @@ impl DeviceCodeSignIn {
                             "{description} (Conditional Access refused this device-code sign-in; many tenants block \
                              the device code flow, as Microsoft recommends: an administrator of the policy can \
                              exclude client {})",
-                            self.client_id
+                            self.client.client_id
                         ),
                         codes,
                     });
@@ -171,10 +142,6 @@ fn expired(scope: &str) -> AcquireError {
 
 impl std::fmt::Debug for DeviceCodeSignIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceCodeSignIn")
-            .field("authority", &self.authority.as_str())
-            .field("tenant", &self.tenant)
-            .field("client_id", &self.client_id)
-            .finish_non_exhaustive()
+        f.debug_struct("DeviceCodeSignIn").field("client", &self.client).finish()
     }
 }

@@ -16,6 +16,7 @@ mod error;
 mod http;
 mod managed_identity;
 mod obo;
+mod public_client;
 mod token;
 
 pub use agent::AgentIdentityAssertion;
@@ -24,8 +25,9 @@ pub use cache::TokenCache;
 pub use client::ConfidentialClient;
 pub use credential::{ClientAssertion, Credential, TOKEN_EXCHANGE_AUDIENCE};
 pub use developer::{DeveloperSignIn, Executor};
-pub use device_code::{DeviceCodeSignIn, Prompt};
+pub use device_code::DeviceCodeSignIn;
 pub use error::{AcquireError, describe};
 pub use managed_identity::{ManagedIdentityCredential, ManagedIdentitySource};
 pub use obo::OnBehalfOf;
+pub use public_client::Prompt;
 pub use token::{AccessToken, TokenResponse};
