@@ -67,10 +67,14 @@ impl OnBehalfOf {
                 // A span for the exchange only (a request to the identity provider, which
                 // continues it); a cache hit is a lookup, noted on the caller's span below.
                 let span = tracing::info_span!("obo.token", otel.kind = "client", %scope);
-                set_attribute(&span, span_attributes::TOKEN_SOURCE, "issued");
                 let claims = auth_context_claims(&caller.acrs);
-                async move { Ok(self.client.on_behalf_of(user_token, scope, claims.as_deref()).await?.access()) }
-                    .instrument(span)
+                async move {
+                    let token = self.client.on_behalf_of(user_token, scope, claims.as_deref()).await?.access();
+                    // Only once one was: a refused exchange issued nothing.
+                    set_attribute(&tracing::Span::current(), span_attributes::TOKEN_SOURCE, "issued");
+                    Ok(token)
+                }
+                .instrument(span)
             })
             .await?;
         if !issued.load(Ordering::Relaxed) {
