@@ -1612,13 +1612,14 @@ async fn the_fake_entra_signs_in_only_a_consented_public_client() {
     assert!(token["access_token"].is_string());
 }
 
-/// The fake Entra's browser sign-in is as strict as Entra's. `/authorize`: the redirect URI must
+/// The fake Entra's browser sign-in is at least as strict as Entra's. `/authorize`: the redirect URI must
 /// be one of the app's `publicClient.redirectUris`, exactly but for the port of a loopback one
 /// ("the port component ... is ignored for the purposes of matching a redirect URI"; the host is
 /// not: `localhost` is not `127.0.0.1`, https://learn.microsoft.com/entra/identity-platform/reply-url),
-/// else AADSTS50011 on a page, never a redirect; a public client must send PKCE, `S256`
-/// ("Microsoft identity platform and OAuth 2.0 authorization code flow",
-/// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow). `/token`: a code
+/// else AADSTS50011 on a page, never a redirect; PKCE with `S256` is required, which is stricter
+/// than Entra (it recommends PKCE and accepts `plain` too: "Microsoft identity platform and OAuth
+/// 2.0 authorization code flow", https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow)
+/// so that the hook's sign-in cannot drift to a weaker one unnoticed. `/token`: a code
 /// is redeemed once (AADSTS54005), by its client, with its redirect URI and the verifier of its
 /// challenge (AADSTS50148).
 #[tokio::test]

@@ -8,11 +8,14 @@
 //! must match one of the app's `publicClient.redirectUris`, exactly but for the port of a
 //! loopback one ("the port component ... is ignored for the purposes of matching a redirect
 //! URI"; `localhost` and `127.0.0.1` differ: https://learn.microsoft.com/entra/identity-platform/reply-url).
-//! Then `response_type=code`, a `scope`, and PKCE with `S256` (a public client has no secret);
-//! then the person's answer ([`SignInAnswer`]) goes to the redirect URI: `code` and `state`, or
-//! `error=access_denied`. `POST .../token` with `grant_type=authorization_code` redeems a code
-//! once, for the client, redirect URI and `code_verifier` it was issued for (AADSTS54005,
-//! AADSTS50148).
+//! Then `response_type=code`, a `scope`, and PKCE with `S256`. Here the fake is stricter than
+//! Entra, on purpose: Entra recommends PKCE for every app but requires it only of single-page
+//! apps, and "supports both plain and S256" (v2-oauth2-auth-code-flow, `code_challenge_method`);
+//! the hook always sends `S256`, so a regression to `plain` or to no PKCE fails a test here
+//! rather than weakening a public client's sign-in in a tenant. Then the person's answer
+//! ([`SignInAnswer`]) goes to the redirect URI: `code` and `state`, or `error=access_denied`.
+//! `POST .../token` with `grant_type=authorization_code` redeems a code once, for the client,
+//! redirect URI and `code_verifier` it was issued for (AADSTS54005, AADSTS50148).
 //!
 //! By device code ("Microsoft identity platform and the OAuth 2.0 device authorization grant flow",
 //! https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code), in Entra's wire
@@ -163,6 +166,8 @@ fn authorize(dir: &mut Directory, config: &Config, query: &BTreeMap<String, Stri
     if get("scope").is_none() {
         return fail("invalid_request", 900144, "The request body must contain the following parameter: 'scope'.");
     }
+    // Stricter than Entra (see the module doc): the answers reuse Entra's shape, not a documented
+    // Entra refusal for a native client.
     let Some(code_challenge) = get("code_challenge") else {
         return fail(
             "invalid_request",
