@@ -98,36 +98,26 @@ async fn an_unanswered_code_ends_when_it_expires() {
 async fn polls_wait_the_interval_and_five_seconds_more_after_slow_down() {
     let polls: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let seen = polls.clone();
-    let app = Router::new()
-        .route(
-            "/t/oauth2/v2.0/devicecode",
-            post(|| async {
-                axum::Json(json!({"device_code": "d", "user_code": "U", "verification_uri": "https://example.test",
-                                  "expires_in": 60, "interval": 1, "message": "enter U"}))
-            }),
-        )
-        .route(
-            "/t/oauth2/v2.0/token",
-            post(move || {
-                let seen = seen.clone();
-                async move {
-                    let mut polls = seen.lock().unwrap();
-                    polls.push(Instant::now());
-                    if polls.len() == 1 {
-                        let body = json!({"error": "slow_down", "error_description": "poll less often"});
-                        (StatusCode::BAD_REQUEST, axum::Json(body))
-                    } else {
-                        (
-                            StatusCode::OK,
-                            axum::Json(json!({"access_token": "a", "token_type": "Bearer", "expires_in": 3599})),
-                        )
-                    }
+    let authority = stub_token_service(
+        1,
+        post(move || {
+            let seen = seen.clone();
+            async move {
+                let mut polls = seen.lock().unwrap();
+                polls.push(Instant::now());
+                if polls.len() == 1 {
+                    let body = json!({"error": "slow_down", "error_description": "poll less often"});
+                    (StatusCode::BAD_REQUEST, axum::Json(body))
+                } else {
+                    (
+                        StatusCode::OK,
+                        axum::Json(json!({"access_token": "a", "token_type": "Bearer", "expires_in": 3599})),
+                    )
                 }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let authority = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            }
+        }),
+    )
+    .await;
     let sign_in = DeviceCodeSignIn::new(authority, "t", "c", Arc::new(|_: &str| {})).unwrap();
     let started = Instant::now();
     let token = sign_in.token("s/.default").await.unwrap();
@@ -144,27 +134,32 @@ async fn polls_wait_the_interval_and_five_seconds_more_after_slow_down() {
 /// error says what to ask for instead of a bare code.
 #[tokio::test]
 async fn a_sign_in_blocked_by_conditional_access_says_why() {
-    let app = Router::new()
-        .route(
-            "/t/oauth2/v2.0/devicecode",
-            post(|| async {
-                axum::Json(json!({"device_code": "d", "user_code": "U", "verification_uri": "https://example.test",
-                                  "expires_in": 60, "interval": 0, "message": "enter U"}))
-            }),
-        )
-        .route(
-            "/t/oauth2/v2.0/token",
-            post(|| async {
-                let body = json!({"error": "invalid_grant", "error_codes": [53003],
-                                  "error_description": "AADSTS53003: Access has been blocked by Conditional Access policies."});
-                (StatusCode::BAD_REQUEST, axum::Json(body))
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let authority = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let blocked = post(|| async {
+        let body = json!({"error": "invalid_grant", "error_codes": [53003],
+                          "error_description": "AADSTS53003: Access has been blocked by Conditional Access policies."});
+        (StatusCode::BAD_REQUEST, axum::Json(body))
+    });
+    let authority = stub_token_service(0, blocked).await;
     let sign_in = DeviceCodeSignIn::new(authority, "t", "provisioning-client", Arc::new(|_: &str| {})).unwrap();
     let error = sign_in.token("s/.default").await.unwrap_err().to_string();
     assert!(error.contains("AADSTS53003"), "{error}");
     assert!(error.contains("block the device code flow") && error.contains("provisioning-client"), "{error}");
+}
+
+/// A device-code service at an authority of its own for tenant `t`: it hands out a code to poll
+/// every `interval` seconds and answers the polls with `token`.
+async fn stub_token_service(interval: u64, token: axum::routing::MethodRouter) -> Url {
+    let app = Router::new()
+        .route(
+            "/t/oauth2/v2.0/devicecode",
+            post(move || async move {
+                axum::Json(json!({"device_code": "d", "user_code": "U", "verification_uri": "https://example.test",
+                                  "expires_in": 60, "interval": interval, "message": "enter U"}))
+            }),
+        )
+        .route("/t/oauth2/v2.0/token", token);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    authority
 }
