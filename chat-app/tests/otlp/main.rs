@@ -25,7 +25,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use service_kit::telemetry::settings::{OtlpSettings, Protocol, Sampler};
+use service_kit::telemetry::settings::{BatchSettings, OtlpSettings, Protocol, Sampler};
 use service_kit::telemetry::{Telemetry, TelemetrySettings};
 
 use helpers::{Browser, Options, TurnEvent, find_jwt, spawn_with};
@@ -96,6 +96,7 @@ fn telemetry() -> &'static Telemetry {
                 service_name: "orders-copilot-tests".into(),
                 resource: Vec::new(),
                 sampler: Sampler::AlwaysOn,
+                batch: BatchSettings::default(),
             }),
             warnings: Vec::new(),
         })

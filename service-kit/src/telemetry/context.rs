@@ -1,148 +1,137 @@
 //! W3C Trace Context across the hops: a request's `traceparent`/`tracestate` become the parent
-//! of its request span, and every outbound call carries the current span's. When traces are not
-//! exported nothing is read or written, so tracing costs nothing when it is off.
+//! of its request span, and every outbound call carries the current span's. The attributes a
+//! hop adds to its span go through here too. When traces are not exported nothing is read or
+//! written (each function checks one flag), so tracing costs nothing when it is off.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 /// An attribute, for [`set_attributes`].
 pub use opentelemetry::KeyValue;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::Registry;
+use tracing_subscriber::registry::LookupSpan;
 
-static EXPORTING: AtomicBool = AtomicBool::new(false);
+use super::layer::SpanRecord;
+use super::settings::Sampler;
+use super::trace_context::{self, Remote};
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+
+/// The sampler, once spans are exported (so: whether they are).
+static SAMPLER: OnceLock<Sampler> = OnceLock::new();
 
 /// Set once the OpenTelemetry layer is installed.
-pub(super) fn set_exporting() {
-    EXPORTING.store(true, Ordering::Release);
+pub(super) fn set_exporting(sampler: Sampler) {
+    let _ = SAMPLER.set(sampler);
 }
 
 /// Whether spans are exported (an OTLP endpoint was configured).
 pub fn exporting() -> bool {
-    EXPORTING.load(Ordering::Acquire)
+    SAMPLER.get().is_some()
 }
 
-struct Headers<'a>(&'a HeaderMap);
-
-impl Extractor for Headers<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+/// Runs `f` on `span`'s record, if spans are exported and it has one.
+fn with_record<R>(span: &Span, f: impl FnOnce(&mut SpanRecord) -> R) -> Option<R> {
+    if !exporting() {
+        return None;
     }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(HeaderName::as_str).collect()
-    }
+    span.with_subscriber(|(id, dispatch)| {
+        let span = dispatch.downcast_ref::<Registry>()?.span(id)?;
+        let mut extensions = span.extensions_mut();
+        extensions.get_mut::<SpanRecord>().map(f)
+    })
+    .flatten()
 }
 
-struct HeadersMut<'a>(&'a mut HeaderMap);
+/// Runs `f` on the current span's record (without making a `Span` handle for it).
+fn with_current<R>(f: impl FnOnce(&SpanRecord) -> R) -> Option<R> {
+    if !exporting() {
+        return None;
+    }
+    let mut f = Some(f);
+    tracing::dispatcher::get_default(|dispatch| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        let current = tracing::Subscriber::current_span(registry);
+        let span = registry.span(current.id()?)?;
+        let extensions = span.extensions();
+        Some((f.take()?)(extensions.get::<SpanRecord>()?))
+    })
+}
 
-impl Injector for HeadersMut<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(key), HeaderValue::from_str(&value)) {
-            self.0.insert(name, value);
-        }
+fn continue_remote(span: &Span, remote: Option<Remote>) {
+    if let (Some(remote), Some(sampler)) = (remote, SAMPLER.get()) {
+        with_record(span, |record| record.continue_remote(remote, *sampler));
     }
 }
 
 /// Makes `span` a child of the trace context `headers` carry (a caller's `traceparent`); a
-/// request without one starts a new trace.
+/// request without one starts a new trace. Call it before the span is first entered.
 pub fn continue_trace(span: &Span, headers: &HeaderMap) {
     if !exporting() {
         return;
     }
-    let parent = TraceContextPropagator::new().extract(&Headers(headers));
-    if parent.span().span_context().is_valid() {
-        let _ = span.set_parent(parent);
-    }
-}
-
-/// The W3C Trace Context fields, as a map: how MCP carries them, in a request's `_meta`
-/// (SEP-414: "the keys traceparent, tracestate, and baggage follow W3C Trace Context").
-struct Fields(Vec<(String, String)>);
-
-impl Extractor for Fields {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.iter().map(|(k, _)| k.as_str()).collect()
-    }
-}
-
-impl Injector for Fields {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.push((key.to_string(), value));
-    }
+    let Some(parent) = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()) else { return };
+    // Several `tracestate` headers are one list (W3C Trace Context §3.3.1.1).
+    let states: Vec<&str> = headers.get_all(TRACESTATE).iter().filter_map(|v| v.to_str().ok()).collect();
+    let state = (!states.is_empty()).then(|| states.join(","));
+    continue_remote(span, trace_context::parse(parent, state.as_deref()));
 }
 
 /// [`continue_trace`] for a context carried as fields (`traceparent`, `tracestate`) rather than
-/// headers: `get` reads one. Call it before the span is first entered (the parent of a started
-/// span cannot change).
+/// headers: how MCP carries it, in a request's `_meta` (SEP-414: "the keys traceparent,
+/// tracestate, and baggage follow W3C Trace Context"). `get` reads one.
 pub fn continue_trace_from(span: &Span, get: impl Fn(&str) -> Option<String>) {
     if !exporting() {
         return;
     }
-    let fields = TraceContextPropagator::new().fields().filter_map(|k| Some((k.to_string(), get(k)?))).collect();
-    let parent = TraceContextPropagator::new().extract(&Fields(fields));
-    if parent.span().span_context().is_valid() {
-        let _ = span.set_parent(parent);
-    }
+    let Some(parent) = get(TRACEPARENT) else { return };
+    continue_remote(span, trace_context::parse(&parent, get(TRACESTATE).as_deref()));
 }
 
 /// The current span's trace context as fields (`traceparent`, `tracestate`), for a carrier
 /// that is not HTTP headers; empty when nothing is exported.
 pub fn trace_fields() -> Vec<(String, String)> {
-    let mut fields = Fields(Vec::new());
-    if exporting() {
-        TraceContextPropagator::new().inject_context(&Span::current().context(), &mut fields);
-    }
-    fields.0
+    with_current(|record| {
+        let mut fields = vec![(TRACEPARENT.to_owned(), trace_context::traceparent(record.ids, record.sampled))];
+        if let Some(state) = &record.trace_state {
+            fields.push((TRACESTATE.to_owned(), state.to_string()));
+        }
+        fields
+    })
+    .unwrap_or_default()
 }
 
 /// The `traceparent` (and `tracestate`) of the current span, for an outbound request; empty
 /// when nothing is exported.
 pub fn trace_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
-    if exporting() {
-        TraceContextPropagator::new().inject_context(&Span::current().context(), &mut HeadersMut(&mut headers));
-    }
+    with_current(|record| {
+        let parent = trace_context::traceparent(record.ids, record.sampled);
+        if let Ok(value) = HeaderValue::try_from(parent) {
+            headers.insert(TRACEPARENT, value);
+        }
+        if let Some(Ok(value)) = record.trace_state.as_deref().map(HeaderValue::from_str) {
+            headers.insert(TRACESTATE, value);
+        }
+    });
     headers
 }
 
 /// The current span's trace id (32 hex digits), when traces are exported.
 pub fn current_trace_id() -> Option<String> {
-    if !exporting() {
-        return None;
-    }
-    let context = Span::current().context();
-    let span = context.span();
-    let ids = span.span_context();
-    ids.is_valid().then(|| ids.trace_id().to_string())
+    with_current(|record| trace_context::hex(&record.ids.trace_id))
 }
 
 /// Sets an attribute on `span` (names need not be declared as `tracing` fields, so one list of
 /// names can serve every service). A no-op when nothing is exported.
 pub fn set_attribute(span: &Span, key: &'static str, value: impl Into<opentelemetry::Value>) {
-    if exporting() {
-        span.set_attribute(key, value);
-    }
+    with_record(span, |record| record.set(KeyValue::new(key, value)));
 }
 
 /// Sets several attributes on `span` with one lookup of it, where [`set_attribute`] makes one
 /// per attribute. A no-op when nothing is exported.
 pub fn set_attributes(span: &Span, attributes: impl IntoIterator<Item = KeyValue>) {
-    if exporting() {
-        span.context().span().set_attributes(attributes);
-    }
-}
-
-/// Marks `span` as failed in the trace, with a reason for people (never a token).
-pub fn set_error(span: &Span, description: impl Into<String>) {
-    if exporting() {
-        span.set_status(opentelemetry::trace::Status::error(description.into()));
-    }
+    with_record(span, |record| attributes.into_iter().for_each(|kv| record.set(kv)));
 }

@@ -4,64 +4,53 @@
 //! (each id, name, key and string value into a new `Vec`/`String`), then encodes those: most of
 //! the exporting thread's time under load went to the copies. This writes the same protobuf
 //! fields (`opentelemetry/proto/trace/v1/trace.proto`, `common/v1/common.proto`) directly from
-//! the SDK's `SpanData`, in the order prost would, and skips default-valued scalar fields as
-//! proto3 does. A test compares the bytes with opentelemetry-proto's for the same spans.
+//! the [`SpanRecord`]s, in the order prost would, and skips default-valued scalar fields as
+//! proto3 does. A test compares the bytes with prost's encoding of the same message.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status};
-use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::{Array, KeyValue, Value};
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+
+use super::layer::{SpanEvent, SpanRecord};
+
+/// The instrumentation scope every span is exported under: the crate that records them.
+const SCOPE: &str = env!("CARGO_PKG_NAME");
 
 /// The resource every span of this process belongs to, as the request carries it.
 #[derive(Debug, Default)]
 pub struct ResourceFields {
     attributes: Vec<KeyValue>,
-    schema_url: String,
 }
 
-impl From<&Resource> for ResourceFields {
-    fn from(resource: &Resource) -> Self {
-        ResourceFields {
-            attributes: resource.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect(),
-            schema_url: resource.schema_url().unwrap_or_default().to_owned(),
-        }
+impl ResourceFields {
+    /// `service.name` first, then `OTEL_RESOURCE_ATTRIBUTES`' other attributes.
+    pub fn new(service_name: &str, attributes: &[(String, String)]) -> ResourceFields {
+        let service = KeyValue::new("service.name", service_name.to_owned());
+        let rest = attributes.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone()));
+        ResourceFields { attributes: std::iter::once(service).chain(rest).collect() }
     }
 }
 
-/// The `ExportTraceServiceRequest`: one `ResourceSpans` holding one `ScopeSpans` per
-/// instrumentation scope, in the order the scopes first appear in the batch.
-pub fn export_request(spans: &[SpanData], resource: &ResourceFields) -> Vec<u8> {
-    let mut scopes: Vec<(&InstrumentationScope, Vec<&SpanData>)> = Vec::new();
-    for span in spans {
-        match scopes.iter_mut().find(|(scope, _)| *scope == &span.instrumentation_scope) {
-            Some((_, members)) => members.push(span),
-            None => scopes.push((&span.instrumentation_scope, vec![span])),
-        }
-    }
-    let resource_spans_len = resource_spans_len(resource, &scopes);
+/// The `ExportTraceServiceRequest`: one `ResourceSpans` holding one `ScopeSpans`.
+pub fn export_request(spans: &[SpanRecord], resource: &ResourceFields) -> Vec<u8> {
+    let resource_spans_len = resource_spans_len(resource, spans);
     let mut buf = Vec::with_capacity(delimited_len(1, resource_spans_len));
     // ExportTraceServiceRequest.resource_spans = 1
     delimited_header(1, resource_spans_len, &mut buf);
-    // ResourceSpans: resource = 1, scope_spans = 2, schema_url = 3
+    // ResourceSpans: resource = 1, scope_spans = 2 (schema_url = 3 is never set)
     delimited_header(1, resource_len(resource), &mut buf);
     for kv in &resource.attributes {
         key_value(1, kv, &mut buf);
     }
-    for (scope, members) in &scopes {
-        delimited_header(2, scope_spans_len(scope, members), &mut buf);
-        scope_spans(scope, members, &mut buf);
-    }
-    string(3, &resource.schema_url, &mut buf);
+    delimited_header(2, scope_spans_len(spans), &mut buf);
+    scope_spans(spans, &mut buf);
     buf
 }
 
-fn resource_spans_len(resource: &ResourceFields, scopes: &[(&InstrumentationScope, Vec<&SpanData>)]) -> usize {
-    delimited_len(1, resource_len(resource))
-        + scopes.iter().map(|(scope, members)| delimited_len(2, scope_spans_len(scope, members))).sum::<usize>()
-        + string_len(3, &resource.schema_url)
+fn resource_spans_len(resource: &ResourceFields, spans: &[SpanRecord]) -> usize {
+    delimited_len(1, resource_len(resource)) + delimited_len(2, scope_spans_len(spans))
 }
 
 /// Resource: attributes = 1 (dropped_attributes_count and entity_refs are never set).
@@ -69,128 +58,82 @@ fn resource_len(resource: &ResourceFields) -> usize {
     resource.attributes.iter().map(|kv| key_value_len(1, kv)).sum()
 }
 
-/// ScopeSpans: scope = 1, spans = 2, schema_url = 3.
-fn scope_spans(scope: &InstrumentationScope, spans: &[&SpanData], buf: &mut Vec<u8>) {
-    delimited_header(1, scope_len(scope), buf);
-    string(1, scope.name(), buf);
-    string(2, scope.version().unwrap_or_default(), buf);
-    for kv in scope.attributes() {
-        key_value(3, kv, buf);
-    }
+/// ScopeSpans: scope = 1, spans = 2 (schema_url = 3 is never set); InstrumentationScope:
+/// name = 1 (no version or attributes).
+fn scope_spans(spans: &[SpanRecord], buf: &mut Vec<u8>) {
+    delimited_header(1, string_len(1, SCOPE), buf);
+    string(1, SCOPE, buf);
     for data in spans {
         delimited_header(2, span_len(data), buf);
         span(data, buf);
     }
-    string(3, scope.schema_url().unwrap_or_default(), buf);
 }
 
-fn scope_spans_len(scope: &InstrumentationScope, spans: &[&SpanData]) -> usize {
-    delimited_len(1, scope_len(scope))
-        + spans.iter().map(|data| delimited_len(2, span_len(data))).sum::<usize>()
-        + string_len(3, scope.schema_url().unwrap_or_default())
-}
-
-/// InstrumentationScope: name = 1, version = 2, attributes = 3.
-fn scope_len(scope: &InstrumentationScope) -> usize {
-    string_len(1, scope.name())
-        + string_len(2, scope.version().unwrap_or_default())
-        + scope.attributes().map(|kv| key_value_len(3, kv)).sum::<usize>()
+fn scope_spans_len(spans: &[SpanRecord]) -> usize {
+    delimited_len(1, string_len(1, SCOPE)) + spans.iter().map(|data| delimited_len(2, span_len(data))).sum::<usize>()
 }
 
 /// Span, in tag order as prost writes it: trace_id = 1, span_id = 2, trace_state = 3,
 /// parent_span_id = 4, name = 5, kind = 6, start_time_unix_nano = 7, end_time_unix_nano = 8,
 /// attributes = 9, dropped_attributes_count = 10, events = 11, dropped_events_count = 12,
-/// links = 13, dropped_links_count = 14, status = 15 (always present), flags = 16.
-fn span(data: &SpanData, buf: &mut Vec<u8>) {
-    let context = &data.span_context;
-    bytes(1, &context.trace_id().to_bytes(), buf);
-    bytes(2, &context.span_id().to_bytes(), buf);
-    string(3, &context.trace_state().header(), buf);
-    if data.parent_span_id != SpanId::INVALID {
-        bytes(4, &data.parent_span_id.to_bytes(), buf);
+/// (links = 13 and dropped_links_count = 14: `tracing` spans have none exported), status = 15
+/// (always present), flags = 16.
+fn span(data: &SpanRecord, buf: &mut Vec<u8>) {
+    bytes(1, &data.ids.trace_id, buf);
+    bytes(2, &data.ids.span_id, buf);
+    string(3, data.trace_state.as_deref().unwrap_or_default(), buf);
+    if let Some(parent) = &data.parent {
+        bytes(4, parent, buf);
     }
     string(5, &data.name, buf);
-    varint(6, kind(&data.span_kind), buf);
-    fixed64(7, nanos(data.start_time), buf);
-    fixed64(8, nanos(data.end_time), buf);
+    varint(6, kind(&data.kind), buf);
+    fixed64(7, nanos(data.start), buf);
+    fixed64(8, nanos(data.end), buf);
     for kv in &data.attributes {
         key_value(9, kv, buf);
     }
-    varint(10, u64::from(data.dropped_attributes_count), buf);
-    for e in data.events.iter() {
+    varint(10, u64::from(data.dropped_attributes), buf);
+    for e in &data.events {
         delimited_header(11, event_len(e), buf);
         event(e, buf);
     }
-    varint(12, u64::from(data.events.dropped_count), buf);
-    for l in data.links.iter() {
-        delimited_header(13, link_len(l), buf);
-        link(l, buf);
-    }
-    varint(14, u64::from(data.links.dropped_count), buf);
+    varint(12, u64::from(data.dropped_events), buf);
     delimited_header(15, status_len(&data.status), buf);
     status(&data.status, buf);
-    fixed32(16, flags(context, data.parent_span_is_remote), buf);
+    fixed32(16, flags(data), buf);
 }
 
-fn span_len(data: &SpanData) -> usize {
-    let context = &data.span_context;
+fn span_len(data: &SpanRecord) -> usize {
     delimited_len(1, 16)
         + delimited_len(2, 8)
-        + string_len(3, &context.trace_state().header())
-        + if data.parent_span_id != SpanId::INVALID { delimited_len(4, 8) } else { 0 }
+        + string_len(3, data.trace_state.as_deref().unwrap_or_default())
+        + if data.parent.is_some() { delimited_len(4, 8) } else { 0 }
         + string_len(5, &data.name)
-        + varint_len(6, kind(&data.span_kind))
-        + fixed64_len(7, nanos(data.start_time))
-        + fixed64_len(8, nanos(data.end_time))
+        + varint_len(6, kind(&data.kind))
+        + fixed64_len(7, nanos(data.start))
+        + fixed64_len(8, nanos(data.end))
         + data.attributes.iter().map(|kv| key_value_len(9, kv)).sum::<usize>()
-        + varint_len(10, u64::from(data.dropped_attributes_count))
+        + varint_len(10, u64::from(data.dropped_attributes))
         + data.events.iter().map(|e| delimited_len(11, event_len(e))).sum::<usize>()
-        + varint_len(12, u64::from(data.events.dropped_count))
-        + data.links.iter().map(|l| delimited_len(13, link_len(l))).sum::<usize>()
-        + varint_len(14, u64::from(data.links.dropped_count))
+        + varint_len(12, u64::from(data.dropped_events))
         + delimited_len(15, status_len(&data.status))
-        + fixed32_len(16, flags(context, data.parent_span_is_remote))
+        + fixed32_len(16, flags(data))
 }
 
-/// Span.Event: time_unix_nano = 1, name = 2, attributes = 3, dropped_attributes_count = 4.
-fn event(e: &Event, buf: &mut Vec<u8>) {
-    fixed64(1, nanos(e.timestamp), buf);
+/// Span.Event: time_unix_nano = 1, name = 2, attributes = 3 (dropped_attributes_count = 4 is
+/// never set).
+fn event(e: &SpanEvent, buf: &mut Vec<u8>) {
+    fixed64(1, nanos(e.time), buf);
     string(2, &e.name, buf);
     for kv in &e.attributes {
         key_value(3, kv, buf);
     }
-    varint(4, u64::from(e.dropped_attributes_count), buf);
 }
 
-fn event_len(e: &Event) -> usize {
-    fixed64_len(1, nanos(e.timestamp))
+fn event_len(e: &SpanEvent) -> usize {
+    fixed64_len(1, nanos(e.time))
         + string_len(2, &e.name)
         + e.attributes.iter().map(|kv| key_value_len(3, kv)).sum::<usize>()
-        + varint_len(4, u64::from(e.dropped_attributes_count))
-}
-
-/// Span.Link: trace_id = 1, span_id = 2, trace_state = 3, attributes = 4,
-/// dropped_attributes_count = 5, flags = 6.
-fn link(l: &Link, buf: &mut Vec<u8>) {
-    let context = &l.span_context;
-    bytes(1, &context.trace_id().to_bytes(), buf);
-    bytes(2, &context.span_id().to_bytes(), buf);
-    string(3, &context.trace_state().header(), buf);
-    for kv in &l.attributes {
-        key_value(4, kv, buf);
-    }
-    varint(5, u64::from(l.dropped_attributes_count), buf);
-    fixed32(6, flags(context, context.is_remote()), buf);
-}
-
-fn link_len(l: &Link) -> usize {
-    let context = &l.span_context;
-    delimited_len(1, 16)
-        + delimited_len(2, 8)
-        + string_len(3, &context.trace_state().header())
-        + l.attributes.iter().map(|kv| key_value_len(4, kv)).sum::<usize>()
-        + varint_len(5, u64::from(l.dropped_attributes_count))
-        + fixed32_len(6, flags(context, context.is_remote()))
 }
 
 /// Status: message = 2, code = 3 (UNSET 0, OK 1, ERROR 2).
@@ -224,10 +167,11 @@ fn kind(kind: &SpanKind) -> u64 {
     }
 }
 
-/// The W3C trace flags, plus SpanFlags' "has is-remote" (0x100) and "is remote" (0x200) bits
-/// for the parent, as opentelemetry-proto sets them.
-fn flags(context: &SpanContext, parent_is_remote: bool) -> u32 {
-    u32::from(context.trace_flags().to_u8()) | 0x100 | if parent_is_remote { 0x200 } else { 0 }
+/// The W3C trace flags (only sampled spans are exported: 0x01), plus SpanFlags' "has
+/// is-remote" (0x100) and "is remote" (0x200) bits for the parent, as opentelemetry-proto sets
+/// them.
+fn flags(data: &SpanRecord) -> u32 {
+    u32::from(data.sampled) | 0x100 | if data.parent_is_remote { 0x200 } else { 0 }
 }
 
 fn nanos(time: SystemTime) -> u64 {
@@ -372,37 +316,32 @@ fn fixed32_len(tag: u32, value: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
+    use std::sync::Arc;
     use std::time::Duration;
 
-    use opentelemetry::trace::{SpanContext, TraceFlags, TraceId, TraceState};
-    use opentelemetry::{InstrumentationScope, KeyValue, StringValue};
+    use opentelemetry::StringValue;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-    use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
-    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use opentelemetry_proto::tonic::common::v1::{
+        AnyValue, ArrayValue, InstrumentationScope, KeyValue as ProtoKeyValue,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::span::Event as ProtoEvent;
+    use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status as ProtoStatus};
     use prost::Message;
 
     use super::*;
+    use crate::telemetry::trace_context::SpanIds;
 
     fn at(ms: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(1_764_000_000_000 + ms)
     }
 
-    fn context(trace: u128, span: u64, remote: bool, state: &str) -> SpanContext {
-        let state = TraceState::from_key_value([("vendor", state)]).unwrap_or_default();
-        SpanContext::new(TraceId::from(trace), SpanId::from(span), TraceFlags::SAMPLED, remote, state)
-    }
-
     /// Spans with everything the format has: every value type (negative and zero numbers, an
-    /// empty string, arrays), events, links, each status, a remote parent, a trace state, two
-    /// instrumentation scopes and an unsampled span.
-    fn batch() -> Vec<SpanData> {
-        let orders = InstrumentationScope::builder("orders-mcp")
-            .with_version("0.1.0")
-            .with_attributes([KeyValue::new("scope.attr", true)])
-            .build();
-        let other =
-            InstrumentationScope::builder("other").with_schema_url("https://opentelemetry.io/schemas/1.30.0").build();
+    /// empty string, arrays), events, dropped counts, each status and kind, a remote parent, a
+    /// trace state, a root span.
+    fn batch() -> Vec<SpanRecord> {
         let attributes = vec![
             KeyValue::new("enduser.id", "11111111-2222-3333-4444-555555555555"),
             KeyValue::new("empty", ""),
@@ -416,74 +355,133 @@ mod tests {
             KeyValue::new("counts", Value::Array(Array::I64(vec![-1, 0, 7]))),
             KeyValue::new("weights", Value::Array(Array::F64(vec![1.5]))),
         ];
-        let mut events = SpanEvents::default();
-        events.events.push(Event::new("refused", at(3), vec![KeyValue::new("reason", "wrong-audience")], 2));
-        events.dropped_count = 1;
-        let mut links = SpanLinks::default();
-        links.links.push(Link::new(context(7, 8, true, "l"), vec![KeyValue::new("link.attr", 1_i64)], 3));
-        let first = SpanData {
-            span_context: context(0x0af7651916cd43dd8448eb211c80319c, 0xb7ad6b7169203331, false, "rojo"),
-            parent_span_id: SpanId::from(0x00f067aa0ba902b7),
-            parent_span_is_remote: true,
-            span_kind: SpanKind::Server,
+        let first = SpanRecord {
+            ids: SpanIds {
+                trace_id: 0x0af7651916cd43dd8448eb211c80319c_u128.to_be_bytes(),
+                span_id: 0xb7ad6b7169203331_u64.to_be_bytes(),
+            },
+            parent: Some(0x00f067aa0ba902b7_u64.to_be_bytes()),
+            parent_is_remote: true,
+            sampled: true,
+            trace_state: Some(Arc::from("vendor=rojo")),
             name: Cow::Borrowed("POST /mcp"),
-            start_time: at(0),
-            end_time: at(5),
+            kind: SpanKind::Server,
+            start: at(0),
+            end: at(5),
             attributes,
-            dropped_attributes_count: 4,
-            events,
-            links,
+            dropped_attributes: 4,
+            events: vec![SpanEvent {
+                time: at(3),
+                name: Cow::Owned("refused".into()),
+                attributes: vec![KeyValue::new("reason", "wrong-audience")],
+            }],
+            dropped_events: 1,
             status: Status::error("wrong audience"),
-            instrumentation_scope: orders.clone(),
         };
-        let second = SpanData {
-            span_context: SpanContext::new(
-                TraceId::from(9),
-                SpanId::from(10),
-                TraceFlags::default(),
-                false,
-                TraceState::default(),
-            ),
-            parent_span_id: SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Internal,
-            name: Cow::Owned("store.get".into()),
-            start_time: at(1),
-            end_time: at(2),
+        let second = SpanRecord {
+            ids: SpanIds { trace_id: 9_u128.to_be_bytes(), span_id: 10_u64.to_be_bytes() },
+            parent: None,
+            parent_is_remote: false,
+            trace_state: None,
+            name: Cow::Borrowed("store.get"),
+            kind: SpanKind::Internal,
+            start: at(1),
+            end: at(2),
             attributes: vec![],
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
+            dropped_attributes: 0,
+            events: vec![],
+            dropped_events: 0,
             status: Status::Ok,
-            instrumentation_scope: other,
+            ..first.clone()
         };
-        let mut third = first.clone();
-        third.span_kind = SpanKind::Client;
-        third.status = Status::Unset;
-        third.parent_span_is_remote = false;
-        let mut rest =
-            [SpanKind::Producer, SpanKind::Consumer].map(|kind| SpanData { span_kind: kind, ..second.clone() });
-        rest[0].instrumentation_scope = orders;
-        vec![first, second, third, rest[0].clone(), rest[1].clone()]
+        let third =
+            SpanRecord { kind: SpanKind::Client, status: Status::Unset, parent_is_remote: false, ..first.clone() };
+        let rest = [SpanKind::Producer, SpanKind::Consumer].map(|kind| SpanRecord { kind, ..second.clone() });
+        [vec![first, second, third], rest.to_vec()].concat()
+    }
+
+    fn proto_value(value: &Value) -> AnyValue {
+        let value = match value {
+            Value::Bool(b) => Any::BoolValue(*b),
+            Value::I64(i) => Any::IntValue(*i),
+            Value::F64(f) => Any::DoubleValue(*f),
+            Value::String(s) => Any::StringValue(s.to_string()),
+            Value::Array(array) => {
+                let mut values = Vec::new();
+                each_element(array, |v| values.push(proto_value(&v)));
+                Any::ArrayValue(ArrayValue { values })
+            }
+            _ => unreachable!("only the types above are made"),
+        };
+        AnyValue { value: Some(value) }
+    }
+
+    fn proto_attributes(attributes: &[KeyValue]) -> Vec<ProtoKeyValue> {
+        attributes
+            .iter()
+            .map(|kv| ProtoKeyValue {
+                key: kv.key.to_string(),
+                value: Some(proto_value(&kv.value)),
+                ..ProtoKeyValue::default()
+            })
+            .collect()
+    }
+
+    /// The same spans as opentelemetry-proto's generated messages, field by field from the
+    /// OTLP definitions (what `opentelemetry-otlp` would send).
+    fn proto_span(data: &SpanRecord) -> Span {
+        let (message, code) = match &data.status {
+            Status::Error { description } => (description.to_string(), StatusCode::Error),
+            Status::Ok => (String::new(), StatusCode::Ok),
+            Status::Unset => (String::new(), StatusCode::Unset),
+        };
+        Span {
+            trace_id: data.ids.trace_id.to_vec(),
+            span_id: data.ids.span_id.to_vec(),
+            trace_state: data.trace_state.as_deref().unwrap_or_default().to_owned(),
+            parent_span_id: data.parent.map(|p| p.to_vec()).unwrap_or_default(),
+            flags: 1 | 0x100 | if data.parent_is_remote { 0x200 } else { 0 },
+            name: data.name.to_string(),
+            kind: kind(&data.kind) as i32,
+            start_time_unix_nano: nanos(data.start),
+            end_time_unix_nano: nanos(data.end),
+            attributes: proto_attributes(&data.attributes),
+            dropped_attributes_count: data.dropped_attributes,
+            events: data
+                .events
+                .iter()
+                .map(|e| ProtoEvent {
+                    time_unix_nano: nanos(e.time),
+                    name: e.name.to_string(),
+                    attributes: proto_attributes(&e.attributes),
+                    dropped_attributes_count: 0,
+                })
+                .collect(),
+            dropped_events_count: data.dropped_events,
+            links: vec![],
+            dropped_links_count: 0,
+            status: Some(ProtoStatus { message, code: code as i32 }),
+        }
     }
 
     #[test]
-    fn the_bytes_are_what_opentelemetry_proto_sends_for_the_same_spans() {
+    fn the_bytes_are_what_prost_writes_for_the_same_otlp_message() {
         // Byte for byte: field order, proto3's omission of defaults and every value type as
         // prost writes the generated messages, so a collector receives exactly what the
-        // opentelemetry-proto route would have sent.
-        let resource = Resource::builder_empty()
-            .with_service_name("orders-mcp")
-            .with_attribute(KeyValue::new("deployment.environment.name", "test"))
-            .with_schema_url(Vec::<KeyValue>::new(), "https://opentelemetry.io/schemas/1.30.0")
-            .build();
+        // opentelemetry-proto route would send.
         let spans = batch();
+        let resource = ResourceFields::new("orders-mcp", &[("deployment.environment.name".into(), "test".into())]);
         let theirs = ExportTraceServiceRequest {
-            resource_spans: group_spans_by_resource_and_scope(
-                spans.clone(),
-                &ResourceAttributesWithSchema::from(&resource),
-            ),
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource { attributes: proto_attributes(&resource.attributes), ..Resource::default() }),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope { name: SCOPE.into(), ..InstrumentationScope::default() }),
+                    spans: spans.iter().map(proto_span).collect(),
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
         };
-        assert_eq!(export_request(&spans, &ResourceFields::from(&resource)), theirs.encode_to_vec());
+        assert_eq!(export_request(&spans, &resource), theirs.encode_to_vec());
     }
 }

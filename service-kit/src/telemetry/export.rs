@@ -4,32 +4,25 @@
 //! length-prefixed message over HTTP/2, `grpc-status` in the trailers), which is what the
 //! Container Apps managed agent speaks.
 //!
-//! The SDK's batch processor calls the exporter from its own thread, outside any Tokio
-//! runtime, so requests run on a one-thread runtime owned by the exporter: it works the same
+//! It runs on the exporter's own one-thread runtime ([`super::install`]), so it works the same
 //! under `#[tokio::main]`, in tests (a runtime per test) and at shutdown, when the service's
 //! runtime is already gone.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use futures::channel::oneshot;
 use http_body_util::BodyExt;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use tokio::runtime::Runtime;
 use url::Url;
 
 use super::encode::{ResourceFields, export_request};
+use super::layer::SpanRecord;
 use super::settings::{OtlpSettings, Protocol};
 
 /// The gRPC method of the OTLP trace service (opentelemetry-proto, `trace_service.proto`).
 pub const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 pub struct OtlpExporter {
-    runtime: Arc<ExportRuntime>,
     http: reqwest::Client,
     url: Url,
     protocol: Protocol,
@@ -45,25 +38,8 @@ impl fmt::Debug for OtlpExporter {
     }
 }
 
-/// Shut down without blocking, so dropping the exporter is safe anywhere (even inside an
-/// async context, where dropping a runtime would panic).
-struct ExportRuntime(Option<Runtime>);
-
-impl Drop for ExportRuntime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 impl OtlpExporter {
     pub fn new(settings: &OtlpSettings) -> std::io::Result<OtlpExporter> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("otlp-export")
-            .enable_all()
-            .build()?;
         let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         let url = match settings.protocol {
             Protocol::HttpProtobuf => settings.endpoint.clone(),
@@ -84,17 +60,24 @@ impl OtlpExporter {
             }
         }
         Ok(OtlpExporter {
-            runtime: Arc::new(ExportRuntime(Some(runtime))),
             http,
             url,
             protocol: settings.protocol,
             headers,
             timeout: settings.timeout,
-            resource: ResourceFields::default(),
+            resource: ResourceFields::new(&settings.service_name, &settings.resource),
         })
     }
 
-    fn request(&self, batch: &[SpanData]) -> reqwest::RequestBuilder {
+    /// Sends one batch; `Err` says why it was not taken (never a header, which may hold a key).
+    pub async fn send(&self, batch: &[SpanRecord]) -> Result<(), String> {
+        match self.request(batch).send().await {
+            Ok(response) => outcome(self.protocol, response).await,
+            Err(e) => Err(format!("cannot reach the collector: {}", without_url(&e))),
+        }
+    }
+
+    fn request(&self, batch: &[SpanRecord]) -> reqwest::RequestBuilder {
         let message = export_request(batch, &self.resource);
         let request = self.http.post(self.url.clone()).headers(self.headers.clone()).timeout(self.timeout);
         match self.protocol {
@@ -137,36 +120,6 @@ async fn outcome(protocol: Protocol, response: reqwest::Response) -> Result<(), 
         }
     }
     Ok(())
-}
-
-impl SpanExporter for OtlpExporter {
-    fn export(&self, batch: Vec<SpanData>) -> impl std::future::Future<Output = OTelSdkResult> + Send {
-        let (done, result) = oneshot::channel();
-        let (request, protocol) = (self.request(&batch), self.protocol);
-        let spawned = self.runtime.0.as_ref().map(|runtime| {
-            runtime.spawn(async move {
-                let sent = match request.send().await {
-                    Ok(response) => outcome(protocol, response).await,
-                    Err(e) => Err(format!("cannot reach the collector: {}", without_url(&e))),
-                };
-                let _ = done.send(sent);
-            })
-        });
-        async move {
-            if spawned.is_none() {
-                return Err(OTelSdkError::AlreadyShutdown);
-            }
-            match result.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(reason)) => Err(OTelSdkError::InternalFailure(reason)),
-                Err(_) => Err(OTelSdkError::InternalFailure("the export was cancelled".into())),
-            }
-        }
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.resource = resource.into();
-    }
 }
 
 /// reqwest's error text without the URL (which may carry credentials in a hosted endpoint).

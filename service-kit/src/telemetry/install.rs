@@ -1,42 +1,82 @@
 //! Installing the global subscriber: `tracing` logs (pretty for people, JSON in containers,
-//! filtered by `RUST_LOG`) and, when an OTLP endpoint is configured, the OpenTelemetry layer
-//! exporting every span through a batch processor.
+//! filtered by `RUST_LOG`) and, when an OTLP endpoint is configured, the layer recording spans
+//! for export with the task exporting them on a runtime of its own.
 
-use opentelemetry::KeyValue;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler as SdkSampler, SdkTracerProvider};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc as channel;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+use super::batch::{self, Control, Queue};
 use super::context::set_exporting;
 use super::export::OtlpExporter;
+use super::layer::{OtlpLayer, suppress_on_this_thread};
 use super::logs::WithTraceIds;
-use super::settings::{OtlpSettings, Sampler, TelemetrySettings};
+use super::settings::{OtlpSettings, TelemetrySettings};
 use crate::settings::Env;
 
 /// Keeps the exporter running; dropping it (at the end of `main`) sends the spans still queued.
 #[must_use = "dropping it stops exporting spans"]
 pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
+    exporting: Option<Exporting>,
 }
 
-impl Telemetry {
-    /// Sends the spans still queued and waits for the collector's answer (blocking: from async
-    /// code, call it through `spawn_blocking`).
-    pub fn flush(&self) {
-        if let Some(provider) = &self.provider {
-            let _ = provider.force_flush();
+/// The exporting task, its runtime, and how to talk to it.
+struct Exporting {
+    control: channel::UnboundedSender<Control>,
+    runtime: Option<Runtime>,
+    /// How long a flush may take before it is given up on (nothing waits forever on a
+    /// collector).
+    limit: Duration,
+}
+
+impl Exporting {
+    fn start(otlp: &OtlpSettings) -> std::io::Result<(Exporting, OtlpLayer)> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("otlp-export")
+            .on_thread_start(suppress_on_this_thread)
+            .enable_all()
+            .build()?;
+        let exporter = OtlpExporter::new(otlp)?;
+        let queue = Arc::new(Queue::new(otlp.batch));
+        let (control, requests) = channel::unbounded_channel();
+        runtime.spawn(batch::run(queue.clone(), exporter, requests));
+        let limit = batch::flush_limit(&otlp.batch, otlp.timeout);
+        Ok((Exporting { control, runtime: Some(runtime), limit }, OtlpLayer::new(otlp.sampler, queue)))
+    }
+
+    /// Asks the task for `request` and waits (blocking) for its answer, within the limit.
+    fn ask(&self, request: impl FnOnce(mpsc::Sender<()>) -> Control) {
+        let (done, answer) = mpsc::channel();
+        if self.control.send(request(done)).is_ok() {
+            let _ = answer.recv_timeout(self.limit);
         }
     }
 }
 
-impl Drop for Telemetry {
+impl Telemetry {
+    /// Sends the spans queued so far and waits for the collector's answer (blocking: from async
+    /// code, call it through `spawn_blocking`).
+    pub fn flush(&self) {
+        if let Some(exporting) = &self.exporting {
+            exporting.ask(Control::Flush);
+        }
+    }
+}
+
+impl Drop for Exporting {
     fn drop(&mut self) {
-        if let Some(provider) = self.provider.take() {
-            let _ = provider.shutdown();
+        self.ask(Control::Shutdown);
+        // Without blocking, so dropping it is safe anywhere (even inside an async context, where
+        // dropping a runtime would panic).
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
@@ -59,67 +99,25 @@ pub fn init_with(settings: TelemetrySettings) -> Telemetry {
     } else {
         Some(fmt.compact().boxed())
     };
-    let provider = settings.otlp.as_ref().and_then(|otlp| match provider(otlp) {
-        Ok(provider) => Some(provider),
+    let started = settings.otlp.as_ref().and_then(|otlp| match Exporting::start(otlp) {
+        Ok(started) => Some(started),
         Err(e) => {
             eprintln!("cannot start exporting traces: {e}");
             None
         }
     });
-    let otel = provider.as_ref().map(|p| {
-        // Only what a trace shows, nothing per poll: no busy/idle timings (two clock reads at
-        // every enter and exit of a span, which an async span does at every poll), and no
-        // OpenTelemetry context made current on entering a span (nothing here reads
-        // `opentelemetry::Context::current()`; parents come from the `tracing` span tree).
-        // No `level`/`target` attributes either: every span would carry two more that no
-        // view, query or test reads (the span's name and `service.name` say where it is from).
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer(env!("CARGO_PKG_NAME")))
-            .with_level(false)
-            .with_target(false)
-            .with_threads(false)
-            .with_location(false)
-            .with_tracked_inactivity(false)
-            .with_context_activation(false)
-    });
-    let installed = tracing_subscriber::registry().with(filter).with(logs).with(otel).try_init().is_ok();
+    let (exporting, layer) = started.unzip();
+    let installed = tracing_subscriber::registry().with(filter).with(logs).with(layer).try_init().is_ok();
     if !installed {
         // Someone installed a subscriber first (a test harness): leave it, and export nothing.
-        if let Some(provider) = provider {
-            let _ = provider.shutdown();
-        }
-        return Telemetry { provider: None };
+        return Telemetry { exporting: None };
     }
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
-    if let (Some(otlp), Some(_)) = (&settings.otlp, &provider) {
-        set_exporting();
+    if let (Some(otlp), Some(_)) = (&settings.otlp, &exporting) {
+        set_exporting(otlp.sampler);
         tracing::info!(endpoint = %otlp.endpoint, protocol = ?otlp.protocol, service = %otlp.service_name, "exporting traces");
     }
-    Telemetry { provider }
-}
-
-fn provider(otlp: &OtlpSettings) -> std::io::Result<SdkTracerProvider> {
-    let exporter = OtlpExporter::new(otlp)?;
-    let mut resource = Resource::builder_empty().with_service_name(otlp.service_name.clone());
-    for (key, value) in &otlp.resource {
-        resource = resource.with_attribute(KeyValue::new(key.clone(), value.clone()));
-    }
-    Ok(SdkTracerProvider::builder()
-        .with_span_processor(BatchSpanProcessor::builder(exporter).build())
-        .with_sampler(sampler(otlp.sampler))
-        .with_resource(resource.build())
-        .build())
-}
-
-fn sampler(s: Sampler) -> SdkSampler {
-    match s {
-        Sampler::AlwaysOn => SdkSampler::AlwaysOn,
-        Sampler::AlwaysOff => SdkSampler::AlwaysOff,
-        Sampler::TraceIdRatio(r) => SdkSampler::TraceIdRatioBased(r),
-        Sampler::ParentBasedAlwaysOn => SdkSampler::ParentBased(Box::new(SdkSampler::AlwaysOn)),
-        Sampler::ParentBasedAlwaysOff => SdkSampler::ParentBased(Box::new(SdkSampler::AlwaysOff)),
-        Sampler::ParentBasedTraceIdRatio(r) => SdkSampler::ParentBased(Box::new(SdkSampler::TraceIdRatioBased(r))),
-    }
+    Telemetry { exporting }
 }

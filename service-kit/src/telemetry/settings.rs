@@ -24,11 +24,14 @@ pub const SAMPLER: &str = "OTEL_TRACES_SAMPLER";
 pub const SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
 pub const TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
 pub const SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+pub const BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+pub const BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+pub const BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 
 /// Every variable [`TelemetrySettings::from_env`] reads. Each service's configuration table
-/// lists them with its own; the OpenTelemetry SDK itself also reads its batch-processor and
-/// limit variables (`OTEL_BSP_*`, `OTEL_SPAN_*_LIMIT`) from the process environment.
-pub const VARIABLES: [&str; 14] = [
+/// lists them with its own. The span limits are the specification's defaults (128 attributes,
+/// 128 events per span), not configurable.
+pub const VARIABLES: [&str; 17] = [
     LOG_FORMAT,
     RUST_LOG,
     ENDPOINT,
@@ -43,6 +46,9 @@ pub const VARIABLES: [&str; 14] = [
     SAMPLER_ARG,
     TRACES_EXPORTER,
     SDK_DISABLED,
+    BSP_SCHEDULE_DELAY,
+    BSP_MAX_QUEUE_SIZE,
+    BSP_MAX_EXPORT_BATCH_SIZE,
 ];
 
 /// How logs are written and whether (and where) traces are exported.
@@ -72,6 +78,24 @@ pub struct OtlpSettings {
     /// `OTEL_RESOURCE_ATTRIBUTES`, without `service.name` (that is [`Self::service_name`]).
     pub resource: Vec<(String, String)>,
     pub sampler: Sampler,
+    pub batch: BatchSettings,
+}
+
+/// The batch span processor's `OTEL_BSP_*` settings, with the specification's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// How long a finished span may wait before it is sent (5 s).
+    pub schedule_delay: Duration,
+    /// Spans waiting at most (2048); more are dropped.
+    pub max_queue_size: usize,
+    /// Spans per export request at most (512; never more than the queue holds).
+    pub max_export_batch_size: usize,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        BatchSettings { schedule_delay: Duration::from_secs(5), max_queue_size: 2048, max_export_batch_size: 512 }
+    }
 }
 
 /// The OTLP transports: HTTP with protobuf bodies (the default the specification recommends),
@@ -129,6 +153,7 @@ fn otlp(env: &mut Env, service: &str, warnings: &mut Vec<String>) -> Option<Otlp
     let from_resource = resource.iter().position(|(k, _)| k == "service.name").map(|i| resource.remove(i).1);
     let service_name = env.get(SERVICE_NAME).or(from_resource).unwrap_or_else(|| service.to_string());
     let sampler = sampler(env, warnings);
+    let batch = batch(env, warnings);
     if disabled {
         return None;
     }
@@ -140,7 +165,25 @@ fn otlp(env: &mut Env, service: &str, warnings: &mut Vec<String>) -> Option<Otlp
             return None;
         }
     }
-    Some(OtlpSettings { endpoint: endpoint?, protocol, headers, timeout, service_name, resource, sampler })
+    Some(OtlpSettings { endpoint: endpoint?, protocol, headers, timeout, service_name, resource, sampler, batch })
+}
+
+fn batch(env: &mut Env, warnings: &mut Vec<String>) -> BatchSettings {
+    let defaults = BatchSettings::default();
+    let mut number = |name: &str, default: usize| match env.get(name) {
+        None => default,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                warnings.push(format!("{name}={v:?} is not a positive number; using {default}"));
+                default
+            }
+        },
+    };
+    let delay = number(BSP_SCHEDULE_DELAY, 5000);
+    let max_queue_size = number(BSP_MAX_QUEUE_SIZE, defaults.max_queue_size);
+    let max_export_batch_size = number(BSP_MAX_EXPORT_BATCH_SIZE, defaults.max_export_batch_size).min(max_queue_size);
+    BatchSettings { schedule_delay: Duration::from_millis(delay as u64), max_queue_size, max_export_batch_size }
 }
 
 fn protocol(env: &mut Env, warnings: &mut Vec<String>) -> Protocol {
@@ -268,6 +311,7 @@ mod tests {
             (Protocol::HttpProtobuf, DEFAULT_TIMEOUT, "orders-api")
         );
         assert_eq!(s.sampler, Sampler::ParentBasedAlwaysOn);
+        assert_eq!(s.batch, BatchSettings::default());
         let s = read(&[(ENDPOINT, "http://a:4318"), (TRACES_ENDPOINT, "http://b:9999/custom")]).otlp.unwrap();
         assert_eq!(s.endpoint.as_str(), "http://b:9999/custom");
         // What the Container Apps managed agent injects.
@@ -284,12 +328,20 @@ mod tests {
             (SAMPLER, "parentbased_traceidratio"),
             (SAMPLER_ARG, "0.25"),
             (TIMEOUT, "soon"),
+            (BSP_SCHEDULE_DELAY, "100"),
+            (BSP_MAX_QUEUE_SIZE, "64"),
+            (BSP_MAX_EXPORT_BATCH_SIZE, "512"),
         ]);
         let o = s.otlp.unwrap();
         assert_eq!(o.service_name, "from-resource");
         assert_eq!(o.resource, [("deployment.environment".to_string(), "dev one".to_string())]);
         assert_eq!(o.headers, [("api-key".to_string(), "s3cr=t".to_string())]);
         assert_eq!(o.sampler, Sampler::ParentBasedTraceIdRatio(0.25));
+        // A batch is never larger than the queue (the specification: "must be less than or
+        // equal to OTEL_BSP_MAX_QUEUE_SIZE").
+        let batch =
+            BatchSettings { schedule_delay: Duration::from_millis(100), max_queue_size: 64, max_export_batch_size: 64 };
+        assert_eq!(o.batch, batch);
         assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
         assert!(!s.warnings.iter().any(|w| w.contains("s3cr")), "a header value is never repeated");
         let bad = read(&[(ENDPOINT, "collector:4318"), (PROTOCOL, "http/json")]);

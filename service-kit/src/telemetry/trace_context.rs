@@ -1,0 +1,179 @@
+//! The W3C Trace Context headers (<https://www.w3.org/TR/trace-context/>): reading a caller's
+//! `traceparent`/`tracestate` and writing ours. Anything malformed is ignored (the request
+//! starts a new trace), as the specification asks of a receiver.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// A span's identity in its trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanIds {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+}
+
+/// What a caller's headers say: its span, whether it sampled it, its vendors' `tracestate`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remote {
+    pub ids: SpanIds,
+    pub sampled: bool,
+    pub trace_state: Option<Arc<str>>,
+}
+
+/// The trace flag for "sampled" (§3.2.2.5).
+const SAMPLED: u8 = 0x01;
+/// `tracestate`: at most 32 list members (§3.3.1.1); 512 characters is what the specification
+/// asks every vendor to propagate, and the most this one does.
+const MAX_MEMBERS: usize = 32;
+const MAX_TRACE_STATE: usize = 512;
+
+/// Parses `traceparent` (§3.2) and, when that is valid, `tracestate` (§3.3; dropped if
+/// malformed, the parent kept).
+pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<Remote> {
+    // §3.2.4: a version we do not know is read as version 00 if its first 55 characters have
+    // that shape and, when longer, a `-` follows them; `ff` is never valid.
+    let version = traceparent.get(..2)?;
+    let fields = match version {
+        "00" if traceparent.len() == 55 => traceparent,
+        "00" | "ff" => return None,
+        _ if lower_hex(version) && traceparent.len() >= 55 => match traceparent.as_bytes().get(55) {
+            None | Some(b'-') => traceparent.get(..55)?,
+            Some(_) => return None,
+        },
+        _ => return None,
+    };
+    let mut parts = fields.split('-');
+    let (_, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let trace_id: [u8; 16] = hex_bytes(trace)?;
+    let span_id: [u8; 8] = hex_bytes(parent)?;
+    let [flags] = hex_bytes::<1>(flags)?;
+    if trace_id == [0; 16] || span_id == [0; 8] {
+        return None;
+    }
+    let trace_state = tracestate.filter(|s| valid_trace_state(s)).map(|s| Arc::from(s.trim()));
+    Some(Remote { ids: SpanIds { trace_id, span_id }, sampled: flags & SAMPLED != 0, trace_state })
+}
+
+/// `traceparent` for a span we send a request from (version 00).
+pub fn traceparent(ids: SpanIds, sampled: bool) -> String {
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    push_hex(&mut out, &ids.trace_id);
+    out.push('-');
+    push_hex(&mut out, &ids.span_id);
+    out.push_str(if sampled { "-01" } else { "-00" });
+    out
+}
+
+/// Lowercase hex, as trace ids are shown everywhere (logs, viewers, `traceparent`).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+}
+
+fn lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Exactly `2 * N` lowercase hex digits (§3.2.2: uppercase is not valid).
+fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !lower_hex(s) {
+        return None;
+    }
+    let mut out = [0; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// §3.3.1: a comma-separated list of `key=value` members (empty members allowed), keys
+/// `lcalpha *(lcalpha / DIGIT / "_" / "-" / "*" / "/")` (at most 256) or `tenant@system`,
+/// values of printable ASCII without `,` and `=` (at most 256, not ending in a space).
+fn valid_trace_state(s: &str) -> bool {
+    let s = s.trim();
+    if s.is_empty() || s.len() > MAX_TRACE_STATE {
+        return false;
+    }
+    let members: Vec<&str> = s.split(',').map(|m| m.trim_matches([' ', '\t'])).filter(|m| !m.is_empty()).collect();
+    members.len() <= MAX_MEMBERS
+        && members
+            .iter()
+            .all(|member| member.split_once('=').is_some_and(|(key, value)| valid_key(key) && valid_value(value)))
+}
+
+fn valid_key(key: &str) -> bool {
+    let simple = |k: &str, max: usize, first_digit_ok: bool| {
+        let mut bytes = k.bytes();
+        let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase() || (first_digit_ok && b.is_ascii_digit()));
+        first_ok
+            && k.len() <= max
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/'))
+    };
+    match key.split_once('@') {
+        None => simple(key, 256, false),
+        Some((tenant, system)) => simple(tenant, 241, true) && simple(system, 14, false),
+    }
+}
+
+fn valid_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 256
+        && !value.ends_with(' ')
+        && value.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[test]
+    fn a_valid_traceparent_is_read_and_written_back_unchanged() {
+        let remote = parse(PARENT, Some("rojo=00f067aa0ba902b7, congo=t61rcWkgMzE")).unwrap();
+        assert!(remote.sampled);
+        assert_eq!(hex(&remote.ids.trace_id), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(remote.trace_state.as_deref(), Some("rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"));
+        assert_eq!(traceparent(remote.ids, true), PARENT);
+        let unsampled = parse(&PARENT.replace("-01", "-00"), None).unwrap();
+        assert!(!unsampled.sampled);
+    }
+
+    #[test]
+    fn malformed_traceparents_start_a_new_trace() {
+        for bad in [
+            "",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01", // uppercase (§3.2.2.3)
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01", // all-zero trace id
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", // all-zero parent id
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", // version ff
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra", // 00 is exactly 55
+            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01x", // no `-` after 55
+            "0x-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ] {
+            assert_eq!(parse(bad, None), None, "{bad:?}");
+        }
+        // A later version is read as far as version 00 goes (§3.2.4).
+        assert!(parse("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-comes", None).is_some());
+    }
+
+    #[test]
+    fn a_malformed_tracestate_is_dropped_and_the_parent_kept() {
+        for bad in ["=x", "Upper=1", "k=", "k=a,b", "k=a=b", &"k=v,".repeat(33), &format!("k={}", "v".repeat(600))] {
+            let remote = parse(PARENT, Some(bad)).unwrap();
+            assert_eq!(remote.trace_state, None, "{bad:?}");
+        }
+        for good in ["k=v", "tenant@vendor=x", "1tenant@vendor=x", "a=1,,b=2"] {
+            assert_eq!(parse(PARENT, Some(good)).unwrap().trace_state.as_deref(), Some(good));
+        }
+    }
+}
