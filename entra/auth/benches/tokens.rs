@@ -2,6 +2,8 @@
 //! the validator accepted before; and OBO-cache hit cost. Target: ≤ 30 µs per full validation.
 //! The RSA signature check alone is measured beside them: it is the floor of a full validation,
 //! and it shows how fast this machine is during the run (shared cloud cores vary).
+//! And what OpenTelemetry costs a full-path call when it is off (no `OTEL_*` variable): the
+//! trace-context and span-attribute hooks that call runs, with no layer installed.
 //! Run: `cargo xtask bench` (or `cargo bench -p entra-auth --bench tokens`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that cannot set up should stop
@@ -13,8 +15,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 use entra_auth::acquire::{ConfidentialClient, Credential, OnBehalfOf};
+use entra_auth::hop::{Decision, Hop, How, TokenSummary};
+use entra_auth::span_attributes;
 use entra_auth::validate::{TokenValidator, TokenVersion, ValidatorConfig};
 use entra_emulator::EmulatorConfig;
+use service_kit::telemetry::context::{continue_trace, continue_trace_from, set_attribute, trace_headers};
 use url::Url;
 
 // Measured with the allocator of the services that validate tokens.
@@ -65,6 +70,33 @@ fn benches(c: &mut Criterion) {
     let scope = "api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local/.default";
     rt.block_on(obo.token(&caller, &user_token, scope)).unwrap();
     group.bench_function("obo_cache_hit", |b| b.to_async(&rt).iter(|| obo.token(&caller, &user_token, scope)));
+
+    // A full-path call with OpenTelemetry off: orders-mcp reads trace context from the request's
+    // headers and `_meta`, records two hops and the token's source, and writes trace context on
+    // its call; orders-api reads it and records its hop. With no layer installed each of these
+    // checks one flag and returns.
+    let hop = Hop {
+        service: "orders-api".into(),
+        token: TokenSummary::from_unverified(&token).unwrap(),
+        how: How::Obo,
+        decision: Decision::Allowed,
+        elapsed_ms: 0.1,
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().unwrap());
+    let span = tracing::info_span!("request");
+    group.bench_function("telemetry_off_per_call", |b| {
+        b.iter(|| {
+            continue_trace(&span, &headers);
+            continue_trace_from(&span, |_| Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()));
+            span_attributes::record_hop(&span, &hop);
+            span_attributes::record_hop(&span, &hop);
+            set_attribute(&span, span_attributes::TOKEN_SOURCE, "cache");
+            std::hint::black_box(trace_headers());
+            continue_trace(&span, &headers);
+            span_attributes::record_hop(&span, &hop);
+        })
+    });
     group.finish();
     assert_eq!(idp.handle().stats().on_behalf_of, 1, "every OBO call after the first was a cache hit");
 }

@@ -133,5 +133,9 @@ pub fn set_attribute(span: &Span, key: &'static str, value: impl Into<openteleme
 /// Sets several attributes on `span` with one lookup of it, where [`set_attribute`] makes one
 /// per attribute. A no-op when nothing is exported.
 pub fn set_attributes(span: &Span, attributes: impl IntoIterator<Item = KeyValue>) {
-    with_record(span, |record| attributes.into_iter().for_each(|kv| record.set(kv)));
+    with_record(span, |record| {
+        let attributes = attributes.into_iter();
+        record.attributes.reserve(attributes.size_hint().0);
+        attributes.for_each(|kv| record.set(kv));
+    });
 }

@@ -35,7 +35,9 @@ impl ResourceFields {
 
 /// The `ExportTraceServiceRequest`: one `ResourceSpans` holding one `ScopeSpans`.
 pub fn export_request(spans: &[SpanRecord], resource: &ResourceFields) -> Vec<u8> {
-    let resource_spans_len = resource_spans_len(resource, spans);
+    // Each span's length once: it is needed for the scope's length and for the span's header.
+    let lens: Vec<usize> = spans.iter().map(span_len).collect();
+    let resource_spans_len = resource_spans_len(resource, &lens);
     let mut buf = Vec::with_capacity(delimited_len(1, resource_spans_len));
     // ExportTraceServiceRequest.resource_spans = 1
     delimited_header(1, resource_spans_len, &mut buf);
@@ -44,13 +46,13 @@ pub fn export_request(spans: &[SpanRecord], resource: &ResourceFields) -> Vec<u8
     for kv in &resource.attributes {
         key_value(1, kv, &mut buf);
     }
-    delimited_header(2, scope_spans_len(spans), &mut buf);
-    scope_spans(spans, &mut buf);
+    delimited_header(2, scope_spans_len(&lens), &mut buf);
+    scope_spans(spans, &lens, &mut buf);
     buf
 }
 
-fn resource_spans_len(resource: &ResourceFields, spans: &[SpanRecord]) -> usize {
-    delimited_len(1, resource_len(resource)) + delimited_len(2, scope_spans_len(spans))
+fn resource_spans_len(resource: &ResourceFields, lens: &[usize]) -> usize {
+    delimited_len(1, resource_len(resource)) + delimited_len(2, scope_spans_len(lens))
 }
 
 /// Resource: attributes = 1 (dropped_attributes_count and entity_refs are never set).
@@ -60,17 +62,17 @@ fn resource_len(resource: &ResourceFields) -> usize {
 
 /// ScopeSpans: scope = 1, spans = 2 (schema_url = 3 is never set); InstrumentationScope:
 /// name = 1 (no version or attributes).
-fn scope_spans(spans: &[SpanRecord], buf: &mut Vec<u8>) {
+fn scope_spans(spans: &[SpanRecord], lens: &[usize], buf: &mut Vec<u8>) {
     delimited_header(1, string_len(1, SCOPE), buf);
     string(1, SCOPE, buf);
-    for data in spans {
-        delimited_header(2, span_len(data), buf);
+    for (data, len) in spans.iter().zip(lens) {
+        delimited_header(2, *len, buf);
         span(data, buf);
     }
 }
 
-fn scope_spans_len(spans: &[SpanRecord]) -> usize {
-    delimited_len(1, string_len(1, SCOPE)) + spans.iter().map(|data| delimited_len(2, span_len(data))).sum::<usize>()
+fn scope_spans_len(lens: &[usize]) -> usize {
+    delimited_len(1, string_len(1, SCOPE)) + lens.iter().map(|len| delimited_len(2, *len)).sum::<usize>()
 }
 
 /// Span, in tag order as prost writes it: trace_id = 1, span_id = 2, trace_state = 3,

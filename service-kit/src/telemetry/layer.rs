@@ -36,6 +36,9 @@ use super::trace_context::{Remote, SpanIds};
 /// counting what it dropped, so a noisy span cannot grow without bound.
 const MAX_ATTRIBUTES: usize = 128;
 const MAX_EVENTS: usize = 128;
+/// Attributes a span is expected to get besides its fields: a hop's identity
+/// (`entra_auth::span_attributes`).
+const EXTRA_ATTRIBUTES: usize = 12;
 
 /// One span as it will be exported.
 #[derive(Clone, Debug)]
@@ -67,7 +70,7 @@ pub struct SpanEvent {
 impl SpanRecord {
     /// Sets an attribute, replacing one of the same name (OpenTelemetry's `SetAttribute`).
     pub fn set(&mut self, kv: KeyValue) {
-        if let Some(existing) = self.attributes.iter_mut().find(|a| a.key == kv.key) {
+        if let Some(existing) = self.attributes.iter_mut().find(|a| a.key.as_str() == kv.key.as_str()) {
             existing.value = kv.value;
         } else if self.attributes.len() < MAX_ATTRIBUTES {
             self.attributes.push(kv);
@@ -144,7 +147,9 @@ where
             kind: SpanKind::Internal,
             start: SystemTime::now(),
             end: UNIX_EPOCH,
-            attributes: Vec::with_capacity(attrs.fields().len()),
+            // Room for a hop's identity attributes too, set after the fields (a reallocation
+            // and a copy of the rest otherwise).
+            attributes: Vec::with_capacity(attrs.fields().len() + EXTRA_ATTRIBUTES),
             dropped_attributes: 0,
             events: Vec::new(),
             dropped_events: 0,
@@ -179,10 +184,7 @@ where
         let meta = event.metadata();
         let mut fields = EventFields {
             name: None,
-            attributes: vec![
-                KeyValue::new("level", meta.level().as_str()),
-                KeyValue::new("target", Value::String(meta.target().to_owned().into())),
-            ],
+            attributes: vec![KeyValue::new("level", meta.level().as_str()), KeyValue::new("target", meta.target())],
         };
         event.record(&mut fields);
         let mut extensions = span.extensions_mut();
