@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc as channel};
 
 use super::export::OtlpExporter;
-use super::layer::SpanRecord;
 use super::settings::BatchSettings;
+use super::span_record::SpanRecord;
 
 pub struct Queue {
     spans: Mutex<Vec<SpanRecord>>,

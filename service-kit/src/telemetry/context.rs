@@ -12,8 +12,8 @@ use tracing::Span;
 use tracing_subscriber::Registry;
 use tracing_subscriber::registry::LookupSpan;
 
-use super::layer::SpanRecord;
 use super::settings::Sampler;
+use super::span_record::SpanRecord;
 use super::trace_context::{self, Remote};
 
 const TRACEPARENT: &str = "traceparent";

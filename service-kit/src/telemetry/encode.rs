@@ -13,7 +13,7 @@ use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{Array, KeyValue, Value};
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
-use super::layer::{SpanEvent, SpanRecord};
+use super::span_record::{SpanEvent, SpanRecord};
 
 /// The instrumentation scope every span is exported under: the crate that records them.
 const SCOPE: &str = env!("CARGO_PKG_NAME");

@@ -16,8 +16,8 @@ use http_body_util::BodyExt;
 use url::Url;
 
 use super::encode::{ResourceFields, export_request};
-use super::layer::SpanRecord;
 use super::settings::{OtlpSettings, Protocol};
+use super::span_record::SpanRecord;
 
 /// The gRPC method of the OTLP trace service (opentelemetry-proto, `trace_service.proto`).
 pub const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";

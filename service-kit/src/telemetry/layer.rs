@@ -29,65 +29,12 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::batch::Queue;
 use super::settings::Sampler;
-use super::trace_context::{Remote, SpanIds};
+use super::span_record::{MAX_ATTRIBUTES, MAX_EVENTS, SpanEvent, SpanRecord};
+use super::trace_context::SpanIds;
 
-/// The OpenTelemetry SDK's default limits (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
-/// OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT): past them a span keeps
-/// counting what it dropped, so a noisy span cannot grow without bound.
-const MAX_ATTRIBUTES: usize = 128;
-const MAX_EVENTS: usize = 128;
 /// Attributes a span is expected to get besides its fields: a hop's identity
 /// (`entra_auth::span_attributes`).
 const EXTRA_ATTRIBUTES: usize = 12;
-
-/// One span as it will be exported.
-#[derive(Clone, Debug)]
-pub struct SpanRecord {
-    pub ids: SpanIds,
-    pub parent: Option<[u8; 8]>,
-    pub parent_is_remote: bool,
-    pub sampled: bool,
-    /// The caller's `tracestate`, passed on unchanged to this trace's spans and calls.
-    pub trace_state: Option<Arc<str>>,
-    pub name: Cow<'static, str>,
-    pub kind: SpanKind,
-    pub start: SystemTime,
-    pub end: SystemTime,
-    pub attributes: Vec<KeyValue>,
-    pub dropped_attributes: u32,
-    pub events: Vec<SpanEvent>,
-    pub dropped_events: u32,
-    pub status: Status,
-}
-
-#[derive(Clone, Debug)]
-pub struct SpanEvent {
-    pub time: SystemTime,
-    pub name: Cow<'static, str>,
-    pub attributes: Vec<KeyValue>,
-}
-
-impl SpanRecord {
-    /// Sets an attribute, replacing one of the same name (OpenTelemetry's `SetAttribute`).
-    pub fn set(&mut self, kv: KeyValue) {
-        if let Some(existing) = self.attributes.iter_mut().find(|a| a.key.as_str() == kv.key.as_str()) {
-            existing.value = kv.value;
-        } else if self.attributes.len() < MAX_ATTRIBUTES {
-            self.attributes.push(kv);
-        } else {
-            self.dropped_attributes += 1;
-        }
-    }
-
-    /// Makes this span a child of a caller's span (before it has children of its own).
-    pub fn continue_remote(&mut self, remote: Remote, sampler: Sampler) {
-        self.ids.trace_id = remote.ids.trace_id;
-        self.parent = Some(remote.ids.span_id);
-        self.parent_is_remote = true;
-        self.sampled = sampler.samples(Some(remote.sampled), &remote.ids.trace_id);
-        self.trace_state = remote.trace_state;
-    }
-}
 
 thread_local! {
     /// Set on the exporter's threads: the HTTP client sending spans makes none of its own (at

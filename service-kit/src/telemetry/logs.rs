@@ -9,7 +9,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::layer::SpanRecord;
+use super::span_record::SpanRecord;
 use super::trace_context::hex;
 
 /// Wraps a JSON event format, adding the trace and span ids in front.

@@ -20,6 +20,7 @@ mod layer;
 mod logs;
 mod sampling;
 pub mod settings;
+mod span_record;
 mod trace_context;
 
 pub use install::{Telemetry, init, init_with};
