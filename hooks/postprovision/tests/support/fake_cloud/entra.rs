@@ -82,9 +82,7 @@ fn device_code(dir: &mut Directory, config: &Config, form: &BTreeMap<String, Str
             "The request body must contain the following parameter: 'scope'.",
         );
     }
-    let known = dir.applications.values().any(|a| a["appId"] == client_id.as_str());
-    if !known || dir.client_lag_answers < config.client_lag {
-        dir.client_lag_answers += usize::from(known);
+    if dir.known_client(&client_id, config.client_lag).is_none() {
         return entra_error(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
@@ -134,16 +132,11 @@ fn authorize(dir: &mut Directory, config: &Config, query: &BTreeMap<String, Stri
     let get = |k: &str| query.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let client_id = get("client_id").unwrap_or_default();
     // A client registered moments ago is unknown until it replicates, as at `/devicecode`.
-    let known = dir.applications.values().any(|a| a["appId"] == client_id);
-    if !known || dir.client_lag_answers < config.client_lag {
-        dir.client_lag_answers += usize::from(known);
+    let Some(app) = dir.known_client(client_id, config.client_lag) else {
         return error_page(
             700016,
             &format!("Application with identifier '{client_id}' was not found in the directory."),
         );
-    }
-    let Some(app) = dir.applications.values().find(|a| a["appId"] == client_id) else {
-        return error_page(700016, "Application not found.");
     };
     let redirect_uri = get("redirect_uri").unwrap_or_default();
     let registered = app["publicClient"]["redirectUris"].as_array().cloned().unwrap_or_default();

@@ -78,8 +78,10 @@ pub struct Config {
     pub device_interval: u64,
     /// Its `expires_in` (Entra: 900).
     pub device_expires_in: u64,
-    /// Device-code requests answered AADSTS700016 ("not found in the directory") before the
-    /// token service knows a new client: Entra's replication delay after an app registration.
+    /// Requests naming a new client (at `/devicecode` or `/authorize`) answered AADSTS700016
+    /// ("not found in the directory") before the token service knows it: the delay after an app
+    /// registration that Entra's sign-in shows (observed in practice; Learn documents no
+    /// length), injected as a fault.
     pub client_lag: usize,
 }
 
@@ -137,7 +139,7 @@ pub struct Directory {
     pub tokens: HashMap<String, Caller>,
     /// Device codes handed out: (client id, tenant, polls so far).
     pub device_codes: HashMap<String, (String, u32)>,
-    /// Device-code requests answered as if the client did not exist yet.
+    /// Requests answered as if the client did not exist yet ([`Config::client_lag`]).
     pub client_lag_answers: usize,
     /// Device-code sign-ins completed (tokens issued).
     pub device_sign_ins: usize,
@@ -171,6 +173,18 @@ impl Directory {
             }
             _ => false,
         }
+    }
+
+    /// The registered application `client_id` names, once the token service knows it: the
+    /// first `client_lag` requests naming a registered client find nothing, as an unknown
+    /// client's always do ([`Config::client_lag`]).
+    pub fn known_client(&mut self, client_id: &str, client_lag: usize) -> Option<Value> {
+        let app = self.applications.values().find(|a| a["appId"] == client_id).cloned()?;
+        if self.client_lag_answers < client_lag {
+            self.client_lag_answers += 1;
+            return None;
+        }
+        Some(app)
     }
 
     /// Whether a grant may name service principal `id` yet (see [`Config::grant_replication`]).
