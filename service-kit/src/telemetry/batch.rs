@@ -50,11 +50,13 @@ impl Queue {
         }
     }
 
-    /// Up to one batch, oldest first.
+    /// Up to one batch, oldest first (nothing allocated when the queue is empty).
     pub(super) fn take_batch(&self) -> Vec<SpanRecord> {
         let mut spans = self.lock();
         let size = self.settings.max_export_batch_size;
-        if spans.len() <= size {
+        if spans.is_empty() {
+            Vec::new()
+        } else if spans.len() <= size {
             std::mem::replace(&mut *spans, Vec::with_capacity(size))
         } else {
             spans.drain(..size).collect()
@@ -84,8 +86,7 @@ pub async fn run(
             request = control.recv() => Some(request),
         };
         // What is queued now, and no more: under load the queue refills while this sends.
-        let batches = queue.settings.max_queue_size.div_ceil(queue.settings.max_export_batch_size);
-        for _ in 0..batches {
+        for _ in 0..queue.settings.batches() {
             let batch = queue.take_batch();
             if batch.is_empty() {
                 break;
@@ -129,6 +130,5 @@ pub async fn run(
 /// How long a flush may take: each of the batches a full queue holds, sent within the export
 /// timeout.
 pub fn flush_limit(settings: &BatchSettings, export_timeout: Duration) -> Duration {
-    let batches = settings.max_queue_size.div_ceil(settings.max_export_batch_size);
-    export_timeout.saturating_mul(u32::try_from(batches).unwrap_or(u32::MAX)) + Duration::from_secs(1)
+    export_timeout.saturating_mul(u32::try_from(settings.batches()).unwrap_or(u32::MAX)) + Duration::from_secs(1)
 }

@@ -92,6 +92,13 @@ pub struct BatchSettings {
     pub max_export_batch_size: usize,
 }
 
+impl BatchSettings {
+    /// Batches a full queue holds.
+    pub fn batches(&self) -> usize {
+        self.max_queue_size.div_ceil(self.max_export_batch_size)
+    }
+}
+
 impl Default for BatchSettings {
     fn default() -> Self {
         BatchSettings { schedule_delay: Duration::from_secs(5), max_queue_size: 2048, max_export_batch_size: 512 }
