@@ -5,16 +5,21 @@
 //! orders-mcp and orders-api run as the real release binaries in child processes, so their
 //! memory and CPU time can be read from `/proc/<pid>/`; the Entra emulator runs in this process
 //! (it is only asked for keys and one exchange, during warm-up). Each concurrency level runs oha
-//! for `BENCH_ROUNDS` (default 3) rounds of `BENCH_SECONDS` (default 5) against each stack in
-//! turn and prints throughput, latency percentiles (the median round's) and the CPU time each
-//! service spent per request.
+//! for `BENCH_ROUNDS` (default 6) rounds of `BENCH_SECONDS` (default 3) against each stack in
+//! turn, every other round in reverse order, and prints throughput, latency percentiles (the
+//! median round's) and the CPU time each service spent per request.
+//!
+//! Comparisons between stacks are paired: two stacks' throughputs are compared round by round
+//! (each pair ran seconds apart) and the median of those ratios is the result, printed with the
+//! lowest and highest. This host's CPU speed drifts by tens of percent over minutes; a ratio of
+//! totals over the whole level carries that drift, and a stack always run after another would
+//! always see more of it (hence the reversed rounds).
 //!
 //! With `BENCH_BASELINE_ORDERS_MCP=<path to another orders-mcp binary>` (an older build, say),
 //! that binary runs beside this one on its own orders-api (`BENCH_BASELINE_ORDERS_API=<path>`
-//! for another orders-api build too), each level alternating between the two, so the comparison
-//! is made in one run on the same machine at the same moment (this host's CPU speed drifts by
-//! tens of percent over minutes). An older build that cannot read today's identity manifest
-//! gets its own checkout's through `BENCH_BASELINE_MANIFEST=<path>`.
+//! for another orders-api build too), taking turns with it, so the comparison is made in one run
+//! on the same machine at the same moment. An older build that cannot read today's identity
+//! manifest gets its own checkout's through `BENCH_BASELINE_MANIFEST=<path>`.
 //!
 //! The call is chat-app's: MCP 2026-07-28, with `_meta` and the `Mcp-Method`/`Mcp-Name` headers.
 //!
@@ -22,10 +27,11 @@
 //! (`info,rmcp=warn`, as in Azure, so their spans exist), one with OpenTelemetry off (no
 //! `OTEL_*` variable) and one exporting every span (`OTEL_TRACES_SAMPLER=always_on`) over
 //! OTLP/HTTP to a receiver in this process, which answers as a collector does and counts the
-//! spans without decoding them (a collector's CPU is not the services' cost: see [`Receiver`]). They alternate with the others
-//! at each level, and their throughputs are printed side by side with the ratio against the
-//! target: exporting costs at most 10 % of the throughput. (That OpenTelemetry costs nothing
-//! when off is a comparison with a build without it: `BENCH_BASELINE_ORDERS_MCP`.)
+//! spans without decoding them (a collector's CPU is not the services' cost: see [`Receiver`]).
+//! They take turns with the others, next to each other in every round, and their paired ratio is
+//! printed against the target: exporting costs at most 10 % of the throughput. (That
+//! OpenTelemetry costs nothing when off is a comparison with a build without it:
+//! `BENCH_BASELINE_ORDERS_MCP`.)
 //!
 //! The machine's speed is measured in the same run, before the loads and after them: the time of
 //! one RSA-2048 signature check (the floor of a token validation), on the emulator's key, so the
@@ -208,21 +214,19 @@ struct Level {
     errors: u64,
     api_cpu_us: f64,
     mcp_cpu_us: f64,
+    /// The runs this level combines (none for one run).
+    rounds: Vec<Level>,
 }
 
 impl Level {
     /// One level from several rounds of it: throughput and CPU per call over all their requests,
     /// the median round's latencies (oha's percentiles of different runs cannot be merged).
-    fn combine(rounds: &[Level]) -> Level {
+    fn combine(rounds: Vec<Level>) -> Level {
         let requests: f64 = rounds.iter().map(|l| l.requests).sum();
         let seconds: f64 = rounds.iter().map(|l| l.seconds).sum();
         let per_call =
             |cpu: fn(&Level) -> f64| rounds.iter().map(|l| cpu(l) * l.requests).sum::<f64>() / requests.max(1.0);
-        let median = |of: fn(&Level) -> f64| {
-            let mut values: Vec<f64> = rounds.iter().map(of).collect();
-            values.sort_by(f64::total_cmp);
-            values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-        };
+        let median = |of: fn(&Level) -> f64| median(rounds.iter().map(of).collect());
         Level {
             requests,
             seconds,
@@ -232,13 +236,39 @@ impl Level {
             errors: rounds.iter().map(|l| l.errors).sum(),
             api_cpu_us: per_call(|l| l.api_cpu_us),
             mcp_cpu_us: per_call(|l| l.mcp_cpu_us),
+            rounds,
+        }
+    }
+
+    /// This level's throughput against `other`'s, round by round (the two ran next to each
+    /// other in each round): the median ratio and the lowest and highest. On a host whose speed
+    /// drifts, the ratio of two runs a few seconds apart is steadier than the ratio of totals.
+    fn against(&self, other: &Level) -> Ratio {
+        let mut ratios: Vec<f64> =
+            self.rounds.iter().zip(&other.rounds).map(|(a, b)| a.throughput / b.throughput).collect();
+        ratios.sort_by(f64::total_cmp);
+        Ratio {
+            low: ratios.first().copied().unwrap_or(f64::NAN),
+            high: ratios.last().copied().unwrap_or(f64::NAN),
+            median: median(ratios),
         }
     }
 }
 
+struct Ratio {
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 async fn run() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6).max(1);
     let oha = oha_binary()?;
     let api_bin = orders_api_binary()?;
     let mcp_bin = PathBuf::from(env!("CARGO_BIN_EXE_orders-mcp"));
@@ -288,7 +318,9 @@ async fn run() -> anyhow::Result<()> {
         println!("baseline orders-mcp: {} (alternating with this build)", baseline.display());
         println!("baseline orders-api: {}", baseline_api_bin.display());
     }
-    println!("{rounds} rounds of {seconds} s per level, the builds taking turns in each round\n");
+    println!(
+        "{rounds} rounds of {seconds} s per level, the builds taking turns in each round (every other round in reverse)\n"
+    );
     println!(
         "{:>10} {:>11} {:>9} {:>8} {:>7} {:>7} {:>6}   CPU µs per request: orders-mcp orders-api",
         "build", "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "errors"
@@ -298,13 +330,17 @@ async fn run() -> anyhow::Result<()> {
     for concurrency in LEVELS {
         // Rounds in turn, not one long run per build: this host's speed drifts by tens of
         // percent over minutes, and each build should see the same drift.
+        // Every other round runs them in reverse order, so a drift during a round slows each
+        // stack as much as the others over a pair of rounds (a stack always run after another
+        // would otherwise always see more of it).
         let mut runs: Vec<Vec<Level>> = stacks.iter().map(|_| Vec::new()).collect();
-        for _ in 0..rounds {
-            for (stack, runs) in stacks.iter().zip(runs.iter_mut()) {
-                runs.push(oha_run(&oha, stack, &token, concurrency, seconds).await?);
+        for round in 0..rounds {
+            for i in 0..stacks.len() {
+                let i = if round % 2 == 0 { i } else { stacks.len() - 1 - i };
+                runs[i].push(oha_run(&oha, &stacks[i], &token, concurrency, seconds).await?);
             }
         }
-        for ((stack, results), runs) in stacks.iter().zip(levels.iter_mut()).zip(&runs) {
+        for ((stack, results), runs) in stacks.iter().zip(levels.iter_mut()).zip(runs) {
             let level = Level::combine(runs);
             println!(
                 "{:>10} {:>11} {:>9} {:>8.0} {:>7.2} {:>7.2} {:>6}   {:>30.0} {:>10.0}",
@@ -374,16 +410,17 @@ async fn run() -> anyhow::Result<()> {
          receiver in this process that counts them, {spans_per_call:.1} spans per call)"
     );
     println!(
-        "{:>11} {:>12} {:>16} {:>14} {:>8}   CPU µs per call, off → exporting: orders-mcp orders-api",
+        "{:>11} {:>12} {:>16} {:>19} {:>8}   CPU µs per call, off → exporting: orders-mcp orders-api",
         "concurrency", "off req/s", "exporting req/s", "exporting/off", "target"
     );
     for (i, concurrency) in LEVELS.iter().enumerate() {
         let (off, on) = (&levels[tracing_off][i], &levels[tracing_off + 1][i]);
-        let ratio = on.throughput / off.throughput;
+        let ratio = on.against(off);
         println!(
-            "{concurrency:>11} {:>12.0} {:>16.0} {ratio:>14.2} {:>8}   {:>35} {:>10}",
+            "{concurrency:>11} {:>12.0} {:>16.0} {:>19} {:>8}   {:>35} {:>10}",
             off.throughput,
             on.throughput,
+            format!("{:.2} ({:.2}-{:.2})", ratio.median, ratio.low, ratio.high),
             format!("≥ {TRACING_TARGET}"),
             format!("{:.0} → {:.0}", off.mcp_cpu_us, on.mcp_cpu_us),
             format!("{:.0} → {:.0}", off.api_cpu_us, on.api_cpu_us),
@@ -404,8 +441,8 @@ async fn run() -> anyhow::Result<()> {
             false,
         ));
         results.push(row(
-            format!("full path: throughput exporting traces / off, {at}"),
-            ratio,
+            format!("full path: throughput exporting traces / off, {at} (median of the rounds)"),
+            ratio.median,
             "×",
             Some(TRACING_TARGET),
             false,
@@ -420,8 +457,10 @@ async fn run() -> anyhow::Result<()> {
             results.push(row(format!("{at}: p99"), theirs.p99_ms, "ms", None, true));
             results.push(row(format!("{at}: orders-mcp CPU per call"), theirs.mcp_cpu_us, "µs", None, true));
             results.push(row(
-                format!("full path: throughput against the baseline build, concurrency {concurrency}"),
-                ours.throughput / theirs.throughput,
+                format!(
+                    "full path: throughput against the baseline build, concurrency {concurrency} (median of the rounds)"
+                ),
+                ours.against(theirs).median,
                 "×",
                 c16.then_some(SPEEDUP_TARGET),
                 false,
@@ -667,6 +706,7 @@ async fn oha_run(oha: &Path, stack: &Stack, token: &str, concurrency: usize, sec
         errors: all - ok,
         api_cpu_us: per_request(before.0, after.0),
         mcp_cpu_us: per_request(before.1, after.1),
+        rounds: Vec::new(),
     })
 }
 
