@@ -1,66 +1,99 @@
 //! The batch span processor: finished spans wait in a bounded queue and are exported in batches
 //! by one task on the exporter's runtime, every `OTEL_BSP_SCHEDULE_DELAY` or as soon as a batch
-//! is full, as the OpenTelemetry specification's batching processor does. A request thread only
-//! appends to the queue (one uncontended lock); it wakes the exporter once per full batch, never
-//! per span. A full queue drops spans and says how many, instead of slowing the service.
+//! is full, as the OpenTelemetry specification's batching processor does. A request thread
+//! writes its span's OTLP bytes and appends them to the queue (one short lock); it wakes the
+//! exporter once per full batch, never per span. A full queue drops spans and says how many,
+//! instead of slowing the service.
+//!
+//! Why bytes and not the records: a record's strings and vectors are then freed on the thread
+//! that made them, as the span ends, and only whole batches cross to the exporter's thread.
+//! Queued records were freed there, tens of milliseconds later, by the thousand. Two paired
+//! runs of the full-path benchmark, every span exported, the two builds side by side: bytes
+//! against records 1.04× and 1.08× the throughput at concurrency 16, 1.06× and 1.00× at 64.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, mpsc};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc as channel};
 
+use super::encode;
 use super::export::OtlpExporter;
 use super::settings::BatchSettings;
 use super::span_record::SpanRecord;
 
 pub struct Queue {
-    spans: Mutex<Vec<SpanRecord>>,
+    state: Mutex<State>,
     settings: BatchSettings,
     dropped: AtomicU64,
     batch_full: Notify,
 }
 
+/// Spans written as OTLP ([`encode::span_field`]), a batch at a time.
+#[derive(Default)]
+pub struct Batch {
+    pub spans: Vec<u8>,
+    pub count: usize,
+}
+
+#[derive(Default)]
+struct State {
+    /// Full batches, oldest first, then the one being filled.
+    full: VecDeque<Batch>,
+    filling: Batch,
+    /// Spans in all of them.
+    queued: usize,
+}
+
+thread_local! {
+    /// A span's bytes are written here, outside the queue's lock.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 impl Queue {
     pub fn new(settings: BatchSettings) -> Queue {
-        Queue {
-            spans: Mutex::new(Vec::with_capacity(settings.max_export_batch_size)),
-            settings,
-            dropped: AtomicU64::new(0),
-            batch_full: Notify::new(),
-        }
+        Queue { state: Mutex::new(State::default()), settings, dropped: AtomicU64::new(0), batch_full: Notify::new() }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<SpanRecord>> {
-        self.spans.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn push(&self, span: SpanRecord) {
-        let mut spans = self.lock();
-        if spans.len() >= self.settings.max_queue_size {
-            drop(spans);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        spans.push(span);
-        let full = spans.len() == self.settings.max_export_batch_size;
-        drop(spans);
-        if full {
-            self.batch_full.notify_one();
-        }
+    pub fn push(&self, span: &SpanRecord) {
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            encode::span_field(span, scratch);
+            let mut state = self.lock();
+            if state.queued >= self.settings.max_queue_size {
+                drop(state);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            state.filling.spans.extend_from_slice(scratch);
+            state.filling.count += 1;
+            state.queued += 1;
+            if state.filling.count == self.settings.max_export_batch_size {
+                // The next batch will be about as long as this one.
+                let next = Batch { spans: Vec::with_capacity(state.filling.spans.len()), count: 0 };
+                let full = std::mem::replace(&mut state.filling, next);
+                state.full.push_back(full);
+                drop(state);
+                self.batch_full.notify_one();
+            }
+        });
     }
 
-    /// Up to one batch, oldest first (nothing allocated when the queue is empty).
-    pub(super) fn take_batch(&self) -> Vec<SpanRecord> {
-        let mut spans = self.lock();
-        let size = self.settings.max_export_batch_size;
-        if spans.is_empty() {
-            Vec::new()
-        } else if spans.len() <= size {
-            std::mem::replace(&mut *spans, Vec::with_capacity(size))
-        } else {
-            spans.drain(..size).collect()
-        }
+    /// The oldest full batch, else the one being filled (empty when nothing is queued).
+    pub(super) fn take_batch(&self) -> Batch {
+        let mut state = self.lock();
+        let batch = match state.full.pop_front() {
+            Some(batch) => batch,
+            None => std::mem::take(&mut state.filling),
+        };
+        state.queued -= batch.count;
+        batch
     }
 }
 
@@ -88,10 +121,10 @@ pub async fn run(
         // What is queued now, and no more: under load the queue refills while this sends.
         for _ in 0..queue.settings.batches() {
             let batch = queue.take_batch();
-            if batch.is_empty() {
+            if batch.count == 0 {
                 break;
             }
-            match exporter.send(&batch).await {
+            match exporter.send(&batch.spans).await {
                 Ok(()) if failing => {
                     failing = false;
                     tracing::info!("the trace collector takes spans again");
@@ -100,7 +133,7 @@ pub async fn run(
                 // Once per outage, not once per batch.
                 Err(reason) if !failing => {
                     failing = true;
-                    tracing::warn!(%reason, spans = batch.len(), "cannot export spans; they are dropped until the collector answers");
+                    tracing::warn!(%reason, spans = batch.count, "cannot export spans; they are dropped until the collector answers");
                 }
                 Err(_) => {}
             }
@@ -131,4 +164,59 @@ pub async fn run(
 /// timeout.
 pub fn flush_limit(settings: &BatchSettings, export_timeout: Duration) -> Duration {
     export_timeout.saturating_mul(u32::try_from(settings.batches()).unwrap_or(u32::MAX)) + Duration::from_secs(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use opentelemetry::trace::{SpanKind, Status};
+    use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
+    use prost::Message;
+
+    use super::*;
+    use crate::telemetry::trace_context::SpanIds;
+
+    fn span(name: &'static str) -> SpanRecord {
+        SpanRecord {
+            ids: SpanIds { trace_id: [1; 16], span_id: [2; 8] },
+            parent: None,
+            parent_is_remote: false,
+            sampled: true,
+            trace_state: None,
+            name: Cow::Borrowed(name),
+            kind: SpanKind::Internal,
+            start: UNIX_EPOCH,
+            end: UNIX_EPOCH,
+            attributes: Vec::new(),
+            dropped_attributes: 0,
+            events: Vec::new(),
+            dropped_events: 0,
+            status: Status::Unset,
+        }
+    }
+
+    fn names(batch: &Batch) -> Vec<String> {
+        let spans = ScopeSpans::decode(&batch.spans[..]).unwrap().spans;
+        assert_eq!(spans.len(), batch.count, "the count is the spans written");
+        spans.into_iter().map(|s| s.name).collect()
+    }
+
+    #[test]
+    fn spans_leave_in_batches_oldest_first_and_a_full_queue_drops_and_counts() {
+        let settings =
+            BatchSettings { schedule_delay: Duration::from_secs(5), max_queue_size: 4, max_export_batch_size: 2 };
+        let queue = Queue::new(settings);
+        for name in ["a", "b", "c", "d", "e", "f"] {
+            queue.push(&span(name));
+        }
+        assert_eq!(queue.dropped.load(Ordering::Relaxed), 2, "the queue holds 4; two were dropped");
+        assert_eq!(names(&queue.take_batch()), ["a", "b"]);
+        queue.push(&span("g"));
+        assert_eq!(names(&queue.take_batch()), ["c", "d"]);
+        assert_eq!(names(&queue.take_batch()), ["g"], "then the batch still filling");
+        assert_eq!(queue.take_batch().count, 0);
+        assert!(queue.take_batch().spans.is_empty());
+    }
 }

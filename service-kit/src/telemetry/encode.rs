@@ -33,46 +33,39 @@ impl ResourceFields {
     }
 }
 
-/// The `ExportTraceServiceRequest`: one `ResourceSpans` holding one `ScopeSpans`.
-pub fn export_request(spans: &[SpanRecord], resource: &ResourceFields) -> Vec<u8> {
-    // Each span's length once: it is needed for the scope's length and for the span's header.
-    let lens: Vec<usize> = spans.iter().map(span_len).collect();
-    let resource_spans_len = resource_spans_len(resource, &lens);
+/// One span as the `ScopeSpans.spans` field (tag 2) carries it. Written when the span ends,
+/// on the thread that ran it, so a batch is bytes: the span's strings and vectors are freed
+/// where they were made, and the exporter copies no span.
+pub fn span_field(data: &SpanRecord, buf: &mut Vec<u8>) {
+    delimited_header(2, span_len(data), buf);
+    span(data, buf);
+}
+
+/// The `ExportTraceServiceRequest` around `spans`, spans already written by [`span_field`]:
+/// one `ResourceSpans` holding one `ScopeSpans`.
+pub fn export_request(spans: &[u8], resource: &ResourceFields) -> Vec<u8> {
+    // ScopeSpans: scope = 1 (InstrumentationScope: name = 1), spans = 2 (schema_url = 3 is
+    // never set).
+    let scope_spans_len = delimited_len(1, string_len(1, SCOPE)) + spans.len();
+    // ResourceSpans: resource = 1, scope_spans = 2 (schema_url = 3 is never set)
+    let resource_spans_len = delimited_len(1, resource_len(resource)) + delimited_len(2, scope_spans_len);
     let mut buf = Vec::with_capacity(delimited_len(1, resource_spans_len));
     // ExportTraceServiceRequest.resource_spans = 1
     delimited_header(1, resource_spans_len, &mut buf);
-    // ResourceSpans: resource = 1, scope_spans = 2 (schema_url = 3 is never set)
     delimited_header(1, resource_len(resource), &mut buf);
     for kv in &resource.attributes {
         key_value(1, kv, &mut buf);
     }
-    delimited_header(2, scope_spans_len(&lens), &mut buf);
-    scope_spans(spans, &lens, &mut buf);
+    delimited_header(2, scope_spans_len, &mut buf);
+    delimited_header(1, string_len(1, SCOPE), &mut buf);
+    string(1, SCOPE, &mut buf);
+    buf.extend_from_slice(spans);
     buf
-}
-
-fn resource_spans_len(resource: &ResourceFields, lens: &[usize]) -> usize {
-    delimited_len(1, resource_len(resource)) + delimited_len(2, scope_spans_len(lens))
 }
 
 /// Resource: attributes = 1 (dropped_attributes_count and entity_refs are never set).
 fn resource_len(resource: &ResourceFields) -> usize {
     resource.attributes.iter().map(|kv| key_value_len(1, kv)).sum()
-}
-
-/// ScopeSpans: scope = 1, spans = 2 (schema_url = 3 is never set); InstrumentationScope:
-/// name = 1 (no version or attributes).
-fn scope_spans(spans: &[SpanRecord], lens: &[usize], buf: &mut Vec<u8>) {
-    delimited_header(1, string_len(1, SCOPE), buf);
-    string(1, SCOPE, buf);
-    for (data, len) in spans.iter().zip(lens) {
-        delimited_header(2, *len, buf);
-        span(data, buf);
-    }
-}
-
-fn scope_spans_len(lens: &[usize]) -> usize {
-    delimited_len(1, string_len(1, SCOPE)) + lens.iter().map(|len| delimited_len(2, *len)).sum::<usize>()
 }
 
 /// Span, in tag order as prost writes it: trace_id = 1, span_id = 2, trace_state = 3,
@@ -484,6 +477,10 @@ mod tests {
                 schema_url: String::new(),
             }],
         };
-        assert_eq!(export_request(&spans, &resource), theirs.encode_to_vec());
+        let mut written = Vec::new();
+        for data in &spans {
+            span_field(data, &mut written);
+        }
+        assert_eq!(export_request(&written, &resource), theirs.encode_to_vec());
     }
 }

@@ -17,7 +17,6 @@ use url::Url;
 
 use super::encode::{ResourceFields, export_request};
 use super::settings::{OtlpSettings, Protocol};
-use super::span_record::SpanRecord;
 
 /// The gRPC method of the OTLP trace service (opentelemetry-proto, `trace_service.proto`).
 pub const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -69,16 +68,17 @@ impl OtlpExporter {
         })
     }
 
-    /// Sends one batch; `Err` says why it was not taken (never a header, which may hold a key).
-    pub async fn send(&self, batch: &[SpanRecord]) -> Result<(), String> {
-        match self.request(batch).send().await {
+    /// Sends one batch of spans, written by `encode::span_field`; `Err` says why it was not
+    /// taken (never a header, which may hold a key).
+    pub async fn send(&self, spans: &[u8]) -> Result<(), String> {
+        match self.request(spans).send().await {
             Ok(response) => outcome(self.protocol, response).await,
             Err(e) => Err(format!("cannot reach the collector: {}", without_url(&e))),
         }
     }
 
-    fn request(&self, batch: &[SpanRecord]) -> reqwest::RequestBuilder {
-        let message = export_request(batch, &self.resource);
+    fn request(&self, spans: &[u8]) -> reqwest::RequestBuilder {
+        let message = export_request(spans, &self.resource);
         let request = self.http.post(self.url.clone()).headers(self.headers.clone()).timeout(self.timeout);
         match self.protocol {
             Protocol::HttpProtobuf => request.header(header::CONTENT_TYPE, "application/x-protobuf").body(message),

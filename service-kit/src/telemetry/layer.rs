@@ -1,7 +1,7 @@
 //! The `tracing` layer that turns spans into OpenTelemetry spans: each span gets a
 //! [`SpanRecord`] (its ids, parent, OpenTelemetry name and kind, attributes, events, status)
-//! in the span's own extensions, and a sampled span's record goes to the export queue when the
-//! span closes.
+//! in the span's own extensions, and when a sampled span closes its record is written as OTLP
+//! onto the export queue ([`super::batch`]).
 //!
 //! Why not tracing-opentelemetry with the OpenTelemetry SDK: that pair builds each span twice
 //! (a builder while it is open, an SDK span at the end, its `SpanData` moved through the batch
@@ -152,7 +152,7 @@ where
         let Some(mut record) = span.extensions_mut().remove::<SpanRecord>() else { return };
         if record.sampled {
             record.end = SystemTime::now();
-            self.queue.push(record);
+            self.queue.push(&record);
         }
     }
 }

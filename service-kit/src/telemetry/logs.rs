@@ -44,6 +44,8 @@ mod tests {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 
+    use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
+    use prost::Message;
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
@@ -85,14 +87,15 @@ mod tests {
             let _request = tracing::info_span!("request").entered();
             tracing::info!(order = "ORD-001", "inside");
         });
-        let spans = queue.take_batch();
+        // The queued bytes are `ScopeSpans.spans` fields: read them as that message.
+        let spans = ScopeSpans::decode(&queue.take_batch().spans[..]).unwrap().spans;
         let [request] = &spans[..] else { panic!("one span exported: {spans:?}") };
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         let logged: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         let [outside, inside] = &logged[..] else { panic!("two lines: {text}") };
         assert_eq!(outside.get("trace_id"), None, "no span, no ids: {outside}");
-        assert_eq!(inside["trace_id"], hex(&request.ids.trace_id), "{inside}");
-        assert_eq!(inside["span_id"], hex(&request.ids.span_id), "{inside}");
+        assert_eq!(inside["trace_id"], hex(&request.trace_id), "{inside}");
+        assert_eq!(inside["span_id"], hex(&request.span_id), "{inside}");
         assert_eq!(inside["order"], "ORD-001", "the line is otherwise the same JSON: {inside}");
         let event = &request.events[0];
         assert_eq!(event.name, "inside", "the log line is also an event of the span");
@@ -114,7 +117,7 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert!(queue.take_batch().is_empty());
+        assert_eq!(queue.take_batch().count, 0);
         assert!(String::from_utf8(lines.0.lock().unwrap().clone()).unwrap().contains("sent"), "it still logs");
     }
 }
