@@ -282,7 +282,14 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
         assert_eq!(a(attr::TOKEN_VERSION), version, "{service}");
         assert_eq!(a(attr::CLIENT), client, "{service}");
         assert_eq!(a(attr::OUTCOME), "allowed", "{service}");
-        assert!(!a(attr::TENANT).is_empty() && !a(attr::SCOPES).is_empty());
+        assert!(!a(attr::TENANT).is_empty());
+        let scopes = a(attr::SCOPES);
+        assert!(
+            scopes.split(' ').all(|s| !s.is_empty()),
+            "{service}: scopes are words separated by one space: {scopes:?}"
+        );
+        let expected = if service == "orders-api" { "Orders.Read" } else { "access_as_user" };
+        assert!(scopes.split(' ').any(|s| s == expected), "{service}: {expected} among {scopes:?}");
     }
     assert_eq!(attribute(obo, attr::TOKEN_SOURCE).as_deref(), Some("issued"));
     // Only names from the one list are identity attributes.
