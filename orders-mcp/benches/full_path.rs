@@ -425,6 +425,14 @@ async fn run() -> anyhow::Result<()> {
             format!("{:.0} → {:.0}", off.mcp_cpu_us, on.mcp_cpu_us),
             format!("{:.0} → {:.0}", off.api_cpu_us, on.api_cpu_us),
         );
+        // Each round's ratio too: one slow round shows as an outlier here, not as a shift.
+        let rounds: Vec<String> = on
+            .rounds
+            .iter()
+            .zip(&off.rounds)
+            .map(|(on, off)| format!("{:.2}", on.throughput / off.throughput))
+            .collect();
+        println!("{:>11} each round: {}", "", rounds.join(" "));
         let at = format!("concurrency {concurrency}");
         results.push(row(
             format!("full path, OpenTelemetry off, {at}: throughput"),
