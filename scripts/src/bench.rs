@@ -19,6 +19,7 @@ struct Bench {
 
 const BENCHES: &[Bench] = &[
     Bench { package: "entra-auth", bench: "tokens" },
+    Bench { package: "entra-auth", bench: "telemetry" },
     Bench { package: "orders-api", bench: "get_order" },
     Bench { package: "orders-mcp", bench: "full_path" },
     Bench { package: "chat-app", bench: "chat" },
@@ -36,6 +37,13 @@ const CRITERION: &[(&str, &str, Option<f64>)] = &[
         "entra-auth/telemetry_off_per_call",
         "OpenTelemetry off (no OTEL_* variable): its hooks in one full-path call",
         Some(0.1),
+    ),
+    // Exporting, on one thread with nothing else running: the full-path benchmark's tracing rows
+    // show what it costs with both cores saturated.
+    (
+        "entra-auth/telemetry_exporting_per_call",
+        "OpenTelemetry exporting every span: one full-path call's 5 spans, one thread",
+        None,
     ),
 ];
 

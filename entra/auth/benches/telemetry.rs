@@ -1,0 +1,114 @@
+//! What exporting traces costs one full-path call on one thread with nothing else running: the
+//! five spans such a call makes (shaped as the services make them: `service_kit::serve`'s
+//! request span, orders-mcp's `tools/call` and `orders_api.call`, orders-api's `store.get`), its
+//! two hops' identity attributes, and trace context read and written, with every span sampled,
+//! recorded, written as OTLP and exported to a receiver in this process.
+//! Compare with `tokens`' `telemetry_off_per_call` (the same hooks with nothing installed) and
+//! with the full-path benchmark's tracing rows, where both cores are saturated and the same
+//! work costs several times more.
+//! Its own binary: it installs the global subscriber, which the `tokens` rows must not have.
+//! Run: `cargo xtask bench` (or `cargo bench -p entra-auth --bench telemetry`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that cannot set up should stop
+
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use entra_auth::hop::{Decision, Hop, How, TokenSummary};
+use entra_auth::span_attributes;
+use entra_emulator::EmulatorConfig;
+use service_kit::settings::Env;
+use service_kit::telemetry::context::{continue_trace, continue_trace_from, set_attribute, trace_headers};
+use service_kit::telemetry::{TelemetrySettings, init_with};
+use tracing::Instrument;
+use tracing::field::Empty;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (receiver, idp) = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        // A collector's answer to every export: an empty ExportTraceServiceResponse.
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(|_: axum::body::Bytes| async { ([("content-type", "application/x-protobuf")], "") }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let idp = entra_emulator::Application::build(EmulatorConfig::from_repository().unwrap()).await.unwrap().spawn();
+        (url, idp)
+    });
+    let env = [("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.as_str()), ("OTEL_TRACES_SAMPLER", "always_on")];
+    let mut settings = TelemetrySettings::from_env(&mut Env::from_map(env), "bench");
+    settings.logs = false;
+    let _telemetry = init_with(settings);
+
+    let token = idp.handle().user_token("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    let hop = Hop {
+        service: "orders-api".into(),
+        token: TokenSummary::from_unverified(&token).unwrap(),
+        how: How::Obo,
+        decision: Decision::Allowed,
+        elapsed_ms: 0.1,
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("traceparent", TRACEPARENT.parse().unwrap());
+
+    let mut group = c.benchmark_group("entra-auth");
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("telemetry_exporting_per_call", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mcp_request = request_span("POST", "/mcp");
+            continue_trace(&mcp_request, &headers);
+            async {
+                let call = tracing::info_span!("mcp.tools/call", otel.name = "tools/call get_order", otel.kind = "server", tool = %"get_order");
+                continue_trace_from(&call, |_| Some(TRACEPARENT.into()));
+                async {
+                    set_attribute(&tracing::Span::current(), span_attributes::TOKEN_SOURCE, "cache");
+                    let client = tracing::info_span!("orders_api.call", otel.kind = "client", method = "GET", path = "/api/orders/ORD-001");
+                    async {
+                        let outbound = trace_headers();
+                        let api_request = request_span("GET", "/api/orders/ORD-001");
+                        continue_trace(&api_request, &outbound);
+                        async {
+                            span_attributes::record_hop(&tracing::Span::current(), &hop);
+                            async {}.instrument(tracing::info_span!("store.get", order = %"ORD-001", visibility = ?"owner")).await;
+                        }
+                        .instrument(api_request.clone())
+                        .await;
+                        api_request.record("http.response.status_code", 200);
+                    }
+                    .instrument(client)
+                    .await;
+                    span_attributes::record_hop(&tracing::Span::current(), &hop);
+                }
+                .instrument(call)
+                .await;
+            }
+            .instrument(mcp_request.clone())
+            .await;
+            mcp_request.record("http.response.status_code", 200);
+        })
+    });
+    group.finish();
+}
+
+/// The shape of `service_kit::serve`'s request span.
+fn request_span(method: &str, path: &str) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {path}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        url.path = %path,
+        http.response.status_code = Empty,
+        otel.status_code = Empty,
+    )
+}
+
+criterion_group!(telemetry, benches);
+criterion_main!(telemetry);
