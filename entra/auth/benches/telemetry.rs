@@ -14,7 +14,6 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use entra_auth::hop::{Decision, Hop, How, TokenSummary};
 use entra_auth::span_attributes;
 use entra_emulator::EmulatorConfig;
 use service_kit::settings::Env;
@@ -23,10 +22,10 @@ use service_kit::telemetry::{TelemetrySettings, init_with};
 use tracing::Instrument;
 use tracing::field::Empty;
 
+mod common;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -48,15 +47,8 @@ fn benches(c: &mut Criterion) {
     let _telemetry = init_with(settings);
 
     let token = idp.handle().user_token("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
-    let hop = Hop {
-        service: "orders-api".into(),
-        token: TokenSummary::from_unverified(&token).unwrap(),
-        how: How::Obo,
-        decision: Decision::Allowed,
-        elapsed_ms: 0.1,
-    };
-    let mut headers = axum::http::HeaderMap::new();
-    headers.insert("traceparent", TRACEPARENT.parse().unwrap());
+    let hop = common::obo_hop(&token);
+    let headers = common::traced_headers();
 
     let mut group = c.benchmark_group("entra-auth");
     group.measurement_time(Duration::from_secs(5));
@@ -66,7 +58,7 @@ fn benches(c: &mut Criterion) {
             continue_trace(&mcp_request, &headers);
             async {
                 let call = tracing::info_span!("mcp.tools/call", otel.name = "tools/call get_order", otel.kind = "server", tool = %"get_order");
-                continue_trace_from(&call, |_| Some(TRACEPARENT.into()));
+                continue_trace_from(&call, |_| Some(common::TRACEPARENT.into()));
                 async {
                     set_attribute(&tracing::Span::current(), span_attributes::TOKEN_SOURCE, "cache");
                     let client = tracing::info_span!("orders_api.call", otel.kind = "client", method = "GET", path = "/api/orders/ORD-001");

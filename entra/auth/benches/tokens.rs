@@ -15,12 +15,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 use entra_auth::acquire::{ConfidentialClient, Credential, OnBehalfOf};
-use entra_auth::hop::{Decision, Hop, How, TokenSummary};
 use entra_auth::span_attributes;
 use entra_auth::validate::{TokenValidator, TokenVersion, ValidatorConfig};
 use entra_emulator::EmulatorConfig;
 use service_kit::telemetry::context::{continue_trace, continue_trace_from, set_attribute, trace_headers};
 use url::Url;
+
+mod common;
 
 // Measured with the allocator of the services that validate tokens.
 #[global_allocator]
@@ -75,20 +76,13 @@ fn benches(c: &mut Criterion) {
     // headers and `_meta`, records two hops and the token's source, and writes trace context on
     // its call; orders-api reads it and records its hop. With no layer installed each of these
     // checks one flag and returns.
-    let hop = Hop {
-        service: "orders-api".into(),
-        token: TokenSummary::from_unverified(&token).unwrap(),
-        how: How::Obo,
-        decision: Decision::Allowed,
-        elapsed_ms: 0.1,
-    };
-    let mut headers = axum::http::HeaderMap::new();
-    headers.insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().unwrap());
+    let hop = common::obo_hop(&token);
+    let headers = common::traced_headers();
     let span = tracing::info_span!("request");
     group.bench_function("telemetry_off_per_call", |b| {
         b.iter(|| {
             continue_trace(&span, &headers);
-            continue_trace_from(&span, |_| Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()));
+            continue_trace_from(&span, |_| Some(common::TRACEPARENT.into()));
             span_attributes::record_hop(&span, &hop);
             span_attributes::record_hop(&span, &hop);
             set_attribute(&span, span_attributes::TOKEN_SOURCE, "cache");
