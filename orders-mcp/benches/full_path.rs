@@ -261,9 +261,16 @@ struct Ratio {
     high: f64,
 }
 
+/// The middle value, or the mean of the two middle ones for an even count (the upper one alone
+/// would lean every even-round result up).
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    let mid = values.len() / 2;
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[mid],
+        _ => (values[mid - 1] + values[mid]) / 2.0,
+    }
 }
 
 async fn run() -> anyhow::Result<()> {
