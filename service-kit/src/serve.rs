@@ -237,7 +237,9 @@ pub fn request_spans<B>() -> RequestSpans<B> {
         .on_response(response_status as fn(&Response<Body>, Duration, &Span))
 }
 
-fn request_span<B>(request: &Request<B>) -> Span {
+/// The span [`request_spans`] makes for `request` (public so that a benchmark measures this
+/// span, not a copy of it).
+pub fn request_span<B>(request: &Request<B>) -> Span {
     let span = tracing::info_span!(
         "request",
         otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
