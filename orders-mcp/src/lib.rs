@@ -7,7 +7,7 @@
 //!   plain HTTP handlers share.
 //! - [`auth`]: the middleware that validates every `/mcp` request.
 //! - [`mcp_endpoint`]: `/mcp`, rmcp's service with a direct route for plain stateless tool calls.
-//! - [`tools`]: the MCP tools and their hop trace.
+//! - [`tools`]: the MCP tools and their hop trace; [`tool_result`]: a call's result, and its JSON.
 //! - [`orders_api`]: the client for orders-api (On-Behalf-Of or passthrough).
 //! - [`order`]: orders and the arguments that name or create one.
 //! - [`health`]: `/healthz` and `/readyz`.
@@ -22,4 +22,5 @@ pub mod order;
 pub mod orders_api;
 pub mod startup;
 pub mod state;
+pub mod tool_result;
 pub mod tools;

@@ -20,9 +20,9 @@
 //!   (checked with rmcp's own accessors, so a value rmcp would not decode sends the call to rmcp).
 //!
 //! In both the arguments must parse. The route answers by running the same tool code
-//! ([`OrdersTools::call`]) under the same span as rmcp's handler ([`call_span`]) and serialising
-//! rmcp's own response type, finished for the revision with rmcp's own functions, as rmcp's
-//! handler does. Anything else, including everything that would be refused (a header that
+//! ([`OrdersTools::call`]) under the same span as rmcp's handler ([`call_span`]) and writing the
+//! JSON rmcp's handler writes for that result on that revision (without rmcp's `Value` trees:
+//! [`crate::tool_result`]). Anything else, including everything that would be refused (a header that
 //! disagrees with the body, a Base64-encoded `Mcp-Name`, a revision rmcp does not serve), goes to
 //! rmcp unchanged (with the body already read), so rmcp stays the judge of the protocol;
 //! `tests/api/mcp_endpoint.rs` checks that both routes answer the same calls the same way.
@@ -33,7 +33,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{JsonObject, ProtocolVersion, RequestId, RequestMetaObject, ServerJsonRpcMessage, ServerResult};
+use rmcp::model::{JsonObject, ProtocolVersion, RequestId, RequestMetaObject};
 use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use serde::Deserialize;
@@ -254,15 +254,9 @@ pub async fn serve(State(endpoint): State<Arc<McpEndpoint>>, request: Request) -
         return endpoint.rmcp.handle(Request::from_parts(parts, Body::from(bytes))).await.into_response();
     };
     let span = call_span(call.name(), meta.as_deref());
-    let mut result = ServerResult::CallToolResult(endpoint.tools.call(&who, call).instrument(span).await);
-    // What rmcp's handler does with a result for a peer on each revision.
-    if meta.is_some() {
-        result.fill_missing_cache_hints();
-    } else {
-        result.strip_result_type_for_legacy_peer();
-        result.strip_non_object_output_for_legacy_peer();
-    }
-    match serde_json::to_vec(&ServerJsonRpcMessage::response(result, id)) {
+    let result = endpoint.tools.call(&who, call).instrument(span).await;
+    // As rmcp's handler finishes a result for a peer on 2026-07-28 (`_meta`) or before.
+    match serde_json::to_vec(&result.response(&id, meta.is_some())) {
         Ok(body) => ([(header::CONTENT_TYPE, HeaderValue::from_static(JSON))], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot serialise a tool result");

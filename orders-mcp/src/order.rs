@@ -7,10 +7,11 @@
 use std::fmt;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// An order, as orders-api returns it (and as the tools' structured output carries it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 pub struct Order {
     /// The order id, like `ORD-001`.
     pub id: String,
@@ -24,6 +25,23 @@ pub struct Order {
     pub created_at: String,
     /// RFC 3339 timestamp.
     pub updated_at: String,
+}
+
+/// Keys in sorted order: a tool result's text is this JSON, and it was a `serde_json::Value`'s
+/// (a sorted map) until results were written without one (`crate::tool_result`).
+impl Serialize for Order {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut order = serializer.serialize_struct("Order", 8)?;
+        order.serialize_field("created_at", &self.created_at)?;
+        order.serialize_field("customer_name", &self.customer_name)?;
+        order.serialize_field("id", &self.id)?;
+        order.serialize_field("owner_oid", &self.owner_oid)?;
+        order.serialize_field("product", &self.product)?;
+        order.serialize_field("quantity", &self.quantity)?;
+        order.serialize_field("status", &self.status)?;
+        order.serialize_field("updated_at", &self.updated_at)?;
+        order.end()
+    }
 }
 
 impl fmt::Display for Order {
@@ -65,11 +83,21 @@ impl fmt::Display for OrderStatus {
 }
 
 /// One page of orders.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 pub struct OrderPage {
     pub orders: Vec<Order>,
     /// Pass this as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// Keys in sorted order, as [`Order`]'s.
+impl Serialize for OrderPage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut page = serializer.serialize_struct("OrderPage", 2)?;
+        page.serialize_field("next_cursor", &self.next_cursor)?;
+        page.serialize_field("orders", &self.orders)?;
+        page.end()
+    }
 }
 
 /// An order id that is safe to put in a URL path: letters, digits, `-` and `_`, at most 64.

@@ -7,27 +7,26 @@
 
 use std::sync::Arc;
 
-use entra_auth::claims_challenge::MCP_META_KEY as CLAIMS_CHALLENGE_META_KEY;
-use entra_auth::hop::{Decision, Hop, How, MCP_META_KEY};
+use entra_auth::hop::{Decision, Hop, How};
 use entra_auth::span_attributes;
 use http::request::Parts;
 use rmcp::handler::server::tool::{Extension, ToolCallContext, ToolRouter, schema_for_output};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, MetaObject,
-    ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, MetaObject, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tracing::{Instrument, Span};
 
 use crate::auth::Authenticated;
 use crate::configuration::Downstream;
 use crate::order::{NewOrder, Order, OrderId, OrderPage, OrderStatus};
 use crate::orders_api::{CallError, OrdersApi, SentToken, Traced};
+use crate::tool_result::{ResultMeta, ToolResult};
 
 /// `_meta` key of the token orders-mcp sent to orders-api (`{ "how", "token" }`): in `obo`
 /// mode the exchanged token's claims, in `passthrough` mode the incoming token's.
@@ -135,7 +134,7 @@ impl OrdersTools {
         output_schema = schema_for_output::<WhoAmI>()
     )]
     async fn whoami(&self, Extension(parts): Extension<Parts>) -> Result<CallToolResult, ErrorData> {
-        Ok(self.call(authenticated(&parts)?, ToolCall::Whoami).await)
+        Ok(self.call(authenticated(&parts)?, ToolCall::Whoami).await.into_call_tool_result())
     }
 
     #[tool(
@@ -149,7 +148,7 @@ impl OrdersTools {
         Extension(parts): Extension<Parts>,
         Parameters(args): Parameters<ListOrdersArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(self.call(authenticated(&parts)?, ToolCall::ListOrders(args)).await)
+        Ok(self.call(authenticated(&parts)?, ToolCall::ListOrders(args)).await.into_call_tool_result())
     }
 
     #[tool(
@@ -162,7 +161,7 @@ impl OrdersTools {
         Extension(parts): Extension<Parts>,
         Parameters(args): Parameters<OrderIdArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(self.call(authenticated(&parts)?, ToolCall::GetOrder(args)).await)
+        Ok(self.call(authenticated(&parts)?, ToolCall::GetOrder(args)).await.into_call_tool_result())
     }
 
     #[tool(
@@ -182,7 +181,7 @@ impl OrdersTools {
         Extension(parts): Extension<Parts>,
         Parameters(args): Parameters<CreateOrderArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(self.call(authenticated(&parts)?, ToolCall::CreateOrder(args)).await)
+        Ok(self.call(authenticated(&parts)?, ToolCall::CreateOrder(args)).await.into_call_tool_result())
     }
 
     #[tool(
@@ -203,14 +202,14 @@ impl OrdersTools {
         Extension(parts): Extension<Parts>,
         Parameters(args): Parameters<OrderIdArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(self.call(authenticated(&parts)?, ToolCall::CancelOrder(args)).await)
+        Ok(self.call(authenticated(&parts)?, ToolCall::CancelOrder(args)).await.into_call_tool_result())
     }
 }
 
 impl OrdersTools {
     /// Runs one tool call for `who`. The `#[tool]` methods above (rmcp's router) and the direct
     /// route for plain stateless calls ([`crate::mcp_endpoint`]) both end here.
-    pub async fn call(&self, who: &Authenticated, call: ToolCall) -> CallToolResult {
+    pub async fn call(&self, who: &Authenticated, call: ToolCall) -> ToolResult {
         match call {
             ToolCall::Whoami => self.run_whoami(who),
             ToolCall::ListOrders(args) => self.run_list_orders(who, args).await,
@@ -220,7 +219,7 @@ impl OrdersTools {
         }
     }
 
-    fn run_whoami(&self, who: &Authenticated) -> CallToolResult {
+    fn run_whoami(&self, who: &Authenticated) -> ToolResult {
         let c = &who.caller;
         let me = WhoAmI {
             oid: c.oid.clone(),
@@ -244,10 +243,12 @@ impl OrdersTools {
             me.scopes.join(", "),
             me.roles.join(", ")
         );
-        success(&me, text, meta(who, None, None))
+        // Through a `Value`, for its keys in order (`ToolResult::success`); not a hot path.
+        let me = serde_json::to_value(&me).unwrap_or_default();
+        ToolResult::success(&me, text, meta(who, None, None))
     }
 
-    async fn run_list_orders(&self, who: &Authenticated, args: ListOrdersArgs) -> CallToolResult {
+    async fn run_list_orders(&self, who: &Authenticated, args: ListOrdersArgs) -> ToolResult {
         let traced = self.api.list_orders(who, args.status, args.limit, args.cursor).await;
         respond(who, traced, |page| {
             if page.orders.is_empty() {
@@ -264,16 +265,16 @@ impl OrdersTools {
         })
     }
 
-    async fn run_get_order(&self, who: &Authenticated, args: OrderIdArgs) -> CallToolResult {
+    async fn run_get_order(&self, who: &Authenticated, args: OrderIdArgs) -> ToolResult {
         let id = match OrderId::parse(&args.id) {
             Ok(id) => id,
-            Err(why) => return failure(&why, meta(who, None, None)),
+            Err(why) => return ToolResult::error(why, meta(who, None, None)),
         };
         let traced = self.api.get_order(who, &id).await;
         respond_about(who, &id, traced, |order| format!("Order {order}"))
     }
 
-    async fn run_create_order(&self, who: &Authenticated, args: CreateOrderArgs) -> CallToolResult {
+    async fn run_create_order(&self, who: &Authenticated, args: CreateOrderArgs) -> ToolResult {
         let order = NewOrder { product: args.product, quantity: args.quantity };
         // One key per tool call: orders-mcp's own retry (after a refused cached token) cannot
         // place the order twice.
@@ -281,10 +282,10 @@ impl OrdersTools {
         respond(who, traced, |order| format!("Created order {order}"))
     }
 
-    async fn run_cancel_order(&self, who: &Authenticated, args: OrderIdArgs) -> CallToolResult {
+    async fn run_cancel_order(&self, who: &Authenticated, args: OrderIdArgs) -> ToolResult {
         let id = match OrderId::parse(&args.id) {
             Ok(id) => id,
-            Err(why) => return failure(&why, meta(who, None, None)),
+            Err(why) => return ToolResult::error(why, meta(who, None, None)),
         };
         let traced = self.api.cancel_order(who, &id).await;
         respond_about(who, &id, traced, |order| format!("Cancelled order {order}"))
@@ -352,47 +353,26 @@ fn authenticated(parts: &Parts) -> Result<&Authenticated, ErrorData> {
 
 /// The hop trace: orders-mcp's own hop, then orders-api's when it sent one; and the token
 /// orders-mcp sent downstream.
-fn meta(who: &Authenticated, sent: Option<SentToken>, api_hop: Option<Hop>) -> MetaObject {
+fn meta(who: &Authenticated, sent: Option<SentToken>, api_hop: Option<Hop>) -> ResultMeta {
     let own = who.caller.hop(SERVICE, How::Direct, Decision::Allowed, who.received.elapsed());
     span_attributes::record_hop(&Span::current(), &own);
     let hops: Vec<Hop> = std::iter::once(own).chain(api_hop).collect();
-    let mut meta = MetaObject::new();
-    meta.insert(MCP_META_KEY.to_string(), serde_json::to_value(hops).unwrap_or(Value::Null));
-    if let Some(sent) = sent {
-        meta.insert(SENT_TOKEN_META_KEY.to_string(), serde_json::to_value(sent).unwrap_or(Value::Null));
-    }
-    meta
+    ResultMeta { hops, sent, claims_challenge: None }
 }
 
-fn success<T: Serialize>(value: &T, text: String, meta: MetaObject) -> CallToolResult {
-    let structured = serde_json::to_value(value).unwrap_or(Value::Null);
-    // Its content is the JSON as text; a short summary goes before it, for clients that read
-    // only text content. (Not a copy of the tree serialised again: that was per call.)
-    let mut result = CallToolResult::structured(structured);
-    result.content.insert(0, ContentBlock::text(text));
-    result.meta = Some(meta);
-    result
-}
-
-fn failure(message: &str, meta: MetaObject) -> CallToolResult {
-    let mut result = CallToolResult::error(vec![ContentBlock::text(message.to_string())]);
-    result.meta = Some(meta);
-    result
-}
-
-fn respond<T: Serialize>(who: &Authenticated, traced: Traced<T>, text: impl FnOnce(&T) -> String) -> CallToolResult {
+/// The result of a call to orders-api: its answer as structured content after a short summary
+/// (for clients that read only text content), or the error.
+fn respond<T: Serialize>(who: &Authenticated, traced: Traced<T>, text: impl FnOnce(&T) -> String) -> ToolResult {
     let Traced { result, sent, api_hop } = traced;
-    let meta = meta(who, sent, api_hop);
+    let mut meta = meta(who, sent, api_hop);
     match result {
-        Ok(value) => success(&value, text(&value), meta),
+        Ok(value) => ToolResult::success(&value, text(&value), meta),
         Err(e) => {
             tracing::warn!(oid = %who.caller.oid, error = %e, "tool call failed");
-            let mut meta = meta;
             if let CallError::StepUpRequired { challenge, .. } = &e {
-                // For the MCP client's code (chat-app asks its user to step up), not the model.
-                meta.insert(CLAIMS_CHALLENGE_META_KEY.to_string(), Value::String(challenge.header_value()));
+                meta.claims_challenge = Some(challenge.header_value());
             }
-            failure(&e.to_string(), meta)
+            ToolResult::error(e.to_string(), meta)
         }
     }
 }
@@ -403,7 +383,7 @@ fn respond_about(
     id: &OrderId,
     traced: Traced<Order>,
     text: impl FnOnce(&Order) -> String,
-) -> CallToolResult {
+) -> ToolResult {
     let traced = Traced {
         result: traced.result.map_err(|e| match e {
             CallError::Status { status, detail } if status == http::StatusCode::NOT_FOUND => CallError::Status {
