@@ -73,7 +73,7 @@ impl<P: Policy> FromRequestParts<AppState> for Permitted<P> {
                 &granted
             }
             // The caller as it is: checked in place, not copied (this runs on every request).
-            _ => &caller,
+            _ => &*caller,
         };
         // Scopes and roles first, then what ORDERS_API_AGENT_POLICY takes away.
         let permitted = match state.guard.check::<P>(effective) {

@@ -23,10 +23,10 @@ pub const SERVICE: &str = "orders-api";
 
 /// Where the authorization extractor leaves the validated caller for the middleware.
 #[derive(Clone, Default)]
-pub struct HopSlot(Arc<OnceLock<(Caller, How)>>);
+pub struct HopSlot(Arc<OnceLock<(Arc<Caller>, How)>>);
 
 impl HopSlot {
-    pub fn record(&self, caller: Caller, how: How) {
+    pub fn record(&self, caller: Arc<Caller>, how: How) {
         // A request is authorized once; a second record would be a bug, and the first is the truth.
         let _ = self.0.set((caller, how));
     }

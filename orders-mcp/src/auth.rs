@@ -29,7 +29,7 @@ impl Policy for AccessAsUser {
 /// Who is calling, and with which token, for one `/mcp` request.
 #[derive(Clone, Debug)]
 pub struct Authenticated {
-    pub caller: Caller,
+    pub caller: Arc<Caller>,
     /// The token as received. It only ever goes downstream (exchanged or, in passthrough mode,
     /// forwarded); its `Debug` is redacted, so it cannot reach a log by accident.
     pub token: AccessToken,

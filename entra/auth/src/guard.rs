@@ -74,7 +74,7 @@ impl ResourceGuard {
     }
 
     /// Validates the bearer token of a request.
-    pub async fn authenticate(&self, parts: &Parts) -> Result<Caller, AuthError> {
+    pub async fn authenticate(&self, parts: &Parts) -> Result<Arc<Caller>, AuthError> {
         let token = bearer_token(&parts.headers, parts.uri.query()).map_err(|r| self.reject(r))?;
         self.validator.validate(token).await.map_err(|e| self.reject(Reason::InvalidToken(e)))
     }
@@ -98,7 +98,7 @@ impl ResourceGuard {
     }
 
     /// [`authenticate`](Self::authenticate) then [`check`](Self::check).
-    pub async fn authorize<P: Policy>(&self, parts: &Parts) -> Result<Caller, AuthError> {
+    pub async fn authorize<P: Policy>(&self, parts: &Parts) -> Result<Arc<Caller>, AuthError> {
         let caller = self.authenticate(parts).await?;
         self.check::<P>(&caller)?;
         Ok(caller)

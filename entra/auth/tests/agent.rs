@@ -161,6 +161,6 @@ async fn a_middle_tiers_cache_keeps_calls_through_an_agent_apart() {
     let agent_caller = at_mcp.validate(agent_token.secret()).await.unwrap();
     let through_agent = mcp.token(&agent_caller, agent_token.secret(), api_scope).await.unwrap();
     let seen = at_api.validate(through_agent.secret()).await.unwrap();
-    assert_eq!(seen.agent.map(|a| a.named_as), Some(AgentNamedAs::PriorActor), "not the cached direct token");
+    assert_eq!(seen.agent.as_ref().map(|a| a.named_as), Some(AgentNamedAs::PriorActor), "not the cached direct token");
     assert_eq!(seen.oid, own_caller.oid);
 }

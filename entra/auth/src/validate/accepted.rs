@@ -6,15 +6,16 @@
 //! only until the token expires (with the configured leeway: the same rule as a full check), and
 //! it lives in the key snapshot, so every JWKS refresh (a rotated or withdrawn key) starts empty.
 //! The size is bounded; no one can fill it without valid tokens, and a full cache first drops
-//! expired entries, then everything.
+//! expired entries, then everything. A hit shares the entry's caller (an `Arc`): every request
+//! with a known token would otherwise copy a dozen claim strings.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use super::caller::Caller;
 
 pub(crate) struct Accepted {
-    entries: RwLock<HashMap<Box<str>, Caller>>,
+    entries: RwLock<HashMap<Box<str>, Arc<Caller>>>,
     capacity: usize,
 }
 
@@ -25,7 +26,7 @@ impl Accepted {
     }
 
     /// The caller of `token` if it was accepted before and has not expired at `now` (seconds).
-    pub fn get(&self, token: &str, now: i64, leeway: i64) -> Option<Caller> {
+    pub fn get(&self, token: &str, now: i64, leeway: i64) -> Option<Arc<Caller>> {
         if self.capacity == 0 {
             return None;
         }
@@ -34,7 +35,7 @@ impl Accepted {
     }
 
     /// Remembers a token that just passed every check.
-    pub fn insert(&self, token: &str, caller: &Caller, now: i64, leeway: i64) {
+    pub fn insert(&self, token: &str, caller: &Arc<Caller>, now: i64, leeway: i64) {
         if self.capacity == 0 {
             return;
         }
@@ -45,7 +46,7 @@ impl Accepted {
                 entries.clear();
             }
         }
-        entries.insert(token.into(), caller.clone());
+        entries.insert(token.into(), Arc::clone(caller));
     }
 }
 
@@ -78,7 +79,7 @@ mod tests {
     #[test]
     fn an_entry_serves_until_its_token_expires_plus_leeway() {
         let cache = Accepted::new(8);
-        cache.insert("t", &caller(1_000), 900, 60);
+        cache.insert("t", &Arc::new(caller(1_000)), 900, 60);
         assert!(cache.get("t", 1_000, 60).is_some());
         assert!(cache.get("t", 1_060, 60).is_some());
         assert!(cache.get("t", 1_061, 60).is_none(), "expired: checked in full again, and refused");
@@ -89,16 +90,16 @@ mod tests {
     #[test]
     fn a_full_cache_drops_expired_entries_then_everything_and_zero_disables_it() {
         let cache = Accepted::new(2);
-        cache.insert("old", &caller(100), 50, 0);
-        cache.insert("live", &caller(10_000), 50, 0);
-        cache.insert("new", &caller(10_000), 500, 0);
+        cache.insert("old", &Arc::new(caller(100)), 50, 0);
+        cache.insert("live", &Arc::new(caller(10_000)), 50, 0);
+        cache.insert("new", &Arc::new(caller(10_000)), 500, 0);
         assert!(cache.get("old", 500, 0).is_none() && cache.get("live", 500, 0).is_some());
-        cache.insert("newest", &caller(10_000), 500, 0);
+        cache.insert("newest", &Arc::new(caller(10_000)), 500, 0);
         assert!(cache.get("newest", 500, 0).is_some());
         assert_eq!(cache.entries.read().unwrap().len(), 1, "bounded: cleared when nothing had expired");
 
         let off = Accepted::new(0);
-        off.insert("t", &caller(10_000), 0, 0);
+        off.insert("t", &Arc::new(caller(10_000)), 0, 0);
         assert!(off.get("t", 0, 0).is_none());
     }
 }

@@ -8,6 +8,8 @@
 //! A token that passed all of that before is recognised by its text until it expires
 //! (see `accepted`), so repeated requests with the same token skip the RSA work.
 
+use std::sync::Arc;
+
 use service_kit::clock::unix_now_i64;
 
 use super::caller::{Caller, Claims};
@@ -38,8 +40,8 @@ impl TokenValidator {
         self.keys.current().await.is_ok()
     }
 
-    /// Validates `token` and returns who is calling.
-    pub async fn validate(&self, token: &str) -> Result<Caller, ValidationError> {
+    /// Validates `token` and returns who is calling (shared with the accepted tokens).
+    pub async fn validate(&self, token: &str) -> Result<Arc<Caller>, ValidationError> {
         // Bounded before it is hashed for the lookup below.
         if token.len() > MAX_TOKEN_LEN {
             return Err(ValidationError::TooLarge);
@@ -54,7 +56,7 @@ impl TokenValidator {
         let (loaded, key) = self.keys.key(current, &jws.kid).await?;
         let claims: Claims = jws.verify(&key)?;
         claims.registered().check(now, leeway, &loaded.issuers, &self.config.audiences)?;
-        let caller = Caller::from_claims(claims, jws.header(), &self.config.tenant_id, &loaded.issuers)?;
+        let caller = Arc::new(Caller::from_claims(claims, jws.header(), &self.config.tenant_id, &loaded.issuers)?);
         loaded.accepted.insert(token, &caller, now, leeway);
         Ok(caller)
     }

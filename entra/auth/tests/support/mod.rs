@@ -44,7 +44,7 @@ async fn whoami<P: Policy>(
     request: axum::extract::Request,
 ) -> Result<axum::Json<Caller>, AuthError> {
     let (parts, _) = request.into_parts();
-    Ok(axum::Json(state.guard.authorize::<P>(&parts).await?))
+    Ok(axum::Json(Caller::clone(&*state.guard.authorize::<P>(&parts).await?)))
 }
 
 /// The validator a resource named `app` (in the manifest) would configure.
