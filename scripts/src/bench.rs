@@ -21,6 +21,7 @@ const BENCHES: &[Bench] = &[
     Bench { package: "entra-auth", bench: "tokens" },
     Bench { package: "entra-auth", bench: "telemetry" },
     Bench { package: "orders-api", bench: "get_order" },
+    Bench { package: "orders-api", bench: "point_read" },
     Bench { package: "orders-mcp", bench: "full_path" },
     Bench { package: "chat-app", bench: "chat" },
 ];
@@ -45,6 +46,10 @@ const CRITERION: &[(&str, &str, Option<f64>)] = &[
         "OpenTelemetry exporting every span: one full-path call's 5 spans, one thread",
         None,
     ),
+    // One read at a time: sqlx's round trip to its connection thread, then the same statement on
+    // the calling thread (the floor; what SQLite itself costs).
+    ("orders-api/point_read_sqlx", "orders-api point read by id, through sqlx (its connection thread)", None),
+    ("orders-api/point_read_floor", "the same read on the calling thread (the floor; rusqlite)", None),
 ];
 
 #[derive(Deserialize)]

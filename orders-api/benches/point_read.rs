@@ -1,0 +1,87 @@
+//! One order read by id, as orders-api reads it and at its floor.
+//!
+//! orders-api reads through sqlx, whose SQLite connections each run on a thread of their own:
+//! the statement goes to that thread over a channel and the row comes back over another, so a
+//! read wakes two threads. The floor is the same statement on the same file, prepared once and
+//! run on the calling thread (rusqlite, a dependency of this benchmark only: the service's stack
+//! is sqlx). The difference is what sqlx's thread-per-connection design costs one read; under
+//! the full-path load it is part of orders-api's CPU per call (`full_path` bench), where those
+//! wake-ups are the largest share of orders-api's kernel time.
+//!
+//! Run: `cargo xtask bench` (or `cargo bench -p orders-api --bench point_read`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that cannot set up should stop
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use orders_api::database::Database;
+use orders_api::domain::{NewOrder, OrderId, User};
+use orders_api::store::{Created, OrderStore};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// orders-api's statement for a user's own order (`store.rs`), with the same columns.
+const GET_OWNED: &str = "SELECT seq, owner_oid, customer_name, product, quantity, status, created_at, updated_at \
+     FROM orders WHERE seq = ?1 AND owner_oid = ?2";
+
+/// The row as orders-api decodes it: owned strings.
+#[allow(dead_code)] // read only by `black_box`
+struct Row {
+    seq: i64,
+    owner_oid: String,
+    customer_name: String,
+    product: String,
+    quantity: i64,
+    status: String,
+    created_at: String,
+    updated_at: String,
+}
+
+fn point_read(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.db");
+    let user = User { oid: "bench-oid".into(), name: "Bench User".into(), admin: false };
+    let db = rt.block_on(Database::open(&path)).unwrap();
+    let store = OrderStore::new(db.clone());
+    let order = NewOrder::parse("Keyboard", 2).unwrap();
+    let Created::New(order) = rt.block_on(store.create(&user, &order, None)).unwrap() else { unreachable!() };
+    let id: OrderId = order.id;
+    // The row's number, as SQLite stores it (`ORD-001` is row 1).
+    let seq: i64 = id.to_string().trim_start_matches("ORD-").parse().unwrap();
+    let floor = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+
+    let mut group = c.benchmark_group("orders-api");
+    group.bench_function("point_read_sqlx", |b| {
+        b.to_async(&rt).iter(|| async {
+            let order: Option<_> = store.get(id, user.visibility()).await.unwrap();
+            assert!(order.is_some());
+            order
+        })
+    });
+    group.bench_function("point_read_floor", |b| {
+        b.iter(|| {
+            let mut statement = floor.prepare_cached(GET_OWNED).unwrap();
+            let row = statement
+                .query_row((seq, user.oid.as_str()), |r| {
+                    Ok(Row {
+                        seq: r.get(0)?,
+                        owner_oid: r.get(1)?,
+                        customer_name: r.get(2)?,
+                        product: r.get(3)?,
+                        quantity: r.get(4)?,
+                        status: r.get(5)?,
+                        created_at: r.get(6)?,
+                        updated_at: r.get(7)?,
+                    })
+                })
+                .unwrap();
+            std::hint::black_box(row)
+        })
+    });
+    group.finish();
+    rt.block_on(db.close());
+}
+
+criterion_group!(benches, point_read);
+criterion_main!(benches);
