@@ -15,7 +15,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::orders_api::SentToken;
-use crate::tools::SENT_TOKEN_META_KEY;
+
+/// `_meta` key of the token orders-mcp sent to orders-api (`{ "how", "token" }`): in `obo`
+/// mode the exchanged token's claims, in `passthrough` mode the incoming token's.
+pub const SENT_TOKEN_META_KEY: &str = "dev.orders-copilot/downstream-token";
 
 /// The result of one tool call.
 pub struct ToolResult {

@@ -28,10 +28,6 @@ use crate::order::{NewOrder, Order, OrderId, OrderPage, OrderStatus};
 use crate::orders_api::{CallError, OrdersApi, SentToken, Traced};
 use crate::tool_result::{ResultMeta, ToolResult};
 
-/// `_meta` key of the token orders-mcp sent to orders-api (`{ "how", "token" }`): in `obo`
-/// mode the exchanged token's claims, in `passthrough` mode the incoming token's.
-pub const SENT_TOKEN_META_KEY: &str = "dev.orders-copilot/downstream-token";
-
 /// The name this service reports in hop records.
 pub const SERVICE: &str = "orders-mcp";
 

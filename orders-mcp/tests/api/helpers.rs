@@ -9,7 +9,7 @@ use entra_emulator::{Emulator, EmulatorConfig};
 use entra_manifest::REPOSITORY_MANIFEST;
 use orders_mcp::configuration::Settings;
 use orders_mcp::startup::Application;
-use orders_mcp::tools::SENT_TOKEN_META_KEY;
+use orders_mcp::tool_result::SENT_TOKEN_META_KEY;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
