@@ -15,14 +15,10 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use orders_api::database::Database;
 use orders_api::domain::{NewOrder, OrderId, User};
-use orders_api::store::{Created, OrderStore};
+use orders_api::store::{Created, GET_OWNED, OrderStore};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// orders-api's statement for a user's own order (`store.rs`), with the same columns.
-const GET_OWNED: &str = "SELECT seq, owner_oid, customer_name, product, quantity, status, created_at, updated_at \
-     FROM orders WHERE seq = ?1 AND owner_oid = ?2";
 
 /// The row as orders-api decodes it: owned strings.
 #[allow(dead_code)] // read only by `black_box`

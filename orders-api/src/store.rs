@@ -16,7 +16,8 @@ macro_rules! columns {
 }
 const COLUMNS: &str = columns!();
 /// One order, if `owner_oid` owns it (the owner check is part of the read, not a second query).
-const GET_OWNED: &str = concat!("SELECT ", columns!(), " FROM orders WHERE seq = ?1 AND owner_oid = ?2");
+/// Public for the point-read benchmark's floor, which runs this very statement.
+pub const GET_OWNED: &str = concat!("SELECT ", columns!(), " FROM orders WHERE seq = ?1 AND owner_oid = ?2");
 const GET_ANY: &str = concat!("SELECT ", columns!(), " FROM orders WHERE seq = ?1");
 
 #[derive(Clone)]
