@@ -20,7 +20,8 @@
 //!   (checked with rmcp's own accessors, so a value rmcp would not decode sends the call to rmcp).
 //!
 //! In both the arguments must parse. The route answers by running the same tool code
-//! ([`OrdersTools::call`]) under the same span as rmcp's handler ([`call_span`]) and writing the
+//! ([`OrdersTools::call`]) in the request's own span, named and parented as rmcp's handler's
+//! span is ([`call_span`]; `service_kit::telemetry::context::carry_operation`), and writing the
 //! JSON rmcp's handler writes for that result on that revision (without rmcp's `Value` trees:
 //! [`crate::tool_result`]). Anything else, including everything that would be refused (a header that
 //! disagrees with the body, a Base64-encoded `Mcp-Name`, a revision rmcp does not serve), goes to
@@ -37,11 +38,12 @@ use rmcp::model::{JsonObject, ProtocolVersion, RequestId, RequestMetaObject};
 use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use serde::Deserialize;
-use tracing::Instrument;
+use service_kit::telemetry::context::{KeyValue, carry_operation};
+use tracing::{Instrument, Span};
 
 use crate::auth::Authenticated;
 use crate::configuration::AllowedHosts;
-use crate::tools::{OrdersTools, ToolCall, call_span};
+use crate::tools::{OrdersTools, ToolCall, call_span, trace_context_in};
 
 /// The revisions before 2026-07-28 the direct route answers (and no header at all, which rmcp
 /// reads as 2025-03-26): a stateless tool call means the same in each.
@@ -253,8 +255,22 @@ pub async fn serve(State(endpoint): State<Arc<McpEndpoint>>, request: Request) -
     let (Some((id, call, meta)), Some(who)) = (read, who) else {
         return endpoint.rmcp.handle(Request::from_parts(parts, Body::from(bytes))).await.into_response();
     };
-    let span = call_span(call.name(), meta.as_deref());
-    let result = endpoint.tools.call(&who, call).instrument(span).await;
+    // The request's span becomes the call's, in the client's trace (`_meta`), rather than the
+    // call being a span under a one-span trace of the request; if it cannot, the call gets its
+    // own span as on rmcp's route.
+    let request_span = Span::current();
+    let tool = call.name();
+    let carried = carry_operation(
+        &request_span,
+        || (format!("tools/call {tool}"), [KeyValue::new("tool", tool.to_owned())]),
+        |key| meta.as_deref().and_then(|meta| trace_context_in(meta)(key)),
+    );
+    let result = if carried {
+        endpoint.tools.call(&who, call).await
+    } else {
+        let span = call_span(tool, meta.as_deref());
+        endpoint.tools.call(&who, call).instrument(span).await
+    };
     // As rmcp's handler finishes a result for a peer on 2026-07-28 (`_meta`) or before.
     match serde_json::to_vec(&result.response(&id, meta.is_some())) {
         Ok(body) => ([(header::CONTENT_TYPE, HeaderValue::from_static(JSON))], body).into_response(),

@@ -316,8 +316,9 @@ impl ServerHandler for OrdersTools {
 /// The span of one tool call, continuing the client's trace from the request's `_meta`: MCP
 /// carries W3C Trace Context there (`traceparent`, `tracestate`; SEP-414, "Document OpenTelemetry
 /// Trace Context Propagation Conventions"), since one HTTP request of a Streamable HTTP session
-/// is not one call. rmcp's route and the direct route ([`crate::mcp_endpoint`]) both use it.
-/// It is the tool's only span: orders-mcp's hop record becomes its attributes ([`meta`]), and
+/// is not one call. rmcp's route uses it; the direct route ([`crate::mcp_endpoint`]) makes the
+/// request's own span the call's instead, and uses this only when it cannot. It is the tool's
+/// only span: orders-mcp's hop record becomes its attributes ([`meta`]), and
 /// the call to orders-api is its child. (A span per tool method under it repeated the same
 /// facts at the cost of one more span per call: see the README's tracing overhead.)
 pub fn call_span(tool: &str, meta: Option<&MetaObject>) -> Span {
@@ -328,13 +329,18 @@ pub fn call_span(tool: &str, meta: Option<&MetaObject>) -> Span {
         tool = %tool,
     );
     if let Some(meta) = meta {
-        service_kit::telemetry::context::continue_trace_from(&span, |key| match key {
-            "traceparent" => meta.get_traceparent().map(String::from),
-            "tracestate" => meta.get_tracestate().map(String::from),
-            _ => None,
-        });
+        service_kit::telemetry::context::continue_trace_from(&span, trace_context_in(meta));
     }
     span
+}
+
+/// Reads the W3C Trace Context a request's `_meta` carries (`traceparent`, `tracestate`).
+pub fn trace_context_in(meta: &MetaObject) -> impl Fn(&str) -> Option<String> + '_ {
+    |key| match key {
+        "traceparent" => meta.get_traceparent().map(String::from),
+        "tracestate" => meta.get_tracestate().map(String::from),
+        _ => None,
+    }
 }
 
 /// The caller the auth middleware put on the request. Without it the request never passed the

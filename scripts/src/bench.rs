@@ -43,7 +43,7 @@ const CRITERION: &[(&str, &str, Option<f64>)] = &[
     // show what it costs with both cores saturated.
     (
         "entra-auth/telemetry_exporting_per_call",
-        "OpenTelemetry exporting every span: one full-path call's 5 spans, one thread",
+        "OpenTelemetry exporting every span: one full-path call's 4 spans, one thread",
         None,
     ),
     // One read at a time: sqlx's round trip to its connection thread, then the same statement on

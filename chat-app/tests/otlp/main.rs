@@ -24,6 +24,7 @@ use entra_auth::span_attributes as attr;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 use service_kit::telemetry::settings::{BatchSettings, OtlpSettings, Protocol, Sampler};
 use service_kit::telemetry::{Telemetry, TelemetrySettings};
@@ -223,6 +224,12 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     // One span per tool call there: it carries orders-mcp's hop, the rest is its children.
     let tool = one("tools/call list_orders");
     assert_eq!(tool.parent_span_id, call.span_id, "orders-mcp's call is a child of chat-app's");
+    // The call is the request's own server span (the direct route), not a span under a
+    // one-span trace of `POST /mcp` (chat-app's MCP client sends no `traceparent` header).
+    assert_eq!(tool.kind, SpanKind::Server as i32);
+    assert_eq!(attribute(tool, "url.path").as_deref(), Some("/mcp"));
+    assert_eq!(attribute(tool, "http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(attribute(tool, "tool").as_deref(), Some("list_orders"));
     assert!(
         !spans.iter().any(|s| s.name.starts_with("tool.")),
         "no span per tool method under the call: {:?}",
@@ -342,4 +349,54 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
         panic!("one call to orders-api in the second turn: {names:?}")
     };
     assert_eq!(attribute(api_call, attr::TOKEN_SOURCE).as_deref(), Some("cache"));
+}
+
+/// A request span becomes the span of the operation it carries, in the trace a message names
+/// (`service_kit::telemetry::context::carry_operation`, what orders-mcp's direct route does with
+/// MCP's `_meta`), unless a span was already opened under it: that child is in the request
+/// span's trace, so the request span keeps it, and the caller opens a span of its own.
+#[tokio::test]
+async fn a_request_span_carries_its_operation_unless_a_child_was_opened_under_it() {
+    use service_kit::telemetry::context::{KeyValue as Attribute, carry_operation};
+    telemetry();
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let traceparent = format!("00-{caller_trace}-{caller_span}-01");
+    let from_meta = |key: &str| (key == "traceparent").then(|| traceparent.clone());
+    let operation = |tool: &str| (format!("tools/call {tool}"), [Attribute::new("tool", tool.to_owned())]);
+
+    let plain = tracing::info_span!("request", otel.name = "POST /carry-plain", otel.kind = "server");
+    let carried = plain.in_scope(|| carry_operation(&plain, || operation("carried"), from_meta));
+    assert!(carried, "a request span with no child carries the operation");
+    drop(plain);
+
+    let busy = tracing::info_span!("request", otel.name = "POST /carry-busy", otel.kind = "server");
+    let child = tracing::info_span!(parent: &busy, "carry.child");
+    let carried = busy.in_scope(|| carry_operation(&busy, || operation("refused"), from_meta));
+    assert!(!carried, "a span was opened under it: it keeps its own trace");
+    drop((child, busy));
+
+    let exported = async {
+        loop {
+            tokio::task::spawn_blocking(|| telemetry().flush()).await.unwrap();
+            let received = receiver().1.lock().unwrap().clone();
+            let find = |name: &str| received.spans.iter().find(|s| s.name == name).cloned();
+            if let (Some(a), Some(b), Some(c)) =
+                (find("tools/call carried"), find("POST /carry-busy"), find("carry.child"))
+            {
+                break (a, b, c, received.spans.iter().any(|s| s.name == "tools/call refused"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (carried, busy, child, renamed) =
+        tokio::time::timeout(Duration::from_secs(30), exported).await.expect("the spans are exported");
+    assert_eq!(hex(&carried.trace_id), caller_trace, "in the trace `_meta` named");
+    assert_eq!(hex(&carried.parent_span_id), caller_span, "a child of the caller's span");
+    assert_eq!(attribute(&carried, "tool").as_deref(), Some("carried"));
+    assert_eq!(carried.kind, SpanKind::Server as i32);
+    assert!(!renamed, "the span with a child was not renamed");
+    assert_ne!(hex(&busy.trace_id), caller_trace);
+    assert_eq!(child.trace_id, busy.trace_id, "the child is still in its parent's trace");
+    assert_eq!(child.parent_span_id, busy.span_id);
 }

@@ -1,6 +1,7 @@
 //! What exporting traces costs one full-path call on one thread with nothing else running: the
-//! five spans such a call makes (the services' own request spans, `service_kit::serve`'s, and
-//! spans shaped as orders-mcp's `tools/call` and `orders_api.call` and orders-api's `store.get`), its
+//! four spans such a call makes (the services' own request spans, `service_kit::serve`'s, the
+//! first carrying orders-mcp's `tools/call` as its direct route does, and spans shaped as
+//! orders-mcp's `orders_api.call` and orders-api's `store.get`), its
 //! two hops' identity attributes, and trace context read and written, with every span sampled,
 //! recorded, written as OTLP and exported to a receiver in this process.
 //! Compare with `tokens`' `telemetry_off_per_call` (the same hooks with nothing installed) and
@@ -18,7 +19,7 @@ use entra_auth::span_attributes;
 use entra_emulator::EmulatorConfig;
 use service_kit::serve::request_span;
 use service_kit::settings::Env;
-use service_kit::telemetry::context::{continue_trace_from, set_attribute, trace_headers};
+use service_kit::telemetry::context::{KeyValue, carry_operation, set_attribute, trace_headers};
 use service_kit::telemetry::{TelemetrySettings, init_with};
 use tracing::Instrument;
 
@@ -62,17 +63,28 @@ fn benches(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let mcp_request = request_span(&mcp_call);
             async {
-                let call = tracing::info_span!("mcp.tools/call", otel.name = %format_args!("tools/call {}", "get_order"), otel.kind = "server", tool = %"get_order");
-                continue_trace_from(&call, |_| Some(common::TRACEPARENT.into()));
+                // orders-mcp's direct route: the request's span becomes the tool call's.
+                carry_operation(
+                    &tracing::Span::current(),
+                    || (format!("tools/call {}", "get_order"), [KeyValue::new("tool", "get_order")]),
+                    |_| Some(common::TRACEPARENT.into()),
+                );
                 async {
                     set_attribute(&tracing::Span::current(), span_attributes::TOKEN_SOURCE, "cache");
-                    let client = tracing::info_span!("orders_api.call", otel.kind = "client", method = "GET", path = "/api/orders/ORD-001");
+                    let client = tracing::info_span!(
+                        "orders_api.call",
+                        otel.kind = "client",
+                        method = "GET",
+                        path = "/api/orders/ORD-001"
+                    );
                     async {
                         std::hint::black_box(trace_headers());
                         let api_request = request_span(&api_call);
                         async {
                             span_attributes::record_hop(&tracing::Span::current(), &hop);
-                            async {}.instrument(tracing::info_span!("store.get", order = %"ORD-001", visibility = ?"owner")).await;
+                            async {}
+                                .instrument(tracing::info_span!("store.get", order = %"ORD-001", visibility = ?"owner"))
+                                .await;
                         }
                         .instrument(api_request.clone())
                         .await;
@@ -82,7 +94,6 @@ fn benches(c: &mut Criterion) {
                     .await;
                     span_attributes::record_hop(&tracing::Span::current(), &hop);
                 }
-                .instrument(call)
                 .await;
             }
             .instrument(mcp_request.clone())

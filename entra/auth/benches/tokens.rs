@@ -18,7 +18,7 @@ use entra_auth::acquire::{ConfidentialClient, Credential, OnBehalfOf};
 use entra_auth::span_attributes;
 use entra_auth::validate::{TokenValidator, TokenVersion, ValidatorConfig};
 use entra_emulator::EmulatorConfig;
-use service_kit::telemetry::context::{continue_trace, continue_trace_from, set_attribute, trace_headers};
+use service_kit::telemetry::context::{carry_operation, continue_trace, set_attribute, trace_headers};
 use url::Url;
 
 mod common;
@@ -82,7 +82,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("telemetry_off_per_call", |b| {
         b.iter(|| {
             continue_trace(&span, &headers);
-            continue_trace_from(&span, |_| Some(common::TRACEPARENT.into()));
+            carry_operation(&span, || (String::from("tools/call get_order"), []), |_| Some(common::TRACEPARENT.into()));
             span_attributes::record_hop(&span, &hop);
             span_attributes::record_hop(&span, &hop);
             set_attribute(&span, span_attributes::TOKEN_SOURCE, "cache");

@@ -196,6 +196,7 @@ mod tests {
             parent_is_remote: false,
             sampled: true,
             trace_state: None,
+            has_children: false,
             name: Cow::Borrowed(name),
             kind: SpanKind::Internal,
             start: UNIX_EPOCH,

@@ -3,6 +3,7 @@
 //! hop adds to its span go through here too. When traces are not exported nothing is read or
 //! written (each function checks one flag), so tracing costs nothing when it is off.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use axum::http::{HeaderMap, HeaderValue};
@@ -88,6 +89,40 @@ pub fn continue_trace_from(span: &Span, get: impl Fn(&str) -> Option<String>) {
     }
     let Some(parent) = get(TRACEPARENT) else { return };
     continue_remote(span, trace_context::parse(&parent, get(TRACESTATE).as_deref()));
+}
+
+/// Makes `span`, a request's server span, also the span of the one operation the request
+/// carries, named and described by `operation` (called only when spans are exported),
+/// continuing the trace context `get` reads (as [`continue_trace_from`] does). For a protocol
+/// that carries trace context in its messages, not in HTTP headers: MCP's `_meta` (SEP-414).
+/// OpenTelemetry's MCP conventions parent the MCP server span on that context and make the HTTP
+/// transport span optional (semantic-conventions-genai, `docs/gen-ai/mcp.md`, "Recording MCP
+/// transport"), so one server span does for both, and the call is not also a one-span trace of
+/// its own (an MCP client sends no `traceparent` header).
+///
+/// Returns `false`, changing nothing, when spans are exported and `span` has children already:
+/// they are in the trace it had, so it keeps that trace, and the caller opens a span of its own
+/// for the operation. When nothing is exported there is nothing to do (`true`).
+pub fn carry_operation<A: IntoIterator<Item = KeyValue>>(
+    span: &Span,
+    operation: impl FnOnce() -> (String, A),
+    get: impl Fn(&str) -> Option<String>,
+) -> bool {
+    let Some(sampler) = SAMPLER.get() else { return true };
+    let remote = get(TRACEPARENT).and_then(|parent| trace_context::parse(&parent, get(TRACESTATE).as_deref()));
+    with_record(span, |record| {
+        if record.has_children {
+            return false;
+        }
+        let (name, attributes) = operation();
+        record.name = Cow::Owned(name);
+        attributes.into_iter().for_each(|kv| record.set(kv));
+        if let Some(remote) = remote {
+            record.continue_remote(remote, *sampler);
+        }
+        true
+    })
+    .unwrap_or(false)
 }
 
 /// The current span's trace context as fields (`traceparent`, `tracestate`), for a carrier

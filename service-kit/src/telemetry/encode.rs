@@ -359,6 +359,7 @@ mod tests {
             parent_is_remote: true,
             sampled: true,
             trace_state: Some(Arc::from("vendor=rojo")),
+            has_children: false,
             name: Cow::Borrowed("POST /mcp"),
             kind: SpanKind::Server,
             start: at(0),

@@ -68,8 +68,9 @@ where
         }
         let Some(span) = ctx.span(id) else { return };
         let parent = span.parent().and_then(|parent| {
-            let extensions = parent.extensions();
-            let record = extensions.get::<SpanRecord>()?;
+            let mut extensions = parent.extensions_mut();
+            let record = extensions.get_mut::<SpanRecord>()?;
+            record.has_children = true;
             Some((record.ids, record.sampled, record.trace_state.clone()))
         });
         let (ids, parent, sampled, trace_state) = match parent {
@@ -90,6 +91,7 @@ where
             parent_is_remote: false,
             sampled,
             trace_state,
+            has_children: false,
             name: Cow::Borrowed(attrs.metadata().name()),
             kind: SpanKind::Internal,
             start: SystemTime::now(),

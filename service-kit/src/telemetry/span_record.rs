@@ -26,6 +26,9 @@ pub struct SpanRecord {
     pub sampled: bool,
     /// The caller's `tracestate`, passed on unchanged to this trace's spans and calls.
     pub trace_state: Option<Arc<str>>,
+    /// Whether a span has been opened under this one: its trace is then settled (a child keeps
+    /// the trace id it was given).
+    pub has_children: bool,
     pub name: Cow<'static, str>,
     pub kind: SpanKind,
     pub start: SystemTime,
