@@ -73,7 +73,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("obo_cache_hit", |b| b.to_async(&rt).iter(|| obo.token(&caller, &user_token, scope)));
 
     // A full-path call with OpenTelemetry off: orders-mcp reads trace context from the request's
-    // headers and `_meta`, records two hops and the token's source, and writes trace context on
+    // headers and `_meta`, records its hop and the token's source, and writes trace context on
     // its call; orders-api reads it and records its hop. With no layer installed each of these
     // checks one flag and returns.
     let hop = common::obo_hop(&token);
@@ -83,7 +83,6 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             continue_trace(&span, &headers);
             carry_operation(&span, || (String::from("tools/call get_order"), []), |_| Some(common::TRACEPARENT.into()));
-            span_attributes::record_hop(&span, &hop);
             span_attributes::record_hop(&span, &hop);
             set_attribute(&span, span_attributes::TOKEN_SOURCE, "cache");
             std::hint::black_box(trace_headers());
