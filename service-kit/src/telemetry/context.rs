@@ -98,7 +98,8 @@ pub fn continue_trace_from(span: &Span, get: impl Fn(&str) -> Option<String>) {
 /// OpenTelemetry's MCP conventions parent the MCP server span on that context and make the HTTP
 /// transport span optional (semantic-conventions-genai, `docs/gen-ai/mcp.md`, "Recording MCP
 /// transport"), so one server span does for both, and the call is not also a one-span trace of
-/// its own (an MCP client sends no `traceparent` header).
+/// its own (rmcp's client, chat-app's, sends no `traceparent` header). A client that sends both
+/// gets the span under its `_meta` context, as those conventions parent the MCP span.
 ///
 /// Returns `false`, changing nothing, when spans are exported and `span` has children already:
 /// they are in the trace it had, so it keeps that trace, and the caller opens a span of its own
