@@ -263,7 +263,7 @@ pub async fn serve(State(endpoint): State<Arc<McpEndpoint>>, request: Request) -
     let carried = carry_operation(
         &request_span,
         || (format!("tools/call {tool}"), [KeyValue::new("tool", tool.to_owned())]),
-        |key| meta.as_deref().and_then(|meta| trace_context_in(meta)(key)),
+        trace_context_in(meta.as_deref()),
     );
     let result = if carried {
         endpoint.tools.call(&who, call).await

@@ -328,17 +328,16 @@ pub fn call_span(tool: &str, meta: Option<&MetaObject>) -> Span {
         otel.kind = "server",
         tool = %tool,
     );
-    if let Some(meta) = meta {
-        service_kit::telemetry::context::continue_trace_from(&span, trace_context_in(meta));
-    }
+    service_kit::telemetry::context::continue_trace_from(&span, trace_context_in(meta));
     span
 }
 
-/// Reads the W3C Trace Context a request's `_meta` carries (`traceparent`, `tracestate`).
-pub fn trace_context_in(meta: &MetaObject) -> impl Fn(&str) -> Option<String> + '_ {
-    |key| match key {
-        "traceparent" => meta.get_traceparent().map(String::from),
-        "tracestate" => meta.get_tracestate().map(String::from),
+/// Reads the W3C Trace Context a request's `_meta` carries (`traceparent`, `tracestate`), if it
+/// has a `_meta`.
+pub fn trace_context_in(meta: Option<&MetaObject>) -> impl Fn(&str) -> Option<String> + '_ {
+    move |key| match key {
+        "traceparent" => meta?.get_traceparent().map(String::from),
+        "tracestate" => meta?.get_tracestate().map(String::from),
         _ => None,
     }
 }

@@ -87,8 +87,12 @@ pub fn continue_trace_from(span: &Span, get: impl Fn(&str) -> Option<String>) {
     if !exporting() {
         return;
     }
-    let Some(parent) = get(TRACEPARENT) else { return };
-    continue_remote(span, trace_context::parse(&parent, get(TRACESTATE).as_deref()));
+    continue_remote(span, remote_from(get));
+}
+
+/// The caller's trace context, read from fields.
+fn remote_from(get: impl Fn(&str) -> Option<String>) -> Option<Remote> {
+    trace_context::parse(&get(TRACEPARENT)?, get(TRACESTATE).as_deref())
 }
 
 /// Makes `span`, a request's server span, also the span of the one operation the request
@@ -110,7 +114,7 @@ pub fn carry_operation<A: IntoIterator<Item = KeyValue>>(
     get: impl Fn(&str) -> Option<String>,
 ) -> bool {
     let Some(sampler) = SAMPLER.get() else { return true };
-    let remote = get(TRACEPARENT).and_then(|parent| trace_context::parse(&parent, get(TRACESTATE).as_deref()));
+    let remote = remote_from(get);
     with_record(span, |record| {
         if record.has_children {
             return false;
