@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{Array, KeyValue, Value};
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use prost::encoding::{WireType, encoded_len_varint, key_len};
 
 use super::span_record::{SpanEvent, SpanRecord};
 
@@ -248,6 +248,21 @@ fn each_element(array: &Array, mut f: impl FnMut(Value)) {
 /// An int64 on the wire: two's complement as a 64-bit varint.
 fn i64_bits(i: i64) -> u64 {
     u64::from_ne_bytes(i.to_ne_bytes())
+}
+
+/// prost's varint, for a `Vec` only: the tags and lengths written here nearly all fit in one
+/// byte, one `push` each, where prost's generic one (over `BufMut`) was the encoder's largest
+/// single cost.
+fn encode_varint(mut value: u64, buf: &mut Vec<u8>) {
+    while value >= 0x80 {
+        buf.push((value & 0x7f) as u8 | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
+fn encode_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    encode_varint(u64::from(tag << 3 | wire_type as u32), buf);
 }
 
 fn delimited_header(tag: u32, len: usize, buf: &mut Vec<u8>) {
