@@ -87,14 +87,17 @@ fn lower_hex(s: &str) -> bool {
 
 /// Exactly `2 * N` lowercase hex digits (§3.2.2: uppercase is not valid).
 fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N || !lower_hex(s) {
+    if s.len() != 2 * N {
         return None;
     }
-    // Lowercase hex digits only (checked above), so each is its value by subtraction.
-    let nibble = |d: u8| if d.is_ascii_digit() { d - b'0' } else { d - b'a' + 10 };
+    let nibble = |d: u8| match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        _ => None,
+    };
     let mut out = [0; N];
     for (byte, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-        *byte = (nibble(pair[0]) << 4) | nibble(pair[1]);
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
     }
     Some(out)
 }
