@@ -81,23 +81,27 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
-fn lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// A lowercase hex digit's value (§3.2.2: uppercase is not valid).
+fn hex_digit(d: u8) -> Option<u8> {
+    match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        _ => None,
+    }
 }
 
-/// Exactly `2 * N` lowercase hex digits (§3.2.2: uppercase is not valid).
+fn lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| hex_digit(b).is_some())
+}
+
+/// Exactly `2 * N` lowercase hex digits.
 fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
     if s.len() != 2 * N {
         return None;
     }
-    let nibble = |d: u8| match d {
-        b'0'..=b'9' => Some(d - b'0'),
-        b'a'..=b'f' => Some(d - b'a' + 10),
-        _ => None,
-    };
     let mut out = [0; N];
     for (byte, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        *byte = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
     }
     Some(out)
 }
