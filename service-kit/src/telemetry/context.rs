@@ -7,13 +7,15 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use axum::http::{HeaderMap, HeaderValue};
-/// An attribute, for [`set_attributes`].
+/// An attribute, for [`carry_operation`].
 pub use opentelemetry::KeyValue;
 use tracing::Span;
 use tracing_subscriber::Registry;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::settings::Sampler;
+/// A span's attributes, for [`with_attributes`].
+pub use super::span_record::Attributes;
 use super::span_record::SpanRecord;
 use super::trace_context::{self, Remote};
 
@@ -121,7 +123,7 @@ pub fn carry_operation<A: IntoIterator<Item = KeyValue>>(
         }
         let (name, attributes) = operation();
         record.name = Cow::Owned(name);
-        attributes.into_iter().for_each(|kv| record.set(kv));
+        attributes.into_iter().for_each(|kv| record.attributes.set(kv.key.as_str(), &kv.value));
         if let Some(remote) = remote {
             record.continue_remote(remote, *sampler);
         }
@@ -167,15 +169,12 @@ pub fn current_trace_id() -> Option<String> {
 /// Sets an attribute on `span` (names need not be declared as `tracing` fields, so one list of
 /// names can serve every service). A no-op when nothing is exported.
 pub fn set_attribute(span: &Span, key: &'static str, value: impl Into<opentelemetry::Value>) {
-    with_record(span, |record| record.set(KeyValue::new(key, value)));
+    with_record(span, |record| record.attributes.set(key, &value.into()));
 }
 
 /// Sets several attributes on `span` with one lookup of it, where [`set_attribute`] makes one
-/// per attribute. A no-op when nothing is exported.
-pub fn set_attributes(span: &Span, attributes: impl IntoIterator<Item = KeyValue>) {
-    with_record(span, |record| {
-        let attributes = attributes.into_iter();
-        record.attributes.reserve(attributes.size_hint().0);
-        attributes.for_each(|kv| record.set(kv));
-    });
+/// per attribute; `set` writes them (borrowed strings are written as they are, not copied).
+/// `set` is not called when nothing is exported.
+pub fn with_attributes(span: &Span, set: impl FnOnce(&mut Attributes)) {
+    with_record(span, |record| set(&mut record.attributes));
 }

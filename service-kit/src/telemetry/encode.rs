@@ -7,11 +7,12 @@
 //! the [`SpanRecord`]s, in the order prost would, and skips default-valued scalar fields as
 //! proto3 does. A test compares the bytes with prost's encoding of the same message.
 
+use std::ops::Range;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{Array, KeyValue, Value};
-use prost::encoding::{WireType, encoded_len_varint, key_len};
+use prost::encoding::{WireType, decode_varint, encoded_len_varint, key_len};
 
 use super::span_record::{SpanEvent, SpanRecord};
 
@@ -70,7 +71,7 @@ fn resource_len(resource: &ResourceFields) -> usize {
 
 /// Span, in tag order as prost writes it: trace_id = 1, span_id = 2, trace_state = 3,
 /// parent_span_id = 4, name = 5, kind = 6, start_time_unix_nano = 7, end_time_unix_nano = 8,
-/// attributes = 9, dropped_attributes_count = 10, events = 11, dropped_events_count = 12,
+/// attributes = 9 (written as they were set: [`attribute`]), dropped_attributes_count = 10, events = 11, dropped_events_count = 12,
 /// (links = 13 and dropped_links_count = 14: `tracing` spans have none exported), status = 15
 /// (always present), flags = 16.
 fn span(data: &SpanRecord, buf: &mut Vec<u8>) {
@@ -84,10 +85,8 @@ fn span(data: &SpanRecord, buf: &mut Vec<u8>) {
     varint(6, kind(&data.kind), buf);
     fixed64(7, nanos(data.start), buf);
     fixed64(8, nanos(data.end), buf);
-    for kv in &data.attributes {
-        key_value(9, kv, buf);
-    }
-    varint(10, u64::from(data.dropped_attributes), buf);
+    buf.extend_from_slice(data.attributes.bytes());
+    varint(10, u64::from(data.attributes.dropped()), buf);
     for e in &data.events {
         delimited_header(11, event_len(e), buf);
         event(e, buf);
@@ -107,8 +106,8 @@ fn span_len(data: &SpanRecord) -> usize {
         + varint_len(6, kind(&data.kind))
         + fixed64_len(7, nanos(data.start))
         + fixed64_len(8, nanos(data.end))
-        + data.attributes.iter().map(|kv| key_value_len(9, kv)).sum::<usize>()
-        + varint_len(10, u64::from(data.dropped_attributes))
+        + data.attributes.bytes().len()
+        + varint_len(10, u64::from(data.attributes.dropped()))
         + data.events.iter().map(|e| delimited_len(11, event_len(e))).sum::<usize>()
         + varint_len(12, u64::from(data.dropped_events))
         + delimited_len(15, status_len(&data.status))
@@ -173,13 +172,68 @@ fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// The tag of `Span.attributes`.
+const SPAN_ATTRIBUTES: u32 = 9;
+
+/// One attribute as a `Span.attributes` field, the bytes [`span_field`] sends for it.
+pub fn attribute(key: &str, value: &Value, buf: &mut Vec<u8>) {
+    key_value_parts(SPAN_ATTRIBUTES, key, value, buf);
+}
+
+/// A string attribute whose value is `parts` joined by `separator`, as a `Span.attributes`
+/// field: the same bytes as [`attribute`] with the joined string, without joining them first.
+pub fn joined_attribute<S: AsRef<str>>(key: &str, parts: &[S], separator: &str, buf: &mut Vec<u8>) {
+    let text_len =
+        parts.iter().map(|p| p.as_ref().len()).sum::<usize>() + separator.len() * parts.len().saturating_sub(1);
+    // AnyValue.string_value = 1, written even when empty (it is a oneof).
+    let any_len = delimited_len(1, text_len);
+    delimited_header(SPAN_ATTRIBUTES, string_len(1, key) + delimited_len(2, any_len), buf);
+    string(1, key, buf);
+    delimited_header(2, any_len, buf);
+    delimited_header(1, text_len, buf);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            buf.extend_from_slice(separator.as_bytes());
+        }
+        buf.extend_from_slice(part.as_ref().as_bytes());
+    }
+}
+
+/// The attributes [`attribute`] and [`joined_attribute`] wrote into `bytes`: each one's key
+/// and the range of its field.
+pub fn attribute_fields(bytes: &[u8]) -> impl Iterator<Item = (&[u8], Range<usize>)> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = at;
+        // The field's key (one byte for tag 9), its length, then the KeyValue.
+        let mut rest = bytes.get(start + 1..)?;
+        let len = usize::try_from(decode_varint(&mut rest).ok()?).ok()?;
+        let body_start = bytes.len() - rest.len();
+        let body = rest.get(..len)?;
+        at = body_start + len;
+        // KeyValue.key = 1 is omitted when empty.
+        let key = match body.split_first() {
+            Some((&0x0a, mut rest)) => {
+                let key_len = usize::try_from(decode_varint(&mut rest).ok()?).ok()?;
+                rest.get(..key_len)?
+            }
+            _ => &[],
+        };
+        Some((key, start..at))
+    })
+}
+
 /// KeyValue: key = 1, value = 2 (an AnyValue, always present).
 fn key_value(tag: u32, kv: &KeyValue, buf: &mut Vec<u8>) {
-    let key = kv.key.as_str();
-    delimited_header(tag, string_len(1, key) + delimited_len(2, any_len(&kv.value)), buf);
+    key_value_parts(tag, kv.key.as_str(), &kv.value, buf);
+}
+
+fn key_value_parts(tag: u32, key: &str, value: &Value, buf: &mut Vec<u8>) {
+    let value_len = any_len(value);
+    delimited_header(tag, string_len(1, key) + delimited_len(2, value_len), buf);
     string(1, key, buf);
-    delimited_header(2, any_len(&kv.value), buf);
-    any(&kv.value, buf);
+    delimited_header(2, value_len, buf);
+    any(value, buf);
 }
 
 fn key_value_len(tag: u32, kv: &KeyValue) -> usize {
@@ -342,17 +396,17 @@ mod tests {
     use prost::Message;
 
     use super::*;
+    use crate::telemetry::span_record::{Attributes, MAX_ATTRIBUTES};
     use crate::telemetry::trace_context::SpanIds;
 
     fn at(ms: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(1_764_000_000_000 + ms)
     }
 
-    /// Spans with everything the format has: every value type (negative and zero numbers, an
-    /// empty string, arrays), events, dropped counts, each status and kind, a remote parent, a
-    /// trace state, a root span.
-    fn batch() -> Vec<SpanRecord> {
-        let attributes = vec![
+    /// Every value type (negative and zero numbers, an empty string, arrays), then more than a
+    /// span keeps: the last 4 are dropped and counted.
+    fn attributes() -> Vec<KeyValue> {
+        let mut attributes = vec![
             KeyValue::new("enduser.id", "11111111-2222-3333-4444-555555555555"),
             KeyValue::new("empty", ""),
             KeyValue::new("allowed", false),
@@ -365,6 +419,17 @@ mod tests {
             KeyValue::new("counts", Value::Array(Array::I64(vec![-1, 0, 7]))),
             KeyValue::new("weights", Value::Array(Array::F64(vec![1.5]))),
         ];
+        // 11 above, 121 more: 132 in all.
+        attributes.extend((0..121_i64).map(|i| KeyValue::new(format!("attribute.{i}"), i)));
+        attributes
+    }
+
+    /// Spans with everything the format has: every value type, events, dropped counts, each
+    /// status and kind, a remote parent, a trace state, a root span; each with the attributes
+    /// it keeps.
+    fn batch() -> Vec<(SpanRecord, Vec<KeyValue>)> {
+        let attributes = attributes();
+        let kept = attributes[..MAX_ATTRIBUTES].to_vec();
         let first = SpanRecord {
             ids: SpanIds {
                 trace_id: 0x0af7651916cd43dd8448eb211c80319c_u128.to_be_bytes(),
@@ -379,8 +444,7 @@ mod tests {
             kind: SpanKind::Server,
             start: at(0),
             end: at(5),
-            attributes,
-            dropped_attributes: 4,
+            attributes: attributes.into_iter().collect(),
             events: vec![SpanEvent {
                 time: at(3),
                 name: Cow::Owned("refused".into()),
@@ -389,6 +453,7 @@ mod tests {
             dropped_events: 1,
             status: Status::error("wrong audience"),
         };
+        assert_eq!(first.attributes.dropped(), 4);
         let second = SpanRecord {
             ids: SpanIds { trace_id: 9_u128.to_be_bytes(), span_id: 10_u64.to_be_bytes() },
             parent: None,
@@ -398,8 +463,7 @@ mod tests {
             kind: SpanKind::Internal,
             start: at(1),
             end: at(2),
-            attributes: vec![],
-            dropped_attributes: 0,
+            attributes: Attributes::default(),
             events: vec![],
             dropped_events: 0,
             status: Status::Ok,
@@ -407,8 +471,8 @@ mod tests {
         };
         let third =
             SpanRecord { kind: SpanKind::Client, status: Status::Unset, parent_is_remote: false, ..first.clone() };
-        let rest = [SpanKind::Producer, SpanKind::Consumer].map(|kind| SpanRecord { kind, ..second.clone() });
-        [vec![first, second, third], rest.to_vec()].concat()
+        let rest = [SpanKind::Producer, SpanKind::Consumer].map(|kind| (SpanRecord { kind, ..second.clone() }, vec![]));
+        [vec![(first, kept.clone()), (second, vec![]), (third, kept)], rest.to_vec()].concat()
     }
 
     fn proto_value(value: &Value) -> AnyValue {
@@ -440,7 +504,7 @@ mod tests {
 
     /// The same spans as opentelemetry-proto's generated messages, field by field from the
     /// OTLP definitions (what `opentelemetry-otlp` would send).
-    fn proto_span(data: &SpanRecord) -> Span {
+    fn proto_span((data, attributes): &(SpanRecord, Vec<KeyValue>)) -> Span {
         let (message, code) = match &data.status {
             Status::Error { description } => (description.to_string(), StatusCode::Error),
             Status::Ok => (String::new(), StatusCode::Ok),
@@ -456,8 +520,8 @@ mod tests {
             kind: kind(&data.kind) as i32,
             start_time_unix_nano: nanos(data.start),
             end_time_unix_nano: nanos(data.end),
-            attributes: proto_attributes(&data.attributes),
-            dropped_attributes_count: data.dropped_attributes,
+            attributes: proto_attributes(attributes),
+            dropped_attributes_count: data.attributes.dropped(),
             events: data
                 .events
                 .iter()
@@ -494,7 +558,7 @@ mod tests {
             }],
         };
         let mut written = Vec::new();
-        for data in &spans {
+        for (data, _) in &spans {
             span_field(data, &mut written);
         }
         assert_eq!(export_request(&written, &resource), theirs.encode_to_vec());
