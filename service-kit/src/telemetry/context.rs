@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 /// An attribute, for [`carry_operation`].
 pub use opentelemetry::KeyValue;
 use tracing::Span;
@@ -21,6 +21,9 @@ use super::trace_context::{self, Remote};
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
+/// The same names as headers, parsed once (a `&str` name is parsed on every lookup).
+const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
+const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
 
 /// The sampler, once spans are exported (so: whether they are).
 static SAMPLER: OnceLock<Sampler> = OnceLock::new();
@@ -75,9 +78,9 @@ pub fn continue_trace(span: &Span, headers: &HeaderMap) {
     if !exporting() {
         return;
     }
-    let Some(parent) = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()) else { return };
+    let Some(parent) = headers.get(TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()) else { return };
     // Several `tracestate` headers are one list (W3C Trace Context §3.3.1.1).
-    let states: Vec<&str> = headers.get_all(TRACESTATE).iter().filter_map(|v| v.to_str().ok()).collect();
+    let states: Vec<&str> = headers.get_all(TRACESTATE_HEADER).iter().filter_map(|v| v.to_str().ok()).collect();
     let state = (!states.is_empty()).then(|| states.join(","));
     continue_remote(span, trace_context::parse(parent, state.as_deref()));
 }
@@ -152,10 +155,10 @@ pub fn trace_headers() -> HeaderMap {
     with_current(|record| {
         let parent = trace_context::traceparent(record.ids, record.sampled);
         if let Ok(value) = HeaderValue::try_from(parent) {
-            headers.insert(TRACEPARENT, value);
+            headers.insert(TRACEPARENT_HEADER, value);
         }
         if let Some(Ok(value)) = record.trace_state.as_deref().map(HeaderValue::from_str) {
-            headers.insert(TRACESTATE, value);
+            headers.insert(TRACESTATE_HEADER, value);
         }
     });
     headers

@@ -68,9 +68,10 @@ pub struct Attributes {
     bytes: Vec<u8>,
     count: usize,
     dropped: u32,
-    /// One bit (of 64) per key's hash: a key whose bit is clear has not been set, so most
-    /// attributes are appended without reading the others for one to replace.
-    keys: u64,
+    /// One bit (of 128) per key's hash: a key whose bit is clear has not been set, so most
+    /// attributes are appended without reading the others for one to replace (a request span
+    /// with a hop's identity has about 16).
+    keys: u128,
 }
 
 impl Attributes {
@@ -136,13 +137,13 @@ impl FromIterator<KeyValue> for Attributes {
 /// A key's bit in [`Attributes::keys`], from its length and last 8 bytes (where names that
 /// share a prefix, `identity.*`, differ), with one multiplication: a hash over every byte cost
 /// more than the scan it saves.
-fn key_bit(key: &str) -> u64 {
+fn key_bit(key: &str) -> u128 {
     let bytes = key.as_bytes();
     let tail = &bytes[bytes.len().saturating_sub(8)..];
     let mut word = [0; 8];
     word[..tail.len()].copy_from_slice(tail);
     let hash = (u64::from_le_bytes(word) ^ bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    1 << (hash >> 58)
+    1 << (hash >> 57)
 }
 
 #[cfg(test)]
