@@ -7,14 +7,16 @@
 //! the [`SpanRecord`]s, in the order prost would, and skips default-valued scalar fields as
 //! proto3 does. A test compares the bytes with prost's encoding of the same message.
 
-use std::ops::Range;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanKind, Status};
-use opentelemetry::{Array, KeyValue, Value};
-use prost::encoding::{WireType, decode_varint, encoded_len_varint, key_len};
 
 use super::span_record::{SpanEvent, SpanRecord};
+use super::wire::{
+    bytes, delimited_header, delimited_len, fixed32, fixed32_len, fixed64, fixed64_len, key_value, key_value_len,
+    string, string_len, varint, varint_len,
+};
 
 /// The instrumentation scope every span is exported under: the crate that records them.
 const SCOPE: &str = env!("CARGO_PKG_NAME");
@@ -71,7 +73,7 @@ fn resource_len(resource: &ResourceFields) -> usize {
 
 /// Span, in tag order as prost writes it: trace_id = 1, span_id = 2, trace_state = 3,
 /// parent_span_id = 4, name = 5, kind = 6, start_time_unix_nano = 7, end_time_unix_nano = 8,
-/// attributes = 9 (written as they were set: [`attribute`]), dropped_attributes_count = 10, events = 11, dropped_events_count = 12,
+/// attributes = 9 (written as they were set: `wire::attribute`), dropped_attributes_count = 10, events = 11, dropped_events_count = 12,
 /// (links = 13 and dropped_links_count = 14: `tracing` spans have none exported), status = 15
 /// (always present), flags = 16.
 fn span(data: &SpanRecord, buf: &mut Vec<u8>) {
@@ -172,218 +174,13 @@ fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// The tag of `Span.attributes`.
-const SPAN_ATTRIBUTES: u32 = 9;
-
-/// One attribute as a `Span.attributes` field, the bytes [`span_field`] sends for it.
-pub fn attribute(key: &str, value: &Value, buf: &mut Vec<u8>) {
-    key_value_parts(SPAN_ATTRIBUTES, key, value, buf);
-}
-
-/// A string attribute whose value is `parts` joined by `separator`, as a `Span.attributes`
-/// field: the same bytes as [`attribute`] with the joined string, without joining them first.
-pub fn joined_attribute<S: AsRef<str>>(key: &str, parts: &[S], separator: &str, buf: &mut Vec<u8>) {
-    let text_len =
-        parts.iter().map(|p| p.as_ref().len()).sum::<usize>() + separator.len() * parts.len().saturating_sub(1);
-    // AnyValue.string_value = 1, written even when empty (it is a oneof).
-    let any_len = delimited_len(1, text_len);
-    delimited_header(SPAN_ATTRIBUTES, string_len(1, key) + delimited_len(2, any_len), buf);
-    string(1, key, buf);
-    delimited_header(2, any_len, buf);
-    delimited_header(1, text_len, buf);
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            buf.extend_from_slice(separator.as_bytes());
-        }
-        buf.extend_from_slice(part.as_ref().as_bytes());
-    }
-}
-
-/// The attributes [`attribute`] and [`joined_attribute`] wrote into `bytes`: each one's key
-/// and the range of its field.
-pub fn attribute_fields(bytes: &[u8]) -> impl Iterator<Item = (&[u8], Range<usize>)> {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let start = at;
-        // The field's key (one byte for tag 9), its length, then the KeyValue.
-        let mut rest = bytes.get(start + 1..)?;
-        let len = usize::try_from(decode_varint(&mut rest).ok()?).ok()?;
-        let body_start = bytes.len() - rest.len();
-        let body = rest.get(..len)?;
-        at = body_start + len;
-        // KeyValue.key = 1 is omitted when empty.
-        let key = match body.split_first() {
-            Some((&0x0a, mut rest)) => {
-                let key_len = usize::try_from(decode_varint(&mut rest).ok()?).ok()?;
-                rest.get(..key_len)?
-            }
-            _ => &[],
-        };
-        Some((key, start..at))
-    })
-}
-
-/// KeyValue: key = 1, value = 2 (an AnyValue, always present).
-fn key_value(tag: u32, kv: &KeyValue, buf: &mut Vec<u8>) {
-    key_value_parts(tag, kv.key.as_str(), &kv.value, buf);
-}
-
-fn key_value_parts(tag: u32, key: &str, value: &Value, buf: &mut Vec<u8>) {
-    let value_len = any_len(value);
-    delimited_header(tag, string_len(1, key) + delimited_len(2, value_len), buf);
-    string(1, key, buf);
-    delimited_header(2, value_len, buf);
-    any(value, buf);
-}
-
-fn key_value_len(tag: u32, kv: &KeyValue) -> usize {
-    delimited_len(tag, string_len(1, kv.key.as_str()) + delimited_len(2, any_len(&kv.value)))
-}
-
-/// AnyValue, a oneof (written even when it holds a default): string_value = 1, bool_value = 2,
-/// int_value = 3, double_value = 4, array_value = 5 (ArrayValue: values = 1).
-fn any(value: &Value, buf: &mut Vec<u8>) {
-    match value {
-        Value::String(s) => bytes(1, s.as_str().as_bytes(), buf),
-        Value::Bool(b) => {
-            encode_key(2, WireType::Varint, buf);
-            encode_varint(u64::from(*b), buf);
-        }
-        Value::I64(i) => {
-            encode_key(3, WireType::Varint, buf);
-            encode_varint(i64_bits(*i), buf);
-        }
-        Value::F64(f) => {
-            encode_key(4, WireType::SixtyFourBit, buf);
-            buf.extend_from_slice(&f.to_bits().to_le_bytes());
-        }
-        Value::Array(array) => {
-            delimited_header(5, array_len(array), buf);
-            each_element(array, |element| {
-                delimited_header(1, any_len(&element), buf);
-                any(&element, buf);
-            });
-        }
-        // A value type newer than this encoder: an empty AnyValue, as opentelemetry-proto
-        // cannot convert it either.
-        _ => {}
-    }
-}
-
-fn any_len(value: &Value) -> usize {
-    match value {
-        Value::String(s) => delimited_len(1, s.as_str().len()),
-        Value::Bool(_) => key_len(2) + 1,
-        Value::I64(i) => key_len(3) + encoded_len_varint(i64_bits(*i)),
-        Value::F64(_) => key_len(4) + 8,
-        Value::Array(array) => delimited_len(5, array_len(array)),
-        _ => 0,
-    }
-}
-
-fn array_len(array: &Array) -> usize {
-    let mut len = 0;
-    each_element(array, |element| len += delimited_len(1, any_len(&element)));
-    len
-}
-
-/// The elements of an array attribute as values (cheap: string values are reference-counted
-/// or static).
-fn each_element(array: &Array, mut f: impl FnMut(Value)) {
-    match array {
-        Array::Bool(values) => values.iter().for_each(|v| f(Value::Bool(*v))),
-        Array::I64(values) => values.iter().for_each(|v| f(Value::I64(*v))),
-        Array::F64(values) => values.iter().for_each(|v| f(Value::F64(*v))),
-        Array::String(values) => values.iter().for_each(|v| f(Value::String(v.clone()))),
-        _ => {}
-    }
-}
-
-/// An int64 on the wire: two's complement as a 64-bit varint.
-fn i64_bits(i: i64) -> u64 {
-    u64::from_ne_bytes(i.to_ne_bytes())
-}
-
-/// prost's varint, for a `Vec` only: the tags and lengths written here nearly all fit in one
-/// byte, one `push` each, where prost's generic one (over `BufMut`) was the encoder's largest
-/// single cost.
-fn encode_varint(mut value: u64, buf: &mut Vec<u8>) {
-    while value >= 0x80 {
-        buf.push((value & 0x7f) as u8 | 0x80);
-        value >>= 7;
-    }
-    buf.push(value as u8);
-}
-
-fn encode_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
-    encode_varint(u64::from(tag << 3 | wire_type as u32), buf);
-}
-
-fn delimited_header(tag: u32, len: usize, buf: &mut Vec<u8>) {
-    encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(len as u64, buf);
-}
-
-fn delimited_len(tag: u32, len: usize) -> usize {
-    key_len(tag) + encoded_len_varint(len as u64) + len
-}
-
-fn bytes(tag: u32, value: &[u8], buf: &mut Vec<u8>) {
-    delimited_header(tag, value.len(), buf);
-    buf.extend_from_slice(value);
-}
-
-/// A proto3 string field: omitted when empty.
-fn string(tag: u32, value: &str, buf: &mut Vec<u8>) {
-    if !value.is_empty() {
-        bytes(tag, value.as_bytes(), buf);
-    }
-}
-
-fn string_len(tag: u32, value: &str) -> usize {
-    if value.is_empty() { 0 } else { delimited_len(tag, value.len()) }
-}
-
-fn varint(tag: u32, value: u64, buf: &mut Vec<u8>) {
-    if value != 0 {
-        encode_key(tag, WireType::Varint, buf);
-        encode_varint(value, buf);
-    }
-}
-
-fn varint_len(tag: u32, value: u64) -> usize {
-    if value == 0 { 0 } else { key_len(tag) + encoded_len_varint(value) }
-}
-
-fn fixed64(tag: u32, value: u64, buf: &mut Vec<u8>) {
-    if value != 0 {
-        encode_key(tag, WireType::SixtyFourBit, buf);
-        buf.extend_from_slice(&value.to_le_bytes());
-    }
-}
-
-fn fixed64_len(tag: u32, value: u64) -> usize {
-    if value == 0 { 0 } else { key_len(tag) + 8 }
-}
-
-fn fixed32(tag: u32, value: u32, buf: &mut Vec<u8>) {
-    if value != 0 {
-        encode_key(tag, WireType::ThirtyTwoBit, buf);
-        buf.extend_from_slice(&value.to_le_bytes());
-    }
-}
-
-fn fixed32_len(tag: u32, value: u32) -> usize {
-    if value == 0 { 0 } else { key_len(tag) + 4 }
-}
-
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
     use std::sync::Arc;
     use std::time::Duration;
 
-    use opentelemetry::StringValue;
+    use opentelemetry::{Array, StringValue, Value};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
     use opentelemetry_proto::tonic::common::v1::{
@@ -398,6 +195,7 @@ mod tests {
     use super::*;
     use crate::telemetry::span_record::{Attributes, MAX_ATTRIBUTES};
     use crate::telemetry::trace_context::SpanIds;
+    use crate::telemetry::wire::each_element;
 
     fn at(ms: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(1_764_000_000_000 + ms)

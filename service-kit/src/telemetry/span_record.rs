@@ -8,9 +8,9 @@ use std::time::SystemTime;
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{KeyValue, Value};
 
-use super::encode;
 use super::settings::Sampler;
 use super::trace_context::{Remote, SpanIds};
+use super::wire;
 
 /// The OpenTelemetry SDK's default limits (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
 /// OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT): past them a span keeps
@@ -81,7 +81,7 @@ impl Attributes {
 
     /// Sets an attribute, replacing one of the same key (OpenTelemetry's `SetAttribute`).
     pub fn set(&mut self, key: &str, value: &Value) {
-        self.write(key, |buf| encode::attribute(key, value, buf));
+        self.write(key, |buf| wire::attribute(key, value, buf));
     }
 
     /// [`set`](Self::set) for a string value.
@@ -91,7 +91,7 @@ impl Attributes {
 
     /// [`set`](Self::set) for a string value made of `parts` joined by `separator`.
     pub fn set_joined<S: AsRef<str>>(&mut self, key: &str, parts: &[S], separator: &str) {
-        self.write(key, |buf| encode::joined_attribute(key, parts, separator, buf));
+        self.write(key, |buf| wire::joined_attribute(key, parts, separator, buf));
     }
 
     fn write(&mut self, key: &str, write: impl FnOnce(&mut Vec<u8>)) {
@@ -99,7 +99,7 @@ impl Attributes {
         let existing = if self.keys & bit == 0 {
             None
         } else {
-            encode::attribute_fields(&self.bytes).find(|(k, _)| *k == key.as_bytes()).map(|(_, field)| field)
+            wire::attribute_fields(&self.bytes).find(|(k, _)| *k == key.as_bytes()).map(|(_, field)| field)
         };
         match existing {
             // The new value goes last; attributes are a map, their order means nothing.
