@@ -6,7 +6,7 @@
 //! Monitor workbook's queries (`infra/workbook/`) may name only these (a test checks). Values
 //! come from validated claims, never from a token, code, secret or cookie.
 
-use service_kit::telemetry::context::{set_attribute, with_attributes};
+use service_kit::telemetry::context::{KeyValue, exporting, set_attribute, set_attributes};
 use tracing::Span;
 
 use crate::hop::{Decision, Hop, How};
@@ -51,27 +51,30 @@ pub fn grant(how: How) -> &'static str {
 
 /// Puts `hop` on `span` (a no-op when traces are not exported), in one update of the span.
 pub fn record_hop(span: &Span, hop: &Hop) {
-    with_attributes(span, |attributes| {
-        let t = &hop.token;
-        let (outcome, reason) = match &hop.decision {
-            Decision::Allowed => ("allowed", None),
-            Decision::Denied { reason } => ("denied", Some(reason)),
-            Decision::Refused { reason } => ("refused", Some(reason)),
-        };
-        attributes.set_str(SERVICE, &hop.service);
-        attributes.set_str(USER, &t.oid);
-        attributes.set_str(TENANT, &t.tid);
-        attributes.set_str(AUDIENCE, &t.aud);
-        attributes.set_str(TOKEN_VERSION, &t.ver);
-        attributes.set_joined(SCOPES, &t.scp, " ");
-        attributes.set_joined(ROLES, &t.roles, " ");
-        attributes.set_str(CLIENT, &t.client_id);
-        attributes.set_str(GRANT, grant(hop.how));
-        attributes.set_str(OUTCOME, outcome);
-        if let Some(reason) = reason {
-            attributes.set_str(REASON, reason);
-        }
-    });
+    // Checked here, not only where they are set: the values are copies, made on every request.
+    if !exporting() {
+        return;
+    }
+    let t = &hop.token;
+    let (outcome, reason) = match &hop.decision {
+        Decision::Allowed => ("allowed", None),
+        Decision::Denied { reason } => ("denied", Some(reason)),
+        Decision::Refused { reason } => ("refused", Some(reason)),
+    };
+    let attributes = [
+        KeyValue::new(SERVICE, hop.service.clone()),
+        KeyValue::new(USER, t.oid.clone()),
+        KeyValue::new(TENANT, t.tid.clone()),
+        KeyValue::new(AUDIENCE, t.aud.clone()),
+        KeyValue::new(TOKEN_VERSION, t.ver.clone()),
+        KeyValue::new(SCOPES, t.scp.join(" ")),
+        KeyValue::new(ROLES, t.roles.join(" ")),
+        KeyValue::new(CLIENT, t.client_id.clone()),
+        KeyValue::new(GRANT, grant(hop.how)),
+        KeyValue::new(OUTCOME, outcome),
+    ];
+    let reason = reason.map(|r| KeyValue::new(REASON, r.clone()));
+    set_attributes(span, attributes.into_iter().chain(reason));
 }
 
 /// A refusal before any token was accepted (missing, expired, wrong audience, ...): `service`

@@ -6,24 +6,19 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
-/// An attribute, for [`carry_operation`].
+use axum::http::{HeaderMap, HeaderValue};
+/// An attribute, for [`set_attributes`].
 pub use opentelemetry::KeyValue;
 use tracing::Span;
 use tracing_subscriber::Registry;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::settings::Sampler;
-/// A span's attributes, for [`with_attributes`].
-pub use super::span_record::Attributes;
 use super::span_record::SpanRecord;
 use super::trace_context::{self, Remote};
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
-/// The same names as headers, parsed once (a `&str` name is parsed on every lookup).
-const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
-const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
 
 /// The sampler, once spans are exported (so: whether they are).
 static SAMPLER: OnceLock<Sampler> = OnceLock::new();
@@ -78,9 +73,9 @@ pub fn continue_trace(span: &Span, headers: &HeaderMap) {
     if !exporting() {
         return;
     }
-    let Some(parent) = headers.get(TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()) else { return };
+    let Some(parent) = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()) else { return };
     // Several `tracestate` headers are one list (W3C Trace Context §3.3.1.1).
-    let states: Vec<&str> = headers.get_all(TRACESTATE_HEADER).iter().filter_map(|v| v.to_str().ok()).collect();
+    let states: Vec<&str> = headers.get_all(TRACESTATE).iter().filter_map(|v| v.to_str().ok()).collect();
     let state = (!states.is_empty()).then(|| states.join(","));
     continue_remote(span, trace_context::parse(parent, state.as_deref()));
 }
@@ -126,7 +121,7 @@ pub fn carry_operation<A: IntoIterator<Item = KeyValue>>(
         }
         let (name, attributes) = operation();
         record.name = Cow::Owned(name);
-        attributes.into_iter().for_each(|kv| record.attributes.set(kv.key.as_str(), &kv.value));
+        attributes.into_iter().for_each(|kv| record.set(kv));
         if let Some(remote) = remote {
             record.continue_remote(remote, *sampler);
         }
@@ -155,10 +150,10 @@ pub fn trace_headers() -> HeaderMap {
     with_current(|record| {
         let parent = trace_context::traceparent(record.ids, record.sampled);
         if let Ok(value) = HeaderValue::try_from(parent) {
-            headers.insert(TRACEPARENT_HEADER, value);
+            headers.insert(TRACEPARENT, value);
         }
         if let Some(Ok(value)) = record.trace_state.as_deref().map(HeaderValue::from_str) {
-            headers.insert(TRACESTATE_HEADER, value);
+            headers.insert(TRACESTATE, value);
         }
     });
     headers
@@ -172,12 +167,15 @@ pub fn current_trace_id() -> Option<String> {
 /// Sets an attribute on `span` (names need not be declared as `tracing` fields, so one list of
 /// names can serve every service). A no-op when nothing is exported.
 pub fn set_attribute(span: &Span, key: &'static str, value: impl Into<opentelemetry::Value>) {
-    with_record(span, |record| record.attributes.set(key, &value.into()));
+    with_record(span, |record| record.set(KeyValue::new(key, value)));
 }
 
 /// Sets several attributes on `span` with one lookup of it, where [`set_attribute`] makes one
-/// per attribute; `set` writes them (borrowed strings are written as they are, not copied).
-/// `set` is not called when nothing is exported.
-pub fn with_attributes(span: &Span, set: impl FnOnce(&mut Attributes)) {
-    with_record(span, |record| set(&mut record.attributes));
+/// per attribute. A no-op when nothing is exported.
+pub fn set_attributes(span: &Span, attributes: impl IntoIterator<Item = KeyValue>) {
+    with_record(span, |record| {
+        let attributes = attributes.into_iter();
+        record.attributes.reserve(attributes.size_hint().0);
+        attributes.for_each(|kv| record.set(kv));
+    });
 }

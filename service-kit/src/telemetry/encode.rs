@@ -9,14 +9,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::{Array, KeyValue, Value};
+use prost::encoding::{WireType, encoded_len_varint, key_len};
 
 use super::span_record::{SpanEvent, SpanRecord};
-use super::wire::{
-    bytes, delimited_header, delimited_len, fixed32, fixed32_len, fixed64, fixed64_len, key_value, key_value_len,
-    string, string_len, varint, varint_len,
-};
 
 /// The instrumentation scope every span is exported under: the crate that records them.
 const SCOPE: &str = env!("CARGO_PKG_NAME");
@@ -73,7 +70,7 @@ fn resource_len(resource: &ResourceFields) -> usize {
 
 /// Span, in tag order as prost writes it: trace_id = 1, span_id = 2, trace_state = 3,
 /// parent_span_id = 4, name = 5, kind = 6, start_time_unix_nano = 7, end_time_unix_nano = 8,
-/// attributes = 9 (written as they were set: `wire::attribute`), dropped_attributes_count = 10, events = 11, dropped_events_count = 12,
+/// attributes = 9, dropped_attributes_count = 10, events = 11, dropped_events_count = 12,
 /// (links = 13 and dropped_links_count = 14: `tracing` spans have none exported), status = 15
 /// (always present), flags = 16.
 fn span(data: &SpanRecord, buf: &mut Vec<u8>) {
@@ -87,8 +84,10 @@ fn span(data: &SpanRecord, buf: &mut Vec<u8>) {
     varint(6, kind(&data.kind), buf);
     fixed64(7, nanos(data.start), buf);
     fixed64(8, nanos(data.end), buf);
-    buf.extend_from_slice(data.attributes.bytes());
-    varint(10, u64::from(data.attributes.dropped()), buf);
+    for kv in &data.attributes {
+        key_value(9, kv, buf);
+    }
+    varint(10, u64::from(data.dropped_attributes), buf);
     for e in &data.events {
         delimited_header(11, event_len(e), buf);
         event(e, buf);
@@ -108,8 +107,8 @@ fn span_len(data: &SpanRecord) -> usize {
         + varint_len(6, kind(&data.kind))
         + fixed64_len(7, nanos(data.start))
         + fixed64_len(8, nanos(data.end))
-        + data.attributes.bytes().len()
-        + varint_len(10, u64::from(data.attributes.dropped()))
+        + data.attributes.iter().map(|kv| key_value_len(9, kv)).sum::<usize>()
+        + varint_len(10, u64::from(data.dropped_attributes))
         + data.events.iter().map(|e| delimited_len(11, event_len(e))).sum::<usize>()
         + varint_len(12, u64::from(data.dropped_events))
         + delimited_len(15, status_len(&data.status))
@@ -174,13 +173,163 @@ fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// KeyValue: key = 1, value = 2 (an AnyValue, always present).
+fn key_value(tag: u32, kv: &KeyValue, buf: &mut Vec<u8>) {
+    let key = kv.key.as_str();
+    delimited_header(tag, string_len(1, key) + delimited_len(2, any_len(&kv.value)), buf);
+    string(1, key, buf);
+    delimited_header(2, any_len(&kv.value), buf);
+    any(&kv.value, buf);
+}
+
+fn key_value_len(tag: u32, kv: &KeyValue) -> usize {
+    delimited_len(tag, string_len(1, kv.key.as_str()) + delimited_len(2, any_len(&kv.value)))
+}
+
+/// AnyValue, a oneof (written even when it holds a default): string_value = 1, bool_value = 2,
+/// int_value = 3, double_value = 4, array_value = 5 (ArrayValue: values = 1).
+fn any(value: &Value, buf: &mut Vec<u8>) {
+    match value {
+        Value::String(s) => bytes(1, s.as_str().as_bytes(), buf),
+        Value::Bool(b) => {
+            encode_key(2, WireType::Varint, buf);
+            encode_varint(u64::from(*b), buf);
+        }
+        Value::I64(i) => {
+            encode_key(3, WireType::Varint, buf);
+            encode_varint(i64_bits(*i), buf);
+        }
+        Value::F64(f) => {
+            encode_key(4, WireType::SixtyFourBit, buf);
+            buf.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        Value::Array(array) => {
+            delimited_header(5, array_len(array), buf);
+            each_element(array, |element| {
+                delimited_header(1, any_len(&element), buf);
+                any(&element, buf);
+            });
+        }
+        // A value type newer than this encoder: an empty AnyValue, as opentelemetry-proto
+        // cannot convert it either.
+        _ => {}
+    }
+}
+
+fn any_len(value: &Value) -> usize {
+    match value {
+        Value::String(s) => delimited_len(1, s.as_str().len()),
+        Value::Bool(_) => key_len(2) + 1,
+        Value::I64(i) => key_len(3) + encoded_len_varint(i64_bits(*i)),
+        Value::F64(_) => key_len(4) + 8,
+        Value::Array(array) => delimited_len(5, array_len(array)),
+        _ => 0,
+    }
+}
+
+fn array_len(array: &Array) -> usize {
+    let mut len = 0;
+    each_element(array, |element| len += delimited_len(1, any_len(&element)));
+    len
+}
+
+/// The elements of an array attribute as values (cheap: string values are reference-counted
+/// or static).
+fn each_element(array: &Array, mut f: impl FnMut(Value)) {
+    match array {
+        Array::Bool(values) => values.iter().for_each(|v| f(Value::Bool(*v))),
+        Array::I64(values) => values.iter().for_each(|v| f(Value::I64(*v))),
+        Array::F64(values) => values.iter().for_each(|v| f(Value::F64(*v))),
+        Array::String(values) => values.iter().for_each(|v| f(Value::String(v.clone()))),
+        _ => {}
+    }
+}
+
+/// An int64 on the wire: two's complement as a 64-bit varint.
+fn i64_bits(i: i64) -> u64 {
+    u64::from_ne_bytes(i.to_ne_bytes())
+}
+
+/// prost's varint, for a `Vec` only: the tags and lengths written here nearly all fit in one
+/// byte, one `push` each, where prost's generic one (over `BufMut`) was the encoder's largest
+/// single cost.
+fn encode_varint(mut value: u64, buf: &mut Vec<u8>) {
+    while value >= 0x80 {
+        buf.push((value & 0x7f) as u8 | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
+fn encode_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    encode_varint(u64::from(tag << 3 | wire_type as u32), buf);
+}
+
+fn delimited_header(tag: u32, len: usize, buf: &mut Vec<u8>) {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+}
+
+fn delimited_len(tag: u32, len: usize) -> usize {
+    key_len(tag) + encoded_len_varint(len as u64) + len
+}
+
+fn bytes(tag: u32, value: &[u8], buf: &mut Vec<u8>) {
+    delimited_header(tag, value.len(), buf);
+    buf.extend_from_slice(value);
+}
+
+/// A proto3 string field: omitted when empty.
+fn string(tag: u32, value: &str, buf: &mut Vec<u8>) {
+    if !value.is_empty() {
+        bytes(tag, value.as_bytes(), buf);
+    }
+}
+
+fn string_len(tag: u32, value: &str) -> usize {
+    if value.is_empty() { 0 } else { delimited_len(tag, value.len()) }
+}
+
+fn varint(tag: u32, value: u64, buf: &mut Vec<u8>) {
+    if value != 0 {
+        encode_key(tag, WireType::Varint, buf);
+        encode_varint(value, buf);
+    }
+}
+
+fn varint_len(tag: u32, value: u64) -> usize {
+    if value == 0 { 0 } else { key_len(tag) + encoded_len_varint(value) }
+}
+
+fn fixed64(tag: u32, value: u64, buf: &mut Vec<u8>) {
+    if value != 0 {
+        encode_key(tag, WireType::SixtyFourBit, buf);
+        buf.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+fn fixed64_len(tag: u32, value: u64) -> usize {
+    if value == 0 { 0 } else { key_len(tag) + 8 }
+}
+
+fn fixed32(tag: u32, value: u32, buf: &mut Vec<u8>) {
+    if value != 0 {
+        encode_key(tag, WireType::ThirtyTwoBit, buf);
+        buf.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+fn fixed32_len(tag: u32, value: u32) -> usize {
+    if value == 0 { 0 } else { key_len(tag) + 4 }
+}
+
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
     use std::sync::Arc;
     use std::time::Duration;
 
-    use opentelemetry::{Array, StringValue, Value};
+    use opentelemetry::StringValue;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
     use opentelemetry_proto::tonic::common::v1::{
@@ -193,18 +342,17 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::telemetry::span_record::{Attributes, MAX_ATTRIBUTES};
     use crate::telemetry::trace_context::SpanIds;
-    use crate::telemetry::wire::each_element;
 
     fn at(ms: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(1_764_000_000_000 + ms)
     }
 
-    /// Every value type (negative and zero numbers, an empty string, arrays), then more than a
-    /// span keeps: the last 4 are dropped and counted.
-    fn attributes() -> Vec<KeyValue> {
-        let mut attributes = vec![
+    /// Spans with everything the format has: every value type (negative and zero numbers, an
+    /// empty string, arrays), events, dropped counts, each status and kind, a remote parent, a
+    /// trace state, a root span.
+    fn batch() -> Vec<SpanRecord> {
+        let attributes = vec![
             KeyValue::new("enduser.id", "11111111-2222-3333-4444-555555555555"),
             KeyValue::new("empty", ""),
             KeyValue::new("allowed", false),
@@ -217,17 +365,6 @@ mod tests {
             KeyValue::new("counts", Value::Array(Array::I64(vec![-1, 0, 7]))),
             KeyValue::new("weights", Value::Array(Array::F64(vec![1.5]))),
         ];
-        // 11 above, 121 more: 132 in all.
-        attributes.extend((0..121_i64).map(|i| KeyValue::new(format!("attribute.{i}"), i)));
-        attributes
-    }
-
-    /// Spans with everything the format has: every value type, events, dropped counts, each
-    /// status and kind, a remote parent, a trace state, a root span; each with the attributes
-    /// it keeps.
-    fn batch() -> Vec<(SpanRecord, Vec<KeyValue>)> {
-        let attributes = attributes();
-        let kept = attributes[..MAX_ATTRIBUTES].to_vec();
         let first = SpanRecord {
             ids: SpanIds {
                 trace_id: 0x0af7651916cd43dd8448eb211c80319c_u128.to_be_bytes(),
@@ -242,7 +379,8 @@ mod tests {
             kind: SpanKind::Server,
             start: at(0),
             end: at(5),
-            attributes: attributes.into_iter().collect(),
+            attributes,
+            dropped_attributes: 4,
             events: vec![SpanEvent {
                 time: at(3),
                 name: Cow::Owned("refused".into()),
@@ -251,7 +389,6 @@ mod tests {
             dropped_events: 1,
             status: Status::error("wrong audience"),
         };
-        assert_eq!(first.attributes.dropped(), 4);
         let second = SpanRecord {
             ids: SpanIds { trace_id: 9_u128.to_be_bytes(), span_id: 10_u64.to_be_bytes() },
             parent: None,
@@ -261,7 +398,8 @@ mod tests {
             kind: SpanKind::Internal,
             start: at(1),
             end: at(2),
-            attributes: Attributes::default(),
+            attributes: vec![],
+            dropped_attributes: 0,
             events: vec![],
             dropped_events: 0,
             status: Status::Ok,
@@ -269,8 +407,8 @@ mod tests {
         };
         let third =
             SpanRecord { kind: SpanKind::Client, status: Status::Unset, parent_is_remote: false, ..first.clone() };
-        let rest = [SpanKind::Producer, SpanKind::Consumer].map(|kind| (SpanRecord { kind, ..second.clone() }, vec![]));
-        [vec![(first, kept.clone()), (second, vec![]), (third, kept)], rest.to_vec()].concat()
+        let rest = [SpanKind::Producer, SpanKind::Consumer].map(|kind| SpanRecord { kind, ..second.clone() });
+        [vec![first, second, third], rest.to_vec()].concat()
     }
 
     fn proto_value(value: &Value) -> AnyValue {
@@ -302,7 +440,7 @@ mod tests {
 
     /// The same spans as opentelemetry-proto's generated messages, field by field from the
     /// OTLP definitions (what `opentelemetry-otlp` would send).
-    fn proto_span((data, attributes): &(SpanRecord, Vec<KeyValue>)) -> Span {
+    fn proto_span(data: &SpanRecord) -> Span {
         let (message, code) = match &data.status {
             Status::Error { description } => (description.to_string(), StatusCode::Error),
             Status::Ok => (String::new(), StatusCode::Ok),
@@ -318,8 +456,8 @@ mod tests {
             kind: kind(&data.kind) as i32,
             start_time_unix_nano: nanos(data.start),
             end_time_unix_nano: nanos(data.end),
-            attributes: proto_attributes(attributes),
-            dropped_attributes_count: data.attributes.dropped(),
+            attributes: proto_attributes(&data.attributes),
+            dropped_attributes_count: data.dropped_attributes,
             events: data
                 .events
                 .iter()
@@ -356,7 +494,7 @@ mod tests {
             }],
         };
         let mut written = Vec::new();
-        for (data, _) in &spans {
+        for data in &spans {
             span_field(data, &mut written);
         }
         assert_eq!(export_request(&written, &resource), theirs.encode_to_vec());

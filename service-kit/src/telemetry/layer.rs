@@ -13,8 +13,8 @@
 //! `level` and `target`; an ERROR event marks its span failed), so spans look as they did.
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
-use std::fmt::{self, Write};
+use std::cell::Cell;
+use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,20 +29,17 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::batch::Queue;
 use super::settings::Sampler;
-use super::span_record::{self, MAX_ATTRIBUTES, MAX_EVENTS, SpanEvent, SpanRecord};
+use super::span_record::{MAX_ATTRIBUTES, MAX_EVENTS, SpanEvent, SpanRecord};
 use super::trace_context::SpanIds;
 
-/// Room for a span's attributes as OTLP bytes: its fields, and a hop's identity
-/// (`entra_auth::span_attributes`, about 300 bytes) set after them.
-const ATTRIBUTE_BYTES: usize = 512;
+/// Attributes a span is expected to get besides its fields: a hop's identity
+/// (`entra_auth::span_attributes`).
+const EXTRA_ATTRIBUTES: usize = 12;
 
 thread_local! {
     /// Set on the exporter's threads: the HTTP client sending spans makes none of its own (at
     /// `RUST_LOG=trace` it would otherwise export spans about exporting, without end).
     static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
-
-    /// A `Debug` field's text, written here and then into the span's attributes.
-    static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 /// Called on each thread of the exporter's runtime.
@@ -99,7 +96,10 @@ where
             kind: SpanKind::Internal,
             start: SystemTime::now(),
             end: UNIX_EPOCH,
-            attributes: span_record::Attributes::with_capacity(ATTRIBUTE_BYTES),
+            // Room for a hop's identity attributes too, set after the fields (a reallocation
+            // and a copy of the rest otherwise).
+            attributes: Vec::with_capacity(attrs.fields().len() + EXTRA_ATTRIBUTES),
+            dropped_attributes: 0,
             events: Vec::new(),
             dropped_events: 0,
             status: Status::Unset,
@@ -183,7 +183,7 @@ impl Fields<'_> {
                     self.0.status = Status::error(value.into_owned());
                 }
             }
-            name => self.0.attributes.set_str(name, &value),
+            name => self.0.set(KeyValue::new(name, value.into_owned())),
         }
     }
 
@@ -211,35 +211,23 @@ impl Visit for Fields<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // Formatted into the thread's buffer, not a new string each time (`%` and `?` fields
-        // of every request span come here).
-        let formatted = TEXT.try_with(|text| match text.try_borrow_mut() {
-            Ok(mut text) => {
-                text.clear();
-                let _ = write!(text, "{value:?}");
-                self.text(field, Cow::Borrowed(&text));
-            }
-            Err(_) => self.text(field, Cow::Owned(format!("{value:?}"))),
-        });
-        if formatted.is_err() {
-            self.text(field, Cow::Owned(format!("{value:?}")));
-        }
+        self.text(field, Cow::Owned(format!("{value:?}")));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.attributes.set(field.name(), &Value::Bool(value));
+        self.0.set(KeyValue::new(field.name(), value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.attributes.set(field.name(), &Value::I64(value));
+        self.0.set(KeyValue::new(field.name(), value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.attributes.set(field.name(), &integer(value));
+        self.0.set(KeyValue::new(field.name(), integer(value)));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.attributes.set(field.name(), &Value::F64(value));
+        self.0.set(KeyValue::new(field.name(), value));
     }
 }
 

@@ -22,7 +22,6 @@ mod sampling;
 pub mod settings;
 mod span_record;
 mod trace_context;
-mod wire;
 
 pub use install::{Telemetry, init, init_with};
 pub use settings::{TelemetrySettings, VARIABLES};
