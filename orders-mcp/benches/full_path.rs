@@ -19,7 +19,10 @@
 //! that binary runs beside this one on its own orders-api (`BENCH_BASELINE_ORDERS_API=<path>`
 //! for another orders-api build too), taking turns with it, so the comparison is made in one run
 //! on the same machine at the same moment. An older build that cannot read today's identity
-//! manifest gets its own checkout's through `BENCH_BASELINE_MANIFEST=<path>`.
+//! manifest gets its own checkout's through `BENCH_BASELINE_MANIFEST=<path>`. With
+//! `BENCH_BASELINE_EXPORTING=1` the baseline stack exports every span too, configured as the
+//! exporting stack below, and is compared with that stack rather than with this build's plain
+//! one: two builds' cost of exporting, paired (with `BENCH_RATE`, and a profile, per call).
 //!
 //! The call is chat-app's: MCP 2026-07-28, with `_meta` and the `Mcp-Method`/`Mcp-Name` headers.
 //!
@@ -292,6 +295,7 @@ async fn run() -> anyhow::Result<()> {
     let baseline_bin = std::env::var_os("BENCH_BASELINE_ORDERS_MCP").map(PathBuf::from);
     // The baseline stack's orders-api: another build too, or this one.
     let baseline_api_bin = std::env::var_os("BENCH_BASELINE_ORDERS_API").map_or_else(|| api_bin.clone(), PathBuf::from);
+    let baseline_exports = baseline_bin.is_some() && std::env::var_os("BENCH_BASELINE_EXPORTING").is_some();
 
     let idp = entra_emulator::Application::build(EmulatorConfig {
         identity_header: Some(IDENTITY_HEADER.into()),
@@ -300,21 +304,24 @@ async fn run() -> anyhow::Result<()> {
     .await?
     .spawn();
     let receiver = Receiver::start().await?;
-    let mut stacks = vec![Stack::start("this build", &mcp_bin, &api_bin, &idp.url(), &[]).await?];
-    if let Some(baseline) = &baseline_bin {
-        // An older build may not read today's manifest (sections added since): its own
-        // checkout's, with the same apps, through BENCH_BASELINE_MANIFEST.
-        let manifest = std::env::var("BENCH_BASELINE_MANIFEST").ok();
-        let env: Vec<(&str, &str)> = manifest.iter().map(|m| ("IDENTITY_MANIFEST", m.as_str())).collect();
-        stacks.push(Stack::start("baseline", baseline, &baseline_api_bin, &idp.url(), &env).await?);
-    }
-    let tracing_off = stacks.len();
-    stacks.push(Stack::start("otel off", &mcp_bin, &api_bin, &idp.url(), &[("RUST_LOG", DEFAULT_LOG_FILTER)]).await?);
     let exporting = [
         ("RUST_LOG", DEFAULT_LOG_FILTER),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
         ("OTEL_TRACES_SAMPLER", "always_on"),
     ];
+    let mut stacks = vec![Stack::start("this build", &mcp_bin, &api_bin, &idp.url(), &[]).await?];
+    if let Some(baseline) = &baseline_bin {
+        // An older build may not read today's manifest (sections added since): its own
+        // checkout's, with the same apps, through BENCH_BASELINE_MANIFEST.
+        let manifest = std::env::var("BENCH_BASELINE_MANIFEST").ok();
+        let mut env: Vec<(&str, &str)> = manifest.iter().map(|m| ("IDENTITY_MANIFEST", m.as_str())).collect();
+        if baseline_exports {
+            env.extend(exporting);
+        }
+        stacks.push(Stack::start("baseline", baseline, &baseline_api_bin, &idp.url(), &env).await?);
+    }
+    let tracing_off = stacks.len();
+    stacks.push(Stack::start("otel off", &mcp_bin, &api_bin, &idp.url(), &[("RUST_LOG", DEFAULT_LOG_FILTER)]).await?);
     stacks.push(Stack::start("otel on", &mcp_bin, &api_bin, &idp.url(), &exporting).await?);
     let idle: Vec<_> =
         stacks.iter().map(|s| Ok((s.api.memory()?.0, s.mcp.memory()?.0))).collect::<anyhow::Result<_>>()?;
@@ -332,7 +339,8 @@ async fn run() -> anyhow::Result<()> {
 
     println!("\nfull path: tools/call get_order -> orders-mcp -> orders-api -> SQLite (warm OBO cache), load by oha");
     if let Some(baseline) = &baseline_bin {
-        println!("baseline orders-mcp: {} (alternating with this build)", baseline.display());
+        let exports = if baseline_exports { ", exporting every span, against `otel on`" } else { "" };
+        println!("baseline orders-mcp: {} (alternating with this build{exports})", baseline.display());
         println!("baseline orders-api: {}", baseline_api_bin.display());
     }
     println!(
@@ -390,7 +398,9 @@ async fn run() -> anyhow::Result<()> {
     // The exporter sends a batch at most every few seconds: wait for the last ones.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let spans_exported = receiver.spans.load(Ordering::Relaxed) - spans_before;
-    let exported_calls: f64 = levels[tracing_off + 1].iter().map(|l| l.requests).sum();
+    // The baseline's spans reach the same receiver when it exports too.
+    let exporting_levels = [Some(tracing_off + 1), baseline_exports.then_some(1)];
+    let exported_calls: f64 = exporting_levels.iter().flatten().flat_map(|&i| &levels[i]).map(|l| l.requests).sum();
     if spans_exported == 0 {
         bail!("the exporting stack sent no spans to the receiver: the tracing rows would measure nothing");
     }
@@ -481,19 +491,21 @@ async fn run() -> anyhow::Result<()> {
     }
     results.push(row("full path, exporting: spans received per call".into(), spans_per_call, "spans", None, false));
     if baseline_bin.is_some() {
+        // An exporting baseline is compared with this build exporting, and judged by nothing.
+        let (ours, judged_speedup) =
+            if baseline_exports { (&levels[tracing_off + 1], None) } else { (ours, Some(SPEEDUP_TARGET)) };
+        let which = if baseline_exports { "baseline build exporting" } else { "baseline build" };
         for (concurrency, (ours, theirs)) in LEVELS.iter().zip(ours.iter().zip(&levels[1])) {
             let c16 = *concurrency == 16;
-            let at = format!("full path, baseline build, concurrency {concurrency}");
+            let at = format!("full path, {which}, concurrency {concurrency}");
             results.push(row(format!("{at}: throughput"), theirs.throughput, "req/s", None, false));
             results.push(row(format!("{at}: p99"), theirs.p99_ms, "ms", None, true));
             results.push(row(format!("{at}: orders-mcp CPU per call"), theirs.mcp_cpu_us, "µs", None, true));
             results.push(row(
-                format!(
-                    "full path: throughput against the baseline build, concurrency {concurrency} (median of the rounds)"
-                ),
+                format!("full path: throughput against the {which}, concurrency {concurrency} (median of the rounds)"),
                 ours.against(theirs).median,
                 "×",
-                judged(c16.then_some(SPEEDUP_TARGET)),
+                judged(judged_speedup.filter(|_| c16)),
                 false,
             ));
         }
