@@ -20,9 +20,11 @@
 //! for another orders-api build too), taking turns with it, so the comparison is made in one run
 //! on the same machine at the same moment. An older build that cannot read today's identity
 //! manifest gets its own checkout's through `BENCH_BASELINE_MANIFEST=<path>`. With
-//! `BENCH_BASELINE_EXPORTING=1` the baseline stack exports every span too, configured as the
-//! exporting stack below, and is compared with that stack rather than with this build's plain
-//! one: two builds' cost of exporting, paired (with `BENCH_RATE`, and a profile, per call).
+//! `BENCH_BASELINE_EXPORTING=<sampler>` (`always_on`, or any `OTEL_TRACES_SAMPLER` value) the
+//! baseline stack is configured as the exporting stack below but with that sampler, and is
+//! compared with that stack rather than with this build's plain one: two builds' cost of
+//! exporting, paired (with `BENCH_RATE`, and a profile, per call), or with `always_off` and this
+//! build as the baseline, what recording spans costs without sending them.
 //!
 //! The call is chat-app's: MCP 2026-07-28, with `_meta` and the `Mcp-Method`/`Mcp-Name` headers.
 //!
@@ -295,7 +297,9 @@ async fn run() -> anyhow::Result<()> {
     let baseline_bin = std::env::var_os("BENCH_BASELINE_ORDERS_MCP").map(PathBuf::from);
     // The baseline stack's orders-api: another build too, or this one.
     let baseline_api_bin = std::env::var_os("BENCH_BASELINE_ORDERS_API").map_or_else(|| api_bin.clone(), PathBuf::from);
-    let baseline_exports = baseline_bin.is_some() && std::env::var_os("BENCH_BASELINE_EXPORTING").is_some();
+    let baseline_sampler =
+        std::env::var("BENCH_BASELINE_EXPORTING").ok().filter(|s| baseline_bin.is_some() && !s.is_empty());
+    let baseline_exports = baseline_sampler.is_some();
 
     let idp = entra_emulator::Application::build(EmulatorConfig {
         identity_header: Some(IDENTITY_HEADER.into()),
@@ -304,6 +308,8 @@ async fn run() -> anyhow::Result<()> {
     .await?
     .spawn();
     let receiver = Receiver::start().await?;
+    // An exporting baseline's own receiver, so the spans counted are the `otel on` stack's.
+    let baseline_receiver = if baseline_exports { Some(Receiver::start().await?) } else { None };
     let exporting = [
         ("RUST_LOG", DEFAULT_LOG_FILTER),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
@@ -315,8 +321,12 @@ async fn run() -> anyhow::Result<()> {
         // checkout's, with the same apps, through BENCH_BASELINE_MANIFEST.
         let manifest = std::env::var("BENCH_BASELINE_MANIFEST").ok();
         let mut env: Vec<(&str, &str)> = manifest.iter().map(|m| ("IDENTITY_MANIFEST", m.as_str())).collect();
-        if baseline_exports {
-            env.extend(exporting);
+        if let (Some(sampler), Some(receiver)) = (&baseline_sampler, &baseline_receiver) {
+            env.extend([
+                ("RUST_LOG", DEFAULT_LOG_FILTER),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
+                ("OTEL_TRACES_SAMPLER", sampler),
+            ]);
         }
         stacks.push(Stack::start("baseline", baseline, &baseline_api_bin, &idp.url(), &env).await?);
     }
@@ -339,7 +349,10 @@ async fn run() -> anyhow::Result<()> {
 
     println!("\nfull path: tools/call get_order -> orders-mcp -> orders-api -> SQLite (warm OBO cache), load by oha");
     if let Some(baseline) = &baseline_bin {
-        let exports = if baseline_exports { ", exporting every span, against `otel on`" } else { "" };
+        let exports = match &baseline_sampler {
+            Some(sampler) => format!(", exporting with sampler {sampler}, against `otel on`"),
+            None => String::new(),
+        };
         println!("baseline orders-mcp: {} (alternating with this build{exports})", baseline.display());
         println!("baseline orders-api: {}", baseline_api_bin.display());
     }
@@ -398,9 +411,7 @@ async fn run() -> anyhow::Result<()> {
     // The exporter sends a batch at most every few seconds: wait for the last ones.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let spans_exported = receiver.spans.load(Ordering::Relaxed) - spans_before;
-    // The baseline's spans reach the same receiver when it exports too.
-    let exporting_levels = [Some(tracing_off + 1), baseline_exports.then_some(1)];
-    let exported_calls: f64 = exporting_levels.iter().flatten().flat_map(|&i| &levels[i]).map(|l| l.requests).sum();
+    let exported_calls: f64 = levels[tracing_off + 1].iter().map(|l| l.requests).sum();
     if spans_exported == 0 {
         bail!("the exporting stack sent no spans to the receiver: the tracing rows would measure nothing");
     }
