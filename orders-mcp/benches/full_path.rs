@@ -310,11 +310,6 @@ async fn run() -> anyhow::Result<()> {
     let receiver = Receiver::start().await?;
     // An exporting baseline's own receiver, so the spans counted are the `otel on` stack's.
     let baseline_receiver = if baseline_exports { Some(Receiver::start().await?) } else { None };
-    let exporting = [
-        ("RUST_LOG", DEFAULT_LOG_FILTER),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
-        ("OTEL_TRACES_SAMPLER", "always_on"),
-    ];
     let mut stacks = vec![Stack::start("this build", &mcp_bin, &api_bin, &idp.url(), &[]).await?];
     if let Some(baseline) = &baseline_bin {
         // An older build may not read today's manifest (sections added since): its own
@@ -332,6 +327,11 @@ async fn run() -> anyhow::Result<()> {
     }
     let tracing_off = stacks.len();
     stacks.push(Stack::start("otel off", &mcp_bin, &api_bin, &idp.url(), &[("RUST_LOG", DEFAULT_LOG_FILTER)]).await?);
+    let exporting = [
+        ("RUST_LOG", DEFAULT_LOG_FILTER),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
+        ("OTEL_TRACES_SAMPLER", "always_on"),
+    ];
     stacks.push(Stack::start("otel on", &mcp_bin, &api_bin, &idp.url(), &exporting).await?);
     let idle: Vec<_> =
         stacks.iter().map(|s| Ok((s.api.memory()?.0, s.mcp.memory()?.0))).collect::<anyhow::Result<_>>()?;
