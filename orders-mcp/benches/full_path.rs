@@ -317,22 +317,13 @@ async fn run() -> anyhow::Result<()> {
         let manifest = std::env::var("BENCH_BASELINE_MANIFEST").ok();
         let mut env: Vec<(&str, &str)> = manifest.iter().map(|m| ("IDENTITY_MANIFEST", m.as_str())).collect();
         if let (Some(sampler), Some(receiver)) = (&baseline_sampler, &baseline_receiver) {
-            env.extend([
-                ("RUST_LOG", DEFAULT_LOG_FILTER),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
-                ("OTEL_TRACES_SAMPLER", sampler),
-            ]);
+            env.extend(receiver.exporting_env(sampler));
         }
         stacks.push(Stack::start("baseline", baseline, &baseline_api_bin, &idp.url(), &env).await?);
     }
     let tracing_off = stacks.len();
     stacks.push(Stack::start("otel off", &mcp_bin, &api_bin, &idp.url(), &[("RUST_LOG", DEFAULT_LOG_FILTER)]).await?);
-    let exporting = [
-        ("RUST_LOG", DEFAULT_LOG_FILTER),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
-        ("OTEL_TRACES_SAMPLER", "always_on"),
-    ];
-    stacks.push(Stack::start("otel on", &mcp_bin, &api_bin, &idp.url(), &exporting).await?);
+    stacks.push(Stack::start("otel on", &mcp_bin, &api_bin, &idp.url(), &receiver.exporting_env("always_on")).await?);
     let idle: Vec<_> =
         stacks.iter().map(|s| Ok((s.api.memory()?.0, s.mcp.memory()?.0))).collect::<anyhow::Result<_>>()?;
 
@@ -573,6 +564,16 @@ struct Receiver {
 }
 
 impl Receiver {
+    /// A stack's settings for exporting to this receiver with `sampler` (an
+    /// `OTEL_TRACES_SAMPLER` value), under the services' default log filter.
+    fn exporting_env<'a>(&'a self, sampler: &'a str) -> [(&'static str, &'a str); 3] {
+        [
+            ("RUST_LOG", DEFAULT_LOG_FILTER),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", self.url.as_str()),
+            ("OTEL_TRACES_SAMPLER", sampler),
+        ]
+    }
+
     async fn start() -> anyhow::Result<Receiver> {
         let spans = Arc::new(AtomicU64::new(0));
         let counted = spans.clone();
