@@ -10,6 +10,7 @@
 //! `type Application = service_kit::serve::Application<TheService>`, so the three services, the
 //! emulator, their tests and `xtask` all start a service the same way.
 
+use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -19,7 +20,8 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::extract::MatchedPath;
+use axum::http::{Method, Request, Response};
 use axum::serve::{ListenerExt, TapIo};
 use futures::future::BoxFuture;
 use tokio::net::{TcpListener, TcpStream};
@@ -137,7 +139,11 @@ impl<S: Service> Application<S> {
         // Handlers may read the caller's address (`ConnectInfo<SocketAddr>`): the broker logs
         // whom it issued a token to. axum provides it for `TapIo` listeners, hence the no-op tap
         // on the TLS one.
-        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let router = match self.tls {
+            Some(_) => self.router.layer(axum::Extension(ServedOverTls)),
+            None => self.router,
+        };
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
         let served = match self.tls {
             Some(config) => {
                 let listener = TlsListener::new(self.listener, config)?.tap_io(|_| ());
@@ -221,16 +227,21 @@ pub type RequestSpans<B> = TraceLayer<
     fn(&Response<Body>, Duration, &Span),
 >;
 
-/// The request span every service logs under: method and path only. Never the query string:
+/// The request span every service logs under: method and route only. Never the query string:
 /// it can carry an authorization code, `state`, a front-channel `sid`, or a token a careless
 /// client put there. When traces are exported, the span continues the caller's W3C trace
 /// context (`traceparent`), so one chat turn is one trace across the services.
 ///
-/// Its attributes are OpenTelemetry's for an HTTP server span (`http.request.method`,
-/// `url.path`, `http.response.status_code`; a 5xx marks the span failed, a 4xx does not:
-/// "Semantic conventions for HTTP spans", opentelemetry.io/docs/specs/semconv/http/http-spans),
-/// which is what trace viewers and Application Insights read a request's method, path and
-/// result from.
+/// Its name and attributes are OpenTelemetry's for an HTTP server span ("Semantic conventions
+/// for HTTP spans", opentelemetry.io/docs/specs/semconv/http/http-spans): named `{method}
+/// {http.route}` after the route axum matched (`GET /api/orders/{id}`), or `{method}` alone when
+/// none did, since the conventions forbid naming it after the path ("Instrumentation MUST NOT
+/// default to using URI path"): a name holding ids would make every order its own operation in
+/// Application Insights and in a trace viewer's list. A method outside RFC 9110's (and PATCH) is
+/// `_OTHER` (named `HTTP`) with the original in `http.request.method_original`. `url.path` and
+/// `url.scheme` are the request's (the scheme a proxy says it received, `X-Forwarded-Proto`, as
+/// Container Apps' ingress sends). A 5xx marks the span failed with `error.type`, a 4xx does
+/// not. The route needs the layer added with `Router::layer`, which runs it after routing.
 pub fn request_spans<B>() -> RequestSpans<B> {
     TraceLayer::new_for_http()
         .make_span_with(request_span::<B> as fn(&Request<B>) -> Span)
@@ -240,17 +251,73 @@ pub fn request_spans<B>() -> RequestSpans<B> {
 /// The span [`request_spans`] makes for `request` (public so that a benchmark measures this
 /// span, not a copy of it).
 pub fn request_span<B>(request: &Request<B>) -> Span {
+    let method = known_method(request.method());
+    let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
     let span = tracing::info_span!(
         "request",
-        otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+        otel.name = %SpanName { method, route },
         otel.kind = "server",
-        http.request.method = %request.method(),
-        url.path = %request.uri().path(),
+        http.request.method = method.unwrap_or("_OTHER"),
+        http.request.method_original = method.is_none().then(|| request.method().as_str()),
+        http.route = route,
+        url.path = request.uri().path(),
+        url.scheme = url_scheme(request),
         http.response.status_code = Empty,
+        error.type = Empty,
         otel.status_code = Empty,
     );
     crate::telemetry::context::continue_trace(&span, request.headers());
     span
+}
+
+/// `{method} {route}`, `{method}`, or `HTTP` for a method the conventions do not know.
+struct SpanName<'a> {
+    method: Option<&'a str>,
+    route: Option<&'a str>,
+}
+
+impl fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.method.unwrap_or("HTTP"))?;
+        match self.route {
+            Some(route) => write!(f, " {route}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The method, if it is one of RFC 9110's or PATCH (the conventions' "known" methods): any
+/// other is recorded as `_OTHER`, so a client cannot mint span names.
+fn known_method(method: &Method) -> Option<&'static str> {
+    static KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ];
+    KNOWN.iter().find(|known| *known == method).map(Method::as_str)
+}
+
+/// Whether the request reached this service over TLS (an extension [`Application`] adds to
+/// requests when it serves HTTPS).
+#[derive(Clone, Copy)]
+struct ServedOverTls;
+
+/// The scheme of the client's request: what a proxy in front says it received, else how this
+/// service was reached.
+fn url_scheme<B>(request: &Request<B>) -> &'static str {
+    let forwarded = request.headers().get("x-forwarded-proto").map(|value| value.as_bytes());
+    match forwarded {
+        Some(proto) if proto.eq_ignore_ascii_case(b"https") => "https",
+        Some(proto) if proto.eq_ignore_ascii_case(b"http") => "http",
+        _ if request.extensions().get::<ServedOverTls>().is_some() => "https",
+        _ => "http",
+    }
 }
 
 /// The response's status on its request span, and tower-http's default debug line.
@@ -258,6 +325,7 @@ fn response_status(response: &Response<Body>, latency: Duration, span: &Span) {
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
+        span.record("error.type", status.as_str());
         span.record("otel.status_code", "error");
     }
     tracing::debug!(parent: span, status = status.as_u16(), latency_ms = latency.as_millis(), "finished processing request");

@@ -240,15 +240,19 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     assert!(is_ancestor(tool, obo));
     let token_requests: Vec<&Span> = spans
         .iter()
-        .filter(|s| s.name.starts_with("POST /") && s.name.ends_with("/oauth2/v2.0/token") && s.trace_id == trace)
+        .filter(|s| attribute(s, "url.path").is_some_and(|p| p.ends_with("/oauth2/v2.0/token")) && s.trace_id == trace)
         .collect();
     let [exchange] = token_requests[..] else { panic!("one token request in the turn's trace: {token_requests:?}") };
+    // Named after the emulator's route, as Entra's endpoint takes the tenant in its path: the
+    // tenant id is in `url.path`, not in the span's name.
+    assert_eq!(exchange.name, "POST /{tenant}/oauth2/v2.0/token");
     assert_eq!(exchange.parent_span_id, obo.span_id, "the token endpoint continues the OBO span (traceparent header)");
     let api = one("GET /api/orders");
     // An HTTP server span as OpenTelemetry's semantic conventions name it (what trace viewers
     // and Application Insights read a request's method, path and result from).
     assert_eq!(attribute(api, "http.request.method").as_deref(), Some("GET"));
     assert_eq!(attribute(api, "url.path").as_deref(), Some("/api/orders"));
+    assert_eq!(attribute(api, "http.route").as_deref(), Some("/api/orders"));
     assert_eq!(attribute(api, "http.response.status_code").as_deref(), Some("200"));
     let api_call = parent_of(api).expect("orders-api continues orders-mcp's call");
     assert_eq!(api_call.name, "orders_api.call");
@@ -399,4 +403,81 @@ async fn a_request_span_carries_its_operation_unless_a_child_was_opened_under_it
     assert_ne!(hex(&busy.trace_id), caller_trace);
     assert_eq!(child.trace_id, busy.trace_id, "the child is still in its parent's trace");
     assert_eq!(child.parent_span_id, busy.span_id);
+}
+
+/// Every service's request span is named and described as OpenTelemetry's HTTP conventions say
+/// ("Semantic conventions for HTTP spans", opentelemetry.io/docs/specs/semconv/http/http-spans):
+/// `{method} {http.route}` after the route matched, `{method}` when none was ("Instrumentation
+/// MUST NOT default to using URI path"; a name with an order id in it would make each order its
+/// own operation in Application Insights), `_OTHER` and the name `HTTP` for a method outside
+/// RFC 9110's, `url.scheme` as a proxy received the request (`X-Forwarded-Proto`), and a 5xx's
+/// `error.type`. Never the query string.
+#[tokio::test]
+async fn request_spans_are_named_after_the_matched_route_not_the_path() {
+    use axum::http::StatusCode;
+    use axum::routing::{any, get};
+    telemetry();
+    let app = axum::Router::new()
+        .route("/spans/orders/{id}", get(|| async { "an order" }))
+        .route("/spans/broken", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .route("/spans/any", any(|| async { "any method" }))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(service_kit::serve::request_spans());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::new();
+    let send = |method: &str, path: &str| {
+        client.request(method.parse().unwrap(), format!("{base}{path}")).header("x-forwarded-proto", "https")
+    };
+    assert_eq!(send("GET", "/spans/orders/ORD-7?code=secret-code").send().await.unwrap().status(), 200);
+    assert_eq!(send("GET", "/spans/nowhere/ORD-8").send().await.unwrap().status(), 404);
+    assert_eq!(send("PURGE", "/spans/any").send().await.unwrap().status(), 200);
+    let broken = client.get(format!("{base}/spans/broken")).send().await.unwrap();
+    assert_eq!(broken.status(), 500);
+    server.abort();
+
+    let paths = ["/spans/orders/ORD-7", "/spans/nowhere/ORD-8", "/spans/any", "/spans/broken"];
+    let exported = async {
+        loop {
+            tokio::task::spawn_blocking(|| telemetry().flush()).await.unwrap();
+            let received = receiver().1.lock().unwrap().clone();
+            let by_path =
+                |path: &str| received.spans.iter().find(|s| attribute(s, "url.path").as_deref() == Some(path)).cloned();
+            let found: Vec<Span> = paths.iter().filter_map(|path| by_path(path)).collect();
+            if found.len() == paths.len() {
+                break found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let spans = tokio::time::timeout(Duration::from_secs(30), exported).await.expect("the request spans are exported");
+    let [order, nowhere, purge, broken] = &spans[..] else { unreachable!() };
+
+    assert_eq!(order.name, "GET /spans/orders/{id}", "named after the route, not the path");
+    assert_eq!(order.kind, SpanKind::Server as i32);
+    assert_eq!(attribute(order, "http.route").as_deref(), Some("/spans/orders/{id}"));
+    assert_eq!(attribute(order, "http.request.method").as_deref(), Some("GET"));
+    assert_eq!(attribute(order, "http.request.method_original"), None, "only for a method recorded as _OTHER");
+    assert_eq!(attribute(order, "url.scheme").as_deref(), Some("https"), "as the proxy received it");
+    assert_eq!(attribute(order, "http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(attribute(order, "error.type"), None);
+    assert!(
+        !everything_exported(&Received { spans: vec![order.clone()], ..Received::default() }).contains("secret-code")
+    );
+
+    assert_eq!(nowhere.name, "GET", "no route matched: the method alone");
+    assert_eq!(attribute(nowhere, "http.route"), None, "the path never stands in for a route");
+    assert_eq!(attribute(nowhere, "http.response.status_code").as_deref(), Some("404"));
+    assert_eq!(attribute(nowhere, "error.type"), None, "a 4xx is the client's, not a failed server span");
+    assert_ne!(nowhere.status.as_ref().map(|s| s.code), Some(2), "a 4xx leaves a server span's status unset");
+
+    assert_eq!(purge.name, "HTTP /spans/any", "a method outside RFC 9110's does not name spans");
+    assert_eq!(attribute(purge, "http.request.method").as_deref(), Some("_OTHER"));
+    assert_eq!(attribute(purge, "http.request.method_original").as_deref(), Some("PURGE"));
+
+    assert_eq!(broken.name, "GET /spans/broken");
+    assert_eq!(attribute(broken, "url.scheme").as_deref(), Some("http"), "no proxy, no TLS: http");
+    assert_eq!(attribute(broken, "error.type").as_deref(), Some("500"));
+    assert_eq!(broken.status.as_ref().map(|s| s.code), Some(2), "a 5xx marks the span failed");
 }
