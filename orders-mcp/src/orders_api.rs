@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use service_kit::problem::Problem;
 use service_kit::telemetry::context::trace_headers;
-use tracing::Span;
 use tracing::field::Empty;
+use tracing::{Instrument, Span};
 use url::Url;
 
 use crate::auth::Authenticated;
@@ -75,6 +75,19 @@ pub enum CallError {
     BadResponse(String),
 }
 
+impl CallError {
+    /// The span's `error.type` when orders-api's status does not say it (low-cardinality, as
+    /// OpenTelemetry asks).
+    fn kind(&self) -> &'static str {
+        match self {
+            CallError::Exchange(_) => "token_exchange",
+            CallError::Unreachable { .. } => "unreachable",
+            CallError::BadResponse(_) => "bad_response",
+            CallError::TokenRefused { .. } | CallError::StepUpRequired { .. } | CallError::Status { .. } => "refused",
+        }
+    }
+}
+
 /// What the model and the user see of a failed exchange: Entra's answer, but not the address of
 /// the identity endpoint orders-mcp talks to.
 fn shown(e: &AcquireError) -> String {
@@ -118,6 +131,8 @@ const PASSTHROUGH_HINT: &str = " (passthrough mode: orders-mcp forwarded the tok
 struct Seen {
     sent: Option<SentToken>,
     api_hop: Option<Hop>,
+    /// orders-api's last answer's status.
+    status: Option<StatusCode>,
 }
 
 /// A request to orders-api, relative to its base URL.
@@ -195,6 +210,15 @@ impl OrdersApi {
         url
     }
 
+    /// [`Self::url`] with `query` form-encoded, as reqwest's `query` would add it.
+    fn url_with_query(&self, path: &[&str], query: &[(&str, String)]) -> Url {
+        let mut url = self.url(path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
     /// The token to send to orders-api for `who`, and how it was obtained.
     async fn token(&self, who: &Authenticated) -> Result<(AccessToken, How), CallError> {
         match &self.tokens {
@@ -207,34 +231,51 @@ impl OrdersApi {
         }
     }
 
-    #[tracing::instrument(
-        name = "orders_api.call",
-        skip_all,
-        fields(otel.kind = "client", method = %call.method, path = %call.path.join("/"), status = Empty)
-    )]
+    /// One call to orders-api, under its CLIENT span: described as OpenTelemetry's HTTP client
+    /// spans are ("Semantic conventions for HTTP spans": `http.request.method`,
+    /// `server.address`, `server.port`, `url.full`, `http.response.status_code`; a 4xx or 5xx,
+    /// or no answer, marks it failed with `error.type`), which is what Application Insights
+    /// reads a dependency's type, target, URL and result from.
     async fn send<T: DeserializeOwned>(&self, who: &Authenticated, call: Call<'_>) -> Traced<T> {
+        let url = self.url_with_query(call.path, &call.query);
+        let span = tracing::info_span!(
+            "orders_api.call",
+            otel.kind = "client",
+            http.request.method = call.method.as_str(),
+            server.address = self.base.host_str(),
+            server.port = self.base.port_or_known_default(),
+            url.full = url.as_str(),
+            http.response.status_code = Empty,
+            error.type = Empty,
+            otel.status_code = Empty,
+        );
         let mut seen = Seen::default();
-        let result = self.attempt(who, &call, &mut seen).await;
+        let result = self.attempt(who, &call, &url, &mut seen).instrument(span.clone()).await;
+        if let Err(e) = &result {
+            // The status code when orders-api answered with an error, else what went wrong.
+            match seen.status.filter(|s| s.is_client_error() || s.is_server_error()) {
+                Some(status) => span.record("error.type", status.as_str()),
+                None => span.record("error.type", e.kind()),
+            };
+            span.record("otel.status_code", "error");
+        }
         Traced { result, sent: seen.sent, api_hop: seen.api_hop }
     }
 
-    /// Sends `call`, recording in `seen` the token sent and orders-api's hop.
+    /// Sends `call` to `url`, recording in `seen` the token sent and orders-api's hop.
     async fn attempt<T: DeserializeOwned>(
         &self,
         who: &Authenticated,
         call: &Call<'_>,
+        url: &Url,
         seen: &mut Seen,
     ) -> Result<T, CallError> {
-        let url = self.url(call.path);
         let mut retried = false;
         loop {
             let (token, how) = self.token(who).await?;
-            let mut request = self.http.request(call.method.clone(), url.clone());
-            if !call.query.is_empty() {
-                // Not for an empty query: reqwest would still run its serializer over the URL.
-                request = request.query(&call.query);
-            }
-            let mut request = request
+            let mut request = self
+                .http
+                .request(call.method.clone(), url.clone())
                 .bearer_auth(token.secret())
                 .headers(trace_headers())
                 .header(header::ACCEPT, "application/json")
@@ -258,7 +299,8 @@ impl OrdersApi {
                 tracing::warn!(url = %self.base, %reason, "orders-api is unreachable");
                 CallError::Unreachable { reason }
             })?;
-            Span::current().record("status", response.status().as_u16());
+            seen.status = Some(response.status());
+            Span::current().record("http.response.status_code", response.status().as_u16());
             // A claims challenge is not a stale token: a fresh exchange of the same user token
             // would carry the same claims. It goes back to the client instead.
             if response.status() == StatusCode::UNAUTHORIZED

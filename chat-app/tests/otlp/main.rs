@@ -256,6 +256,15 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     assert_eq!(attribute(api, "http.response.status_code").as_deref(), Some("200"));
     let api_call = parent_of(api).expect("orders-api continues orders-mcp's call");
     assert_eq!(api_call.name, "orders_api.call");
+    // An HTTP client span as the conventions describe it: Application Insights' dependency
+    // type, target, URL and result come from these.
+    assert_eq!(api_call.kind, SpanKind::Client as i32);
+    assert_eq!(attribute(api_call, "http.request.method").as_deref(), Some("GET"));
+    assert_eq!(attribute(api_call, "server.address").as_deref(), Some("127.0.0.1"));
+    let port = attribute(api_call, "server.port").expect("server.port");
+    assert_eq!(attribute(api_call, "url.full"), Some(format!("http://127.0.0.1:{port}/api/orders")));
+    assert_eq!(attribute(api_call, "http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(attribute(api_call, "error.type"), None);
     assert!(is_ancestor(tool, api_call));
     let query = one("store.list");
     assert!(is_ancestor(api, query), "the SQLite query is under orders-api's request");
@@ -353,6 +362,41 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
         panic!("one call to orders-api in the second turn: {names:?}")
     };
     assert_eq!(attribute(api_call, attr::TOKEN_SOURCE).as_deref(), Some("cache"));
+
+    // A call orders-api answers with an error is a failed dependency: orders-mcp's CLIENT span
+    // says the status (`error.type` is the status code, and the span's status is Error, as
+    // OpenTelemetry's HTTP conventions ask of a client span's 4xx), while orders-api's SERVER
+    // span leaves a 4xx unset and is named after its route, not the order id.
+    let events = browser.chat(&app, "show ORD-999").await;
+    assert!(events.iter().any(|e| matches!(e, TurnEvent::ToolResult { is_error: true, .. })), "{events:?}");
+    let missing = |s: &Span| attribute(s, "url.full").is_some_and(|u| u.ends_with("/api/orders/ORD-999"));
+    let exported = async {
+        loop {
+            tokio::task::spawn_blocking(|| telemetry().flush()).await.unwrap();
+            let received = receiver().1.lock().unwrap().clone();
+            if let Some(call) = received.spans.iter().find(|s| missing(s)).cloned() {
+                let served = received
+                    .spans
+                    .iter()
+                    .find(|s| s.parent_span_id == call.span_id && s.kind == SpanKind::Server as i32)
+                    .cloned();
+                if let Some(served) = served {
+                    break (call, served);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (call, served) = tokio::time::timeout(Duration::from_secs(30), exported).await.expect("the call is exported");
+    assert_eq!(call.name, "orders_api.call");
+    assert_eq!(attribute(&call, "http.response.status_code").as_deref(), Some("404"));
+    assert_eq!(attribute(&call, "error.type").as_deref(), Some("404"));
+    assert_eq!(call.status.as_ref().map(|s| s.code), Some(2), "a client span's 4xx is an error");
+    assert_eq!(served.name, "GET /api/orders/{id}", "orders-api's span is named after its route");
+    assert_eq!(attribute(&served, "http.route").as_deref(), Some("/api/orders/{id}"));
+    assert_eq!(attribute(&served, "url.path").as_deref(), Some("/api/orders/ORD-999"));
+    assert_eq!(attribute(&served, "http.response.status_code").as_deref(), Some("404"));
+    assert_ne!(served.status.as_ref().map(|s| s.code), Some(2), "a server span's 4xx leaves its status unset");
 }
 
 /// A request span becomes the span of the operation it carries, in the trace a message names

@@ -74,8 +74,11 @@ fn benches(c: &mut Criterion) {
                     let client = tracing::info_span!(
                         "orders_api.call",
                         otel.kind = "client",
-                        method = "GET",
-                        path = "/api/orders/ORD-001"
+                        http.request.method = "GET",
+                        server.address = "127.0.0.1",
+                        server.port = 3001,
+                        url.full = "http://127.0.0.1:3001/api/orders/ORD-001",
+                        http.response.status_code = tracing::field::Empty,
                     );
                     async {
                         std::hint::black_box(trace_headers());
@@ -89,6 +92,7 @@ fn benches(c: &mut Criterion) {
                         .instrument(api_request.clone())
                         .await;
                         api_request.record("http.response.status_code", 200);
+                        tracing::Span::current().record("http.response.status_code", 200);
                     }
                     .instrument(client)
                     .await;
