@@ -25,6 +25,7 @@ use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningSe
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::{StreamableHttpClientTransportConfig, StreamableHttpError};
 use serde_json::Value;
+use tracing::field::Empty;
 use url::Url;
 
 /// The service name of chat-app's own hop in the trace.
@@ -205,7 +206,27 @@ impl McpSession {
         self.call_tool(name, arguments, true).await
     }
 
-    #[tracing::instrument(name = "mcp.call_tool", skip_all, fields(otel.kind = "client", tool = name))]
+    /// Under OpenTelemetry's MCP client span ("Semantic conventions for Model Context Protocol",
+    /// semantic-conventions-genai `docs/gen-ai/mcp.md`): named `tools/call {tool}`, with
+    /// `gen_ai.operation.name` `execute_tool` so that GenAI views (Application Insights' agent
+    /// views among them) treat it as the agent's tool execution; `error.type` is `tool_error`
+    /// for a result with `isError`, else what failed.
+    #[tracing::instrument(
+        name = "mcp.call_tool",
+        skip_all,
+        fields(
+            otel.name = %format_args!("tools/call {name}"),
+            otel.kind = "client",
+            mcp.method.name = "tools/call",
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = name,
+            server.address = self.connector.url.host_str(),
+            server.port = self.connector.url.port_or_known_default(),
+            network.transport = "tcp",
+            error.type = Empty,
+            otel.status_code = Empty,
+        )
+    )]
     async fn call_tool(&self, name: &str, arguments: JsonObject, may_resend: bool) -> ToolOutcome {
         let started = Instant::now();
         let mut params = CallToolRequestParams::new(name.to_string()).with_arguments(arguments);
@@ -243,6 +264,9 @@ impl McpSession {
                     .and_then(|v| serde_json::from_value(v.clone()).ok())
                     .unwrap_or_default();
                 let is_error = result.is_error.unwrap_or(false);
+                if is_error {
+                    failed("tool_error");
+                }
                 let step_up = result
                     .meta
                     .as_ref()
@@ -264,6 +288,7 @@ impl McpSession {
             Err(e) => {
                 let refused = e.is_authorization_required();
                 tracing::warn!(error = %e, tool = name, "tool call failed");
+                failed(&error_type(&e));
                 let message = match (refused, Lost::of(&e)) {
                     (true, _) => "orders-mcp refused the token".to_string(),
                     (false, Some(lost)) => lost.message(name, may_resend),
@@ -317,6 +342,24 @@ impl McpSession {
     /// Ends the connection (on an older revision, the session: the server drops its state).
     pub async fn close(self) {
         let _ = self.service.cancel().await;
+    }
+}
+
+/// Marks the current (tool call) span failed, with OpenTelemetry's `error.type`.
+fn failed(error_type: &str) {
+    let span = tracing::Span::current();
+    span.record("error.type", error_type);
+    span.record("otel.status_code", "error");
+}
+
+/// A failed call's `error.type`: the JSON-RPC error code when orders-mcp answered with one (as
+/// the MCP conventions ask), else what kept the call from an answer.
+fn error_type(e: &ServiceError) -> String {
+    match e {
+        ServiceError::McpError(error) => error.code.0.to_string(),
+        _ if e.is_authorization_required() => "unauthorized".into(),
+        ServiceError::Timeout { .. } => "timeout".into(),
+        _ => "transport_error".into(),
     }
 }
 

@@ -162,6 +162,7 @@ fn model(settings: &ModelSettings, http: &reqwest::Client) -> Arc<dyn ChatModel>
                 model.clone(),
                 *stream,
                 label,
+                "openai",
             ))
         }
         ModelSettings::Azure { endpoint, deployment, auth, stream } => {
@@ -173,6 +174,7 @@ fn model(settings: &ModelSettings, http: &reqwest::Client) -> Arc<dyn ChatModel>
                 deployment.clone(),
                 *stream,
                 label,
+                "azure.ai.openai",
             ))
         }
     }

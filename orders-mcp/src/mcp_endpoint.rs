@@ -43,7 +43,7 @@ use tracing::{Instrument, Span};
 
 use crate::auth::Authenticated;
 use crate::configuration::AllowedHosts;
-use crate::tools::{OrdersTools, ToolCall, call_span, trace_context_in};
+use crate::tools::{OrdersTools, ToolCall, call_span, jsonrpc_id, trace_context_in};
 
 /// The revisions before 2026-07-28 the direct route answers (and no header at all, which rmcp
 /// reads as 2025-03-26): a stateless tool call means the same in each.
@@ -262,13 +262,13 @@ pub async fn serve(State(endpoint): State<Arc<McpEndpoint>>, request: Request) -
     let tool = call.name();
     let carried = carry_operation(
         &request_span,
-        || (format!("tools/call {tool}"), [KeyValue::new("tool", tool.to_owned())]),
+        || (format!("tools/call {tool}"), tool_call_attributes(tool, &id)),
         trace_context_in(meta.as_deref()),
     );
     let result = if carried {
         endpoint.tools.call(&who, call).await
     } else {
-        let span = call_span(tool, meta.as_deref());
+        let span = call_span(tool, &id, meta.as_deref());
         endpoint.tools.call(&who, call).instrument(span).await
     };
     // As rmcp's handler finishes a result for a peer on 2026-07-28 (`_meta`) or before.
@@ -279,6 +279,17 @@ pub async fn serve(State(endpoint): State<Arc<McpEndpoint>>, request: Request) -
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// [`call_span`]'s attributes, for the request span that becomes the call's.
+fn tool_call_attributes(tool: &str, id: &RequestId) -> impl IntoIterator<Item = KeyValue> {
+    [
+        KeyValue::new("mcp.method.name", "tools/call"),
+        KeyValue::new("gen_ai.operation.name", "execute_tool"),
+        KeyValue::new("gen_ai.tool.name", tool.to_owned()),
+    ]
+    .into_iter()
+    .chain(jsonrpc_id(id).map(|id| KeyValue::new("jsonrpc.request.id", id)))
 }
 
 #[cfg(test)]

@@ -13,13 +13,14 @@ use http::request::Parts;
 use rmcp::handler::server::tool::{Extension, ToolCallContext, ToolRouter, schema_for_output};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, MetaObject, ServerCapabilities,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, MetaObject, RequestId, ServerCapabilities,
     ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
 use crate::auth::Authenticated;
@@ -296,7 +297,7 @@ impl ServerHandler for OrdersTools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let span = call_span(&request.name, Some(&*context.meta));
+        let span = call_span(&request.name, &context.id, Some(&*context.meta));
         self.tool_router.call(ToolCallContext::new(self, request, context)).instrument(span).await
     }
 
@@ -321,15 +322,33 @@ impl ServerHandler for OrdersTools {
 /// only span: orders-mcp's hop record becomes its attributes ([`meta`]), and
 /// the call to orders-api is its child. (A span per tool method under it repeated the same
 /// facts at the cost of one more span per call: see the README's tracing overhead.)
-pub fn call_span(tool: &str, meta: Option<&MetaObject>) -> Span {
+///
+/// Named and described as OpenTelemetry's MCP server span ("Semantic conventions for Model
+/// Context Protocol", semantic-conventions-genai `docs/gen-ai/mcp.md`): `{mcp.method.name}
+/// {gen_ai.tool.name}`, with `gen_ai.operation.name` `execute_tool` so that GenAI views treat
+/// it as a tool execution, and `error.type` `tool_error` when the result says `isError`.
+pub fn call_span(tool: &str, id: &RequestId, meta: Option<&MetaObject>) -> Span {
     let span = tracing::info_span!(
         "mcp.tools/call",
         otel.name = %format_args!("tools/call {tool}"),
         otel.kind = "server",
-        tool = %tool,
+        mcp.method.name = "tools/call",
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = %tool,
+        jsonrpc.request.id = jsonrpc_id(id),
+        error.type = Empty,
+        otel.status_code = Empty,
     );
     service_kit::telemetry::context::continue_trace_from(&span, trace_context_in(meta));
     span
+}
+
+/// A request's JSON-RPC id as its span's `jsonrpc.request.id`, unless it is long: the client
+/// chooses it, and a span is not the place for whatever it put there.
+pub fn jsonrpc_id(id: &RequestId) -> Option<String> {
+    const MAX: usize = 64;
+    let id = id.to_string();
+    (id.len() <= MAX).then_some(id)
 }
 
 /// Reads the W3C Trace Context a request's `_meta` carries (`traceparent`, `tracestate`), if it
@@ -370,6 +389,10 @@ fn respond<T: Serialize>(who: &Authenticated, traced: Traced<T>, text: impl FnOn
         Ok(value) => ToolResult::success(&value, text(&value), meta),
         Err(e) => {
             tracing::warn!(oid = %who.caller.oid, error = %e, "tool call failed");
+            // A result with `isError` is a failed tool execution (MCP conventions' `error.type`).
+            let span = Span::current();
+            span.record("error.type", "tool_error");
+            span.record("otel.status_code", "error");
             if let CallError::StepUpRequired { challenge, .. } = &e {
                 meta.claims_challenge = Some(challenge.header_value());
             }

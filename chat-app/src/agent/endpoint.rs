@@ -38,6 +38,11 @@ impl Endpoint {
         }
     }
 
+    /// The base URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Azure OpenAI's v1 endpoint for a resource URL like `https://x.openai.azure.com`.
     pub fn azure_v1_base(resource: &str) -> String {
         format!("{}/openai/v1", resource.trim_end_matches('/'))

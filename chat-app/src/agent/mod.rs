@@ -21,7 +21,8 @@ use std::sync::Arc;
 use entra_auth::acquire::AccessToken;
 use serde_json::{Map, Value};
 use service_kit::secret::RandomError;
-use tracing::Instrument;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::approvals::{Approvals, Question};
 use crate::configuration::AgentSettings;
@@ -33,6 +34,9 @@ use model::{ChatModel, Message, ModelError, TOOL_ERROR_PREFIX, ToolCall};
 use prompt::{SYSTEM_PROMPT, fence};
 
 /// Called with each event of the turn, in order.
+/// The agent's name on its spans (`gen_ai.agent.name`).
+const AGENT_NAME: &str = "Orders Copilot";
+
 pub type Emit<'a> = &'a (dyn Fn(TurnEvent) + Send + Sync);
 
 pub struct Agent {
@@ -74,6 +78,25 @@ impl Agent {
         Agent { model, mcp, limits, approvals }
     }
 
+    /// The span of one model call: OpenTelemetry's GenAI inference span, `chat
+    /// {gen_ai.request.model}` (CLIENT; semantic-conventions-genai `docs/gen-ai/gen-ai-spans.md`).
+    fn model_span(&self) -> Span {
+        let model = self.model.telemetry();
+        let (address, port) = model.server.unzip();
+        tracing::info_span!(
+            "model.call",
+            otel.name = %format_args!("chat {}", model.model),
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = model.provider,
+            gen_ai.request.model = model.model,
+            server.address = address,
+            server.port = port,
+            error.type = Empty,
+            otel.status_code = Empty,
+        )
+    }
+
     pub fn model(&self) -> &dyn ChatModel {
         self.model.as_ref()
     }
@@ -84,7 +107,24 @@ impl Agent {
 
     /// Runs one turn: `history` (earlier user and assistant messages) then `request`. Events,
     /// including a final error if any, go to `emit`; `done` is the caller's to send.
-    #[tracing::instrument(name = "agent.turn", skip_all, fields(turn = turn.id))]
+    ///
+    /// The turn's span is OpenTelemetry's GenAI agent span (`invoke_agent {gen_ai.agent.name}`,
+    /// semantic-conventions-genai `docs/gen-ai/gen-ai-agent-spans.md`), an in-process agent so
+    /// INTERNAL; its model calls and tool calls are the conventions' `chat` and `execute_tool`
+    /// spans under it, which is how GenAI trace views (Application Insights' among them) read
+    /// an agent run.
+    #[tracing::instrument(
+        name = "agent.turn",
+        skip_all,
+        fields(
+            otel.name = %format_args!("invoke_agent {AGENT_NAME}"),
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.agent.name = AGENT_NAME,
+            gen_ai.provider.name = self.model.telemetry().provider,
+            gen_ai.request.model = self.model.telemetry().model,
+            turn = turn.id,
+        )
+    )]
     pub async fn run(
         &self,
         turn: &Turn<'_>,
@@ -143,11 +183,13 @@ impl Agent {
         let mut calls_made = 0usize;
         for _ in 0..self.limits.max_iterations {
             // The model call is a span of the turn's trace, whichever provider answers.
-            let completion = self
-                .model
-                .complete(&messages, &tools, &on_text)
-                .instrument(tracing::info_span!("model.call", otel.kind = "client"))
-                .await?;
+            let span = self.model_span();
+            let completion = self.model.complete(&messages, &tools, &on_text).instrument(span.clone()).await;
+            if let Err(e) = &completion {
+                span.record("error.type", e.kind());
+                span.record("otel.status_code", "error");
+            }
+            let completion = completion?;
             if completion.tool_calls.is_empty() {
                 return Ok(());
             }

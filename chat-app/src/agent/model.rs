@@ -46,12 +46,39 @@ pub enum ModelError {
     Credential(String),
 }
 
+impl ModelError {
+    /// The model span's `error.type` (low-cardinality, as OpenTelemetry asks).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelError::Unreachable(_) => "unreachable",
+            ModelError::Rejected(_) => "rejected",
+            ModelError::BadResponse(_) => "bad_response",
+            ModelError::Credential(_) => "credential",
+        }
+    }
+}
+
 /// Called with each piece of text as the model writes it.
 pub type OnText<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+/// What OpenTelemetry's GenAI conventions record of a model's calls ("Semantic conventions for
+/// generative AI spans", semantic-conventions-genai `docs/gen-ai/gen-ai-spans.md`).
+pub struct ModelTelemetry<'a> {
+    /// `gen_ai.provider.name`: a well-known value (`openai`, `azure.ai.openai`) or this
+    /// project's own for the offline planner.
+    pub provider: &'static str,
+    /// `gen_ai.request.model`: the model (or Azure deployment) asked for.
+    pub model: &'a str,
+    /// The model server's host and port (`server.address`, `server.port`); none offline.
+    pub server: Option<(&'a str, u16)>,
+}
 
 pub trait ChatModel: Send + Sync {
     /// How the UI names this model.
     fn label(&self) -> ModelLabel;
+
+    /// How its calls are described on their spans.
+    fn telemetry(&self) -> ModelTelemetry<'_>;
 
     fn complete<'a>(
         &'a self,

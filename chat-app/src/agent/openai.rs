@@ -16,7 +16,7 @@ use futures::{FutureExt, StreamExt};
 use tracing::Instrument;
 
 use super::endpoint::Endpoint;
-use super::model::{ChatModel, Completion, Message, ModelError, OnText, ToolCall};
+use super::model::{ChatModel, Completion, Message, ModelError, ModelTelemetry, OnText, ToolCall};
 use crate::mcp::ToolSpec;
 use crate::views::ModelLabel;
 
@@ -25,12 +25,25 @@ pub struct OpenAiModel {
     model: String,
     stream: bool,
     label: String,
+    provider: &'static str,
+    server: Option<(String, u16)>,
 }
 
 impl OpenAiModel {
-    /// `label` names the provider in the UI, e.g. `gpt-4o-mini (OpenAI-compatible)`.
-    pub fn new(http: reqwest::Client, endpoint: Endpoint, model: String, stream: bool, label: String) -> Self {
-        OpenAiModel { client: Client::build(http, endpoint), model, stream, label }
+    /// `label` names the provider in the UI, e.g. `gpt-4o-mini (OpenAI-compatible)`;
+    /// `provider` is OpenTelemetry's `gen_ai.provider.name` for it.
+    pub fn new(
+        http: reqwest::Client,
+        endpoint: Endpoint,
+        model: String,
+        stream: bool,
+        label: String,
+        provider: &'static str,
+    ) -> Self {
+        let server = url::Url::parse(endpoint.base())
+            .ok()
+            .and_then(|url| Some((url.host_str()?.to_owned(), url.port_or_known_default()?)));
+        OpenAiModel { client: Client::build(http, endpoint), model, stream, label, provider, server }
     }
 
     fn request(&self, messages: &[Message], tools: &[ToolSpec]) -> CreateChatCompletionRequest {
@@ -131,6 +144,11 @@ impl OpenAiModel {
 impl ChatModel for OpenAiModel {
     fn label(&self) -> ModelLabel {
         ModelLabel { name: self.label.clone(), offline: false }
+    }
+
+    fn telemetry(&self) -> ModelTelemetry<'_> {
+        let server = self.server.as_ref().map(|(host, port)| (host.as_str(), *port));
+        ModelTelemetry { provider: self.provider, model: &self.model, server }
     }
 
     fn complete<'a>(

@@ -7,7 +7,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
-use super::model::{ChatModel, Completion, Message, ModelError, OnText, TOOL_ERROR_PREFIX, ToolCall};
+use super::model::{ChatModel, Completion, Message, ModelError, ModelTelemetry, OnText, TOOL_ERROR_PREFIX, ToolCall};
 use super::order_text::{Order, describe_order, order};
 use super::prompt::unfence;
 use crate::mcp::ToolSpec;
@@ -36,6 +36,10 @@ enum Intent {
 impl ChatModel for Planner {
     fn label(&self) -> ModelLabel {
         ModelLabel { name: LABEL.to_string(), offline: true }
+    }
+
+    fn telemetry(&self) -> ModelTelemetry<'_> {
+        ModelTelemetry { provider: "orders_copilot.planner", model: "offline-planner", server: None }
     }
 
     fn complete<'a>(

@@ -31,7 +31,14 @@ fn conversation() -> Vec<Message> {
 }
 
 fn model(base: &str, auth: ModelAuth, stream: bool) -> OpenAiModel {
-    OpenAiModel::new(reqwest::Client::new(), Endpoint::new(base, auth), "gpt-test".into(), stream, "gpt-test".into())
+    OpenAiModel::new(
+        reqwest::Client::new(),
+        Endpoint::new(base, auth),
+        "gpt-test".into(),
+        stream,
+        "gpt-test".into(),
+        "openai",
+    )
 }
 
 /// Runs one completion, collecting the streamed text pieces.

@@ -214,22 +214,44 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     let send = one("POST /api/chat/send");
     assert!(send.parent_span_id.is_empty(), "the browser sent no trace context: the turn's request is the root");
     let trace = send.trace_id.clone();
-    let call = one("mcp.call_tool");
+    // The agent run, its model calls and its tool call as OpenTelemetry's GenAI and MCP
+    // conventions name them (semantic-conventions-genai: `invoke_agent`, `chat`, and
+    // `tools/call {tool}` on both sides with `execute_tool`), which GenAI trace views read.
+    let [call, tool] = ["client", "server"].map(|side| {
+        let kind = if side == "client" { SpanKind::Client } else { SpanKind::Server } as i32;
+        let found: Vec<&Span> = named("tools/call list_orders").into_iter().filter(|s| s.kind == kind).collect();
+        assert_eq!(found.len(), 1, "one {side} span `tools/call list_orders`");
+        found[0]
+    });
     assert!(is_ancestor(send, call), "the tool call runs in the turn started by the request");
-    let turn = one("agent.turn");
+    let turn = one("invoke_agent Orders Copilot");
     assert!(is_ancestor(turn, call));
-    let models = named("model.call");
+    assert_eq!(attribute(turn, "gen_ai.operation.name").as_deref(), Some("invoke_agent"));
+    assert_eq!(attribute(turn, "gen_ai.agent.name").as_deref(), Some("Orders Copilot"));
+    let models = named("chat offline-planner");
     assert!(!models.is_empty() && models.iter().all(|m| is_ancestor(turn, m)), "the model calls are spans of the turn");
+    for model in &models {
+        assert_eq!(model.kind, SpanKind::Client as i32);
+        assert_eq!(attribute(model, "gen_ai.operation.name").as_deref(), Some("chat"));
+        assert_eq!(attribute(model, "gen_ai.provider.name").as_deref(), Some("orders_copilot.planner"));
+        assert_eq!(attribute(model, "gen_ai.request.model").as_deref(), Some("offline-planner"));
+    }
+    for span in [call, tool] {
+        assert_eq!(attribute(span, "mcp.method.name").as_deref(), Some("tools/call"), "{}", span.kind);
+        assert_eq!(attribute(span, "gen_ai.operation.name").as_deref(), Some("execute_tool"));
+        assert_eq!(attribute(span, "gen_ai.tool.name").as_deref(), Some("list_orders"));
+        assert_eq!(attribute(span, "error.type"), None);
+    }
+    assert_eq!(attribute(call, "server.address").as_deref(), Some("127.0.0.1"));
+    assert_eq!(attribute(call, "network.transport").as_deref(), Some("tcp"));
+    assert!(attribute(tool, "jsonrpc.request.id").is_some_and(|id| !id.is_empty()));
     // orders-mcp: the tool call continues chat-app's span (MCP `_meta.traceparent`).
     // One span per tool call there: it carries orders-mcp's hop, the rest is its children.
-    let tool = one("tools/call list_orders");
     assert_eq!(tool.parent_span_id, call.span_id, "orders-mcp's call is a child of chat-app's");
     // The call is the request's own server span (the direct route), not a span under a
     // one-span trace of `POST /mcp` (chat-app's MCP client sends no `traceparent` header).
-    assert_eq!(tool.kind, SpanKind::Server as i32);
     assert_eq!(attribute(tool, "url.path").as_deref(), Some("/mcp"));
     assert_eq!(attribute(tool, "http.response.status_code").as_deref(), Some("200"));
-    assert_eq!(attribute(tool, "tool").as_deref(), Some("list_orders"));
     assert!(
         !spans.iter().any(|s| s.name.starts_with("tool.")),
         "no span per tool method under the call: {:?}",
@@ -380,19 +402,32 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
                     .iter()
                     .find(|s| s.parent_span_id == call.span_id && s.kind == SpanKind::Server as i32)
                     .cloned();
-                if let Some(served) = served {
-                    break (call, served);
+                let tool_calls: Vec<Span> = received
+                    .spans
+                    .iter()
+                    .filter(|s| s.trace_id == call.trace_id && s.name == "tools/call get_order")
+                    .cloned()
+                    .collect();
+                if let (Some(served), 2) = (served, tool_calls.len()) {
+                    break (call, served, tool_calls);
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    let (call, served) = tokio::time::timeout(Duration::from_secs(30), exported).await.expect("the call is exported");
+    let (call, served, tool_calls) =
+        tokio::time::timeout(Duration::from_secs(30), exported).await.expect("the call is exported");
     assert_eq!(call.name, "orders_api.call");
     assert_eq!(attribute(&call, "http.response.status_code").as_deref(), Some("404"));
     assert_eq!(attribute(&call, "error.type").as_deref(), Some("404"));
     assert_eq!(call.status.as_ref().map(|s| s.code), Some(2), "a client span's 4xx is an error");
     assert_eq!(served.name, "GET /api/orders/{id}", "orders-api's span is named after its route");
+    // The tool's result said `isError`: a failed tool execution on both MCP spans (chat-app's
+    // and orders-mcp's).
+    for span in &tool_calls {
+        assert_eq!(attribute(span, "error.type").as_deref(), Some("tool_error"), "{}", span.kind);
+        assert_eq!(span.status.as_ref().map(|s| s.code), Some(2));
+    }
     assert_eq!(attribute(&served, "http.route").as_deref(), Some("/api/orders/{id}"));
     assert_eq!(attribute(&served, "url.path").as_deref(), Some("/api/orders/ORD-999"));
     assert_eq!(attribute(&served, "http.response.status_code").as_deref(), Some("404"));
