@@ -76,14 +76,15 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// The span's `error.type` when orders-api's status does not say it (low-cardinality, as
-    /// OpenTelemetry asks).
-    fn kind(&self) -> &'static str {
+    /// The call span's `error.type`: orders-api's status code when it answered with an error
+    /// (as OpenTelemetry's HTTP conventions ask), else what went wrong, in a word.
+    fn error_type(&self) -> &str {
         match self {
+            CallError::Status { status, .. } => status.as_str(),
+            CallError::TokenRefused { .. } | CallError::StepUpRequired { .. } => StatusCode::UNAUTHORIZED.as_str(),
             CallError::Exchange(_) => "token_exchange",
             CallError::Unreachable { .. } => "unreachable",
             CallError::BadResponse(_) => "bad_response",
-            CallError::TokenRefused { .. } | CallError::StepUpRequired { .. } | CallError::Status { .. } => "refused",
         }
     }
 }
@@ -131,8 +132,6 @@ const PASSTHROUGH_HINT: &str = " (passthrough mode: orders-mcp forwarded the tok
 struct Seen {
     sent: Option<SentToken>,
     api_hop: Option<Hop>,
-    /// orders-api's last answer's status.
-    status: Option<StatusCode>,
 }
 
 /// A request to orders-api, relative to its base URL.
@@ -252,11 +251,7 @@ impl OrdersApi {
         let mut seen = Seen::default();
         let result = self.attempt(who, &call, &url, &mut seen).instrument(span.clone()).await;
         if let Err(e) = &result {
-            // The status code when orders-api answered with an error, else what went wrong.
-            match seen.status.filter(|s| s.is_client_error() || s.is_server_error()) {
-                Some(status) => span.record("error.type", status.as_str()),
-                None => span.record("error.type", e.kind()),
-            };
+            span.record("error.type", e.error_type());
             span.record("otel.status_code", "error");
         }
         Traced { result, sent: seen.sent, api_hop: seen.api_hop }
@@ -299,7 +294,6 @@ impl OrdersApi {
                 tracing::warn!(url = %self.base, %reason, "orders-api is unreachable");
                 CallError::Unreachable { reason }
             })?;
-            seen.status = Some(response.status());
             Span::current().record("http.response.status_code", response.status().as_u16());
             // A claims challenge is not a stale token: a fresh exchange of the same user token
             // would carry the same claims. It goes back to the client instead.

@@ -33,10 +33,10 @@ use clock::TurnClock;
 use model::{ChatModel, Message, ModelError, TOOL_ERROR_PREFIX, ToolCall};
 use prompt::{SYSTEM_PROMPT, fence};
 
-/// Called with each event of the turn, in order.
 /// The agent's name on its spans (`gen_ai.agent.name`).
 const AGENT_NAME: &str = "Orders Copilot";
 
+/// Called with each event of the turn, in order.
 pub type Emit<'a> = &'a (dyn Fn(TurnEvent) + Send + Sync);
 
 pub struct Agent {
