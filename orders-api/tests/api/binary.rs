@@ -230,6 +230,39 @@ async fn allowing_the_passthrough_audience_logs_a_warning_at_start() {
     assert!(running.log.iter().all(|line| !line.contains("\"WARN\"")), "{:#?}", running.log);
 }
 
+/// Readable logs (no `LOG_FORMAT`) written to a pipe or a file, as `cargo xtask up` and
+/// process managers keep them, are plain text: terminal colour codes only reach a terminal.
+#[tokio::test]
+async fn logs_to_a_pipe_carry_no_terminal_colour_codes() {
+    let idp = spawn_idp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = orders_api(&idp.url(), &dir.path().join("orders.db"));
+    command.env_remove("LOG_FORMAT");
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let ready = loop {
+        let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            panic!("no ready line: {log:#?}");
+        };
+        log.push(line.clone());
+        if line.contains("orders-api ready") {
+            break line;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready.contains("addr="), "fields are written plainly: {ready}");
+    assert!(log.iter().all(|line| !line.contains('\u{1b}')), "an escape code in {log:#?}");
+}
+
 #[tokio::test]
 async fn no_token_reaches_the_log_even_at_trace_level() {
     let idp = spawn_idp().await;

@@ -2,6 +2,7 @@
 //! filtered by `RUST_LOG`) and, when an OTLP endpoint is configured, the layer recording spans
 //! for export with the task exporting them on a runtime of its own.
 
+use std::io::IsTerminal;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -92,6 +93,10 @@ pub fn init(service: &str) -> Telemetry {
 pub fn init_with(settings: TelemetrySettings) -> Telemetry {
     let filter = settings.filter.as_deref().map(EnvFilter::new).unwrap_or_else(|| EnvFilter::new("info,rmcp=warn"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours are for a person at a terminal (and tracing-subscriber's default there, unless
+    // NO_COLOR is set); a file, a pipe or a container's log gets plain text, without escape
+    // codes in every line and the work of writing them into every span's fields.
+    let fmt = if std::io::stderr().is_terminal() { fmt } else { fmt.with_ansi(false) };
     let logs = if !settings.logs {
         None
     } else if settings.json_logs {
