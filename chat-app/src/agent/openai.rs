@@ -13,7 +13,6 @@ use async_openai::types::chat::{
 };
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use tracing::Instrument;
 
 use super::endpoint::Endpoint;
 use super::model::{ChatModel, Completion, Message, ModelError, ModelTelemetry, OnText, ToolCall};
@@ -170,7 +169,6 @@ impl ChatModel for OpenAiModel {
                 Ok(completion)
             }
         }
-        .instrument(tracing::info_span!("model.complete", model = %self.model, stream = self.stream))
         .boxed()
     }
 }
