@@ -258,7 +258,7 @@ pub fn request_span<B>(request: &Request<B>) -> Span {
         otel.name = %SpanName { method, route },
         otel.kind = "server",
         http.request.method = method.unwrap_or("_OTHER"),
-        http.request.method_original = method.is_none().then(|| request.method().as_str()),
+        http.request.method_original = method.is_none().then(|| original_method(request.method())).flatten(),
         http.route = route,
         url.path = request.uri().path(),
         url.scheme = url_scheme(request),
@@ -301,6 +301,13 @@ fn known_method(method: &Method) -> Option<&'static str> {
         Method::PATCH,
     ];
     KNOWN.iter().find(|known| *known == method).map(Method::as_str)
+}
+
+/// An unknown method as the client sent it, unless it is long: a span is not the place for
+/// whatever a client put in its request line.
+fn original_method(method: &Method) -> Option<&str> {
+    const MAX: usize = 32;
+    Some(method.as_str()).filter(|m| m.len() <= MAX)
 }
 
 /// Whether the request reached this service over TLS (an extension [`Application`] adds to

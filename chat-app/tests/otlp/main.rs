@@ -500,6 +500,7 @@ async fn request_spans_are_named_after_the_matched_route_not_the_path() {
         .route("/spans/orders/{id}", get(|| async { "an order" }))
         .route("/spans/broken", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
         .route("/spans/any", any(|| async { "any method" }))
+        .route("/spans/long", any(|| async { "any method" }))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(service_kit::serve::request_spans());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -512,11 +513,13 @@ async fn request_spans_are_named_after_the_matched_route_not_the_path() {
     assert_eq!(send("GET", "/spans/orders/ORD-7?code=secret-code").send().await.unwrap().status(), 200);
     assert_eq!(send("GET", "/spans/nowhere/ORD-8").send().await.unwrap().status(), 404);
     assert_eq!(send("PURGE", "/spans/any").send().await.unwrap().status(), 200);
+    let long_method = "X".repeat(40);
+    assert_eq!(send(&long_method, "/spans/long").send().await.unwrap().status(), 200);
     let broken = client.get(format!("{base}/spans/broken")).send().await.unwrap();
     assert_eq!(broken.status(), 500);
     server.abort();
 
-    let paths = ["/spans/orders/ORD-7", "/spans/nowhere/ORD-8", "/spans/any", "/spans/broken"];
+    let paths = ["/spans/orders/ORD-7", "/spans/nowhere/ORD-8", "/spans/any", "/spans/broken", "/spans/long"];
     let exported = async {
         loop {
             tokio::task::spawn_blocking(|| telemetry().flush()).await.unwrap();
@@ -531,7 +534,7 @@ async fn request_spans_are_named_after_the_matched_route_not_the_path() {
         }
     };
     let spans = tokio::time::timeout(Duration::from_secs(30), exported).await.expect("the request spans are exported");
-    let [order, nowhere, purge, broken] = &spans[..] else { unreachable!() };
+    let [order, nowhere, purge, broken, long] = &spans[..] else { unreachable!() };
 
     assert_eq!(order.name, "GET /spans/orders/{id}", "named after the route, not the path");
     assert_eq!(order.kind, SpanKind::Server as i32);
@@ -554,6 +557,8 @@ async fn request_spans_are_named_after_the_matched_route_not_the_path() {
     assert_eq!(purge.name, "HTTP /spans/any", "a method outside RFC 9110's does not name spans");
     assert_eq!(attribute(purge, "http.request.method").as_deref(), Some("_OTHER"));
     assert_eq!(attribute(purge, "http.request.method_original").as_deref(), Some("PURGE"));
+    assert_eq!(attribute(long, "http.request.method").as_deref(), Some("_OTHER"));
+    assert_eq!(attribute(long, "http.request.method_original"), None, "a long method is not copied into the span");
 
     assert_eq!(broken.name, "GET /spans/broken");
     assert_eq!(attribute(broken, "url.scheme").as_deref(), Some("http"), "no proxy, no TLS: http");
