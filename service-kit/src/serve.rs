@@ -373,3 +373,59 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+    use super::*;
+
+    /// A service answering `/scheme` with the `url.scheme` its request spans record.
+    struct Scheme;
+
+    impl Service for Scheme {
+        type Settings = Option<Arc<ServerConfig>>;
+        type Handle = ();
+
+        fn address(_: &Self::Settings) -> SocketAddr {
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        }
+
+        async fn build(tls: Self::Settings, _: SocketAddr, _: CancellationToken) -> anyhow::Result<Built<()>> {
+            let router =
+                Router::new().route("/scheme", get(|request: Request<Body>| async move { url_scheme(&request) }));
+            Ok(Built { router, handle: (), on_stopped: None, tls })
+        }
+    }
+
+    /// A CA, and a server configuration with a certificate for `localhost` it signed.
+    fn local_tls() -> (reqwest::Certificate, Arc<ServerConfig>) {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::default();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &Issuer::new(ca, &ca_key))
+            .unwrap();
+        let config = crate::tls::server_config(leaf.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+        (reqwest::Certificate::from_pem(ca_cert.pem().as_bytes()).unwrap(), config)
+    }
+
+    #[tokio::test]
+    async fn a_service_serving_https_records_the_https_scheme_on_its_request_spans() {
+        let (ca, config) = local_tls();
+        let https = Application::<Scheme>::build(Some(config)).await.unwrap().spawn();
+        let plain = Application::<Scheme>::build(None).await.unwrap().spawn();
+        let client = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+        let scheme = |url: String| {
+            let client = client.clone();
+            async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+        };
+        let https_url = format!("https://localhost:{}/scheme", https.addr().port());
+        assert_eq!(scheme(https_url).await, "https");
+        assert_eq!(scheme(format!("{}/scheme", plain.url())).await, "http");
+    }
+}
