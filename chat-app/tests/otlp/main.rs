@@ -424,6 +424,13 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     assert_eq!(served.name, "GET /api/orders/{id}", "orders-api's span is named after its route");
     // The tool's result said `isError`: a failed tool execution on both MCP spans (chat-app's
     // and orders-mcp's).
+    let mut kinds: Vec<i32> = tool_calls.iter().map(|s| s.kind).collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [SpanKind::Server as i32, SpanKind::Client as i32],
+        "chat-app's CLIENT and orders-mcp's SERVER span"
+    );
     for span in &tool_calls {
         assert_eq!(attribute(span, "error.type").as_deref(), Some("tool_error"), "{}", span.kind);
         assert_eq!(span.status.as_ref().map(|s| s.code), Some(2));
