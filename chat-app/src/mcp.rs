@@ -25,6 +25,7 @@ use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningSe
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::{StreamableHttpClientTransportConfig, StreamableHttpError};
 use serde_json::Value;
+use service_kit::telemetry::context::record_error;
 use tracing::field::Empty;
 use url::Url;
 
@@ -265,7 +266,7 @@ impl McpSession {
                     .unwrap_or_default();
                 let is_error = result.is_error.unwrap_or(false);
                 if is_error {
-                    failed("tool_error");
+                    record_error(&tracing::Span::current(), "tool_error");
                 }
                 let step_up = result
                     .meta
@@ -288,7 +289,7 @@ impl McpSession {
             Err(e) => {
                 let refused = e.is_authorization_required();
                 tracing::warn!(error = %e, tool = name, "tool call failed");
-                failed(&error_type(&e));
+                record_error(&tracing::Span::current(), &error_type(&e));
                 let message = match (refused, Lost::of(&e)) {
                     (true, _) => "orders-mcp refused the token".to_string(),
                     (false, Some(lost)) => lost.message(name, may_resend),
@@ -343,13 +344,6 @@ impl McpSession {
     pub async fn close(self) {
         let _ = self.service.cancel().await;
     }
-}
-
-/// Marks the current (tool call) span failed, with OpenTelemetry's `error.type`.
-fn failed(error_type: &str) {
-    let span = tracing::Span::current();
-    span.record("error.type", error_type);
-    span.record("otel.status_code", "error");
 }
 
 /// A failed call's `error.type`: the JSON-RPC error code when orders-mcp answered with one (as

@@ -38,12 +38,12 @@ use rmcp::model::{JsonObject, ProtocolVersion, RequestId, RequestMetaObject};
 use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use serde::Deserialize;
-use service_kit::telemetry::context::{KeyValue, carry_operation};
+use service_kit::telemetry::context::carry_operation;
 use tracing::{Instrument, Span};
 
 use crate::auth::Authenticated;
 use crate::configuration::AllowedHosts;
-use crate::tools::{OrdersTools, ToolCall, call_span, jsonrpc_id, trace_context_in};
+use crate::tools::{OrdersTools, ToolCall, call_attributes, call_span, trace_context_in};
 
 /// The revisions before 2026-07-28 the direct route answers (and no header at all, which rmcp
 /// reads as 2025-03-26): a stateless tool call means the same in each.
@@ -262,7 +262,7 @@ pub async fn serve(State(endpoint): State<Arc<McpEndpoint>>, request: Request) -
     let tool = call.name();
     let carried = carry_operation(
         &request_span,
-        || (format!("tools/call {tool}"), tool_call_attributes(tool, &id)),
+        || (format!("tools/call {tool}"), call_attributes(tool, &id)),
         trace_context_in(meta.as_deref()),
     );
     let result = if carried {
@@ -279,17 +279,6 @@ pub async fn serve(State(endpoint): State<Arc<McpEndpoint>>, request: Request) -
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-}
-
-/// [`call_span`]'s attributes, for the request span that becomes the call's.
-fn tool_call_attributes(tool: &str, id: &RequestId) -> impl IntoIterator<Item = KeyValue> {
-    [
-        KeyValue::new("mcp.method.name", "tools/call"),
-        KeyValue::new("gen_ai.operation.name", "execute_tool"),
-        KeyValue::new("gen_ai.tool.name", tool.to_owned()),
-    ]
-    .into_iter()
-    .chain(jsonrpc_id(id).map(|id| KeyValue::new("jsonrpc.request.id", id)))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use reqwest::{Method, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use service_kit::problem::Problem;
-use service_kit::telemetry::context::trace_headers;
+use service_kit::telemetry::context::{record_error, trace_headers};
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 use url::Url;
@@ -251,8 +251,7 @@ impl OrdersApi {
         let mut seen = Seen::default();
         let result = self.attempt(who, &call, &url, &mut seen).instrument(span.clone()).await;
         if let Err(e) = &result {
-            span.record("error.type", e.error_type());
-            span.record("otel.status_code", "error");
+            record_error(&span, e.error_type());
         }
         Traced { result, sent: seen.sent, api_hop: seen.api_hop }
     }

@@ -20,6 +20,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use service_kit::telemetry::context::{KeyValue, record_error};
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
@@ -343,9 +344,21 @@ pub fn call_span(tool: &str, id: &RequestId, meta: Option<&MetaObject>) -> Span 
     span
 }
 
+/// [`call_span`]'s attributes, for a span made before the call was known (the direct route's
+/// request span, which becomes the call's).
+pub fn call_attributes(tool: &str, id: &RequestId) -> impl IntoIterator<Item = KeyValue> {
+    [
+        KeyValue::new("mcp.method.name", "tools/call"),
+        KeyValue::new("gen_ai.operation.name", "execute_tool"),
+        KeyValue::new("gen_ai.tool.name", tool.to_owned()),
+    ]
+    .into_iter()
+    .chain(jsonrpc_id(id).map(|id| KeyValue::new("jsonrpc.request.id", id)))
+}
+
 /// A request's JSON-RPC id as its span's `jsonrpc.request.id`, unless it is long: the client
 /// chooses it, and a span is not the place for whatever it put there.
-pub fn jsonrpc_id(id: &RequestId) -> Option<String> {
+fn jsonrpc_id(id: &RequestId) -> Option<String> {
     const MAX: usize = 64;
     let id = id.to_string();
     (id.len() <= MAX).then_some(id)
@@ -390,9 +403,7 @@ fn respond<T: Serialize>(who: &Authenticated, traced: Traced<T>, text: impl FnOn
         Err(e) => {
             tracing::warn!(oid = %who.caller.oid, error = %e, "tool call failed");
             // A result with `isError` is a failed tool execution (MCP conventions' `error.type`).
-            let span = Span::current();
-            span.record("error.type", "tool_error");
-            span.record("otel.status_code", "error");
+            record_error(&Span::current(), "tool_error");
             if let CallError::StepUpRequired { challenge, .. } = &e {
                 meta.claims_challenge = Some(challenge.header_value());
             }

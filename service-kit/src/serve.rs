@@ -332,8 +332,7 @@ fn response_status(response: &Response<Body>, latency: Duration, span: &Span) {
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
-        span.record("error.type", status.as_str());
-        span.record("otel.status_code", "error");
+        crate::telemetry::context::record_error(span, status.as_str());
     }
     tracing::debug!(parent: span, status = status.as_u16(), latency_ms = latency.as_millis(), "finished processing request");
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use entra_auth::acquire::AccessToken;
 use serde_json::{Map, Value};
 use service_kit::secret::RandomError;
+use service_kit::telemetry::context::record_error;
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
@@ -186,8 +187,7 @@ impl Agent {
             let span = self.model_span();
             let completion = self.model.complete(&messages, &tools, &on_text).instrument(span.clone()).await;
             if let Err(e) = &completion {
-                span.record("error.type", e.kind());
-                span.record("otel.status_code", "error");
+                record_error(&span, e.kind());
             }
             let completion = completion?;
             if completion.tool_calls.is_empty() {

@@ -179,3 +179,12 @@ pub fn set_attributes(span: &Span, attributes: impl IntoIterator<Item = KeyValue
         attributes.for_each(|kv| record.set(kv));
     });
 }
+
+/// Marks `span` failed as OpenTelemetry records it: `error.type` (a low-cardinality class: a
+/// status code, `tool_error`, ...) and an Error status. Through `tracing` fields, which `span`
+/// declares (`error.type = Empty, otel.status_code = Empty`), so its log lines say so too,
+/// exported or not.
+pub fn record_error(span: &Span, error_type: &str) {
+    span.record("error.type", error_type);
+    span.record("otel.status_code", "error");
+}
