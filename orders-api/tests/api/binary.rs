@@ -80,8 +80,8 @@ impl Drop for Running {
     }
 }
 
-/// Starts the binary and waits for its "ready" log line, which names the bound address.
-pub fn serve(mut command: Command) -> Running {
+/// Starts the binary, its log read line by line as it comes.
+pub fn start(mut command: Command) -> Running {
     // Owned by `Running` from the start, so the child is killed and reaped whatever happens.
     let (tx, lines) = mpsc::channel();
     let mut running = Running { child: command.spawn().unwrap(), address: String::new(), log: Vec::new(), lines };
@@ -91,18 +91,34 @@ pub fn serve(mut command: Command) -> Running {
             let _ = tx.send(line);
         }
     });
-    loop {
-        let line = running
-            .lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no ready line: {:#?}", running.log));
-        let entry: Value = serde_json::from_str(&line).unwrap_or(json!({}));
-        running.log.push(line);
-        if entry["message"] == "orders-api ready" {
-            running.address = format!("http://{}", entry["addr"].as_str().unwrap());
-            return running;
+    running
+}
+
+impl Running {
+    /// Waits (30 s at most) for the first log line that `ready` accepts, and returns it.
+    pub fn wait_for(&mut self, ready: impl Fn(&str) -> bool) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no ready line: {:#?}", self.log));
+            self.log.push(line.clone());
+            if ready(&line) {
+                return line;
+            }
         }
     }
+}
+
+/// Starts the binary and waits for its "ready" log line, which names the bound address.
+pub fn serve(command: Command) -> Running {
+    let mut running = start(command);
+    let ready =
+        |line: &str| serde_json::from_str::<Value>(line).is_ok_and(|entry| entry["message"] == "orders-api ready");
+    let line = running.wait_for(ready);
+    let entry: Value = serde_json::from_str(&line).unwrap_or(json!({}));
+    running.address = format!("http://{}", entry["addr"].as_str().unwrap());
+    running
 }
 
 #[test]
@@ -238,27 +254,9 @@ async fn logs_to_a_pipe_carry_no_terminal_colour_codes() {
     let dir = tempfile::tempdir().unwrap();
     let mut command = orders_api(&idp.url(), &dir.path().join("orders.db"));
     command.env_remove("LOG_FORMAT");
-    let mut child = command.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let ready = loop {
-        let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            panic!("no ready line: {log:#?}");
-        };
-        log.push(line.clone());
-        if line.contains("orders-api ready") {
-            break line;
-        }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut running = start(command);
+    let ready = running.wait_for(|line| line.contains("orders-api ready"));
+    let log = running.stop();
     assert!(ready.contains("addr="), "fields are written plainly: {ready}");
     assert!(log.iter().all(|line| !line.contains('\u{1b}')), "an escape code in {log:#?}");
 }
