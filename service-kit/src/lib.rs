@@ -7,10 +7,11 @@
 //! - [`tls`]: HTTPS with rustls (the emulator's `--tls` mode).
 //! - [`telemetry`]: logging set-up.
 //! - [`problem`]: RFC 9457 problem details, the error body of every service.
-//! - [`clock`] and [`secret`]: the current time, and secrets from the OS compared in constant
-//!   time, written once.
+//! - [`clock`], [`secret`] and [`hex`]: the current time, secrets from the OS compared in
+//!   constant time, and lowercase hex, written once.
 
 pub mod clock;
+pub mod hex;
 pub mod probe;
 pub mod problem;
 pub mod secret;

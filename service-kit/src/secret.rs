@@ -35,7 +35,7 @@ pub fn urlsafe<const N: usize>() -> Result<String, RandomError> {
 
 /// `N` random bytes as lowercase hex.
 pub fn hex<const N: usize>() -> Result<String, RandomError> {
-    Ok(bytes::<N>()?.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::hex::encode(&bytes::<N>()?))
 }
 
 /// Compares secrets in constant time (for equal lengths).

@@ -161,7 +161,7 @@ pub fn trace_headers() -> HeaderMap {
 
 /// The current span's trace id (32 hex digits), when traces are exported.
 pub fn current_trace_id() -> Option<String> {
-    with_current(|record| trace_context::hex(&record.ids.trace_id))
+    with_current(|record| crate::hex::encode(&record.ids.trace_id))
 }
 
 /// Sets an attribute on `span` (names need not be declared as `tracing` fields, so one list of

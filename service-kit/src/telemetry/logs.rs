@@ -10,7 +10,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::span_record::SpanRecord;
-use super::trace_context::hex;
+use crate::hex;
 
 /// Wraps a JSON event format, adding the trace and span ids in front.
 pub struct WithTraceIds<F>(pub F);
@@ -25,7 +25,7 @@ where
         let ids = ctx.lookup_current().and_then(|span| {
             let extensions = span.extensions();
             let record = extensions.get::<SpanRecord>()?;
-            Some((hex(&record.ids.trace_id), hex(&record.ids.span_id)))
+            Some((hex::encode(&record.ids.trace_id), hex::encode(&record.ids.span_id)))
         });
         let Some((trace_id, span_id)) = ids else {
             return self.0.format_event(ctx, writer, event);
@@ -94,8 +94,8 @@ mod tests {
         let logged: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         let [outside, inside] = &logged[..] else { panic!("two lines: {text}") };
         assert_eq!(outside.get("trace_id"), None, "no span, no ids: {outside}");
-        assert_eq!(inside["trace_id"], hex(&request.trace_id), "{inside}");
-        assert_eq!(inside["span_id"], hex(&request.span_id), "{inside}");
+        assert_eq!(inside["trace_id"], hex::encode(&request.trace_id), "{inside}");
+        assert_eq!(inside["span_id"], hex::encode(&request.span_id), "{inside}");
         assert_eq!(inside["order"], "ORD-001", "the line is otherwise the same JSON: {inside}");
         let event = &request.events[0];
         assert_eq!(event.name, "inside", "the log line is also an event of the span");

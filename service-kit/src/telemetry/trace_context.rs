@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::hex;
+
 /// A span's identity in its trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpanIds {
@@ -57,28 +59,11 @@ pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<Remote> {
 pub fn traceparent(ids: SpanIds, sampled: bool) -> String {
     let mut out = String::with_capacity(55);
     out.push_str("00-");
-    push_hex(&mut out, &ids.trace_id);
+    hex::push(&mut out, &ids.trace_id);
     out.push('-');
-    push_hex(&mut out, &ids.span_id);
+    hex::push(&mut out, &ids.span_id);
     out.push_str(if sampled { "-01" } else { "-00" });
     out
-}
-
-/// Lowercase hex, as trace ids are shown everywhere (logs, viewers, `traceparent`).
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    push_hex(&mut out, bytes);
-    out
-}
-
-/// By table, not `write!("{b:02x}")`: a formatter call per byte was most of the cost of the
-/// `traceparent` every outbound call carries.
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
 }
 
 /// A lowercase hex digit's value (§3.2.2: uppercase is not valid).
@@ -152,7 +137,7 @@ mod tests {
     fn a_valid_traceparent_is_read_and_written_back_unchanged() {
         let remote = parse(PARENT, Some("rojo=00f067aa0ba902b7, congo=t61rcWkgMzE")).unwrap();
         assert!(remote.sampled);
-        assert_eq!(hex(&remote.ids.trace_id), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(hex::encode(&remote.ids.trace_id), "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(remote.trace_state.as_deref(), Some("rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"));
         assert_eq!(traceparent(remote.ids, true), PARENT);
         let unsampled = parse(&PARENT.replace("-01", "-00"), None).unwrap();
