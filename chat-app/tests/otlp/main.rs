@@ -104,6 +104,23 @@ fn telemetry() -> &'static Telemetry {
     })
 }
 
+/// Has the services export what they recorded until `found` finds what it looks for among the
+/// spans received (30 s at most, then the test fails naming `what`).
+async fn until_exported<T>(what: &str, found: impl Fn(&[Span]) -> Option<T>) -> T {
+    let wait = async {
+        loop {
+            tokio::task::spawn_blocking(|| telemetry().flush()).await.unwrap();
+            // A copy: `found` may fail the test, and must not poison the receiver's lock then.
+            let spans = receiver().1.lock().unwrap().spans.clone();
+            if let Some(hit) = found(&spans) {
+                return hit;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait).await.unwrap_or_else(|_| panic!("not exported in 30 s: {what}"))
+}
+
 fn text(value: &Option<AnyValue>) -> String {
     match value.as_ref().and_then(|v| v.value.as_ref()) {
         Some(any_value::Value::StringValue(s)) => s.clone(),
@@ -172,16 +189,8 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     assert!(events.iter().any(|e| matches!(e, TurnEvent::ToolResult { is_error: false, .. })), "{events:?}");
     // The turn runs in a task inside the request's span, so that span ends when the task does,
     // just after `done` was sent: export until it has arrived.
-    let exported = async {
-        loop {
-            tokio::task::spawn_blocking(|| telemetry().flush()).await.unwrap();
-            if receiver().1.lock().unwrap().spans.iter().any(|s| s.name == "POST /api/chat/send") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), exported).await.expect("the turn's spans are exported");
+    until_exported("the turn's spans", |spans| spans.iter().any(|s| s.name == "POST /api/chat/send").then_some(()))
+        .await;
 
     // A copy: the lock is not held across the page request below.
     let received = receiver().1.lock().unwrap().clone();
@@ -370,19 +379,15 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     // `obo.token` span, and the call to orders-api says where its token came from.
     let again = browser.chat(&app, "show my orders").await;
     assert!(again.iter().any(|e| matches!(e, TurnEvent::ToolResult { is_error: false, .. })), "{again:?}");
-    let second_turn = async {
-        loop {
-            tokio::task::spawn_blocking(|| telemetry().flush()).await.unwrap();
-            let received = receiver().1.lock().unwrap().clone();
-            let turns: Vec<Span> = received.spans.iter().filter(|s| s.name == "POST /api/chat/send").cloned().collect();
-            if turns.len() == 2 {
-                let trace = turns.into_iter().find(|s| s.trace_id != send.trace_id).unwrap().trace_id;
-                break received.spans.into_iter().filter(|s| s.trace_id == trace).collect::<Vec<_>>();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    let spans = until_exported("the second turn", |spans| {
+        let turns: Vec<&Span> = spans.iter().filter(|s| s.name == "POST /api/chat/send").collect();
+        if turns.len() != 2 {
+            return None;
         }
-    };
-    let spans = tokio::time::timeout(Duration::from_secs(30), second_turn).await.expect("the second turn is exported");
+        let trace = &turns.iter().find(|s| s.trace_id != send.trace_id).unwrap().trace_id;
+        Some(spans.iter().filter(|s| &s.trace_id == trace).cloned().collect::<Vec<_>>())
+    })
+    .await;
     let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
     assert!(!names.contains(&"obo.token"), "no exchange for a cached token: {names:?}");
     let [api_call] = spans.iter().filter(|s| s.name == "orders_api.call").collect::<Vec<_>>()[..] else {
@@ -397,31 +402,14 @@ async fn one_chat_turn_is_one_trace_across_the_four_services_with_identity_at_ea
     let events = browser.chat(&app, "show ORD-999").await;
     assert!(events.iter().any(|e| matches!(e, TurnEvent::ToolResult { is_error: true, .. })), "{events:?}");
     let missing = |s: &Span| attribute(s, "url.full").is_some_and(|u| u.ends_with("/api/orders/ORD-999"));
-    let exported = async {
-        loop {
-            tokio::task::spawn_blocking(|| telemetry().flush()).await.unwrap();
-            let received = receiver().1.lock().unwrap().clone();
-            if let Some(call) = received.spans.iter().find(|s| missing(s)).cloned() {
-                let served = received
-                    .spans
-                    .iter()
-                    .find(|s| s.parent_span_id == call.span_id && s.kind == SpanKind::Server as i32)
-                    .cloned();
-                let tool_calls: Vec<Span> = received
-                    .spans
-                    .iter()
-                    .filter(|s| s.trace_id == call.trace_id && s.name == "tools/call get_order")
-                    .cloned()
-                    .collect();
-                if let (Some(served), 2) = (served, tool_calls.len()) {
-                    break (call, served, tool_calls);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let (call, served, tool_calls) =
-        tokio::time::timeout(Duration::from_secs(30), exported).await.expect("the call is exported");
+    let (call, served, tool_calls) = until_exported("the failed call", |spans| {
+        let call = spans.iter().find(|s| missing(s))?;
+        let served = spans.iter().find(|s| s.parent_span_id == call.span_id && s.kind == SpanKind::Server as i32)?;
+        let tool_calls: Vec<Span> =
+            spans.iter().filter(|s| s.trace_id == call.trace_id && s.name == "tools/call get_order").cloned().collect();
+        (tool_calls.len() == 2).then(|| (call.clone(), served.clone(), tool_calls))
+    })
+    .await;
     assert_eq!(call.name, "orders_api.call");
     assert_eq!(attribute(&call, "http.response.status_code").as_deref(), Some("404"));
     assert_eq!(attribute(&call, "error.type").as_deref(), Some("404"));
@@ -471,21 +459,12 @@ async fn a_request_span_carries_its_operation_unless_a_child_was_opened_under_it
     assert!(!carried, "a span was opened under it: it keeps its own trace");
     drop((child, busy));
 
-    let exported = async {
-        loop {
-            tokio::task::spawn_blocking(|| telemetry().flush()).await.unwrap();
-            let received = receiver().1.lock().unwrap().clone();
-            let find = |name: &str| received.spans.iter().find(|s| s.name == name).cloned();
-            if let (Some(a), Some(b), Some(c)) =
-                (find("tools/call carried"), find("POST /carry-busy"), find("carry.child"))
-            {
-                break (a, b, c, received.spans.iter().any(|s| s.name == "tools/call refused"));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let (carried, busy, child, renamed) =
-        tokio::time::timeout(Duration::from_secs(30), exported).await.expect("the spans are exported");
+    let (carried, busy, child, renamed) = until_exported("the spans", |spans| {
+        let find = |name: &str| spans.iter().find(|s| s.name == name).cloned();
+        let renamed = spans.iter().any(|s| s.name == "tools/call refused");
+        Some((find("tools/call carried")?, find("POST /carry-busy")?, find("carry.child")?, renamed))
+    })
+    .await;
     assert_eq!(hex(&carried.trace_id), caller_trace, "in the trace `_meta` named");
     assert_eq!(hex(&carried.parent_span_id), caller_span, "a child of the caller's span");
     assert_eq!(attribute(&carried, "tool").as_deref(), Some("carried"));
@@ -532,20 +511,11 @@ async fn request_spans_are_named_after_the_matched_route_not_the_path() {
     server.abort();
 
     let paths = ["/spans/orders/ORD-7", "/spans/nowhere/ORD-8", "/spans/any", "/spans/broken", "/spans/long"];
-    let exported = async {
-        loop {
-            tokio::task::spawn_blocking(|| telemetry().flush()).await.unwrap();
-            let received = receiver().1.lock().unwrap().clone();
-            let by_path =
-                |path: &str| received.spans.iter().find(|s| attribute(s, "url.path").as_deref() == Some(path)).cloned();
-            let found: Vec<Span> = paths.iter().filter_map(|path| by_path(path)).collect();
-            if found.len() == paths.len() {
-                break found;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let spans = tokio::time::timeout(Duration::from_secs(30), exported).await.expect("the request spans are exported");
+    let spans = until_exported("the request spans", |spans| {
+        let by_path = |path: &&str| spans.iter().find(|s| attribute(s, "url.path").as_deref() == Some(*path)).cloned();
+        paths.iter().map(by_path).collect::<Option<Vec<Span>>>()
+    })
+    .await;
     let [order, nowhere, purge, broken, long] = &spans[..] else { unreachable!() };
 
     assert_eq!(order.name, "GET /spans/orders/{id}", "named after the route, not the path");
