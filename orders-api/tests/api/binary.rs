@@ -95,16 +95,18 @@ pub fn start(mut command: Command) -> Running {
 }
 
 impl Running {
-    /// Waits (30 s at most) for the first log line that `ready` accepts, and returns it.
-    pub fn wait_for(&mut self, ready: impl Fn(&str) -> bool) -> String {
+    /// Waits (30 s at most) for the first log line that `ready` reads something from, and
+    /// returns what it read.
+    pub fn wait_for<T>(&mut self, ready: impl Fn(&str) -> Option<T>) -> T {
         loop {
             let line = self
                 .lines
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| panic!("no ready line: {:#?}", self.log));
-            self.log.push(line.clone());
-            if ready(&line) {
-                return line;
+            let found = ready(&line);
+            self.log.push(line);
+            if let Some(found) = found {
+                return found;
             }
         }
     }
@@ -113,10 +115,9 @@ impl Running {
 /// Starts the binary and waits for its "ready" log line, which names the bound address.
 pub fn serve(command: Command) -> Running {
     let mut running = start(command);
-    let ready =
-        |line: &str| serde_json::from_str::<Value>(line).is_ok_and(|entry| entry["message"] == "orders-api ready");
-    let line = running.wait_for(ready);
-    let entry: Value = serde_json::from_str(&line).unwrap_or(json!({}));
+    let entry = running.wait_for(|line| {
+        serde_json::from_str::<Value>(line).ok().filter(|entry| entry["message"] == "orders-api ready")
+    });
     running.address = format!("http://{}", entry["addr"].as_str().unwrap());
     running
 }
@@ -255,7 +256,7 @@ async fn logs_to_a_pipe_carry_no_terminal_colour_codes() {
     let mut command = orders_api(&idp.url(), &dir.path().join("orders.db"));
     command.env_remove("LOG_FORMAT");
     let mut running = start(command);
-    let ready = running.wait_for(|line| line.contains("orders-api ready"));
+    let ready = running.wait_for(|line| line.contains("orders-api ready").then(|| line.to_owned()));
     let log = running.stop();
     assert!(ready.contains("addr="), "fields are written plainly: {ready}");
     assert!(log.iter().all(|line| !line.contains('\u{1b}')), "an escape code in {log:#?}");
