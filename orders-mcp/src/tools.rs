@@ -208,12 +208,15 @@ impl OrdersTools {
     /// Runs one tool call for `who`. The `#[tool]` methods above (rmcp's router) and the direct
     /// route for plain stateless calls ([`crate::mcp_endpoint`]) both end here.
     pub async fn call(&self, who: &Authenticated, call: ToolCall) -> ToolResult {
+        // Named in a failed call's log line: on the direct route the call's name is an exported
+        // span attribute only, not a field the log line could print.
+        let tool = call.name();
         match call {
             ToolCall::Whoami => self.run_whoami(who),
-            ToolCall::ListOrders(args) => self.run_list_orders(who, args).await,
-            ToolCall::GetOrder(args) => self.run_get_order(who, args).await,
-            ToolCall::CreateOrder(args) => self.run_create_order(who, args).await,
-            ToolCall::CancelOrder(args) => self.run_cancel_order(who, args).await,
+            ToolCall::ListOrders(args) => self.run_list_orders(who, tool, args).await,
+            ToolCall::GetOrder(args) => self.run_get_order(who, tool, args).await,
+            ToolCall::CreateOrder(args) => self.run_create_order(who, tool, args).await,
+            ToolCall::CancelOrder(args) => self.run_cancel_order(who, tool, args).await,
         }
     }
 
@@ -246,9 +249,9 @@ impl OrdersTools {
         ToolResult::success(&me, text, meta(who, None, None))
     }
 
-    async fn run_list_orders(&self, who: &Authenticated, args: ListOrdersArgs) -> ToolResult {
+    async fn run_list_orders(&self, who: &Authenticated, tool: &'static str, args: ListOrdersArgs) -> ToolResult {
         let traced = self.api.list_orders(who, args.status, args.limit, args.cursor).await;
-        respond(who, traced, |page| {
+        respond(who, tool, traced, |page| {
             if page.orders.is_empty() {
                 return "No orders found.".to_string();
             }
@@ -263,30 +266,30 @@ impl OrdersTools {
         })
     }
 
-    async fn run_get_order(&self, who: &Authenticated, args: OrderIdArgs) -> ToolResult {
+    async fn run_get_order(&self, who: &Authenticated, tool: &'static str, args: OrderIdArgs) -> ToolResult {
         let id = match OrderId::parse(&args.id) {
             Ok(id) => id,
             Err(why) => return ToolResult::error(why, meta(who, None, None)),
         };
         let traced = self.api.get_order(who, &id).await;
-        respond_about(who, &id, traced, |order| format!("Order {order}"))
+        respond_about(who, tool, &id, traced, |order| format!("Order {order}"))
     }
 
-    async fn run_create_order(&self, who: &Authenticated, args: CreateOrderArgs) -> ToolResult {
+    async fn run_create_order(&self, who: &Authenticated, tool: &'static str, args: CreateOrderArgs) -> ToolResult {
         let order = NewOrder { product: args.product, quantity: args.quantity };
         // One key per tool call: orders-mcp's own retry (after a refused cached token) cannot
         // place the order twice.
         let traced = self.api.create_order(who, &order, uuid::Uuid::new_v4().to_string()).await;
-        respond(who, traced, |order| format!("Created order {order}"))
+        respond(who, tool, traced, |order| format!("Created order {order}"))
     }
 
-    async fn run_cancel_order(&self, who: &Authenticated, args: OrderIdArgs) -> ToolResult {
+    async fn run_cancel_order(&self, who: &Authenticated, tool: &'static str, args: OrderIdArgs) -> ToolResult {
         let id = match OrderId::parse(&args.id) {
             Ok(id) => id,
             Err(why) => return ToolResult::error(why, meta(who, None, None)),
         };
         let traced = self.api.cancel_order(who, &id).await;
-        respond_about(who, &id, traced, |order| format!("Cancelled order {order}"))
+        respond_about(who, tool, &id, traced, |order| format!("Cancelled order {order}"))
     }
 }
 
@@ -395,13 +398,18 @@ fn meta(who: &Authenticated, sent: Option<SentToken>, api_hop: Option<Hop>) -> R
 
 /// The result of a call to orders-api: its answer as structured content after a short summary
 /// (for clients that read only text content), or the error.
-fn respond<T: Serialize>(who: &Authenticated, traced: Traced<T>, text: impl FnOnce(&T) -> String) -> ToolResult {
+fn respond<T: Serialize>(
+    who: &Authenticated,
+    tool: &str,
+    traced: Traced<T>,
+    text: impl FnOnce(&T) -> String,
+) -> ToolResult {
     let Traced { result, sent, api_hop } = traced;
     let mut meta = meta(who, sent, api_hop);
     match result {
         Ok(value) => ToolResult::success(&value, text(&value), meta),
         Err(e) => {
-            tracing::warn!(oid = %who.caller.oid, error = %e, "tool call failed");
+            tracing::warn!(tool, oid = %who.caller.oid, error = %e, "tool call failed");
             // A result with `isError` is a failed tool execution (MCP conventions' `error.type`).
             record_error(&Span::current(), "tool_error");
             if let CallError::StepUpRequired { challenge, .. } = &e {
@@ -415,6 +423,7 @@ fn respond<T: Serialize>(who: &Authenticated, traced: Traced<T>, text: impl FnOn
 /// [`respond`], with the wording for a call about one order.
 fn respond_about(
     who: &Authenticated,
+    tool: &str,
     id: &OrderId,
     traced: Traced<Order>,
     text: impl FnOnce(&Order) -> String,
@@ -432,5 +441,5 @@ fn respond_about(
         }),
         ..traced
     };
-    respond(who, traced, text)
+    respond(who, tool, traced, text)
 }

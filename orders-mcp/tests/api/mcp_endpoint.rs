@@ -247,3 +247,37 @@ async fn a_claims_challenge_goes_back_to_the_client_on_both_routes() {
     let hops = created.2["result"]["_meta"][entra_auth::hop::MCP_META_KEY].as_array().unwrap();
     assert_eq!(hops[1]["token"]["acrs"], json!(["c1"]), "{hops:?}");
 }
+
+/// A failed call's log line names its tool and the user, on both routes: on the direct route
+/// the request's span becomes the call's with the tool's name as an exported attribute only,
+/// so with OpenTelemetry off nothing in the line said which tool failed. The whole stack runs
+/// on this test's one thread, so a subscriber set for the thread sees orders-mcp's lines.
+#[tokio::test]
+async fn a_failed_call_is_logged_with_its_tool_on_both_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let log = std::sync::Arc::new(std::fs::File::create(&path).unwrap());
+    let subscriber = tracing_subscriber::fmt().json().flatten_event(true).with_ansi(false).with_writer(log);
+    let _logging = tracing::subscriber::set_default(subscriber.finish());
+    let stack = TestStack::spawn().await;
+    let token = stack.user_token("alice");
+
+    for accept in [PLAIN_ACCEPT, WEIGHTED_ACCEPT] {
+        let call = tool_call(json!(1), "get_order", json!({"id": "ORD-999"}));
+        let (status, _, body) = post(&stack, &token, accept, None, &call).await;
+        assert_eq!((status, &body["result"]["isError"]), (StatusCode::OK, &json!(true)), "{body}");
+    }
+
+    let lines = std::fs::read_to_string(&path).unwrap();
+    let failed: Vec<Value> = lines
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "tool call failed")
+        .collect();
+    assert_eq!(failed.len(), 2, "{lines}");
+    for line in &failed {
+        assert_eq!(line["tool"], "get_order", "{line}");
+        assert_eq!(line["oid"], stack.user_oid("alice").as_str(), "{line}");
+        assert!(line["error"].as_str().is_some_and(|e| e.contains("no order ORD-999")), "{line}");
+    }
+}
