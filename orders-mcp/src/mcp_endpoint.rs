@@ -43,7 +43,7 @@ use tracing::{Instrument, Span};
 
 use crate::auth::Authenticated;
 use crate::configuration::AllowedHosts;
-use crate::tools::{OrdersTools, ToolCall, call_attributes, call_span, trace_context_in};
+use crate::tools::{OrdersTools, ToolCall, call_attributes, call_span, from_object, trace_context_in};
 
 /// The revisions before 2026-07-28 the direct route answers (and no header at all, which rmcp
 /// reads as 2025-03-26): a stateless tool call means the same in each.
@@ -173,7 +173,7 @@ enum Shape<'h> {
 
 /// A JSON-RPC `tools/call` request with nothing else in it.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, bound = "P: Deserialize<'de>")]
 struct ToolCallRequest<P> {
     // Read only to check them: "2.0" and "tools/call".
     #[serde(rename = "jsonrpc")]
@@ -181,7 +181,19 @@ struct ToolCallRequest<P> {
     id: RequestId,
     #[serde(rename = "method")]
     _method: ToolsCallMethod,
+    #[serde(deserialize_with = "from_object")]
     params: P,
+}
+
+impl<'de, P: Deserialize<'de>> ToolCallRequest<P> {
+    /// The request, if the body is one JSON object in this shape (not its fields as an array,
+    /// which serde's derive would also take and rmcp refuses).
+    fn read(body: &'de [u8]) -> Option<ToolCallRequest<P>> {
+        let mut body = serde_json::Deserializer::from_slice(body);
+        let request = from_object(&mut body).ok()?;
+        body.end().ok()?;
+        Some(request)
+    }
 }
 
 /// A 2026-07-28 call's `params`: the tool, its arguments and the request's `_meta`.
@@ -247,9 +259,8 @@ pub async fn serve(State(endpoint): State<Arc<McpEndpoint>>, request: Request) -
     };
     let who = parts.extensions.get::<Arc<Authenticated>>().cloned();
     let read = match &modern_tool {
-        None => serde_json::from_slice::<ToolCallRequest<ToolCall>>(&bytes).ok().map(|r| (r.id, r.params, None)),
-        Some(tool) => serde_json::from_slice::<ToolCallRequest<ModernParams>>(&bytes)
-            .ok()
+        None => ToolCallRequest::<ToolCall>::read(&bytes).map(|r| (r.id, r.params, None)),
+        Some(tool) => ToolCallRequest::<ModernParams>::read(&bytes)
             .and_then(|r| r.params.into_call(tool).map(|(call, meta)| (r.id, call, Some(meta)))),
     };
     let (Some((id, call, meta)), Some(who)) = (read, who) else {
@@ -326,10 +337,7 @@ mod tests {
     const MODERN_CALL: &str = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_order","arguments":{"id":"ORD-001"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"chat-app","version":"0.1.0"},"io.modelcontextprotocol/clientCapabilities":{},"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","progressToken":0}}}"#;
 
     fn read_modern(body: &str, tool: &str) -> bool {
-        serde_json::from_str::<ToolCallRequest<ModernParams>>(body)
-            .ok()
-            .and_then(|r| r.params.into_call(tool))
-            .is_some()
+        ToolCallRequest::<ModernParams>::read(body.as_bytes()).and_then(|r| r.params.into_call(tool)).is_some()
     }
 
     #[test]
@@ -392,6 +400,17 @@ mod tests {
         assert!(!changed(&|c| {
             c["params"].as_object_mut().unwrap().remove(meta);
         }));
+        // The request or its `params` as an array of their fields in order (serde's derive
+        // takes both).
+        let call: serde_json::Value = serde_json::from_str(MODERN_CALL).unwrap();
+        let fields = |object: &serde_json::Value, names: &[&str]| {
+            serde_json::Value::Array(names.iter().map(|name| object[name].clone()).collect())
+        };
+        let params = fields(&call["params"], &["name", "arguments", meta]);
+        assert!(!read_modern(&fields(&call, &["jsonrpc", "id", "method", "params"]).to_string(), "get_order"));
+        let mut positional = call.clone();
+        positional["params"] = params;
+        assert!(!read_modern(&positional.to_string(), "get_order"));
     }
 
     #[test]
@@ -405,7 +424,7 @@ mod tests {
 
     #[test]
     fn only_plain_tool_calls_are_read_directly() {
-        let read = |body: &str| serde_json::from_str::<ToolCallRequest<ToolCall>>(body).is_ok();
+        let read = |body: &str| ToolCallRequest::<ToolCall>::read(body.as_bytes()).is_some();
         assert!(read(
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_order","arguments":{"id":"ORD-001"}}}"#
         ));
@@ -426,6 +445,11 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_order","arguments":{"id":7}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_order","arguments":{}}}"#,
             r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"get_order","arguments":{"id":"x"}}}"#,
+            // fields as arrays, which serde's derive takes and rmcp refuses; trailing text
+            r#"["2.0",1,"tools/call",{"name":"create_order","arguments":{"product":"Keyboard","quantity":1}}]"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["get_order",{"id":"ORD-001"}]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"cancel_order","arguments":["ORD-001"]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_order","arguments":{"id":"x"}}} {}"#,
         ] {
             assert!(!read(other), "{other}");
         }

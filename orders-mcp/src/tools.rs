@@ -75,10 +75,40 @@ pub struct CreateOrderArgs {
 #[serde(tag = "name", content = "arguments", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ToolCall {
     Whoami,
+    #[serde(deserialize_with = "from_object")]
     ListOrders(ListOrdersArgs),
+    #[serde(deserialize_with = "from_object")]
     GetOrder(OrderIdArgs),
+    #[serde(deserialize_with = "from_object")]
     CreateOrder(CreateOrderArgs),
+    #[serde(deserialize_with = "from_object")]
     CancelOrder(OrderIdArgs),
+}
+
+/// Reads `T` from a JSON object only. serde's derived structs also take an array of their
+/// fields in order (`["ORD-001"]` for `{"id": "ORD-001"}`), a form MCP does not have (a tool's
+/// `arguments` are an object) and rmcp refuses: what rmcp's route would refuse, the direct route
+/// must not run.
+pub fn from_object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectOnly<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+
+    deserializer.deserialize_map(ObjectOnly(std::marker::PhantomData))
 }
 
 impl ToolCall {

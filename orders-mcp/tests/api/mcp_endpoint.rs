@@ -119,6 +119,17 @@ async fn other_messages_are_answered_by_rmcp() {
     let call = tool_call(json!(4), "get_order", json!({"id": "ORD-001"}));
     let (status, _, _) = post(&stack, &token, PLAIN_ACCEPT, Some("1999-01-01"), &call).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A call written as an array of its fields (which serde's derive would read) is not one
+    // JSON-RPC request: rmcp refuses it, and nothing is ordered.
+    let positional =
+        json!(["2.0", 5, "tools/call", {"name": "create_order", "arguments": {"product": "Array", "quantity": 1}}]);
+    let (status, _, body) = post(&stack, &token, PLAIN_ACCEPT, None, &positional).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    let list = tool_call(json!(6), "list_orders", json!({"limit": 100}));
+    let (_, _, body) = post(&stack, &token, PLAIN_ACCEPT, None, &list).await;
+    assert!(body["result"]["content"].is_array(), "{body}");
+    assert!(!body.to_string().contains("Array"), "{body}");
 }
 
 const MODERN: &str = "2026-07-28";
