@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::uri::Authority;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{JsonObject, ProtocolVersion, RequestId, RequestMetaObject};
@@ -130,21 +131,19 @@ impl McpEndpoint {
         plain.then_some(shape)
     }
 
-    /// `Host` is one of the allowed host names, with or without a port. (Allowed entries that
-    /// name a port are matched by rmcp.)
+    /// `Host` is one of the allowed host names, with or without a port. It is read as rmcp
+    /// reads it (`http::uri::Authority`, so `[::1]@attacker.example` names `attacker.example`),
+    /// and one it cannot read is rmcp's to refuse, whatever the allowed hosts. (Allowed entries
+    /// that name a port are matched by rmcp.)
     fn host_allowed(&self, host: &str) -> bool {
+        let Ok(authority) = Authority::try_from(host) else {
+            return false;
+        };
         let AllowedHosts::Only(allowed) = &self.allowed_hosts else {
             return true;
         };
-        let name = match host.strip_prefix('[') {
-            // `[::1]:3001`
-            Some(v6) => v6.split_once(']').map(|(name, _)| name),
-            None => Some(match host.rsplit_once(':') {
-                Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-                _ => host,
-            }),
-        };
-        name.is_some_and(|name| allowed.iter().any(|a| a.eq_ignore_ascii_case(name)))
+        let name = authority.host().trim_start_matches('[').trim_end_matches(']');
+        allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
     }
 }
 
@@ -312,7 +311,8 @@ mod tests {
             Arc::new(NeverSessionManager::default()),
             StreamableHttpServerConfig::default(),
         );
-        McpEndpoint::new(rmcp, tools, AllowedHosts::Only(vec!["localhost".into()]), 4096)
+        let allowed = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+        McpEndpoint::new(rmcp, tools, AllowedHosts::Only(allowed), 4096)
     }
 
     /// The headers rmcp's Streamable HTTP client sends with a 2026-07-28 `tools/call` (its
@@ -411,6 +411,21 @@ mod tests {
         let mut positional = call.clone();
         positional["params"] = params;
         assert!(!read_modern(&positional.to_string(), "get_order"));
+    }
+
+    #[test]
+    fn the_host_is_read_as_rmcp_reads_it() {
+        let endpoint = endpoint();
+        for host in ["localhost", "LocalHost:3001", "127.0.0.1:3001", "[::1]:3001", "[::1]"] {
+            assert!(endpoint.host_allowed(host), "{host}");
+        }
+        // Another host, one behind user information, and what is not an authority at all.
+        for host in ["attacker.example", "[::1]@attacker.example", "localhost@attacker.example", "local host", ""] {
+            assert!(!endpoint.host_allowed(host), "{host}");
+        }
+        let any = McpEndpoint { allowed_hosts: AllowedHosts::Any, ..endpoint };
+        assert!(any.host_allowed("attacker.example"));
+        assert!(!any.host_allowed("local host"), "rmcp refuses it (400) whatever the allowed hosts");
     }
 
     #[test]

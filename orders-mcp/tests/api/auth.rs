@@ -168,6 +168,24 @@ async fn requests_for_an_unknown_host_are_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN, "DNS rebinding protection");
+    // A plain tool call too (orders-mcp answers those itself), also with the allowed name as
+    // user information in front of another host.
+    let call =
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_order","arguments":{"id":"ORD-001"}}}"#;
+    for host in ["attacker.example", "[::1]@attacker.example"] {
+        let response = stack
+            .http
+            .post(&stack.mcp_url)
+            .bearer_auth(&token)
+            .header(header::HOST, host)
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(call)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{host}");
+    }
     // The configured names work (localhost is in the default list).
     let url = format!("http://localhost:{}/mcp", stack.mcp_addr.port());
     let client = stack.http.post(url).bearer_auth(&token);
