@@ -67,8 +67,13 @@ fn zero_timings(value: &mut Value) {
     }
 }
 
+/// A `tools/call` request; `Null` arguments are left out.
 fn tool_call(id: Value, name: &str, arguments: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+    let mut call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name}});
+    if !arguments.is_null() {
+        call["params"]["arguments"] = arguments;
+    }
+    call
 }
 
 #[tokio::test]
@@ -76,6 +81,8 @@ async fn plain_tool_calls_get_the_same_answer_from_both_routes() {
     let stack = TestStack::spawn().await;
     let token = stack.user_token("alice");
     let calls = [
+        // Without arguments `whoami` takes the direct route; with `{}` it is rmcp's on both.
+        tool_call(json!(0), "whoami", Value::Null),
         tool_call(json!(1), "whoami", json!({})),
         tool_call(json!("a"), "list_orders", json!({"limit": 2})),
         tool_call(json!(3), "get_order", json!({"id": "ORD-001"})),
@@ -150,13 +157,14 @@ fn modern_call(id: Value, name: &str, arguments: Value) -> Value {
 
 /// 2026-07-28 calls with their `Mcp-Method`/`Mcp-Name` headers take the direct route; the same
 /// calls sent to rmcp (weighted `Accept`) answer the same. Calls whose headers disagree with the
-/// body, or whose `_meta` is not what 2026-07-28 requires, are refused the same way by both
+/// body, or whose `_meta` is not what 2026-07-28 requires, are answered the same way by both
 /// (rmcp judges them: the direct route hands them over).
 #[tokio::test]
 async fn revision_2026_07_28_calls_get_the_same_answer_from_both_routes() {
     let stack = TestStack::spawn().await;
     let token = stack.user_token("alice");
     let calls = [
+        modern_call(json!(0), "whoami", Value::Null),
         modern_call(json!(1), "whoami", json!({})),
         modern_call(json!("a"), "list_orders", json!({"limit": 2})),
         modern_call(json!(3), "get_order", json!({"id": "ORD-001"})),
@@ -186,26 +194,39 @@ async fn revision_2026_07_28_calls_get_the_same_answer_from_both_routes() {
     progress["params"]["_meta"]["progressToken"] = json!({"not": "a token"});
     let headers =
         |name: &'static str| vec![("mcp-protocol-version", MODERN), ("mcp-method", "tools/call"), ("mcp-name", name)];
+    // What rmcp makes of each (the direct route hands them all over): the standard headers
+    // disagreeing with the body are refused with -32020 (HeaderMismatch), `_meta` without a
+    // required key with -32602; a Base64-encoded `Mcp-Name` is the spec's encoding of the same
+    // name, and rmcp tolerates the malformed optional `_meta` entries and a stateless session id.
+    const MISMATCH: Option<i64> = Some(-32020);
     let cases = [
-        ("Mcp-Name names another tool", headers("cancel_order"), &call),
-        ("no Mcp-Name", vec![("mcp-protocol-version", MODERN), ("mcp-method", "tools/call")], &call),
+        ("Mcp-Name names another tool", headers("cancel_order"), &call, MISMATCH),
+        ("no Mcp-Name", vec![("mcp-protocol-version", MODERN), ("mcp-method", "tools/call")], &call, MISMATCH),
         (
             "Mcp-Method names another method",
             vec![("mcp-protocol-version", MODERN), ("mcp-method", "tools/list"), ("mcp-name", "get_order")],
             &call,
+            MISMATCH,
         ),
-        ("two Mcp-Name headers", [headers("get_order"), vec![("mcp-name", "get_order")]].concat(), &call),
-        ("a Base64-encoded Mcp-Name", headers("=?base64?Z2V0X29yZGVy?="), &call),
-        ("MCP-Protocol-Version disagrees with _meta", headers("get_order"), &older_in_meta),
-        ("_meta without clientCapabilities", headers("get_order"), &no_capabilities),
-        ("_meta with a clientInfo that is not one", headers("get_order"), &bad_client_info),
-        ("_meta with a progress token that is not one", headers("get_order"), &progress),
-        ("a left-over session id", [headers("get_order"), vec![("mcp-session-id", "left-over")]].concat(), &call),
+        ("two Mcp-Name headers", [headers("get_order"), vec![("mcp-name", "get_order")]].concat(), &call, MISMATCH),
+        ("a Base64-encoded Mcp-Name", headers("=?base64?Z2V0X29yZGVy?="), &call, None),
+        ("MCP-Protocol-Version disagrees with _meta", headers("get_order"), &older_in_meta, MISMATCH),
+        ("_meta without clientCapabilities", headers("get_order"), &no_capabilities, Some(-32602)),
+        ("_meta with a clientInfo that is not one", headers("get_order"), &bad_client_info, None),
+        ("_meta with a progress token that is not one", headers("get_order"), &progress, None),
+        ("a left-over session id", [headers("get_order"), vec![("mcp-session-id", "left-over")]].concat(), &call, None),
     ];
-    for (why, headers, body) in cases {
+    for (why, headers, body, refused) in cases {
         let direct = post_with(&stack, &token, PLAIN_ACCEPT, &headers, body).await;
         let rmcp = post_with(&stack, &token, WEIGHTED_ACCEPT, &headers, body).await;
         assert_eq!(direct, rmcp, "{why}");
+        match refused {
+            Some(code) => {
+                assert_eq!(direct.0, StatusCode::BAD_REQUEST, "{why}: {direct:?}");
+                assert_eq!(direct.2["error"]["code"], code, "{why}: {direct:?}");
+            }
+            None => assert_eq!(direct.2["result"]["structuredContent"]["id"], "ORD-001", "{why}: {direct:?}"),
+        }
     }
 }
 
