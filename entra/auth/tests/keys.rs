@@ -187,6 +187,33 @@ async fn stalling_idp(idp: &entra_emulator::Running) -> StallingIdp {
     StallingIdp { url, stall, requests }
 }
 
+/// A request that gives up while its unknown `kid` is being fetched (its client hung up, a proxy
+/// timed it out) still counts against the refetch window: otherwise every abandoned request
+/// with a forged `kid` started another fetch from the identity provider.
+#[tokio::test]
+async fn requests_abandoned_mid_fetch_do_not_start_a_fetch_each() {
+    use std::sync::atomic::Ordering;
+    let idp = support::emulator().await;
+    let proxy = stalling_idp(&idp).await;
+    let mut config = support::validator_config(&idp, "orders-api");
+    config.authority = proxy.url.clone();
+    config.key_refetch_interval = Duration::from_millis(50);
+    config.failure_backoff = Duration::from_secs(30);
+    let validator = TokenValidator::new(config, reqwest::Client::new());
+    validator.validate(&alice(&idp)).await.unwrap();
+    proxy.stall.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await; // past the refetch window
+    let before = proxy.requests.load(Ordering::SeqCst);
+
+    let claims = idp.handle().user_claims("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    for i in 0..20 {
+        let header = json!({ "alg": "RS256", "typ": "JWT", "kid": format!("forged-{i}") });
+        let forged = idp.handle().sign_with_header(&header, &claims).unwrap();
+        let _abandoned = tokio::time::timeout(Duration::from_millis(100), validator.validate(&forged)).await;
+    }
+    assert_eq!(proxy.requests.load(Ordering::SeqCst) - before, 1, "one fetch, however many callers gave up");
+}
+
 /// Issue #15: once the metadata was older than its refresh age, every request waited on the
 /// refresh for up to the fetch timeout (10 s) while the identity provider hung. Requests whose
 /// `kid` is known are now served with the keys we have while one background task refreshes.

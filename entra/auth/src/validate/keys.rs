@@ -133,6 +133,11 @@ impl Store {
         if next_allowed.is_some_and(|at| Instant::now() < at) {
             return snapshot.ok_or(ValidationError::KeysUnavailable);
         }
+        // Counted as a failed attempt until it succeeds or fails: the fetch runs in the caller's
+        // request, and a caller that gives up (a client hanging up drops the request) would
+        // otherwise leave the schedule as it was, so each forged `kid` in a request abandoned
+        // mid-fetch could start another one.
+        *next_allowed = Some(Instant::now() + self.config.failure_backoff);
         match self.fetch().await {
             Ok(loaded) => {
                 *next_allowed = Some(Instant::now() + self.config.key_refetch_interval);
