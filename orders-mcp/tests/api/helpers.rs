@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use entra_auth::hop::{Hop, MCP_META_KEY};
 use entra_emulator::{Emulator, EmulatorConfig};
@@ -119,6 +120,7 @@ impl TestStack {
     }
 
     pub async fn spawn_with(options: Options) -> TestStack {
+        install_log_capture();
         let config = EmulatorConfig {
             identity_header: Some(IDENTITY_HEADER.into()),
             ..EmulatorConfig::from_repository().unwrap()
@@ -256,4 +258,74 @@ pub fn text(result: &CallToolResult) -> String {
 pub fn structured(result: &CallToolResult) -> Value {
     assert!(!is_error(result), "expected success, got an error: {}", text(result));
     result.structured_content.clone().expect("structured content")
+}
+
+thread_local! {
+    /// Where this thread's log lines go while a [`CapturedLogs`] lives.
+    static LOG_SINK: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The JSON log lines written on this thread while it lives (a `#[tokio::test]` runs the whole
+/// stack on its one thread).
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn start() -> CapturedLogs {
+        install_log_capture();
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        LOG_SINK.set(Some(sink.clone()));
+        CapturedLogs(sink)
+    }
+
+    /// The lines so far, each a JSON object.
+    pub fn lines(&self) -> Vec<Value> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+    }
+}
+
+impl Drop for CapturedLogs {
+    fn drop(&mut self) {
+        LOG_SINK.set(None);
+    }
+}
+
+/// One global subscriber, installed before any stack starts ([`TestStack::spawn_with`]), that
+/// writes only the lines of threads capturing them. tracing caches whether a call site is
+/// enabled when the site is first reached: a subscriber set per test (`set_default`) lost
+/// lines when another test reached the site first, and so does a filter whose answer is cached
+/// (`filter_fn`), so the filter is asked at each event (`dynamic_filter_fn`), and the subscriber
+/// exists before any orders-mcp code runs.
+fn install_log_capture() {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let capturing = tracing_subscriber::filter::dynamic_filter_fn(|_, _| LOG_SINK.with_borrow(Option::is_some));
+        let layer = tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_ansi(false)
+            .with_writer(|| ThreadSink)
+            .with_filter(capturing);
+        tracing_subscriber::registry().with(layer).try_init().expect("no other global subscriber in these tests");
+    });
+}
+
+struct ThreadSink;
+
+impl std::io::Write for ThreadSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        LOG_SINK.with_borrow(|sink| {
+            if let Some(sink) = sink {
+                sink.lock().unwrap().extend_from_slice(bytes);
+            }
+        });
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -7,7 +7,7 @@
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::helpers::TestStack;
+use crate::helpers::{CapturedLogs, TestStack};
 
 const PLAIN_ACCEPT: &str = "application/json, text/event-stream";
 /// Equivalent for rmcp, which reads the weights; the direct route hands it to rmcp.
@@ -282,15 +282,10 @@ async fn a_claims_challenge_goes_back_to_the_client_on_both_routes() {
 
 /// A failed call's log line names its tool and the user, on both routes: on the direct route
 /// the request's span becomes the call's with the tool's name as an exported attribute only,
-/// so with OpenTelemetry off nothing in the line said which tool failed. The whole stack runs
-/// on this test's one thread, so a subscriber set for the thread sees orders-mcp's lines.
+/// so with OpenTelemetry off nothing in the line said which tool failed.
 #[tokio::test]
 async fn a_failed_call_is_logged_with_its_tool_on_both_routes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log");
-    let log = std::sync::Arc::new(std::fs::File::create(&path).unwrap());
-    let subscriber = tracing_subscriber::fmt().json().flatten_event(true).with_ansi(false).with_writer(log);
-    let _logging = tracing::subscriber::set_default(subscriber.finish());
+    let logs = CapturedLogs::start();
     let stack = TestStack::spawn().await;
     let token = stack.user_token("alice");
 
@@ -300,14 +295,10 @@ async fn a_failed_call_is_logged_with_its_tool_on_both_routes() {
         assert_eq!((status, &body["result"]["isError"]), (StatusCode::OK, &json!(true)), "{body}");
     }
 
-    let lines = std::fs::read_to_string(&path).unwrap();
-    let failed: Vec<Value> = lines
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["message"] == "tool call failed")
-        .collect();
-    assert_eq!(failed.len(), 2, "{lines}");
-    for line in &failed {
+    let lines = logs.lines();
+    let failed: Vec<&Value> = lines.iter().filter(|line| line["message"] == "tool call failed").collect();
+    assert_eq!(failed.len(), 2, "{lines:?}");
+    for line in failed {
         assert_eq!(line["tool"], "get_order", "{line}");
         assert_eq!(line["oid"], stack.user_oid("alice").as_str(), "{line}");
         assert!(line["error"].as_str().is_some_and(|e| e.contains("no order ORD-999")), "{line}");
