@@ -124,10 +124,15 @@ fn bearer_token<'h>(headers: &'h HeaderMap, query: Option<&str>) -> Result<&'h s
         return Err(Reason::InvalidToken(ValidationError::TooLarge));
     }
     let value = value.to_str().map_err(|_| Reason::InvalidRequest("the Authorization header is not ASCII"))?;
-    let (scheme, token) =
-        value.split_once(' ').ok_or(Reason::InvalidRequest("expected \"Authorization: Bearer <token>\""))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    // Another scheme (`Basic`, or a token sent without one) is no bearer token at all: RFC 6750
+    // §3.1 answers "an unsupported authentication method" with a bare challenge, no error code,
+    // which sends the client to the resource metadata to find out how to get one.
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(Reason::InvalidRequest("expected a Bearer token"));
+        return Err(Reason::MissingToken);
+    }
+    if !value.contains(' ') {
+        return Err(Reason::InvalidRequest("the Bearer scheme without a token"));
     }
     // RFC 6750 b64token: the characters a JWT can contain, and nothing else (no spaces, commas).
     let b64token = |c: char| c.is_ascii_alphanumeric() || "-._~+/".contains(c);
@@ -179,9 +184,12 @@ impl AuthError {
     pub fn status(&self) -> StatusCode {
         match &self.reason {
             Reason::InsufficientScope { .. } | Reason::MissingRole { .. } => StatusCode::FORBIDDEN,
+            // RFC 6750 §3.1: "The resource server SHOULD respond with the HTTP 400 (Bad Request)
+            // status code" (a token in two places, two headers, a malformed header).
+            Reason::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             // Fail closed, but honestly: the token may be fine, the keys are what is missing.
             Reason::InvalidToken(ValidationError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::UNAUTHORIZED,
+            Reason::MissingToken | Reason::InvalidToken(_) => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -201,20 +209,26 @@ impl AuthError {
     }
 
     /// The `WWW-Authenticate` value, if any. Every parameter is a fixed string or comes from
-    /// configuration, never from the request, so no quoting attack is possible.
+    /// configuration, never from the request, so no quoting attack is possible; descriptions
+    /// are kept to the characters RFC 6750 §3 allows in them.
     pub fn challenge(&self) -> Option<String> {
         let metadata = format!("resource_metadata=\"{}\"", self.resource_metadata);
         Some(match &self.reason {
             Reason::MissingToken => format!("Bearer {metadata}"),
             Reason::InvalidRequest(why) => {
+                let why = description(why);
                 format!("Bearer error=\"invalid_request\", error_description=\"{why}\", {metadata}")
             }
+            // Not the token's fault: `invalid_token` would tell the client to throw it away.
+            Reason::InvalidToken(ValidationError::KeysUnavailable) => return None,
             Reason::InvalidToken(e) => {
-                format!("Bearer error=\"invalid_token\", error_description=\"{e}\", {metadata}")
+                let why = description(&e.to_string());
+                format!("Bearer error=\"invalid_token\", error_description=\"{why}\", {metadata}")
             }
             Reason::InsufficientScope { scope, detail } => {
                 let scope = scope.as_ref().map(|s| format!("scope=\"{s}\", ")).unwrap_or_default();
-                format!("Bearer error=\"insufficient_scope\", {scope}error_description=\"{detail}\", {metadata}")
+                let why = description(detail);
+                format!("Bearer error=\"insufficient_scope\", {scope}error_description=\"{why}\", {metadata}")
             }
             // No challenge: `insufficient_scope` would send MCP clients into a step-up for a
             // scope they already hold (MCP authorization, "Scope Challenge Handling").
@@ -232,6 +246,20 @@ impl AuthError {
             Reason::MissingRole { .. } => "missing-role",
         }
     }
+}
+
+/// An `error_description` as RFC 6750 §3 allows it: "MUST NOT include characters outside the
+/// set %x20-21 / %x23-5B / %x5D-7E" (printable ASCII without `"` and `\`, which would end or
+/// escape the quoted string); `'` stands in for a double quote, anything else is dropped.
+fn description(text: &str) -> String {
+    text.chars()
+        .filter_map(|c| match c {
+            '"' => Some('\''),
+            '\\' => None,
+            ' '..='~' => Some(c),
+            _ => None,
+        })
+        .collect()
 }
 
 impl IntoResponse for AuthError {

@@ -65,8 +65,10 @@ async fn the_battery_covers_both_outcomes_and_distinct_kinds() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), cases.len(), "case names must be distinct");
-    assert!(cases.iter().any(|c| c.expect == Expect::Forbidden));
-    assert!(cases.iter().filter(|c| c.expect == Expect::Unauthorized).count() >= 40);
+    for kind in [Expect::NoCredentials, Expect::BadRequest, Expect::Forbidden] {
+        assert!(cases.iter().any(|c| c.expect == kind), "no {kind:?} case");
+    }
+    assert!(cases.iter().filter(|c| c.expect == Expect::Unauthorized).count() >= 35);
 }
 
 #[tokio::test]
@@ -106,4 +108,20 @@ async fn challenges_point_at_metadata_that_is_served() {
     assert_eq!(doc["resource"], format!("{}/protected", api.url));
     assert_eq!(doc["bearer_methods_supported"], serde_json::json!(["header"]));
     assert_eq!(response.headers()["content-type"], "application/problem+json");
+}
+
+/// With the identity provider unreachable and no keys yet, a token cannot be checked: 503, and
+/// no `invalid_token` challenge, which would tell the client to throw away a token that may be
+/// fine (RFC 6750 §3.1: `invalid_token` is for a token "expired, revoked, malformed, or invalid").
+#[tokio::test]
+async fn without_signing_keys_the_answer_is_503_without_blaming_the_token() {
+    let idp = support::emulator().await;
+    let mut config = support::validator_config(&idp, "orders-api");
+    config.authority = url::Url::parse("http://127.0.0.1:9").unwrap();
+    let api = support::resource::<ReadOrders>(config).await;
+    let token = idp.handle().user_token("alice", "orders-mcp", "orders-api", &["Orders.Read"]).unwrap();
+    let response =
+        reqwest::Client::new().get(format!("{}/protected", api.url)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers().get(WWW_AUTHENTICATE), None);
 }

@@ -1,10 +1,12 @@
 //! The bad-token battery: every way of presenting a token that a protected resource must refuse.
 //!
 //! Each service's tests send every [`Case`] to every protected route and check the answer with
-//! [`Case::check`]: `401` with an RFC 6750 challenge pointing at the resource metadata, or `403`
-//! `insufficient_scope` for a valid token that lacks the right scope or user, and never the
-//! token echoed back. Tokens are built from a valid baseline issued by the emulator, so each
-//! case differs from an accepted token in exactly one way.
+//! [`Case::check`]: the RFC 6750 answer (`401` with a bare challenge when there is no bearer
+//! token, `400` `invalid_request` for a malformed request, `401` `invalid_token`, or `403`
+//! `insufficient_scope` for a valid token that lacks the right scope or user), its challenge
+//! well-formed and pointing at the resource metadata, and never the token echoed back. Tokens
+//! are built from a valid baseline issued by the emulator, so each case differs from an
+//! accepted token in exactly one way.
 
 use aws_lc_rs::hmac;
 use base64::Engine;
@@ -14,10 +16,16 @@ use serde_json::{Value, json};
 use crate::keys::SigningKey;
 use crate::state::Emulator;
 
-/// What the resource must answer.
+/// What the resource must answer (RFC 6750 §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
-    /// `401` (missing, malformed or invalid token).
+    /// `401` with a bare challenge, no error code: no credentials, or not a bearer token
+    /// ("an unsupported authentication method").
+    NoCredentials,
+    /// `400` `invalid_request`: a malformed request (the token in two places, two headers, a
+    /// header that is not ASCII, the scheme without a token).
+    BadRequest,
+    /// `401` `invalid_token` (a malformed or invalid token).
     Unauthorized,
     /// `403` with `error="insufficient_scope"` (a valid token without the right scope or user).
     Forbidden,
@@ -66,22 +74,23 @@ impl Case {
     /// Checks a response to this case; `Err` says what was wrong.
     pub fn check(&self, status: u16, www_authenticate: Option<&str>, body: &str) -> Result<(), String> {
         let name = &self.name;
-        let expected = match self.expect {
-            Expect::Unauthorized => 401,
-            Expect::Forbidden => 403,
+        let (expected, error) = match self.expect {
+            Expect::NoCredentials => (401, None),
+            Expect::BadRequest => (400, Some("invalid_request")),
+            Expect::Unauthorized => (401, Some("invalid_token")),
+            Expect::Forbidden => (403, Some("insufficient_scope")),
         };
         if status != expected {
             return Err(format!("{name}: expected {expected}, got {status} ({body})"));
         }
         let challenge = www_authenticate.ok_or_else(|| format!("{name}: no WWW-Authenticate header"))?;
-        if !challenge.starts_with("Bearer ") || !challenge.contains("resource_metadata=\"") {
-            return Err(format!("{name}: challenge lacks Bearer / resource_metadata: {challenge}"));
+        let params = challenge_params(challenge).map_err(|why| format!("{name}: {why}: {challenge}"))?;
+        let param = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        if param("resource_metadata").is_none() {
+            return Err(format!("{name}: challenge lacks resource_metadata: {challenge}"));
         }
-        if self.expect == Expect::Forbidden && !challenge.contains("error=\"insufficient_scope\"") {
-            return Err(format!("{name}: 403 without insufficient_scope: {challenge}"));
-        }
-        if self.expect == Expect::Unauthorized && !self.authorization.is_empty() && !challenge.contains("error=\"") {
-            return Err(format!("{name}: 401 for a presented token without an error code: {challenge}"));
+        if param("error") != error {
+            return Err(format!("{name}: expected error {error:?}: {challenge}"));
         }
         for value in &self.authorization {
             let text = String::from_utf8_lossy(value);
@@ -92,6 +101,32 @@ impl Case {
         }
         Ok(())
     }
+}
+
+/// A `Bearer` challenge's parameters, each `name="value"` (RFC 7235 §4.1 with quoted values,
+/// as RFC 6750 §3 writes them), with values only of the characters RFC 6750 §3 allows
+/// (%x20-21 / %x23-5B / %x5D-7E): a `"` inside a value ends it early, and a strict client then
+/// cannot read the challenge (nor find `resource_metadata` in it).
+pub fn challenge_params(challenge: &str) -> Result<Vec<(String, String)>, String> {
+    let mut rest = challenge.strip_prefix("Bearer ").ok_or("not a Bearer challenge")?;
+    let mut params = Vec::new();
+    while !rest.is_empty() {
+        let (name, after) = rest.split_once("=\"").ok_or("a parameter that is not name=\"value\"")?;
+        let (value, after) = after.split_once('"').ok_or("an unterminated quoted value")?;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("a bad parameter name {name:?}"));
+        }
+        if !value.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)) {
+            return Err(format!("a value RFC 6750 does not allow in {name}"));
+        }
+        params.push((name.to_string(), value.to_string()));
+        rest = match after.strip_prefix(", ") {
+            Some(next) => next,
+            None if after.is_empty() => after,
+            None => return Err(format!("{after:?} after the value of {name}")),
+        };
+    }
+    Ok(params)
 }
 
 /// Builds the battery against `target`. Also returns a token the target accepts, so callers
@@ -117,30 +152,27 @@ pub fn cases(emulator: &Emulator, target: &Target) -> anyhow::Result<(String, Ve
     let (h, p, s) = (parts[0], parts[1], parts[2]);
 
     let mut cases = vec![
-        Case::new("no Authorization header", Expect::Unauthorized, vec![]),
-        Case::new("empty bearer token", Expect::Unauthorized, vec![b"Bearer ".to_vec()]),
-        Case::new("scheme without token", Expect::Unauthorized, vec![b"Bearer".to_vec()]),
-        Case::new("Basic scheme", Expect::Unauthorized, vec![b"Basic YWxpY2U6YWxpY2U=".to_vec()]),
-        Case::new("token without scheme", Expect::Unauthorized, vec![valid.clone().into_bytes()]),
-        Case::new("duplicate Authorization headers", Expect::Unauthorized, vec![bearer(&valid), bearer(&valid)]),
+        Case::new("no Authorization header", Expect::NoCredentials, vec![]),
+        // A header value's trailing space is not part of it (RFC 9110 §5.5): this is `Bearer` alone.
+        Case::new("empty bearer token", Expect::BadRequest, vec![b"Bearer ".to_vec()]),
+        Case::new("scheme without token", Expect::BadRequest, vec![b"Bearer".to_vec()]),
+        Case::new("Basic scheme", Expect::NoCredentials, vec![b"Basic YWxpY2U6YWxpY2U=".to_vec()]),
+        Case::new("token without scheme", Expect::NoCredentials, vec![valid.clone().into_bytes()]),
+        Case::new("duplicate Authorization headers", Expect::BadRequest, vec![bearer(&valid), bearer(&valid)]),
         Case::new(
             "two schemes in one header",
             Expect::Unauthorized,
             vec![format!("Bearer {valid}, Bearer {valid}").into_bytes()],
         ),
         Case::new("double space before token", Expect::Unauthorized, vec![format!("Bearer  {valid}").into_bytes()]),
-        Case::new(
-            "non-ASCII Authorization header",
-            Expect::Unauthorized,
-            vec!["Bearer t\u{f6}ken".as_bytes().to_vec()],
-        ),
+        Case::new("non-ASCII Authorization header", Expect::BadRequest, vec!["Bearer t\u{f6}ken".as_bytes().to_vec()]),
         Case {
             query: Some(format!("access_token={valid}")),
-            ..Case::new("token only in the query string", Expect::Unauthorized, vec![])
+            ..Case::new("token only in the query string", Expect::BadRequest, vec![])
         },
         Case {
             query: Some(format!("access_token={valid}")),
-            ..Case::new("token in query and header", Expect::Unauthorized, vec![bearer(&valid)])
+            ..Case::new("token in query and header", Expect::BadRequest, vec![bearer(&valid)])
         },
         Case::token("alg none, no signature", &format!("{}.{p}.", b64(&json!({"alg": "none", "typ": "JWT"})))),
         Case::token(
