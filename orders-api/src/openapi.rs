@@ -218,13 +218,13 @@ macro_rules! problem_response {
 
 problem_response!(
     BadRequest,
-    "Malformed request (slug `bad-request`): JSON syntax, order id format, query parameters or Idempotency-Key header.",
-    challenge = false,
+    "Malformed request (slug `bad-request`): JSON syntax, order id format, query parameters or Idempotency-Key header; or a malformed `Authorization` (slug `invalid-request`: two of them, a token in the query string, `Bearer` without a token; challenge `error=\"invalid_request\"`, RFC 6750 §3.1).",
+    challenge = true,
     hop = true
 );
 problem_response!(
     Unauthorized,
-    "No valid token (slugs `missing-token`, `invalid-request`, `invalid-token`); or an agent's write under `ORDERS_API_AGENT_POLICY=approved-writes` without the user's step-up (slug `step-up-required`, a claims challenge: `error=\"insufficient_claims\"`, `claims` = base64 of the authentication context request).",
+    "No valid token (slugs `missing-token`, also for another scheme than Bearer, and `invalid-token`); or an agent's write under `ORDERS_API_AGENT_POLICY=approved-writes` without the user's step-up (slug `step-up-required`, a claims challenge: `error=\"insufficient_claims\"`, `claims` = base64 of the authentication context request).",
     challenge = true,
     hop = false
 );
