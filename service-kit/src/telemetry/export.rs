@@ -79,7 +79,12 @@ impl OtlpExporter {
 
     fn request(&self, spans: &[u8]) -> reqwest::RequestBuilder {
         let message = export_request(spans, &self.resource);
-        let request = self.http.post(self.url.clone()).headers(self.headers.clone()).timeout(self.timeout);
+        let mut request = self.http.post(self.url.clone()).headers(self.headers.clone());
+        // Zero is no limit (configuration/common.md, Timeout: "Implementations SHOULD interpret
+        // timeout zero values ... as no limit"); a flush or shutdown is still bounded.
+        if !self.timeout.is_zero() {
+            request = request.timeout(self.timeout);
+        }
         match self.protocol {
             Protocol::HttpProtobuf => request.header(header::CONTENT_TYPE, "application/x-protobuf").body(message),
             Protocol::Grpc => request
@@ -131,4 +136,19 @@ fn without_url(e: &reqwest::Error) -> String {
         source = s.source();
     }
     reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::settings::BatchSettings;
+    use crate::telemetry::test_collector::Collector;
+
+    #[tokio::test]
+    async fn a_zero_timeout_is_no_limit() {
+        let collector = Collector::start().await;
+        let exporter = OtlpExporter::new(&collector.settings(Duration::ZERO, BatchSettings::default())).unwrap();
+        assert_eq!(exporter.send(&[]).await, Ok(()));
+        assert_eq!(collector.received().len(), 1);
+    }
 }

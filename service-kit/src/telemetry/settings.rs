@@ -73,6 +73,7 @@ pub struct OtlpSettings {
     pub protocol: Protocol,
     /// Extra request headers (an API key for a hosted backend). Never logged.
     pub headers: Vec<(String, String)>,
+    /// How long one export request may take; zero: no limit.
     pub timeout: Duration,
     pub service_name: String,
     /// `OTEL_RESOURCE_ATTRIBUTES`, without `service.name` (that is [`Self::service_name`]).
@@ -351,6 +352,8 @@ mod tests {
         assert_eq!(o.batch, batch);
         assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
         assert!(!s.warnings.iter().any(|w| w.contains("s3cr")), "a header value is never repeated");
+        let unlimited = read(&[(ENDPOINT, "http://c:4318"), (TIMEOUT, "0")]);
+        assert_eq!((unlimited.otlp.unwrap().timeout, unlimited.warnings.len()), (Duration::ZERO, 0), "0: no limit");
         let bad = read(&[(ENDPOINT, "collector:4318"), (PROTOCOL, "http/json")]);
         assert!(bad.otlp.is_none());
         assert_eq!(bad.warnings.len(), 2, "{:?}", bad.warnings);
