@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use url::Url;
 
 use super::encode::{ResourceFields, export_request};
@@ -104,12 +104,23 @@ pub fn grpc_frame(message: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// The most of a collector's answer that is read.
+const MAX_ANSWER: usize = 4 * 1024 * 1024;
+
 /// `Ok` if the collector took the batch. Error texts name the status, never a header.
 async fn outcome(protocol: Protocol, response: reqwest::Response) -> Result<(), String> {
     let status = response.status();
     let http: axum::http::Response<reqwest::Body> = response.into();
     let (parts, body) = http.into_parts();
-    let collected = body.collect().await.map_err(|e| format!("reading the answer: {e}"))?;
+    // opentelemetry-proto docs/specification.md: "The client MUST limit the size of the response
+    // body when parsing it", 4 MiB recommended, and a larger one is a non-retryable error.
+    let collected = Limited::new(body, MAX_ANSWER).collect().await.map_err(|e| {
+        if e.is::<LengthLimitError>() {
+            "the collector's answer is larger than 4 MiB".to_string()
+        } else {
+            format!("reading the answer: {e}")
+        }
+    })?;
     if status != StatusCode::OK && !(protocol == Protocol::HttpProtobuf && status.is_success()) {
         return Err(format!("the collector answered {status}"));
     }
@@ -142,13 +153,33 @@ fn without_url(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
     use crate::telemetry::settings::BatchSettings;
-    use crate::telemetry::test_collector::Collector;
+    use crate::telemetry::test_collector::{Answer, Collector};
+
+    fn exporter(collector: &Collector) -> OtlpExporter {
+        OtlpExporter::new(&collector.settings(Duration::from_secs(10), BatchSettings::default())).unwrap()
+    }
 
     #[tokio::test]
     async fn a_zero_timeout_is_no_limit() {
-        let collector = Collector::start().await;
+        let collector = Collector::start([]).await;
         let exporter = OtlpExporter::new(&collector.settings(Duration::ZERO, BatchSettings::default())).unwrap();
         assert_eq!(exporter.send(&[]).await, Ok(()));
         assert_eq!(collector.received().len(), 1);
+    }
+    #[tokio::test]
+    async fn an_answer_over_4_mib_is_not_read_and_fails() {
+        let big = |len: usize| Answer::Status(StatusCode::OK, Vec::new(), vec![0; len].into());
+        // A stream, without a length, and a body whose Content-Length says it at once.
+        let stream = |len: usize| {
+            let chunks = futures::stream::iter((0..4).map(move |_| Ok::<_, std::io::Error>(vec![0u8; len / 4])));
+            Answer::Status(StatusCode::OK, Vec::new(), axum::body::Body::from_stream(chunks))
+        };
+        let collector = Collector::start([big(MAX_ANSWER), big(MAX_ANSWER + 1), stream(MAX_ANSWER + 4)]).await;
+        let exporter = exporter(&collector);
+        assert_eq!(exporter.send(&[]).await, Ok(()), "4 MiB is read");
+        for _ in 0..2 {
+            let failed = exporter.send(&[]).await.unwrap_err();
+            assert!(failed.contains("larger than 4 MiB"), "{failed}");
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! A collector for the exporter's tests: a real OTLP/HTTP endpoint on 127.0.0.1:0, on the test's
-//! runtime, answering each export with 200 and an empty `ExportTraceServiceResponse`, keeping
-//! the spans of each request it read.
+//! runtime, answering each export with the next answer it was given (then 200 with an empty
+//! `ExportTraceServiceResponse`) and keeping the spans of each request it read.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
@@ -14,18 +16,25 @@ use url::Url;
 
 use super::settings::{BatchSettings, OtlpSettings, Protocol, Sampler};
 
+pub enum Answer {
+    /// This status, these headers, this body.
+    Status(StatusCode, Vec<(&'static str, String)>, Body),
+}
+
 #[derive(Clone)]
 pub struct Collector {
     pub url: Url,
+    answers: Arc<Mutex<VecDeque<Answer>>>,
     /// The span names of each request read, in order.
     received: Arc<Mutex<Vec<Vec<String>>>>,
 }
 
 impl Collector {
-    pub async fn start() -> Collector {
+    pub async fn start(answers: impl IntoIterator<Item = Answer>) -> Collector {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1/traces", listener.local_addr().unwrap()).parse().unwrap();
-        let collector = Collector { url, received: Arc::default() };
+        let answers = Arc::new(Mutex::new(answers.into_iter().collect()));
+        let collector = Collector { url, answers, received: Arc::default() };
         let state = collector.clone();
         let app = axum::Router::new().route("/v1/traces", post(move |body: Bytes| state.clone().export(body)));
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -42,7 +51,17 @@ impl Collector {
             .map(|s| s.name)
             .collect();
         self.received.lock().unwrap().push(names);
-        ExportTraceServiceResponse::default().encode_to_vec().into_response()
+        let answer = self.answers.lock().unwrap().pop_front();
+        match answer {
+            None => ExportTraceServiceResponse::default().encode_to_vec().into_response(),
+            Some(Answer::Status(status, headers, body)) => {
+                let mut response = (status, body).into_response();
+                for (name, value) in headers {
+                    response.headers_mut().insert(name, value.parse().unwrap());
+                }
+                response
+            }
+        }
     }
 
     /// The span names of each request read so far.
