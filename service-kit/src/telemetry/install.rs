@@ -13,7 +13,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use super::batch::{self, Control, Queue};
+use super::batch::{self, Control, Queue, Retries};
 use super::context::set_exporting;
 use super::export::OtlpExporter;
 use super::layer::{OtlpLayer, suppress_on_this_thread};
@@ -47,8 +47,8 @@ impl Exporting {
         let exporter = OtlpExporter::new(otlp)?;
         let queue = Arc::new(Queue::new(otlp.batch));
         let (control, requests) = channel::unbounded_channel();
-        runtime.spawn(batch::run(queue.clone(), exporter, requests));
         let limit = batch::flush_limit(&otlp.batch, otlp.timeout);
+        runtime.spawn(batch::run(queue.clone(), exporter, requests, Retries::DEFAULT, limit));
         Ok((Exporting { control, runtime: Some(runtime), limit }, OtlpLayer::new(otlp.sampler, queue)))
     }
 

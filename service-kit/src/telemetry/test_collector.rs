@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
@@ -21,12 +21,21 @@ pub enum Answer {
     Status(StatusCode, Vec<(&'static str, String)>, Body),
 }
 
+impl Answer {
+    pub fn status(status: u16) -> Answer {
+        Answer::Status(StatusCode::from_u16(status).unwrap(), Vec::new(), Body::empty())
+    }
+}
+
+/// When a request was read, and its span names.
+type Received = (Instant, Vec<String>);
+
 #[derive(Clone)]
 pub struct Collector {
     pub url: Url,
     answers: Arc<Mutex<VecDeque<Answer>>>,
-    /// The span names of each request read, in order.
-    received: Arc<Mutex<Vec<Vec<String>>>>,
+    /// When each request was read, and its span names, in order.
+    received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Collector {
@@ -50,7 +59,7 @@ impl Collector {
             .flat_map(|s| s.spans)
             .map(|s| s.name)
             .collect();
-        self.received.lock().unwrap().push(names);
+        self.received.lock().unwrap().push((Instant::now(), names));
         let answer = self.answers.lock().unwrap().pop_front();
         match answer {
             None => ExportTraceServiceResponse::default().encode_to_vec().into_response(),
@@ -66,7 +75,12 @@ impl Collector {
 
     /// The span names of each request read so far.
     pub fn received(&self) -> Vec<Vec<String>> {
-        self.received.lock().unwrap().clone()
+        self.received.lock().unwrap().iter().map(|(_, names)| names.clone()).collect()
+    }
+
+    /// When each request was read.
+    pub fn times(&self) -> Vec<Instant> {
+        self.received.lock().unwrap().iter().map(|(at, _)| *at).collect()
     }
 
     /// Settings exporting to this collector over OTLP/HTTP.
