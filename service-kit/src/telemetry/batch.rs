@@ -126,6 +126,11 @@ impl Queue {
         batch
     }
 
+    /// Spans waiting.
+    fn queued(&self) -> usize {
+        self.lock().queued
+    }
+
     /// Takes back a sent batch's buffer for a later batch to fill (or frees it, when enough are
     /// kept already: after the lock is released).
     pub(super) fn recycle(&self, mut spans: Vec<u8>) {
@@ -189,6 +194,9 @@ struct Task {
     watch: Watch,
     /// Whether the last batch failed: warn once per outage.
     failing: bool,
+    /// Spans of the batches that failed in this round and, while a request waits, since it
+    /// came.
+    lost: usize,
 }
 
 /// The requests to the task, watched for while it waits on the collector.
@@ -209,10 +217,11 @@ pub async fn run(
     limit: Duration,
 ) {
     let watch = Watch { control, limit, asked: None };
-    let mut task = Task { queue, exporter, retries, watch, failing: false };
+    let mut task = Task { queue, exporter, retries, watch, failing: false, lost: 0 };
     let mut dropped_reported = 0;
     loop {
         if task.watch.asked.is_none() {
+            task.lost = 0;
             tokio::select! {
                 () = tokio::time::sleep(task.queue.settings.schedule_delay) => {}
                 () = task.queue.batch_full.notified() => {}
@@ -236,25 +245,39 @@ pub async fn run(
             Some(Some(Control::Flush(done))) => {
                 let _ = done.send(());
             }
-            Some(Some(Control::Shutdown(done))) => {
-                let _ = done.send(());
+            Some(request) => {
+                let dropped = task.lost + task.queue.queued();
+                if dropped > 0 {
+                    tracing::warn!(dropped, "stopping before the collector took every span; the rest are dropped");
+                }
+                if let Some(Control::Shutdown(done)) = request {
+                    let _ = done.send(());
+                }
                 return;
             }
-            Some(None) => return,
         }
     }
 }
 
 impl Task {
     /// Sends what is queued now, and no more: under load the queue refills while this sends.
+    /// While a flush or shutdown waits, stops at its deadline or at the first batch the
+    /// collector did not take (after its retries): the next would most likely fail too, and the
+    /// time is the waiting process's. What a flush leaves stays queued; a shutdown drops it.
     async fn export_queued(&mut self) {
         for _ in 0..self.queue.settings.batches() {
+            if self.watch.asked.as_ref().is_some_and(|asked| self.lost > 0 || Instant::now() >= asked.deadline) {
+                break;
+            }
             let Batch { spans, count } = self.queue.take_batch();
             if count == 0 {
                 break;
             }
             let sent = self.send(&spans).await;
             self.queue.recycle(spans);
+            if sent.is_err() {
+                self.lost += count;
+            }
             match sent {
                 Ok(()) if self.failing => {
                     self.failing = false;
@@ -321,11 +344,12 @@ fn past_deadline() -> Failure {
     Failure { reason: "no answer before the flush or shutdown deadline".into(), retry: Retry::Never }
 }
 
-/// How long a flush may take: each of the batches a full queue holds, sent within the export
-/// timeout.
-pub fn flush_limit(settings: &BatchSettings, export_timeout: Duration) -> Duration {
-    export_timeout.saturating_mul(u32::try_from(settings.batches()).unwrap_or(u32::MAX)) + Duration::from_secs(1)
-}
+/// How long a flush or shutdown may take, however large the queue and however slow the
+/// collector: Azure Container Apps kills a container 30 s after asking it to stop (the default
+/// `terminationGracePeriodSeconds`: "Defaults to 30 seconds"), and the service drains its
+/// requests first. 15 s is one default export timeout (10 s) with the first two back-offs
+/// (at most 1 s and 2 s), and leaves the other half of the grace period to the drain.
+pub const FLUSH_LIMIT: Duration = Duration::from_secs(15);
 
 #[cfg(test)]
 mod tests {
@@ -501,14 +525,12 @@ mod tests {
             queue.push(&span(name));
         }
         assert_eq!(queue.dropped.load(Ordering::Relaxed), 1);
+        // Answered while the collector still fails: the batch was given up.
         ask(&control, Control::Flush).await;
         let received = collector.received();
-        for batch in [sent(&["a", "b"]), sent(&["c", "d"]), sent(&["e", "f"])] {
-            let tries = received.iter().filter(|r| **r == batch).count();
-            // Each wait is at least half of FAST's 5 ms: 120 in 300 ms at most.
-            assert!((2..=121).contains(&tries), "{batch:?} sent {tries} times");
-        }
-        assert_eq!(received.len(), collector.received().len(), "given up: nothing more is sent");
+        let tries = received.iter().filter(|r| **r == sent(&["a", "b"])).count();
+        // Each wait is at least half of FAST's 5 ms: 120 in 300 ms at most.
+        assert!((2..=121).contains(&tries), "sent {tries} times: {received:?}");
     }
 
     #[tokio::test]
@@ -536,6 +558,60 @@ mod tests {
             let waits: Vec<f64> = (0..50).map(|_| retries.backoff(failures).as_secs_f64()).collect();
             assert!(waits.iter().all(|w| (full / 2.0..=full).contains(w)), "{failures}: {waits:?}");
             assert!(waits.iter().any(|w| *w != waits[0]), "jitter: {waits:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_stops_at_its_deadline_and_says_how_many_spans_it_drops() {
+        // A collector that takes the connection and never answers, a 10 s export timeout, and
+        // four full batches: sent one after another they would take 40 s.
+        let collector = Collector::start([Answer::Never]).await;
+        let queue = queue(8, 2);
+        let lines = Lines::default();
+        let logs = tracing_subscriber::fmt().with_writer(lines.clone()).with_ansi(false).finish();
+        let _logging = tracing::subscriber::set_default(logs);
+        let control = start(&collector, &queue, FAST, Duration::from_millis(300));
+        for name in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+            queue.push(&span(name));
+        }
+        let started = std::time::Instant::now();
+        ask(&control, Control::Shutdown).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(9),
+            "within the deadline, not the timeout: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(collector.received(), [sent(&["a", "b"])], "nothing sent after the first failure");
+        let text = lines.text();
+        assert!(text.contains("dropped=8"), "the hung batch and the three after it: {text}");
+    }
+
+    /// Log lines written by a test's subscriber.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Lines {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
+        type Writer = Lines;
+
+        fn make_writer(&'a self) -> Lines {
+            self.clone()
         }
     }
 }

@@ -19,6 +19,8 @@ use super::settings::{BatchSettings, OtlpSettings, Protocol, Sampler};
 pub enum Answer {
     /// This status, these headers, this body.
     Status(StatusCode, Vec<(&'static str, String)>, Body),
+    /// No answer at all: the request is read and the connection left open.
+    Never,
 }
 
 impl Answer {
@@ -70,6 +72,7 @@ impl Collector {
                 }
                 response
             }
+            Some(Answer::Never) => std::future::pending().await,
         }
     }
 
