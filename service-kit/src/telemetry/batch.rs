@@ -312,7 +312,9 @@ impl Task {
                 Retry::After(wait) => wait,
             };
             let deadline = self.watch.asked.as_ref().map_or(give_up, |asked| asked.deadline.min(give_up));
-            if Instant::now() + wait > deadline || self.watch.watching(tokio::time::sleep(wait)).await.is_none() {
+            // `wait` may be the collector's: checked, an instant plus a duration can overflow.
+            let past = Instant::now().checked_add(wait).is_none_or(|end| end > deadline);
+            if past || self.watch.watching(tokio::time::sleep(wait)).await.is_none() {
                 return Err(failure);
             }
         }
@@ -503,6 +505,20 @@ mod tests {
         assert_eq!(times.len(), 2);
         // Not FAST's millisecond: the second second the collector asked for.
         assert!(times[1] - times[0] >= Duration::from_secs(1), "{:?}", times[1] - times[0]);
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_beyond_the_budget_gives_the_batch_up() {
+        // The longest delta-seconds there is: past any clock, so it must not be added to one.
+        let after = vec![("retry-after", u64::MAX.to_string())];
+        let collector = Collector::start([Answer::Status(StatusCode::TOO_MANY_REQUESTS, after, Body::empty())]).await;
+        let queue = queue(8, 8);
+        let control = start(&collector, &queue, FAST, Duration::from_secs(30));
+        queue.push(&span("a"));
+        ask(&control, Control::Flush).await;
+        queue.push(&span("b"));
+        ask(&control, Control::Flush).await;
+        assert_eq!(collector.received(), [sent(&["a"]), sent(&["b"])]);
     }
 
     #[tokio::test]
