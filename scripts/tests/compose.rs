@@ -29,7 +29,7 @@ const SERVICES: [&str; 4] = ["emulator", "orders-api", "orders-mcp", "chat-app"]
 /// The offline file's OpenTelemetry trace viewer: not ours, so not in [`services`].
 const TRACE_VIEWER: &str = "trace-viewer";
 /// Read by `service_kit::telemetry::init` before any settings (logging, OTLP export).
-const PLATFORM_VARS: [&str; 17] = service_kit::telemetry::VARIABLES;
+const PLATFORM_VARS: [&str; 19] = service_kit::telemetry::VARIABLES;
 
 /// What `azd env get-values > .env.azure` and the README's steps give the Azure file.
 const AZURE_ENV: [(&str, &str); 13] = [

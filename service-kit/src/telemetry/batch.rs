@@ -21,13 +21,14 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc as channel};
+use tokio::time::Instant;
 
 use super::encode;
-use super::export::OtlpExporter;
+use super::export::{Failure, OtlpExporter, Retry};
 use super::settings::BatchSettings;
 use super::span_record::SpanRecord;
 
@@ -125,6 +126,11 @@ impl Queue {
         batch
     }
 
+    /// Spans waiting.
+    fn queued(&self) -> usize {
+        self.lock().queued
+    }
+
     /// Takes back a sent batch's buffer for a later batch to fill (or frees it, when enough are
     /// kept already: after the lock is released).
     pub(super) fn recycle(&self, mut spans: Vec<u8>) {
@@ -143,43 +149,90 @@ pub enum Control {
     Shutdown(mpsc::Sender<()>),
 }
 
+/// How a batch the collector could not take for a transient reason is sent again:
+/// opentelemetry-specification `protocol/exporter.md`, "Transient errors MUST be handled with a
+/// retry strategy. This retry strategy MUST implement an exponential back-off with jitter".
+#[derive(Clone, Copy, Debug)]
+pub struct Retries {
+    /// The first back-off; each one after is twice the one before, up to `longest`.
+    pub first: Duration,
+    pub longest: Duration,
+    /// How long one batch is tried, from its first attempt: no retry starts whose wait would
+    /// end later. A collector's longer Retry-After gives the batch up.
+    pub budget: Duration,
+}
+
+impl Retries {
+    /// 1 s, doubling, at most 5 s a wait (opentelemetry-java's OTLP exporter also starts at 1 s
+    /// and waits 5 s at most), and 30 s a batch: three default export timeouts, long enough for
+    /// a collector's restart, short enough that a dead one costs each batch half a minute while
+    /// the bounded queue keeps taking (and, full, dropping) spans.
+    pub const DEFAULT: Retries =
+        Retries { first: Duration::from_secs(1), longest: Duration::from_secs(5), budget: Duration::from_secs(30) };
+
+    /// The wait after the `failures`-th failed attempt (1, 2, ...) without a Retry-After:
+    /// between half and all of the back-off, at random, so that services restarted together do
+    /// not retry together.
+    fn backoff(&self, failures: u32) -> Duration {
+        let doubled = self.first.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)));
+        doubled.min(self.longest).mul_f64(0.5 + fastrand::f64() / 2.0)
+    }
+}
+
+/// A flush or shutdown request, and until when it is worked on.
+struct Asked {
+    /// `None`: every sender is gone, which is a shutdown nobody waits for.
+    request: Option<Control>,
+    deadline: Instant,
+}
+
+/// The exporting task.
+struct Task {
+    queue: Arc<Queue>,
+    exporter: OtlpExporter,
+    retries: Retries,
+    watch: Watch,
+    /// Whether the last batch failed: warn once per outage.
+    failing: bool,
+    /// Spans of the batches that failed in this round and, while a request waits, since it
+    /// came.
+    lost: usize,
+}
+
+/// The requests to the task, watched for while it waits on the collector.
+struct Watch {
+    control: channel::UnboundedReceiver<Control>,
+    /// How long a flush or shutdown may take.
+    limit: Duration,
+    /// A request that came while exporting: answered once what was queued before it is sent.
+    asked: Option<Asked>,
+}
+
 /// Exports until told to stop (or until every [`Control`] sender is gone).
 pub async fn run(
-    queue: std::sync::Arc<Queue>,
+    queue: Arc<Queue>,
     exporter: OtlpExporter,
-    mut control: channel::UnboundedReceiver<Control>,
+    control: channel::UnboundedReceiver<Control>,
+    retries: Retries,
+    limit: Duration,
 ) {
-    let mut failing = false;
+    let watch = Watch { control, limit, asked: None };
+    let mut task = Task { queue, exporter, retries, watch, failing: false, lost: 0 };
     let mut dropped_reported = 0;
     loop {
-        let request = tokio::select! {
-            () = tokio::time::sleep(queue.settings.schedule_delay) => None,
-            () = queue.batch_full.notified() => None,
-            request = control.recv() => Some(request),
-        };
-        // What is queued now, and no more: under load the queue refills while this sends.
-        for _ in 0..queue.settings.batches() {
-            let Batch { spans, count } = queue.take_batch();
-            if count == 0 {
-                break;
-            }
-            let sent = exporter.send(&spans).await;
-            queue.recycle(spans);
-            match sent {
-                Ok(()) if failing => {
-                    failing = false;
-                    tracing::info!("the trace collector takes spans again");
-                }
-                Ok(()) => {}
-                // Once per outage, not once per batch.
-                Err(reason) if !failing => {
-                    failing = true;
-                    tracing::warn!(%reason, spans = count, "cannot export spans; they are dropped until the collector answers");
-                }
-                Err(_) => {}
+        if task.watch.asked.is_none() {
+            task.lost = 0;
+            tokio::select! {
+                () = tokio::time::sleep(task.queue.settings.schedule_delay) => {}
+                () = task.queue.batch_full.notified() => {}
+                request = task.watch.control.recv() => task.watch.ask(request),
             }
         }
-        let dropped = queue.dropped.load(Ordering::Relaxed);
+        // A request that comes during this round is answered after the next one, which sends
+        // what was queued before it.
+        let answering = task.watch.asked.is_some();
+        task.export_queued().await;
+        let dropped = task.queue.dropped.load(Ordering::Relaxed);
         if dropped > dropped_reported {
             tracing::warn!(
                 dropped = dropped - dropped_reported,
@@ -187,36 +240,132 @@ pub async fn run(
             );
             dropped_reported = dropped;
         }
-        match request {
+        match task.watch.asked.take_if(|_| answering).map(|asked| asked.request) {
             None => {}
             Some(Some(Control::Flush(done))) => {
                 let _ = done.send(());
             }
-            Some(Some(Control::Shutdown(done))) => {
-                let _ = done.send(());
+            Some(request) => {
+                let dropped = task.lost + task.queue.queued();
+                if dropped > 0 {
+                    tracing::warn!(dropped, "stopping before the collector took every span; the rest are dropped");
+                }
+                if let Some(Control::Shutdown(done)) = request {
+                    let _ = done.send(());
+                }
                 return;
             }
-            Some(None) => return,
         }
     }
 }
 
-/// How long a flush may take: each of the batches a full queue holds, sent within the export
-/// timeout.
-pub fn flush_limit(settings: &BatchSettings, export_timeout: Duration) -> Duration {
-    export_timeout.saturating_mul(u32::try_from(settings.batches()).unwrap_or(u32::MAX)) + Duration::from_secs(1)
+impl Task {
+    /// Sends what is queued now, and no more: under load the queue refills while this sends.
+    /// While a flush or shutdown waits, stops at its deadline or at the first batch the
+    /// collector did not take (after its retries): the next would most likely fail too, and the
+    /// time is the waiting process's. What a flush leaves stays queued; a shutdown drops it.
+    async fn export_queued(&mut self) {
+        for _ in 0..self.queue.settings.batches() {
+            if self.watch.asked.as_ref().is_some_and(|asked| self.lost > 0 || Instant::now() >= asked.deadline) {
+                break;
+            }
+            let Batch { spans, count } = self.queue.take_batch();
+            if count == 0 {
+                break;
+            }
+            let sent = self.send(&spans).await;
+            self.queue.recycle(spans);
+            if sent.is_err() {
+                self.lost += count;
+            }
+            match sent {
+                Ok(()) if self.failing => {
+                    self.failing = false;
+                    tracing::info!("the trace collector takes spans again");
+                }
+                Ok(()) => {}
+                // Once per outage, not once per batch.
+                Err(failure) if !self.failing => {
+                    self.failing = true;
+                    tracing::warn!(reason = %failure.reason, spans = count, "cannot export spans; they are dropped until the collector answers");
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Sends one batch, and again after a transient failure, within the retry budget and the
+    /// deadline of a flush or shutdown.
+    async fn send(&mut self, spans: &[u8]) -> Result<(), Failure> {
+        let give_up = Instant::now() + self.retries.budget;
+        let mut failures = 0;
+        loop {
+            let failure = match self.watch.watching(self.exporter.send(spans)).await {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(failure)) => failure,
+                None => return Err(past_deadline()),
+            };
+            failures += 1;
+            let wait = match failure.retry {
+                Retry::Never => return Err(failure),
+                Retry::Backoff => self.retries.backoff(failures),
+                Retry::After(wait) => wait,
+            };
+            let deadline = self.watch.asked.as_ref().map_or(give_up, |asked| asked.deadline.min(give_up));
+            // `wait` may be the collector's: checked, an instant plus a duration can overflow.
+            let past = Instant::now().checked_add(wait).is_none_or(|end| end > deadline);
+            if past || self.watch.watching(tokio::time::sleep(wait)).await.is_none() {
+                return Err(failure);
+            }
+        }
+    }
 }
+
+impl Watch {
+    fn ask(&mut self, request: Option<Control>) {
+        self.asked = Some(Asked { request, deadline: Instant::now() + self.limit });
+    }
+
+    /// Awaits `work`, taking a flush or shutdown request that comes meanwhile; `None` when the
+    /// deadline of such a request passes first.
+    async fn watching<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            match &self.asked {
+                Some(asked) => return tokio::time::timeout_at(asked.deadline, &mut work).await.ok(),
+                None => tokio::select! {
+                    done = &mut work => return Some(done),
+                    request = self.control.recv() => self.ask(request),
+                },
+            }
+        }
+    }
+}
+
+fn past_deadline() -> Failure {
+    Failure { reason: "no answer before the flush or shutdown deadline".into(), retry: Retry::Never }
+}
+
+/// How long a flush or shutdown may take, however large the queue and however slow the
+/// collector: Azure Container Apps kills a container 30 s after asking it to stop (the default
+/// `terminationGracePeriodSeconds`: "Defaults to 30 seconds"), and the service drains its
+/// requests first. 15 s is one default export timeout (10 s) with the first two back-offs
+/// (at most 1 s and 2 s), and leaves the other half of the grace period to the drain.
+pub const FLUSH_LIMIT: Duration = Duration::from_secs(15);
 
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
     use std::time::{Duration, UNIX_EPOCH};
 
+    use axum::body::Body;
+    use axum::http::StatusCode;
     use opentelemetry::trace::{SpanKind, Status};
     use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
     use prost::Message;
 
     use super::*;
+    use crate::telemetry::test_collector::{Answer, Collector};
     use crate::telemetry::trace_context::SpanIds;
 
     fn span(name: &'static str) -> SpanRecord {
@@ -284,5 +433,201 @@ mod tests {
         let again = queue.take_batch();
         assert_eq!(names(&again), ["e", "f"], "the buffer came back empty");
         assert_eq!(again.spans.as_ptr(), buffer, "and was filled again, not allocated anew");
+    }
+
+    /// Retries as the default ones do, a thousand times faster.
+    const FAST: Retries =
+        Retries { first: Duration::from_millis(1), longest: Duration::from_millis(5), budget: Duration::from_secs(30) };
+
+    fn queue(max_queue_size: usize, max_export_batch_size: usize) -> Arc<Queue> {
+        Arc::new(Queue::new(BatchSettings {
+            schedule_delay: Duration::from_secs(60),
+            max_queue_size,
+            max_export_batch_size,
+        }))
+    }
+
+    /// The exporting task, on the test's runtime, sending `queue`'s spans to `collector`.
+    fn start(
+        collector: &Collector,
+        queue: &Arc<Queue>,
+        retries: Retries,
+        limit: Duration,
+    ) -> channel::UnboundedSender<Control> {
+        let exporter = OtlpExporter::new(&collector.settings(Duration::from_secs(10), queue.settings)).unwrap();
+        let (control, requests) = channel::unbounded_channel();
+        tokio::spawn(run(queue.clone(), exporter, requests, retries, limit));
+        control
+    }
+
+    /// Asks for `request` and waits for the answer (a minute at most).
+    async fn ask(control: &channel::UnboundedSender<Control>, request: fn(mpsc::Sender<()>) -> Control) {
+        let (done, answer) = mpsc::channel();
+        control.send(request(done)).unwrap();
+        let answered = tokio::task::spawn_blocking(move || answer.recv_timeout(Duration::from_secs(60)));
+        answered.await.unwrap().expect("an answer");
+    }
+
+    fn sent(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_sends_the_same_batch_again_and_others_do_not() {
+        let answers = [503, 429, 502, 504, 400].map(Answer::status);
+        let collector = Collector::start(answers).await;
+        let queue = queue(8, 8);
+        let control = start(&collector, &queue, FAST, Duration::from_secs(30));
+        for name in ["a", "b"] {
+            queue.push(&span(name));
+        }
+        ask(&control, Control::Flush).await;
+        let ab = sent(&["a", "b"]);
+        assert_eq!(collector.received(), vec![ab.clone(); 5], "503, 429, 502, 504, then taken");
+        // 400: dropped at once, and the next batch is sent.
+        queue.push(&span("c"));
+        ask(&control, Control::Flush).await;
+        queue.push(&span("d"));
+        ask(&control, Control::Flush).await;
+        assert_eq!(collector.received()[5..], [sent(&["c"]), sent(&["d"])]);
+    }
+
+    #[tokio::test]
+    async fn the_collectors_retry_after_is_honoured() {
+        let headers = vec![("retry-after", "1".to_string())];
+        let collector =
+            Collector::start([Answer::Status(StatusCode::SERVICE_UNAVAILABLE, headers, Body::empty())]).await;
+        let queue = queue(8, 8);
+        let control = start(&collector, &queue, FAST, Duration::from_secs(30));
+        queue.push(&span("a"));
+        ask(&control, Control::Flush).await;
+        let times = collector.times();
+        assert_eq!(times.len(), 2);
+        // Not FAST's millisecond: the second second the collector asked for.
+        assert!(times[1] - times[0] >= Duration::from_secs(1), "{:?}", times[1] - times[0]);
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_beyond_the_budget_gives_the_batch_up() {
+        // The longest delta-seconds there is: past any clock, so it must not be added to one.
+        let after = vec![("retry-after", u64::MAX.to_string())];
+        let collector = Collector::start([Answer::Status(StatusCode::TOO_MANY_REQUESTS, after, Body::empty())]).await;
+        let queue = queue(8, 8);
+        let control = start(&collector, &queue, FAST, Duration::from_secs(30));
+        queue.push(&span("a"));
+        ask(&control, Control::Flush).await;
+        queue.push(&span("b"));
+        ask(&control, Control::Flush).await;
+        assert_eq!(collector.received(), [sent(&["a"]), sent(&["b"])]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_retried_within_its_budget_while_the_queue_takes_and_drops_spans() {
+        let budget = Duration::from_millis(300);
+        let collector = Collector::start((0..1000).map(|_| Answer::status(503))).await;
+        let queue = queue(4, 2);
+        let control = start(&collector, &queue, Retries { budget, ..FAST }, Duration::from_secs(30));
+        // A full batch goes at once; while it is retried the queue takes 4 more and drops one.
+        for name in ["a", "b"] {
+            queue.push(&span(name));
+        }
+        let retrying = async {
+            while collector.received().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), retrying).await.unwrap();
+        for name in ["c", "d", "e", "f", "g"] {
+            queue.push(&span(name));
+        }
+        assert_eq!(queue.dropped.load(Ordering::Relaxed), 1);
+        // Answered while the collector still fails: the batch was given up.
+        ask(&control, Control::Flush).await;
+        let received = collector.received();
+        let tries = received.iter().filter(|r| **r == sent(&["a", "b"])).count();
+        // The waits are at least 0.5, 1, 2, then 2.5 ms: 121 in 300 ms at most, 122 attempts.
+        assert!((2..=122).contains(&tries), "sent {tries} times: {received:?}");
+    }
+
+    #[tokio::test]
+    async fn a_flush_does_not_back_off_past_its_deadline() {
+        let collector = Collector::start((0..10).map(|_| Answer::status(503))).await;
+        let queue = queue(8, 8);
+        let slow = Retries {
+            first: Duration::from_secs(20),
+            longest: Duration::from_secs(20),
+            budget: Duration::from_secs(60),
+        };
+        let control = start(&collector, &queue, slow, Duration::from_millis(200));
+        queue.push(&span("a"));
+        let started = std::time::Instant::now();
+        ask(&control, Control::Flush).await;
+        // A back-off is 10 s at least: the flush gave the batch up instead (its deadline is 0.2 s).
+        assert!(started.elapsed() < Duration::from_secs(9), "{:?}", started.elapsed());
+        assert_eq!(collector.received().len(), 1);
+    }
+
+    #[test]
+    fn the_back_off_doubles_up_to_the_longest_with_jitter() {
+        let retries = Retries::DEFAULT;
+        for (failures, full) in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (10, 5.0), (100, 5.0)] {
+            let waits: Vec<f64> = (0..50).map(|_| retries.backoff(failures).as_secs_f64()).collect();
+            assert!(waits.iter().all(|w| (full / 2.0..=full).contains(w)), "{failures}: {waits:?}");
+            assert!(waits.iter().any(|w| *w != waits[0]), "jitter: {waits:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_stops_at_its_deadline_and_says_how_many_spans_it_drops() {
+        // A collector that takes the connection and never answers, a 10 s export timeout, and
+        // four full batches: sent one after another they would take 40 s.
+        let collector = Collector::start([Answer::Never]).await;
+        let queue = queue(8, 2);
+        let lines = Lines::default();
+        let logs = tracing_subscriber::fmt().with_writer(lines.clone()).with_ansi(false).finish();
+        let _logging = tracing::subscriber::set_default(logs);
+        let control = start(&collector, &queue, FAST, Duration::from_millis(300));
+        for name in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+            queue.push(&span(name));
+        }
+        let started = std::time::Instant::now();
+        ask(&control, Control::Shutdown).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(9),
+            "within the deadline, not the timeout: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(collector.received(), [sent(&["a", "b"])], "nothing sent after the first failure");
+        let text = lines.text();
+        assert!(text.contains("dropped=8"), "the hung batch and the three after it: {text}");
+    }
+
+    /// Log lines written by a test's subscriber.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Lines {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
+        type Writer = Lines;
+
+        fn make_writer(&'a self) -> Lines {
+            self.clone()
+        }
     }
 }

@@ -73,11 +73,21 @@ pub fn continue_trace(span: &Span, headers: &HeaderMap) {
     if !exporting() {
         return;
     }
-    let Some(parent) = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()) else { return };
+    continue_remote(span, remote(headers));
+}
+
+/// The caller's trace context in `headers`, if it sent one: none when `traceparent` comes more
+/// than once, as the W3C trace-context test suite asks (`test_traceparent_duplicated`: "expects a
+/// valid traceparent from the output header, with a newly generated trace_id"); which of them is
+/// the caller's cannot be known.
+fn remote(headers: &HeaderMap) -> Option<Remote> {
+    let mut parents = headers.get_all(TRACEPARENT).iter();
+    let (Some(parent), None) = (parents.next(), parents.next()) else { return None };
+    let parent = parent.to_str().ok()?;
     // Several `tracestate` headers are one list (W3C Trace Context §3.3.1.1).
     let states: Vec<&str> = headers.get_all(TRACESTATE).iter().filter_map(|v| v.to_str().ok()).collect();
     let state = (!states.is_empty()).then(|| states.join(","));
-    continue_remote(span, trace_context::parse(parent, state.as_deref()));
+    trace_context::parse(parent, state.as_deref())
 }
 
 /// [`continue_trace`] for a context carried as fields (`traceparent`, `tracestate`) rather than
@@ -187,4 +197,37 @@ pub fn set_attributes(span: &Span, attributes: impl IntoIterator<Item = KeyValue
 pub fn record_error(span: &Span, error_type: &str) {
     span.record("error.type", error_type);
     span.record("otel.status_code", "error");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const OTHER: &str = "00-11111111111111111111111111111111-2222222222222222-01";
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn one_traceparent_is_the_parent_and_several_tracestates_are_one_list() {
+        let parent = remote(&headers(&[(TRACEPARENT, PARENT), (TRACESTATE, "a=1"), (TRACESTATE, "b=2")])).unwrap();
+        assert_eq!(crate::hex::encode(&parent.ids.trace_id), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(parent.trace_state.as_deref(), Some("a=1,b=2"));
+        assert_eq!(remote(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn two_traceparents_start_a_new_trace() {
+        // The W3C trace-context test suite (test_traceparent_duplicated) expects a new trace:
+        // which of two parents is the caller's cannot be known, even when both are the same.
+        for second in [OTHER, PARENT] {
+            assert_eq!(remote(&headers(&[(TRACEPARENT, PARENT), (TRACEPARENT, second)])), None, "{second}");
+        }
+    }
 }

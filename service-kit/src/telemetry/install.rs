@@ -13,7 +13,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use super::batch::{self, Control, Queue};
+use super::batch::{self, Control, FLUSH_LIMIT, Queue, Retries};
 use super::context::set_exporting;
 use super::export::OtlpExporter;
 use super::layer::{OtlpLayer, suppress_on_this_thread};
@@ -31,10 +31,13 @@ pub struct Telemetry {
 struct Exporting {
     control: channel::UnboundedSender<Control>,
     runtime: Option<Runtime>,
-    /// How long a flush may take before it is given up on (nothing waits forever on a
-    /// collector).
-    limit: Duration,
 }
+
+/// How long a flush or shutdown is waited for: the task answers within [`FLUSH_LIMIT`] of the
+/// request (nothing waits forever on a collector); a second more for the answer to come back.
+const WAIT: Duration = FLUSH_LIMIT.saturating_add(Duration::from_secs(1));
+// Within Azure Container Apps' default grace period of 30 s, whatever the queue holds.
+const _: () = assert!(WAIT.as_secs() < 30);
 
 impl Exporting {
     fn start(otlp: &OtlpSettings) -> std::io::Result<(Exporting, OtlpLayer)> {
@@ -47,23 +50,22 @@ impl Exporting {
         let exporter = OtlpExporter::new(otlp)?;
         let queue = Arc::new(Queue::new(otlp.batch));
         let (control, requests) = channel::unbounded_channel();
-        runtime.spawn(batch::run(queue.clone(), exporter, requests));
-        let limit = batch::flush_limit(&otlp.batch, otlp.timeout);
-        Ok((Exporting { control, runtime: Some(runtime), limit }, OtlpLayer::new(otlp.sampler, queue)))
+        runtime.spawn(batch::run(queue.clone(), exporter, requests, Retries::DEFAULT, FLUSH_LIMIT));
+        Ok((Exporting { control, runtime: Some(runtime) }, OtlpLayer::new(otlp.sampler, queue)))
     }
 
     /// Asks the task for `request` and waits (blocking) for its answer, within the limit.
     fn ask(&self, request: impl FnOnce(mpsc::Sender<()>) -> Control) {
         let (done, answer) = mpsc::channel();
         if self.control.send(request(done)).is_ok() {
-            let _ = answer.recv_timeout(self.limit);
+            let _ = answer.recv_timeout(WAIT);
         }
     }
 }
 
 impl Telemetry {
-    /// Sends the spans queued so far and waits for the collector's answer (blocking: from async
-    /// code, call it through `spawn_blocking`).
+    /// Sends the spans queued so far and waits for the collector's answer, 16 s at most
+    /// (blocking: from async code, call it through `spawn_blocking`).
     pub fn flush(&self) {
         if let Some(exporting) = &self.exporting {
             exporting.ask(Control::Flush);

@@ -21,6 +21,8 @@ mod logs;
 mod sampling;
 pub mod settings;
 mod span_record;
+#[cfg(test)]
+mod test_collector;
 mod trace_context;
 
 pub use install::{Telemetry, init, init_with};

@@ -1,5 +1,6 @@
 //! What the standard OpenTelemetry variables ask for: the OTLP endpoint, protocol, headers,
-//! timeout, service name, resource attributes and sampler. Read the way the OpenTelemetry
+//! timeout (each also for traces only, overriding the general one), service name, resource
+//! attributes and sampler. Read the way the OpenTelemetry
 //! specification describes ("SDK environment variables", "OTLP exporter configuration"): an
 //! invalid value is reported and ignored, never fatal, so a typo in a tracing variable does not
 //! stop a service; an unset endpoint means no export at all.
@@ -18,6 +19,8 @@ pub const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 pub const TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
 pub const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 pub const TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+pub const TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+pub const TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
 pub const SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 pub const RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
 pub const SAMPLER: &str = "OTEL_TRACES_SAMPLER";
@@ -31,7 +34,7 @@ pub const BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 /// Every variable [`TelemetrySettings::from_env`] reads. Each service's configuration table
 /// lists them with its own. The span limits are the specification's defaults (128 attributes,
 /// 128 events per span), not configurable.
-pub const VARIABLES: [&str; 17] = [
+pub const VARIABLES: [&str; 19] = [
     LOG_FORMAT,
     RUST_LOG,
     ENDPOINT,
@@ -39,7 +42,9 @@ pub const VARIABLES: [&str; 17] = [
     PROTOCOL,
     TRACES_PROTOCOL,
     HEADERS,
+    TRACES_HEADERS,
     TIMEOUT,
+    TRACES_TIMEOUT,
     SERVICE_NAME,
     RESOURCE_ATTRIBUTES,
     SAMPLER,
@@ -73,6 +78,7 @@ pub struct OtlpSettings {
     pub protocol: Protocol,
     /// Extra request headers (an API key for a hosted backend). Never logged.
     pub headers: Vec<(String, String)>,
+    /// How long one export request may take; zero: no limit.
     pub timeout: Duration,
     pub service_name: String,
     /// `OTEL_RESOURCE_ATTRIBUTES`, without `service.name` (that is [`Self::service_name`]).
@@ -145,17 +151,9 @@ fn otlp(env: &mut Env, service: &str, warnings: &mut Vec<String>) -> Option<Otlp
     let exporter = env.get(TRACES_EXPORTER).map(|e| e.to_ascii_lowercase());
     let protocol = protocol(env, warnings);
     let endpoint = endpoint(env, protocol, warnings);
-    let headers = key_values(env, HEADERS, warnings);
-    let timeout = match env.get(TIMEOUT) {
-        None => DEFAULT_TIMEOUT,
-        Some(ms) => match ms.parse::<u64>() {
-            Ok(ms) => Duration::from_millis(ms),
-            Err(_) => {
-                warnings.push(format!("{TIMEOUT}={ms:?} is not a number of milliseconds; using 10000"));
-                DEFAULT_TIMEOUT
-            }
-        },
-    };
+    // The traces' list replaces the general one, as their endpoint and protocol do.
+    let headers = key_values(env, if env.get(TRACES_HEADERS).is_some() { TRACES_HEADERS } else { HEADERS }, warnings);
+    let timeout = timeout(env, warnings);
     let mut resource = key_values(env, RESOURCE_ATTRIBUTES, warnings);
     let from_resource = resource.iter().position(|(k, _)| k == "service.name").map(|i| resource.remove(i).1);
     let service_name = env.get(SERVICE_NAME).or(from_resource).unwrap_or_else(|| service.to_string());
@@ -173,6 +171,21 @@ fn otlp(env: &mut Env, service: &str, warnings: &mut Vec<String>) -> Option<Otlp
         }
     }
     Some(OtlpSettings { endpoint: endpoint?, protocol, headers, timeout, service_name, resource, sampler, batch })
+}
+
+/// The traces' timeout, else the general one, else 10 s. An invalid value is ignored, as if
+/// unset (configuration/common.md: "generate a warning and gracefully ignore the setting, i.e.,
+/// treat them as not set"); zero is no limit.
+fn timeout(env: &mut Env, warnings: &mut Vec<String>) -> Duration {
+    for name in [TRACES_TIMEOUT, TIMEOUT] {
+        if let Some(ms) = env.get(name) {
+            match ms.parse::<u64>() {
+                Ok(ms) => return Duration::from_millis(ms),
+                Err(_) => warnings.push(format!("{name}={ms:?} is not a number of milliseconds; ignored")),
+            }
+        }
+    }
+    DEFAULT_TIMEOUT
 }
 
 fn batch(env: &mut Env, warnings: &mut Vec<String>) -> BatchSettings {
@@ -351,8 +364,31 @@ mod tests {
         assert_eq!(o.batch, batch);
         assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
         assert!(!s.warnings.iter().any(|w| w.contains("s3cr")), "a header value is never repeated");
+        let unlimited = read(&[(ENDPOINT, "http://c:4318"), (TIMEOUT, "0")]);
+        assert_eq!((unlimited.otlp.unwrap().timeout, unlimited.warnings.len()), (Duration::ZERO, 0), "0: no limit");
         let bad = read(&[(ENDPOINT, "collector:4318"), (PROTOCOL, "http/json")]);
         assert!(bad.otlp.is_none());
         assert_eq!(bad.warnings.len(), 2, "{:?}", bad.warnings);
+    }
+
+    #[test]
+    fn trace_specific_variables_override_the_general_ones() {
+        // OTLP exporter configuration: each option "MUST be available" generally, "overridable
+        // by a signal specific option".
+        let general = [(ENDPOINT, "http://c:4318"), (HEADERS, "api-key=general,x=1"), (TIMEOUT, "2000")];
+        let s = read(&general).otlp.unwrap();
+        assert_eq!((s.headers.len(), s.timeout), (2, Duration::from_secs(2)));
+        let traces = [
+            (TRACES_HEADERS, "api-key=traces"),
+            (TRACES_TIMEOUT, "0"),
+            (PROTOCOL, "http/protobuf"),
+            (TRACES_PROTOCOL, "grpc"),
+        ];
+        let s = read(&[&general[..], &traces[..]].concat()).otlp.unwrap();
+        assert_eq!(s.headers, [("api-key".to_string(), "traces".to_string())], "the traces' list replaces the other");
+        assert_eq!((s.timeout, s.protocol), (Duration::ZERO, Protocol::Grpc));
+        let bad = read(&[(ENDPOINT, "http://c:4318"), (TIMEOUT, "1000"), (TRACES_TIMEOUT, "soon")]);
+        assert_eq!(bad.otlp.unwrap().timeout, Duration::from_secs(1), "an invalid value is ignored: as if unset");
+        assert!(bad.warnings[0].contains(TRACES_TIMEOUT), "{:?}", bad.warnings);
     }
 }

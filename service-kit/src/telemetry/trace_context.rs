@@ -24,12 +24,14 @@ pub struct Remote {
 /// The trace flag for "sampled" (§3.2.2.5).
 const SAMPLED: u8 = 0x01;
 /// `tracestate`: at most 32 list members (§3.3.1.1); 512 characters is what the specification
-/// asks every vendor to propagate, and the most this one does.
+/// asks every vendor to propagate, and the most this one does; longer, entries over 128
+/// characters are the first to go (§3.3.1.5).
 const MAX_MEMBERS: usize = 32;
 const MAX_TRACE_STATE: usize = 512;
+const MAX_TRACE_STATE_ENTRY: usize = 128;
 
 /// Parses `traceparent` (§3.2) and, when that is valid, `tracestate` (§3.3; dropped if
-/// malformed, the parent kept).
+/// malformed, the parent kept; cut to 512 characters).
 pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<Remote> {
     // §3.2.4: a version we do not know is read as version 00 if its first 55 characters have
     // that shape and, when longer, a `-` follows them; `ff` is never valid.
@@ -51,7 +53,7 @@ pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<Remote> {
     if trace_id == [0; 16] || span_id == [0; 8] {
         return None;
     }
-    let trace_state = tracestate.filter(|s| valid_trace_state(s)).map(|s| Arc::from(s.trim()));
+    let trace_state = tracestate.and_then(trace_state);
     Some(Remote { ids: SpanIds { trace_id, span_id }, sampled: flags & SAMPLED != 0, trace_state })
 }
 
@@ -91,19 +93,45 @@ fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// A caller's `tracestate` as it is propagated: unchanged when valid and at most 512 characters
+/// long; longer, its members without spaces between them, cut to 512 characters as §3.3.1.5
+/// says: "Entries larger than 128 characters long SHOULD be removed first. Then entries SHOULD be
+/// removed starting from the end of tracestate." `None` if malformed.
+fn trace_state(s: &str) -> Option<Arc<str>> {
+    let s = s.trim();
+    let mut members = members(s)?;
+    if s.len() <= MAX_TRACE_STATE {
+        return Some(Arc::from(s));
+    }
+    // The length of the members joined by commas ("SHOULD NOT include optional white space").
+    let joined = |members: &[&str]| members.iter().map(|m| m.len()).sum::<usize>() + members.len().saturating_sub(1);
+    for longer_than in [MAX_TRACE_STATE_ENTRY, 0] {
+        let mut i = members.len();
+        while joined(&members) > MAX_TRACE_STATE && i > 0 {
+            i -= 1;
+            if members[i].len() > longer_than {
+                members.remove(i);
+            }
+        }
+    }
+    Some(Arc::from(members.join(",")))
+}
+
 /// §3.3.1: a comma-separated list of `key=value` members (empty members allowed), keys
 /// `lcalpha *(lcalpha / DIGIT / "_" / "-" / "*" / "/")` (at most 256) or `tenant@system`,
-/// values of printable ASCII without `,` and `=` (at most 256, not ending in a space).
-fn valid_trace_state(s: &str) -> bool {
-    let s = s.trim();
-    if s.is_empty() || s.len() > MAX_TRACE_STATE {
-        return false;
+/// values of printable ASCII without `,` and `=` (at most 256, not ending in a space). `None` if
+/// it is not that, or has more than 32 members (§3.3.1.1) or none.
+fn members(s: &str) -> Option<Vec<&str>> {
+    let mut members = Vec::new();
+    // Stops at the first bad member, or the 33rd: a long header is not read to its end.
+    for member in s.split(',').map(|m| m.trim_matches([' ', '\t'])).filter(|m| !m.is_empty()) {
+        let valid = member.split_once('=').is_some_and(|(key, value)| valid_key(key) && valid_value(value));
+        if !valid || members.len() == MAX_MEMBERS {
+            return None;
+        }
+        members.push(member);
     }
-    let members: Vec<&str> = s.split(',').map(|m| m.trim_matches([' ', '\t'])).filter(|m| !m.is_empty()).collect();
-    members.len() <= MAX_MEMBERS
-        && members
-            .iter()
-            .all(|member| member.split_once('=').is_some_and(|(key, value)| valid_key(key) && valid_value(value)))
+    (!members.is_empty()).then_some(members)
 }
 
 fn valid_key(key: &str) -> bool {
@@ -172,5 +200,28 @@ mod tests {
         for good in ["k=v", "tenant@vendor=x", "1tenant@vendor=x", "a=1,,b=2"] {
             assert_eq!(parse(PARENT, Some(good)).unwrap().trace_state.as_deref(), Some(good));
         }
+    }
+
+    #[test]
+    fn an_over_long_tracestate_loses_its_long_entries_then_its_last_ones() {
+        let state = |s: &str| parse(PARENT, Some(s)).unwrap().trace_state.as_deref().map(str::to_owned);
+        // 16 entries of 31 characters, commas between: 511, kept as sent.
+        let entries: Vec<String> = (0..20).map(|i| format!("k{i:02}={}", "v".repeat(27))).collect();
+        let fits = entries[..16].join(",");
+        assert_eq!(fits.len(), 511);
+        assert_eq!(state(&fits), Some(fits.clone()));
+        // Two more do not fit: whole entries go from the end, the first 16 stay.
+        assert_eq!(state(&entries[..18].join(",")), Some(fits.clone()));
+        // Entries over 128 characters go first, from the end, only as many as needed.
+        let long = |key: &str| format!("{key}={}", "x".repeat(200));
+        let [e0, e1, e2] = [&entries[0], &entries[1], &entries[2]];
+        let sent = [&long("big1"), e0, &long("big2"), e1, &long("big3"), e2].map(String::as_str).join(",");
+        let kept = [&long("big1"), e0, &long("big2"), e1, e2].map(String::as_str).join(",");
+        assert_eq!(state(&sent), Some(kept));
+        let sent = format!("{},{fits}", long("big"));
+        assert_eq!(state(&sent), Some(fits.clone()));
+        // Spaces around the commas do not count towards the 512 (§3.3.1.5: "SHOULD NOT include
+        // optional white space"): kept whole, written without them.
+        assert_eq!(state(&entries[..16].join(" , ")), Some(fits));
     }
 }
