@@ -23,6 +23,17 @@ pub async fn challenge(request: reqwest::RequestBuilder, error: Option<&str>) ->
     Ok("401 + challenge".into())
 }
 
+/// The request must get 400 `invalid_request` (RFC 6750 §3.1: a malformed request, such as a
+/// token in the query string, which these services never read), with the challenge.
+pub async fn malformed(request: reqwest::RequestBuilder) -> Check<String> {
+    let response = request.send().await.map_err(describe)?;
+    let header = www_authenticate(&response);
+    if response.status() != 400 || !header.contains("error=\"invalid_request\"") {
+        return Err(format!("expected 400 invalid_request, got {} {header}", response.status()));
+    }
+    Ok("400 invalid_request".into())
+}
+
 /// The request must get 403 `insufficient_scope`.
 pub async fn forbidden(request: reqwest::RequestBuilder) -> Check<String> {
     let response = request.send().await.map_err(describe)?;

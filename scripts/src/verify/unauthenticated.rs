@@ -1,12 +1,12 @@
 //! What anyone without a (usable) token gets: 401 with a challenge from orders-mcp and
-//! orders-api, never a token read from the query string; and orders-api's public OpenAPI
+//! orders-api, never a token read from the query string (400); and orders-api's public OpenAPI
 //! document.
 
 use url::Url;
 
 use super::http::Http;
 use super::mcp;
-use super::refusal::challenge;
+use super::refusal::{challenge, malformed};
 use super::report::Report;
 use super::target::Target;
 
@@ -32,6 +32,6 @@ async fn mcp_endpoint(http: &Http, url: &Url, report: &mut Report) {
     report.record("GET /mcp without a token → 401 challenge", r, |s| s.clone());
     let r = challenge(post().bearer_auth("not.a.token"), Some("invalid_token")).await;
     report.record("POST /mcp with a malformed token → 401 invalid_token", r, |s| s.clone());
-    let r = challenge(http.client().post(format!("{url}?access_token=x")).json(&init), None).await;
-    report.record("token in the query string is refused", r, |s| s.clone());
+    let r = malformed(http.client().post(format!("{url}?access_token=x")).json(&init)).await;
+    report.record("token in the query string → 400 invalid_request", r, |s| s.clone());
 }
