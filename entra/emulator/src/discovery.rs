@@ -53,9 +53,6 @@ fn openid_document(emulator: &Emulator, headers: &HeaderMap, uri: &Uri, v2: bool
             "urn:ietf:params:oauth:grant-type:jwt-bearer",
             "urn:ietf:params:oauth:grant-type:device_code"
         ],
-        // Entra does not advertise this, which trips MCP clients that check for PKCE support;
-        // the emulator supports S256 (only), so it says so.
-        "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "nbf", "name", "nonce", "oid", "preferred_username",
             "tid", "ver", "email", "sid"

@@ -723,3 +723,51 @@ async fn tls_mode_serves_everything_over_https_from_a_local_ca() {
     let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{port}/healthz")).send().await;
     assert!(plain.is_err() || plain.is_ok_and(|r| !r.status().is_success()), "no plain HTTP on a TLS port");
 }
+
+/// Where the emulator was easier than Entra, and a client working here would fail there.
+#[tokio::test]
+async fn what_entra_does_not_offer_the_emulator_does_not_either() {
+    let idp = start(|_| {}).await;
+    let tid = idp.handle().tenant_id().to_string();
+    let m = idp.handle().manifest().clone();
+
+    // Entra's OpenID metadata lists no `code_challenge_methods_supported`, though it supports
+    // S256 (modelcontextprotocol/typescript-sdk#832; anthropics/claude-ai-mcp#786: a client
+    // that refuses such metadata, as MCP 2025-11-25 says it MUST, cannot sign in with Entra).
+    // MCP clients are tested against metadata without it.
+    let url = format!("{}/{tid}/v2.0/.well-known/openid-configuration", idp.url());
+    let doc: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    assert!(doc["authorization_endpoint"].is_string(), "{doc}");
+    assert_eq!(doc.get("code_challenge_methods_supported"), None, "{doc}");
+
+    // A code challenge that is not 43 to 128 characters of RFC 7636's alphabet: AADSTS501491
+    // ("Invalid size of Code_Challenge parameter"), back to the client.
+    let cli = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+    let authorize = |challenge: &str| {
+        let mut url = Url::parse(&format!("{}/{tid}/oauth2/v2.0/authorize", idp.url())).unwrap();
+        url.query_pairs_mut()
+            .append_pair("client_id", cli)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", "http://localhost:8400/")
+            .append_pair("scope", MCP_SCOPE)
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256");
+        url
+    };
+    for challenge in ["test", &"a".repeat(129), &format!("{}=", "a".repeat(42))] {
+        let response = browser().get(authorize(challenge)).send().await.unwrap();
+        let params = redirect_params(&response);
+        assert_eq!(params["error"], "invalid_request", "{challenge}: {params:?}");
+        assert!(params["error_description"].starts_with("AADSTS501491"), "{params:?}");
+    }
+    assert_eq!(browser().get(authorize(&"a".repeat(43))).send().await.unwrap().status(), 200, "the sign-in page");
+
+    // `api://<client id>` names an app only when it is the app's registered identifier URI;
+    // orders-mcp's is its URL (Entra: AADSTS500011, the resource principal was not found).
+    let mcp = &m.app("orders-mcp").unwrap().client_id;
+    let form = [("client_id", cli), ("scope", &format!("api://{mcp}/access_as_user"))];
+    let url = format!("{}/{tid}/oauth2/v2.0/devicecode", idp.url());
+    let response = reqwest::Client::new().post(url).form(&form).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_entra_error(&response.json().await.unwrap(), "invalid_resource", 500011);
+}

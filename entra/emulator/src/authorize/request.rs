@@ -86,6 +86,13 @@ pub fn parse(emulator: &Emulator, params: &HashMap<String, String>) -> Result<Au
     scopes.check_resource_indicator(get("resource").as_deref()).map_err(fail)?;
     dir.grant(&request.client, &scopes).map_err(fail)?;
     match (request.code_challenge.as_deref(), get("code_challenge_method").as_deref()) {
+        // An S256 challenge is a SHA-256 hash in base64url, 43 characters; RFC 7636 allows 43 to
+        // 128 characters of its alphabet, and Entra refuses others: "AADSTS501491: Invalid size
+        // of Code_Challenge parameter" (Microsoft Entra authentication and authorization error
+        // codes).
+        (Some(challenge), Some("S256")) if !pkce_challenge_shaped(challenge) => {
+            return Err(fail(EntraError::new("invalid_request", 501491, "Invalid size of Code_Challenge parameter.")));
+        }
         (Some(_), Some("S256")) => {}
         (Some(_), method) => {
             return Err(fail(EntraError::new(
@@ -122,4 +129,11 @@ fn no_interactive_agent(client_id: &str) -> EntraError {
             "Application '{client_id}' is an agent identity or agent identity blueprint: it cannot use interactive /authorize flows, and cannot be consented to interactively. Grant its permissions as inheritable permissions on the blueprint."
         ),
     )
+}
+
+/// RFC 7636 §4.2: `code_challenge` is 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" /
+/// "." / "_" / "~"`.
+fn pkce_challenge_shaped(challenge: &str) -> bool {
+    (43..=128).contains(&challenge.len())
+        && challenge.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }

@@ -93,7 +93,11 @@ impl ClientApp {
     }
 }
 
-/// Loopback redirect URIs match whatever the port, as Entra allows for local development.
+/// Loopback redirect URIs match whatever the port, as Entra allows for local development, and
+/// nothing else: "Redirect URI (reply URL) best practices and limitations"
+/// (learn.microsoft.com/entra/identity-platform/reply-url), on localhost: the port is ignored,
+/// but "`http://localhost/MyWebApp` doesn't match `http://localhost/MyNativeApp`", and "The
+/// IPv6 loopback address (`[::1]`) is not currently supported".
 fn redirect_matches(registered: &str, requested: &str) -> bool {
     if registered == requested {
         return true;
@@ -101,11 +105,12 @@ fn redirect_matches(registered: &str, requested: &str) -> bool {
     let (Ok(reg), Ok(req)) = (url::Url::parse(registered), url::Url::parse(requested)) else {
         return false;
     };
-    let loopback = |u: &url::Url| matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    // A URL's empty path is `/` once parsed: `http://localhost` registered, `http://localhost:8400/` sent.
+    let loopback = |u: &url::Url| matches!(u.host_str(), Some("localhost" | "127.0.0.1"));
     loopback(&reg)
         && reg.scheme() == req.scheme()
         && reg.host_str() == req.host_str()
-        && (reg.path() == req.path() || reg.path() == "/")
+        && reg.path() == req.path()
         && req.query().is_none()
 }
 
@@ -122,5 +127,9 @@ mod tests {
         assert!(!redirect_matches("http://localhost:3000/auth/callback", "http://evil.example/auth/callback"));
         assert!(!redirect_matches("http://localhost:3000/auth/callback", "https://localhost:3000/auth/callback"));
         assert!(!redirect_matches("https://app.example/cb", "https://app.example:444/cb"));
+        // Only the port: a bare loopback URI is not every path on it, and IPv6 is not loopback
+        // to Entra.
+        assert!(!redirect_matches("http://localhost", "http://localhost:8400/other"));
+        assert!(!redirect_matches("http://[::1]/cb", "http://[::1]:8400/cb"));
     }
 }

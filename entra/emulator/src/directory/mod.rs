@@ -57,16 +57,16 @@ impl Directory {
     }
 
     /// Finds a resource (an app, or an agent identity blueprint: the user's token for an agent
-    /// is for its blueprint) by identifier URI, `api://<client id>`, or client id.
+    /// is for its blueprint) by identifier URI or client id. `api://<client id>` is an app's
+    /// only when registered as its identifier URI, as in Entra (AADSTS500011 otherwise).
     pub fn resource(&self, identifier: &str) -> Option<Resource> {
         let id = identifier.trim_end_matches('/');
-        let bare = id.strip_prefix("api://").unwrap_or(id);
         self.manifest
             .apps
             .values()
             .chain(self.manifest.agent_blueprints.values())
             .find(|app| {
-                app.client_id.eq_ignore_ascii_case(bare)
+                app.client_id.eq_ignore_ascii_case(id)
                     || app.identifier_uri.as_ref().is_some_and(|t| t.render(&self.vars).eq_ignore_ascii_case(id))
             })
             .map(|app| Resource::of(app, &self.vars))
