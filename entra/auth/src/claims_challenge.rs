@@ -5,7 +5,8 @@
 //! The shape is Microsoft's ("Claims challenges, claims requests and client capabilities",
 //! learn.microsoft.com/entra/identity-platform/claims-challenge):
 //! `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize",
-//! error="insufficient_claims", claims="<base64 of the claims request>"`, where the claims request
+//! error="insufficient_claims", claims="<base64 of the claims request>"` (realm names the tenant
+//! when the authorization_uri is a tenant's), where the claims request
 //! for an authentication context is `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`
 //! ("Developer guide to Conditional Access authentication context").
 
@@ -36,10 +37,29 @@ impl ClaimsChallenge {
     /// The `WWW-Authenticate` value, in the documented shape (the claims base64-encoded).
     pub fn header_value(&self) -> String {
         format!(
-            "Bearer realm=\"\", authorization_uri=\"{}\", error=\"insufficient_claims\", claims=\"{}\"",
+            "Bearer realm=\"{}\", authorization_uri=\"{}\", error=\"insufficient_claims\", claims=\"{}\"",
+            self.realm(),
             self.authorization_uri,
             STANDARD.encode(&self.claims)
         )
+    }
+
+    /// The tenant the `authorization_uri` signs in to, or empty for a multi-tenant endpoint. The
+    /// Learn page: realm "must be an empty string" when authentication "goes through the common
+    /// endpoint", and "if specified in realm, the tenant information must be included in
+    /// authorization_uri": the two agree.
+    fn realm(&self) -> &str {
+        let path =
+            self.authorization_uri.split("://").nth(1).and_then(|rest| rest.split_once('/')).map(|(_, path)| path);
+        let tenant = path.and_then(|path| {
+            let segments: Vec<&str> = path.split('/').collect();
+            let oauth2 = segments.iter().position(|s| *s == "oauth2")?;
+            oauth2.checked_sub(1).map(|i| segments[i])
+        });
+        match tenant {
+            Some("common" | "organizations" | "consumers") | None => "",
+            Some(tenant) => tenant,
+        }
     }
 
     /// Reads a `WWW-Authenticate` value; `None` unless it is a claims challenge
@@ -93,7 +113,7 @@ mod tests {
         let challenge = ClaimsChallenge::for_auth_context("https://login.example/t/oauth2/v2.0/authorize", "c1");
         let header = challenge.header_value();
         assert!(header.starts_with(
-            "Bearer realm=\"\", authorization_uri=\"https://login.example/t/oauth2/v2.0/authorize\", error=\"insufficient_claims\", claims=\""
+            "Bearer realm=\"t\", authorization_uri=\"https://login.example/t/oauth2/v2.0/authorize\", error=\"insufficient_claims\", claims=\""
         ));
         assert_eq!(ClaimsChallenge::parse(&header), Some(challenge.clone()));
         assert_eq!(challenge.auth_contexts(), ["c1"]);
@@ -101,5 +121,22 @@ mod tests {
         let learn = "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", error=\"insufficient_claims\", claims=\"eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiY3AxIn19fQ==\"";
         assert!(ClaimsChallenge::parse(learn).unwrap().auth_contexts().is_empty());
         assert_eq!(ClaimsChallenge::parse("Bearer error=\"invalid_token\""), None);
+    }
+
+    /// realm names the tenant the authorization_uri signs in to; it is empty only for the
+    /// multi-tenant endpoints (the Learn page's table).
+    #[test]
+    fn the_realm_is_the_tenant_of_the_authorization_uri() {
+        let realm = |uri: &str| {
+            let header = ClaimsChallenge::for_auth_context(uri, "c1").header_value();
+            quoted_param(header.trim_start_matches("Bearer "), "realm").unwrap()
+        };
+        let tid = "afb67780-0dec-4124-a11c-b6e461eb7aad";
+        assert_eq!(realm(&format!("https://login.microsoftonline.com/{tid}/oauth2/v2.0/authorize")), tid);
+        assert_eq!(realm(&format!("http://localhost:3003/{tid}/oauth2/v2.0/authorize")), tid);
+        assert_eq!(realm(&format!("https://idp.example/prefix/{tid}/oauth2/authorize")), tid);
+        assert_eq!(realm("https://login.microsoftonline.com/common/oauth2/authorize"), "");
+        assert_eq!(realm("https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize"), "");
+        assert_eq!(realm("not a url"), "");
     }
 }

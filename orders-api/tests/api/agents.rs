@@ -89,7 +89,7 @@ fn through_agent_stepped_up(app: &TestApp, user: &str, acrs: &[&str]) -> String 
 
 /// The claims challenge of "Claims challenges, claims requests and client capabilities"
 /// (learn.microsoft.com/entra/identity-platform/claims-challenge): `401`, `WWW-Authenticate:
-/// Bearer realm="", authorization_uri="...", error="insufficient_claims", claims="<base64>"`,
+/// Bearer realm="<tenant>", authorization_uri="...", error="insufficient_claims", claims="<base64>"`,
 /// the claims being the request for the authentication context ("Developer guide to
 /// Conditional Access authentication context": `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`).
 #[tokio::test]
@@ -105,8 +105,9 @@ async fn approved_writes_challenges_an_agent_write_without_the_step_up() {
     let hop = hop_of(&refused).unwrap();
     let body = assert_problem(refused, 401, "step-up-required").await;
     let authorize = format!("{}/{}/oauth2/v2.0/authorize", app.idp.url(), app.idp.handle().tenant_id());
+    let tid = app.idp.handle().tenant_id();
     let prefix =
-        format!("Bearer realm=\"\", authorization_uri=\"{authorize}\", error=\"insufficient_claims\", claims=\"");
+        format!("Bearer realm=\"{tid}\", authorization_uri=\"{authorize}\", error=\"insufficient_claims\", claims=\"");
     assert!(challenge.starts_with(&prefix), "{challenge}");
     let encoded = challenge[prefix.len()..].strip_suffix('"').unwrap();
     let claims: Value =
