@@ -75,7 +75,10 @@ pub async fn token(
     let Some(identity) = identity else {
         return refuse(StatusCode::BAD_REQUEST, "No managed identity with that id is assigned to this resource.");
     };
-    let target = emulator.0.dir.resource_for_managed_identity(resource);
+    let target = match emulator.0.dir.resource_for_managed_identity(resource) {
+        Ok(target) => target,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, &message),
+    };
     let access = AccessClaims::app(&identity.principal_id, &identity.client_id, ClientAuth::Assertion, &target);
     let issued = emulator.access_claims(&access).map_err(anyhow::Error::from).and_then(|claims| emulator.sign(&claims));
     match issued {

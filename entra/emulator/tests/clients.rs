@@ -419,6 +419,26 @@ async fn the_managed_identity_endpoint_checks_its_secret_header() {
     assert_eq!(token.aud, "https://cognitiveservices.azure.com");
     assert_eq!(token.oid, m.managed_identities["chat-app"].principal_id);
     assert!(ok["expires_on"].as_str().unwrap().parse::<u64>().is_ok(), "App Service sends expires_on as a string");
+
+    // A resource Entra does not know, or a scope where the endpoint takes a resource, is
+    // refused (AADSTS500011) rather than signed for: a typo in a service's resource fails here
+    // as it would in Azure.
+    let chat = m.managed_identities["chat-app"].client_id.as_str();
+    for (resource, known) in [
+        ("https://cognitiveservices.azure.com/", true),
+        ("https://redis.azure.com", true),
+        ("https://cognitiveservice.azure.com", false),
+        ("https://cognitiveservices.azure.com/.default", false),
+    ] {
+        let query = [("api-version", "2019-08-01"), ("resource", resource), ("client_id", chat)];
+        let response = http.get(&url).query(&query).header("X-IDENTITY-HEADER", IDENTITY_HEADER).send().await.unwrap();
+        assert_eq!(response.status() == 200, known, "{resource}");
+        if !known {
+            assert_eq!(response.status(), 400, "{resource}");
+            let body: Value = response.json().await.unwrap();
+            assert!(body["message"].as_str().unwrap().starts_with("AADSTS500011"), "{body}");
+        }
+    }
 }
 
 #[tokio::test]

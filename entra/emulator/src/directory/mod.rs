@@ -13,6 +13,20 @@ use self::resource::{GRAPH_URI, OIDC_SCOPES};
 pub use self::resource::{Resource, ScopeRequest};
 use crate::error::EntraError;
 
+/// Azure resources a managed identity may ask for beyond the manifest's apps (their Entra
+/// service principals exist in every tenant): what this project's services use (Azure OpenAI,
+/// Azure Cache for Redis, the federated-credential exchange) and the common others.
+pub const AZURE_RESOURCES: &[&str] = &[
+    "https://cognitiveservices.azure.com",
+    "https://redis.azure.com",
+    entra_auth::acquire::TOKEN_EXCHANGE_AUDIENCE,
+    "https://management.azure.com",
+    "https://vault.azure.net",
+    "https://storage.azure.com",
+    "https://graph.microsoft.com",
+    "https://monitor.azure.com",
+];
+
 pub struct Directory {
     pub manifest: Manifest,
     pub vars: Vars,
@@ -72,15 +86,27 @@ impl Directory {
             .map(|app| Resource::of(app, &self.vars))
     }
 
-    /// The resource a managed identity asks for by `resource=` (a URI, maybe with `/.default`).
-    /// Azure resources outside the manifest get v1 tokens with the URI as audience.
-    pub fn resource_for_managed_identity(&self, resource: &str) -> Resource {
-        let resource = resource.strip_suffix("/.default").unwrap_or(resource);
-        self.resource(resource).unwrap_or_else(|| Resource {
+    /// The resource a managed identity asks for by `resource=` (a resource URI, not a scope):
+    /// an app of the manifest, or one of the Azure resources in [`AZURE_RESOURCES`], which get v1
+    /// tokens with the URI as audience. Anything else Entra refuses, "AADSTS500011: The resource
+    /// principal named ... was not found in the tenant", so a misspelt resource (or a scope such
+    /// as `https://cognitiveservices.azure.com/.default`) fails here as it would in Azure.
+    pub fn resource_for_managed_identity(&self, resource: &str) -> Result<Resource, String> {
+        if let Some(app) = self.resource(resource) {
+            return Ok(app);
+        }
+        let uri = resource.trim_end_matches('/');
+        if !AZURE_RESOURCES.contains(&uri) {
+            return Err(format!(
+                "AADSTS500011: The resource principal named {resource} was not found in the tenant named {}.",
+                self.manifest.tenant.display_name
+            ));
+        }
+        Ok(Resource {
             name: resource.to_string(),
             client_id: resource.to_string(),
             identifier_uri: Some(resource.to_string()),
-            version: if resource == entra_auth::acquire::TOKEN_EXCHANGE_AUDIENCE { 2 } else { 1 },
+            version: if uri == entra_auth::acquire::TOKEN_EXCHANGE_AUDIENCE { 2 } else { 1 },
             scopes: Vec::new(),
         })
     }

@@ -86,7 +86,9 @@ fn agent_assertion(
                 ),
             )
         })?;
-    let resource = dir.resource_for_managed_identity(entra_auth::acquire::TOKEN_EXCHANGE_AUDIENCE);
+    let resource = dir
+        .resource_for_managed_identity(entra_auth::acquire::TOKEN_EXCHANGE_AUDIENCE)
+        .map_err(|message| EntraError::new("invalid_resource", 500011, message))?;
     let access = emulator.access_claims(&AccessClaims::app(&agent.client_id, &client.client_id, auth, &resource))?;
     let body = issue::access_only(emulator, &access, None)?;
     emulator.count(|c| &c.client_credentials);
