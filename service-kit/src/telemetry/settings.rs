@@ -241,8 +241,11 @@ fn endpoint(env: &mut Env, protocol: Protocol, warnings: &mut Vec<String>) -> Op
     if !base || protocol == Protocol::Grpc {
         return Some(url);
     }
-    let joined = format!("{}/v1/traces", url.as_str().trim_end_matches('/'));
-    Url::parse(&joined).ok()
+    // To the path, keeping a query string where it was (the endpoint's path "MUST be honoured").
+    let mut url = url;
+    let path = format!("{}/v1/traces", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    Some(url)
 }
 
 /// `key1=value1,key2=value2`, percent-decoded (W3C Baggage's format, as the specification says).
@@ -332,6 +335,11 @@ mod tests {
         );
         assert_eq!(s.sampler, Sampler::ParentBasedAlwaysOn);
         assert_eq!(s.batch, BatchSettings::default());
+        // A base with a path of its own, or a query string: `v1/traces` goes onto the path.
+        let s = read(&[(ENDPOINT, "https://otlp.example/tenant/a/")]).otlp.unwrap();
+        assert_eq!(s.endpoint.as_str(), "https://otlp.example/tenant/a/v1/traces");
+        let s = read(&[(ENDPOINT, "http://collector:4318?key=1")]).otlp.unwrap();
+        assert_eq!(s.endpoint.as_str(), "http://collector:4318/v1/traces?key=1");
         let s = read(&[(ENDPOINT, "http://a:4318"), (TRACES_ENDPOINT, "http://b:9999/custom")]).otlp.unwrap();
         assert_eq!(s.endpoint.as_str(), "http://b:9999/custom");
         // What the Container Apps managed agent injects.
