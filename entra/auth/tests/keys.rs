@@ -168,6 +168,11 @@ struct StallingIdp {
 }
 
 async fn stalling_idp(idp: &entra_emulator::Running) -> StallingIdp {
+    slow_idp(idp, Duration::ZERO).await
+}
+
+/// [`stalling_idp`], answering each request only after `delay`.
+async fn slow_idp(idp: &entra_emulator::Running, delay: Duration) -> StallingIdp {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let (stall, requests) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
     let (upstream, stalled, counted) = (idp.url(), stall.clone(), requests.clone());
@@ -178,6 +183,7 @@ async fn stalling_idp(idp: &entra_emulator::Running) -> StallingIdp {
             if stalled.load(Ordering::SeqCst) {
                 std::future::pending::<()>().await;
             }
+            tokio::time::sleep(delay).await;
             reqwest::get(format!("{upstream}{uri}")).await.unwrap().text().await.unwrap()
         }
     });
@@ -212,6 +218,24 @@ async fn requests_abandoned_mid_fetch_do_not_start_a_fetch_each() {
         let _abandoned = tokio::time::timeout(Duration::from_millis(100), validator.validate(&forged)).await;
     }
     assert_eq!(proxy.requests.load(Ordering::SeqCst) - before, 1, "one fetch, however many callers gave up");
+}
+
+/// Loading the keys is two or three requests one after another; `fetch_timeout` bounds the
+/// whole load, so a request that needs keys from an identity provider answering slowly waits
+/// that long at most, not that long per request of the load.
+#[tokio::test]
+async fn a_slow_identity_provider_costs_a_waiting_request_one_fetch_timeout() {
+    let idp = support::emulator().await;
+    let proxy = slow_idp(&idp, Duration::from_millis(1200)).await;
+    let mut config = support::validator_config(&idp, "orders-api");
+    config.authority = proxy.url.clone();
+    config.fetch_timeout = Duration::from_millis(1500);
+    let validator = TokenValidator::new(config, reqwest::Client::new());
+    let started = std::time::Instant::now();
+    assert_eq!(validator.validate(&alice(&idp)).await.unwrap_err(), ValidationError::KeysUnavailable);
+    // Without the bound the load's requests, each under the timeout, took 2.4 s or more and
+    // succeeded; the request now has its answer soon after the 1.5 s.
+    assert!(started.elapsed() < Duration::from_millis(2800), "{:?}", started.elapsed());
 }
 
 /// Issue #15: once the metadata was older than its refresh age, every request waited on the

@@ -28,6 +28,9 @@ pub struct ValidatorConfig {
     pub metadata_max_age: Duration,
     /// After a failed metadata fetch, wait this long before trying again.
     pub failure_backoff: Duration,
+    /// The most one load of metadata and keys (two or three requests, one after another) may
+    /// take: requests that need keys wait for it, so it bounds their wait, not each request.
+    pub fetch_timeout: Duration,
     /// How many accepted tokens to recognise without a new signature check (until each
     /// expires; cleared whenever the keys are refetched). 0 checks every token in full.
     pub accepted_tokens: usize,
@@ -45,6 +48,7 @@ impl ValidatorConfig {
             key_refetch_interval: Duration::from_secs(30),
             metadata_max_age: Duration::from_secs(24 * 60 * 60),
             failure_backoff: Duration::from_secs(2),
+            fetch_timeout: Duration::from_secs(10),
             accepted_tokens: 1024,
         }
     }

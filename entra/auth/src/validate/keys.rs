@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Deserialize;
 use url::Url;
@@ -20,8 +20,6 @@ use super::config::ValidatorConfig;
 use super::error::ValidationError;
 use super::issuers::Issuers;
 use super::jws::{VerifyingKey, verifying_key};
-
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct Loaded {
     pub issuers: Issuers,
@@ -138,7 +136,11 @@ impl Store {
         // otherwise leave the schedule as it was, so each forged `kid` in a request abandoned
         // mid-fetch could start another one.
         *next_allowed = Some(Instant::now() + self.config.failure_backoff);
-        match self.fetch().await {
+        let deadline = self.config.fetch_timeout;
+        let fetched = tokio::time::timeout(deadline, self.fetch())
+            .await
+            .unwrap_or_else(|_| Err(format!("no metadata and keys within {} ms", deadline.as_millis())));
+        match fetched {
             Ok(loaded) => {
                 *next_allowed = Some(Instant::now() + self.config.key_refetch_interval);
                 let loaded = Arc::new(loaded);
@@ -170,8 +172,13 @@ impl Store {
     }
 
     async fn get_json<T: for<'de> Deserialize<'de>>(&self, url: Url) -> Result<T, String> {
-        let response =
-            self.http.get(url.clone()).timeout(FETCH_TIMEOUT).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+        let response = self
+            .http
+            .get(url.clone())
+            .timeout(self.config.fetch_timeout)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
         if !response.status().is_success() {
             return Err(format!("GET {url}: HTTP {}", response.status()));
         }
