@@ -24,12 +24,24 @@ pub struct ResourceFields {
     attributes: Vec<KeyValue>,
 }
 
+/// The SDK's own resource attributes, required of every SDK by the semantic conventions
+/// ("telemetry.sdk.*": a fork or vendor SDK names itself, not `opentelemetry`).
+const SDK: [(&str, &str); 3] = [
+    ("telemetry.sdk.name", "service-kit"),
+    ("telemetry.sdk.language", "rust"),
+    ("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+];
+
 impl ResourceFields {
-    /// `service.name` first, then `OTEL_RESOURCE_ATTRIBUTES`' other attributes.
+    /// `service.name` first, then the SDK's attributes, then `OTEL_RESOURCE_ATTRIBUTES`' other
+    /// attributes, which replace an SDK attribute of the same name (as the environment's
+    /// resource wins over the SDK's default one).
     pub fn new(service_name: &str, attributes: &[(String, String)]) -> ResourceFields {
         let service = KeyValue::new("service.name", service_name.to_owned());
+        let sdk =
+            SDK.iter().filter(|(key, _)| !attributes.iter().any(|(k, _)| k == key)).map(|(k, v)| KeyValue::new(*k, *v));
         let rest = attributes.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone()));
-        ResourceFields { attributes: std::iter::once(service).chain(rest).collect() }
+        ResourceFields { attributes: std::iter::once(service).chain(sdk).chain(rest).collect() }
     }
 }
 
@@ -498,5 +510,29 @@ mod tests {
             span_field(data, &mut written);
         }
         assert_eq!(export_request(&written, &resource), theirs.encode_to_vec());
+    }
+
+    #[test]
+    fn the_resource_names_the_service_and_the_sdk() {
+        let keys = |resource: &ResourceFields| {
+            resource.attributes.iter().map(|kv| format!("{}={}", kv.key, kv.value)).collect::<Vec<_>>()
+        };
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            keys(&ResourceFields::new("orders-api", &[("deployment.environment.name".into(), "dev".into())])),
+            [
+                "service.name=orders-api".to_string(),
+                "telemetry.sdk.name=service-kit".into(),
+                "telemetry.sdk.language=rust".into(),
+                format!("telemetry.sdk.version={version}"),
+                "deployment.environment.name=dev".into(),
+            ]
+        );
+        // The environment's value wins, once.
+        let named = ResourceFields::new("orders-api", &[("telemetry.sdk.name".into(), "mine".into())]);
+        assert_eq!(
+            keys(&named).iter().filter(|k| k.starts_with("telemetry.sdk.name=")).collect::<Vec<_>>(),
+            ["telemetry.sdk.name=mine"]
+        );
     }
 }

@@ -152,9 +152,10 @@ fn otlp(env: &mut Env, service: &str, warnings: &mut Vec<String>) -> Option<Otlp
     let protocol = protocol(env, warnings);
     let endpoint = endpoint(env, protocol, warnings);
     // The traces' list replaces the general one, as their endpoint and protocol do.
-    let headers = key_values(env, if env.get(TRACES_HEADERS).is_some() { TRACES_HEADERS } else { HEADERS }, warnings);
+    let headers_from = if env.get(TRACES_HEADERS).is_some() { TRACES_HEADERS } else { HEADERS };
+    let headers = http_headers(headers_from, key_values(env, headers_from, warnings), warnings);
     let timeout = timeout(env, warnings);
-    let mut resource = key_values(env, RESOURCE_ATTRIBUTES, warnings);
+    let mut resource = resource_attributes(env, warnings);
     let from_resource = resource.iter().position(|(k, _)| k == "service.name").map(|i| resource.remove(i).1);
     let service_name = env.get(SERVICE_NAME).or(from_resource).unwrap_or_else(|| service.to_string());
     let sampler = sampler(env, warnings);
@@ -266,6 +267,39 @@ fn key_values(env: &mut Env, name: &str, warnings: &mut Vec<String>) -> Vec<(Str
     pairs
 }
 
+/// `OTEL_RESOURCE_ATTRIBUTES`, all or nothing: "If any invalid value is found, the entire value
+/// of OTEL_RESOURCE_ATTRIBUTES SHOULD be discarded" (the resource SDK specification); a key given
+/// twice keeps its last value, as an attribute is set again (keys "MUST be unique").
+fn resource_attributes(env: &mut Env, warnings: &mut Vec<String>) -> Vec<(String, String)> {
+    let before = warnings.len();
+    let pairs = key_values(env, RESOURCE_ATTRIBUTES, warnings);
+    if warnings.len() > before {
+        warnings.truncate(before);
+        warnings.push(format!("{RESOURCE_ATTRIBUTES} has an entry that is not key=value; all of it is ignored"));
+        return Vec::new();
+    }
+    let mut unique: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        match unique.iter_mut().find(|(k, _)| *k == key) {
+            Some(existing) => existing.1 = value,
+            None => unique.push((key, value)),
+        }
+    }
+    unique
+}
+
+/// Headers that HTTP can carry; another is named in a warning (not its value, which may be a
+/// key) rather than dropped without a word when the exporter starts.
+fn http_headers(name: &str, pairs: Vec<(String, String)>, warnings: &mut Vec<String>) -> Vec<(String, String)> {
+    let (valid, invalid): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(k, v)| {
+        axum::http::HeaderName::try_from(k.as_str()).is_ok() && axum::http::HeaderValue::from_str(v).is_ok()
+    });
+    for (key, _) in invalid {
+        warnings.push(format!("{name}: {key:?} is not a header HTTP can send; ignored"));
+    }
+    valid
+}
+
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -374,6 +408,17 @@ mod tests {
         assert!(!s.warnings.iter().any(|w| w.contains("s3cr")), "a header value is never repeated");
         let unlimited = read(&[(ENDPOINT, "http://c:4318"), (TIMEOUT, "0")]);
         assert_eq!((unlimited.otlp.unwrap().timeout, unlimited.warnings.len()), (Duration::ZERO, 0), "0: no limit");
+        // One bad entry discards the whole resource; a key given twice keeps its last value;
+        // a header HTTP cannot carry is named, never its value.
+        let s = read(&[(ENDPOINT, "http://c:4318"), (RESOURCE_ATTRIBUTES, "a=1,broken,b=2")]);
+        assert!(s.otlp.unwrap().resource.is_empty());
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        let s = read(&[(ENDPOINT, "http://c:4318"), (RESOURCE_ATTRIBUTES, "a=1,b=2,a=3")]).otlp.unwrap();
+        assert_eq!(s.resource, [("a".to_string(), "3".to_string()), ("b".to_string(), "2".to_string())]);
+        let s = read(&[(ENDPOINT, "http://c:4318"), (HEADERS, "bad%20name=s3cret,ok=1,x=line%0Abreak")]);
+        assert_eq!(s.otlp.unwrap().headers, [("ok".to_string(), "1".to_string())]);
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        assert!(!s.warnings.iter().any(|w| w.contains("s3cret") || w.contains("break")), "{:?}", s.warnings);
         let bad = read(&[(ENDPOINT, "collector:4318"), (PROTOCOL, "http/json")]);
         assert!(bad.otlp.is_none());
         assert_eq!(bad.warnings.len(), 2, "{:?}", bad.warnings);
