@@ -11,7 +11,6 @@
 //! unreadable. While running, [`Database::check_ready`] re-checks the file from scratch, as a
 //! restarted process would see it.
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,10 +135,10 @@ impl Database {
         read.map_err(|e| format!("the database file cannot be read: {e}"))?;
         // SQLite opens a file it may not write read-only without complaint; writes fail later.
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || std::fs::OpenOptions::new().read(true).write(true).open(path))
+        tokio::task::spawn_blocking(move || writable(&path))
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e: io::Error| format!("the database file is not writable: {e}"))?;
+            .map_err(|e| format!("the database file is not writable: {e}"))?;
         // Then the service's own connections.
         let read = async {
             let mut reader = self.reader().await?;
@@ -154,6 +153,25 @@ impl Database {
         self.readers.close().await;
         self.writer.close().await;
     }
+}
+
+/// Whether this process may write the file, asked of the kernel (`access(2)`), never by opening
+/// it: closing a descriptor of a file releases every POSIX lock the process holds on it, its
+/// SQLite connections' too ("How To Corrupt An SQLite Database File", §2.2), and another
+/// process closing its connection could then take the file for its own and delete the WAL the
+/// service is still writing to. (SQLite avoids this for descriptors it opens itself, by keeping
+/// them: so a fresh SQLite connection would reuse a writable one and not notice either.)
+#[cfg(unix)]
+fn writable(path: &Path) -> std::io::Result<()> {
+    rustix::fs::access(path, rustix::fs::Access::WRITE_OK).map_err(std::io::Error::from)
+}
+
+#[cfg(not(unix))]
+fn writable(path: &Path) -> std::io::Result<()> {
+    if std::fs::metadata(path)?.permissions().readonly() {
+        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "the file is read-only"));
+    }
+    Ok(())
 }
 
 /// Names the problem from SQLite's result code, falling back to `default`.

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use entra_manifest::REPOSITORY_MANIFEST;
 use serde_json::{Value, json};
+use sqlx::{ConnectOptions, Connection};
 
 use crate::helpers::{ALL_SCOPES, spawn_app, spawn_idp};
 
@@ -191,6 +192,30 @@ fn a_corrupt_database_stops_the_binary_with_a_message_naming_the_file() {
     let expected = format!("the order database {} is corrupt or not a SQLite database", path.display());
     assert!(stderr.contains(&expected), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `/readyz` checks the file through SQLite only. It used to open the file itself to see whether
+/// it was writable, and closing that descriptor released every POSIX lock the process held on
+/// the file, its connections' too ("How To Corrupt An SQLite Database File", §2.2): the next
+/// other process to close a connection (`sqlite3` in a terminal, a `--reset`) then believed it
+/// was the last, checkpointed and deleted the WAL the running service was still writing to.
+#[tokio::test]
+async fn readyz_leaves_the_services_locks_alone() {
+    let idp = spawn_idp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.db");
+    let running = serve(orders_api(&idp.url(), &path));
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        assert_eq!(client.get(format!("{}/readyz", running.address)).send().await.unwrap().status(), 200);
+    }
+    // Another process's connection, read-write, opened and closed.
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).connect().await.unwrap();
+    sqlx::query("SELECT count(*) FROM orders").fetch_one(&mut other).await.unwrap();
+    other.close().await.unwrap();
+    let wal = dir.path().join("orders.db-wal");
+    assert!(wal.exists(), "the running service's WAL was checkpointed and deleted under it");
+    drop(running);
 }
 
 #[tokio::test]
