@@ -52,8 +52,9 @@ pub(crate) fn short(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while !rest.is_empty() {
-        if rest.len() >= 36 && is_guid(&rest[..36]) {
-            out.push_str(&rest[..8]);
+        // `get`: a claim value is anyone's text, and 36 bytes in may fall inside a character.
+        if let Some(guid) = rest.get(..36).filter(|head| is_guid(head)) {
+            out.push_str(&guid[..8]);
             out.push('…');
             rest = &rest[36..];
         } else {
@@ -242,5 +243,8 @@ mod tests {
         );
         assert_eq!(short("api://orders-api-local"), "api://orders-api-local");
         assert_eq!(short("not-a-guid-but-thirty-six-characters"), "not-a-guid-but-thirty-six-characters");
+        // A character across byte 36 (a claim value is anyone's text): kept, never a panic.
+        let accented = format!("{}é-and-more", "a".repeat(35));
+        assert_eq!(short(&accented), accented);
     }
 }
