@@ -17,6 +17,7 @@ const FRAMEABLE: &str = "/auth/front-channel-logout";
 /// Adds the headers, and gives the page renderer this response's nonce (see [`provide_nonce`]).
 pub async fn security_headers(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let frameable = request.uri().path() == FRAMEABLE;
+    let static_asset = request.uri().path().starts_with("/pkg/");
     let nonce = Nonce::new();
     request.extensions_mut().insert(nonce.clone());
     let mut response = next.run(request).await;
@@ -38,6 +39,12 @@ pub async fn security_headers(State(state): State<AppState>, mut request: Reques
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !frameable {
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    // Pages and answers are made from the session (the user's chat, orders, claims): never kept
+    // by the browser, so Back after sign-out on a shared computer shows none of it (OWASP
+    // Session Management Cheat Sheet). The bundle under /pkg/ is the same for everyone.
+    if !static_asset && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
 }

@@ -335,6 +335,8 @@ async fn pages_carry_a_content_security_policy_whose_nonce_only_their_own_script
     let chat = browser.get(&format!("{}/chat", app.url)).await;
     let nonce = nonce_of(&chat);
     assert_eq!(chat.body.matches(&format!("nonce=\"{nonce}\"")).count(), chat.body.matches("<script").count());
+    // A page made from the session is not kept by the browser (Back after sign-out shows nothing).
+    assert_eq!(chat.headers.get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"));
 }
 
 #[tokio::test]
