@@ -92,7 +92,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     };
     let store = Store::open(&settings.store, settings.session.absolute).await?;
     let sessions = match &store {
-        Store::Sqlite(db) => Sessions::sqlite(db.pool().clone(), settings.session.absolute).await?,
+        Store::Sqlite(db) => Sessions::sqlite(db.pool().clone()).await?,
         Store::Redis(redis) => Sessions::redis(redis),
     };
     let model = model(&settings.model, &http);

@@ -2,15 +2,15 @@
 //! session when its response ends: a request that was in flight while the same session signed
 //! out (or was signed out by the identity provider's front-channel logout, or had its id cycled
 //! at sign-in) would write the record back, and the old cookie would be signed in again.
-//! - SQLite saves with an upsert: deleting marks the id; a save for a marked id is dropped. The
-//!   mark and the check are under one lock with the write they guard, so no save can slip
-//!   between them. The marks are this process's: SQLite means one replica.
+//! - SQLite saves with an upsert: a save goes ahead only while the session's row exists, checked
+//!   under one lock with the write (and with every delete), so no delete can slip between them.
+//!   The lock is this process's: SQLite means one replica. (It remembered deleted ids instead,
+//!   for the session's lifetime: anyone could grow that list without end by signing in and out.)
 //! - Redis saves with `SET … XX` (only if the key exists): a deleted session is never written
 //!   back, whichever replica saves it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Mutex;
@@ -30,10 +30,10 @@ pub enum Sessions {
 
 impl Sessions {
     /// Sessions in chat-app's SQLite database (its own table), one replica.
-    pub async fn sqlite(pool: sqlx::SqlitePool, absolute: Duration) -> anyhow::Result<Sessions> {
-        let store = SqliteStore::new(pool);
+    pub async fn sqlite(pool: sqlx::SqlitePool) -> anyhow::Result<Sessions> {
+        let store = SqliteStore::new(pool.clone());
         store.migrate().await.map_err(|e| anyhow::anyhow!("cannot migrate the session table: {e}"))?;
-        Ok(Sessions::Sqlite(SignOutWinsStore::new(store, absolute)))
+        Ok(Sessions::Sqlite(SignOutWinsStore::new(store, pool)))
     }
 
     /// Sessions beside the conversations in Redis, shared by replicas.
@@ -89,28 +89,36 @@ impl SessionStore for Sessions {
 #[derive(Debug, Clone)]
 pub struct SignOutWinsStore {
     inner: SqliteStore,
-    /// Deleted ids, with when: kept for `remember`, longer than any request lives.
-    deleted: Arc<Mutex<HashMap<Id, Instant>>>,
-    remember: Duration,
+    /// The pool `inner` writes with, to ask whether a session's row still exists.
+    pool: sqlx::SqlitePool,
+    /// Held across "does the row exist" and the save, and across every delete.
+    writes: Arc<Mutex<()>>,
 }
 
 impl SignOutWinsStore {
-    /// `remember`: how long a deleted id is refused; the session's absolute lifetime bounds
-    /// any request that could still hold it.
-    pub fn new(inner: SqliteStore, remember: Duration) -> Self {
-        SignOutWinsStore { inner, deleted: Arc::default(), remember }
+    pub fn new(inner: SqliteStore, pool: sqlx::SqlitePool) -> Self {
+        SignOutWinsStore { inner, pool, writes: Arc::default() }
     }
 }
 
+/// tower-sessions-sqlx-store's table ([`SqliteStore::new`]'s default name).
+const EXISTS: &str = "SELECT EXISTS(SELECT 1 FROM tower_sessions WHERE id = ?)";
+
 #[async_trait]
 impl SessionStore for SignOutWinsStore {
+    /// A new session: tower-sessions saves one through `create`, never `save`.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         self.inner.create(record).await
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let deleted = self.deleted.lock().await;
-        if deleted.contains_key(&record.id) {
+        let _writes = self.writes.lock().await;
+        let exists: bool = sqlx::query_scalar(EXISTS)
+            .bind(record.id.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| session_store::Error::Backend(e.to_string()))?;
+        if !exists {
             tracing::debug!("a save of a signed-out session was dropped");
             return Ok(());
         }
@@ -122,24 +130,25 @@ impl SessionStore for SignOutWinsStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let mut deleted = self.deleted.lock().await;
-        let now = Instant::now();
-        deleted.retain(|_, at| now.duration_since(*at) < self.remember);
-        deleted.insert(*id, now);
+        let _writes = self.writes.lock().await;
         self.inner.delete(id).await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::HashMap;
+
     use sqlx::sqlite::SqlitePoolOptions;
 
-    async fn sqlite(dir: &tempfile::TempDir) -> SqliteStore {
+    use super::*;
+
+    async fn sqlite(dir: &tempfile::TempDir) -> (SqliteStore, sqlx::SqlitePool) {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("sessions.db").display());
-        let store = SqliteStore::new(SqlitePoolOptions::new().connect(&url).await.unwrap());
+        let pool = SqlitePoolOptions::new().connect(&url).await.unwrap();
+        let store = SqliteStore::new(pool.clone());
         store.migrate().await.unwrap();
-        store
+        (store, pool)
     }
 
     /// Request A loads the session; sign-out deletes it; A's response ends and saves what it
@@ -161,8 +170,20 @@ mod tests {
     async fn a_request_in_flight_at_sign_out_does_not_bring_the_session_back() {
         let dir = tempfile::tempdir().unwrap();
         // The hazard: the plain store writes the signed-out session back.
-        assert!(sign_out_during_a_request(&sqlite(&dir).await).await.is_some());
-        let store = SignOutWinsStore::new(sqlite(&dir).await, Duration::from_secs(3600));
+        assert!(sign_out_during_a_request(&sqlite(&dir).await.0).await.is_some());
+        let (inner, pool) = sqlite(&dir).await;
+        let store = SignOutWinsStore::new(inner, pool);
         assert!(sign_out_during_a_request(&store).await.is_none(), "sign-out must win");
+
+        // A session still signed in is saved as before.
+        let mut record = Record {
+            id: Id::default(),
+            data: HashMap::from([("auth.user".to_string(), serde_json::json!("bob"))]),
+            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        };
+        store.create(&mut record).await.unwrap();
+        record.data.insert("chat".into(), serde_json::json!(1));
+        store.save(&record).await.unwrap();
+        assert_eq!(store.load(&record.id).await.unwrap().unwrap().data["chat"], 1);
     }
 }
