@@ -262,8 +262,8 @@ problem_response!(
 );
 problem_response!(
     Unavailable,
-    "The identity provider's keys cannot be loaded (slug `identity-provider-unavailable`, with a challenge), or the \
-     order store cannot answer (slug `unavailable`).",
-    challenge = true,
+    "The identity provider's keys cannot be loaded (slug `identity-provider-unavailable`, no challenge: the token \
+     may be fine), or the order store cannot answer (slug `unavailable`).",
+    challenge = false,
     hop = true
 );
