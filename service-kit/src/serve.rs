@@ -81,8 +81,16 @@ pub struct Application<S: Service> {
     stopping: CancellationToken,
     on_stopped: Option<BoxFuture<'static, ()>>,
     tls: Option<Arc<ServerConfig>>,
+    drain_limit: Duration,
     service: PhantomData<fn() -> S>,
 }
+
+/// How long a stopping service waits for the requests in flight before closing their
+/// connections: long enough for any request the services answer, short enough that with the
+/// spans' last flush (at most 16 s, `telemetry::install`) it ends inside Azure Container Apps'
+/// default termination grace period of 30 s. A client sending its body a byte a minute must not
+/// hold a stop open for ever.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 impl<S: Service> Application<S> {
     /// Binds the settings' address, then builds the service.
@@ -107,6 +115,7 @@ impl<S: Service> Application<S> {
             stopping,
             on_stopped: built.on_stopped,
             tls: built.tls,
+            drain_limit: DRAIN_LIMIT,
             service: PhantomData,
         })
     }
@@ -119,6 +128,13 @@ impl<S: Service> Application<S> {
         self.local
     }
 
+    /// How long [`Self::run_until_stopped`] waits for the requests in flight ([`DRAIN_LIMIT`] by
+    /// default).
+    pub fn drain_limit(mut self, limit: Duration) -> Self {
+        self.drain_limit = limit;
+        self
+    }
+
     /// `https` when the service serves TLS, else `http`.
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "https" } else { "http" }
@@ -129,12 +145,23 @@ impl<S: Service> Application<S> {
         &self.handle
     }
 
-    /// Serves until `stop` completes, lets the requests in flight finish, then cleans up.
+    /// Serves until `stop` completes, lets the requests in flight finish (within the drain
+    /// limit), then cleans up.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let stopping = self.stopping.clone();
+        let (stopped, draining) = oneshot::channel::<()>();
         let stop = async move {
             stop.await;
             stopping.cancel();
+            let _ = stopped.send(());
+        };
+        let limit = self.drain_limit;
+        let drained = async move {
+            if draining.await.is_ok() {
+                tokio::time::sleep(limit).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
         };
         // Handlers may read the caller's address (`ConnectInfo<SocketAddr>`): the broker logs
         // whom it issued a token to. axum provides it for `TapIo` listeners, hence the no-op tap
@@ -147,15 +174,34 @@ impl<S: Service> Application<S> {
         let served = match self.tls {
             Some(config) => {
                 let listener = TlsListener::new(self.listener, config)?.tap_io(|_| ());
-                axum::serve(listener, app).with_graceful_shutdown(stop).await
+                within(axum::serve(listener, app).with_graceful_shutdown(stop), drained, limit).await
             }
-            None => axum::serve(without_delay(self.listener), app).with_graceful_shutdown(stop).await,
+            None => {
+                within(axum::serve(without_delay(self.listener), app).with_graceful_shutdown(stop), drained, limit)
+                    .await
+            }
         };
         self.stopping.cancel();
         if let Some(cleanup) = self.on_stopped {
             cleanup.await;
         }
         served
+    }
+}
+
+/// The server's graceful shutdown, given up on once `drained` (the drain limit after the stop)
+/// comes first: the connections still open are left to close with the process.
+async fn within(
+    serving: impl std::future::IntoFuture<Output = std::io::Result<()>>,
+    drained: impl Future<Output = ()>,
+    limit: Duration,
+) -> std::io::Result<()> {
+    tokio::select! {
+        served = serving.into_future() => served,
+        () = drained => {
+            tracing::warn!(limit_ms = limit.as_millis() as u64, "requests still in flight after the drain limit; not waiting for them");
+            Ok(())
+        }
     }
 }
 
@@ -392,8 +438,9 @@ mod tests {
         }
 
         async fn build(tls: Self::Settings, _: SocketAddr, _: CancellationToken) -> anyhow::Result<Built<()>> {
-            let router =
-                Router::new().route("/scheme", get(|request: Request<Body>| async move { url_scheme(&request) }));
+            let router = Router::new()
+                .route("/scheme", get(|request: Request<Body>| async move { url_scheme(&request) }))
+                .route("/echo", axum::routing::post(|body: String| async move { body }));
             Ok(Built { router, handle: (), on_stopped: None, tls })
         }
     }
@@ -426,5 +473,20 @@ mod tests {
         let https_url = format!("https://localhost:{}/scheme", https.addr().port());
         assert_eq!(scheme(https_url).await, "https");
         assert_eq!(scheme(format!("{}/scheme", plain.url())).await, "http");
+    }
+
+    /// A request whose body never finishes (a byte sent, a hundred promised) cannot hold a stop
+    /// open: after the drain limit the server stops waiting for it.
+    #[tokio::test]
+    async fn a_request_that_never_finishes_does_not_hold_the_stop_open() {
+        use tokio::io::AsyncWriteExt;
+        let app = Application::<Scheme>::build(None).await.unwrap().drain_limit(Duration::from_millis(200));
+        let running = app.spawn();
+        let mut slow = TcpStream::connect(running.addr()).await.unwrap();
+        slow.write_all(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nx").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(5), running.stop()).await;
+        assert!(stopped.is_ok(), "the stop waited for a body that never comes");
+        drop(slow);
     }
 }
