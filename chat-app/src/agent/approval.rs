@@ -1,4 +1,4 @@
-//! Which calls wait for the user's yes, and how a call is put to them: in words, with the
+//! Which calls wait for the user's yes, how many a turn may ask, and how a call is put to them: in words, with the
 //! order it touches looked up first, so "cancel ORD-004" reads "Cancel ORD-004: 3 × USB-C hub,
 //! pending, ordered by Alice Johnson".
 
@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use super::order_text::{describe_order, order};
 use crate::configuration::ApprovalPolicy;
 use crate::mcp::{McpSession, ToolSpec};
+use crate::transcript::ApprovalState;
 
 /// The longest piece of someone else's text (a product name) a card repeats.
 const MAX_QUOTED_CHARS: usize = 120;
@@ -18,6 +19,44 @@ pub fn needs_approval(policy: ApprovalPolicy, tool: &ToolSpec) -> bool {
         ApprovalPolicy::Always => true,
         ApprovalPolicy::Writes => !tool.read_only,
         ApprovalPolicy::Never => false,
+    }
+}
+
+/// The most calls put to the user in one turn: a request like "cancel these three orders" fits;
+/// a model steered by text in a tool result into a stream of changes does not get to keep the
+/// user clicking (OWASP's "excessive agency": each card invites a careless yes).
+pub const MAX_APPROVALS_PER_TURN: usize = 5;
+
+/// What a turn has asked of its user so far.
+#[derive(Debug, Default)]
+pub struct Asked {
+    count: usize,
+    /// The user said no to a call, or let it expire.
+    refused: bool,
+}
+
+impl Asked {
+    /// Why another call must not be put to the user in this turn, if it must not: after a no
+    /// (the user's answer stands for the rest of the turn), or past the turn's limit.
+    pub fn refusal(&self) -> Option<String> {
+        if self.refused {
+            return Some(
+                "Not asked: the user declined, or did not answer, an earlier change in this reply, so no further \
+                 change is put to them now. Nothing was done. Tell the user, and let them ask in a new message."
+                    .to_string(),
+            );
+        }
+        (self.count >= MAX_APPROVALS_PER_TURN).then(|| {
+            format!(
+                "Not asked: at most {MAX_APPROVALS_PER_TURN} changes are put to the user in one reply. Nothing was \
+                 done. Tell the user which changes are left, and let them ask again."
+            )
+        })
+    }
+
+    pub fn record(&mut self, answer: &ApprovalState) {
+        self.count += 1;
+        self.refused |= !matches!(answer, ApprovalState::Approved { .. });
     }
 }
 

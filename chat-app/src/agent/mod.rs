@@ -29,13 +29,17 @@ use crate::approvals::{Approvals, Question};
 use crate::configuration::AgentSettings;
 use crate::mcp::{McpConnector, McpError, McpSession, ToolSpec};
 use crate::transcript::{Approval, ApprovalState, TurnEvent};
-use approval::{describe, needs_approval};
+use approval::{Asked, describe, needs_approval};
 use clock::TurnClock;
 use model::{ChatModel, Message, ModelError, TOOL_ERROR_PREFIX, ToolCall};
 use prompt::{SYSTEM_PROMPT, fence};
 
 /// The agent's name on its spans (`gen_ai.agent.name`).
 const AGENT_NAME: &str = "Orders Copilot";
+
+/// The most tool calls run from one model reply; the rest get a result saying they did not
+/// run. Parallel calls are a handful; a reply with dozens is a model steered off course.
+const MAX_CALLS_PER_REPLY: usize = 8;
 
 /// Called with each event of the turn, in order.
 pub type Emit<'a> = &'a (dyn Fn(TurnEvent) + Send + Sync);
@@ -182,6 +186,7 @@ impl Agent {
         messages.push(Message::User(request));
         let on_text = |delta: &str| emit(TurnEvent::Text { delta: delta.to_string() });
         let mut calls_made = 0usize;
+        let mut asked = Asked::default();
         for _ in 0..self.limits.max_iterations {
             // The model call is a span of the turn's trace, whichever provider answers.
             let span = self.model_span();
@@ -195,10 +200,16 @@ impl Agent {
             }
             messages
                 .push(Message::Assistant { text: completion.text.clone(), tool_calls: completion.tool_calls.clone() });
-            for call in completion.tool_calls {
+            for (nth, call) in completion.tool_calls.into_iter().enumerate() {
                 calls_made += 1;
                 let ui_id = format!("{}-{calls_made}", turn.id);
-                let content = self.call_tool(session, &tools, turn, clock, &ui_id, &call, emit).await?;
+                let content = if nth < MAX_CALLS_PER_REPLY {
+                    self.call_tool(session, &tools, turn, clock, &ui_id, &call, &mut asked, emit).await?
+                } else {
+                    // Every call still gets its result: the model's API requires one per call.
+                    let problem = format!("Not run: at most {MAX_CALLS_PER_REPLY} tool calls are made per reply.");
+                    not_run(&ui_id, &call, Value::String(call.arguments.clone()), problem, emit)
+                };
                 messages.push(Message::Tool { content: fence(&call.name, &content)?, call_id: call.id });
             }
         }
@@ -220,40 +231,30 @@ impl Agent {
         clock: &TurnClock,
         ui_id: &str,
         call: &ToolCall,
+        asked: &mut Asked,
         emit: Emit<'_>,
     ) -> Result<String, TurnError> {
-        let announce = |arguments: Value| {
-            emit(TurnEvent::ToolCall {
-                id: ui_id.to_string(),
-                name: call.name.clone(),
-                arguments,
-                trace_id: trace_id(),
-            });
-        };
-        let fail = |arguments: Value, problem: String| {
-            announce(arguments);
-            emit(TurnEvent::ToolResult {
-                id: ui_id.to_string(),
-                summary: problem.clone(),
-                is_error: true,
-                hops: vec![],
-            });
-            format!("{TOOL_ERROR_PREFIX}{problem}")
-        };
         let arguments = match parse_arguments(&call.arguments) {
             Ok(args) => args,
-            Err(problem) => return Ok(fail(Value::String(call.arguments.clone()), problem)),
+            Err(problem) => return Ok(not_run(ui_id, call, Value::String(call.arguments.clone()), problem, emit)),
         };
         let Some(tool) = tools.iter().find(|t| t.name == call.name) else {
-            return Ok(fail(Value::Object(arguments), format!("orders-mcp offers no tool named {:?}", call.name)));
+            let problem = format!("orders-mcp offers no tool named {:?}", call.name);
+            return Ok(not_run(ui_id, call, Value::Object(arguments), problem, emit));
         };
-        announce(Value::Object(arguments.clone()));
         if needs_approval(self.limits.approval, tool) {
+            if let Some(problem) = asked.refusal() {
+                return Ok(not_run(ui_id, call, Value::Object(arguments), problem, emit));
+            }
+            announce(ui_id, call, Value::Object(arguments.clone()), emit);
             let state = self.ask(session, tools, turn, clock, ui_id, tool, &arguments, emit).await;
+            asked.record(&state);
             if let Some((summary, for_model)) = not_done(&state) {
                 emit(TurnEvent::ToolResult { id: ui_id.to_string(), summary, is_error: true, hops: vec![] });
                 return Ok(format!("{TOOL_ERROR_PREFIX}{for_model}"));
             }
+        } else {
+            announce(ui_id, call, Value::Object(arguments.clone()), emit);
         }
         let outcome = session.call(tool, arguments).await;
         emit(TurnEvent::ToolResult {
@@ -309,6 +310,19 @@ impl Agent {
         emit(TurnEvent::ApprovalDecided { id: ui_id.to_string(), state: state.clone() });
         state
     }
+}
+
+/// Shows the call in the chat.
+fn announce(ui_id: &str, call: &ToolCall, arguments: Value, emit: Emit<'_>) {
+    emit(TurnEvent::ToolCall { id: ui_id.to_string(), name: call.name.clone(), arguments, trace_id: trace_id() });
+}
+
+/// A call that does not run, and why: shown in the chat with its reason, which is what the
+/// model reads too.
+fn not_run(ui_id: &str, call: &ToolCall, arguments: Value, problem: String, emit: Emit<'_>) -> String {
+    announce(ui_id, call, arguments, emit);
+    emit(TurnEvent::ToolResult { id: ui_id.to_string(), summary: problem.clone(), is_error: true, hops: vec![] });
+    format!("{TOOL_ERROR_PREFIX}{problem}")
 }
 
 /// For a call that will not run: what the chat shows and what the model reads.

@@ -571,3 +571,46 @@ async fn a_turn_waiting_for_approval_ends_with_a_notice_when_chat_app_stops() {
         "{events:?}"
     );
 }
+
+/// A model steered (by text in a tool result, say) into a reply with a dozen changes does not
+/// get to keep the user clicking (OWASP Top 10 for LLM applications, "Excessive Agency"): at
+/// most 8 calls of one reply run, at most 5 changes are put to the user in a turn, and after a
+/// no none more is. Every call still gets a result, so the model's conversation stays whole.
+#[tokio::test]
+async fn a_reply_full_of_changes_puts_a_few_to_the_user_and_stops_at_a_no() {
+    let fake = FakeOpenAi::spawn(Expect::Nothing).await;
+    let app =
+        with_stack(vec![("MODEL_PROVIDER", "openai".into()), ("OPENAI_BASE_URL", format!("{}/v1", fake.url))]).await;
+    let stack = app.stack.as_ref().unwrap();
+    let alice = Browser::new(&app.origin);
+    alice.sign_in(&app, "alice").await;
+    let dozen = || {
+        let calls = (1..=12)
+            .map(|n| ("create_order".to_string(), json!({"product": format!("Box {n}"), "quantity": 1}).to_string()));
+        Reply::ToolCalls(calls.collect())
+    };
+    let approvals =
+        |events: &[TurnEvent]| events.iter().filter(|e| matches!(e, TurnEvent::ApprovalRequired { .. })).count();
+    let boxes =
+        async || stack.orders_in_database().await.iter().filter(|(_, product, _)| product.starts_with("Box ")).count();
+
+    // Said yes to each: five asked and placed; the rest reported not asked, 9 to 12 not run.
+    fake.script([dozen(), Reply::Text("Done.".into())]);
+    let events = alice.chat_answering(&app, "order boxes", true).await;
+    assert_eq!(approvals(&events), 5, "{:?}", tool_calls(&events));
+    assert_eq!(tool_calls(&events).len(), 12, "every call is shown");
+    assert_eq!(results(&events).len(), 12, "and has a result");
+    assert_eq!(boxes().await, 5);
+    let sent = fake.requests().last().unwrap().body.clone();
+    let tool_messages: Vec<&Value> =
+        sent["messages"].as_array().unwrap().iter().filter(|m| m["role"] == "tool").collect();
+    assert_eq!(tool_messages.len(), 12, "one result per call, as the API requires");
+    assert!(tool_messages[11]["content"].as_str().unwrap().contains("at most 8 tool calls"), "{sent}");
+    assert!(tool_messages[6]["content"].as_str().unwrap().contains("at most 5 changes"), "{sent}");
+
+    // Said no to the first: nothing more is asked in that turn, nothing is placed.
+    fake.script([dozen(), Reply::Text("Understood.".into())]);
+    let events = alice.chat_answering(&app, "order boxes", false).await;
+    assert_eq!(approvals(&events), 1, "{:?}", tool_calls(&events));
+    assert_eq!(boxes().await, 5);
+}

@@ -25,6 +25,8 @@ pub enum Reply {
         name: String,
         arguments: String,
     },
+    /// Several tool calls in one reply (OpenAI's parallel tool calls): `(name, arguments)`.
+    ToolCalls(Vec<(String, String)>),
     Text(String),
     /// An HTTP error with OpenAI's error body.
     Status(u16),
@@ -44,10 +46,13 @@ pub enum Reply {
 impl Reply {
     /// What a scripted reply comes to, given the request's messages.
     fn resolve(self, messages: &[Value]) -> Reply {
+        if let Reply::ToolCall { name, arguments } = self {
+            return Reply::ToolCalls(vec![(name, arguments)]);
+        }
         let Reply::Obeys { injected, name, arguments, otherwise } = self else { return self };
         let latest_tool = messages.iter().rev().find(|m| m["role"] == "tool");
         if latest_tool.and_then(|m| m["content"].as_str()).is_some_and(|c| c.contains(&injected)) {
-            Reply::ToolCall { name, arguments }
+            Reply::ToolCalls(vec![(name, arguments)])
         } else {
             Reply::Text(otherwise)
         }
@@ -162,14 +167,19 @@ async fn completions(State(fake): State<Fake>, uri: axum::http::Uri, headers: He
 
 fn complete(model: &str, reply: Reply) -> Response {
     let (message, finish) = match reply {
-        Reply::ToolCall { name, arguments } => (
-            json!({"role": "assistant", "content": null, "tool_calls": [
-                {"id": "call_fake_1", "type": "function", "function": {"name": name, "arguments": arguments}}
-            ]}),
-            "tool_calls",
-        ),
+        Reply::ToolCalls(calls) => {
+            let calls: Vec<Value> = calls
+                .into_iter()
+                .enumerate()
+                .map(|(i, (name, arguments))| {
+                    json!({"id": format!("call_fake_{}", i + 1), "type": "function",
+                        "function": {"name": name, "arguments": arguments}})
+                })
+                .collect();
+            (json!({"role": "assistant", "content": null, "tool_calls": calls}), "tool_calls")
+        }
         Reply::Text(text) => (json!({"role": "assistant", "content": text}), "stop"),
-        Reply::Status(_) | Reply::Hang | Reply::Obeys { .. } => unreachable!(),
+        Reply::ToolCall { .. } | Reply::Status(_) | Reply::Hang | Reply::Obeys { .. } => unreachable!(),
     };
     axum::Json(json!({
         "id": "chatcmpl-fake",
@@ -197,18 +207,21 @@ fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
 fn streamed(model: &str, reply: Reply) -> Response {
     let mut out = vec![chunk(model, json!({"role": "assistant", "content": ""}), None)];
     match reply {
-        Reply::ToolCall { name, arguments } => {
-            let third = arguments.len() / 3;
-            let (a, rest) = arguments.split_at(third);
-            let (b, c) = rest.split_at(third);
-            out.push(chunk(
-                model,
-                json!({"tool_calls": [{"index": 0, "id": "call_fake_1", "type": "function",
-                    "function": {"name": name, "arguments": ""}}]}),
-                None,
-            ));
-            for part in [a, b, c] {
-                out.push(chunk(model, json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}), None));
+        Reply::ToolCalls(calls) => {
+            for (index, (name, arguments)) in calls.into_iter().enumerate() {
+                let third = arguments.len() / 3;
+                let (a, rest) = arguments.split_at(third);
+                let (b, c) = rest.split_at(third);
+                out.push(chunk(
+                    model,
+                    json!({"tool_calls": [{"index": index, "id": format!("call_fake_{}", index + 1), "type": "function",
+                        "function": {"name": name, "arguments": ""}}]}),
+                    None,
+                ));
+                for part in [a, b, c] {
+                    let delta = json!({"tool_calls": [{"index": index, "function": {"arguments": part}}]});
+                    out.push(chunk(model, delta, None));
+                }
             }
             out.push(chunk(model, json!({}), Some("tool_calls")));
         }
@@ -219,7 +232,7 @@ fn streamed(model: &str, reply: Reply) -> Response {
             }
             out.push(chunk(model, json!({}), Some("stop")));
         }
-        Reply::Status(_) | Reply::Hang | Reply::Obeys { .. } => unreachable!(),
+        Reply::ToolCall { .. } | Reply::Status(_) | Reply::Hang | Reply::Obeys { .. } => unreachable!(),
     }
     out.push("data: [DONE]\n\n".to_string());
     let body = Body::from(out.concat());
