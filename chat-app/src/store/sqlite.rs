@@ -90,6 +90,16 @@ impl Sqlite {
             .execute(&mut *tx)
             .await?;
         }
+        // Only the latest MAX_ENTRIES are kept (as Redis's LTRIM keeps them): a conversation's
+        // history, someone's personal data, does not grow without end.
+        sqlx::query(
+            "DELETE FROM conversation_entries WHERE conversation_id = ?1 AND seq <= \
+             (SELECT MAX(seq) FROM conversation_entries WHERE conversation_id = ?1) - ?2",
+        )
+        .bind(conversation)
+        .bind(MAX_ENTRIES as i64)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -189,5 +199,13 @@ mod tests {
         let all = texts(store.transcript(&conversation, MAX_ENTRIES + 100).await.unwrap());
         assert_eq!(all.len(), MAX_ENTRIES);
         assert_eq!(all.last().map(String::as_str), Some(last.to_string().as_str()));
+        // Kept, not only read: the older rows are gone from the file.
+        store.append(&conversation, &[Entry::User { text: "one more".into() }]).await.unwrap();
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM conversation_entries WHERE conversation_id = ?")
+            .bind(&conversation)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, MAX_ENTRIES as i64);
     }
 }
