@@ -46,7 +46,19 @@ pub async fn security_headers(State(state): State<AppState>, mut request: Reques
     if !static_asset && !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    if strict_transport(&state.origin) {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
     response
+}
+
+/// Whether browsers are told to come back over https only (HSTS, RFC 6797): when the app's
+/// public URL is https, so a first visit typed as http cannot be kept on plain http by someone
+/// in between (OWASP HTTP Headers Cheat Sheet). Not for a loopback name: a year of https-only
+/// localhost would break every other local server on plain http.
+fn strict_transport(origin: &str) -> bool {
+    let Ok(url) = url::Url::parse(origin) else { return false };
+    url.scheme() == "https" && !matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]") | None)
 }
 
 /// Leptos context: the nonce [`security_headers`] put in the request, which the hydration
@@ -55,5 +67,21 @@ pub fn provide_nonce() {
     let nonce = use_context::<axum::http::request::Parts>().and_then(|parts| parts.extensions.get::<Nonce>().cloned());
     if let Some(nonce) = nonce {
         provide_context(nonce);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strict_transport;
+
+    #[test]
+    fn https_deployments_get_strict_transport_security_and_local_ones_do_not() {
+        assert!(strict_transport("https://chat-app.example.azurecontainerapps.io"));
+        assert!(strict_transport("https://chat.contoso.example:8443"));
+        for origin in
+            ["http://chat.contoso.example", "https://localhost:3000", "https://127.0.0.1:3000", "https://[::1]:3000"]
+        {
+            assert!(!strict_transport(origin), "{origin}");
+        }
     }
 }
