@@ -144,6 +144,13 @@ impl Agent {
             Ok(Err(TurnError::StepUp(contexts))) => {
                 emit(TurnEvent::StepUp { message: STEP_UP_NEEDED.to_string(), contexts });
             }
+            Ok(Err(TurnError::Model(e))) => {
+                // The provider's own words stay in the log: they can quote part of a key
+                // ("Incorrect API key provided: sk-…abcd") or the deployment's internals, and the
+                // chat keeps what it shows (OWASP ASVS V7.4.1: generic messages to users).
+                tracing::warn!(error = %e, kind = e.kind(), "the model call failed");
+                emit(TurnEvent::Error { message: model_failure(&e).to_string(), sign_in: false });
+            }
             Ok(Err(e)) => {
                 let sign_in = matches!(e, TurnError::Mcp(McpError::Refused(_)));
                 emit(TurnEvent::Error { message: e.to_string(), sign_in });
@@ -309,6 +316,16 @@ impl Agent {
         tracing::info!(tool = %tool.name, call = ui_id, answer = ?state, "approval answered");
         emit(TurnEvent::ApprovalDecided { id: ui_id.to_string(), state: state.clone() });
         state
+    }
+}
+
+/// What the chat says when the model call failed; the details are in chat-app's log.
+fn model_failure(e: &ModelError) -> &'static str {
+    match e {
+        ModelError::Unreachable(_) => "The model is unreachable right now. Try again in a moment.",
+        ModelError::Rejected(_) => "The model refused the request (chat-app's log says why).",
+        ModelError::BadResponse(_) => "The model's answer could not be read (chat-app's log says why).",
+        ModelError::Credential(_) => "chat-app has no working credential for the model (its log says why).",
     }
 }
 

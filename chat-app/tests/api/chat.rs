@@ -614,3 +614,26 @@ async fn a_reply_full_of_changes_puts_a_few_to_the_user_and_stops_at_a_no() {
     assert_eq!(approvals(&events), 1, "{:?}", tool_calls(&events));
     assert_eq!(boxes().await, 5);
 }
+
+/// What the model's provider says when it refuses a call stays in chat-app's log: OpenAI's
+/// wrong-key message quotes part of the key, and the chat keeps what it shows (OWASP ASVS
+/// V7.4.1: generic error messages to users).
+#[tokio::test]
+async fn a_providers_error_text_reaches_the_log_not_the_chat() {
+    let fake = FakeOpenAi::spawn(Expect::Bearer("sk-right".into())).await;
+    let app = with_stack(vec![
+        ("MODEL_PROVIDER", "openai".into()),
+        ("OPENAI_BASE_URL", format!("{}/v1", fake.url)),
+        ("OPENAI_API_KEY", "sk-wrong-key-1234".into()),
+    ])
+    .await;
+    let browser = Browser::new(&app.origin);
+    browser.sign_in(&app, "alice").await;
+    let events = browser.chat(&app, "show my orders").await;
+    let [TurnEvent::Error { message, sign_in: false }, TurnEvent::Done] = &events[..] else { panic!("{events:?}") };
+    assert!(message.contains("refused the request"), "{message}");
+    assert!(!message.contains("Incorrect API key"), "{message}");
+    let view = load(&browser, &app).await;
+    assert!(!view.to_string().contains("Incorrect API key"), "not kept in the transcript either");
+    assert!(captured_logs().contains("Incorrect API key"), "the log says why");
+}
