@@ -149,19 +149,15 @@ impl<S: Service> Application<S> {
     /// limit), then cleans up.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let stopping = self.stopping.clone();
-        let (stopped, draining) = oneshot::channel::<()>();
         let stop = async move {
             stop.await;
             stopping.cancel();
-            let _ = stopped.send(());
         };
-        let limit = self.drain_limit;
+        // Counted from the stop: `stopping` is cancelled there (and nowhere else before serving ends).
+        let (stopping, limit) = (self.stopping.clone(), self.drain_limit);
         let drained = async move {
-            if draining.await.is_ok() {
-                tokio::time::sleep(limit).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
+            stopping.cancelled().await;
+            tokio::time::sleep(limit).await;
         };
         // Handlers may read the caller's address (`ConnectInfo<SocketAddr>`): the broker logs
         // whom it issued a token to. axum provides it for `TapIo` listeners, hence the no-op tap
