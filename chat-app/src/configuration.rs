@@ -300,8 +300,19 @@ impl Settings {
 
     /// Cookies are `Secure` except on plain-http localhost, where browsers would drop them.
     pub fn secure_cookies(&self) -> bool {
-        let loopback = matches!(self.public_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-        !(self.public_url.scheme() == "http" && loopback)
+        !(self.public_url.scheme() == "http" && self.is_loopback())
+    }
+
+    /// Whether browsers are told to come back over https only (HSTS, RFC 6797): when the public
+    /// URL is https, so a first visit typed as http cannot be kept on plain http by someone in
+    /// between (OWASP HTTP Headers Cheat Sheet). Not for a loopback name: a year of https-only
+    /// localhost would break every other local server on plain http.
+    pub fn strict_transport(&self) -> bool {
+        self.public_url.scheme() == "https" && !self.is_loopback()
+    }
+
+    fn is_loopback(&self) -> bool {
+        matches!(self.public_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
     }
 }
 
@@ -494,6 +505,24 @@ mod tests {
     }
 
     #[test]
+    fn https_deployments_get_strict_transport_security_and_local_ones_do_not() {
+        let at = |url: &str| {
+            let env = Env::from_map([
+                ("IDENTITY_MANIFEST", manifest()),
+                ("CHAT_APP_URL", url.to_string()),
+                ("CHAT_APP_CLIENT_SECRET", "s".into()),
+            ]);
+            Settings::from(env).unwrap().strict_transport()
+        };
+        assert!(at("https://chat-app.example.azurecontainerapps.io"));
+        assert!(at("https://chat.contoso.example:8443"));
+        let local = ["https://localhost:3000", "https://127.0.0.1:3000", "https://[::1]:3000", "https://[::1]"];
+        for url in local.into_iter().chain(["http://chat.contoso.example"]) {
+            assert!(!at(url), "{url}");
+        }
+    }
+
+    #[test]
     fn defaults_come_from_the_manifest_and_the_offline_planner() {
         let env = Env::from_map([("IDENTITY_MANIFEST", manifest()), ("CHAT_APP_CLIENT_SECRET", "s".into())]);
         let s = Settings::from(env).unwrap();
@@ -566,6 +595,7 @@ mod tests {
         ]);
         let s = Settings::from(env).unwrap();
         assert!(s.secure_cookies());
+        assert!(s.strict_transport());
         let shown = format!("{s:?}");
         assert!(!shown.contains("top-secret") && !shown.contains("sk-secret"), "{shown}");
         assert!(matches!(s.model, ModelSettings::OpenAi { .. }), "a key alone selects the openai provider");

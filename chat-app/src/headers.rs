@@ -17,7 +17,7 @@ const FRAMEABLE: &str = "/auth/front-channel-logout";
 /// Adds the headers, and gives the page renderer this response's nonce (see [`provide_nonce`]).
 pub async fn security_headers(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let frameable = request.uri().path() == FRAMEABLE;
-    let static_asset = request.uri().path().starts_with("/pkg/");
+    let static_asset = is_bundle(request.uri().path(), &state.settings.site.pkg_dir);
     let nonce = Nonce::new();
     request.extensions_mut().insert(nonce.clone());
     let mut response = next.run(request).await;
@@ -46,19 +46,10 @@ pub async fn security_headers(State(state): State<AppState>, mut request: Reques
     if !static_asset && !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    if strict_transport(&state.origin) {
+    if state.settings.strict_transport() {
         headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }
     response
-}
-
-/// Whether browsers are told to come back over https only (HSTS, RFC 6797): when the app's
-/// public URL is https, so a first visit typed as http cannot be kept on plain http by someone
-/// in between (OWASP HTTP Headers Cheat Sheet). Not for a loopback name: a year of https-only
-/// localhost would break every other local server on plain http.
-fn strict_transport(origin: &str) -> bool {
-    let Ok(url) = url::Url::parse(origin) else { return false };
-    url.scheme() == "https" && !matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]") | None)
 }
 
 /// Leptos context: the nonce [`security_headers`] put in the request, which the hydration
@@ -70,18 +61,21 @@ pub fn provide_nonce() {
     }
 }
 
+/// Under the bundle's directory (`LEPTOS_SITE_PKG_DIR`, served at `/<pkg_dir>/`).
+fn is_bundle(path: &str, pkg_dir: &str) -> bool {
+    path.strip_prefix('/').and_then(|p| p.strip_prefix(pkg_dir)).is_some_and(|rest| rest.starts_with('/'))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::strict_transport;
+    use super::is_bundle;
 
     #[test]
-    fn https_deployments_get_strict_transport_security_and_local_ones_do_not() {
-        assert!(strict_transport("https://chat-app.example.azurecontainerapps.io"));
-        assert!(strict_transport("https://chat.contoso.example:8443"));
-        for origin in
-            ["http://chat.contoso.example", "https://localhost:3000", "https://127.0.0.1:3000", "https://[::1]:3000"]
-        {
-            assert!(!strict_transport(origin), "{origin}");
+    fn only_the_bundle_directory_is_the_bundle() {
+        assert!(is_bundle("/pkg/chat_app.wasm", "pkg"));
+        assert!(is_bundle("/assets/chat_app.js", "assets"));
+        for path in ["/pkg", "/pkgs/x.js", "/chat", "/api/pkg/x"] {
+            assert!(!is_bundle(path, "pkg"), "{path}");
         }
     }
 }
