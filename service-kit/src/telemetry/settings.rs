@@ -153,7 +153,7 @@ fn otlp(env: &mut Env, service: &str, warnings: &mut Vec<String>) -> Option<Otlp
     let endpoint = endpoint(env, protocol, warnings);
     // The traces' list replaces the general one, as their endpoint and protocol do.
     let headers_from = if env.get(TRACES_HEADERS).is_some() { TRACES_HEADERS } else { HEADERS };
-    let headers = http_headers(headers_from, key_values(env, headers_from, warnings), warnings);
+    let headers = http_headers(headers_from, key_values(env, headers_from), warnings);
     let timeout = timeout(env, warnings);
     let mut resource = resource_attributes(env, warnings);
     let from_resource = resource.iter().position(|(k, _)| k == "service.name").map(|i| resource.remove(i).1);
@@ -249,35 +249,29 @@ fn endpoint(env: &mut Env, protocol: Protocol, warnings: &mut Vec<String>) -> Op
     Some(url)
 }
 
-/// `key1=value1,key2=value2`, percent-decoded (W3C Baggage's format, as the specification says).
-fn key_values(env: &mut Env, name: &str, warnings: &mut Vec<String>) -> Vec<(String, String)> {
+/// `key1=value1,key2=value2`, percent-decoded (W3C Baggage's format, as the specification says):
+/// each entry, `None` where it is not `key=value`.
+fn key_values(env: &mut Env, name: &str) -> Vec<Option<(String, String)>> {
     let Some(raw) = env.get(name) else { return Vec::new() };
-    let mut pairs = Vec::new();
-    for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let decoded = item
-            .split_once('=')
-            .and_then(|(k, v)| Some((percent_decode(k.trim())?, percent_decode(v.trim())?)))
-            .filter(|(k, _)| !k.is_empty());
-        match decoded {
-            Some(pair) => pairs.push(pair),
-            // The value may be a secret (an API key header): name the variable only.
-            None => warnings.push(format!("{name} has an entry that is not key=value; ignored")),
-        }
-    }
-    pairs
+    raw.split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(|item| {
+            item.split_once('=')
+                .and_then(|(k, v)| Some((percent_decode(k.trim())?, percent_decode(v.trim())?)))
+                .filter(|(k, _)| !k.is_empty())
+        })
+        .collect()
 }
 
 /// `OTEL_RESOURCE_ATTRIBUTES`, all or nothing: "If any invalid value is found, the entire value
 /// of OTEL_RESOURCE_ATTRIBUTES SHOULD be discarded" (the resource SDK specification); a key given
 /// twice keeps its last value, as an attribute is set again (keys "MUST be unique").
 fn resource_attributes(env: &mut Env, warnings: &mut Vec<String>) -> Vec<(String, String)> {
-    let before = warnings.len();
-    let pairs = key_values(env, RESOURCE_ATTRIBUTES, warnings);
-    if warnings.len() > before {
-        warnings.truncate(before);
+    let Some(pairs) = key_values(env, RESOURCE_ATTRIBUTES).into_iter().collect::<Option<Vec<_>>>() else {
         warnings.push(format!("{RESOURCE_ATTRIBUTES} has an entry that is not key=value; all of it is ignored"));
         return Vec::new();
-    }
+    };
     let mut unique: Vec<(String, String)> = Vec::with_capacity(pairs.len());
     for (key, value) in pairs {
         match unique.iter_mut().find(|(k, _)| *k == key) {
@@ -288,14 +282,26 @@ fn resource_attributes(env: &mut Env, warnings: &mut Vec<String>) -> Vec<(String
     unique
 }
 
-/// Headers that HTTP can carry; another is named in a warning (not its value, which may be a
-/// key) rather than dropped without a word when the exporter starts.
-fn http_headers(name: &str, pairs: Vec<(String, String)>, warnings: &mut Vec<String>) -> Vec<(String, String)> {
-    let (valid, invalid): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(k, v)| {
-        axum::http::HeaderName::try_from(k.as_str()).is_ok() && axum::http::HeaderValue::from_str(v).is_ok()
-    });
-    for (key, _) in invalid {
-        warnings.push(format!("{name}: {key:?} is not a header HTTP can send; ignored"));
+/// Headers that HTTP can carry; an entry that is not `key=value`, or a header HTTP cannot send,
+/// is named in a warning (never its value, which may be a key) rather than dropped without a
+/// word when the exporter starts.
+fn http_headers(
+    name: &str,
+    entries: Vec<Option<(String, String)>>,
+    warnings: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    let mut valid = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match entry {
+            None => warnings.push(format!("{name} has an entry that is not key=value; ignored")),
+            Some((key, value))
+                if axum::http::HeaderName::try_from(key.as_str()).is_ok()
+                    && axum::http::HeaderValue::from_str(&value).is_ok() =>
+            {
+                valid.push((key, value));
+            }
+            Some((key, _)) => warnings.push(format!("{name}: {key:?} is not a header HTTP can send; ignored")),
+        }
     }
     valid
 }
