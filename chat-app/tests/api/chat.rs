@@ -21,6 +21,12 @@ async fn with_stack(env: Vec<(&'static str, String)>) -> TestApp {
     spawn_with(Options { orders_stack: true, env, ..Options::default() }).await
 }
 
+/// [`with_stack`], with the OpenAI provider pointed at `fake`, plus `env`.
+async fn with_model(fake: &FakeOpenAi, env: Vec<(&'static str, String)>) -> TestApp {
+    let model = [("MODEL_PROVIDER", "openai".into()), ("OPENAI_BASE_URL", format!("{}/v1", fake.url))];
+    with_stack(model.into_iter().chain(env).collect()).await
+}
+
 fn tool_calls(events: &[TurnEvent]) -> Vec<(String, Value)> {
     events
         .iter()
@@ -177,13 +183,7 @@ async fn a_model_provider_gets_the_mcp_tools_and_the_results_but_never_a_token()
         Reply::ToolCall { name: "list_orders".into(), arguments: r#"{"status":"pending"}"#.into() },
         Reply::Text("You have some pending orders.".into()),
     ]);
-    let app = with_stack(vec![
-        ("MODEL_PROVIDER", "openai".into()),
-        ("OPENAI_BASE_URL", format!("{}/v1", fake.url)),
-        ("OPENAI_API_KEY", "sk-test".into()),
-        ("OPENAI_MODEL", "gpt-test".into()),
-    ])
-    .await;
+    let app = with_model(&fake, vec![("OPENAI_API_KEY", "sk-test".into()), ("OPENAI_MODEL", "gpt-test".into())]).await;
     let browser = Browser::new(&app.origin);
     browser.sign_in(&app, "alice").await;
     let events = browser.chat(&app, "anything pending?").await;
@@ -217,13 +217,7 @@ async fn a_model_provider_gets_the_mcp_tools_and_the_results_but_never_a_token()
 #[tokio::test]
 async fn tool_errors_go_back_to_the_model_and_iterations_are_bounded() {
     let fake = FakeOpenAi::spawn(Expect::Nothing).await;
-    let app = with_stack(vec![
-        ("MODEL_PROVIDER", "openai".into()),
-        ("OPENAI_BASE_URL", format!("{}/v1", fake.url)),
-        ("AGENT_MAX_ITERATIONS", "2".into()),
-        ("MODEL_STREAM", "false".into()),
-    ])
-    .await;
+    let app = with_model(&fake, vec![("AGENT_MAX_ITERATIONS", "2".into()), ("MODEL_STREAM", "false".into())]).await;
     let browser = Browser::new(&app.origin);
     browser.sign_in(&app, "alice").await;
 
@@ -273,12 +267,7 @@ async fn a_model_that_is_down_or_slow_is_an_error_event() {
 
     let fake = FakeOpenAi::spawn(Expect::Nothing).await;
     fake.script([Reply::Hang]);
-    let app = with_stack(vec![
-        ("MODEL_PROVIDER", "openai".into()),
-        ("OPENAI_BASE_URL", format!("{}/v1", fake.url)),
-        ("AGENT_TIMEOUT_SECS", "1".into()),
-    ])
-    .await;
+    let app = with_model(&fake, vec![("AGENT_TIMEOUT_SECS", "1".into())]).await;
     let browser = Browser::new(&app.origin);
     browser.sign_in(&app, "alice").await;
     let events = browser.chat(&app, "show my orders").await;
@@ -429,8 +418,7 @@ async fn a_consent_refusal_tells_the_user_what_to_do() {
 #[tokio::test]
 async fn text_injected_into_an_order_cancels_nothing_without_the_users_yes() {
     let fake = FakeOpenAi::spawn(Expect::Nothing).await;
-    let app =
-        with_stack(vec![("MODEL_PROVIDER", "openai".into()), ("OPENAI_BASE_URL", format!("{}/v1", fake.url))]).await;
+    let app = with_model(&fake, vec![]).await;
     let stack = app.stack.as_ref().unwrap();
     let injection = plant_injection(stack, &app.idp).await;
     let (victim, bobs, injected) = (&injection.victim, &injection.planted_in, &injection.text);
@@ -579,8 +567,7 @@ async fn a_turn_waiting_for_approval_ends_with_a_notice_when_chat_app_stops() {
 #[tokio::test]
 async fn a_reply_full_of_changes_puts_a_few_to_the_user_and_stops_at_a_no() {
     let fake = FakeOpenAi::spawn(Expect::Nothing).await;
-    let app =
-        with_stack(vec![("MODEL_PROVIDER", "openai".into()), ("OPENAI_BASE_URL", format!("{}/v1", fake.url))]).await;
+    let app = with_model(&fake, vec![]).await;
     let stack = app.stack.as_ref().unwrap();
     let alice = Browser::new(&app.origin);
     alice.sign_in(&app, "alice").await;
@@ -621,12 +608,7 @@ async fn a_reply_full_of_changes_puts_a_few_to_the_user_and_stops_at_a_no() {
 #[tokio::test]
 async fn a_providers_error_text_reaches_the_log_not_the_chat() {
     let fake = FakeOpenAi::spawn(Expect::Bearer("sk-right".into())).await;
-    let app = with_stack(vec![
-        ("MODEL_PROVIDER", "openai".into()),
-        ("OPENAI_BASE_URL", format!("{}/v1", fake.url)),
-        ("OPENAI_API_KEY", "sk-wrong-key-1234".into()),
-    ])
-    .await;
+    let app = with_model(&fake, vec![("OPENAI_API_KEY", "sk-wrong-key-1234".into())]).await;
     let browser = Browser::new(&app.origin);
     browser.sign_in(&app, "alice").await;
     let events = browser.chat(&app, "show my orders").await;

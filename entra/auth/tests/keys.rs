@@ -167,6 +167,15 @@ struct StallingIdp {
     requests: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+impl StallingIdp {
+    /// orders-api's validator settings, with the identity provider reached through this proxy.
+    fn config(&self, idp: &entra_emulator::Running) -> entra_auth::validate::ValidatorConfig {
+        let mut config = support::validator_config(idp, "orders-api");
+        config.authority = self.url.clone();
+        config
+    }
+}
+
 async fn stalling_idp(idp: &entra_emulator::Running) -> StallingIdp {
     slow_idp(idp, Duration::ZERO).await
 }
@@ -201,8 +210,7 @@ async fn requests_abandoned_mid_fetch_do_not_start_a_fetch_each() {
     use std::sync::atomic::Ordering;
     let idp = support::emulator().await;
     let proxy = stalling_idp(&idp).await;
-    let mut config = support::validator_config(&idp, "orders-api");
-    config.authority = proxy.url.clone();
+    let mut config = proxy.config(&idp);
     config.key_refetch_interval = Duration::from_millis(50);
     config.failure_backoff = Duration::from_secs(30);
     let validator = TokenValidator::new(config, reqwest::Client::new());
@@ -227,8 +235,7 @@ async fn requests_abandoned_mid_fetch_do_not_start_a_fetch_each() {
 async fn a_slow_identity_provider_costs_a_waiting_request_one_fetch_timeout() {
     let idp = support::emulator().await;
     let proxy = slow_idp(&idp, Duration::from_millis(1200)).await;
-    let mut config = support::validator_config(&idp, "orders-api");
-    config.authority = proxy.url.clone();
+    let mut config = proxy.config(&idp);
     config.fetch_timeout = Duration::from_millis(1500);
     let validator = TokenValidator::new(config, reqwest::Client::new());
     let started = std::time::Instant::now();
@@ -246,8 +253,7 @@ async fn known_kids_do_not_wait_for_a_stalled_identity_provider_to_refresh_old_m
     use std::sync::atomic::Ordering;
     let idp = support::emulator().await;
     let proxy = stalling_idp(&idp).await;
-    let mut config = support::validator_config(&idp, "orders-api");
-    config.authority = proxy.url.clone();
+    let mut config = proxy.config(&idp);
     config.metadata_max_age = Duration::from_millis(200);
     config.key_refetch_interval = Duration::from_millis(50);
     config.accepted_tokens = 0; // every request goes through the key lookup
