@@ -421,8 +421,10 @@ async fn the_managed_identity_endpoint_checks_its_secret_header() {
     assert!(ok["expires_on"].as_str().unwrap().parse::<u64>().is_ok(), "App Service sends expires_on as a string");
 
     // A resource Entra does not know, or a scope where the endpoint takes a resource, is
-    // refused (AADSTS500011) rather than signed for: a typo in a service's resource fails here
-    // as it would in Azure.
+    // refused rather than signed for: a typo in a service's resource fails here as it would in
+    // Azure ("AADSTS500011: The resource principal named {name} was not found in the tenant",
+    // Microsoft Entra authentication and authorization error codes). The status and body
+    // follow this endpoint's other refusals (App Service's shape).
     let chat = m.managed_identities["chat-app"].client_id.as_str();
     for (resource, known) in [
         ("https://cognitiveservices.azure.com/", true),
@@ -760,8 +762,10 @@ async fn what_entra_does_not_offer_the_emulator_does_not_either() {
     assert!(doc["authorization_endpoint"].is_string(), "{doc}");
     assert_eq!(doc.get("code_challenge_methods_supported"), None, "{doc}");
 
-    // A code challenge that is not 43 to 128 characters of RFC 7636's alphabet: AADSTS501491
-    // ("Invalid size of Code_Challenge parameter"), back to the client.
+    // A code challenge that is not 43 to 128 characters: AADSTS501491 ("Invalid size of
+    // Code_Challenge parameter", Microsoft Entra authentication and authorization error codes),
+    // back to the client. A right-sized challenge outside RFC 7636 §4.2's alphabet (the `=` case)
+    // is refused with the same code: what Entra answers to that is not documented.
     let cli = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
     let authorize = |challenge: &str| {
         let mut url = Url::parse(&format!("{}/{tid}/oauth2/v2.0/authorize", idp.url())).unwrap();
@@ -782,8 +786,9 @@ async fn what_entra_does_not_offer_the_emulator_does_not_either() {
     }
     assert_eq!(browser().get(authorize(&"a".repeat(43))).send().await.unwrap().status(), 200, "the sign-in page");
 
-    // `api://<client id>` names an app only when it is the app's registered identifier URI;
-    // orders-mcp's is its URL (Entra: AADSTS500011, the resource principal was not found).
+    // `api://<client id>` names an app only when it is the app's registered identifier URI
+    // (its `identifierUris`); orders-mcp's is its URL. Entra: "AADSTS500011: The resource
+    // principal named {name} was not found in the tenant" (error codes reference).
     let mcp = &m.app("orders-mcp").unwrap().client_id;
     let form = [("client_id", cli), ("scope", &format!("api://{mcp}/access_as_user"))];
     let url = format!("{}/{tid}/oauth2/v2.0/devicecode", idp.url());

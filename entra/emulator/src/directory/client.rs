@@ -128,7 +128,9 @@ mod tests {
         assert!(!redirect_matches("http://localhost:3000/auth/callback", "https://localhost:3000/auth/callback"));
         assert!(!redirect_matches("https://app.example/cb", "https://app.example:444/cb"));
         // Only the port: a bare loopback URI is not every path on it, and IPv6 is not loopback
-        // to Entra.
+        // to Entra ("Redirect URI (reply URL) best practices and limitations",
+        // learn.microsoft.com/entra/identity-platform/reply-url: `http://localhost/MyWebApp`
+        // does not match `http://localhost/MyNativeApp`; "[::1] is not currently supported").
         assert!(!redirect_matches("http://localhost", "http://localhost:8400/other"));
         assert!(!redirect_matches("http://[::1]/cb", "http://[::1]:8400/cb"));
     }
