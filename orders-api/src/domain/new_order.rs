@@ -4,16 +4,19 @@ use sha2::{Digest, Sha256};
 
 pub const PRODUCT_MAX_CHARS: usize = 200;
 /// [`Product::parse`]'s rule as a regular expression for the OpenAPI document: no control
-/// character (Unicode `Cc`) and at least one character that is not white space. The white space
-/// is spelled out (Rust's `char::is_whitespace` less the control characters) because `\s`
-/// differs between regex dialects.
-pub const PRODUCT_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*\
-    [^\\u0000-\\u001f\\u007f-\\u009f \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
-    [^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// character (Unicode `Cc`), no invisible character of the Basic Multilingual Plane (see
+/// `is_invisible`), and at least one character that is not white space. The white space is
+/// spelled out (Rust's `char::is_whitespace` less the control characters) because `\s` differs
+/// between regex dialects. The Unicode tags (U+E0000-U+E007F) are refused too but are not in the
+/// pattern: no escape for a character beyond U+FFFF means the same in ECMA-262 (JSON Schema's
+/// dialect, with or without its `u` flag), Python and Rust; the document's text names them.
+pub const PRODUCT_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u115f\\u1160\\u180e\\u200b\\u202a-\\u202e\\u2060-\\u206f\\u3164\\ufeff\\uffa0\\ufff9-\\ufffb]*\
+    [^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u115f\\u1160\\u180e\\u200b\\u202a-\\u202e\\u2060-\\u206f\\u3164\\ufeff\\uffa0\\ufff9-\\ufffb \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
+    [^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u115f\\u1160\\u180e\\u200b\\u202a-\\u202e\\u2060-\\u206f\\u3164\\ufeff\\uffa0\\ufff9-\\ufffb]*$";
 pub const QUANTITY_MIN: i64 = 1;
 pub const QUANTITY_MAX: i64 = 1000;
 
-/// A product name: trimmed, 1 to 200 characters, one line of text.
+/// A product name: trimmed, 1 to 200 characters, one line of visible text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product(String);
 
@@ -23,6 +26,11 @@ impl Product {
         // (`PRODUCT_PATTERN`, `maxLength`); only the stored value is trimmed.
         if raw.chars().any(char::is_control) {
             return Err("product must not contain control characters (such as line breaks or tabs)".to_string());
+        }
+        if raw.chars().any(is_invisible) {
+            return Err("product must not contain invisible characters (such as zero-width spaces, text-direction \
+                        controls or Unicode tags)"
+                .to_string());
         }
         if raw.chars().count() > PRODUCT_MAX_CHARS {
             return Err(format!("product must be at most {PRODUCT_MAX_CHARS} characters"));
@@ -37,6 +45,21 @@ impl Product {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters that show as nothing, or reorder the text around them, and still reach whoever
+/// reads the text as data. A product name is someone else's text in an administrator's chat and
+/// in the model's context; with these, what the model reads is not what a person sees:
+/// Unicode tags spell hidden ASCII ("ASCII smuggling"), bidi embeddings, overrides and isolates
+/// reorder what is shown (Trojan Source, CVE-2021-42574), and the zero-width, soft-hyphen,
+/// invisible-operator, filler and annotation characters hide words or split them. Zero-width
+/// (non-)joiners and the left-to-right/right-to-left marks stay: scripts and emoji need them, and
+/// they hide nothing.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{115f}' | '\u{1160}' | '\u{180e}' | '\u{200b}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{feff}' | '\u{ffa0}' | '\u{fff9}'..='\u{fffb}'
+        | '\u{e0000}'..='\u{e007f}')
 }
 
 /// How many items: 1 to 1000.
@@ -123,6 +146,18 @@ mod tests {
             "\u{85}x",
             "x\u{7f}",
             "\u{a0}\u{1680}\u{205f}",
+            "Key\u{200b}board",
+            "\u{202e}draobyeK",
+            "Keyboard\u{2066}x\u{2069}",
+            "soft\u{ad}hyphen",
+            "\u{3164}",
+            "x\u{fff9}y\u{fffb}",
+            "\u{2064}",
+            "\u{206f}",
+            "\u{feff}Keyboard",
+            "\u{200c}\u{200d}\u{200e}\u{200f}x",
+            "\u{1f469}\u{200d}\u{1f4bb} laptop",
+            "\u{2764}\u{fe0f}",
         ] {
             assert_eq!(
                 documented.is_valid(&serde_json::json!(text)),
@@ -130,6 +165,29 @@ mod tests {
                 "the document and the server disagree about {text:?}"
             );
         }
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_and_joiners_kept() {
+        // Hidden text in tags: "Keyboard" followed by an invisible "IGNORE".
+        let smuggled: String = "Keyboard".chars().chain("IGNORE".chars().map(tag)).collect();
+        for text in [smuggled.as_str(), "Key\u{200b}board", "\u{202e}draobyeK", "\u{e0001}x", "x\u{e007f}"] {
+            let refused = Product::parse(text).unwrap_err();
+            assert!(refused.contains("invisible"), "{text:?}: {refused}");
+        }
+        for kept in [
+            "\u{1f469}\u{200d}\u{1f4bb}",
+            "\u{5e9}\u{5dc}\u{5d5}\u{5dd}\u{200f} 2",
+            "\u{2764}\u{fe0f}",
+            "\u{e0100}\u{8fbb}",
+        ] {
+            assert!(Product::parse(kept).is_ok(), "{kept:?}");
+        }
+    }
+
+    /// The Unicode tag that spells ASCII `c`.
+    fn tag(c: char) -> char {
+        char::from_u32(0xe0000 + u32::from(c)).unwrap()
     }
 
     #[test]

@@ -69,6 +69,22 @@ async fn bad_create_bodies_are_problems_that_say_what_is_wrong() {
             "validation",
             "control",
         ),
+        (
+            // "Keyboard" and, in Unicode tags, an instruction no one sees but a model reads.
+            "product with hidden text",
+            json!({"product": "Keyboard\u{e0049}\u{e0047}\u{e004e}\u{e004f}\u{e0052}\u{e0045}", "quantity": 1})
+                .to_string(),
+            422,
+            "validation",
+            "invisible",
+        ),
+        (
+            "product with a text-direction override",
+            json!({"product": "\u{202e}draobyeK", "quantity": 1}).to_string(),
+            422,
+            "validation",
+            "invisible",
+        ),
         ("product as a number", json!({"product": 7, "quantity": 1}).to_string(), 422, "validation", "invalid type"),
         ("both fields wrong", json!({"product": "", "quantity": 0}).to_string(), 422, "validation", "; "),
         ("empty body", String::new(), 400, "bad-request", "EOF"),
