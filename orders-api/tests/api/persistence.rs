@@ -47,6 +47,29 @@ async fn a_restart_keeps_every_order_and_neither_migrates_nor_seeds_again() {
     drop((idp, dir));
 }
 
+/// Orders are personal data: a new database file, and the WAL and shared-memory files beside
+/// it, are the service user's alone (SQLite's own default is 0644, readable by every local user).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.db");
+    let database = Database::open(&path).await.unwrap();
+    for file in ["orders.db", "orders.db-wal", "orders.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
+    }
+    database.close().await;
+
+    // A file that already exists keeps the permissions its owner gave it.
+    let shared = dir.path().join("shared.db");
+    std::fs::write(&shared, b"").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+    Database::open(&shared).await.unwrap().close().await;
+    assert_eq!(std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777, 0o640);
+}
+
 #[tokio::test]
 async fn a_corrupt_database_file_fails_the_start_with_a_message_naming_it() {
     let idp = spawn_idp().await;
