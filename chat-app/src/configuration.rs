@@ -377,7 +377,8 @@ fn agent_identity_settings(env: &mut Env, identity: &Identity, orders_mcp_uri: &
         .unwrap_or_else(|| "the agent".to_string());
     let blueprint_credential = managed_identity(env).unwrap_or_else(|| {
         env.problem(
-            "CHAT_APP_AGENT_IDENTITY=entra-agent-id needs chat-app's managed identity (IDENTITY_ENDPOINT and              IDENTITY_HEADER): it is the blueprint's credential, and a blueprint takes no secret here",
+            "CHAT_APP_AGENT_IDENTITY=entra-agent-id needs chat-app's managed identity (IDENTITY_ENDPOINT and \
+             IDENTITY_HEADER): it is the blueprint's credential, and a blueprint takes no secret here",
         );
         Credential::Secret(SecretString::from(""))
     });
@@ -682,7 +683,7 @@ mod tests {
         ]))
         .unwrap_err()
         .to_string();
-        assert!(err.contains("needs chat-app's managed identity"), "{err}");
+        assert!(err.contains("needs chat-app's managed identity (IDENTITY_ENDPOINT and IDENTITY_HEADER)"), "{err}");
 
         let s = Settings::from(Env::from_map([
             ("IDENTITY_MANIFEST", manifest()),

@@ -136,11 +136,13 @@ fn agent_allowed(policy: AgentPolicy, approval: &ClaimsChallenge, caller: &Calle
             })
         }
         AgentPolicy::ReadOnly => Err(ApiError::AgentRefused(format!(
-            "agent {} acts for {who}: agents may read orders here but not change them              (ORDERS_API_AGENT_POLICY=read-only); {who} can do it with their own sign-in",
+            "agent {} acts for {who}: agents may read orders here but not change them \
+             (ORDERS_API_AGENT_POLICY=read-only); {who} can do it with their own sign-in",
             agent.id
         ))),
         AgentPolicy::UsersOnly => Err(ApiError::AgentRefused(format!(
-            "this API accepts a user's own token only (ORDERS_API_AGENT_POLICY=users-only); this one is agent {}'s,              acting for {who}",
+            "this API accepts a user's own token only (ORDERS_API_AGENT_POLICY=users-only); this one is agent {}'s, \
+             acting for {who}",
             agent.id
         ))),
     }

@@ -45,6 +45,7 @@ async fn read_only_lets_agents_read_and_refuses_their_writes_with_a_reason() {
     let body = assert_problem(refused, 403, "agent-refused").await;
     let detail = body["detail"].as_str().unwrap();
     assert!(detail.contains(AGENT) && detail.contains("Alice Johnson") && detail.contains("read-only"), "{detail}");
+    assert!(!detail.contains("  "), "one sentence, not a source line's indentation: {detail:?}");
     assert!(matches!(&hop.decision, Decision::Denied { reason } if reason == detail), "{hop:?}");
     assert_problem(app.cancel("ORD-001", &agent).await, 403, "agent-refused").await;
 
@@ -63,7 +64,8 @@ async fn users_only_refuses_every_agent_token() {
         "agent-refused",
     )
     .await;
-    assert!(body["detail"].as_str().unwrap().contains("a user's own token only"), "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("a user's own token only") && !detail.contains("  "), "{detail:?}");
     assert_eq!(app.get("/api/orders/ORD-001", &app.token("alice", ALL_SCOPES)).await.status(), 200);
 }
 
