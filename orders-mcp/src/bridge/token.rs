@@ -48,8 +48,8 @@ impl TokenProvider {
         refresh_margin: Duration,
     ) -> TokenProvider {
         let source = match kind {
-            TokenSourceKind::Az => Source::Az { resource: resource_of(resource), tenant },
-            TokenSourceKind::Azd => Source::Azd { scope: scope_of(resource), tenant },
+            TokenSourceKind::Az => Source::Az { resource: resource_of(resource, tenant.as_deref()), tenant },
+            TokenSourceKind::Azd => Source::Azd { scope: scope_of(resource, tenant.as_deref()), tenant },
             TokenSourceKind::Static => Source::Static { var: token_env.to_string() },
         };
         TokenProvider { source, cache: TokenCache::new(refresh_margin) }
@@ -165,25 +165,47 @@ fn jwt_expiry(token: &str) -> Option<u64> {
     TokenSummary::from_unverified(token).and_then(|s| u64::try_from(s.exp).ok()).filter(|exp| *exp > 0)
 }
 
-/// The app id URI in `value`: a trailing scope (`/access_as_user`, `/.default`) is removed from
-/// `api://` URIs, whose path is always a scope.
-fn resource_of(value: &str) -> String {
+/// Splits `value` into an Application ID URI and the scope under it, if it names one.
+///
+/// Entra's `api://` URIs have one or two segments (`api://<appId>`, `api://<tenantId>/<appId>`,
+/// `api://<tenantId>/<string>`, `api://<string>/<appId>`, `api://<domain>/<string>`: "Restrictions
+/// on identifier URIs of Microsoft Entra applications"), and a scope is one more. So a third
+/// segment, or `/.default`, is a scope; a second is one unless it is an app id (a GUID) or the
+/// first names the tenant given (`--tenant`): `api://<appId>/access_as_user` is the common scope,
+/// `api://<tenantId>/orders-api` the manifest's own URI form. An `https://` URI's path is its own.
+fn split_scope<'a>(value: &'a str, tenant: Option<&str>) -> (&'a str, Option<&'a str>) {
     let value = value.trim().trim_end_matches('/');
-    let value = value.strip_suffix("/.default").unwrap_or(value);
-    match value.strip_prefix("api://") {
-        Some(rest) => match rest.split_once('/') {
-            Some((app, _scope)) => format!("api://{app}"),
-            None => value.to_string(),
-        },
-        None => value.to_string(),
+    if let Some(resource) = value.strip_suffix("/.default") {
+        return (resource, Some(".default"));
+    }
+    let Some(rest) = value.strip_prefix("api://") else {
+        return (value, None);
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let names_scope = match segments.as_slice() {
+        [_] => false,
+        [first, second] => {
+            !(uuid::Uuid::parse_str(second).is_ok() || tenant.is_some_and(|t| t.eq_ignore_ascii_case(first)))
+        }
+        _ => true,
+    };
+    match value.rsplit_once('/') {
+        Some((resource, scope)) if names_scope => (resource, Some(scope)),
+        _ => (value, None),
     }
 }
 
+/// The app id URI in `value` (see [`split_scope`]).
+fn resource_of(value: &str, tenant: Option<&str>) -> String {
+    split_scope(value, tenant).0.to_string()
+}
+
 /// A scope for `value`: itself if it names one, else the resource's `/.default`.
-fn scope_of(value: &str) -> String {
-    let value = value.trim().trim_end_matches('/');
-    let names_scope = value.strip_prefix("api://").is_some_and(|rest| rest.contains('/'));
-    if names_scope { value.to_string() } else { format!("{value}/.default") }
+fn scope_of(value: &str, tenant: Option<&str>) -> String {
+    match split_scope(value, tenant) {
+        (resource, Some(scope)) => format!("{resource}/{scope}"),
+        (resource, None) => format!("{resource}/.default"),
+    }
 }
 
 #[cfg(test)]
@@ -192,12 +214,38 @@ mod tests {
 
     #[test]
     fn resources_and_scopes_are_derived_from_either_form() {
-        assert_eq!(resource_of("api://orders-mcp-local"), "api://orders-mcp-local");
-        assert_eq!(resource_of("api://orders-mcp-local/access_as_user"), "api://orders-mcp-local");
-        assert_eq!(resource_of("api://orders-mcp-local/.default"), "api://orders-mcp-local");
-        assert_eq!(resource_of("https://contoso.example/orders"), "https://contoso.example/orders");
-        assert_eq!(scope_of("api://orders-mcp-local"), "api://orders-mcp-local/.default");
-        assert_eq!(scope_of("api://orders-mcp-local/access_as_user"), "api://orders-mcp-local/access_as_user");
-        assert_eq!(scope_of("https://contoso.example/orders"), "https://contoso.example/orders/.default");
+        assert_eq!(resource_of("api://orders-mcp-local", None), "api://orders-mcp-local");
+        assert_eq!(resource_of("api://orders-mcp-local/access_as_user", None), "api://orders-mcp-local");
+        assert_eq!(resource_of("api://orders-mcp-local/.default", None), "api://orders-mcp-local");
+        assert_eq!(resource_of("https://contoso.example/orders", None), "https://contoso.example/orders");
+        assert_eq!(scope_of("api://orders-mcp-local", None), "api://orders-mcp-local/.default");
+        assert_eq!(scope_of("api://orders-mcp-local/access_as_user", None), "api://orders-mcp-local/access_as_user");
+        assert_eq!(scope_of("https://contoso.example/orders", None), "https://contoso.example/orders/.default");
+    }
+
+    /// The two-segment forms of "Restrictions on identifier URIs of Microsoft Entra applications"
+    /// (learn.microsoft.com/entra/identity-platform/identifier-uri-restrictions) are URIs, not a
+    /// URI and a scope: `api://<tenantId>/<string>` is the manifest's orders-api.
+    #[test]
+    fn two_segment_app_id_uris_are_not_split() {
+        const TENANT: &str = "aaaabbbb-0000-cccc-1111-dddd2222eeee";
+        const APP: &str = "00001111-aaaa-2222-bbbb-3333cccc4444";
+        let tenant_uri = format!("api://{TENANT}/orders-api-local");
+        assert_eq!(resource_of(&tenant_uri, Some(TENANT)), tenant_uri);
+        assert_eq!(scope_of(&tenant_uri, Some(TENANT)), format!("{tenant_uri}/.default"));
+        let scope = format!("{tenant_uri}/Orders.Read");
+        assert_eq!(resource_of(&scope, None), tenant_uri, "a third segment is always a scope");
+        assert_eq!(scope_of(&scope, None), scope);
+        assert_eq!(resource_of(&format!("{tenant_uri}/.default"), None), tenant_uri);
+
+        let tenant_app = format!("api://{TENANT}/{APP}");
+        assert_eq!(resource_of(&tenant_app, None), tenant_app, "an app id is never a scope");
+        let string_app = format!("api://productapi/{APP}");
+        assert_eq!(scope_of(&string_app, None), format!("{string_app}/.default"));
+
+        // Without the tenant, `<guid>/<name>` is the portal's default `api://<appId>` and a scope.
+        let app_scope = format!("api://{APP}/access_as_user");
+        assert_eq!(resource_of(&app_scope, None), format!("api://{APP}"));
+        assert_eq!(resource_of(&app_scope, Some(TENANT)), format!("api://{APP}"));
     }
 }
