@@ -57,6 +57,9 @@ impl ChatError {
     }
 }
 
+/// The last event of a turn ended because its user signed out.
+pub const SIGNED_OUT: &str = "You signed out, so this reply stopped. Sign in to continue.";
+
 /// The last event of a turn cut short by chat-app stopping.
 pub const RESTARTING: &str =
     "chat-app is restarting, so this reply stopped; your conversation is kept. Send your message again in a moment.";
@@ -122,6 +125,7 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
     let Some(running) = state.turns.begin(&conversation).await.map_err(store_error)? else {
         return Err(ChatError::Busy);
     };
+    let ending = state.turns.ending(&conversation);
     // Only the messages the model sees go into the turn: the whole transcript (up to
     // `MAX_ENTRIES`, tool results and traces included: hundreds of KiB for a long
     // conversation) held by every running turn, approvals waited for included, was what made
@@ -142,10 +146,21 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
             let _ = tx.send(event);
         };
         let turn = Turn { id: &turn_id, conversation: &conversation, oid: &oid, user_name: &user_name };
-        agent.run(&turn, history, text, &token, &emit).await;
-        let entries = done.into_inner().unwrap_or_else(|p| p.into_inner()).entries;
-        if let Err(e) = store.append(&conversation, &entries).await {
-            tracing::error!(error = %e, "cannot save a turn");
+        // Signing out drops the agent mid-step (a call waiting for approval is withdrawn) and
+        // saves nothing: the conversation went with the session.
+        let signed_out = tokio::select! {
+            () = agent.run(&turn, history, text, &token, &emit) => false,
+            () = ending.signed_out() => true,
+        };
+        drop(ending);
+        if signed_out {
+            tracing::info!("a turn ended at its user's sign-out");
+            let _ = tx.send(TurnEvent::Error { message: SIGNED_OUT.into(), sign_in: true });
+        } else {
+            let entries = done.into_inner().unwrap_or_else(|p| p.into_inner()).entries;
+            if let Err(e) = store.append(&conversation, &entries).await {
+                tracing::error!(error = %e, "cannot save a turn");
+            }
         }
         running.end().await;
         let _ = tx.send(TurnEvent::Done);

@@ -4,10 +4,12 @@
 //! with several replicas the stream request must reach that replica (session affinity).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::store::redis::{Lease, Redis};
 use crate::transcript::TurnEvent;
@@ -20,8 +22,37 @@ const UNCLAIMED: Duration = Duration::from_secs(60);
 pub struct Turns {
     pending: Mutex<HashMap<String, Pending>>,
     running: Mutex<HashSet<String>>,
+    /// How to end the turn this process runs for a conversation, by conversation.
+    ending: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    next_ending: AtomicU64,
     /// Replicas share which conversations have a turn running through this.
     shared: Option<Redis>,
+}
+
+/// How a running turn learns that its user signed out: it holds their access token, and must
+/// not go on using it (a turn can wait minutes for an approval). Registered by
+/// [`Turns::ending`], gone when dropped.
+pub struct Ending {
+    turns: Arc<Turns>,
+    conversation: String,
+    id: u64,
+    token: CancellationToken,
+}
+
+impl Ending {
+    /// Resolves when the conversation's user signs out.
+    pub async fn signed_out(&self) {
+        self.token.cancelled().await;
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        let mut map = self.turns.ending.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(&self.conversation).is_some_and(|(id, _)| *id == self.id) {
+            map.remove(&self.conversation);
+        }
+    }
 }
 
 struct Pending {
@@ -71,6 +102,26 @@ impl Turns {
         }
         let started = self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(conversation.to_string());
         Ok(started.then(|| Running::Here(RunningHere { turns: self.clone(), conversation: conversation.to_string() })))
+    }
+
+    /// Lets [`Turns::end`] reach the turn now running for `conversation` (call it after
+    /// [`Turns::begin`]).
+    pub fn ending(self: &Arc<Self>, conversation: &str) -> Ending {
+        let id = self.next_ending.fetch_add(1, Ordering::Relaxed);
+        let token = CancellationToken::new();
+        let mut map = self.ending.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(conversation.to_string(), (id, token.clone()));
+        Ending { turns: self.clone(), conversation: conversation.to_string(), id, token }
+    }
+
+    /// Ends the turn running for `conversation` in this process, if there is one: its user
+    /// signed out. (With several replicas, session affinity puts the sign-out on the replica
+    /// running the turn.)
+    pub fn end(&self, conversation: &str) {
+        let ended = self.ending.lock().unwrap_or_else(|p| p.into_inner()).remove(conversation);
+        if let Some((_, token)) = ended {
+            token.cancel();
+        }
     }
 
     /// Keeps the events of `turn` (of `conversation`) until the browser comes for them.

@@ -294,13 +294,15 @@ async fn start_session(state: &AppState, session: &Session, user: &UserSession) 
     Ok(())
 }
 
-/// Ends the session here (tokens and conversation), then at the identity provider.
+/// Ends the session here (tokens, conversation, and a turn still running with the user's
+/// token), then at the identity provider.
 #[tracing::instrument(name = "auth.sign_out", skip_all)]
 pub async fn sign_out(State(state): State<AppState>, session: Session) -> Response {
-    if let Ok(Some(conversation)) = session.get::<String>(keys::CONVERSATION).await
-        && let Err(e) = state.store.delete_conversation(&conversation).await
-    {
-        tracing::warn!(error = %e, "cannot delete a conversation at sign-out");
+    if let Ok(Some(conversation)) = session.get::<String>(keys::CONVERSATION).await {
+        state.turns.end(&conversation);
+        if let Err(e) = state.store.delete_conversation(&conversation).await {
+            tracing::warn!(error = %e, "cannot delete a conversation at sign-out");
+        }
     }
     if let Err(e) = session.flush().await {
         return session_failed(e);
@@ -352,6 +354,7 @@ async fn end_idp_session(state: &AppState, sid: &str) -> anyhow::Result<usize> {
         if let Some(record) = state.sessions.load(&id).await?
             && let Some(conversation) = record.data.get(keys::CONVERSATION).and_then(|v| v.as_str())
         {
+            state.turns.end(conversation);
             state.store.delete_conversation(conversation).await?;
         }
         state.sessions.delete(&id).await?;

@@ -560,6 +560,39 @@ async fn a_turn_waiting_for_approval_ends_with_a_notice_when_chat_app_stops() {
     );
 }
 
+/// A turn holds the user's access token; one waiting for an approval (up to five minutes) went
+/// on holding it, its event stream open, after the user signed out. Signing out now ends it:
+/// the stream says so at once and closes, and the call it waited on is withdrawn.
+#[tokio::test]
+async fn signing_out_ends_the_turn_that_holds_the_users_token() {
+    let app = with_stack(Vec::new()).await;
+    let alice = Browser::new(&app.origin);
+    alice.sign_in(&app, "alice").await;
+    let waiting = tokio::sync::Notify::new();
+    let follow = alice.chat_live(&app, "Cancel ORD-001", async |_| {
+        // The turn now waits for alice's answer: she signs out instead.
+        waiting.notify_one();
+    });
+    let sign_out = async {
+        waiting.notified().await;
+        let page = alice.post_form(&format!("{}/auth/sign-out", app.url), &[], Some(&app.origin)).await;
+        assert!(page.status.is_success() || page.status.is_redirection(), "{}", page.status);
+    };
+    let (events, ()) = tokio::time::timeout(Duration::from_secs(20), async { tokio::join!(follow, sign_out) })
+        .await
+        .expect("the turn went on after its user signed out");
+    let asked = events.iter().position(|e| matches!(e, TurnEvent::ApprovalRequired { .. }));
+    let asked = asked.unwrap_or_else(|| panic!("the cancel waited for approval: {events:?}"));
+    let after = &events[asked..];
+    assert!(!after.iter().any(|e| matches!(e, TurnEvent::ToolResult { .. })), "the cancel never ran: {events:?}");
+    assert!(
+        after
+            .iter()
+            .any(|e| matches!(e, TurnEvent::Error { message, sign_in: true } if message == chat_app::chat::SIGNED_OUT)),
+        "{events:?}"
+    );
+}
+
 /// A model steered (by text in a tool result, say) into a reply with a dozen changes does not
 /// get to keep the user clicking (OWASP Top 10 for LLM applications, "Excessive Agency"): at
 /// most 8 calls of one reply run, at most 5 changes are put to the user in a turn, and after a
