@@ -39,7 +39,8 @@ use crate::{chat, headers, health, pages, presenter, ui};
 const STYLESHEET: &str = include_str!("../style/main.css");
 
 /// chat-app as a [`Service`]: `Application::build(settings)`; while it serves, expired
-/// sessions are deleted every five minutes.
+/// sessions, and conversations unchanged for a session's lifetime, are deleted every five
+/// minutes.
 pub struct ChatApp;
 
 pub type Application = service_kit::serve::Application<ChatApp>;
@@ -56,10 +57,11 @@ impl Service for ChatApp {
         let public_url = settings.public_url.to_string();
         let mut state = build_state(settings).await?;
         state.stopping = stopping.clone();
-        let cleanup = state.sessions.clone().delete_expired(Duration::from_secs(300));
+        let sessions = state.sessions.clone().delete_expired(Duration::from_secs(300));
+        let conversations = state.store.clone().delete_stale(Duration::from_secs(300));
         tokio::spawn(async move {
             tokio::select! {
-                _ = cleanup => {}
+                _ = futures::future::join(sessions, conversations) => {}
                 () = stopping.cancelled() => {}
             }
         });

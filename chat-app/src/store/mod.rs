@@ -18,10 +18,10 @@ pub enum Store {
 
 impl Store {
     /// Opens the configured store. `lifetime`: how long a conversation outlives its last
-    /// change where the store expires data itself (Redis; a session's absolute lifetime).
+    /// change (a session's absolute lifetime).
     pub async fn open(settings: &StoreSettings, lifetime: Duration) -> anyhow::Result<Store> {
         Ok(match settings {
-            StoreSettings::Sqlite(path) => Store::Sqlite(sqlite::Sqlite::open(path).await?),
+            StoreSettings::Sqlite(path) => Store::Sqlite(sqlite::Sqlite::open(path, lifetime).await?),
             StoreSettings::Redis(redis) => Store::Redis(redis::Redis::connect(redis, lifetime).await?),
         })
     }
@@ -31,6 +31,23 @@ impl Store {
         match self {
             Store::Sqlite(_) => None,
             Store::Redis(redis) => Some(redis),
+        }
+    }
+
+    /// Deletes what has outlived its lifetime, every `period`, until dropped (SQLite; Redis
+    /// expires keys itself).
+    pub async fn delete_stale(self, period: Duration) {
+        let Store::Sqlite(db) = self else {
+            return std::future::pending().await;
+        };
+        let mut every = tokio::time::interval(period);
+        loop {
+            every.tick().await;
+            match db.delete_stale().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(conversations = n, "forgot conversations unchanged for a session's lifetime"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete stale conversations"),
+            }
         }
     }
 

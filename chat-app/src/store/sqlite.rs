@@ -13,11 +13,13 @@ use service_kit::clock::unix_now;
 #[derive(Clone)]
 pub struct Sqlite {
     pool: SqlitePool,
+    lifetime: Duration,
 }
 
 impl Sqlite {
-    /// Opens (creating if needed) the database at `path` and runs the migrations.
-    pub async fn open(path: &Path) -> anyhow::Result<Sqlite> {
+    /// Opens (creating if needed) the database at `path` and runs the migrations. `lifetime`:
+    /// how long a conversation outlives its last change ([`Sqlite::delete_stale`]).
+    pub async fn open(path: &Path, lifetime: Duration) -> anyhow::Result<Sqlite> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create the directory of {}: {e}", path.display()))?;
@@ -37,7 +39,7 @@ impl Sqlite {
             .run(&pool)
             .await
             .map_err(|e| anyhow::anyhow!("cannot migrate the session database {}: {e}", path.display()))?;
-        Ok(Sqlite { pool })
+        Ok(Sqlite { pool, lifetime })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -51,7 +53,7 @@ impl Sqlite {
 
     pub async fn create_conversation(&self, owner_oid: &str) -> sqlx::Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query("INSERT INTO conversations (id, owner_oid, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO conversations (id, owner_oid, created_at, changed_at) VALUES (?1, ?2, ?3, ?3)")
             .bind(&id)
             .bind(owner_oid)
             .bind(unix_now() as i64)
@@ -80,6 +82,11 @@ impl Sqlite {
         // SQLite fails it at once with "database is locked" instead of waiting for the busy
         // timeout (https://sqlite.org/isolation.html).
         let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE conversations SET changed_at = ? WHERE id = ?")
+            .bind(unix_now() as i64)
+            .bind(conversation)
+            .execute(&mut *tx)
+            .await?;
         for entry in entries {
             sqlx::query(
                 "INSERT INTO conversation_entries (conversation_id, seq, entry) \
@@ -128,6 +135,22 @@ impl Sqlite {
         Ok(())
     }
 
+    /// Forgets conversations unchanged for a session's lifetime (with their entries) and the
+    /// identity provider sessions of sessions that have expired by now: no session can reach
+    /// them any more, and they are someone's personal data. Redis expires the same keys itself.
+    pub async fn delete_stale(&self) -> sqlx::Result<u64> {
+        let before = unix_now().saturating_sub(self.lifetime.as_secs()) as i64;
+        let mut tx = self.pool.begin().await?;
+        let conversations = sqlx::query("DELETE FROM conversations WHERE changed_at < ?")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM idp_sessions WHERE created_at < ?").bind(before).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(conversations)
+    }
+
     /// The local session ids started from `sid`, forgotten as they are returned.
     pub async fn take_idp_sessions(&self, sid: &str) -> sqlx::Result<Vec<String>> {
         sqlx::query_scalar("DELETE FROM idp_sessions WHERE sid = ? RETURNING session_id")
@@ -143,6 +166,44 @@ mod tests {
 
     use super::*;
 
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    /// A user who never signs out left their conversation (and the map entry for front-channel
+    /// logout) in SQLite for ever; Redis expired the same keys a session's lifetime after their
+    /// last change. Now SQLite forgets them too, and a conversation still in use is kept.
+    #[tokio::test]
+    async fn conversations_unchanged_for_a_session_lifetime_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open(&dir.path().join("chat.db"), DAY).await.unwrap();
+        let (old, recent) =
+            (store.create_conversation("a").await.unwrap(), store.create_conversation("b").await.unwrap());
+        for conversation in [&old, &recent] {
+            store.append(conversation, &[Entry::User { text: "hi".into() }]).await.unwrap();
+        }
+        store.remember_idp_session("old-sid", "s1").await.unwrap();
+        store.remember_idp_session("new-sid", "s2").await.unwrap();
+        let long_ago = unix_now() as i64 - 2 * DAY.as_secs() as i64;
+        let age = |sql: &'static str, key: String| sqlx::query(sql).bind(long_ago).bind(key).execute(&store.pool);
+        age("UPDATE conversations SET created_at = ?1, changed_at = ?1 WHERE id = ?2", old.clone()).await.unwrap();
+        age("UPDATE conversations SET created_at = ?1, changed_at = ?1 WHERE id = ?2", recent.clone()).await.unwrap();
+        age("UPDATE idp_sessions SET created_at = ?1 WHERE sid = ?2", "old-sid".into()).await.unwrap();
+        // `recent` was created long ago but changed since: it stays.
+        store.append(&recent, &[Entry::User { text: "still here".into() }]).await.unwrap();
+
+        assert_eq!(store.delete_stale().await.unwrap(), 1);
+        assert_eq!(store.owner(&old).await.unwrap(), None);
+        assert_eq!(store.owner(&recent).await.unwrap().as_deref(), Some("b"));
+        let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM conversation_entries WHERE conversation_id = ?")
+            .bind(&old)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(entries, 0, "the entries go with their conversation");
+        assert_eq!(store.transcript(&recent, 10).await.unwrap().entries.len(), 2);
+        assert!(store.take_idp_sessions("old-sid").await.unwrap().is_empty());
+        assert_eq!(store.take_idp_sessions("new-sid").await.unwrap(), ["s2"]);
+    }
+
     /// Found by `cargo xtask soak`: under parallel turns, appends failed at once with "database is
     /// locked" (a 500 from /api/chat/send, a turn never saved). A deferred transaction that reads
     /// first and then writes cannot upgrade its WAL read snapshot once another connection has
@@ -153,7 +214,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn parallel_appends_to_different_conversations_all_succeed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(&dir.path().join("chat.db")).await.unwrap();
+        let store = Sqlite::open(&dir.path().join("chat.db"), DAY).await.unwrap();
         let mut conversations = Vec::new();
         for _ in 0..8 {
             conversations.push(store.create_conversation("oid").await.unwrap());
@@ -180,7 +241,7 @@ mod tests {
     #[tokio::test]
     async fn a_transcript_is_the_latest_entries_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(&dir.path().join("chat.db")).await.unwrap();
+        let store = Sqlite::open(&dir.path().join("chat.db"), DAY).await.unwrap();
         let conversation = store.create_conversation("oid").await.unwrap();
         let entries: Vec<Entry> = (0..MAX_ENTRIES + 10).map(|i| Entry::User { text: i.to_string() }).collect();
         store.append(&conversation, &entries).await.unwrap();
