@@ -78,7 +78,8 @@ impl Database {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| fail(DatabaseProblem::CannotCreateDirectory, e.to_string()))?;
         }
-        create_private(path).map_err(|e| fail(DatabaseProblem::CannotOpen, e.to_string()))?;
+        // Orders are personal data: a new file is the service user's alone.
+        service_kit::private_file::create(path).map_err(|e| fail(DatabaseProblem::CannotOpen, e.to_string()))?;
         let options = SqliteConnectOptions::new().filename(path).busy_timeout(BUSY_TIMEOUT).foreign_keys(true);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -154,24 +155,6 @@ impl Database {
         self.readers.close().await;
         self.writer.close().await;
     }
-}
-
-/// Creates a missing database file readable by its owner only: SQLite would create it 0644 (less
-/// the umask), every local user able to read every customer's orders. The WAL and shared-memory
-/// files take the database file's permissions (SQLite's unix VFS, `findCreateFileMode`). Safe to
-/// open and close here: the file is new, so no connection of this process holds a lock on it.
-#[cfg(unix)]
-fn create_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        result => result.map(drop),
-    }
-}
-
-#[cfg(not(unix))]
-fn create_private(_path: &Path) -> std::io::Result<()> {
-    Ok(())
 }
 
 /// Whether this process may write the file, asked of the kernel (`access(2)`), never by opening

@@ -9,9 +9,11 @@
 //! - [`problem`]: RFC 9457 problem details, the error body of every service.
 //! - [`clock`], [`secret`] and [`hex`]: the current time, secrets from the OS compared in
 //!   constant time, and lowercase hex, written once.
+//! - [`private_file`]: database files only their owner may read.
 
 pub mod clock;
 pub mod hex;
+pub mod private_file;
 pub mod probe;
 pub mod problem;
 pub mod secret;

@@ -24,6 +24,9 @@ impl Sqlite {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create the directory of {}: {e}", path.display()))?;
         }
+        // It holds the sessions, each user's access and refresh tokens among them.
+        service_kit::private_file::create(path)
+            .map_err(|e| anyhow::anyhow!("cannot create the session database {}: {e}", path.display()))?;
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
@@ -167,6 +170,20 @@ mod tests {
     use super::*;
 
     const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    /// The file holds every session's tokens: its owner's alone (SQLite would create it 0644).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_session_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open(&dir.path().join("chat.db"), DAY).await.unwrap();
+        store.create_conversation("oid").await.unwrap();
+        for file in ["chat.db", "chat.db-wal"] {
+            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
+        }
+    }
 
     /// A user who never signs out left their conversation (and the map entry for front-channel
     /// logout) in SQLite for ever; Redis expired the same keys a session's lifetime after their
