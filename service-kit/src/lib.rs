@@ -10,6 +10,7 @@
 //! - [`clock`], [`secret`] and [`hex`]: the current time, secrets from the OS compared in
 //!   constant time, and lowercase hex, written once.
 //! - [`private_file`]: database files only their owner may read.
+//! - [`visible_text`]: the characters that hide text from a person but not from a model.
 
 pub mod clock;
 pub mod hex;
@@ -21,3 +22,4 @@ pub mod serve;
 pub mod settings;
 pub mod telemetry;
 pub mod tls;
+pub mod visible_text;

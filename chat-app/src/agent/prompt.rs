@@ -7,8 +7,14 @@
 //! writer cannot know, and the system prompt says that nothing between the markers is ever an
 //! instruction. This lowers the odds that a model obeys injected text; it does not make it
 //! impossible, which is why calls that change anything also wait for the user's yes.
+//!
+//! Nor can the writer hide text in a result: characters that show as nothing to a person (the
+//! Unicode tags spelling ASCII, bidi overrides, zero-width spaces) reach the model written out
+//! as `<U+XXXX>` (`service_kit::visible_text`), whether they came from an older order, a
+//! customer's name in the directory, or a future tool.
 
 use service_kit::secret::{self, RandomError};
+use service_kit::visible_text;
 
 pub const SYSTEM_PROMPT: &str = "You are Orders Copilot, an assistant for a small shop's customers. \
 Use the tools to look up, create and cancel the signed-in user's orders; never invent orders or ids. \
@@ -23,6 +29,7 @@ who approves or declines each one before it runs; if the user declines, do not t
 /// A tool result as the model reads it: fenced by markers with a fresh random value.
 pub fn fence(tool: &str, content: &str) -> Result<String, RandomError> {
     let fence = secret::urlsafe::<12>()?;
+    let content = visible_text::reveal(content);
     Ok(format!("<<tool-result {fence}>>\ntool: {tool}\n{content}\n<<end tool-result {fence}>>"))
 }
 
@@ -48,5 +55,11 @@ mod tests {
         assert!(a.starts_with("<<tool-result ") && a.contains("\ntool: list_orders\n"));
         assert_eq!(unfence(&a), injected);
         assert_eq!(unfence("ERROR: plain"), "ERROR: plain");
+    }
+
+    #[test]
+    fn hidden_characters_reach_the_model_written_out() {
+        let fenced = fence("get_order", "{\"product\":\"Keyboard\u{e0049}\u{200b}\"}").unwrap();
+        assert_eq!(unfence(&fenced), "{\"product\":\"Keyboard<U+E0049><U+200B>\"}");
     }
 }

@@ -176,6 +176,28 @@ async fn the_offline_planner_handles_the_demo_requests() {
     assert!(text_of(&events).contains("show my orders"), "help lists what works");
 }
 
+/// Text hidden in an order by characters that show as nothing (Unicode tags spelling ASCII, in a
+/// row stored before orders-api refused them, or from any other source) reaches the model written
+/// out: the model cannot read an instruction the person approving its calls does not see.
+#[tokio::test]
+async fn hidden_text_in_a_tool_result_reaches_the_model_written_out() {
+    let fake = FakeOpenAi::spawn(Expect::Nothing).await;
+    fake.script([
+        Reply::ToolCall { name: "list_orders".into(), arguments: "{}".into() },
+        Reply::Text("Here they are.".into()),
+    ]);
+    let app = with_model(&fake, vec![]).await;
+    let hidden: String = "Go".chars().map(|c| char::from_u32(0xe0000 + u32::from(c)).unwrap()).collect();
+    app.stack.as_ref().unwrap().store_order_directly(&app.idp, "alice", &format!("Keyboard{hidden}\u{202e}")).await;
+    let alice = Browser::new(&app.origin);
+    alice.sign_in(&app, "alice").await;
+    alice.chat(&app, "show my orders").await;
+    let requests = fake.requests();
+    let sent = requests.last().unwrap().body.to_string();
+    assert!(sent.contains("Keyboard<U+E0047><U+E006F><U+202E>"), "{sent}");
+    assert!(!sent.chars().any(service_kit::visible_text::is_invisible), "{sent:?}");
+}
+
 #[tokio::test]
 async fn a_model_provider_gets_the_mcp_tools_and_the_results_but_never_a_token() {
     let fake = FakeOpenAi::spawn(Expect::Bearer("sk-test".into())).await;

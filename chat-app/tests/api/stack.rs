@@ -138,6 +138,25 @@ impl OrdersStack {
         order["id"].as_str().unwrap().to_string()
     }
 
+    /// Writes an order for `user` straight into orders-api's SQLite file, as a row stored before
+    /// today's rules (or by another writer) would be: nothing it holds is checked.
+    pub async fn store_order_directly(&self, idp: &entra_emulator::Running, user: &str, product: &str) {
+        let person = idp.handle().manifest().user(user).unwrap().clone();
+        let url = format!("sqlite://{}", self._dir.path().join("orders.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO orders (owner_oid, customer_name, product, quantity, status, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, 1, 'pending', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+        )
+        .bind(&person.oid)
+        .bind(&person.display_name)
+        .bind(product)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+
     /// Every order's id and status, straight from orders-api (as the administrator sees them).
     pub async fn statuses(&self, idp: &entra_emulator::Running) -> Vec<(String, String)> {
         self.orders_seen_by(idp, "carol")
