@@ -10,7 +10,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream;
 use tokio::sync::mpsc;
-use tower_sessions::Session;
+use tower_sessions::{Session, SessionStore};
 use tracing::Instrument;
 
 use crate::agent::Turn;
@@ -126,6 +126,12 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
         return Err(ChatError::Busy);
     };
     let ending = state.turns.ending(&conversation);
+    // Sign-out deletes the session before it ends turns: if it came while this request fetched
+    // the token, the session is gone now; if later, it finds this turn registered.
+    let Some(id) = session.id() else { return Err(SignInError::Required.into()) };
+    if state.sessions.load(&id).await.map_err(store_error)?.is_none() {
+        return Err(SignInError::Required.into());
+    }
     // Only the messages the model sees go into the turn: the whole transcript (up to
     // `MAX_ENTRIES`, tool results and traces included: hundreds of KiB for a long
     // conversation) held by every running turn, approvals waited for included, was what made

@@ -298,13 +298,17 @@ async fn start_session(state: &AppState, session: &Session, user: &UserSession) 
 /// token), then at the identity provider.
 #[tracing::instrument(name = "auth.sign_out", skip_all)]
 pub async fn sign_out(State(state): State<AppState>, session: Session) -> Response {
-    if let Ok(Some(conversation)) = session.get::<String>(keys::CONVERSATION).await {
+    let conversation = session.get::<String>(keys::CONVERSATION).await.ok().flatten();
+    // The session goes first: a turn starting meanwhile either finds it gone (`chat::start`
+    // looks after registering the turn) or is registered by now and ended here.
+    let flushed = session.flush().await;
+    if let Some(conversation) = conversation {
         state.turns.end(&conversation);
         if let Err(e) = state.store.delete_conversation(&conversation).await {
             tracing::warn!(error = %e, "cannot delete a conversation at sign-out");
         }
     }
-    if let Err(e) = session.flush().await {
+    if let Err(e) = flushed {
         return session_failed(e);
     }
     match state.oidc.end_session_url().await {
@@ -351,13 +355,13 @@ async fn end_idp_session(state: &AppState, sid: &str) -> anyhow::Result<usize> {
     let ids = state.store.take_idp_sessions(sid).await?;
     for id in &ids {
         let Ok(id) = id.parse::<tower_sessions::session::Id>() else { continue };
-        if let Some(record) = state.sessions.load(&id).await?
-            && let Some(conversation) = record.data.get(keys::CONVERSATION).and_then(|v| v.as_str())
-        {
+        let record = state.sessions.load(&id).await?;
+        // The session first, as at sign-out.
+        state.sessions.delete(&id).await?;
+        if let Some(conversation) = record.as_ref().and_then(|r| r.data.get(keys::CONVERSATION)?.as_str()) {
             state.turns.end(conversation);
             state.store.delete_conversation(conversation).await?;
         }
-        state.sessions.delete(&id).await?;
     }
     Ok(ids.len())
 }
