@@ -170,9 +170,10 @@ fn jwt_expiry(token: &str) -> Option<u64> {
 /// Entra's `api://` URIs have one or two segments (`api://<appId>`, `api://<tenantId>/<appId>`,
 /// `api://<tenantId>/<string>`, `api://<string>/<appId>`, `api://<domain>/<string>`: "Restrictions
 /// on identifier URIs of Microsoft Entra applications"), and a scope is one more. So a third
-/// segment, or `/.default`, is a scope; a second is one unless it is an app id (a GUID) or the
-/// first names the tenant given (`--tenant`): `api://<appId>/access_as_user` is the common scope,
-/// `api://<tenantId>/orders-api` the manifest's own URI form. An `https://` URI's path is its own.
+/// segment, or `/.default`, is a scope; a second is one unless it is an app id (a GUID), the
+/// first is a domain (it has a dot) or the first names the tenant given (`--tenant`, its id):
+/// `api://<appId>/access_as_user` is the common scope, `api://<tenantId>/orders-api` the
+/// manifest's own URI form. An `https://` URI's path is its own.
 fn split_scope<'a>(value: &'a str, tenant: Option<&str>) -> (&'a str, Option<&'a str>) {
     let value = value.trim().trim_end_matches('/');
     if let Some(resource) = value.strip_suffix("/.default") {
@@ -185,7 +186,10 @@ fn split_scope<'a>(value: &'a str, tenant: Option<&str>) -> (&'a str, Option<&'a
     let names_scope = match segments.as_slice() {
         [_] => false,
         [first, second] => {
-            !(uuid::Uuid::parse_str(second).is_ok() || tenant.is_some_and(|t| t.eq_ignore_ascii_case(first)))
+            let uri = uuid::Uuid::parse_str(second).is_ok()
+                || first.contains('.')
+                || tenant.is_some_and(|t| t.eq_ignore_ascii_case(first));
+            !uri
         }
         _ => true,
     };
@@ -242,6 +246,8 @@ mod tests {
         assert_eq!(resource_of(&tenant_app, None), tenant_app, "an app id is never a scope");
         let string_app = format!("api://productapi/{APP}");
         assert_eq!(scope_of(&string_app, None), format!("{string_app}/.default"));
+        assert_eq!(resource_of("api://contoso.com/productsapi", None), "api://contoso.com/productsapi");
+        assert_eq!(resource_of("api://contoso.com/productsapi/Read", None), "api://contoso.com/productsapi");
 
         // Without the tenant, `<guid>/<name>` is the portal's default `api://<appId>` and a scope.
         let app_scope = format!("api://{APP}/access_as_user");
