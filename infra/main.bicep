@@ -237,6 +237,8 @@ module ordersApi 'modules/container-app.bicep' = {
       { name: 'ORDERS_API_PUBLIC_URL', value: ordersApiUrl }
       { name: 'ORDERS_API_CLIENT_ID', value: ordersApiClientId }
       { name: 'ORDERS_API_APP_ID_URI', value: ordersApiAppIdUri }
+      // The one client whose users' tokens orders-api accepts (orders-mcp's On-Behalf-Of).
+      { name: 'ORDERS_MCP_CLIENT_ID', value: ordersMcpClientId }
     ])
   }
 }

@@ -8,7 +8,8 @@
 //! | delete | scope `Orders.ReadWrite` and app role `Orders.Admin` |
 //!
 //! A user sees and changes only their own orders (`owner_oid` = token `oid`); `Orders.Admin`
-//! sees and changes all. App-only tokens carry no scope, so every policy refuses them.
+//! sees and changes all. App-only tokens carry no scope, so every policy refuses them. A user's
+//! token counts only if it was issued to orders-mcp (its `appid`/`azp`): see [`client_allowed`].
 //!
 //! A call by an agent (Microsoft Entra Agent ID: the token names one, see
 //! `entra_auth::hop::AgentActor`) is judged by the same scopes and roles, never by which agent or
@@ -75,9 +76,14 @@ impl<P: Policy> FromRequestParts<AppState> for Permitted<P> {
             // The caller as it is: checked in place, not copied (this runs on every request).
             _ => &*caller,
         };
-        // Scopes and roles first, then what ORDERS_API_AGENT_POLICY takes away.
-        let permitted = match state.guard.check::<P>(effective) {
-            Err(refused) => Err(denied(refused)),
+        // The client first (no challenge sends another app for consent it could not use), then
+        // scopes and roles, then what ORDERS_API_AGENT_POLICY takes away.
+        let checked = match client_allowed(effective, how, &state.orders_mcp_client_id) {
+            Err(refused) => Err(refused.into_response()),
+            Ok(()) => state.guard.check::<P>(effective).map_err(denied),
+        };
+        let permitted = match checked {
+            Err(refused) => Err(refused),
             Ok(()) => match agent_allowed(state.agent_policy, &state.approval, effective, parts.method.is_safe()) {
                 Err(refused) => Err(refused.into_response()),
                 Ok(()) => Ok(user(effective)),
@@ -108,6 +114,23 @@ fn passthrough_grant(caller: &Caller) -> Caller {
     }
     granted.roles.clear();
     granted
+}
+
+/// "The actor (client app) is authorized" ("Secure applications and APIs by validating claims",
+/// learn.microsoft.com/entra/identity-platform/claims-validation): any application a user or an
+/// administrator consented to `Orders.*` for can get a token for orders-api with the user's
+/// scopes, yet users reach orders-api only through orders-mcp, which exchanges their token
+/// On-Behalf-Of (so the token's client is orders-mcp, an agent's call included: the agent is its
+/// actor). A user's token issued to any other client is refused. (App-only tokens are refused by
+/// every policy anyway, for their missing scope.) A forwarded orders-mcp token (the passthrough
+/// demonstration) names another client by construction and is let through, as the failure that
+/// demonstration shows.
+fn client_allowed(caller: &Caller, how: How, orders_mcp: &str) -> Result<(), ApiError> {
+    if how == How::Forwarded || !caller.is_user() || caller.client_id == orders_mcp {
+        Ok(())
+    } else {
+        Err(ApiError::ClientRefused)
+    }
 }
 
 /// `ORDERS_API_AGENT_POLICY` for a caller that passed the scope and role checks.

@@ -30,6 +30,9 @@ pub struct Settings {
     pub client_id: String,
     /// `ORDERS_API_APP_ID_URI` (`api://<tenant id>/orders-api-<suffix>`): the `aud` of v1 tokens.
     pub app_id_uri: Option<String>,
+    /// `ORDERS_MCP_CLIENT_ID`: orders-mcp's client id, the one application whose users' tokens
+    /// orders-api accepts (it obtains them On-Behalf-Of the user).
+    pub orders_mcp_client_id: String,
     /// `ORDERS_API_ALLOW_PASSTHROUGH_AUDIENCE`: an extra accepted audience (orders-mcp's), for
     /// the passthrough demonstration only.
     pub passthrough_audience: Option<String>,
@@ -87,6 +90,7 @@ API, for the passthrough demonstration only. Unset it, or also set ORDERS_API_PA
             );
         }
         let app = identity.app(&mut env, "ORDERS_API", "orders-api");
+        let orders_mcp_client_id = identity.client_id(&mut env, "ORDERS_MCP", "orders-mcp");
         let seed_users = identity.manifest.as_ref().map_or_else(Vec::new, seed::seed_users);
         let policies = ["allow", "read-only", "users-only", "approved-writes"];
         let agent_policy = match env.choice("ORDERS_API_AGENT_POLICY", &policies, "allow").as_str() {
@@ -116,6 +120,7 @@ API, for the passthrough demonstration only. Unset it, or also set ORDERS_API_PA
             tenant_id: identity.tenant_id,
             client_id: app.client_id,
             app_id_uri: app.app_id_uri,
+            orders_mcp_client_id,
             passthrough_audience,
             seed_users,
             agent_policy,
@@ -166,6 +171,7 @@ mod tests {
         assert_eq!(settings.public_url.as_str(), "http://localhost:3002/");
         assert_eq!(settings.tenant_id, manifest.tenant.id);
         assert_eq!(settings.client_id, api.client_id);
+        assert_eq!(settings.orders_mcp_client_id, manifest.app("orders-mcp").unwrap().client_id);
         assert_eq!(
             settings.audiences(),
             ["api://afb67780-0dec-4124-a11c-b6e461eb7aad/orders-api-local".to_string(), api.client_id.clone()]
@@ -214,9 +220,11 @@ mod tests {
             ("ENTRA_TENANT_ID", "5a8f0e3c-2d4b-4c1e-9f6a-7b8c9d0e1f2a"),
             ("ORDERS_API_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
             ("ORDERS_API_APP_ID_URI", "api://orders-api-prod"),
+            ("ORDERS_MCP_CLIENT_ID", "66666666-7777-8888-9999-000000000000"),
         ]))
         .unwrap();
         assert_eq!(settings.addr.port(), 8080);
+        assert_eq!(settings.orders_mcp_client_id, "66666666-7777-8888-9999-000000000000");
         assert_eq!(settings.database, PathBuf::from("/var/lib/orders/orders.db"));
         assert_eq!(settings.public_url.as_str(), "https://orders.internal.example/");
         assert_eq!(settings.authority.as_str(), "https://login.microsoftonline.com/");

@@ -34,6 +34,8 @@ pub enum ApiError {
     Unavailable,
     /// 403: the call is an agent's and `ORDERS_API_AGENT_POLICY` does not let agents do this.
     AgentRefused(String),
+    /// 403: a user's token issued to a client other than orders-mcp.
+    ClientRefused,
     /// 401 with a claims challenge: an agent's write under `approved-writes` whose token lacks
     /// the approval's authentication context (`acrs`). The `WWW-Authenticate` value, then why.
     StepUpRequired {
@@ -47,6 +49,13 @@ impl ApiError {
         match self {
             ApiError::BadRequest(detail) => (StatusCode::BAD_REQUEST, "bad-request", detail.clone()),
             ApiError::AgentRefused(detail) => (StatusCode::FORBIDDEN, "agent-refused", detail.clone()),
+            ApiError::ClientRefused => (
+                StatusCode::FORBIDDEN,
+                "client-refused",
+                "orders-api accepts a user's token only from orders-mcp, which obtains it On-Behalf-Of the user; \
+                 this token was issued to another application"
+                    .into(),
+            ),
             ApiError::StepUpRequired { detail, .. } => (StatusCode::UNAUTHORIZED, "step-up-required", detail.clone()),
             ApiError::Validation(detail) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", detail.clone()),
             ApiError::IdempotencyKeyReused => (

@@ -230,7 +230,7 @@ problem_response!(
 );
 problem_response!(
     Forbidden,
-    "Valid token without the required scope, or an app-only token (slug `insufficient-scope`, challenge with the scope's full value); or without the required app role (slug `missing-role`, no challenge: no other scope adds a role); or an agent's token that `ORDERS_API_AGENT_POLICY` refuses (slug `agent-refused`, no challenge).",
+    "Valid token without the required scope, or an app-only token (slug `insufficient-scope`, challenge with the scope's full value); or without the required app role (slug `missing-role`, no challenge: no other scope adds a role); or a user's token issued to an application other than orders-mcp (slug `client-refused`, no challenge); or an agent's token that `ORDERS_API_AGENT_POLICY` refuses (slug `agent-refused`, no challenge).",
     challenge = true,
     hop = true
 );

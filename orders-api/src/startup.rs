@@ -106,6 +106,7 @@ pub fn router(settings: &Settings, database: Database) -> Result<Router, StartEr
 
     let state = AppState {
         guard,
+        orders_mcp_client_id: Arc::from(settings.orders_mcp_client_id.as_str()),
         passthrough_audience: settings.passthrough_audience.as_deref().map(Arc::from),
         agent_policy: settings.agent_policy,
         approval: Arc::new(ClaimsChallenge::for_auth_context(

@@ -15,6 +15,9 @@ use crate::store::OrderStore;
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub guard: ResourceGuard,
+    /// The one client whose users' tokens are accepted: orders-mcp.
+    #[from_ref(skip)]
+    pub orders_mcp_client_id: Arc<str>,
     /// The orders-mcp audience, when passthrough tokens are (explicitly) accepted.
     pub passthrough_audience: Option<Arc<str>>,
     pub agent_policy: AgentPolicy,

@@ -169,10 +169,30 @@ impl Identity {
     /// `{PREFIX}_CLIENT_ID` and `{PREFIX}_APP_ID_URI`, else the manifest's app `name`; in a
     /// deployment the variables only (the manifest's ids are the emulator's).
     pub fn app(&self, env: &mut Env, prefix: &str, name: &str) -> AppRegistration {
+        let client_id = self.client_id(env, prefix, name);
         let app = self.manifest.as_ref().and_then(|m| m.app(name));
-        let (id_var, uri_var) = (format!("{prefix}_CLIENT_ID"), format!("{prefix}_APP_ID_URI"));
-        let explicit_id = env.get(&id_var);
+        let uri_var = format!("{prefix}_APP_ID_URI");
         let explicit_uri = env.get(&uri_var);
+        if let Some(why) = &self.deployment
+            && app.is_some_and(|a| a.identifier_uri.is_some())
+            && explicit_uri.is_none()
+        {
+            env.problem(format!(
+                "{uri_var} is not set: in a deployment ({}) it comes from the postprovision hook (`azd provision`)",
+                why.why()
+            ));
+        }
+        let app_id_uri =
+            explicit_uri.or_else(|| app.and_then(|a| a.identifier_uri.as_ref()).map(|t| t.render(&self.vars)));
+        AppRegistration { client_id, app_id_uri }
+    }
+
+    /// `{PREFIX}_CLIENT_ID`, else the manifest's app `name`'s client id; in a deployment the
+    /// variable only (the manifest's ids are the emulator's).
+    pub fn client_id(&self, env: &mut Env, prefix: &str, name: &str) -> String {
+        let app = self.manifest.as_ref().and_then(|m| m.app(name));
+        let id_var = format!("{prefix}_CLIENT_ID");
+        let explicit_id = env.get(&id_var);
         if let Some(why) = &self.deployment {
             let emulator_id = app.map(|a| a.client_id.as_str());
             if explicit_id.is_none() || explicit_id.as_deref() == emulator_id {
@@ -182,21 +202,11 @@ manifest's ids are the emulator's. The postprovision hook sets it (`azd provisio
                     why.why()
                 ));
             }
-            if app.is_some_and(|a| a.identifier_uri.is_some()) && explicit_uri.is_none() {
-                env.problem(format!(
-                    "{uri_var} is not set: in a deployment ({}) it comes from the postprovision hook (`azd provision`)",
-                    why.why()
-                ));
-            }
         }
-        let client_id = explicit_id.or_else(|| app.map(|a| a.client_id.clone()));
-        let app_id_uri =
-            explicit_uri.or_else(|| app.and_then(|a| a.identifier_uri.as_ref()).map(|t| t.render(&self.vars)));
-        let client_id = client_id.unwrap_or_else(|| {
+        explicit_id.or_else(|| app.map(|a| a.client_id.clone())).unwrap_or_else(|| {
             env.problem(format!("{id_var} is not set and the identity manifest has no app {name:?}"));
             String::new()
-        });
-        AppRegistration { client_id, app_id_uri }
+        })
     }
 
     /// The app's credential, the same way for every service: `{PREFIX}_CLIENT_SECRET` when set

@@ -66,6 +66,7 @@ fn service_env() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "ORDERS_API_PUBLIC_URL",
                 "ORDERS_API_CLIENT_ID",
                 "ORDERS_API_APP_ID_URI",
+                "ORDERS_MCP_CLIENT_ID",
             ]),
         ),
         (

@@ -163,6 +163,51 @@ async fn app_only_tokens_are_refused_on_every_route() {
     );
 }
 
+/// "The actor (client app) is authorized" (learn.microsoft.com/entra/identity-platform/
+/// claims-validation): a token for orders-api with alice's scopes, but issued to another app
+/// (chat-app, or the Azure CLI: any app someone consented to `Orders.*` for), is refused on every
+/// route, and the hop says why; the same user through orders-mcp is served.
+#[tokio::test]
+async fn a_users_token_from_any_client_but_orders_mcp_is_refused() {
+    let app = spawn_app().await;
+    let alice = app.token("alice", ALL_SCOPES);
+    let order = new_order(&app, &alice).await;
+    let before = app.list_all(&alice, "").await.len();
+    for client in ["chat-app", "azure-cli"] {
+        let token = app.idp.handle().user_token("alice", client, "orders-api", ALL_SCOPES).unwrap();
+        for (method, path) in [
+            (Method::GET, "/api/orders".to_string()),
+            (Method::GET, format!("/api/orders/{order}")),
+            (Method::POST, "/api/orders".to_string()),
+            (Method::POST, format!("/api/orders/{order}/cancel")),
+        ] {
+            let response = app
+                .request(method.clone(), &path, &token)
+                .json(&json!({ "product": "X", "quantity": 1 }))
+                .send()
+                .await
+                .unwrap();
+            let hop = hop_of(&response).unwrap_or_else(|| panic!("{client} {method} {path}: the hop is reported"));
+            assert_eq!(hop.token.oid, app.oid("alice"));
+            assert!(
+                matches!(&hop.decision, entra_auth::hop::Decision::Denied { reason } if reason.contains("orders-mcp")),
+                "{client} {method} {path}: {hop:?}"
+            );
+            let problem = assert_problem(response, 403, "client-refused").await;
+            assert!(problem["detail"].as_str().unwrap().contains("another application"), "{problem}");
+        }
+    }
+    // Refused for its client before its scopes: a challenge would send that app to get consent
+    // for a scope that could not help it.
+    let read_only = app.idp.handle().user_token("alice", "chat-app", "orders-api", &["Orders.Read"]).unwrap();
+    let response = app.create(&read_only, &json!({ "product": "X", "quantity": 1 })).await;
+    assert!(response.headers().get(WWW_AUTHENTICATE).is_none(), "no challenge");
+    assert_problem(response, 403, "client-refused").await;
+    let unchanged = app.get(&format!("/api/orders/{order}"), &alice).await;
+    assert_eq!(unchanged.json::<serde_json::Value>().await.unwrap()["status"], "pending");
+    assert_eq!(app.list_all(&alice, "").await.len(), before, "a refused create created nothing");
+}
+
 /// orders-mcp's own token (v2, aud = its client id), forwarded unchanged.
 fn passthrough_token(app: &TestApp, user: &str) -> String {
     app.idp.handle().user_token(user, "chat-app", "orders-mcp", &["access_as_user"]).unwrap()

@@ -40,7 +40,7 @@ pub const OPENAI_ENDPOINT: &str = "https://oai-abc123xyz7890.openai.azure.com/";
 /// The environment variables infra/main.bicep gives each container app that the hook updates,
 /// as they are after the first `azd provision` (ids not known yet).
 pub const CONTAINER_APPS: [(&str, &str, &[&str]); 3] = [
-    ("orders-api", "orders-api-abc123", &["ORDERS_API_CLIENT_ID", "ORDERS_API_APP_ID_URI"]),
+    ("orders-api", "orders-api-abc123", &["ORDERS_API_CLIENT_ID", "ORDERS_API_APP_ID_URI", "ORDERS_MCP_CLIENT_ID"]),
     (
         "orders-mcp",
         "orders-mcp-abc123",
@@ -92,6 +92,7 @@ pub fn bicep_container_env(app: &str, env_name: &str, origins: &Origins) -> Vec<
             ("ORDERS_API_PUBLIC_URL", ORDERS_API_URL.into()),
             ("ORDERS_API_CLIENT_ID", String::new()),
             ("ORDERS_API_APP_ID_URI", String::new()),
+            ("ORDERS_MCP_CLIENT_ID", String::new()),
         ],
         "orders-mcp" => vec![
             ("ORDERS_MCP_ADDR", "0.0.0.0:3001".into()),
