@@ -125,10 +125,11 @@ pub async fn start(state: &AppState, session: &Session, text: String) -> Result<
     let Some(running) = state.turns.begin(&conversation).await.map_err(store_error)? else {
         return Err(ChatError::Busy);
     };
-    let ending = state.turns.ending(&conversation);
-    // Sign-out deletes the session before it ends turns: if it came while this request fetched
-    // the token, the session is gone now; if later, it finds this turn registered.
+    // Sign-out deletes the session before it ends turns (by session and by conversation): if it
+    // came while this request fetched the token, the session is gone now; if later, it finds
+    // this turn registered.
     let Some(id) = session.id() else { return Err(SignInError::Required.into()) };
+    let ending = state.turns.ending(&conversation, &id.to_string());
     if state.sessions.load(&id).await.map_err(store_error)?.is_none() {
         return Err(SignInError::Required.into());
     }

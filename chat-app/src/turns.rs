@@ -22,11 +22,21 @@ const UNCLAIMED: Duration = Duration::from_secs(60);
 pub struct Turns {
     pending: Mutex<HashMap<String, Pending>>,
     running: Mutex<HashSet<String>>,
-    /// How to end the turn this process runs for a conversation, by conversation.
-    ending: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    /// How to end a turn this process runs, by its conversation and by the session that
+    /// started it.
+    ending: Mutex<HashMap<Owner, (u64, CancellationToken)>>,
     next_ending: AtomicU64,
     /// Replicas share which conversations have a turn running through this.
     shared: Option<Redis>,
+}
+
+/// What a running turn can be ended by. Both, because each can change under a turn: a sign-in
+/// for step-up cycles the session id, and a turn's start may make a new conversation that its
+/// session has not saved yet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Owner {
+    Conversation(String),
+    Session(String),
 }
 
 /// How a running turn learns that its user signed out: it holds their access token, and must
@@ -34,7 +44,7 @@ pub struct Turns {
 /// [`Turns::ending`], gone when dropped.
 pub struct Ending {
     turns: Arc<Turns>,
-    conversation: String,
+    owners: [Owner; 2],
     id: u64,
     token: CancellationToken,
 }
@@ -49,8 +59,10 @@ impl Ending {
 impl Drop for Ending {
     fn drop(&mut self) {
         let mut map = self.turns.ending.lock().unwrap_or_else(|p| p.into_inner());
-        if map.get(&self.conversation).is_some_and(|(id, _)| *id == self.id) {
-            map.remove(&self.conversation);
+        for owner in &self.owners {
+            if map.get(owner).is_some_and(|(id, _)| *id == self.id) {
+                map.remove(owner);
+            }
         }
     }
 }
@@ -104,23 +116,29 @@ impl Turns {
         Ok(started.then(|| Running::Here(RunningHere { turns: self.clone(), conversation: conversation.to_string() })))
     }
 
-    /// Lets [`Turns::end`] reach the turn now running for `conversation` (call it after
-    /// [`Turns::begin`]).
-    pub fn ending(self: &Arc<Self>, conversation: &str) -> Ending {
+    /// Lets [`Turns::end`] reach the turn now running for `conversation`, started by `session`
+    /// (call it after [`Turns::begin`]).
+    pub fn ending(self: &Arc<Self>, conversation: &str, session: &str) -> Ending {
         let id = self.next_ending.fetch_add(1, Ordering::Relaxed);
         let token = CancellationToken::new();
+        let owners = [Owner::Conversation(conversation.to_string()), Owner::Session(session.to_string())];
         let mut map = self.ending.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(conversation.to_string(), (id, token.clone()));
-        Ending { turns: self.clone(), conversation: conversation.to_string(), id, token }
+        for owner in &owners {
+            map.insert(owner.clone(), (id, token.clone()));
+        }
+        Ending { turns: self.clone(), owners, id, token }
     }
 
-    /// Ends the turn running for `conversation` in this process, if there is one: its user
-    /// signed out. (With several replicas, session affinity puts the sign-out on the replica
-    /// running the turn.)
-    pub fn end(&self, conversation: &str) {
-        let ended = self.ending.lock().unwrap_or_else(|p| p.into_inner()).remove(conversation);
-        if let Some((_, token)) = ended {
-            token.cancel();
+    /// Ends the turns running in this process for `session` or `conversation`: the user signed
+    /// out. (With several replicas, session affinity puts the sign-out on the replica running
+    /// the turn.)
+    pub fn end(&self, session: &str, conversation: Option<&str>) {
+        let mut map = self.ending.lock().unwrap_or_else(|p| p.into_inner());
+        let owners = conversation.map(|c| Owner::Conversation(c.to_string())).into_iter();
+        for owner in owners.chain([Owner::Session(session.to_string())]) {
+            if let Some((_, token)) = map.remove(&owner) {
+                token.cancel();
+            }
         }
     }
 

@@ -299,14 +299,17 @@ async fn start_session(state: &AppState, session: &Session, user: &UserSession) 
 #[tracing::instrument(name = "auth.sign_out", skip_all)]
 pub async fn sign_out(State(state): State<AppState>, session: Session) -> Response {
     let conversation = session.get::<String>(keys::CONVERSATION).await.ok().flatten();
+    let id = session.id();
     // The session goes first: a turn starting meanwhile either finds it gone (`chat::start`
     // looks after registering the turn) or is registered by now and ended here.
     let flushed = session.flush().await;
-    if let Some(conversation) = conversation {
-        state.turns.end(&conversation);
-        if let Err(e) = state.store.delete_conversation(&conversation).await {
-            tracing::warn!(error = %e, "cannot delete a conversation at sign-out");
-        }
+    if let Some(id) = id {
+        state.turns.end(&id.to_string(), conversation.as_deref());
+    }
+    if let Some(conversation) = conversation
+        && let Err(e) = state.store.delete_conversation(&conversation).await
+    {
+        tracing::warn!(error = %e, "cannot delete a conversation at sign-out");
     }
     if let Err(e) = flushed {
         return session_failed(e);
@@ -358,8 +361,9 @@ async fn end_idp_session(state: &AppState, sid: &str) -> anyhow::Result<usize> {
         let record = state.sessions.load(&id).await?;
         // The session first, as at sign-out.
         state.sessions.delete(&id).await?;
-        if let Some(conversation) = record.as_ref().and_then(|r| r.data.get(keys::CONVERSATION)?.as_str()) {
-            state.turns.end(conversation);
+        let conversation = record.as_ref().and_then(|r| r.data.get(keys::CONVERSATION)?.as_str());
+        state.turns.end(&id.to_string(), conversation);
+        if let Some(conversation) = conversation {
             state.store.delete_conversation(conversation).await?;
         }
     }
