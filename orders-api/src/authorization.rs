@@ -126,7 +126,8 @@ fn passthrough_grant(caller: &Caller) -> Caller {
 /// demonstration) names another client by construction and is let through, as the failure that
 /// demonstration shows.
 fn client_allowed(caller: &Caller, how: How, orders_mcp: &str) -> Result<(), ApiError> {
-    if how == How::Forwarded || !caller.is_user() || caller.client_id == orders_mcp {
+    // Client ids are GUIDs, which compare without regard to case.
+    if how == How::Forwarded || !caller.is_user() || caller.client_id.eq_ignore_ascii_case(orders_mcp) {
         Ok(())
     } else {
         Err(ApiError::ClientRefused)

@@ -37,7 +37,10 @@ pub struct ListQuery {
 
 /// A new order. `product`: at most 200 characters, no control characters (line breaks, tabs,
 /// U+2028, U+2029), no invisible characters (zero-width spaces, text-direction controls, Unicode
-/// tags U+E0000 to U+E007F), not only white space and zero-width characters; stored trimmed. (The patterns in this module's attributes are
+/// tags U+E0000 to U+E007F, U+1BCA0 to U+1BCA3, U+1D173 to U+1D17A), a variation selector
+/// (U+FE00 to U+FE0F, U+E0100 to U+E01EF, Mongolian U+180B to U+180D and U+180F) only right
+/// after a character that is neither white space nor a selector, not only white space and
+/// zero-width characters; stored trimmed. (The patterns in this module's attributes are
 /// `domain`'s `PRODUCT_PATTERN`, `ORDER_ID_PATTERN` and `IDEMPOTENCY_KEY_PATTERN`: attributes
 /// take only literals, so the OpenAPI test compares them.)
 #[derive(Debug, Deserialize, ToSchema)]
@@ -45,7 +48,7 @@ pub struct ListQuery {
 pub struct CreateOrder {
     #[schema(
         max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b\u2028\u2029\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]*[^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b\u2028\u2029\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\u061c\u200c-\u200f\ufe00-\ufe0f][^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b\u2028\u2029\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]*$",
+        pattern = r"^(?:[^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b\u2028\u2029\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\u180b-\u180d\u180f\ufe00-\ufe0f]|[^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b\u2028\u2029\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\u180b-\u180d\u180f\ufe00-\ufe0f \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000][\u180b-\u180d\u180f\ufe00-\ufe0f])*[^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b\u2028\u2029\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\u180b-\u180d\u180f\ufe00-\ufe0f \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\u061c\u200c-\u200f][\u180b-\u180d\u180f\ufe00-\ufe0f]?(?:[^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b\u2028\u2029\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\u180b-\u180d\u180f\ufe00-\ufe0f]|[^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b\u2028\u2029\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\u180b-\u180d\u180f\ufe00-\ufe0f \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000][\u180b-\u180d\u180f\ufe00-\ufe0f])*$",
         example = "Mechanical keyboard"
     )]
     product: String,

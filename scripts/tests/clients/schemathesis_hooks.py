@@ -21,7 +21,7 @@ import uuid
 import schemathesis
 
 VALID_KEY = re.compile(r"[!-~]{1,255}")
-# orders-api's is_invisible and is_zero_width beyond U+FFFF (orders-api/src/domain/new_order.rs).
+# service_kit::visible_text's hidden and zero-width characters beyond U+FFFF (service-kit/src/visible_text.rs).
 BEYOND_THE_PATTERN = re.compile("[\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
 
 
