@@ -249,19 +249,18 @@ impl Agent {
             let problem = format!("orders-mcp offers no tool named {:?}", call.name);
             return Ok(not_run(ui_id, call, Value::Object(arguments), problem, emit));
         };
-        if needs_approval(self.limits.approval, tool) {
-            if let Some(problem) = asked.refusal() {
-                return Ok(not_run(ui_id, call, Value::Object(arguments), problem, emit));
-            }
-            announce(ui_id, call, Value::Object(arguments.clone()), emit);
+        let approval = needs_approval(self.limits.approval, tool);
+        if approval && let Some(problem) = asked.refusal() {
+            return Ok(not_run(ui_id, call, Value::Object(arguments), problem, emit));
+        }
+        announce(ui_id, call, Value::Object(arguments.clone()), emit);
+        if approval {
             let state = self.ask(session, tools, turn, clock, ui_id, tool, &arguments, emit).await;
             asked.record(&state);
             if let Some((summary, for_model)) = not_done(&state) {
                 emit(TurnEvent::ToolResult { id: ui_id.to_string(), summary, is_error: true, hops: vec![] });
                 return Ok(format!("{TOOL_ERROR_PREFIX}{for_model}"));
             }
-        } else {
-            announce(ui_id, call, Value::Object(arguments.clone()), emit);
         }
         let outcome = session.call(tool, arguments).await;
         emit(TurnEvent::ToolResult {
