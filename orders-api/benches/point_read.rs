@@ -1,12 +1,13 @@
-//! One order read by id, as orders-api reads it and at its floor.
+//! One order read by id: as orders-api reads it, through sqlx, and at its floor.
 //!
-//! orders-api reads through sqlx, whose SQLite connections each run on a thread of their own:
-//! the statement goes to that thread over a channel and the row comes back over another, so a
-//! read wakes two threads. The floor is the same statement on the same file, prepared once and
-//! run on the calling thread (rusqlite, a dependency of this benchmark only: the service's stack
-//! is sqlx). The difference is what sqlx's thread-per-connection design costs one read; under
-//! the full-path load it is part of orders-api's CPU per call (`full_path` bench), where those
-//! wake-ups are the largest share of orders-api's kernel time.
+//! orders-api reads with rusqlite on the request's own thread (`database/readers.rs`): the
+//! statement prepared once per connection, a connection taken from and given back to a list
+//! under a mutex, the row decoded into an `Order`. sqlx, which it used before and still writes
+//! with, runs each SQLite connection on a thread of its own: the statement goes to that thread
+//! over a channel and the row comes back over another, so a read wakes two threads; under the
+//! full-path load (`full_path` bench) those wake-ups were most of orders-api's CPU per call.
+//! The floor is the same statement on the same file on the calling thread, with nothing around
+//! it: what SQLite itself costs.
 //!
 //! Run: `cargo xtask bench` (or `cargo bench -p orders-api --bench point_read`).
 
@@ -16,11 +17,26 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use orders_api::database::Database;
 use orders_api::domain::{NewOrder, OrderId, User};
 use orders_api::store::{Created, GET_OWNED, OrderStore};
+use sqlx::ConnectOptions;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The row as orders-api decodes it: owned strings.
+/// The row through sqlx, as orders-api's writes decode it.
+#[allow(dead_code)] // read only by `black_box`
+#[derive(sqlx::FromRow)]
+struct SqlxRow {
+    seq: i64,
+    owner_oid: String,
+    customer_name: String,
+    product: String,
+    quantity: i64,
+    status: String,
+    created_at: String,
+    updated_at: String,
+}
+
+/// The row as the floor decodes it: owned strings.
 #[allow(dead_code)] // read only by `black_box`
 struct Row {
     seq: i64,
@@ -46,13 +62,23 @@ fn point_read(c: &mut Criterion) {
     // The row's number, as SQLite stores it (`ORD-001` is row 1).
     let seq: i64 = id.to_string().trim_start_matches("ORD-").parse().unwrap();
     let floor = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut sqlx_connection =
+        rt.block_on(sqlx::sqlite::SqliteConnectOptions::new().filename(&path).read_only(true).connect()).unwrap();
 
     let mut group = c.benchmark_group("orders-api");
-    group.bench_function("point_read_sqlx", |b| {
+    group.bench_function("point_read_store", |b| {
         b.to_async(&rt).iter(|| async {
             let order: Option<_> = store.get(id, user.visibility()).await.unwrap();
             assert!(order.is_some());
             order
+        })
+    });
+    group.bench_function("point_read_sqlx", |b| {
+        b.iter(|| {
+            let row: SqlxRow = rt
+                .block_on(sqlx::query_as(GET_OWNED).bind(seq).bind(user.oid.as_str()).fetch_one(&mut sqlx_connection))
+                .unwrap();
+            std::hint::black_box(row)
         })
     });
     group.bench_function("point_read_floor", |b| {

@@ -1,10 +1,9 @@
 //! The SQLite file: opening it safely, migrating it, and telling whether it is usable.
 //!
-//! One writer connection serialises every write in this process, so writers never contend
-//! with each other; WAL lets readers (a few read-only connections, [`readers`]) run alongside
-//! it; and
-//! `busy_timeout` makes any other process's lock (a `--reset` run, `sqlite3` in a terminal) a
-//! short wait rather than a `database is locked` error.
+//! One writer connection (sqlx) serialises every write in this process, so writers never
+//! contend with each other; WAL lets readers (read-only connections used on the request's own
+//! thread, [`readers`]) run alongside it; and any other process's lock (a `--reset` run,
+//! `sqlite3` in a terminal) is a short wait rather than a `database is locked` error.
 //!
 //! At start the file must open, migrate, and accept a write (a probe recording the start
 //! time), or [`Database::open`] fails naming the file and the cause: corrupt, read-only,
@@ -15,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
@@ -22,18 +22,13 @@ use crate::domain::timestamp_now;
 
 mod readers;
 
-pub use readers::Reader;
+pub use readers::ReadError;
 use readers::Readers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How long a statement waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Read connections, opened as needed. sqlx runs each SQLite connection on its own thread, so a
-/// request waiting for a free one costs more than an idle thread: the benchmark's p99 at
-/// concurrency 16 fell several-fold going from 4 to 16.
-const READERS: usize = 16;
-
 #[derive(Clone)]
 pub struct Database {
     path: PathBuf,
@@ -105,9 +100,12 @@ impl Database {
         .execute(&writer)
         .await
         .map_err(|e| classify(path, DatabaseProblem::CannotOpen, &e))?;
-        let readers = Readers::new(options.read_only(true), READERS);
         // Opened now, so a file this process may write but not read fails here, not later.
-        readers.acquire().await.map_err(|e| classify(path, DatabaseProblem::CannotOpen, &e))?;
+        let readers = Readers::open(path, BUSY_TIMEOUT).map_err(|e| DatabaseError {
+            path: path.to_path_buf(),
+            problem: problem(e.sqlite_code(), DatabaseProblem::CannotOpen),
+            cause: e.to_string(),
+        })?;
         Ok(Database { path: path.to_path_buf(), readers: Arc::new(readers), writer })
     }
 
@@ -115,9 +113,20 @@ impl Database {
         &self.path
     }
 
-    /// A read-only connection for one query (or a few in a row).
-    pub async fn reader(&self) -> Result<Reader<'_>, sqlx::Error> {
-        self.readers.acquire().await
+    /// A read that takes microseconds (rows found by key, a bounded number of them), run on a
+    /// read-only connection on this task's thread. Were the file locked, it is tried again
+    /// after a pause, up to the busy timeout.
+    pub async fn read<T>(&self, read: impl Fn(&rusqlite::Connection) -> rusqlite::Result<T>) -> Result<T, ReadError> {
+        self.readers.read(read).await
+    }
+
+    /// A read whose cost grows with the table (a filter no index serves), run on a blocking
+    /// thread so no request's task waits for it.
+    pub async fn scan<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, ReadError> {
+        self.readers.scan(read).await
     }
 
     /// The single connection every write goes through.
@@ -142,17 +151,15 @@ impl Database {
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("the database file is not writable: {e}"))?;
         // Then the service's own connections.
-        let read = async {
-            let mut reader = self.reader().await?;
-            sqlx::query(query).fetch_optional(&mut *reader).await.inspect_err(|_| reader.discard())
-        };
-        read.await.map_err(|e| format!("the read connections fail: {e}"))?;
+        self.read(|c| c.query_row(query, (), |_| Ok(())).optional())
+            .await
+            .map_err(|e| format!("the read connections fail: {e}"))?;
         Ok(())
     }
 
     /// Closes every connection, checkpointing the WAL into the file.
     pub async fn close(&self) {
-        self.readers.close().await;
+        self.readers.close();
         self.writer.close().await;
     }
 }
@@ -176,16 +183,18 @@ fn writable(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Names the problem from SQLite's result code, falling back to `default`.
 fn classify(path: &Path, default: DatabaseProblem, error: &sqlx::Error) -> DatabaseError {
-    let code = sqlite_code(error);
+    DatabaseError { path: path.to_path_buf(), problem: problem(sqlite_code(error), default), cause: error.to_string() }
+}
+
+/// Names the problem from SQLite's result code, falling back to `default`.
+fn problem(code: Option<i32>, default: DatabaseProblem) -> DatabaseProblem {
     // Primary result codes: https://sqlite.org/rescode.html
-    let problem = match code.map(|c| c & 0xff) {
+    match code.map(|c| c & 0xff) {
         Some(8) => DatabaseProblem::ReadOnly,
         Some(11 | 26) => DatabaseProblem::Corrupt,
         _ => default,
-    };
-    DatabaseError { path: path.to_path_buf(), problem, cause: error.to_string() }
+    }
 }
 
 fn sqlite_code(error: &sqlx::Error) -> Option<i32> {

@@ -11,6 +11,7 @@ use service_kit::problem::Problem;
 
 use crate::domain::{OrderId, OrderStatus};
 use crate::hop_trace::DenyReason;
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
@@ -106,8 +107,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> Self {
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
         // The cause goes to the log only: it may name files and tables.
         tracing::error!(%error, "order store error");
         ApiError::Unavailable

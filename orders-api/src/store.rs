@@ -1,9 +1,10 @@
 //! Order queries. Every one is scoped by [`Visibility`]: a user's query cannot reach another
 //! user's rows, because the owner is part of the `WHERE` clause, not a check afterwards.
 
+use rusqlite::OptionalExtension;
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
-use crate::database::Database;
+use crate::database::{Database, ReadError};
 use crate::domain::{
     Cursor, IdempotencyKey, NewOrder, Order, OrderId, OrderPage, OrderStatus, PageLimit, User, Visibility,
     timestamp_now,
@@ -23,6 +24,15 @@ const GET_ANY: &str = concat!("SELECT ", columns!(), " FROM orders WHERE seq = ?
 #[derive(Clone)]
 pub struct OrderStore {
     db: Database,
+}
+
+/// Why the store could not answer (the cause is for the log).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Write(#[from] sqlx::Error),
 }
 
 /// What a create did.
@@ -52,6 +62,24 @@ struct OrderRow {
     status: String,
     created_at: String,
     updated_at: String,
+}
+
+/// An order from a row of [`COLUMNS`] as rusqlite reads it (reads; what a write returns comes
+/// through sqlx, as an [`OrderRow`]).
+fn read_order(row: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
+    let status: String = row.get(5)?;
+    Ok(Order {
+        id: OrderId::from_seq(row.get(0)?),
+        owner_oid: row.get(1)?,
+        customer_name: row.get(2)?,
+        product: row.get(3)?,
+        quantity: row.get(4)?,
+        status: status
+            .parse()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e)))?,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+    })
 }
 
 impl TryFrom<OrderRow> for Order {
@@ -90,38 +118,53 @@ impl OrderStore {
         status: Option<OrderStatus>,
         limit: PageLimit,
         cursor: Option<Cursor>,
-    ) -> Result<OrderPage, sqlx::Error> {
+    ) -> Result<OrderPage, StoreError> {
         let after = cursor.map_or(0, |c| c.last_seen().seq());
-        let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM orders WHERE seq > "));
-        query.push_bind(after);
-        push_visibility(&mut query, visibility);
-        if let Some(status) = status {
-            query.push(" AND status = ").push_bind(status.as_str());
-        }
+        let owner = match visibility {
+            Visibility::Owner(oid) => Some(oid.to_owned()),
+            Visibility::All => None,
+        };
         // One extra row tells whether another page follows.
-        query.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit.get()) + 1);
-        let mut reader = self.db.reader().await?;
-        let rows: Vec<OrderRow> =
-            query.build_query_as().fetch_all(&mut *reader).await.inspect_err(|_| reader.discard())?;
-        drop(reader);
-        let more = rows.len() > limit.get() as usize;
-        let orders = rows.into_iter().take(limit.get() as usize).map(Order::try_from).collect::<Result<Vec<_>, _>>()?;
+        let rows = i64::from(limit.get()) + 1;
+        // The statement's text depends only on which filters apply (four texts, each prepared
+        // once per connection): a filter that does not apply is left out of the text, not
+        // matched as a wildcard, so SQLite picks the index for the ones that do. Its parameter
+        // is still bound (SQLite numbers parameters up to the highest `?N` used).
+        let sql = format!(
+            "SELECT {COLUMNS} FROM orders WHERE seq > ?1{}{} ORDER BY seq LIMIT ?4",
+            if owner.is_some() { " AND owner_oid = ?2" } else { "" },
+            if status.is_some() { " AND status = ?3" } else { "" },
+        );
+        let read = move |c: &rusqlite::Connection| {
+            c.prepare_cached(&sql)?
+                .query_map((after, owner.as_deref(), status.map(OrderStatus::as_str), rows), read_order)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        };
+        // An owner's rows come from an index; an admin's listing filtered by status may walk
+        // the whole table, so it runs off the request's thread.
+        let mut orders =
+            if visibility == Visibility::All { self.db.scan(read).await? } else { self.db.read(read).await? };
+        let more = orders.len() > limit.get() as usize;
+        orders.truncate(limit.get() as usize);
         let next_cursor = if more { orders.last().map(|o| Cursor::after(o.id).encode()) } else { None };
         Ok(OrderPage { orders, next_cursor })
     }
 
     #[tracing::instrument(name = "store.get", skip_all, fields(order = %id, visibility = ?visibility))]
-    pub async fn get(&self, id: OrderId, visibility: Visibility<'_>) -> Result<Option<Order>, sqlx::Error> {
-        // Fixed statements rather than a built one: the hottest query, one round trip, and its
-        // text (the key of each connection's prepared statement cache) is not formatted per call.
-        let query = match visibility {
-            Visibility::Owner(oid) => sqlx::query_as(GET_OWNED).bind(id.seq()).bind(oid),
-            Visibility::All => sqlx::query_as(GET_ANY).bind(id.seq()),
-        };
-        let mut reader = self.db.reader().await?;
-        let row: Option<OrderRow> = query.fetch_optional(&mut *reader).await.inspect_err(|_| reader.discard())?;
-        drop(reader);
-        row.map(Order::try_from).transpose()
+    pub async fn get(&self, id: OrderId, visibility: Visibility<'_>) -> Result<Option<Order>, StoreError> {
+        // Fixed statements: the hottest query, and its text (the key of each connection's
+        // prepared statement cache) is not formatted per call.
+        let order = self
+            .db
+            .read(|c| {
+                match visibility {
+                    Visibility::Owner(oid) => c.prepare_cached(GET_OWNED)?.query_row((id.seq(), oid), read_order),
+                    Visibility::All => c.prepare_cached(GET_ANY)?.query_row((id.seq(),), read_order),
+                }
+                .optional()
+            })
+            .await?;
+        Ok(order)
     }
 
     /// Creates an order for `user`. With a key, the check for an earlier use and the insert
@@ -132,7 +175,7 @@ impl OrderStore {
         user: &User,
         order: &NewOrder,
         key: Option<&IdempotencyKey>,
-    ) -> Result<Created, sqlx::Error> {
+    ) -> Result<Created, StoreError> {
         let fingerprint = order.fingerprint();
         // IMMEDIATE takes the write lock up front: no read-then-upgrade race with another process.
         let mut tx = self.db.writer().begin_with("BEGIN IMMEDIATE").await?;
@@ -183,7 +226,7 @@ impl OrderStore {
     }
 
     #[tracing::instrument(name = "store.cancel", skip_all, fields(order = %id, visibility = ?visibility))]
-    pub async fn cancel(&self, id: OrderId, visibility: Visibility<'_>) -> Result<Cancelled, sqlx::Error> {
+    pub async fn cancel(&self, id: OrderId, visibility: Visibility<'_>) -> Result<Cancelled, StoreError> {
         let mut tx = self.db.writer().begin_with("BEGIN IMMEDIATE").await?;
         let mut query = QueryBuilder::new("SELECT status FROM orders WHERE seq = ");
         query.push_bind(id.seq());
@@ -209,7 +252,7 @@ impl OrderStore {
 
     /// Deletes any user's order (callers are admins); `false` if there was none.
     #[tracing::instrument(name = "store.delete", skip_all, fields(order = %id))]
-    pub async fn delete(&self, id: OrderId) -> Result<bool, sqlx::Error> {
+    pub async fn delete(&self, id: OrderId) -> Result<bool, StoreError> {
         let result = sqlx::query("DELETE FROM orders WHERE seq = ?1").bind(id.seq()).execute(self.db.writer()).await?;
         Ok(result.rows_affected() > 0)
     }

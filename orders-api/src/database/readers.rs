@@ -1,91 +1,256 @@
-//! The read connections: a few read-only SQLite connections, each lent to one query at a time.
+//! The read connections: read-only SQLite connections, each used by one read at a time, on the
+//! thread that asks.
 //!
-//! sqlx runs every SQLite connection on its own thread and hands it each statement over a
-//! channel, so a query is a round trip between threads. sqlx's pool adds a second one: a
-//! connection going back to the pool is first pinged on its thread (from a task spawned for it),
-//! to catch a connection left mid-transaction by a cancelled query. Read-only connections used
-//! only for single autocommit `SELECT`s have nothing to catch: sqlx resets a statement whose
-//! rows were not all read, and a connection runs its statements in order. So a connection comes
-//! back here as soon as its query is done, and a point read costs one round trip.
+//! sqlx runs every SQLite connection on a thread of its own and hands it each statement over a
+//! channel: a read is a round trip between threads, and under load those wake-ups were most of
+//! orders-api's CPU (the full path's orders-api 59 → 33 µs per call when reads moved here, in
+//! a paired run; the criterion rows `orders-api/point_read_*` show one read). Reads are
+//! therefore made with rusqlite, on the same SQLite library as sqlx's (one `libsqlite3-sys`):
+//! SQLite's C API is synchronous, and a read by key takes a few microseconds, less than the
+//! round trip it replaces, so it runs on the request's own task. Writes, migrations and the
+//! seed stay on sqlx's writer connection.
+//!
+//! Such a read must never wait for a lock on a tokio worker. In WAL mode readers do not wait for
+//! the writer, and these connections' busy timeout is zero, so whatever would make them wait
+//! (another process holding the file exclusively, WAL recovery after a crash) answers
+//! `SQLITE_BUSY` at once; [`Readers::read`] then tries again after a pause, as SQLite's own
+//! busy handler would, without holding the thread.
 
-use std::ops::{Deref, DerefMut};
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use tokio::sync::Semaphore;
 
-pub struct Readers {
-    options: SqliteConnectOptions,
-    /// Connections not lent out; at most `max` exist, opened as needed.
-    idle: Mutex<Vec<SqliteConnection>>,
-    /// One permit per connection that may exist; closed when the database closes.
-    permits: Semaphore,
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("the database is closed")]
+    Closed,
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the read's thread failed: {0}")]
+    Thread(#[from] tokio::task::JoinError),
 }
 
-/// A connection lent to one query; it goes back when dropped.
-pub struct Reader<'a> {
-    connection: Option<SqliteConnection>,
-    readers: &'a Readers,
-    _permit: SemaphorePermit<'a>,
+impl ReadError {
+    /// SQLite's result code, if SQLite failed.
+    pub fn sqlite_code(&self) -> Option<i32> {
+        match self {
+            ReadError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => Some(e.extended_code),
+            _ => None,
+        }
+    }
+
+    /// Another connection holds a lock this read would have to wait for.
+    fn is_busy(&self) -> bool {
+        matches!(self, ReadError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::DatabaseBusy)
+    }
+}
+
+/// The pauses between a busy read's tries, then the last one repeated: SQLite's own busy
+/// handler's (`sqliteDefaultBusyCallback` in its main.c).
+const BUSY_PAUSES_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+
+/// What a read does when another connection holds a lock it needs.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// Answer `SQLITE_BUSY` at once (a read on a request's task).
+    Never,
+    /// Wait up to the busy timeout in SQLite's own handler (a read on a blocking thread).
+    Blocking,
+}
+
+/// Reads on blocking threads at once; more wait their turn. tokio's blocking pool would run
+/// hundreds, each on a connection (and page cache) of its own.
+const SCANS: usize = 4;
+
+pub struct Readers {
+    path: PathBuf,
+    busy_timeout: Duration,
+    scans: Semaphore,
+    /// Connections not in use. No more exist than threads have read at once: a connection is
+    /// taken and given back within one synchronous call.
+    idle: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
 }
 
 impl Readers {
-    /// `options` must open the file read-only.
-    pub fn new(options: SqliteConnectOptions, max: usize) -> Readers {
-        Readers { options, idle: Mutex::new(Vec::with_capacity(max)), permits: Semaphore::new(max) }
+    /// Opens one connection now, so a file this process cannot read fails at start.
+    /// `busy_timeout`: how long a read waits for another connection's lock before failing.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Readers, ReadError> {
+        let first = connect(path)?;
+        Ok(Readers {
+            path: path.to_path_buf(),
+            busy_timeout,
+            scans: Semaphore::new(SCANS),
+            idle: Mutex::new(vec![first]),
+            closed: AtomicBool::new(false),
+        })
     }
 
-    /// An idle connection, or a new one while fewer than `max` exist; otherwise waits for one.
-    pub async fn acquire(&self) -> Result<Reader<'_>, sqlx::Error> {
-        let permit = self.permits.acquire().await.map_err(|_| sqlx::Error::PoolClosed)?;
+    /// Runs `read` on this thread; were the file locked, again after a pause, until the busy
+    /// timeout has passed.
+    pub async fn read<T>(&self, read: impl Fn(&Connection) -> rusqlite::Result<T>) -> Result<T, ReadError> {
+        let mut waited = Duration::ZERO;
+        let mut pauses = BUSY_PAUSES_MS.iter().copied().map(Duration::from_millis);
+        loop {
+            match self.with(Wait::Never, &read) {
+                Err(e) if e.is_busy() && waited < self.busy_timeout => {
+                    let pause = pauses.next().unwrap_or(Duration::from_millis(100));
+                    tokio::time::sleep(pause).await;
+                    waited += pause;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Runs `read` on a blocking thread, waiting for another's lock in SQLite's handler.
+    pub async fn scan<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, ReadError> {
+        let permit = self.scans.acquire().await.map_err(|_| ReadError::Closed)?;
+        let readers = Arc::clone(self);
+        let result = tokio::task::spawn_blocking(move || readers.with(Wait::Blocking, read)).await?;
+        drop(permit);
+        result
+    }
+
+    /// Runs `read` once on an idle connection (a new one if none is), on this thread.
+    fn with<T>(&self, wait: Wait, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, ReadError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(ReadError::Closed);
+        }
         let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
         let connection = match idle {
             Some(connection) => connection,
-            None => self.options.connect().await?,
+            None => connect(&self.path)?,
         };
-        Ok(Reader { connection: Some(connection), readers: self, _permit: permit })
-    }
-
-    /// Closes the idle connections and refuses new queries; a connection still lent out closes
-    /// when its query ends.
-    pub async fn close(&self) {
-        self.permits.close();
-        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        for connection in idle {
-            let _ = connection.close().await;
+        let result = match wait {
+            Wait::Blocking => connection
+                .busy_timeout(self.busy_timeout)
+                .and_then(|()| read(&connection))
+                .and_then(|value| connection.busy_timeout(Duration::ZERO).map(|()| value)),
+            Wait::Never => read(&connection),
+        };
+        // A connection whose read failed is closed, not lent again: a fresh one is the safe
+        // choice (SQLite resets a statement whose rows were not all read, so a plain early
+        // return is not a failure). After `close`, it is closed too.
+        if result.is_ok() && !self.closed.load(Ordering::Acquire) {
+            self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(connection);
         }
+        Ok(result?)
+    }
+
+    /// Closes the idle connections and refuses new reads; a read still running closes its
+    /// connection when it ends.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        drop(std::mem::take(&mut *self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())));
     }
 }
 
-impl Reader<'_> {
-    /// Closes this connection instead of lending it again: after a failed query, a fresh one is
-    /// the safe choice (it is opened when next needed).
-    pub fn discard(&mut self) {
-        self.connection.take();
-    }
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    // NO_MUTEX: SQLite's per-connection mutex guards against concurrent use, which `Readers`
+    // already rules out (a connection is in one thread's hands at a time).
+    let connection =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    // rusqlite sets a 5 s busy timeout on every connection it opens; these must not wait.
+    connection.busy_timeout(Duration::ZERO)?;
+    Ok(connection)
 }
 
-impl Deref for Reader<'_> {
-    type Target = SqliteConnection;
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
 
-    fn deref(&self) -> &SqliteConnection {
-        self.connection.as_ref().unwrap_or_else(|| unreachable!("a connection is present until discarded"))
+    use super::*;
+
+    /// A file in SQLite's rollback-journal mode, where a writer's `EXCLUSIVE` transaction locks
+    /// readers out (orders-api's file is in WAL mode, where only another process's exclusive
+    /// locking mode or WAL recovery after a crash does): the lock a read may meet, made at will.
+    fn locked_file(dir: &Path) -> (PathBuf, Connection) {
+        let path = dir.join("locked.db");
+        let locker = Connection::open(&path).unwrap();
+        locker.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7); BEGIN EXCLUSIVE;").unwrap();
+        (path, locker)
     }
-}
 
-impl DerefMut for Reader<'_> {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.connection.as_mut().unwrap_or_else(|| unreachable!("a connection is present until discarded"))
+    fn select(c: &Connection) -> rusqlite::Result<i64> {
+        c.query_row("SELECT x FROM t", (), |r| r.get(0))
     }
-}
 
-impl Drop for Reader<'_> {
-    fn drop(&mut self) {
-        let Some(connection) = self.connection.take() else { return };
-        // After `close`, dropping the connection ends its thread, which closes the file.
-        if !self.readers.permits.is_closed() {
-            self.readers.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(connection);
-        }
+    /// SQLite's documented busy behaviour (https://sqlite.org/rescode.html#busy): a connection
+    /// that meets another's lock answers SQLITE_BUSY, unless a busy handler waits. rusqlite gives
+    /// every connection a 5 s handler; on a request's task that would stall every other request
+    /// on the thread, so these have none.
+    #[test]
+    fn a_read_that_meets_a_lock_fails_busy_and_its_connection_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, locker) = locked_file(dir.path());
+        locker.execute_batch("COMMIT").unwrap();
+        let readers = Readers::open(&path, Duration::from_secs(10)).unwrap();
+        assert_eq!(readers.with(Wait::Never, select).unwrap(), 7);
+        locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let error = readers.with(Wait::Never, select).unwrap_err();
+        assert!(error.is_busy(), "{error:?}");
+        assert!(readers.idle.lock().unwrap().is_empty(), "a failed read's connection was lent again");
+        locker.execute_batch("COMMIT").unwrap();
+        assert_eq!(readers.with(Wait::Never, select).unwrap(), 7);
+    }
+
+    /// The read waits for the lock as SQLite's handler would, but in pauses the task awaits: a
+    /// task beside it on the same single thread keeps running meanwhile.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_busy_read_waits_for_the_lock_without_holding_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, locker) = locked_file(dir.path());
+        let readers = Readers::open(&path, Duration::from_secs(10)).unwrap();
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = tokio::spawn({
+            let ticks = Arc::clone(&ticks);
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let unlock = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            locker.execute_batch("COMMIT").unwrap();
+        });
+        assert_eq!(readers.read(select).await.unwrap(), 7);
+        let ticked = ticks.load(Ordering::Relaxed);
+        ticker.abort();
+        unlock.join().unwrap();
+        assert!(ticked >= 10, "the thread was held while the read waited: {ticked} ticks in 300 ms");
+    }
+
+    /// Waiting stops at the busy timeout, with SQLite's error, not a hang.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_read_gives_up_at_the_busy_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _locker) = locked_file(dir.path());
+        let readers = Readers::open(&path, Duration::from_millis(50)).unwrap();
+        let error = readers.read(select).await.unwrap_err();
+        assert!(error.is_busy(), "{error:?}");
+        let error = readers.with(Wait::Blocking, select).unwrap_err();
+        assert!(error.is_busy(), "{error:?}");
+    }
+
+    #[test]
+    fn after_close_reads_are_refused_and_no_connection_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, locker) = locked_file(dir.path());
+        locker.execute_batch("COMMIT").unwrap();
+        let readers = Readers::open(&path, Duration::from_secs(1)).unwrap();
+        readers.close();
+        assert!(matches!(readers.with(Wait::Never, select), Err(ReadError::Closed)));
+        assert!(readers.idle.lock().unwrap().is_empty());
     }
 }

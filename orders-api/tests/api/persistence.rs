@@ -35,10 +35,8 @@ async fn a_restart_keeps_every_order_and_neither_migrates_nor_seeds_again() {
 
     // The migration ran exactly once.
     let db = Database::open(&settings.database).await.unwrap();
-    let mut reader = db.reader().await.unwrap();
     let applied: Vec<(i64, bool)> =
-        sqlx::query_as("SELECT version, success FROM _sqlx_migrations").fetch_all(&mut *reader).await.unwrap();
-    drop(reader);
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations").fetch_all(db.writer()).await.unwrap();
     assert_eq!(applied.len(), 1, "{applied:?}");
     assert!(applied[0].1);
     let journal: (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(db.writer()).await.unwrap();
