@@ -99,6 +99,33 @@ impl TryFrom<OrderRow> for Order {
     }
 }
 
+/// Up to `rows` orders after `after`, in order, of `owner` and in `status` where given.
+fn list_rows(
+    c: &rusqlite::Connection,
+    after: i64,
+    owner: Option<&str>,
+    status: Option<OrderStatus>,
+    rows: i64,
+) -> rusqlite::Result<Vec<Order>> {
+    macro_rules! list {
+        ($filters:literal) => {
+            concat!("SELECT ", columns!(), " FROM orders WHERE seq > ?1", $filters, " ORDER BY seq LIMIT ?4")
+        };
+    }
+    // A filter that does not apply is left out of the text rather than matched as a wildcard, so
+    // SQLite picks the index for the ones that do; its parameter is still bound (SQLite numbers
+    // parameters up to the highest `?N` in the text).
+    let sql = match (owner.is_some(), status.is_some()) {
+        (false, false) => list!(""),
+        (true, false) => list!(" AND owner_oid = ?2"),
+        (false, true) => list!(" AND status = ?3"),
+        (true, true) => list!(" AND owner_oid = ?2 AND status = ?3"),
+    };
+    c.prepare_cached(sql)?
+        .query_map((after, owner, status.map(OrderStatus::as_str), rows), read_order)?
+        .collect()
+}
+
 /// `AND owner_oid = ?` for a user, nothing for an admin.
 fn push_visibility(query: &mut QueryBuilder<'_, Sqlite>, visibility: Visibility<'_>) {
     if let Visibility::Owner(oid) = visibility {
@@ -120,30 +147,17 @@ impl OrderStore {
         cursor: Option<Cursor>,
     ) -> Result<OrderPage, StoreError> {
         let after = cursor.map_or(0, |c| c.last_seen().seq());
-        let owner = match visibility {
-            Visibility::Owner(oid) => Some(oid.to_owned()),
-            Visibility::All => None,
-        };
         // One extra row tells whether another page follows.
         let rows = i64::from(limit.get()) + 1;
-        // The statement's text depends only on which filters apply (four texts, each prepared
-        // once per connection): a filter that does not apply is left out of the text, not
-        // matched as a wildcard, so SQLite picks the index for the ones that do. Its parameter
-        // is still bound (SQLite numbers parameters up to the highest `?N` used).
-        let sql = format!(
-            "SELECT {COLUMNS} FROM orders WHERE seq > ?1{}{} ORDER BY seq LIMIT ?4",
-            if owner.is_some() { " AND owner_oid = ?2" } else { "" },
-            if status.is_some() { " AND status = ?3" } else { "" },
-        );
-        let read = move |c: &rusqlite::Connection| {
-            c.prepare_cached(&sql)?
-                .query_map((after, owner.as_deref(), status.map(OrderStatus::as_str), rows), read_order)?
-                .collect::<rusqlite::Result<Vec<_>>>()
+        let orders = match visibility {
+            // An owner's rows come from an index, as do an administrator's unfiltered ones (a
+            // range of the table's key): a bounded read, on this thread.
+            Visibility::Owner(oid) => self.db.read(|c| list_rows(c, after, Some(oid), status, rows)).await,
+            Visibility::All if status.is_none() => self.db.read(|c| list_rows(c, after, None, None, rows)).await,
+            // Filtered by status, an administrator's listing may walk the whole table.
+            Visibility::All => self.db.scan(move |c| list_rows(c, after, None, status, rows)).await,
         };
-        // An owner's rows come from an index; an admin's listing filtered by status may walk
-        // the whole table, so it runs off the request's thread.
-        let mut orders =
-            if visibility == Visibility::All { self.db.scan(read).await? } else { self.db.read(read).await? };
+        let mut orders = orders?;
         let more = orders.len() > limit.get() as usize;
         orders.truncate(limit.get() as usize);
         let next_cursor = if more { orders.last().map(|o| Cursor::after(o.id).encode()) } else { None };

@@ -10,14 +10,14 @@
 //! round trip it replaces, so it runs on the request's own task. Writes, migrations and the
 //! seed stay on sqlx's writer connection.
 //!
-//! Such a read must never wait for a lock on a tokio worker. In WAL mode readers do not wait for
+//! Such a read must not wait for a lock on a tokio worker. In WAL mode readers do not wait for
 //! the writer, and these connections' busy timeout is zero, so whatever would make them wait
 //! (another process holding the file exclusively, WAL recovery after a crash) answers
 //! `SQLITE_BUSY` at once; [`Readers::read`] then tries again after a pause, as SQLite's own
-//! busy handler would, without holding the thread.
+//! busy handler would, without holding the thread. (SQLite itself may still sleep a few
+//! microseconds to milliseconds while a WAL read lock is contended, `walTryBeginRead`; rare.)
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,11 +70,12 @@ const SCANS: usize = 4;
 pub struct Readers {
     path: PathBuf,
     busy_timeout: Duration,
-    scans: Semaphore,
-    /// Connections not in use. No more exist than threads have read at once: a connection is
-    /// taken and given back within one synchronous call.
-    idle: Mutex<Vec<Connection>>,
-    closed: AtomicBool,
+    /// One permit per scan running; held by the blocking job itself, so a scan whose caller
+    /// went away still counts until it ends.
+    scans: Arc<Semaphore>,
+    /// Connections not in use, `None` once closed. No more exist than threads have read at
+    /// once: a connection is taken and given back within one synchronous call.
+    idle: Mutex<Option<Vec<Connection>>>,
 }
 
 impl Readers {
@@ -85,9 +86,8 @@ impl Readers {
         Ok(Readers {
             path: path.to_path_buf(),
             busy_timeout,
-            scans: Semaphore::new(SCANS),
-            idle: Mutex::new(vec![first]),
-            closed: AtomicBool::new(false),
+            scans: Arc::new(Semaphore::new(SCANS)),
+            idle: Mutex::new(Some(vec![first])),
         })
     }
 
@@ -98,13 +98,12 @@ impl Readers {
         let mut pauses = BUSY_PAUSES_MS.iter().copied().map(Duration::from_millis);
         loop {
             match self.with(Wait::Never, &read) {
-                Err(e) if e.is_busy() && waited < self.busy_timeout => {
-                    let pause = pauses.next().unwrap_or(Duration::from_millis(100));
-                    tokio::time::sleep(pause).await;
-                    waited += pause;
-                }
+                Err(e) if e.is_busy() && waited < self.busy_timeout => {}
                 result => return result,
             }
+            let pause = pauses.next().unwrap_or(Duration::from_millis(100));
+            tokio::time::sleep(pause).await;
+            waited += pause;
         }
     }
 
@@ -113,19 +112,18 @@ impl Readers {
         self: &Arc<Self>,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, ReadError> {
-        let permit = self.scans.acquire().await.map_err(|_| ReadError::Closed)?;
+        let permit = Arc::clone(&self.scans).acquire_owned().await.map_err(|_| ReadError::Closed)?;
         let readers = Arc::clone(self);
-        let result = tokio::task::spawn_blocking(move || readers.with(Wait::Blocking, read)).await?;
-        drop(permit);
-        result
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            readers.with(Wait::Blocking, read)
+        })
+        .await?
     }
 
     /// Runs `read` once on an idle connection (a new one if none is), on this thread.
     fn with<T>(&self, wait: Wait, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, ReadError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(ReadError::Closed);
-        }
-        let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        let idle = self.idle().as_mut().ok_or(ReadError::Closed)?.pop();
         let connection = match idle {
             Some(connection) => connection,
             None => connect(&self.path)?,
@@ -137,20 +135,27 @@ impl Readers {
                 .and_then(|value| connection.busy_timeout(Duration::ZERO).map(|()| value)),
             Wait::Never => read(&connection),
         };
+        let result = result.map_err(ReadError::from);
         // A connection whose read failed is closed, not lent again: a fresh one is the safe
         // choice (SQLite resets a statement whose rows were not all read, so a plain early
-        // return is not a failure). After `close`, it is closed too.
-        if result.is_ok() && !self.closed.load(Ordering::Acquire) {
-            self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(connection);
+        // return is not a failure). One that met a lock is fine, and reopening it on every
+        // try would parse the schema each time. After `close`, it is closed too.
+        let keep = result.as_ref().err().is_none_or(ReadError::is_busy);
+        if keep && let Some(idle) = self.idle().as_mut() {
+            idle.push(connection);
         }
-        Ok(result?)
+        result
     }
 
-    /// Closes the idle connections and refuses new reads; a read still running closes its
-    /// connection when it ends.
+    fn idle(&self) -> std::sync::MutexGuard<'_, Option<Vec<Connection>>> {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Closes the idle connections and refuses new reads and scans; a read still running
+    /// closes its connection when it ends.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        drop(std::mem::take(&mut *self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())));
+        self.scans.close();
+        drop(self.idle().take());
     }
 }
 
@@ -166,7 +171,7 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
 
@@ -184,23 +189,33 @@ mod tests {
         c.query_row("SELECT x FROM t", (), |r| r.get(0))
     }
 
+    fn idle_connections(readers: &Readers) -> Option<usize> {
+        readers.idle().as_ref().map(Vec::len)
+    }
+
     /// SQLite's documented busy behaviour (https://sqlite.org/rescode.html#busy): a connection
     /// that meets another's lock answers SQLITE_BUSY, unless a busy handler waits. rusqlite gives
     /// every connection a 5 s handler; on a request's task that would stall every other request
     /// on the thread, so these have none.
     #[test]
-    fn a_read_that_meets_a_lock_fails_busy_and_its_connection_is_not_kept() {
+    fn a_read_that_meets_a_lock_fails_busy_at_once_and_keeps_its_connection() {
         let dir = tempfile::tempdir().unwrap();
         let (path, locker) = locked_file(dir.path());
         locker.execute_batch("COMMIT").unwrap();
         let readers = Readers::open(&path, Duration::from_secs(10)).unwrap();
         assert_eq!(readers.with(Wait::Never, select).unwrap(), 7);
         locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let started = std::time::Instant::now();
         let error = readers.with(Wait::Never, select).unwrap_err();
         assert!(error.is_busy(), "{error:?}");
-        assert!(readers.idle.lock().unwrap().is_empty(), "a failed read's connection was lent again");
+        // A bound on behaviour (no busy handler ran), not a speed target: rusqlite's takes 5 s.
+        assert!(started.elapsed() < Duration::from_secs(2), "the read waited {:?}", started.elapsed());
+        assert_eq!(idle_connections(&readers), Some(1), "a connection that met a lock is still good");
         locker.execute_batch("COMMIT").unwrap();
         assert_eq!(readers.with(Wait::Never, select).unwrap(), 7);
+        // Any other failure closes the connection rather than lending it again.
+        assert!(readers.with(Wait::Never, |c| c.query_row("SELECT nope FROM t", (), |r| r.get::<_, i64>(0))).is_err());
+        assert_eq!(idle_connections(&readers), Some(0));
     }
 
     /// The read waits for the lock as SQLite's handler would, but in pauses the task awaits: a
@@ -231,26 +246,70 @@ mod tests {
         assert!(ticked >= 10, "the thread was held while the read waited: {ticked} ticks in 300 ms");
     }
 
-    /// Waiting stops at the busy timeout, with SQLite's error, not a hang.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_read_gives_up_at_the_busy_timeout() {
+    /// A scan waits for the lock in SQLite's own handler, on its blocking thread.
+    #[tokio::test]
+    async fn a_scan_waits_for_the_lock_on_its_own_thread() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, _locker) = locked_file(dir.path());
-        let readers = Readers::open(&path, Duration::from_millis(50)).unwrap();
-        let error = readers.read(select).await.unwrap_err();
-        assert!(error.is_busy(), "{error:?}");
-        let error = readers.with(Wait::Blocking, select).unwrap_err();
-        assert!(error.is_busy(), "{error:?}");
+        let (path, locker) = locked_file(dir.path());
+        let readers = Arc::new(Readers::open(&path, Duration::from_secs(10)).unwrap());
+        let unlock = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            locker.execute_batch("COMMIT").unwrap();
+        });
+        assert_eq!(readers.scan(select).await.unwrap(), 7);
+        unlock.join().unwrap();
     }
 
-    #[test]
-    fn after_close_reads_are_refused_and_no_connection_is_kept() {
+    /// Waiting stops at the busy timeout with SQLite's error; it does not hang.
+    #[tokio::test]
+    async fn reads_and_scans_give_up_at_the_busy_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _locker) = locked_file(dir.path());
+        let readers = Arc::new(Readers::open(&path, Duration::from_millis(50)).unwrap());
+        let outcomes = tokio::time::timeout(Duration::from_secs(10), async {
+            (readers.read(select).await, readers.scan(select).await)
+        });
+        let (read, scan) = outcomes.await.expect("a read waited past its busy timeout");
+        for error in [read.unwrap_err(), scan.unwrap_err()] {
+            assert!(error.is_busy(), "{error:?}");
+        }
+    }
+
+    /// A scan whose caller went away (a client hung up) keeps its place in the limit until its
+    /// blocking job ends: callers giving up cannot start more than `SCANS` at once, each on a
+    /// connection of its own.
+    #[tokio::test]
+    async fn scans_whose_callers_gave_up_still_count_against_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, locker) = locked_file(dir.path());
+        let readers = Arc::new(Readers::open(&path, Duration::from_secs(2)).unwrap());
+        for _ in 0..3 {
+            let callers: Vec<_> = (0..SCANS * 2)
+                .map(|_| {
+                    let readers = Arc::clone(&readers);
+                    tokio::spawn(async move { readers.scan(select).await })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            callers.iter().for_each(tokio::task::JoinHandle::abort);
+        }
+        locker.execute_batch("COMMIT").unwrap();
+        // Every scan that started ends once the lock is gone, giving its connection back.
+        let scans = Arc::clone(&readers.scans);
+        let _all = tokio::time::timeout(Duration::from_secs(10), scans.acquire_many(SCANS as u32)).await.unwrap();
+        let opened = idle_connections(&readers).unwrap();
+        assert!(opened <= SCANS, "{opened} connections for at most {SCANS} scans at once");
+    }
+
+    #[tokio::test]
+    async fn after_close_reads_and_scans_are_refused_and_no_connection_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (path, locker) = locked_file(dir.path());
         locker.execute_batch("COMMIT").unwrap();
-        let readers = Readers::open(&path, Duration::from_secs(1)).unwrap();
+        let readers = Arc::new(Readers::open(&path, Duration::from_secs(1)).unwrap());
         readers.close();
-        assert!(matches!(readers.with(Wait::Never, select), Err(ReadError::Closed)));
-        assert!(readers.idle.lock().unwrap().is_empty());
+        assert!(matches!(readers.read(select).await, Err(ReadError::Closed)));
+        assert!(matches!(readers.scan(select).await, Err(ReadError::Closed)));
+        assert_eq!(idle_connections(&readers), None);
     }
 }
