@@ -121,9 +121,7 @@ fn list_rows(
         (false, true) => list!(" AND status = ?3"),
         (true, true) => list!(" AND owner_oid = ?2 AND status = ?3"),
     };
-    c.prepare_cached(sql)?
-        .query_map((after, owner, status.map(OrderStatus::as_str), rows), read_order)?
-        .collect()
+    c.prepare_cached(sql)?.query_map((after, owner, status.map(OrderStatus::as_str), rows), read_order)?.collect()
 }
 
 /// `AND owner_oid = ?` for a user, nothing for an admin.

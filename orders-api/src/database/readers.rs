@@ -294,9 +294,12 @@ mod tests {
             callers.iter().for_each(tokio::task::JoinHandle::abort);
         }
         locker.execute_batch("COMMIT").unwrap();
-        // Every scan that started ends once the lock is gone, giving its connection back.
+        // Every scan that started ends once the lock is gone (SQLite's handler tries again
+        // within 100 ms), giving its connection back: all the permits are free then, and the
+        // pause lets scans that had not kept theirs end too, so they are counted.
         let scans = Arc::clone(&readers.scans);
         let _all = tokio::time::timeout(Duration::from_secs(10), scans.acquire_many(SCANS as u32)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let opened = idle_connections(&readers).unwrap();
         assert!(opened <= SCANS, "{opened} connections for at most {SCANS} scans at once");
     }
