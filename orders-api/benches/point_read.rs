@@ -22,32 +22,9 @@ use sqlx::ConnectOptions;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The row through sqlx, as orders-api's writes decode it.
-#[allow(dead_code)] // read only by `black_box`
-#[derive(sqlx::FromRow)]
-struct SqlxRow {
-    seq: i64,
-    owner_oid: String,
-    customer_name: String,
-    product: String,
-    quantity: i64,
-    status: String,
-    created_at: String,
-    updated_at: String,
-}
-
-/// The row as the floor decodes it: owned strings.
-#[allow(dead_code)] // read only by `black_box`
-struct Row {
-    seq: i64,
-    owner_oid: String,
-    customer_name: String,
-    product: String,
-    quantity: i64,
-    status: String,
-    created_at: String,
-    updated_at: String,
-}
+/// A row of `GET_OWNED` as owned values, as the service decodes it: seq, owner_oid,
+/// customer_name, product, quantity, status, created_at, updated_at.
+type Row = (i64, String, String, String, i64, String, String, String);
 
 fn point_read(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -75,7 +52,7 @@ fn point_read(c: &mut Criterion) {
     });
     group.bench_function("point_read_sqlx", |b| {
         b.iter(|| {
-            let row: SqlxRow = rt
+            let row: Row = rt
                 .block_on(sqlx::query_as(GET_OWNED).bind(seq).bind(user.oid.as_str()).fetch_one(&mut sqlx_connection))
                 .unwrap();
             std::hint::black_box(row)
@@ -86,16 +63,16 @@ fn point_read(c: &mut Criterion) {
             let mut statement = floor.prepare_cached(GET_OWNED).unwrap();
             let row = statement
                 .query_row((seq, user.oid.as_str()), |r| {
-                    Ok(Row {
-                        seq: r.get(0)?,
-                        owner_oid: r.get(1)?,
-                        customer_name: r.get(2)?,
-                        product: r.get(3)?,
-                        quantity: r.get(4)?,
-                        status: r.get(5)?,
-                        created_at: r.get(6)?,
-                        updated_at: r.get(7)?,
-                    })
+                    Ok::<Row, _>((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    ))
                 })
                 .unwrap();
             std::hint::black_box(row)
