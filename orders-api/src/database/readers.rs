@@ -129,11 +129,13 @@ impl Readers {
             None => connect(&self.path)?,
         };
         let result = match wait {
-            Wait::Blocking => connection
-                .busy_timeout(self.busy_timeout)
-                .and_then(|()| read(&connection))
-                .and_then(|value| connection.busy_timeout(Duration::ZERO).map(|()| value)),
             Wait::Never => read(&connection),
+            Wait::Blocking => {
+                let result = connection.busy_timeout(self.busy_timeout).and_then(|()| read(&connection));
+                // Whatever the outcome (a connection that met a lock is kept), it may serve a
+                // request's task next, where it must not wait.
+                connection.busy_timeout(Duration::ZERO).and(result)
+            }
         };
         let result = result.map_err(ReadError::from);
         // A connection whose read failed is closed, not lent again: a fresh one is the safe
@@ -273,6 +275,10 @@ mod tests {
         for error in [read.unwrap_err(), scan.unwrap_err()] {
             assert!(error.is_busy(), "{error:?}");
         }
+        // The connection the scan kept waits no more, for the request's task it may serve next.
+        let kept = readers.idle().as_mut().unwrap().pop().unwrap();
+        let wait: i64 = kept.query_row("PRAGMA busy_timeout", (), |r| r.get(0)).unwrap();
+        assert_eq!(wait, 0);
     }
 
     /// A scan whose caller went away (a client hung up) keeps its place in the limit until its
