@@ -157,7 +157,8 @@ impl Database {
         Ok(())
     }
 
-    /// Closes every connection, checkpointing the WAL into the file.
+    /// Closes every connection, checkpointing the WAL into the file (unless a scan still
+    /// running holds a read connection: then SQLite replays the WAL at the next open).
     pub async fn close(&self) {
         self.readers.close();
         self.writer.close().await;
