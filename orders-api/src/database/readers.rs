@@ -319,7 +319,7 @@ mod tests {
         readers.close();
         assert!(matches!(readers.read(select).await, Err(ReadError::Closed)));
         assert!(matches!(readers.scan(select).await, Err(ReadError::Closed)));
-        assert!(readers.scans.is_closed(), "a scan waiting its turn would wait for ever");
+        assert!(readers.scans.is_closed(), "scans waiting their turn are refused at once");
         assert_eq!(idle_connections(&readers), None);
     }
 }
