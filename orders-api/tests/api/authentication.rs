@@ -135,25 +135,30 @@ async fn scopes_and_roles_decide_what_each_caller_may_do() {
     assert_eq!(app.get(&format!("/api/orders/{order}"), &alice).await.status(), 404);
 }
 
+/// Every order route, for `order`.
+fn order_routes(order: &str) -> [(Method, String); 5] {
+    [
+        (Method::GET, "/api/orders".to_string()),
+        (Method::GET, format!("/api/orders/{order}")),
+        (Method::POST, "/api/orders".to_string()),
+        (Method::POST, format!("/api/orders/{order}/cancel")),
+        (Method::DELETE, format!("/api/orders/{order}")),
+    ]
+}
+
+/// `method path` with `token`, carrying a create's body (routes that take none ignore it).
+async fn call(app: &TestApp, method: &Method, path: &str, token: &str) -> reqwest::Response {
+    app.request(method.clone(), path, token).json(&json!({ "product": "X", "quantity": 1 })).send().await.unwrap()
+}
+
 #[tokio::test]
 async fn app_only_tokens_are_refused_on_every_route() {
     let app = spawn_app().await;
     let alice = app.token("alice", ALL_SCOPES);
     let order = new_order(&app, &alice).await;
     let app_token = app.idp.handle().app_token("orders-mcp", "orders-api").unwrap();
-    for (method, path) in [
-        (Method::GET, "/api/orders".to_string()),
-        (Method::GET, format!("/api/orders/{order}")),
-        (Method::POST, "/api/orders".to_string()),
-        (Method::POST, format!("/api/orders/{order}/cancel")),
-        (Method::DELETE, format!("/api/orders/{order}")),
-    ] {
-        let response = app
-            .request(method.clone(), &path, &app_token)
-            .json(&json!({ "product": "X", "quantity": 1 }))
-            .send()
-            .await
-            .unwrap();
+    for (method, path) in order_routes(&order) {
+        let response = call(&app, &method, &path, &app_token).await;
         let problem = assert_problem(response, 403, "insufficient-scope").await;
         assert!(problem["detail"].as_str().unwrap().contains("app-only"), "{method} {path}: {problem}");
     }
@@ -175,18 +180,8 @@ async fn a_users_token_from_any_client_but_orders_mcp_is_refused() {
     let before = app.list_all(&alice, "").await.len();
     for client in ["chat-app", "azure-cli"] {
         let token = app.idp.handle().user_token("alice", client, "orders-api", ALL_SCOPES).unwrap();
-        for (method, path) in [
-            (Method::GET, "/api/orders".to_string()),
-            (Method::GET, format!("/api/orders/{order}")),
-            (Method::POST, "/api/orders".to_string()),
-            (Method::POST, format!("/api/orders/{order}/cancel")),
-        ] {
-            let response = app
-                .request(method.clone(), &path, &token)
-                .json(&json!({ "product": "X", "quantity": 1 }))
-                .send()
-                .await
-                .unwrap();
+        for (method, path) in order_routes(&order) {
+            let response = call(&app, &method, &path, &token).await;
             let hop = hop_of(&response).unwrap_or_else(|| panic!("{client} {method} {path}: the hop is reported"));
             assert_eq!(hop.token.oid, app.oid("alice"));
             assert!(
