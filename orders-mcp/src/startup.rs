@@ -65,7 +65,7 @@ pub fn app(settings: &Settings, mcp_shutdown: CancellationToken) -> anyhow::Resu
     let resource = settings.mcp_url();
     let api = Arc::new(
         OrdersApi::new(settings.orders_api_url.clone(), settings.downstream_timeout, token_source(settings, &http)?)
-            .context("cannot build the orders-api client")?,
+            .map_err(|e| anyhow::anyhow!("cannot build the orders-api client: {e}"))?,
     );
 
     let mut metadata = ProtectedResourceMetadata::new(&resource, &settings.issuer_v2, vec![settings.access_scope()]);

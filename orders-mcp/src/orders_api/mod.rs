@@ -4,13 +4,18 @@
 //! user until near expiry; if orders-api refuses a cached token it is forgotten and the call is
 //! retried once with a fresh exchange). In `passthrough` mode the user's token is forwarded as
 //! is. Every call reports, success or not, which token was sent and the hop orders-api returned.
+//! The calls go over orders-mcp's own HTTP/1.1 connections to orders-api ([`connections`]).
+
+mod connections;
 
 use std::time::Duration;
 
-use entra_auth::acquire::{AccessToken, AcquireError, OnBehalfOf, describe};
+use entra_auth::acquire::{AccessToken, AcquireError, OnBehalfOf};
 use entra_auth::claims_challenge::ClaimsChallenge;
 use entra_auth::hop::{HOP_HEADER, Hop, How, TokenSummary};
-use reqwest::{Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use service_kit::problem::Problem;
@@ -21,6 +26,7 @@ use url::Url;
 
 use crate::auth::Authenticated;
 use crate::order::{NewOrder, Order, OrderId, OrderPage, OrderStatus};
+use connections::{Connections, SendError};
 
 /// How the token for orders-api is obtained.
 pub enum TokenSource {
@@ -31,7 +37,7 @@ pub enum TokenSource {
 }
 
 pub struct OrdersApi {
-    http: reqwest::Client,
+    connections: Connections,
     base: Url,
     timeout: Duration,
     tokens: TokenSource,
@@ -147,13 +153,34 @@ impl<'a> Call<'a> {
     fn new(method: Method, path: &'a [&'a str]) -> Self {
         Call { method, path, query: Vec::new(), body: None, idempotency_key: None }
     }
+
+    /// This call to `url` with `token` as its bearer token (a header marked sensitive, so no
+    /// `Debug` of the request shows it) and the current span's trace context.
+    fn request(&self, url: &Url, token: &AccessToken) -> Result<Request<Full<Bytes>>, http::Error> {
+        let mut headers = trace_headers();
+        let mut bearer = HeaderValue::try_from(format!("Bearer {}", token.secret()))?;
+        bearer.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, bearer);
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(key) = &self.idempotency_key {
+            headers.insert("idempotency-key", HeaderValue::try_from(key)?);
+        }
+        let body = match &self.body {
+            Some(json) => {
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                Bytes::from(json.to_string())
+            }
+            None => Bytes::new(),
+        };
+        request(self.method.clone(), url, headers, body)
+    }
 }
 
 impl OrdersApi {
-    pub fn new(base: Url, timeout: Duration, tokens: TokenSource) -> Result<OrdersApi, reqwest::Error> {
-        // No redirects: a bearer token must never follow one to another place.
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-        Ok(OrdersApi { http, base, timeout, tokens })
+    /// A client for orders-api at `base` (`http` or `https`, verified with the platform's roots).
+    pub fn new(base: Url, timeout: Duration, tokens: TokenSource) -> Result<OrdersApi, String> {
+        let connections = Connections::new(&base, connections::platform_tls)?;
+        Ok(OrdersApi { connections, base, timeout, tokens })
     }
 
     pub async fn list_orders(
@@ -191,10 +218,15 @@ impl OrdersApi {
     #[tracing::instrument(name = "orders_api.ready", skip_all)]
     pub async fn ready(&self) -> Result<(), String> {
         let url = self.url(&["readyz"]);
-        let why = match self.http.get(url.clone()).timeout(Duration::from_secs(2)).send().await {
+        let answer = match request(Method::GET, &url, HeaderMap::new(), Bytes::new()) {
+            Ok(ready) => self.exchange(ready, Duration::from_secs(2)).await,
+            Err(e) => Err(CallError::BadResponse(e.to_string())),
+        };
+        let why = match answer {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => format!("its /readyz answered {}", r.status()),
-            Err(e) => format!("unreachable: {}", describe(e)),
+            Err(CallError::Unreachable { reason }) => format!("unreachable: {reason}"),
+            Err(e) => e.to_string(),
         };
         tracing::warn!(%url, %why, "orders-api is not ready");
         Err(why)
@@ -267,20 +299,10 @@ impl OrdersApi {
         let mut retried = false;
         loop {
             let (token, how) = self.token(who).await?;
-            let mut request = self
-                .http
-                .request(call.method.clone(), url.clone())
-                .bearer_auth(token.secret())
-                .headers(trace_headers())
-                .header(header::ACCEPT, "application/json")
-                .timeout(self.timeout);
-            if let Some(body) = &call.body {
-                request = request.json(body);
-            }
-            if let Some(key) = &call.idempotency_key {
-                request = request.header("idempotency-key", key);
-            }
-            let response = request.send().await;
+            let response = match call.request(url, &token) {
+                Ok(request) => self.exchange(request, self.timeout).await,
+                Err(e) => Err(CallError::BadResponse(format!("the request could not be made: {e}"))),
+            };
             seen.api_hop = response
                 .as_ref()
                 .ok()
@@ -288,17 +310,16 @@ impl OrdersApi {
                 .and_then(|v| v.to_str().ok())
                 .and_then(Hop::from_header_value);
             seen.sent = sent_token(who, &token, how, seen.api_hop.as_ref());
-            let response = response.map_err(|e| {
-                let reason = describe(e);
+            if let Err(CallError::Unreachable { reason }) = &response {
                 tracing::warn!(url = %self.base, %reason, "orders-api is unreachable");
-                CallError::Unreachable { reason }
-            })?;
+            }
+            let response = response?;
             Span::current().record("http.response.status_code", response.status().as_u16());
             // A claims challenge is not a stale token: a fresh exchange of the same user token
             // would carry the same claims. It goes back to the client instead.
             if response.status() == StatusCode::UNAUTHORIZED
                 && !retried
-                && claims_challenge(&response).is_none()
+                && claims_challenge(response.headers()).is_none()
                 && let TokenSource::Obo { obo, scope } = &self.tokens
             {
                 // A cached token orders-api no longer accepts (keys rolled over, token revoked,
@@ -308,20 +329,31 @@ impl OrdersApi {
                 retried = true;
                 continue;
             }
-            return self.read(response).await;
+            return self.read(response);
         }
     }
 
-    async fn read<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, CallError> {
+    /// Sends `request` on a connection of the pool and reads the answer, giving up after
+    /// `timeout`. Why it failed names no address: the model and the user read it.
+    async fn exchange(&self, request: Request<Full<Bytes>>, timeout: Duration) -> Result<Response<Bytes>, CallError> {
+        match tokio::time::timeout(timeout, self.connections.send(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(SendError::Body(why))) => Err(CallError::BadResponse(why)),
+            Ok(Err(e)) => Err(CallError::Unreachable { reason: e.to_string() }),
+            Err(_) => Err(CallError::Unreachable { reason: format!("no answer within {} s", timeout.as_secs_f32()) }),
+        }
+    }
+
+    fn read<T: DeserializeOwned>(&self, response: Response<Bytes>) -> Result<T, CallError> {
         let status = response.status();
-        let step_up = claims_challenge(&response);
+        let step_up = claims_challenge(response.headers());
         let challenge = response
             .headers()
             .get(header::WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
             .and_then(error_description)
             .map(String::from);
-        let body = response.bytes().await.map_err(|e| CallError::BadResponse(describe(e)))?;
+        let body = response.into_body();
         if status.is_success() {
             return serde_json::from_slice(&body).map_err(|e| CallError::BadResponse(e.to_string()));
         }
@@ -358,9 +390,24 @@ fn sent_token(who: &Authenticated, token: &AccessToken, how: How, api_hop: Optio
 }
 
 /// orders-api's claims challenge, if its answer is one.
-fn claims_challenge(response: &reqwest::Response) -> Option<ClaimsChallenge> {
-    let header = response.headers().get(header::WWW_AUTHENTICATE)?.to_str().ok()?;
+fn claims_challenge(headers: &HeaderMap) -> Option<ClaimsChallenge> {
+    let header = headers.get(header::WWW_AUTHENTICATE)?.to_str().ok()?;
     ClaimsChallenge::parse(header)
+}
+
+/// A request for `url` as HTTP/1.1 sends it: the path and query as its target, the host in
+/// `Host` (with the port unless it is the scheme's).
+fn request(
+    method: Method,
+    url: &Url,
+    mut headers: HeaderMap,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, http::Error> {
+    let host = HeaderValue::from_str(&url[url::Position::BeforeHost..url::Position::AfterPort])?;
+    headers.insert(header::HOST, host);
+    let mut request = Request::builder().method(method).uri(&url[url::Position::BeforePath..]).body(Full::new(body))?;
+    *request.headers_mut() = headers;
+    Ok(request)
 }
 
 /// The `error_description` of an RFC 6750 challenge.
