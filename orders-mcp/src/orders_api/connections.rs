@@ -11,12 +11,17 @@
 //! What reqwest's pool did and this does too:
 //! - a request on a kept connection the server has closed since (an idle timeout, a restart) goes
 //!   on another: hyper reads the socket before it writes, sees the end, and hands the request back
-//!   unsent. A request that was sent is never sent twice. One idle for [`IDLE_TIMEOUT`] is closed;
+//!   unsent. A request that was sent is never sent twice. A connection idle for [`IDLE_TIMEOUT`]
+//!   is closed instead of used (when the pool is next used: nothing runs in between);
+//! - TCP as reqwest sets it up (hyper-util's connector: no Nagle delay, keep-alive probes, so a
+//!   peer gone silently fails a kept connection rather than a request; happy eyeballs);
 //! - https verifies the server with the platform's roots (`SSL_CERT_FILE` on Linux), through the
 //!   same verifier as reqwest's rustls; redirects are not followed (a bearer token must not
 //!   follow one anywhere).
 //!
-//! And one thing more: an answer larger than [`MAX_BODY`] is refused, not buffered.
+//! Not kept: HTTP/2 (measured slower on this hop, docs/performance.md) and proxies from
+//! `HTTP_PROXY`/`HTTPS_PROXY` (a call to a service beside this one, inside its network).
+//! New: an answer larger than [`MAX_BODY`] is refused, not buffered.
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -27,7 +32,8 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper::{Request, Response};
+use hyper::{Request, Response, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use rustls_platform_verifier::BuilderVerifierExt;
 use tokio::net::TcpStream;
@@ -36,10 +42,13 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{self, ClientConfig};
 use tokio_util::either::Either;
+use tower::ServiceExt;
 use url::Url;
 
 /// Idle connections older than this are closed rather than used (reqwest's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// TCP keep-alive: probes after this long idle, this often, this many times (reqwest's).
+const KEEPALIVE: (Duration, Duration, u32) = (Duration::from_secs(15), Duration::from_secs(15), 3);
 /// At most this many idle connections are kept; more are closed when their call ends.
 const MAX_IDLE: usize = 256;
 /// The largest answer read from orders-api (a page of orders is a few kB).
@@ -48,18 +57,43 @@ const MAX_BODY: usize = 1024 * 1024;
 type Io = TokioIo<Either<TcpStream, TlsStream<TcpStream>>>;
 type Body = Full<Bytes>;
 
-/// Why a request got no answer. Never names the server's address: callers show these.
+/// Why a request got no answer, with its causes. Never names the server (callers show these to
+/// users, and `/readyz` to anyone).
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    #[error("cannot connect: {0}")]
-    Connect(std::io::Error),
-    #[error("TLS handshake failed: {0}")]
+    #[error("cannot connect: {}", with_causes(.0.as_ref()))]
+    Connect(Box<dyn std::error::Error + Send + Sync>),
+    #[error("TLS handshake failed: {}", tls_failure(.0))]
     Tls(std::io::Error),
-    #[error("{0}")]
+    #[error("{}", with_causes(.0))]
     Http(hyper::Error),
     /// The answer's head came but its body could not be read.
     #[error("its answer could not be read: {0}")]
     Body(String),
+}
+
+/// An error and its causes, as one line (hyper's own errors say only their kind).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        line.push_str(": ");
+        line.push_str(&e.to_string());
+        cause = e.source();
+    }
+    line
+}
+
+/// Why a TLS handshake failed, without the names a certificate mismatch would quote (rustls
+/// says which name was asked for and which the certificate has: the internal host).
+fn tls_failure(error: &std::io::Error) -> String {
+    use rustls::{CertificateError, Error};
+    match error.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+        Some(Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) => "the server's certificate is not valid for its name".to_string(),
+        _ => with_causes(error),
+    }
 }
 
 /// TLS as reqwest's rustls sets it up: aws-lc-rs, rustls' safe protocol versions, servers
@@ -74,8 +108,9 @@ pub fn platform_tls() -> Result<Arc<ClientConfig>, rustls::Error> {
 
 /// Where the connections go.
 struct Target {
-    host: String,
-    port: u16,
+    /// `scheme://host:port`, what the TCP connector reads.
+    origin: Uri,
+    tcp: HttpConnector,
     /// For `https`: how to start TLS, and the name the certificate must show.
     tls: Option<(TlsConnector, ServerName<'static>)>,
 }
@@ -113,8 +148,9 @@ impl Connections {
         base: &Url,
         tls: impl FnOnce() -> Result<Arc<ClientConfig>, rustls::Error>,
     ) -> Result<Connections, String> {
-        // `[::1]` in a URL, `::1` to connect to and to verify.
-        let host = base.host_str().ok_or("the URL has no host")?.trim_start_matches('[').trim_end_matches(']');
+        let url_host = base.host_str().ok_or("the URL has no host")?;
+        // `[::1]` in a URL, `::1` as a name to verify.
+        let host = url_host.trim_start_matches('[').trim_end_matches(']');
         let port = base.port_or_known_default().ok_or("the URL has no port")?;
         let tls = match base.scheme() {
             "http" => None,
@@ -127,7 +163,17 @@ impl Connections {
             }
             other => return Err(format!("{other}: only http and https are supported")),
         };
-        let target = Target { host: host.to_string(), port, tls };
+        let origin = format!("{}://{url_host}:{port}", base.scheme());
+        let origin = Uri::try_from(origin).map_err(|e| format!("{base} is not a server's address: {e}"))?;
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false); // it only opens TCP connections; TLS is ours
+        // One small request, one small answer: neither held back.
+        tcp.set_nodelay(true);
+        let (idle, interval, retries) = KEEPALIVE;
+        tcp.set_keepalive(Some(idle));
+        tcp.set_keepalive_interval(Some(interval));
+        tcp.set_keepalive_retries(Some(retries));
+        let target = Target { origin, tcp, tls };
         Ok(Connections { target, idle: Mutex::new(Vec::new()) })
     }
 
@@ -164,7 +210,9 @@ impl Connections {
     }
 
     fn give_back(&self, conn: Conn) {
-        if conn.driver.is_none() || conn.send.is_closed() {
+        // Ready is when hyper has asked for the next request: the answer read to its end, no
+        // `Connection: close`, nothing left to write.
+        if conn.driver.is_none() || !conn.send.is_ready() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -177,10 +225,8 @@ impl Connections {
     }
 
     async fn connect(&self) -> Result<Conn, SendError> {
-        let Target { host, port, tls } = &self.target;
-        let tcp = TcpStream::connect((host.as_str(), *port)).await.map_err(SendError::Connect)?;
-        // One small request, one small answer: don't hold either back (reqwest's default too).
-        tcp.set_nodelay(true).map_err(SendError::Connect)?;
+        let Target { origin, tcp, tls } = &self.target;
+        let tcp = tcp.clone().oneshot(origin.clone()).await.map_err(|e| SendError::Connect(e.into()))?.into_inner();
         let io = match tls {
             None => Either::Left(tcp),
             Some((connector, name)) => {
@@ -268,6 +314,8 @@ mod tests {
     struct Seen {
         connections: AtomicUsize,
         requests: AtomicUsize,
+        /// Reads with data after the server closed its side (`ClosesWhenIdle`).
+        after_close: AtomicUsize,
     }
 
     async fn serve_http(behaviour: Server) -> (Url, Arc<Seen>) {
@@ -311,6 +359,11 @@ mod tests {
                 // Once the client has put the connection back in its pool.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let _ = stream.shutdown().await;
+                // Still listening: a request written to this connection now would be lost.
+                let mut chunk = [0u8; 4096];
+                while let Ok(1..) = stream.read(&mut chunk).await {
+                    seen.after_close.fetch_add(1, Ordering::SeqCst);
+                }
                 return;
             }
         }
@@ -340,12 +393,17 @@ mod tests {
     async fn a_connection_the_server_closed_while_idle_is_not_used() {
         let (url, seen) = serve_http(Server::ClosesWhenIdle).await;
         let connections = Connections::new(&url, platform_tls).unwrap();
-        for _ in 0..3 {
+        for call in 0..3 {
+            if call > 0 {
+                let kept = connections.idle.lock().unwrap().len();
+                assert_eq!(kept, 1, "the previous call's connection is kept, and taken next");
+            }
             let response = connections.send(get(&url)).await.unwrap();
             assert_eq!(text(&response), "answer 1", "each call on a new connection");
             // The server's close reaches this side while the connection is idle.
             tokio::time::sleep(Duration::from_millis(60)).await;
         }
+        assert_eq!(seen.after_close.load(Ordering::SeqCst), 0, "nothing written to a closed connection");
         assert_eq!(seen.requests.load(Ordering::SeqCst), 3, "no request sent twice");
         assert_eq!(seen.connections.load(Ordering::SeqCst), 3);
     }
@@ -373,12 +431,12 @@ mod tests {
         assert!(matches!(&failed, SendError::Body(why) if why.contains("larger than")), "{failed}");
     }
 
-    #[tokio::test]
-    async fn https_servers_are_verified() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = entra_emulator::tls::load_or_create(dir.path(), &[]).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("https://localhost:{}/", listener.local_addr().unwrap().port())).unwrap();
+    /// An https server on `ip` with a certificate from the emulator's local CA (for localhost,
+    /// 127.0.0.1 and ::1), answering as [`Server::KeepsConnections`]; and the CA's file.
+    async fn serve_https(ip: &str, dir: &std::path::Path) -> (u16, std::path::PathBuf, Arc<Seen>) {
+        let ca = entra_emulator::tls::load_or_create(dir, &[]).unwrap();
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Seen::default());
         let counts = seen.clone();
         let acceptor = TlsAcceptor::from(ca.server);
@@ -389,25 +447,52 @@ mod tests {
                 }
             }
         });
+        (port, ca.ca_file, seen)
+    }
+
+    /// A client configuration trusting the CA in `ca_file` only.
+    fn trusting(ca_file: &std::path::Path) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca_file).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    }
+
+    #[tokio::test]
+    async fn https_servers_are_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, ca_file, seen) = serve_https("127.0.0.1", dir.path()).await;
+        let url = Url::parse(&format!("https://localhost:{port}/")).unwrap();
 
         // The platform's roots do not include the emulator's local CA.
         let untrusting = Connections::new(&url, platform_tls).unwrap();
         let failed = untrusting.send(get(&url)).await.unwrap_err();
         assert!(matches!(failed, SendError::Tls(_)), "{failed}");
 
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(&ca.ca_file).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let trusting = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let connections = Connections::new(&url, || Ok(Arc::new(trusting))).unwrap();
+        let connections = Connections::new(&url, || Ok(trusting(&ca_file))).unwrap();
         for n in 1..=2 {
             assert_eq!(text(&connections.send(get(&url)).await.unwrap()), format!("answer {n}"));
         }
         assert_eq!(seen.requests.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_certificate_for_another_name_is_refused_without_naming_the_server() {
+        // All of 127/8 is this host (Linux); the certificate names 127.0.0.1, not 127.0.0.2.
+        let dir = tempfile::tempdir().unwrap();
+        let (port, ca_file, seen) = serve_https("127.0.0.2", dir.path()).await;
+        let url = Url::parse(&format!("https://127.0.0.2:{port}/")).unwrap();
+        let connections = Connections::new(&url, || Ok(trusting(&ca_file))).unwrap();
+        let failed = connections.send(get(&url)).await.unwrap_err().to_string();
+        // rustls' own message quotes both names: "certificate not valid for name \"127.0.0.2\";
+        // certificate is only valid for ...".
+        assert_eq!(failed, "TLS handshake failed: the server's certificate is not valid for its name");
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 0);
     }
 }
