@@ -442,6 +442,17 @@ mod tests {
     }
 
     #[test]
+    fn requests_name_their_target_and_host_as_http_1_1_does() {
+        let url = Url::parse("http://api:3002/base/api/orders?status=shipped").unwrap();
+        let get = request(Method::GET, &url, HeaderMap::new(), Bytes::new()).unwrap();
+        assert_eq!(get.uri(), "/base/api/orders?status=shipped");
+        assert_eq!(get.headers()[header::HOST], "api:3002");
+        let default_port =
+            request(Method::GET, &Url::parse("https://[::1]/readyz").unwrap(), HeaderMap::new(), Bytes::new());
+        assert_eq!(default_port.unwrap().headers()[header::HOST], "[::1]");
+    }
+
+    #[test]
     fn a_consent_or_interaction_refusal_says_what_to_do() {
         let refused = |error: &str, code: u32| {
             CallError::Exchange(AcquireError::Rejected {
