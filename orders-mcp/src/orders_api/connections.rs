@@ -251,8 +251,11 @@ impl Conn {
             })?;
             let (head, body) = response.into_parts();
             let body = Limited::new(body, MAX_BODY).collect().await.map_err(|e| {
-                let why =
-                    if e.is::<LengthLimitError>() { format!("larger than {MAX_BODY} bytes") } else { e.to_string() };
+                let why = if e.is::<LengthLimitError>() {
+                    format!("larger than {MAX_BODY} bytes")
+                } else {
+                    with_causes(e.as_ref())
+                };
                 Failure::Failed(SendError::Body(why))
             })?;
             Ok(Response::from_parts(head, body.to_bytes()))

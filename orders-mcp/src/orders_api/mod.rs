@@ -4,7 +4,7 @@
 //! user until near expiry; if orders-api refuses a cached token it is forgotten and the call is
 //! retried once with a fresh exchange). In `passthrough` mode the user's token is forwarded as
 //! is. Every call reports, success or not, which token was sent and the hop orders-api returned.
-//! The calls go over orders-mcp's own HTTP/1.1 connections to orders-api ([`connections`]).
+//! The calls go over orders-mcp's own HTTP/1.1 connections to orders-api (`connections`).
 
 mod connections;
 
@@ -79,6 +79,9 @@ pub enum CallError {
     Status { status: StatusCode, detail: String },
     #[error("orders-api sent an unexpected answer: {0}")]
     BadResponse(String),
+    /// The request could not be written (a header value HTTP cannot carry): never sent.
+    #[error("the request to orders-api could not be made: {0}")]
+    Request(String),
 }
 
 impl CallError {
@@ -91,6 +94,7 @@ impl CallError {
             CallError::Exchange(_) => "token_exchange",
             CallError::Unreachable { .. } => "unreachable",
             CallError::BadResponse(_) => "bad_response",
+            CallError::Request(_) => "request",
         }
     }
 }
@@ -220,7 +224,7 @@ impl OrdersApi {
         let url = self.url(&["readyz"]);
         let answer = match request(Method::GET, &url, HeaderMap::new(), Bytes::new()) {
             Ok(ready) => self.exchange(ready, Duration::from_secs(2)).await,
-            Err(e) => Err(CallError::BadResponse(e.to_string())),
+            Err(e) => Err(CallError::Request(e.to_string())),
         };
         let why = match answer {
             Ok(r) if r.status().is_success() => return Ok(()),
@@ -241,7 +245,7 @@ impl OrdersApi {
         url
     }
 
-    /// [`Self::url`] with `query` form-encoded, as reqwest's `query` would add it.
+    /// [`Self::url`] with `query` form-encoded (`application/x-www-form-urlencoded`).
     fn url_with_query(&self, path: &[&str], query: &[(&str, String)]) -> Url {
         let mut url = self.url(path);
         if !query.is_empty() {
@@ -299,10 +303,9 @@ impl OrdersApi {
         let mut retried = false;
         loop {
             let (token, how) = self.token(who).await?;
-            let response = match call.request(url, &token) {
-                Ok(request) => self.exchange(request, self.timeout).await,
-                Err(e) => Err(CallError::BadResponse(format!("the request could not be made: {e}"))),
-            };
+            // Nothing is sent, so nothing is recorded as sent (no header value prints itself).
+            let request = call.request(url, &token).map_err(|e| CallError::Request(e.to_string()))?;
+            let response = self.exchange(request, self.timeout).await;
             seen.api_hop = response
                 .as_ref()
                 .ok()
@@ -338,7 +341,7 @@ impl OrdersApi {
     async fn exchange(&self, request: Request<Full<Bytes>>, timeout: Duration) -> Result<Response<Bytes>, CallError> {
         match tokio::time::timeout(timeout, self.connections.send(request)).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(SendError::Body(why))) => Err(CallError::BadResponse(why)),
+            Ok(Err(e @ SendError::Body(_))) => Err(CallError::BadResponse(e.to_string())),
             Ok(Err(e)) => Err(CallError::Unreachable { reason: e.to_string() }),
             Err(_) => Err(CallError::Unreachable { reason: format!("no answer within {} s", timeout.as_secs_f32()) }),
         }
