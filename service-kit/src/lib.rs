@@ -10,8 +10,10 @@
 //! - [`clock`], [`secret`] and [`hex`]: the current time, secrets from the OS compared in
 //!   constant time, and lowercase hex, written once.
 //! - [`private_file`]: database files only their owner may read.
+//! - [`causes`]: an error as one line with its causes.
 //! - [`visible_text`]: the characters that hide text from a person but not from a model.
 
+pub mod causes;
 pub mod clock;
 pub mod hex;
 pub mod private_file;

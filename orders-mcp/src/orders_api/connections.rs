@@ -36,6 +36,7 @@ use hyper::{Request, Response, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use rustls_platform_verifier::BuilderVerifierExt;
+use service_kit::causes::with_causes;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -70,18 +71,6 @@ pub enum SendError {
     /// The answer's head came but its body could not be read.
     #[error("its answer could not be read: {0}")]
     Body(String),
-}
-
-/// An error and its causes, as one line (hyper's own errors say only their kind).
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        line.push_str(": ");
-        line.push_str(&e.to_string());
-        cause = e.source();
-    }
-    line
 }
 
 /// Why a TLS handshake failed, without the names a certificate mismatch would quote (rustls

@@ -40,13 +40,5 @@ impl AcquireError {
 /// reqwest errors include the URL, which may carry query parameters: keep the failure's
 /// description and its causes, without the URL.
 pub fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+    service_kit::causes::with_causes(&e.without_url())
 }
