@@ -336,7 +336,7 @@ async fn run() -> anyhow::Result<()> {
         oha_run(&oha, stack, &token, 16, 1, None).await?;
     }
     let exchanges = idp.handle().stats().on_behalf_of;
-    let spans_before = receiver.spans.load(Ordering::Relaxed);
+    let (spans_before, bytes_before) = (receiver.spans.load(Ordering::Relaxed), receiver.bytes.load(Ordering::Relaxed));
 
     println!("\nfull path: tools/call get_order -> orders-mcp -> orders-api -> SQLite (warm OBO cache), load by oha");
     if let Some(baseline) = &baseline_bin {
@@ -402,6 +402,7 @@ async fn run() -> anyhow::Result<()> {
     // The exporter sends a batch at most every few seconds: wait for the last ones.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let spans_exported = receiver.spans.load(Ordering::Relaxed) - spans_before;
+    let bytes_exported = receiver.bytes.load(Ordering::Relaxed) - bytes_before;
     let exported_calls: f64 = levels[tracing_off + 1].iter().map(|l| l.requests).sum();
     if spans_exported == 0 {
         bail!("the exporting stack sent no spans to the receiver: the tracing rows would measure nothing");
@@ -440,9 +441,10 @@ async fn run() -> anyhow::Result<()> {
         false,
     ));
     let spans_per_call = spans_exported as f64 / exported_calls.max(1.0);
+    let bytes_per_call = bytes_exported as f64 / exported_calls.max(1.0);
     println!(
         "\ntracing overhead (both with RUST_LOG={DEFAULT_LOG_FILTER}; exporting every span over OTLP/HTTP to a \
-         receiver in this process that counts them, {spans_per_call:.1} spans per call)"
+         receiver in this process that counts them, {spans_per_call:.1} spans and {bytes_per_call:.0} bytes per call)"
     );
     println!(
         "{:>11} {:>12} {:>16} {:>19} {:>8}   CPU µs per call, off → exporting: orders-mcp orders-api",
@@ -492,6 +494,7 @@ async fn run() -> anyhow::Result<()> {
         ));
     }
     results.push(row("full path, exporting: spans received per call".into(), spans_per_call, "spans", None, false));
+    results.push(row("full path, exporting: OTLP bytes received per call".into(), bytes_per_call, "bytes", None, true));
     if baseline_bin.is_some() {
         // An exporting baseline is compared with this build exporting, and judged by nothing.
         let (ours, judged_speedup) =
@@ -561,6 +564,8 @@ struct Receiver {
     /// The base URL, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
     url: String,
     spans: Arc<AtomicU64>,
+    /// Request bytes received: what sending the spans costs scales with them.
+    bytes: Arc<AtomicU64>,
 }
 
 impl Receiver {
@@ -575,13 +580,13 @@ impl Receiver {
     }
 
     async fn start() -> anyhow::Result<Receiver> {
-        let spans = Arc::new(AtomicU64::new(0));
-        let counted = spans.clone();
+        let (spans, bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (counted, counted_bytes) = (spans.clone(), bytes.clone());
         let checked = Arc::new(std::sync::Once::new());
         let app = axum::Router::new().route(
             "/v1/traces",
             axum::routing::post(move |body: axum::body::Bytes| {
-                let (counted, checked) = (counted.clone(), checked.clone());
+                let (counted, counted_bytes, checked) = (counted.clone(), counted_bytes.clone(), checked.clone());
                 async move {
                     let received = count_spans(&body).ok_or(StatusCode::BAD_REQUEST)?;
                     checked.call_once(|| {
@@ -593,6 +598,7 @@ impl Receiver {
                         }
                     });
                     counted.fetch_add(received as u64, Ordering::Relaxed);
+                    counted_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
                     let answer = ExportTraceServiceResponse::default().encode_to_vec();
                     Ok::<_, StatusCode>(([(header::CONTENT_TYPE, "application/x-protobuf")], answer))
                 }
@@ -605,7 +611,7 @@ impl Receiver {
                 eprintln!("the OTLP receiver stopped: {e}");
             }
         });
-        Ok(Receiver { url, spans })
+        Ok(Receiver { url, spans, bytes })
     }
 }
 
