@@ -336,7 +336,7 @@ async fn run() -> anyhow::Result<()> {
         oha_run(&oha, stack, &token, 16, 1, None).await?;
     }
     let exchanges = idp.handle().stats().on_behalf_of;
-    let (spans_before, bytes_before) = (receiver.spans.load(Ordering::Relaxed), receiver.bytes.load(Ordering::Relaxed));
+    let (spans_before, bytes_before) = receiver.received.counts();
 
     println!("\nfull path: tools/call get_order -> orders-mcp -> orders-api -> SQLite (warm OBO cache), load by oha");
     if let Some(baseline) = &baseline_bin {
@@ -401,8 +401,8 @@ async fn run() -> anyhow::Result<()> {
     println!("\nOn-Behalf-Of exchanges during the measured runs: {exchanges_during_runs}");
     // The exporter sends a batch at most every few seconds: wait for the last ones.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let spans_exported = receiver.spans.load(Ordering::Relaxed) - spans_before;
-    let bytes_exported = receiver.bytes.load(Ordering::Relaxed) - bytes_before;
+    let (spans, bytes) = receiver.received.counts();
+    let (spans_exported, bytes_exported) = (spans - spans_before, bytes - bytes_before);
     let exported_calls: f64 = levels[tracing_off + 1].iter().map(|l| l.requests).sum();
     if spans_exported == 0 {
         bail!("the exporting stack sent no spans to the receiver: the tracing rows would measure nothing");
@@ -563,9 +563,22 @@ async fn run() -> anyhow::Result<()> {
 struct Receiver {
     /// The base URL, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
     url: String,
-    spans: Arc<AtomicU64>,
-    /// Request bytes received: what sending the spans costs scales with them.
-    bytes: Arc<AtomicU64>,
+    received: Arc<Received>,
+}
+
+/// What a [`Receiver`] has been sent so far.
+#[derive(Default)]
+struct Received {
+    spans: AtomicU64,
+    /// Request bytes: what sending the spans costs scales with them.
+    bytes: AtomicU64,
+}
+
+impl Received {
+    /// Spans and bytes received.
+    fn counts(&self) -> (u64, u64) {
+        (self.spans.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed))
+    }
 }
 
 impl Receiver {
@@ -580,13 +593,13 @@ impl Receiver {
     }
 
     async fn start() -> anyhow::Result<Receiver> {
-        let (spans, bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let (counted, counted_bytes) = (spans.clone(), bytes.clone());
+        let received = Arc::new(Received::default());
+        let counted = received.clone();
         let checked = Arc::new(std::sync::Once::new());
         let app = axum::Router::new().route(
             "/v1/traces",
             axum::routing::post(move |body: axum::body::Bytes| {
-                let (counted, counted_bytes, checked) = (counted.clone(), counted_bytes.clone(), checked.clone());
+                let (counted, checked) = (counted.clone(), checked.clone());
                 async move {
                     let received = count_spans(&body).ok_or(StatusCode::BAD_REQUEST)?;
                     checked.call_once(|| {
@@ -597,8 +610,8 @@ impl Receiver {
                             std::process::exit(1);
                         }
                     });
-                    counted.fetch_add(received as u64, Ordering::Relaxed);
-                    counted_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                    counted.spans.fetch_add(received as u64, Ordering::Relaxed);
+                    counted.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
                     let answer = ExportTraceServiceResponse::default().encode_to_vec();
                     Ok::<_, StatusCode>(([(header::CONTENT_TYPE, "application/x-protobuf")], answer))
                 }
@@ -611,7 +624,7 @@ impl Receiver {
                 eprintln!("the OTLP receiver stopped: {e}");
             }
         });
-        Ok(Receiver { url, spans, bytes })
+        Ok(Receiver { url, received })
     }
 }
 
