@@ -28,6 +28,9 @@
 //!
 //! The call is chat-app's: MCP 2026-07-28, with `_meta` and the `Mcp-Method`/`Mcp-Name` headers.
 //!
+//! Every stack logs as deployed: JSON lines (`LOG_FORMAT=json`, the Dockerfile's), unless
+//! `LOG_FORMAT` is set for the benchmark.
+//!
 //! Tracing overhead: two more copies of the stack run with the services' default log filter
 //! (`info,rmcp=warn`, as in Azure, so their spans exist), one with OpenTelemetry off (no
 //! `OTEL_*` variable) and one exporting every span (`OTEL_TRACES_SAMPLER=always_on`) over
@@ -95,6 +98,13 @@ const IDLE_RSS_TARGET_MB: f64 = 16.0;
 const TRACING_TARGET: f64 = 0.9;
 /// The services' own log filter when `RUST_LOG` is unset (service_kit::telemetry), as deployed.
 const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
+
+/// The services' log format: JSON, as every container runs them (the Dockerfile's
+/// `LOG_FORMAT=json`), unless this process has `LOG_FORMAT` set (`pretty`, say, to measure the
+/// format people read at a terminal).
+fn log_format() -> String {
+    std::env::var("LOG_FORMAT").unwrap_or_else(|_| "json".into())
+}
 const PEAK_RSS_TARGET_MB: f64 = 32.0;
 
 fn main() -> anyhow::Result<()> {
@@ -171,6 +181,7 @@ impl Stack {
         let api = Service::start(
             Command::new(api_bin)
                 .env("RUST_LOG", "warn")
+                .env("LOG_FORMAT", log_format())
                 .env("IDENTITY_MANIFEST", manifest)
                 .envs(env.iter().copied())
                 .env("ENTRA_AUTHORITY", idp_url)
@@ -181,6 +192,7 @@ impl Stack {
         let mcp = Service::start(
             Command::new(mcp_bin)
                 .env("RUST_LOG", "warn")
+                .env("LOG_FORMAT", log_format())
                 .env("IDENTITY_MANIFEST", manifest)
                 .envs(env.iter().copied())
                 .env("ENTRA_AUTHORITY", idp_url)
@@ -443,8 +455,9 @@ async fn run() -> anyhow::Result<()> {
     let spans_per_call = spans_exported as f64 / exported_calls.max(1.0);
     let bytes_per_call = bytes_exported as f64 / exported_calls.max(1.0);
     println!(
-        "\ntracing overhead (both with RUST_LOG={DEFAULT_LOG_FILTER}; exporting every span over OTLP/HTTP to a \
-         receiver in this process that counts them, {spans_per_call:.1} spans and {bytes_per_call:.0} bytes per call)"
+        "\ntracing overhead (both with RUST_LOG={DEFAULT_LOG_FILTER} and LOG_FORMAT={}; exporting every span over OTLP/HTTP to a \
+         receiver in this process that counts them, {spans_per_call:.1} spans and {bytes_per_call:.0} bytes per call)",
+        log_format()
     );
     println!(
         "{:>11} {:>12} {:>16} {:>19} {:>8}   CPU µs per call, off → exporting: orders-mcp orders-api",
