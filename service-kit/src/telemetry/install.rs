@@ -17,7 +17,7 @@ use super::batch::{self, Control, FLUSH_LIMIT, Queue, Retries};
 use super::context::set_exporting;
 use super::export::OtlpExporter;
 use super::layer::{OtlpLayer, suppress_on_this_thread};
-use super::logs::WithTraceIds;
+use super::logs;
 use super::settings::{OtlpSettings, TelemetrySettings};
 use crate::settings::Env;
 
@@ -94,24 +94,23 @@ pub fn init(service: &str) -> Telemetry {
 /// [`init`] with explicit settings (tests and benchmarks).
 pub fn init_with(settings: TelemetrySettings) -> Telemetry {
     let filter = settings.filter.as_deref().map(EnvFilter::new).unwrap_or_else(|| EnvFilter::new("info,rmcp=warn"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    // Colours are for a person at a terminal (and tracing-subscriber's default there, unless
-    // NO_COLOR is set); a file, a pipe or a container's log gets plain text, without escape
-    // codes in every line and the work of writing them into every span's fields.
-    let fmt = if std::io::stderr().is_terminal() { fmt } else { fmt.with_ansi(false) };
-    let logs = if !settings.logs {
-        None
-    } else if settings.json_logs {
-        Some(fmt.json().flatten_event(true).map_event_format(WithTraceIds).boxed())
-    } else {
-        Some(fmt.compact().boxed())
-    };
     let started = settings.otlp.as_ref().and_then(|otlp| match Exporting::start(otlp) {
         Ok(started) => Some(started),
         Err(e) => {
             eprintln!("cannot start exporting traces: {e}");
             None
         }
+    });
+    let logs = settings.logs.then(|| {
+        if settings.json_logs {
+            return logs::json(std::io::stderr, started.is_some());
+        }
+        let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+        // Colours are for a person at a terminal (and tracing-subscriber's default there,
+        // unless NO_COLOR is set); a file, a pipe or a container's log gets plain text, without
+        // escape codes in every line and the work of writing them into every span's fields.
+        let fmt = if std::io::stderr().is_terminal() { fmt } else { fmt.with_ansi(false) };
+        fmt.compact().boxed()
     });
     let (exporting, layer) = started.unzip();
     let installed = tracing_subscriber::registry().with(filter).with(logs).with(layer).try_init().is_ok();

@@ -5,8 +5,8 @@
 //! - traces: when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set, every span is
 //!   recorded ([`layer`]) and exported over OTLP (HTTP/protobuf or gRPC) in batches
 //!   ([`batch`], [`export`]), W3C trace context is read from each request and sent with each
-//!   outbound call ([`context`]), and JSON log lines carry `trace_id`/`span_id`. Unset, none of
-//!   that runs.
+//!   outbound call ([`context`]), and JSON log lines carry `trace_id`/`span_id` and the spans
+//!   as exported ([`logs`]). Unset, none of that runs.
 //!
 //! Nothing in this workspace logs or records a token: the types that hold one redact
 //! themselves in `Debug`, and span attributes come from validated claims, never a token.
