@@ -8,14 +8,17 @@
 //! written as JSON when the span opens and, for every field recorded later (each request's
 //! response status), parsed and written again (tracing-subscriber's `JsonFields::add_fields`):
 //! the work of every span, for the few that a line is ever written in. The record holds the
-//! same fields already; reading them there costs only the lines written. The values are the
-//! same JSON (text, integers, booleans); a line's spans also show the attributes set on the
-//! record directly (a hop's identity) and not the `otel.*` fields, which name the span instead.
-//! Not exporting, the log layer is tracing-subscriber's own, unchanged.
+//! same fields already; reading them there costs only the lines written. A span's fields come
+//! out as the same JSON (text, integers, booleans, numbers; the `otel.*` fields from the name,
+//! kind and status the record keeps them as), and a line's spans also show the attributes set
+//! on the record directly (a hop's identity). Spans on the exporter's own threads have no
+//! record (they are never exported): a line in one shows its name only. Not exporting, the log
+//! layer is tracing-subscriber's own, unchanged.
 
 use std::fmt;
 
 use opentelemetry::Value;
+use opentelemetry::trace::{SpanKind, Status};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
@@ -96,20 +99,48 @@ fn to_json(value: &impl Serialize) -> Result<String, fmt::Error> {
     serde_json::to_string(value).map_err(|_| fmt::Error)
 }
 
-/// A span in a log line: its attributes as exported, then its name (tracing-subscriber's
-/// shape: the fields, then `name`).
+/// A span in a log line: its attributes as exported and its `otel.*` fields, then its name
+/// (tracing-subscriber's shape: the fields, then `name`).
 struct Exported<'a, 'b, S: for<'l> LookupSpan<'l>>(&'a SpanRef<'b, S>);
 
 impl<S: for<'l> LookupSpan<'l>> Serialize for Exported<'_, '_, S> {
     fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
         let extensions = self.0.extensions();
-        let attributes = extensions.get::<SpanRecord>().map_or(&[][..], |record| &record.attributes[..]);
-        let mut map = serializer.serialize_map(Some(attributes.len() + 1))?;
-        for attribute in attributes {
-            map.serialize_entry(attribute.key.as_str(), &AttributeValue(&attribute.value))?;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(record) = extensions.get::<SpanRecord>() {
+            for attribute in &record.attributes {
+                map.serialize_entry(attribute.key.as_str(), &AttributeValue(&attribute.value))?;
+            }
+            if record.name != self.0.name() {
+                map.serialize_entry("otel.name", &record.name)?;
+            }
+            if let Some(kind) = kind_field(&record.kind) {
+                map.serialize_entry("otel.kind", kind)?;
+            }
+            match &record.status {
+                Status::Unset => {}
+                Status::Ok => map.serialize_entry("otel.status_code", "ok")?,
+                Status::Error { description } => {
+                    map.serialize_entry("otel.status_code", "error")?;
+                    if !description.is_empty() {
+                        map.serialize_entry("otel.status_message", description)?;
+                    }
+                }
+            }
         }
         map.serialize_entry("name", self.0.name())?;
         map.end()
+    }
+}
+
+/// `otel.kind` as a span's field gives it (internal, the default, is not written).
+fn kind_field(kind: &SpanKind) -> Option<&'static str> {
+    match kind {
+        SpanKind::Server => Some("server"),
+        SpanKind::Client => Some("client"),
+        SpanKind::Producer => Some("producer"),
+        SpanKind::Consumer => Some("consumer"),
+        SpanKind::Internal => None,
     }
 }
 
@@ -179,13 +210,18 @@ mod tests {
             tracing::info!("outside any span");
             let _request = tracing::info_span!("request", url.path = "/api/orders").entered();
             tracing::info!(order = "ORD-001", "inside");
+            tracing::info!(parent: None, "in no span, explicitly");
         });
         // The queued bytes are `ScopeSpans.spans` fields: read them as that message.
         let spans = ScopeSpans::decode(&queue.take_batch().spans[..]).unwrap().spans;
         let [request] = &spans[..] else { panic!("one span exported: {spans:?}") };
-        let [outside, inside] = &lines.parsed()[..] else { panic!("two lines") };
-        assert_eq!(outside.get("trace_id"), None, "no span, no ids: {outside}");
-        assert_eq!(outside.get("span"), None, "{outside}");
+        let [outside, inside, detached] = &lines.parsed()[..] else { panic!("three lines") };
+        for line in [outside, detached] {
+            assert_eq!(line.get("trace_id"), None, "no span, no ids: {line}");
+            assert_eq!(line.get("span"), None, "{line}");
+        }
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(text.lines().nth(1).unwrap().starts_with(r#"{"trace_id":""#), "the ids lead the line: {text}");
         assert_eq!(inside["trace_id"], hex::encode(&request.trace_id), "{inside}");
         assert_eq!(inside["span_id"], hex::encode(&request.span_id), "{inside}");
         assert_eq!(inside["order"], "ORD-001", "the event's own fields: {inside}");
@@ -201,8 +237,12 @@ mod tests {
     fn nested_spans_and_a_line() {
         let request = tracing::info_span!(
             "request",
+            otel.name = "GET /api/orders/{id}",
+            otel.kind = "server",
             url.path = "/api/orders/ORD-001",
             http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
             retried = false,
             share = 0.5,
         );
@@ -210,7 +250,8 @@ mod tests {
         let order = "ORD-001";
         let visibility = Some("owner");
         let _get = tracing::info_span!("store.get", order = %order, visibility = ?visibility, limit = 10u64).entered();
-        request.record("http.response.status_code", 200);
+        request.record("http.response.status_code", 500);
+        crate::telemetry::context::record_error(&request, "500");
         tracing::warn!(rows = 1, "read");
     }
 
@@ -235,8 +276,12 @@ mod tests {
         assert_eq!(
             exported["spans"][0],
             serde_json::json!({
+                "otel.name": "GET /api/orders/{id}",
+                "otel.kind": "server",
                 "url.path": "/api/orders/ORD-001",
-                "http.response.status_code": 200,
+                "http.response.status_code": 500,
+                "error.type": "500",
+                "otel.status_code": "error",
                 "retried": false,
                 "share": 0.5,
                 "name": "request",
