@@ -216,6 +216,15 @@ pub struct Stack {
     log_dir: Option<PathBuf>,
 }
 
+/// `n` distinct free ports on loopback, for a stack started on ports of its own (tests). Each is
+/// held until all are chosen: a port let go at once can be the next bind's to port 0, and two
+/// services were once given the same one.
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let held =
+        (0..n).map(|_| TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))).collect::<Result<Vec<_>, _>>()?;
+    held.iter().map(|listener| Ok(listener.local_addr()?.port())).collect()
+}
+
 /// Fails early, with the culprit named, if a port is taken.
 pub fn check_ports_free(services: &[Service]) -> anyhow::Result<()> {
     for s in services {

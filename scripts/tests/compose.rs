@@ -483,19 +483,17 @@ fn docker_compose_accepts_both_files() {
 // ---------------------------------------------------------------------------------------------
 // The offline file's stack as processes, verified
 
-/// A free local port for each container port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[test]
 fn the_offline_file_as_processes_passes_xtask_verify() {
     let compose = load(OFFLINE, &HashMap::new());
     let all = services(&compose);
     // Container hostnames become 127.0.0.1 and every container port a free local port
     // (in URLs, listen addresses and published localhost URLs alike).
-    let mapping: Vec<(String, u16, u16)> =
-        all.iter().map(|(name, service)| (name.clone(), listen_port(&container_env(service)), free_port())).collect();
+    let mapping: Vec<(String, u16, u16)> = all
+        .iter()
+        .zip(xtask::stack::free_ports(all.len()).unwrap())
+        .map(|((name, service), local)| (name.clone(), listen_port(&container_env(service)), local))
+        .collect();
     let remap = |value: &str| {
         let mut value = value.to_string();
         for (host, port, local) in &mapping {

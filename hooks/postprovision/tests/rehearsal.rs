@@ -25,11 +25,6 @@ use service_kit::tls::rustls::ServerConfig;
 use support::fake_cloud::Config;
 use support::{CHAT_MI, CHAT_MI_CLIENT, CONTAINER_APPS, MCP_MI, MCP_MI_CLIENT, Origins, Provisioned, TENANT};
 
-/// A free port on loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Container Apps' ingress for one app, on loopback: it terminates TLS (here with a
 /// certificate from the emulator's local CA instead of a public one) and forwards the bytes to
 /// the app's plain-HTTP target port, as the platform's ingress does. Its address is the app's
@@ -222,8 +217,9 @@ async fn the_services_started_with_what_the_hook_wrote_pass_xtask_verify_against
     std::fs::write(&manifest, manifest_from_the_tenant(&d)).unwrap();
     entra_manifest::Manifest::load(&manifest).unwrap_or_else(|e| panic!("the tenant as a manifest: {e}"));
 
+    let names = ["entra-emulator", "orders-api", "orders-mcp", "chat-app"];
     let ports: BTreeMap<&'static str, u16> =
-        ["entra-emulator", "orders-api", "orders-mcp", "chat-app"].into_iter().map(|n| (n, free_port())).collect();
+        names.into_iter().zip(xtask::stack::free_ports(names.len()).unwrap()).collect();
     let here = Here {
         emulator: format!("https://localhost:{}", ports["entra-emulator"]),
         ca_file: ca_file.clone(),
