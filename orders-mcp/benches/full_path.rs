@@ -5,9 +5,11 @@
 //! orders-mcp and orders-api run as the real release binaries in child processes, so their
 //! memory and CPU time can be read from `/proc/<pid>/`; the Entra emulator runs in this process
 //! (it is only asked for keys and one exchange, during warm-up). Each concurrency level runs oha
-//! for `BENCH_ROUNDS` (default 6) rounds of `BENCH_SECONDS` (default 3) against each stack in
+//! for `BENCH_ROUNDS` (default 10) rounds of `BENCH_SECONDS` (default 3) against each stack in
 //! turn, every other round in reverse order, and prints throughput, latency percentiles (the
-//! median round's) and the CPU time each service spent per request.
+//! median round's) and the CPU time each service spent per request. (Ten, not six: one round's
+//! ratio between two stacks ranges over ±25 % on these hosts, and the median of six moved by
+//! more than a target's margin from run to run.)
 //!
 //! Comparisons between stacks are paired: two stacks' throughputs are compared round by round
 //! (each pair ran seconds apart) and the median of those ratios is the result, printed with the
@@ -177,7 +179,7 @@ impl Stack {
     ) -> anyhow::Result<Stack> {
         let manifest = entra_manifest::REPOSITORY_MANIFEST;
         let data = tempfile::tempdir()?;
-        let (api_addr, mcp_addr) = (free_port()?, free_port()?);
+        let [api_addr, mcp_addr] = free_ports()?;
         let api = Service::start(
             Command::new(api_bin)
                 .env("RUST_LOG", "warn")
@@ -299,7 +301,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 async fn run() -> anyhow::Result<()> {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
-    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6).max(1);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10).max(1);
     let rate: Option<u32> = std::env::var("BENCH_RATE").ok().and_then(|s| s.parse().ok()).filter(|r| *r > 0);
     // Under a rate cap throughput, latency and CPU per call are not what the targets are about.
     let judged = |target: Option<f64>| target.filter(|_| rate.is_none());
@@ -822,8 +824,12 @@ async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
     }
 }
 
-fn free_port() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+/// `N` distinct free local ports, each held until all are chosen (a port let go at once can be
+/// the next bind's to port 0).
+fn free_ports<const N: usize>() -> anyhow::Result<[SocketAddr; N]> {
+    let held: Vec<_> = (0..N).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+    let addrs: Vec<SocketAddr> = held.iter().map(|listener| listener.local_addr()).collect::<Result<_, _>>()?;
+    addrs.try_into().map_err(|_| anyhow::anyhow!("{N} ports"))
 }
 
 /// `target/<profile>/deps/full_path-<hash>` -> `target`.
