@@ -100,6 +100,7 @@ const IDLE_RSS_TARGET_MB: f64 = 16.0;
 const TRACING_TARGET: f64 = 0.9;
 /// The services' own log filter when `RUST_LOG` is unset (service_kit::telemetry), as deployed.
 const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
+const PEAK_RSS_TARGET_MB: f64 = 32.0;
 
 /// The services' log format: JSON, as every container runs them (the Dockerfile's
 /// `LOG_FORMAT=json`), unless this process has `LOG_FORMAT` set (`pretty`, say, to measure the
@@ -107,7 +108,6 @@ const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
 fn log_format() -> String {
     std::env::var("LOG_FORMAT").unwrap_or_else(|_| "json".into())
 }
-const PEAK_RSS_TARGET_MB: f64 = 32.0;
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; nothing else is expected.
