@@ -205,6 +205,18 @@ fn kind(value: &str) -> SpanKind {
     }
 }
 
+/// The `otel.kind` value that [`kind`] reads back as `kind` (none for internal, the default): how a
+/// log line written from a record shows it.
+pub(super) fn kind_field(kind: &SpanKind) -> Option<&'static str> {
+    match kind {
+        SpanKind::Server => Some("server"),
+        SpanKind::Client => Some("client"),
+        SpanKind::Producer => Some("producer"),
+        SpanKind::Consumer => Some("consumer"),
+        SpanKind::Internal => None,
+    }
+}
+
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.text(field, Cow::Borrowed(value));
@@ -279,5 +291,17 @@ impl Visit for EventFields {
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.push(field, Value::F64(value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_reads_back_from_the_field_written_for_it() {
+        for each in [SpanKind::Internal, SpanKind::Server, SpanKind::Client, SpanKind::Producer, SpanKind::Consumer] {
+            assert_eq!(kind(kind_field(&each).unwrap_or("internal")), each);
+        }
     }
 }

@@ -18,7 +18,7 @@
 use std::fmt;
 
 use opentelemetry::Value;
-use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::trace::Status;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
@@ -27,6 +27,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
+use super::layer::kind_field;
 use super::span_record::SpanRecord;
 use crate::hex;
 
@@ -86,12 +87,10 @@ where
             write!(writer, "\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",")?;
         }
         writer.write_str(fields)?;
-        write!(writer, ",\"span\":{},\"spans\":[", to_json(&Exported(&span))?)?;
-        for (i, span) in span.scope().from_root().enumerate() {
-            let comma = if i == 0 { "" } else { "," };
-            write!(writer, "{comma}{}", to_json(&Exported(&span))?)?;
-        }
-        writer.write_str("]}\n")
+        // The line's span is the last of its scope: written once, used for both.
+        let spans = span.scope().from_root().map(|span| to_json(&Exported(&span))).collect::<Result<Vec<_>, _>>()?;
+        let current = spans.last().map_or("{}", String::as_str);
+        writeln!(writer, ",\"span\":{current},\"spans\":[{}]}}", spans.join(","))
     }
 }
 
@@ -130,17 +129,6 @@ impl<S: for<'l> LookupSpan<'l>> Serialize for Exported<'_, '_, S> {
         }
         map.serialize_entry("name", self.0.name())?;
         map.end()
-    }
-}
-
-/// `otel.kind` as a span's field gives it (internal, the default, is not written).
-fn kind_field(kind: &SpanKind) -> Option<&'static str> {
-    match kind {
-        SpanKind::Server => Some("server"),
-        SpanKind::Client => Some("client"),
-        SpanKind::Producer => Some("producer"),
-        SpanKind::Consumer => Some("consumer"),
-        SpanKind::Internal => None,
     }
 }
 
